@@ -1,0 +1,255 @@
+#include "cli.hpp"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "doctor.hpp"
+#include "error.hpp"
+#include "gather.hpp"
+#include "hook_entry.hpp"
+#include "plan.hpp"
+#include "policy.hpp"
+#include "sys/file.hpp"
+#include "virt.hpp"
+
+namespace sockhook {
+namespace {
+
+constexpr std::size_t kMaxXmlBytes = 16 * 1024 * 1024;
+
+/// Prints `sockhook: error: <line>` to stderr.
+void print_error(const std::string& line) { std::fprintf(stderr, "sockhook: error: %s\n", line.c_str()); }
+
+std::string read_stream(std::istream& in) {
+  std::string text, line;
+  char buf[16384];
+  while (in.read(buf, sizeof buf) || in.gcount() > 0) {
+    text.append(buf, static_cast<std::size_t>(in.gcount()));
+    if (text.size() > kMaxXmlBytes) throw Error("the domain XML is too large");
+  }
+  return text;
+}
+
+/// Options shared by the commands that plan.
+struct PlanCommand {
+  std::string file;
+  std::string domain;
+  std::string operation = "prepare";
+  std::string connect;
+  std::vector<std::string> plugin_dirs;
+  std::string policy = policy_path();
+  std::string qemu_conf = "/etc/libvirt/qemu.conf";
+  bool json = false;
+
+  void add_to(CLI::App& app, int* status) {
+    auto* cmd = app.add_subcommand("plan", "Show what the hook would do (a dry run; needs no root)");
+    cmd->add_option("file", file, "Domain XML file, or - for stdin");
+    cmd->add_option("--domain", domain, "Read the domain's XML from libvirt");
+    cmd->add_option("--operation", operation, "prepare or release")
+        ->check(CLI::IsMember({"prepare", "release"}));
+    cmd->add_option("--connect,-c", connect, "libvirt URI (with --domain)");
+    cmd->add_option("--plugin-dir", plugin_dirs,
+                    "Look for plugins here first (files must be yours or root's)");
+    cmd->add_option("--policy", policy, "Policy file")->capture_default_str();
+    cmd->add_option("--qemu-conf", qemu_conf, "libvirt's qemu.conf")->capture_default_str();
+    cmd->add_flag("--json", json, "Machine-readable output");
+    cmd->callback([this, status] { *status = run(); });
+  }
+
+  int run() {
+    Gathered g;
+    std::string xml;
+    try {
+      if (!domain.empty()) {
+        Virt virt(connect);
+        xml = virt.xml_of(domain, !virt.is_active(domain));
+      } else if (file.empty() || file == "-") {
+        xml = read_stream(std::cin);
+      } else {
+        xml = read_file(file, kMaxXmlBytes);
+      }
+      g.domain = parse_domain_xml(xml);
+    } catch (const Error& e) {
+      print_error((domain.empty() ? file : domain) + ": " + e.what());
+      return 1;
+    }
+    GatherOptions options;
+    options.policy_path = policy;
+    options.qemu_conf_path = qemu_conf;
+    // A dry run by an ordinary user may trust that user's own plugin files: it grants nothing.
+    options.trusted_uids = {0, ::geteuid()};
+    std::vector<PluginDir> dirs;
+    for (const auto& d : plugin_dirs) dirs.push_back({d, false});
+    for (const auto& d : options.plugin_dirs) dirs.push_back(d);
+    options.plugin_dirs = dirs;
+    try {
+      gather(g, options);
+    } catch (const Error& e) {
+      print_error(g.domain.name + ": " + e.what());
+      return 1;
+    }
+    Plan plan = make_plan(g.inputs);
+    if (json) {
+      auto j = plan_to_json(plan);
+      j["operation"] = operation;
+      if (operation == "release") j["undo"] = undo_lines(plan);
+      std::cout << j.dump(2) << "\n";
+    } else if (operation == "release") {
+      std::cout << "release of " << plan.domain << " would, newest first:\n";
+      int n = 0;
+      for (const auto& line : undo_lines(plan)) std::cout << "  " << ++n << ". " << line << "\n";
+      std::cout << "(release acts only on what the journal in " << options.paths.state_dir
+                << " recorded, and only where the inode still matches)\n";
+    } else {
+      std::cout << format_plan(plan);
+    }
+    for (const auto& e : plan.errors) print_error(plan.domain + ": " + e);
+    return plan.failed() ? 1 : 0;
+  }
+
+  static std::vector<std::string> undo_lines(const Plan& plan) {
+    std::vector<std::string> lines;
+    for (auto s = plan.sockets.rbegin(); s != plan.sockets.rend(); ++s)
+      for (auto step = s->steps.rbegin(); step != s->steps.rend(); ++step)
+        if (auto line = describe_undo(*step); !line.empty()) lines.push_back(s->request.name + ": " + line);
+    for (const auto& step : plan.domain_steps) lines.push_back(describe_undo(step));
+    return lines;
+  }
+};
+
+/// sockhook plugins [NAME]
+int list_plugins(const std::string& name) {
+  auto set = load_plugins(default_plugin_dirs(), {0});
+  for (const auto& p : set.problems) std::printf("warning: %s\n", p.c_str());
+  if (!name.empty()) {
+    std::string why;
+    const Plugin* p = set.find(name, &why);
+    if (!p) {
+      print_error(why);
+      return 1;
+    }
+    std::printf("%s: %s\n  file    %s\n  socket  {runtime_dir}/%s -> {lend_dir}/%s\n", p->name.c_str(),
+                p->summary.c_str(), p->file.c_str(), p->socket_path.c_str(), p->socket_target.c_str());
+    for (const auto& f : p->files)
+      std::printf("  file    %s -> {lend_dir}/%s%s\n", f.path.c_str(), f.target.c_str(),
+                  f.optional ? " (optional)" : "");
+    for (const auto& e : p->env) std::printf("  env     %s=%s\n", e.name.c_str(), e.value.c_str());
+    for (const auto& a : p->audio)
+      std::printf("  libvirt <audio type='%s' %s='%s'> instead of %s\n", a.audio_type.c_str(),
+                  a.attribute.c_str(), a.value.c_str(), a.covers.c_str());
+    return 0;
+  }
+  for (const auto& [n, p] : set.plugins)
+    std::printf("%-12s %s\n             %s\n", n.c_str(), p.summary.c_str(), p.file.c_str());
+  for (const auto& [n, why] : set.refused) std::printf("%-12s REFUSED: %s\n", n.c_str(), why.c_str());
+  return set.refused.empty() ? 0 : 1;
+}
+
+/// sockhook policy allow|revoke|list
+struct PolicyCommand {
+  std::string domain, owner, plugin, connect;
+  std::string file = policy_path();
+
+  void add_to(CLI::App& app, int* status) {
+    auto* cmd = app.add_subcommand("policy", "Manage which owner may lend what to which domain");
+    cmd->require_subcommand(1);
+    cmd->add_option("--policy-file", file, "Policy file")->capture_default_str();
+    for (const char* verb : {"allow", "revoke"}) {
+      bool is_allow = std::string_view(verb) == "allow";
+      auto* sub = cmd->add_subcommand(verb, is_allow ? "Allow an owner to lend to a domain"
+                                                     : "Take an allowance back");
+      sub->add_option("--domain", domain, "Domain name or UUID")->required();
+      sub->add_option("--owner", owner, "User name or uid")->required();
+      sub->add_option("--plugin", plugin,
+                      is_allow ? "Plugin (default: all)" : "Plugin (default: all of them)");
+      sub->add_option("--connect,-c", connect, "libvirt URI, to resolve a domain name");
+      sub->callback([this, is_allow, status] { *status = change(is_allow); });
+    }
+    cmd->add_subcommand("list", "List the allowances")->callback([this, status] { *status = list(); });
+  }
+
+  int change(bool allow) {
+    try {
+      std::string uuid = domain;
+      if (!is_valid_uuid(domain)) uuid = Virt(connect).uuid_of(domain);
+      auto user = lookup_user(owner);
+      if (!user) throw Error("owner '" + owner + "' is not a user on this host");
+      if (allow && (user->uid == 0 || user->uid < regular_uid_min()))
+        throw Error("owner '" + owner + "' is root or a system user; sockhook lends only regular users' sockets");
+      auto policy = load_policy(file);
+      bool changed = allow ? policy.allow(uuid, user->name, plugin.empty() ? "*" : plugin)
+                           : policy.revoke(uuid, user->name, plugin);
+      if (changed) save_policy(policy, file);
+      std::printf("%s: %s %s %s\n", uuid.c_str(), user->name.c_str(),
+                  changed ? (allow ? "may now lend" : "may no longer lend") : "already had",
+                  plugin.empty() ? "every plugin" : plugin.c_str());
+      return 0;
+    } catch (const Error& e) {
+      print_error(domain + ": " + e.what());
+      return 1;
+    }
+  }
+
+  int list() {
+    try {
+      auto policy = load_policy(file);
+      if (policy.rules().empty()) std::printf("no allowances (default deny)\n");
+      for (const auto& r : policy.rules()) {
+        std::string plugins;
+        for (const auto& p : r.plugins) plugins += (plugins.empty() ? "" : " ") + p;
+        std::printf("%s  %-12s %s\n", r.uuid.c_str(), r.owner.c_str(), plugins.c_str());
+      }
+      return 0;
+    } catch (const Error& e) {
+      print_error(e.what());
+      return 1;
+    }
+  }
+};
+
+}  // namespace
+
+int run_cli(int argc, char** argv) {
+  CLI::App app{"sockhook: lend desktop sockets (PipeWire, PulseAudio, Wayland) to libvirt VMs"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "sockhook " SOCKHOOK_VERSION);
+
+  int status = 0;
+  PlanCommand plan;
+  plan.add_to(app, &status);
+
+  std::string plugin_name;
+  auto* plugins = app.add_subcommand("plugins", "List the installed plugins, or show one");
+  plugins->add_option("name", plugin_name, "Plugin name");
+  plugins->callback([&] { status = list_plugins(plugin_name); });
+
+  PolicyCommand policy;
+  policy.add_to(app, &status);
+
+  auto* doctor = app.add_subcommand("doctor", "Check the host");
+  doctor->callback([&] { status = print_checks(check_host()); });
+
+  HookArgs hook_args;
+  auto* hook = app.add_subcommand("hook", "Run as libvirt's hook: DOMAIN OPERATION SUB EXTRA");
+  hook->add_option("domain", hook_args.domain)->required();
+  hook->add_option("operation", hook_args.operation)->required();
+  hook->add_option("sub", hook_args.sub)->required();
+  hook->add_option("extra", hook_args.extra);
+  hook->callback([&] { status = run_hook(hook_args); });
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // CLI11 prints help and version to stdout with exit 0; usage errors exit 2 (SPEC §6).
+    int code = app.exit(e);
+    return code == 0 ? 0 : 2;
+  }
+  return status;
+}
+
+}  // namespace sockhook

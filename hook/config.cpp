@@ -1,0 +1,65 @@
+#include "config.hpp"
+
+#include <fcntl.h>
+
+#include <cstdlib>
+#include <sstream>
+
+#include <CLI/CLI.hpp>
+
+#include "error.hpp"
+#include "sys/file.hpp"
+
+namespace sockhook {
+
+Config Config::parse(std::string_view text) {
+  std::istringstream in{std::string(text)};
+  std::vector<CLI::ConfigItem> items;
+  try {
+    items = CLI::ConfigINI().from_config(in);
+  } catch (const CLI::Error& e) {
+    throw Error(std::string("cannot parse configuration: ") + e.what());
+  }
+  Config config;
+  for (const auto& item : items) {
+    if (item.name == "++" || item.name == "--") continue;
+    auto key = item.fullname();
+    auto value = item.inputs.size() == 1 ? item.inputs[0] : std::string();
+    if (key == "dry_run") {
+      if (value == "true" || value == "yes" || value == "1") {
+        config.dry_run = true;
+      } else if (value == "false" || value == "no" || value == "0") {
+        config.dry_run = false;
+      } else {
+        throw Error("cannot parse configuration: dry_run = '" + value + "' is not true or false");
+      }
+    } else {
+      throw Error("cannot parse configuration: unknown key '" + key + "'");
+    }
+  }
+  return config;
+}
+
+std::string config_path() { return SOCKHOOK_SYSCONF_DIR "/sockhook.conf"; }
+
+Config load_config(const std::string& path) {
+  Config config;
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
+  if (fd) {
+    auto st = fstat_or_throw(fd, path);
+    if (st.st_uid != 0 || (st.st_mode & S_IWOTH))
+      throw Error("configuration " + path + " is not owned by root or is writable by others");
+    try {
+      config = Config::parse(read_all(fd, 64 * 1024));
+    } catch (const Error& e) {
+      throw e.with_context(path);
+    }
+  } else if (errno != ENOENT) {
+    throw_errno("cannot open configuration " + path);
+  }
+  if (const char* env = std::getenv("SOCKHOOK_DRY_RUN"); env && std::string_view(env) == "1")
+    config.dry_run = true;
+  return config;
+}
+
+}  // namespace sockhook

@@ -1,0 +1,327 @@
+#include "domain_xml.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <set>
+
+#include <pugixml.hpp>
+
+#include "error.hpp"
+
+namespace sockhook {
+namespace {
+
+constexpr int kMaxWaitSeconds = 120;
+constexpr std::size_t kMaxSockets = 32;
+
+/// The part of a qualified XML name after the colon.
+std::string_view local_name(std::string_view qname) {
+  auto colon = qname.find(':');
+  return colon == std::string_view::npos ? qname : qname.substr(colon + 1);
+}
+
+/// The namespace URI that applies to `node`, found by walking up to the nearest xmlns
+/// declaration for its prefix. pugixml does not resolve namespaces itself.
+std::string namespace_of(const pugi::xml_node& node) {
+  std::string_view qname = node.name();
+  auto colon = qname.find(':');
+  std::string attr = colon == std::string_view::npos
+                         ? std::string("xmlns")
+                         : "xmlns:" + std::string(qname.substr(0, colon));
+  for (auto n = node; n; n = n.parent()) {
+    if (auto a = n.attribute(attr.c_str())) return a.value();
+  }
+  return {};
+}
+
+bool is_element(const pugi::xml_node& node, std::string_view ns, std::string_view local) {
+  return node.type() == pugi::node_element && local_name(node.name()) == local &&
+         namespace_of(node) == ns;
+}
+
+bool all_of_chars(std::string_view s, bool (*ok)(char)) {
+  return std::all_of(s.begin(), s.end(), ok);
+}
+
+bool is_name_char(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+         c == '-' || c == '.';
+}
+
+bool is_digit(char c) { return c >= '0' && c <= '9'; }
+
+/// Plugin names become file names: lower-case letters, digits, '-' and '_' only.
+bool valid_plugin_name(std::string_view s) {
+  return !s.empty() && s.size() <= 64 && s[0] != '-' && s[0] != '_' &&
+         all_of_chars(s, [](char c) {
+           return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
+         });
+}
+
+/// A user name as useradd accepts it, or a numeric uid.
+bool valid_owner(std::string_view s) {
+  if (s.empty() || s.size() > 32) return false;
+  if (all_of_chars(s, is_digit)) return true;
+  if (s[0] == '-' || s[0] == '.' || is_digit(s[0])) return false;
+  auto body = s.back() == '$' ? s.substr(0, s.size() - 1) : s;
+  return all_of_chars(body, is_name_char);
+}
+
+bool valid_socket_name(std::string_view s) {
+  return !s.empty() && s.size() <= 64 && s[0] != '.' && s[0] != '-' &&
+         all_of_chars(s, is_name_char);
+}
+
+/// The name appears in logs and error lines; refuse what could forge or confuse them.
+std::optional<std::string> domain_name_problem(std::string_view name) {
+  if (name.empty()) return "the domain has no <name>";
+  if (name == "." || name == "..") return "the domain name '" + std::string(name) + "' is not allowed";
+  for (char c : name) {
+    if (c == '/') return "the domain name contains '/'";
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
+      return "the domain name contains a control character";
+  }
+  return std::nullopt;
+}
+
+/// Collects diagnostics for one <socket> element while validating it.
+class SocketParser {
+ public:
+  SocketParser(DomainInfo& info, std::set<std::string>& names) : info_(info), names_(names) {}
+
+  void parse(const pugi::xml_node& el, std::size_t index) {
+    SocketRequest req;
+    // `required` first, so that every later error knows whether it is fatal.
+    std::string required = el.attribute("required").as_string("yes");
+    if (required == "no") {
+      req.required = false;
+    } else if (required != "yes") {
+      error(label(el, index), "required='" + required + "' must be 'yes' or 'no'");
+    }
+    req_required_ = req.required;
+
+    req.plugin = el.attribute("plugin").as_string();
+    req.name = el.attribute("name") ? el.attribute("name").as_string() : req.plugin;
+    auto who = label(el, index);
+    if (!el.attribute("plugin")) {
+      error(who, "missing attribute 'plugin'");
+    } else if (!valid_plugin_name(req.plugin)) {
+      error(who, "plugin='" + req.plugin + "' is not a plugin name (plugins are named, never paths)");
+    }
+    if (!el.attribute("owner")) {
+      error(who, "missing attribute 'owner'");
+    } else {
+      req.owner = el.attribute("owner").as_string();
+      if (!valid_owner(req.owner)) error(who, "owner='" + req.owner + "' is not a user name or uid");
+    }
+    if (auto m = el.attribute("method")) {
+      if (auto parsed = parse_method(m.as_string())) {
+        req.method = *parsed;
+      } else {
+        error(who, std::string("method='") + m.as_string() +
+                       "' is not one of auto, bind, proxy, acl, group");
+      }
+    }
+    if (auto w = el.attribute("wait")) {
+      std::string_view v = w.as_string();
+      int seconds = -1;
+      auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), seconds);
+      if (ec != std::errc() || end != v.data() + v.size() || seconds < 0 ||
+          seconds > kMaxWaitSeconds) {
+        error(who, "wait='" + std::string(v) + "' must be a whole number of seconds from 0 to " +
+                       std::to_string(kMaxWaitSeconds));
+      } else {
+        req.wait_seconds = seconds;
+        if (req.method == Method::kProxy)
+          warn(who, "wait has no effect with method='proxy' (the proxy connects lazily)");
+      }
+    }
+    if (el.attribute("name") && !valid_socket_name(req.name)) {
+      error(who, "name='" + req.name + "' may hold only letters, digits, '.', '_' and '-'");
+    } else if (!req.name.empty() && !names_.insert(req.name).second) {
+      error(who, "name '" + req.name + "' is used by another socket of this domain" +
+                     (el.attribute("name") ? "" : " (set name= to tell them apart)"));
+    }
+    for (auto a : el.attributes()) {
+      std::string_view n = a.name();
+      if (n == "plugin" || n == "owner" || n == "method" || n == "required" || n == "wait" ||
+          n == "name" || n.starts_with("xmlns"))
+        continue;
+      warn(who, "ignoring unknown attribute '" + std::string(n) + "'");
+    }
+    for (auto child : el.children()) {
+      if (child.type() == pugi::node_element)
+        warn(who, "ignoring unknown element <" + std::string(child.name()) + ">");
+    }
+    if (!failed_) info_.sockets.push_back(std::move(req));
+  }
+
+ private:
+  /// A socket is named by its name= or plugin= when those are usable, else by position.
+  static std::string label(const pugi::xml_node& el, std::size_t index) {
+    for (const char* attr : {"name", "plugin"}) {
+      std::string v = el.attribute(attr).as_string();
+      if (valid_socket_name(v)) return v;
+    }
+    return "socket #" + std::to_string(index + 1);
+  }
+  void error(const std::string& who, std::string msg) {
+    failed_ = true;
+    info_.diagnostics.push_back({who, std::move(msg), true, req_required_});
+  }
+  void warn(const std::string& who, std::string msg) {
+    info_.diagnostics.push_back({who, std::move(msg), false, false});
+  }
+
+  DomainInfo& info_;
+  std::set<std::string>& names_;
+  bool failed_ = false;
+  bool req_required_ = true;
+};
+
+void parse_metadata(const pugi::xml_node& metadata, DomainInfo& info) {
+  bool seen = false;
+  for (auto el : metadata.children()) {
+    if (el.type() != pugi::node_element) continue;
+    std::string ns = namespace_of(el);
+    if (ns != kMetadataNs) {
+      // Someone meant sockhook but wrote another namespace: that must not pass silently.
+      if (ns.starts_with("urn:sockhook:") || std::string_view(el.name()).starts_with("sockhook:"))
+        info.diagnostics.push_back(
+            {"", "metadata <" + std::string(el.name()) + "> uses namespace '" + ns +
+                     "'; this sockhook understands only '" + std::string(kMetadataNs) + "'",
+             true, true});
+      continue;
+    }
+    info.has_metadata = true;
+    if (local_name(el.name()) != "sockets") {
+      info.diagnostics.push_back(
+          {"", "ignoring unknown metadata element <" + std::string(el.name()) + ">", false, false});
+      continue;
+    }
+    if (seen) {
+      info.diagnostics.push_back({"", "more than one <sockets> element; all must be merged into one",
+                                  true, true});
+      continue;
+    }
+    seen = true;
+    std::set<std::string> names;
+    std::size_t index = 0;
+    for (auto child : el.children()) {
+      if (child.type() != pugi::node_element) continue;
+      if (!is_element(child, kMetadataNs, "socket")) {
+        info.diagnostics.push_back(
+            {"", "ignoring unknown element <" + std::string(child.name()) + "> in <sockets>", false,
+             false});
+        continue;
+      }
+      if (index == kMaxSockets) {
+        info.diagnostics.push_back(
+            {"", "more than " + std::to_string(kMaxSockets) + " sockets", true, true});
+        break;
+      }
+      SocketParser(info, names).parse(child, index++);
+    }
+  }
+}
+
+void parse_qemu_side(const pugi::xml_node& domain, DomainInfo& info) {
+  for (auto seclabel : domain.children("seclabel")) {
+    if (std::string_view(seclabel.attribute("model").as_string()) != "dac") continue;
+    std::string_view label = seclabel.child_value("label");
+    auto colon = label.find(':');
+    if (label.empty() || colon == std::string_view::npos) continue;
+    info.dac = DacLabel{std::string(label.substr(0, colon)), std::string(label.substr(colon + 1)),
+                        std::string_view(seclabel.attribute("type").as_string()) == "static"};
+  }
+  for (auto el : domain.children()) {
+    if (!is_element(el, kQemuNs, "commandline")) continue;
+    for (auto env : el.children()) {
+      if (is_element(env, kQemuNs, "env"))
+        info.qemu_env.emplace_back(env.attribute("name").as_string(),
+                                   env.attribute("value").as_string());
+    }
+  }
+  for (auto audio : domain.child("devices").children("audio")) {
+    AudioBackend backend{audio.attribute("type").as_string(), {}};
+    for (auto a : audio.attributes()) backend.attributes.emplace_back(a.name(), a.value());
+    for (auto dir : audio.children()) {
+      if (dir.type() != pugi::node_element) continue;
+      for (auto a : dir.attributes())
+        backend.attributes.emplace_back(std::string(dir.name()) + "." + a.name(), a.value());
+    }
+    info.audio.push_back(std::move(backend));
+  }
+}
+
+}  // namespace
+
+std::string_view to_string(Method m) {
+  switch (m) {
+    case Method::kAuto: return "auto";
+    case Method::kBind: return "bind";
+    case Method::kProxy: return "proxy";
+    case Method::kAcl: return "acl";
+    case Method::kGroup: return "group";
+  }
+  return "?";
+}
+
+std::optional<Method> parse_method(std::string_view s) {
+  for (auto m : {Method::kAuto, Method::kBind, Method::kProxy, Method::kAcl, Method::kGroup})
+    if (to_string(m) == s) return m;
+  return std::nullopt;
+}
+
+bool DomainInfo::has_fatal_error() const {
+  return std::any_of(diagnostics.begin(), diagnostics.end(),
+                     [](const Diagnostic& d) { return d.error && d.required; });
+}
+
+bool is_valid_uuid(std::string_view s) {
+  if (s.size() != 36) return false;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    char c = s[i];
+    bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+    bool hex = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+    if (dash ? c != '-' : !hex) return false;
+  }
+  return true;
+}
+
+bool may_have_metadata(std::string_view xml) {
+  return xml.find("urn:sockhook:") != std::string_view::npos;
+}
+
+DomainInfo parse_domain_xml(std::string_view xml) {
+  pugi::xml_document doc;
+  // No entity expansion beyond the XML built-ins; pugixml never fetches external DTDs.
+  auto result = doc.load_buffer(xml.data(), xml.size(), pugi::parse_default, pugi::encoding_utf8);
+  if (!result)
+    throw Error("cannot parse domain XML: " + std::string(result.description()) + " at offset " +
+                std::to_string(result.offset));
+  auto domain = doc.child("domain");
+  if (!domain) throw Error("cannot parse domain XML: the root element is not <domain>");
+
+  DomainInfo info;
+  info.name = domain.child_value("name");
+  info.uuid = domain.child_value("uuid");
+  parse_metadata(domain.child("metadata"), info);
+  parse_qemu_side(domain, info);
+  if (info.has_metadata) {
+    if (auto problem = domain_name_problem(info.name))
+      info.diagnostics.push_back({"", *problem, true, true});
+    if (info.uuid.empty()) {
+      info.diagnostics.push_back(
+          {"", "the domain has no <uuid>; lends are keyed by UUID", true, true});
+    } else if (!is_valid_uuid(info.uuid)) {
+      info.diagnostics.push_back({"", "the domain UUID '" + info.uuid + "' is malformed", true, true});
+    }
+  }
+  // Lend directories and journals are keyed by the lower-case UUID.
+  std::transform(info.uuid.begin(), info.uuid.end(), info.uuid.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return info;
+}
+
+}  // namespace sockhook

@@ -1,0 +1,162 @@
+#include "hook_entry.hpp"
+
+#include <dirent.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <string_view>
+
+#include <pugixml.hpp>
+
+#include "config.hpp"
+#include "error.hpp"
+#include "executor.hpp"
+#include "gather.hpp"
+#include "log.hpp"
+#include "plan.hpp"
+#include "sys/fd.hpp"
+
+namespace sockhook {
+namespace {
+
+constexpr std::size_t kMaxXmlBytes = 16 * 1024 * 1024;
+
+/// libvirt writes the XML to our stdin and waits for us; read it all (bounded), so that it
+/// never sees EPIPE. A terminal on stdin means a person ran us by hand: no XML.
+std::string read_stdin() {
+  std::string xml;
+  if (::isatty(STDIN_FILENO)) return xml;
+  char buf[16384];
+  for (;;) {
+    auto n = retry_eintr([&] { return ::read(STDIN_FILENO, buf, sizeof buf); });
+    if (n <= 0) break;
+    if (xml.size() + static_cast<std::size_t>(n) > kMaxXmlBytes) throw Error("domain XML is too large");
+    xml.append(buf, static_cast<std::size_t>(n));
+  }
+  return xml;
+}
+
+/// One line on stderr, which libvirt appends to the error `virsh start` prints.
+void report(const std::string& domain, const std::string& line) {
+  auto msg = "sockhook: error: " + domain + ": " + line;
+  log_error(msg);
+  std::fprintf(stderr, "%s\n", msg.c_str());
+}
+
+/// True if the state directory holds any journal: release must run even when the metadata
+/// was removed from a running domain.
+bool any_journal(const Paths& paths) {
+  DIR* d = ::opendir(paths.state_dir.c_str());
+  if (!d) return false;
+  bool found = false;
+  while (auto* e = ::readdir(d)) {
+    std::string_view n = e->d_name;
+    if (n.size() > 4 && n.ends_with(".xml")) {
+      found = true;
+      break;
+    }
+  }
+  ::closedir(d);
+  return found;
+}
+
+std::string uuid_of(std::string_view xml) {
+  pugi::xml_document doc;
+  if (!doc.load_buffer(xml.data(), xml.size())) return {};
+  std::string uuid = doc.child("domain").child_value("uuid");
+  for (auto& c : uuid) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return is_valid_uuid(uuid) ? uuid : std::string();
+}
+
+/// prepare/start: parse → load plugins, policy, identity → plan → (dry run: log) → execute.
+int lend(const HookArgs& args, std::string_view xml, bool is_start) {
+  const auto& name = args.domain;
+  // Stage 1: parse the XML; a domain without our metadata costs nothing more.
+  Gathered g;
+  g.domain = parse_domain_xml(xml);
+  if (!g.domain.has_metadata && g.domain.diagnostics.empty()) return 0;
+  // Stage 2: configuration, plugins, policy, users, QEMU's identity.
+  auto config = load_config(config_path());
+  GatherOptions options;
+  gather(g, options);
+  // Stage 3: the plan, pure data.
+  Plan plan = make_plan(g.inputs);
+  for (const auto& w : plan.warnings) log_warning(name + ": " + w);
+  for (const auto& s : plan.sockets)
+    for (const auto& w : s.warnings) log_warning(name + ": " + s.request.name + ": " + w);
+  if (plan.failed()) {
+    for (const auto& e : plan.errors) report(name, e);
+    return 1;
+  }
+  // Stage 4: dry run stops here, with the plan in the log.
+  if (config.dry_run) {
+    log_info(name + ": dry run, " + args.operation + " would do:\n" + format_plan(plan));
+    return 0;
+  }
+  // Stage 5: execute through the journal.
+  ExecContext ctx{options.paths};
+  if (is_start) {
+    execute_start(plan, ctx);
+  } else {
+    execute_prepare(plan, ctx);
+  }
+  log_info(name + ": " + args.operation + " done, " + std::to_string(plan.sockets.size()) +
+           " socket(s) lent");
+  return 0;
+}
+
+}  // namespace
+
+bool invoked_as_hook(const std::string& argv0) {
+  std::string_view p = argv0;
+  return p.ends_with("/hooks/qemu") || p.find("/hooks/qemu.d/") != std::string_view::npos;
+}
+
+int run_hook(const HookArgs& args) {
+  const auto& op = args.operation;
+  bool prepare = op == "prepare" && args.sub == "begin";
+  bool start = op == "start" && args.sub == "begin";
+  bool release = op == "release" && args.sub == "end";
+  bool reconnect = op == "reconnect" && args.sub == "begin";
+  std::string xml;
+  try {
+    xml = read_stdin();
+  } catch (const Error& e) {
+    if (prepare || start) {
+      std::fprintf(stderr, "sockhook: error: %s: %s\n", args.domain.c_str(), e.what());
+      return 1;
+    }
+    return 0;
+  }
+  // Session mode (qemu:///session runs the same hook as the user): nothing to do. Everything
+  // else we do not handle (migrate, restore, started, stopped...) exits here, silently.
+  if (::geteuid() != 0 || !(prepare || start || release || reconnect)) return 0;
+  Paths paths;
+  if ((release || reconnect) && !may_have_metadata(xml) && !any_journal(paths)) return 0;
+  if ((prepare || start) && !may_have_metadata(xml)) return 0;
+
+  log_open();
+  try {
+    if (prepare || start) return lend(args, xml, start);
+    auto uuid = uuid_of(xml);
+    if (uuid.empty()) return 0;
+    ExecContext ctx{paths};
+    auto problems = release ? execute_release(uuid, ctx) : execute_reconnect(uuid, ctx);
+    for (const auto& p : problems) log_warning(args.domain + ": " + p);
+    return 0;  // release and reconnect never fail: a failed reconnect would kill the VM
+  } catch (const Error& e) {
+    if (!(prepare || start)) {
+      log_error(args.domain + ": " + op + ": " + e.what());
+      return 0;
+    }
+    report(args.domain, e.what());
+    return 1;
+  } catch (const std::exception& e) {
+    log_error(args.domain + ": " + op + ": unexpected error: " + e.what());
+    if (!(prepare || start)) return 0;
+    report(args.domain, std::string("unexpected error: ") + e.what());
+    return 1;
+  }
+}
+
+}  // namespace sockhook

@@ -1,0 +1,12 @@
+// sockhook: lends desktop sockets to libvirt/QEMU domains. main only chooses the mode.
+#include "cli.hpp"
+#include "hook_entry.hpp"
+
+int main(int argc, char** argv) {
+  // libvirt runs us as /etc/libvirt/hooks/qemu or .../qemu.d/<name> with four arguments.
+  if (argc >= 1 && sockhook::invoked_as_hook(argv[0])) {
+    auto arg = [&](int i) { return i < argc ? std::string(argv[i]) : std::string(); };
+    return sockhook::run_hook({arg(1), arg(2), arg(3), arg(4)});
+  }
+  return sockhook::run_cli(argc, argv);
+}

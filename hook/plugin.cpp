@@ -1,0 +1,217 @@
+#include "plugin.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <set>
+
+#include <pugixml.hpp>
+
+#include "error.hpp"
+#include "sys/file.hpp"
+#include "sys/fd.hpp"
+
+namespace sockhook {
+namespace {
+
+constexpr std::size_t kMaxPluginBytes = 64 * 1024;
+
+bool is_env_name(std::string_view s) {
+  if (s.empty() || (s[0] >= '0' && s[0] <= '9')) return false;
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
+  });
+}
+
+/// A relative path that stays below its base: no "..", no empty or "." components.
+bool is_clean_relative(std::string_view p) {
+  if (p.empty() || p.front() == '/' || p.back() == '/') return false;
+  std::size_t start = 0;
+  while (start <= p.size()) {
+    auto end = p.find('/', start);
+    if (end == std::string_view::npos) end = p.size();
+    auto part = p.substr(start, end - start);
+    if (!is_plain_file_name(part)) return false;
+    start = end + 1;
+  }
+  return true;
+}
+
+bool is_clean_absolute(std::string_view p) {
+  return p.size() > 1 && p.front() == '/' && is_clean_relative(p.substr(1));
+}
+
+std::string require_attr(const pugi::xml_node& el, const char* name) {
+  auto a = el.attribute(name);
+  if (!a)
+    throw Error("<" + std::string(el.name()) + "> lacks attribute '" + std::string(name) + "'");
+  return a.value();
+}
+
+void check_target(const std::string& target, std::set<std::string>& targets) {
+  if (!is_plain_file_name(target)) throw Error("target '" + target + "' is not a plain file name");
+  if (!targets.insert(target).second) throw Error("target '" + target + "' is used twice");
+}
+
+/// Checks that `st` is owned by a trusted uid and writable by nobody else (S3).
+std::optional<std::string> trust_problem(const struct stat& st, const std::vector<uid_t>& trusted) {
+  if (std::find(trusted.begin(), trusted.end(), st.st_uid) == trusted.end())
+    return "it is owned by uid " + std::to_string(st.st_uid) + ", not root";
+  if (st.st_mode & S_IWOTH) return "it is writable by others";
+  if ((st.st_mode & S_IWGRP) && st.st_gid != 0) return "it is writable by its group";
+  return std::nullopt;
+}
+
+}  // namespace
+
+bool is_plain_file_name(std::string_view s) {
+  if (s.empty() || s == "." || s == ".." || s.size() > 255) return false;
+  return std::none_of(s.begin(), s.end(), [](char c) {
+    return c == '/' || static_cast<unsigned char>(c) < 0x20 || c == 0x7f;
+  });
+}
+
+std::string expand(std::string_view text, const Variables& vars) {
+  std::string out;
+  std::size_t i = 0;
+  while (i < text.size()) {
+    if (text[i] != '{') {
+      out += text[i++];
+      continue;
+    }
+    auto close = text.find('}', i);
+    if (close == std::string_view::npos)
+      throw Error("unterminated variable in '" + std::string(text) + "'");
+    auto name = text.substr(i + 1, close - i - 1);
+    if (name == "runtime_dir") out += vars.runtime_dir;
+    else if (name == "home") out += vars.home;
+    else if (name == "user") out += vars.user;
+    else if (name == "uid") out += vars.uid;
+    else if (name == "lend_dir") out += vars.lend_dir;
+    else if (name == "target") out += vars.target;
+    else throw Error("unknown variable {" + std::string(name) + "} in '" + std::string(text) + "'");
+    i = close + 1;
+  }
+  return out;
+}
+
+Plugin parse_plugin(std::string_view xml, bool admin, const std::string& file) {
+  pugi::xml_document doc;
+  auto result = doc.load_buffer(xml.data(), xml.size());
+  if (!result) throw Error("not valid XML: " + std::string(result.description()));
+  auto root = doc.child("plugin");
+  if (!root) throw Error("the root element is not <plugin>");
+
+  Plugin p;
+  p.file = file;
+  p.admin = admin;
+  p.name = require_attr(root, "name");
+  p.summary = root.attribute("summary").as_string();
+  std::set<std::string> targets;
+  // Only check that variables are known; the values come at plan time.
+  Variables probe{"r", "h", "u", "0", "l", "t"};
+  bool have_socket = false;
+  for (auto el : root.children()) {
+    if (el.type() != pugi::node_element) continue;
+    std::string_view kind = el.name();
+    if (kind == "socket") {
+      if (have_socket) throw Error("more than one <socket>");
+      have_socket = true;
+      p.socket_path = require_attr(el, "path");
+      p.socket_target = require_attr(el, "target");
+      bool absolute = !p.socket_path.empty() && p.socket_path.front() == '/';
+      if (absolute && !admin)
+        throw Error("socket path '" + p.socket_path +
+                    "' is absolute; only plugins in /etc/sockhook/plugins may use absolute paths");
+      if (absolute ? !is_clean_absolute(p.socket_path) : !is_clean_relative(p.socket_path))
+        throw Error("socket path '" + p.socket_path + "' is not a clean path");
+      check_target(p.socket_target, targets);
+    } else if (kind == "file") {
+      PluginFile f{require_attr(el, "path"), require_attr(el, "target"),
+                   std::string_view(el.attribute("optional").as_string("no")) == "yes"};
+      std::string_view path = f.path;
+      bool ok = path.starts_with("~/") ? is_clean_relative(path.substr(2))
+                : path.starts_with("/") ? admin && is_clean_absolute(path)
+                                         : is_clean_relative(path);
+      if (!ok) throw Error("file path '" + f.path + "' is not allowed here");
+      check_target(f.target, targets);
+      p.files.push_back(std::move(f));
+    } else if (kind == "env") {
+      PluginEnv e{require_attr(el, "name"), require_attr(el, "value")};
+      if (!is_env_name(e.name)) throw Error("'" + e.name + "' is not an environment variable name");
+      expand(e.value, probe);
+      p.env.push_back(std::move(e));
+    } else if (kind == "audio") {
+      PluginAudioAttr a{require_attr(el, "type"), require_attr(el, "attribute"),
+                        require_attr(el, "value"), el.attribute("covers").as_string(),
+                        el.attribute("min-libvirt").as_ullong(0)};
+      expand(a.value, probe);
+      p.audio.push_back(std::move(a));
+    } else {
+      throw Error("unknown element <" + std::string(kind) + ">");
+    }
+  }
+  if (!have_socket) throw Error("no <socket> element");
+  return p;
+}
+
+const Plugin* PluginSet::find(const std::string& name, std::string* why) const {
+  if (auto it = plugins.find(name); it != plugins.end()) return &it->second;
+  if (why) {
+    auto r = refused.find(name);
+    *why = r != refused.end() ? r->second : "no plugin named '" + name + "' is installed";
+  }
+  return nullptr;
+}
+
+std::vector<PluginDir> default_plugin_dirs() {
+  return {{SOCKHOOK_SYSCONF_DIR "/plugins", true}, {SOCKHOOK_PLUGIN_DIR, false}};
+}
+
+PluginSet load_plugins(const std::vector<PluginDir>& dirs, const std::vector<uid_t>& trusted) {
+  PluginSet set;
+  for (const auto& [dir, admin] : dirs) {
+    Fd dfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW));
+    if (!dfd) {
+      if (errno != ENOENT) set.problems.push_back("cannot open " + dir + ": " + std::strerror(errno));
+      continue;
+    }
+    struct stat dst {};
+    if (::fstat(dfd.get(), &dst) != 0) continue;
+    if (auto problem = trust_problem(dst, trusted)) {
+      set.problems.push_back("ignoring plugin directory " + dir + ": " + *problem);
+      continue;
+    }
+    for (const auto& entry : list_directory(dfd)) {
+      if (!entry.ends_with(".xml") || entry.size() <= 4) continue;
+      std::string stem = entry.substr(0, entry.size() - 4);
+      // An earlier directory already decided about this name (override by name).
+      if (set.plugins.count(stem) || set.refused.count(stem)) continue;
+      std::string path = dir + "/" + entry;
+      try {
+        // O_NOFOLLOW + fstat: the check applies to the very file that is read.
+        Fd fd(::openat(dfd.get(), entry.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
+        if (!fd) throw_errno("cannot open");
+        struct stat st {};
+        if (::fstat(fd.get(), &st) != 0) throw_errno("cannot stat");
+        if (!S_ISREG(st.st_mode)) throw Error("it is not a regular file");
+        if (auto problem = trust_problem(st, trusted)) throw Error(*problem);
+        auto text = read_all(fd, kMaxPluginBytes);
+        auto plugin = parse_plugin(text, admin, path);
+        if (plugin.name != stem)
+          throw Error("it names itself '" + plugin.name + "'; the file must be " + plugin.name +
+                      ".xml");
+        set.plugins.emplace(stem, std::move(plugin));
+      } catch (const Error& e) {
+        set.refused.emplace(stem, "plugin file " + path + " is refused: " + e.what());
+      }
+    }
+  }
+  return set;
+}
+
+}  // namespace sockhook

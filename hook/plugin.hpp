@@ -1,0 +1,89 @@
+#pragma once
+
+#include <sys/types.h>
+
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace sockhook {
+
+/// A companion file that QEMU needs next to the socket (e.g. the PulseAudio cookie).
+struct PluginFile {
+  std::string path;    ///< "~/..." (owner's home), relative (runtime dir) or absolute (admin only)
+  std::string target;  ///< plain file name inside the lend directory
+  bool optional = false;
+};
+
+/// An environment variable QEMU needs; the value may use {variables}.
+struct PluginEnv {
+  std::string name;
+  std::string value;
+};
+
+/// A native libvirt attribute that carries the same information as an env variable, for
+/// libvirt versions that have it (e.g. <audio type='pulseaudio' serverName=...>).
+struct PluginAudioAttr {
+  std::string audio_type;  ///< the <audio type=...> it applies to
+  std::string attribute;   ///< e.g. "serverName", "runtimeDir", "output.serverName"
+  std::string value;       ///< may use {variables}
+  std::string covers;      ///< the env variable it replaces
+  unsigned long min_libvirt = 0;  ///< libvirt version number (major*1e6+minor*1e3+micro)
+};
+
+/// One kind of socket, loaded from a trusted XML file (SPEC §3). Plugins are data.
+struct Plugin {
+  std::string name;
+  std::string summary;
+  std::string file;           ///< where it was loaded from
+  bool admin = false;         ///< loaded from the administrator's directory
+  std::string socket_path;    ///< relative to the runtime dir, or absolute (admin only)
+  std::string socket_target;  ///< plain file name in the lend directory
+  std::vector<PluginFile> files;
+  std::vector<PluginEnv> env;
+  std::vector<PluginAudioAttr> audio;
+};
+
+/// Values for {variable} expansion.
+struct Variables {
+  std::string runtime_dir, home, user, uid, lend_dir, target;
+};
+
+/// Replaces {runtime_dir}, {home}, {user}, {uid}, {lend_dir} and {target}. Throws Error
+/// for an unknown or unterminated variable.
+std::string expand(std::string_view text, const Variables& vars);
+
+/// Parses one plugin file's text. `admin` allows absolute socket paths. Throws Error with
+/// a one-line reason for anything invalid.
+Plugin parse_plugin(std::string_view xml, bool admin, const std::string& file);
+
+/// True for a plain file name: no '/', not "." or "..", no control characters.
+bool is_plain_file_name(std::string_view s);
+
+/// All plugins found on the search path, plus the ones that were refused and why.
+struct PluginSet {
+  std::map<std::string, Plugin> plugins;
+  std::map<std::string, std::string> refused;  ///< plugin name (file stem) → reason
+  std::vector<std::string> problems;           ///< directory-level problems
+
+  /// The plugin, or nullptr; `why` gets the reason when it is missing or refused.
+  const Plugin* find(const std::string& name, std::string* why = nullptr) const;
+};
+
+/// A directory on the plugin search path.
+struct PluginDir {
+  std::string path;
+  bool admin = false;  ///< the administrator's directory: absolute socket paths allowed
+};
+
+/// The default search path: the administrator's directory first, then the data directory.
+std::vector<PluginDir> default_plugin_dirs();
+
+/// Loads plugins from `dirs`, earlier directories overriding later ones by name. Files and
+/// directories must be owned by one of `trusted_uids` and not writable by group or others
+/// (S3).
+PluginSet load_plugins(const std::vector<PluginDir>& dirs, const std::vector<uid_t>& trusted_uids);
+
+}  // namespace sockhook

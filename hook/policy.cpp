@@ -1,0 +1,152 @@
+#include "policy.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <sstream>
+
+#include <CLI/CLI.hpp>
+
+#include "domain_xml.hpp"
+#include "error.hpp"
+#include "sys/file.hpp"
+
+namespace sockhook {
+namespace {
+
+constexpr std::size_t kMaxPolicyBytes = 1024 * 1024;
+
+std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return s;
+}
+
+/// Splits "dir/policy.conf" into the directory and the name.
+std::pair<std::string, std::string> split_path(const std::string& path) {
+  auto slash = path.rfind('/');
+  if (slash == std::string::npos) return {".", path};
+  return {slash == 0 ? "/" : path.substr(0, slash), path.substr(slash + 1)};
+}
+
+}  // namespace
+
+Policy Policy::parse(std::string_view text) {
+  std::istringstream in{std::string(text)};
+  std::vector<CLI::ConfigItem> items;
+  try {
+    items = CLI::ConfigINI().from_config(in);
+  } catch (const CLI::Error& e) {
+    throw Error(std::string("cannot parse policy: ") + e.what());
+  }
+  Policy policy;
+  for (const auto& item : items) {
+    // CLI11 marks section starts and ends with these pseudo-items.
+    if (item.name == "++" || item.name == "--") continue;
+    if (item.parents.size() != 1)
+      throw Error("cannot parse policy: '" + item.name +
+                  "' must be inside a [domain-uuid] section");
+    auto uuid = lower(item.parents[0]);
+    if (!is_valid_uuid(uuid))
+      throw Error("cannot parse policy: section [" + item.parents[0] + "] is not a domain UUID");
+    if (item.inputs.empty()) throw Error("cannot parse policy: '" + item.name + "' lists no plugin");
+    PolicyRule rule{uuid, item.name, {}};
+    for (const auto& plugin : item.inputs)
+      if (!plugin.empty()) rule.plugins.push_back(plugin);
+    policy.rules_.push_back(std::move(rule));
+  }
+  return policy;
+}
+
+std::string Policy::format() const {
+  std::ostringstream out;
+  out << "# sockhook policy (SPEC S5): which owner may lend which plugins to which domain.\n"
+         "# One [domain-uuid] section per domain; one 'owner = plugin ...' line per owner;\n"
+         "# '*' allows every plugin. Managed by 'sockhook policy' and 'sockhook annotate'.\n";
+  std::vector<std::string> uuids;
+  for (const auto& r : rules_)
+    if (std::find(uuids.begin(), uuids.end(), r.uuid) == uuids.end()) uuids.push_back(r.uuid);
+  for (const auto& uuid : uuids) {
+    out << "\n[" << uuid << "]\n";
+    for (const auto& r : rules_) {
+      if (r.uuid != uuid) continue;
+      out << r.owner << " =";
+      for (const auto& p : r.plugins) out << ' ' << p;
+      out << '\n';
+    }
+  }
+  return out.str();
+}
+
+bool Policy::allows(std::string_view uuid, std::string_view owner_name, unsigned owner_uid,
+                    std::string_view plugin) const {
+  auto uid = std::to_string(owner_uid);
+  auto id = lower(std::string(uuid));
+  return std::any_of(rules_.begin(), rules_.end(), [&](const PolicyRule& r) {
+    if (r.uuid != id || (r.owner != owner_name && r.owner != uid)) return false;
+    return std::any_of(r.plugins.begin(), r.plugins.end(),
+                       [&](const std::string& p) { return p == "*" || p == plugin; });
+  });
+}
+
+bool Policy::allow(const std::string& uuid, const std::string& owner, const std::string& plugin) {
+  auto id = lower(uuid);
+  for (auto& r : rules_) {
+    if (r.uuid != id || r.owner != owner) continue;
+    if (std::find(r.plugins.begin(), r.plugins.end(), plugin) != r.plugins.end()) return false;
+    r.plugins.push_back(plugin);
+    return true;
+  }
+  rules_.push_back({id, owner, {plugin}});
+  return true;
+}
+
+bool Policy::revoke(const std::string& uuid, const std::string& owner, const std::string& plugin) {
+  auto id = lower(uuid);
+  bool changed = false;
+  for (auto& r : rules_) {
+    if (r.uuid != id || r.owner != owner) continue;
+    auto before = r.plugins.size();
+    if (plugin.empty()) {
+      r.plugins.clear();
+    } else {
+      r.plugins.erase(std::remove(r.plugins.begin(), r.plugins.end(), plugin), r.plugins.end());
+    }
+    changed |= r.plugins.size() != before;
+  }
+  rules_.erase(std::remove_if(rules_.begin(), rules_.end(),
+                              [](const PolicyRule& r) { return r.plugins.empty(); }),
+               rules_.end());
+  return changed;
+}
+
+std::string policy_path() { return SOCKHOOK_SYSCONF_DIR "/policy.conf"; }
+
+Policy load_policy(const std::string& path) {
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
+  if (!fd) {
+    if (errno == ENOENT) return {};
+    throw_errno("cannot open policy " + path);
+  }
+  auto st = fstat_or_throw(fd, path);
+  // S3: a policy that someone else could have written is no policy.
+  if (!S_ISREG(st.st_mode)) throw Error("policy " + path + " is not a regular file");
+  if (st.st_uid != 0) throw Error("policy " + path + " is not owned by root");
+  if (st.st_mode & S_IWOTH) throw Error("policy " + path + " is writable by others");
+  try {
+    return Policy::parse(read_all(fd, kMaxPolicyBytes));
+  } catch (const Error& e) {
+    throw e.with_context(path);
+  }
+}
+
+void save_policy(const Policy& policy, const std::string& path) {
+  auto [dir, name] = split_path(path);
+  ::mkdir(dir.c_str(), 0755);
+  Fd dfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW));
+  if (!dfd) throw_errno("cannot open " + dir);
+  write_file_atomic(dfd, name, policy.format(), 0644);
+}
+
+}  // namespace sockhook

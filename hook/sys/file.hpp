@@ -1,0 +1,30 @@
+#pragma once
+
+#include <sys/stat.h>
+
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include "sys/fd.hpp"
+
+namespace sockhook {
+
+/// Reads everything from `fd`, failing with Error if it holds more than `max_bytes`.
+std::string read_all(const Fd& fd, std::size_t max_bytes);
+
+/// Reads a whole file by path (O_NOFOLLOW), failing if larger than `max_bytes`.
+std::string read_file(const std::string& path, std::size_t max_bytes);
+
+/// The names in a directory, without "." and "..", sorted.
+std::vector<std::string> list_directory(const Fd& dir);
+
+/// fstat that throws Error.
+struct stat fstat_or_throw(const Fd& fd, const std::string& what);
+
+/// Writes `data` to `dir`/`name` atomically: a temp file, fsync, rename, fsync of the
+/// directory. The file gets `mode`. Used for the journal and the policy.
+void write_file_atomic(const Fd& dir, const std::string& name, const std::string& data,
+                       mode_t mode);
+
+}  // namespace sockhook

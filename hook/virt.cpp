@@ -1,0 +1,132 @@
+#include "virt.hpp"
+
+#include <dlfcn.h>
+
+#include <libvirt/libvirt.h>
+#include <libvirt/virterror.h>
+
+#include "domain_xml.hpp"
+#include "error.hpp"
+
+namespace sockhook {
+namespace {
+
+/// The libvirt functions we call, looked up once.
+struct Api {
+  void* handle = nullptr;
+  decltype(&virConnectOpen) connect_open = nullptr;
+  decltype(&virConnectClose) connect_close = nullptr;
+  decltype(&virConnectGetLibVersion) get_lib_version = nullptr;
+  decltype(&virDomainLookupByName) lookup_by_name = nullptr;
+  decltype(&virDomainLookupByUUIDString) lookup_by_uuid = nullptr;
+  decltype(&virDomainGetUUIDString) get_uuid = nullptr;
+  decltype(&virDomainGetName) get_name = nullptr;
+  decltype(&virDomainGetXMLDesc) get_xml = nullptr;
+  decltype(&virDomainDefineXML) define_xml = nullptr;
+  decltype(&virDomainIsActive) is_active = nullptr;
+  decltype(&virDomainFree) domain_free = nullptr;
+  decltype(&virGetLastErrorMessage) last_error = nullptr;
+};
+
+template <typename T>
+void bind(void* handle, T& fn, const char* name) {
+  fn = reinterpret_cast<T>(::dlsym(handle, name));
+  if (!fn) throw Error(std::string("cannot use libvirt: it lacks ") + name);
+}
+
+const Api& api() {
+  static Api a = [] {
+    Api api;
+    api.handle = ::dlopen("libvirt.so.0", RTLD_NOW | RTLD_LOCAL);
+    if (!api.handle) throw Error(std::string("cannot load libvirt: ") + ::dlerror());
+    bind(api.handle, api.connect_open, "virConnectOpen");
+    bind(api.handle, api.connect_close, "virConnectClose");
+    bind(api.handle, api.get_lib_version, "virConnectGetLibVersion");
+    bind(api.handle, api.lookup_by_name, "virDomainLookupByName");
+    bind(api.handle, api.lookup_by_uuid, "virDomainLookupByUUIDString");
+    bind(api.handle, api.get_uuid, "virDomainGetUUIDString");
+    bind(api.handle, api.get_name, "virDomainGetName");
+    bind(api.handle, api.get_xml, "virDomainGetXMLDesc");
+    bind(api.handle, api.define_xml, "virDomainDefineXML");
+    bind(api.handle, api.is_active, "virDomainIsActive");
+    bind(api.handle, api.domain_free, "virDomainFree");
+    bind(api.handle, api.last_error, "virGetLastErrorMessage");
+    return api;
+  }();
+  return a;
+}
+
+struct DomainFree {
+  void operator()(virDomainPtr d) const { api().domain_free(d); }
+};
+using DomainPtr = std::unique_ptr<virDomain, DomainFree>;
+
+[[noreturn]] void fail(const std::string& what) {
+  throw Error(what + ": " + api().last_error());
+}
+
+}  // namespace
+
+struct Virt::Impl {
+  virConnectPtr conn = nullptr;
+
+  DomainPtr lookup(const std::string& id) {
+    virDomainPtr d = is_valid_uuid(id) ? api().lookup_by_uuid(conn, id.c_str())
+                                       : api().lookup_by_name(conn, id.c_str());
+    if (!d) fail("cannot find domain '" + id + "'");
+    return DomainPtr(d);
+  }
+};
+
+Virt::Virt(const std::string& uri) : impl_(std::make_unique<Impl>()) {
+  impl_->conn = api().connect_open(uri.empty() ? nullptr : uri.c_str());
+  if (!impl_->conn) fail("cannot connect to libvirt" + (uri.empty() ? "" : " at " + uri));
+}
+
+Virt::~Virt() {
+  if (impl_->conn) api().connect_close(impl_->conn);
+}
+
+std::string Virt::uuid_of(const std::string& id) {
+  auto d = impl_->lookup(id);
+  char buf[VIR_UUID_STRING_BUFLEN];
+  if (api().get_uuid(d.get(), buf) != 0) fail("cannot read the UUID of '" + id + "'");
+  return buf;
+}
+
+std::string Virt::name_of(const std::string& id) {
+  auto d = impl_->lookup(id);
+  const char* n = api().get_name(d.get());
+  if (!n) fail("cannot read the name of '" + id + "'");
+  return n;
+}
+
+std::string Virt::xml_of(const std::string& id, bool inactive) {
+  auto d = impl_->lookup(id);
+  char* xml = api().get_xml(d.get(), inactive ? VIR_DOMAIN_XML_INACTIVE : 0);
+  if (!xml) fail("cannot read the XML of '" + id + "'");
+  std::string out(xml);
+  ::free(xml);
+  return out;
+}
+
+void Virt::define(const std::string& xml) {
+  virDomainPtr d = api().define_xml(impl_->conn, xml.c_str());
+  if (!d) fail("cannot define the domain");
+  api().domain_free(d);
+}
+
+bool Virt::is_active(const std::string& id) {
+  auto d = impl_->lookup(id);
+  int r = api().is_active(d.get());
+  if (r < 0) fail("cannot tell whether '" + id + "' runs");
+  return r == 1;
+}
+
+unsigned long Virt::version() {
+  unsigned long v = 0;
+  if (api().get_lib_version(impl_->conn, &v) != 0) fail("cannot read libvirt's version");
+  return v;
+}
+
+}  // namespace sockhook
