@@ -26,7 +26,11 @@ struct Api {
   decltype(&virDomainIsActive) is_active = nullptr;
   decltype(&virDomainFree) domain_free = nullptr;
   decltype(&virGetLastErrorMessage) last_error = nullptr;
+  decltype(&virSetErrorFunc) set_error_func = nullptr;
 };
+
+/// libvirt prints every error to stderr by default; we report them ourselves, once.
+void ignore_error(void*, virErrorPtr) {}
 
 template <typename T>
 void bind(void* handle, T& fn, const char* name) {
@@ -51,6 +55,8 @@ const Api& api() {
     bind(api.handle, api.is_active, "virDomainIsActive");
     bind(api.handle, api.domain_free, "virDomainFree");
     bind(api.handle, api.last_error, "virGetLastErrorMessage");
+    bind(api.handle, api.set_error_func, "virSetErrorFunc");
+    api.set_error_func(nullptr, ignore_error);
     return api;
   }();
   return a;

@@ -1,0 +1,179 @@
+#!/usr/bin/env bash
+# Installs sockhook: build dependencies, a Release build, the binary and plugins (cmake
+# --install), the libvirt hook, default configuration and policy; reloads libvirt so that it
+# sees the hook; then checks the host with `sockhook doctor`.
+#
+#   sudo ./install.sh [--prefix DIR] [--no-deps]
+#   sudo ./install.sh --uninstall [--prefix DIR]
+#
+# Running it twice is harmless. --uninstall reverses everything it did, and keeps a
+# configuration or policy that was changed after installation (it says so).
+set -euo pipefail
+
+prefix=/usr/local
+deps=yes
+action=install
+while (($#)); do
+  case $1 in
+    --prefix) prefix=$2; shift ;;
+    --no-deps) deps=no ;;
+    --uninstall) action=uninstall ;;
+    -h | --help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "install.sh: unknown option '$1' (try --help)" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+if ((EUID != 0)); then
+  echo "install.sh: run as root (sudo ./install.sh)" >&2
+  exit 1
+fi
+
+src=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+build=$src/build-release
+hooks=/etc/libvirt/hooks
+etc=/etc/sockhook
+
+say() { printf 'install.sh: %s\n' "$*"; }
+
+default_config() {
+  cat <<'CONF'
+# sockhook configuration. See README.md.
+# dry_run = true makes the hook log its plan and change nothing.
+dry_run = false
+CONF
+}
+
+default_policy() {
+  cat <<'CONF'
+# sockhook policy (SPEC S5): which owner may lend which plugins to which domain.
+# One [domain-uuid] section per domain; one 'owner = plugin ...' line per owner;
+# '*' allows every plugin. Managed by 'sockhook policy' and 'sockhook annotate'.
+CONF
+}
+
+install_deps() {
+  if command -v apt-get >/dev/null; then
+    local pkgs=(build-essential cmake pkg-config libvirt-dev libpugixml-dev libcli11-dev
+      doctest-dev libacl1-dev nlohmann-json3-dev acl)
+    # Skip apt entirely when everything is there: install.sh should be quick to re-run.
+    local missing
+    missing=$(dpkg-query -W -f='${db:Status-Status} ${Package}\n' "${pkgs[@]}" 2>&1 |
+      grep -v '^installed ' || true)
+    if [[ -z $missing ]]; then
+      say "build dependencies already installed"
+      return
+    fi
+    say "installing build dependencies with apt-get"
+    DEBIAN_FRONTEND=noninteractive apt-get update -q
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${pkgs[@]}"
+  elif command -v dnf >/dev/null; then
+    dnf install -y gcc-c++ cmake pkgconf-pkg-config libvirt-devel pugixml-devel cli11-devel \
+      doctest-devel libacl-devel json-devel acl
+  elif command -v pacman >/dev/null; then
+    pacman -S --needed --noconfirm base-devel cmake pkgconf libvirt pugixml cli11 doctest acl \
+      nlohmann-json
+  else
+    say "no apt-get, dnf or pacman: install the dependencies listed in README.md yourself"
+  fi
+}
+
+# The libvirt daemons that may be running: the monolithic one and the modular QEMU driver.
+reload_libvirt() {
+  local reloaded=no d
+  for d in libvirtd virtqemud; do
+    if pkill -HUP -x "$d" 2>/dev/null; then
+      say "sent SIGHUP to $d so that it looks up its hooks again"
+      reloaded=yes
+    fi
+  done
+  [[ $reloaded == yes ]] || say "libvirtd/virtqemud is not running; it will find the hook when it starts"
+}
+
+# libvirt >= 6.5 runs every executable in hooks/qemu.d/.
+libvirt_has_qemu_d() {
+  local v d
+  for d in libvirtd virtqemud; do
+    command -v "$d" >/dev/null || continue
+    v=$("$d" --version 2>/dev/null | grep -oE '[0-9]+\.[0-9]+' | head -n1) || continue
+    [[ -n $v ]] || continue
+    local major=${v%%.*} minor=${v#*.}
+    ((major > 6 || (major == 6 && minor >= 5))) && return 0
+    return 1
+  done
+  return 0  # libvirt not installed yet: every current release has qemu.d
+}
+
+is_our_hook() { [[ -f $1 ]] && cmp -s "$1" "$prefix/bin/sockhook"; }
+
+do_install() {
+  [[ $deps == yes ]] && install_deps
+  say "building (Release) in $build"
+  cmake -S "$src" -B "$build" -DCMAKE_BUILD_TYPE=Release -DSOCKHOOK_TESTS=OFF \
+    -DCMAKE_INSTALL_PREFIX="$prefix" >/dev/null
+  cmake --build "$build" -j"$(nproc)"
+  cmake --install "$build"
+
+  # A copy, not a symlink: AppArmor mediates hooks by the path libvirtd executes, and its
+  # profile allows /etc/libvirt/hooks/**.
+  local hook
+  if libvirt_has_qemu_d; then
+    hook=$hooks/qemu.d/sockhook
+  elif [[ ! -e $hooks/qemu ]] || is_our_hook "$hooks/qemu"; then
+    hook=$hooks/qemu
+  else
+    say "libvirt is older than 6.5 (no hooks/qemu.d) and $hooks/qemu belongs to someone else;"
+    say "merge sockhook into it by hand: it must run '$prefix/bin/sockhook hook \"\$@\"'"
+    exit 1
+  fi
+  install -D -m 0755 -o root -g root "$prefix/bin/sockhook" "$hook"
+  say "hook installed at $hook"
+
+  install -d -m 0755 -o root -g root "$etc" "$etc/plugins"
+  if [[ ! -e $etc/sockhook.conf ]]; then
+    default_config | install -m 0644 -o root -g root /dev/stdin "$etc/sockhook.conf"
+    say "wrote $etc/sockhook.conf"
+  fi
+  if [[ ! -e $etc/policy.conf ]]; then
+    default_policy | install -m 0644 -o root -g root /dev/stdin "$etc/policy.conf"
+    say "wrote $etc/policy.conf (default deny)"
+  fi
+  reload_libvirt
+  say "checking the host:"
+  "$prefix/bin/sockhook" doctor || say "doctor found problems (see above)"
+}
+
+do_uninstall() {
+  if compgen -G "/run/sockhook/state/*.xml" >/dev/null; then
+    say "some domains still have lends; stop them or run 'sockhook cleanup --stale' first"
+    exit 1
+  fi
+  local h
+  for h in "$hooks/qemu.d/sockhook" "$hooks/qemu"; do
+    if is_our_hook "$h"; then
+      rm -f "$h"
+      say "removed $h"
+    fi
+  done
+  if [[ -f $build/install_manifest.txt ]]; then
+    xargs -d '\n' rm -f <"$build/install_manifest.txt"
+    rmdir -p --ignore-fail-on-non-empty "$prefix/share/sockhook/plugins" \
+      "$prefix/share/sockhook/xml-examples" 2>/dev/null || true
+    say "removed the files listed in $build/install_manifest.txt"
+  else
+    rm -f "$prefix/bin/sockhook"
+    rm -rf "$prefix/share/sockhook"
+  fi
+  if [[ -f $etc/sockhook.conf ]] && cmp -s "$etc/sockhook.conf" <(default_config); then
+    rm -f "$etc/sockhook.conf"
+  fi
+  if [[ -f $etc/policy.conf ]] && cmp -s "$etc/policy.conf" <(default_policy); then
+    rm -f "$etc/policy.conf"
+  fi
+  rmdir "$etc/plugins" "$etc" 2>/dev/null || true
+  [[ -d $etc ]] && say "kept $etc: it holds your policy, configuration or plugins"
+  reload_libvirt
+  say "uninstalled"
+}
+
+if [[ $action == install ]]; then do_install; else do_uninstall; fi
