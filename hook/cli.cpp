@@ -23,7 +23,9 @@ namespace {
 constexpr std::size_t kMaxXmlBytes = 16 * 1024 * 1024;
 
 /// Prints `sockhook: error: <line>` to stderr.
-void print_error(const std::string& line) { std::fprintf(stderr, "sockhook: error: %s\n", line.c_str()); }
+void print_error(const std::string& line) {
+  std::fprintf(stderr, "sockhook: error: %s\n", line.c_str());
+}
 
 std::string read_stream(std::istream& in) {
   std::string text, line;
@@ -47,7 +49,8 @@ struct PlanCommand {
   bool json = false;
 
   void add_to(CLI::App& app, int* status) {
-    auto* cmd = app.add_subcommand("plan", "Show what the hook would do (a dry run; needs no root)");
+    auto* cmd =
+        app.add_subcommand("plan", "Show what the hook would do (a dry run; needs no root)");
     cmd->add_option("file", file, "Domain XML file, or - for stdin");
     cmd->add_option("--domain", domain, "Read the domain's XML from libvirt");
     cmd->add_option("--operation", operation, "prepare or release")
@@ -116,7 +119,8 @@ struct PlanCommand {
     std::vector<std::string> lines;
     for (auto s = plan.sockets.rbegin(); s != plan.sockets.rend(); ++s)
       for (auto step = s->steps.rbegin(); step != s->steps.rend(); ++step)
-        if (auto line = describe_undo(*step); !line.empty()) lines.push_back(s->request.name + ": " + line);
+        if (auto line = describe_undo(*step); !line.empty())
+          lines.push_back(s->request.name + ": " + line);
     for (const auto& step : plan.domain_steps) lines.push_back(describe_undo(step));
     return lines;
   }
@@ -133,8 +137,9 @@ int list_plugins(const std::string& name) {
       print_error(why);
       return 1;
     }
-    std::printf("%s: %s\n  file    %s\n  socket  {runtime_dir}/%s -> {lend_dir}/%s\n", p->name.c_str(),
-                p->summary.c_str(), p->file.c_str(), p->socket_path.c_str(), p->socket_target.c_str());
+    std::printf("%s: %s\n  file    %s\n  socket  {runtime_dir}/%s -> {lend_dir}/%s\n",
+                p->name.c_str(), p->summary.c_str(), p->file.c_str(), p->socket_path.c_str(),
+                p->socket_target.c_str());
     for (const auto& f : p->files)
       std::printf("  file    %s -> {lend_dir}/%s%s\n", f.path.c_str(), f.target.c_str(),
                   f.optional ? " (optional)" : "");
@@ -146,7 +151,8 @@ int list_plugins(const std::string& name) {
   }
   for (const auto& [n, p] : set.plugins)
     std::printf("%-12s %s\n             %s\n", n.c_str(), p.summary.c_str(), p.file.c_str());
-  for (const auto& [n, why] : set.refused) std::printf("%-12s REFUSED: %s\n", n.c_str(), why.c_str());
+  for (const auto& [n, why] : set.refused)
+    std::printf("%-12s REFUSED: %s\n", n.c_str(), why.c_str());
   return set.refused.empty() ? 0 : 1;
 }
 
@@ -161,8 +167,8 @@ struct PolicyCommand {
     cmd->add_option("--policy-file", file, "Policy file")->capture_default_str();
     for (const char* verb : {"allow", "revoke"}) {
       bool is_allow = std::string_view(verb) == "allow";
-      auto* sub = cmd->add_subcommand(verb, is_allow ? "Allow an owner to lend to a domain"
-                                                     : "Take an allowance back");
+      auto* sub = cmd->add_subcommand(
+          verb, is_allow ? "Allow an owner to lend to a domain" : "Take an allowance back");
       sub->add_option("--domain", domain, "Domain name or UUID")->required();
       sub->add_option("--owner", owner, "User name or uid")->required();
       sub->add_option("--plugin", plugin,
@@ -170,7 +176,9 @@ struct PolicyCommand {
       sub->add_option("--connect,-c", connect, "libvirt URI, to resolve a domain name");
       sub->callback([this, is_allow, status] { *status = change(is_allow); });
     }
-    cmd->add_subcommand("list", "List the allowances")->callback([this, status] { *status = list(); });
+    cmd->add_subcommand("list", "List the allowances")->callback([this, status] {
+      *status = list();
+    });
   }
 
   int change(bool allow) {
@@ -180,7 +188,8 @@ struct PolicyCommand {
       auto user = lookup_user(owner);
       if (!user) throw Error("owner '" + owner + "' is not a user on this host");
       if (allow && (user->uid == 0 || user->uid < regular_uid_min()))
-        throw Error("owner '" + owner + "' is root or a system user; sockhook lends only regular users' sockets");
+        throw Error("owner '" + owner +
+                    "' is root or a system user; sockhook lends only regular users' sockets");
       auto policy = load_policy(file);
       bool changed = allow ? policy.allow(uuid, user->name, plugin.empty() ? "*" : plugin)
                            : policy.revoke(uuid, user->name, plugin);

@@ -30,7 +30,8 @@ bool syscall_exists(long nr) {
 }
 
 bool same_file(const std::string& a, const std::string& b) {
-  struct stat sa {}, sb {};
+  struct stat sa {
+  }, sb{};
   return ::stat(a.c_str(), &sa) == 0 && ::stat(b.c_str(), &sb) == 0 && sa.st_dev == sb.st_dev &&
          sa.st_ino == sb.st_ino;
 }
@@ -82,8 +83,9 @@ void check_files(std::vector<Check>& out) {
   }
   try {
     auto policy = load_policy(policy_path());
-    out.push_back({Level::kOk, "policy " + policy_path() + " is valid (" +
-                                   std::to_string(policy.rules().size()) + " rules)",
+    out.push_back({Level::kOk,
+                   "policy " + policy_path() + " is valid (" +
+                       std::to_string(policy.rules().size()) + " rules)",
                    ""});
   } catch (const Error& e) {
     out.push_back({Level::kFail, e.what(), "chown root:root and chmod 0644 it, or fix its syntax"});
@@ -133,12 +135,13 @@ void check_kernel(std::vector<Check>& out) {
 void check_confinement(std::vector<Check>& out) {
   struct stat st {};
   if (::stat("/sys/kernel/security/apparmor", &st) == 0) {
-    out.push_back({Level::kWarn, "AppArmor is active",
-                   "allow QEMU the lend directory: add\n"
-                   "      /run/sockhook/** rw,\n"
-                   "    to /etc/apparmor.d/local/abstractions/libvirt-qemu (Debian 12) or a file in "
-                   "/etc/apparmor.d/abstractions/libvirt-qemu.d/ (libvirt >= 9.6), then reload "
-                   "AppArmor"});
+    out.push_back(
+        {Level::kWarn, "AppArmor is active",
+         "allow QEMU the lend directory: add\n"
+         "      /run/sockhook/** rw,\n"
+         "    to /etc/apparmor.d/local/abstractions/libvirt-qemu (Debian 12) or a file in "
+         "/etc/apparmor.d/abstractions/libvirt-qemu.d/ (libvirt >= 9.6), then reload "
+         "AppArmor"});
   } else {
     out.push_back({Level::kOk, "AppArmor is not active", ""});
   }

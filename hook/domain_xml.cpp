@@ -52,10 +52,9 @@ bool is_digit(char c) { return c >= '0' && c <= '9'; }
 
 /// Plugin names become file names: lower-case letters, digits, '-' and '_' only.
 bool valid_plugin_name(std::string_view s) {
-  return !s.empty() && s.size() <= 64 && s[0] != '-' && s[0] != '_' &&
-         all_of_chars(s, [](char c) {
-           return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
-         });
+  return !s.empty() && s.size() <= 64 && s[0] != '-' && s[0] != '_' && all_of_chars(s, [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
+  });
 }
 
 /// A user name as useradd accepts it, or a numeric uid.
@@ -75,7 +74,8 @@ bool valid_socket_name(std::string_view s) {
 /// The name appears in logs and error lines; refuse what could forge or confuse them.
 std::optional<std::string> domain_name_problem(std::string_view name) {
   if (name.empty()) return "the domain has no <name>";
-  if (name == "." || name == "..") return "the domain name '" + std::string(name) + "' is not allowed";
+  if (name == "." || name == "..")
+    return "the domain name '" + std::string(name) + "' is not allowed";
   for (char c : name) {
     if (c == '/') return "the domain name contains '/'";
     if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
@@ -106,13 +106,15 @@ class SocketParser {
     if (!el.attribute("plugin")) {
       error(who, "missing attribute 'plugin'");
     } else if (!valid_plugin_name(req.plugin)) {
-      error(who, "plugin='" + req.plugin + "' is not a plugin name (plugins are named, never paths)");
+      error(who,
+            "plugin='" + req.plugin + "' is not a plugin name (plugins are named, never paths)");
     }
     if (!el.attribute("owner")) {
       error(who, "missing attribute 'owner'");
     } else {
       req.owner = el.attribute("owner").as_string();
-      if (!valid_owner(req.owner)) error(who, "owner='" + req.owner + "' is not a user name or uid");
+      if (!valid_owner(req.owner))
+        error(who, "owner='" + req.owner + "' is not a user name or uid");
     }
     if (auto m = el.attribute("method")) {
       if (auto parsed = parse_method(m.as_string())) {
@@ -187,10 +189,11 @@ void parse_metadata(const pugi::xml_node& metadata, DomainInfo& info) {
     if (ns != kMetadataNs) {
       // Someone meant sockhook but wrote another namespace: that must not pass silently.
       if (ns.starts_with("urn:sockhook:") || std::string_view(el.name()).starts_with("sockhook:"))
-        info.diagnostics.push_back(
-            {"", "metadata <" + std::string(el.name()) + "> uses namespace '" + ns +
-                     "'; this sockhook understands only '" + std::string(kMetadataNs) + "'",
-             true, true});
+        info.diagnostics.push_back({"",
+                                    "metadata <" + std::string(el.name()) + "> uses namespace '" +
+                                        ns + "'; this sockhook understands only '" +
+                                        std::string(kMetadataNs) + "'",
+                                    true, true});
       continue;
     }
     info.has_metadata = true;
@@ -200,8 +203,8 @@ void parse_metadata(const pugi::xml_node& metadata, DomainInfo& info) {
       continue;
     }
     if (seen) {
-      info.diagnostics.push_back({"", "more than one <sockets> element; all must be merged into one",
-                                  true, true});
+      info.diagnostics.push_back(
+          {"", "more than one <sockets> element; all must be merged into one", true, true});
       continue;
     }
     seen = true;
@@ -258,11 +261,16 @@ void parse_qemu_side(const pugi::xml_node& domain, DomainInfo& info) {
 
 std::string_view to_string(Method m) {
   switch (m) {
-    case Method::kAuto: return "auto";
-    case Method::kBind: return "bind";
-    case Method::kProxy: return "proxy";
-    case Method::kAcl: return "acl";
-    case Method::kGroup: return "group";
+    case Method::kAuto:
+      return "auto";
+    case Method::kBind:
+      return "bind";
+    case Method::kProxy:
+      return "proxy";
+    case Method::kAcl:
+      return "acl";
+    case Method::kGroup:
+      return "group";
   }
   return "?";
 }
@@ -315,7 +323,8 @@ DomainInfo parse_domain_xml(std::string_view xml) {
       info.diagnostics.push_back(
           {"", "the domain has no <uuid>; lends are keyed by UUID", true, true});
     } else if (!is_valid_uuid(info.uuid)) {
-      info.diagnostics.push_back({"", "the domain UUID '" + info.uuid + "' is malformed", true, true});
+      info.diagnostics.push_back(
+          {"", "the domain UUID '" + info.uuid + "' is malformed", true, true});
     }
   }
   // Lend directories and journals are keyed by the lower-case UUID.

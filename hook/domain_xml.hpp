@@ -47,7 +47,7 @@ struct DacLabel {
 
 /// An <audio> backend of the domain, reduced to what we check.
 struct AudioBackend {
-  std::string type;  ///< pulseaudio, jack, pipewire, ...
+  std::string type;                                             ///< pulseaudio, jack, pipewire, ...
   std::vector<std::pair<std::string, std::string>> attributes;  ///< of <audio>, <input>, <output>
 };
 

@@ -30,7 +30,8 @@ std::string read_stdin() {
   for (;;) {
     auto n = retry_eintr([&] { return ::read(STDIN_FILENO, buf, sizeof buf); });
     if (n <= 0) break;
-    if (xml.size() + static_cast<std::size_t>(n) > kMaxXmlBytes) throw Error("domain XML is too large");
+    if (xml.size() + static_cast<std::size_t>(n) > kMaxXmlBytes)
+      throw Error("domain XML is too large");
     xml.append(buf, static_cast<std::size_t>(n));
   }
   return xml;

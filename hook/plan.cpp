@@ -118,7 +118,8 @@ class Planner {
     const User& owner = *found->second;
     // S2: only regular users' sockets; root and system users are always refused.
     if (owner.uid == 0)
-      return fail(req, "owner '" + req.owner + "' is root; sockhook lends only regular users' sockets");
+      return fail(req,
+                  "owner '" + req.owner + "' is root; sockhook lends only regular users' sockets");
     if (owner.uid < in_.uid_min)
       return fail(req, "owner '" + req.owner + "' (uid " + std::to_string(owner.uid) +
                            ") is a system user; regular users start at uid " +
@@ -143,8 +144,9 @@ class Planner {
     if (req.method == Method::kAuto) {
       if (!facts.exists) {
         sp.method = Method::kBind;
-        sp.method_note = "auto: bind if the socket exists at prepare, otherwise proxy "
-                         "(could not look now; planned as bind)";
+        sp.method_note =
+            "auto: bind if the socket exists at prepare, otherwise proxy "
+            "(could not look now; planned as bind)";
       } else {
         sp.method = *facts.exists ? Method::kBind : Method::kProxy;
         sp.method_note = *facts.exists ? "auto: the socket exists, so bind"
@@ -171,11 +173,13 @@ class Planner {
         sp.steps.push_back(GrantAcl{sp.source, qemu.uid, "rw", true, false});
         break;
       case Method::kProxy:
-        sp.steps.push_back(StartProxy{sp.target, sp.source, owner.uid, owner.gid, qemu.uid, qemu.gid});
+        sp.steps.push_back(
+            StartProxy{sp.target, sp.source, owner.uid, owner.gid, qemu.uid, qemu.gid});
         break;
       case Method::kAcl:
       case Method::kGroup:
-        if (absolute) return fail(req, "methods acl and group need a socket in the runtime directory");
+        if (absolute)
+          return fail(req, "methods acl and group need a socket in the runtime directory");
         sp.steps.push_back(VerifySource{base, relative, owner.uid, wait});
         for (const auto& dir : traversal_dirs(runtime_dir, sp.source))
           sp.steps.push_back(GrantAcl{dir, qemu.uid, "x", true, true});
@@ -184,8 +188,8 @@ class Planner {
         } else {
           sp.steps.push_back(ChangeGroup{sp.source, qemu.gid});
         }
-        sp.warnings.push_back("method " + std::string(to_string(sp.method)) +
-                              " lets " + qemu.user + " traverse " + runtime_dir +
+        sp.warnings.push_back("method " + std::string(to_string(sp.method)) + " lets " + qemu.user +
+                              " traverse " + runtime_dir +
                               ", so every entry there that its own mode allows becomes reachable");
         if (facts.nearby) {
           for (const auto& entry : *facts.nearby)
@@ -200,7 +204,7 @@ class Planner {
         break;
     }
 
-    Variables vars{runtime_dir, owner.home, owner.name, std::to_string(owner.uid),
+    Variables vars{runtime_dir,        owner.home, owner.name, std::to_string(owner.uid),
                    dirname(sp.target), sp.target};
     for (const auto& file : plugin->files) {
       if (!lent_copy) {
@@ -208,7 +212,7 @@ class Planner {
                               std::string(to_string(sp.method)) + " has no lend directory");
         continue;
       }
-      std::string src = file.path.starts_with("~/") ? owner.home + file.path.substr(1)
+      std::string src = file.path.starts_with("~/")  ? owner.home + file.path.substr(1)
                         : file.path.starts_with("/") ? file.path
                                                      : runtime_dir + "/" + file.path;
       sp.steps.push_back(CopyFile{src, plan_.lend_dir + "/" + file.target, owner.uid, qemu.uid,
@@ -239,14 +243,15 @@ std::string describe(const Step& step) {
   return std::visit(
       Overloaded{
           [](const MakeLendDir& s) {
-            return "create lend directory " + s.path + " (root, 0700, ACL u:" +
-                   std::to_string(s.qemu_uid) + ":--x)";
+            return "create lend directory " + s.path +
+                   " (root, 0700, ACL u:" + std::to_string(s.qemu_uid) + ":--x)";
           },
           [](const VerifySource& s) {
             return "open " + s.runtime_dir + " and resolve " + s.relative +
                    " beneath it (openat2, no symlinks, no mount crossing); require a socket "
-                   "owned by uid " + std::to_string(s.owner) + "; wait up to " +
-                   std::to_string(s.wait_seconds) + " s";
+                   "owned by uid " +
+                   std::to_string(s.owner) + "; wait up to " + std::to_string(s.wait_seconds) +
+                   " s";
           },
           [](const CreateTarget& s) {
             return "create empty mount point " + s.path + " (O_EXCL|O_NOFOLLOW)";
@@ -265,9 +270,10 @@ std::string describe(const Step& step) {
                    std::to_string(s.gid) + " and add g+rw";
           },
           [](const CopyFile& s) {
-            return "copy " + s.source + " as uid " + std::to_string(s.owner) + " (no symlinks, at most " +
-                   std::to_string(s.max_bytes) + " bytes) to " + s.target + " (owner uid " +
-                   std::to_string(s.qemu_uid) + ", 0400)" + (s.optional ? " if it exists" : "");
+            return "copy " + s.source + " as uid " + std::to_string(s.owner) +
+                   " (no symlinks, at most " + std::to_string(s.max_bytes) + " bytes) to " +
+                   s.target + " (owner uid " + std::to_string(s.qemu_uid) + ", 0400)" +
+                   (s.optional ? " if it exists" : "");
           },
           [](const StartProxy& s) {
             return "listen on " + s.listen_path + " (owner uid " + std::to_string(s.qemu_uid) +
@@ -285,13 +291,16 @@ std::string describe_undo(const Step& step) {
           [](const MakeLendDir& s) { return "remove lend directory " + s.path + " if empty"; },
           [](const VerifySource&) { return std::string(); },
           [](const CreateTarget& s) { return "remove " + s.path; },
-          [](const BindMount& s) { return "unmount " + s.target + " (if it still holds that inode)"; },
+          [](const BindMount& s) {
+            return "unmount " + s.target + " (if it still holds that inode)";
+          },
           [](const GrantAcl& s) {
             return "remove ACL entry u:" + std::to_string(s.uid) + " from " + s.path +
                    " and restore its mask exactly (if the inode still matches)";
           },
           [](const ChangeGroup& s) {
-            return "restore the group and mode of " + s.path + " exactly (if the inode still matches)";
+            return "restore the group and mode of " + s.path +
+                   " exactly (if the inode still matches)";
           },
           [](const CopyFile& s) { return "remove " + s.target; },
           [](const StartProxy& s) {
@@ -309,30 +318,40 @@ nlohmann::json to_json(const Step& step) {
             return json{{"action", "make_lend_dir"}, {"path", s.path}, {"qemu_uid", s.qemu_uid}};
           },
           [](const VerifySource& s) {
-            return json{{"action", "verify_source"}, {"runtime_dir", s.runtime_dir},
-                        {"relative", s.relative}, {"owner_uid", s.owner},
+            return json{{"action", "verify_source"},
+                        {"runtime_dir", s.runtime_dir},
+                        {"relative", s.relative},
+                        {"owner_uid", s.owner},
                         {"wait_seconds", s.wait_seconds}};
           },
-          [](const CreateTarget& s) { return json{{"action", "create_target"}, {"path", s.path}}; },
+          [](const CreateTarget& s) {
+            return json{{"action", "create_target"}, {"path", s.path}};
+          },
           [](const BindMount& s) {
             return json{{"action", "bind_mount"}, {"source", s.source}, {"target", s.target}};
           },
           [](const GrantAcl& s) {
-            return json{{"action", "grant_acl"}, {"path", s.path}, {"uid", s.uid},
-                        {"perms", s.perms}, {"only_if_denied", s.only_if_denied},
+            return json{{"action", "grant_acl"},
+                        {"path", s.path},
+                        {"uid", s.uid},
+                        {"perms", s.perms},
+                        {"only_if_denied", s.only_if_denied},
                         {"directory", s.directory}};
           },
           [](const ChangeGroup& s) {
             return json{{"action", "change_group"}, {"path", s.path}, {"gid", s.gid}};
           },
           [](const CopyFile& s) {
-            return json{{"action", "copy_file"}, {"source", s.source}, {"target", s.target},
-                        {"owner_uid", s.owner}, {"qemu_uid", s.qemu_uid},
-                        {"max_bytes", s.max_bytes}, {"optional", s.optional}};
+            return json{{"action", "copy_file"},  {"source", s.source},
+                        {"target", s.target},     {"owner_uid", s.owner},
+                        {"qemu_uid", s.qemu_uid}, {"max_bytes", s.max_bytes},
+                        {"optional", s.optional}};
           },
           [](const StartProxy& s) {
-            return json{{"action", "start_proxy"}, {"listen", s.listen_path},
-                        {"source", s.source}, {"owner_uid", s.owner},
+            return json{{"action", "start_proxy"},
+                        {"listen", s.listen_path},
+                        {"source", s.source},
+                        {"owner_uid", s.owner},
                         {"qemu_uid", s.qemu_uid}};
           },
       },
@@ -356,10 +375,12 @@ std::string format_plan(const Plan& plan) {
     if (!s.env.empty()) out << "  QEMU environment:\n";
     for (const auto& e : s.env)
       out << "    " << e.name << "=" << e.value
-          << (e.provided ? "  (provided by " + e.provided_by + ")" : "  (MISSING from the domain XML)")
+          << (e.provided ? "  (provided by " + e.provided_by + ")"
+                         : "  (MISSING from the domain XML)")
           << "\n";
     if (!s.exposes.empty()) {
-      out << "  also reachable by " << plan.qemu.user << " after this grant (if their own mode allows):\n";
+      out << "  also reachable by " << plan.qemu.user
+          << " after this grant (if their own mode allows):\n";
       for (const auto& e : s.exposes) out << "    " << e << "\n";
     }
     for (const auto& w : s.warnings) out << "  warning: " << w << "\n";
@@ -376,8 +397,12 @@ nlohmann::json plan_to_json(const Plan& plan) {
   json j{{"domain", plan.domain},
          {"uuid", plan.uuid},
          {"lend_dir", plan.lend_dir},
-         {"qemu", {{"user", plan.qemu.user}, {"group", plan.qemu.group}, {"uid", plan.qemu.uid},
-                   {"gid", plan.qemu.gid}, {"source", plan.qemu.source}}},
+         {"qemu",
+          {{"user", plan.qemu.user},
+           {"group", plan.qemu.group},
+           {"uid", plan.qemu.uid},
+           {"gid", plan.qemu.gid},
+           {"source", plan.qemu.source}}},
          {"steps", json::array()},
          {"sockets", json::array()},
          {"warnings", plan.warnings},
@@ -398,7 +423,9 @@ nlohmann::json plan_to_json(const Plan& plan) {
             {"warnings", s.warnings}};
     for (const auto& step : s.steps) sj["steps"].push_back(to_json(step));
     for (const auto& e : s.env)
-      sj["env"].push_back({{"name", e.name}, {"value", e.value}, {"provided", e.provided},
+      sj["env"].push_back({{"name", e.name},
+                           {"value", e.value},
+                           {"provided", e.provided},
                            {"provided_by", e.provided_by}});
     j["sockets"].push_back(std::move(sj));
   }

@@ -20,14 +20,12 @@ namespace sockhook {
 
 /// Where sockhook keeps lend directories and its journal.
 struct Paths {
-  std::string lend_root = "/run/sockhook";         ///< /run/sockhook/<uuid>/ per domain
-  std::string state_dir = "/run/sockhook/state";   ///< journals and locks, root 0700
-  std::string user_runtime_root = "/run/user";     ///< /run/user/<uid>
+  std::string lend_root = "/run/sockhook";        ///< /run/sockhook/<uuid>/ per domain
+  std::string state_dir = "/run/sockhook/state";  ///< journals and locks, root 0700
+  std::string user_runtime_root = "/run/user";    ///< /run/user/<uid>
 
   std::string lend_dir(const std::string& uuid) const { return lend_root + "/" + uuid; }
-  std::string runtime_dir(uid_t uid) const {
-    return user_runtime_root + "/" + std::to_string(uid);
-  }
+  std::string runtime_dir(uid_t uid) const { return user_runtime_root + "/" + std::to_string(uid); }
 };
 
 // ---- The steps of a prepare. Each is plain data; executors carry them out. ----
@@ -99,8 +97,8 @@ struct StartProxy {
 };
 
 /// One step of a prepare.
-using Step = std::variant<MakeLendDir, VerifySource, CreateTarget, BindMount, GrantAcl,
-                          ChangeGroup, CopyFile, StartProxy>;
+using Step = std::variant<MakeLendDir, VerifySource, CreateTarget, BindMount, GrantAcl, ChangeGroup,
+                          CopyFile, StartProxy>;
 
 /// One line saying what a step does, e.g. "bind-mount /run/user/1000/pipewire-0 onto ...".
 std::string describe(const Step& step);

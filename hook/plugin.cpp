@@ -12,8 +12,8 @@
 #include <pugixml.hpp>
 
 #include "error.hpp"
-#include "sys/file.hpp"
 #include "sys/fd.hpp"
+#include "sys/file.hpp"
 
 namespace sockhook {
 namespace {
@@ -87,13 +87,20 @@ std::string expand(std::string_view text, const Variables& vars) {
     if (close == std::string_view::npos)
       throw Error("unterminated variable in '" + std::string(text) + "'");
     auto name = text.substr(i + 1, close - i - 1);
-    if (name == "runtime_dir") out += vars.runtime_dir;
-    else if (name == "home") out += vars.home;
-    else if (name == "user") out += vars.user;
-    else if (name == "uid") out += vars.uid;
-    else if (name == "lend_dir") out += vars.lend_dir;
-    else if (name == "target") out += vars.target;
-    else throw Error("unknown variable {" + std::string(name) + "} in '" + std::string(text) + "'");
+    if (name == "runtime_dir")
+      out += vars.runtime_dir;
+    else if (name == "home")
+      out += vars.home;
+    else if (name == "user")
+      out += vars.user;
+    else if (name == "uid")
+      out += vars.uid;
+    else if (name == "lend_dir")
+      out += vars.lend_dir;
+    else if (name == "target")
+      out += vars.target;
+    else
+      throw Error("unknown variable {" + std::string(name) + "} in '" + std::string(text) + "'");
     i = close + 1;
   }
   return out;
@@ -134,9 +141,9 @@ Plugin parse_plugin(std::string_view xml, bool admin, const std::string& file) {
       PluginFile f{require_attr(el, "path"), require_attr(el, "target"),
                    std::string_view(el.attribute("optional").as_string("no")) == "yes"};
       std::string_view path = f.path;
-      bool ok = path.starts_with("~/") ? is_clean_relative(path.substr(2))
+      bool ok = path.starts_with("~/")  ? is_clean_relative(path.substr(2))
                 : path.starts_with("/") ? admin && is_clean_absolute(path)
-                                         : is_clean_relative(path);
+                                        : is_clean_relative(path);
       if (!ok) throw Error("file path '" + f.path + "' is not allowed here");
       check_target(f.target, targets);
       p.files.push_back(std::move(f));
@@ -177,7 +184,8 @@ PluginSet load_plugins(const std::vector<PluginDir>& dirs, const std::vector<uid
   for (const auto& [dir, admin] : dirs) {
     Fd dfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW));
     if (!dfd) {
-      if (errno != ENOENT) set.problems.push_back("cannot open " + dir + ": " + std::strerror(errno));
+      if (errno != ENOENT)
+        set.problems.push_back("cannot open " + dir + ": " + std::strerror(errno));
       continue;
     }
     struct stat dst {};

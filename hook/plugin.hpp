@@ -26,10 +26,10 @@ struct PluginEnv {
 /// A native libvirt attribute that carries the same information as an env variable, for
 /// libvirt versions that have it (e.g. <audio type='pulseaudio' serverName=...>).
 struct PluginAudioAttr {
-  std::string audio_type;  ///< the <audio type=...> it applies to
-  std::string attribute;   ///< e.g. "serverName", "runtimeDir", "output.serverName"
-  std::string value;       ///< may use {variables}
-  std::string covers;      ///< the env variable it replaces
+  std::string audio_type;         ///< the <audio type=...> it applies to
+  std::string attribute;          ///< e.g. "serverName", "runtimeDir", "output.serverName"
+  std::string value;              ///< may use {variables}
+  std::string covers;             ///< the env variable it replaces
   unsigned long min_libvirt = 0;  ///< libvirt version number (major*1e6+minor*1e3+micro)
 };
 

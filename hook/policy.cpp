@@ -50,7 +50,8 @@ Policy Policy::parse(std::string_view text) {
     auto uuid = lower(item.parents[0]);
     if (!is_valid_uuid(uuid))
       throw Error("cannot parse policy: section [" + item.parents[0] + "] is not a domain UUID");
-    if (item.inputs.empty()) throw Error("cannot parse policy: '" + item.name + "' lists no plugin");
+    if (item.inputs.empty())
+      throw Error("cannot parse policy: '" + item.name + "' lists no plugin");
     PolicyRule rule{uuid, item.name, {}};
     for (const auto& plugin : item.inputs)
       if (!plugin.empty()) rule.plugins.push_back(plugin);

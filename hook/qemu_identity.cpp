@@ -82,8 +82,9 @@ QemuIdentity resolve_qemu_identity(const std::optional<DacLabel>& dac, const Qem
       return make_identity(*user, gid, gid ? name : "", "default");
     }
   }
-  throw Error("cannot find QEMU's user: no seclabel, no user in qemu.conf, and neither "
-              "libvirt-qemu nor qemu exists");
+  throw Error(
+      "cannot find QEMU's user: no seclabel, no user in qemu.conf, and neither "
+      "libvirt-qemu nor qemu exists");
 }
 
 }  // namespace sockhook

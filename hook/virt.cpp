@@ -67,9 +67,7 @@ struct DomainFree {
 };
 using DomainPtr = std::unique_ptr<virDomain, DomainFree>;
 
-[[noreturn]] void fail(const std::string& what) {
-  throw Error(what + ": " + api().last_error());
-}
+[[noreturn]] void fail(const std::string& what) { throw Error(what + ": " + api().last_error()); }
 
 }  // namespace
 

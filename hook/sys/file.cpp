@@ -63,8 +63,8 @@ void write_file_atomic(const Fd& dir, const std::string& name, const std::string
   std::string tmp = "." + name + ".tmp" + std::to_string(::getpid());
   // O_EXCL|O_NOFOLLOW: never write through something planted under the temp name.
   ::unlinkat(dir.get(), tmp.c_str(), 0);
-  Fd fd(::openat(dir.get(), tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-                 mode));
+  Fd fd(
+      ::openat(dir.get(), tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode));
   if (!fd) throw_errno("cannot create " + tmp);
   std::size_t done = 0;
   while (done < data.size()) {
