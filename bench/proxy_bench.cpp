@@ -1,0 +1,547 @@
+// Side-by-side benchmark of a unix socket reached directly, through the sockhook proxy and
+// through socat (SPEC §9). One command, one run; prints a table and can write JSON.
+//
+//   proxy_bench [--quick] [--json FILE] [--no-pinned]
+//
+// The echo server and the proxy run as separate processes (this binary re-executed with
+// --serve / --relay), as the proxy does in production; socat is spawned. The second run
+// pins every process to CPU 0.
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "proxy.hpp"
+#include "sys/fd.hpp"
+
+namespace {
+
+using sockhook::Fd;
+using sockhook::retry_eintr;
+using Clock = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+constexpr size_t kBulkChunk = 256 * 1024;
+
+[[noreturn]] void die(const std::string& what) {
+  std::cerr << "proxy_bench: " << what << ": " << std::strerror(errno) << '\n';
+  std::exit(1);
+}
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+sockaddr_un address_of(const std::string& path) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, path.c_str(), std::min(path.size() + 1, sizeof addr.sun_path - 1));
+  return addr;
+}
+
+Fd listen_at(const std::string& path) {
+  Fd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  const auto addr = address_of(path);
+  if (!fd || bind(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) < 0 ||
+      listen(fd.get(), SOMAXCONN) < 0)
+    die("cannot listen on " + path);
+  return fd;
+}
+
+/// A blocking connection; waits at most 5 s for room in a full backlog.
+Fd connect_to(const std::string& path) {
+  Fd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  const timeval timeout{5, 0};
+  setsockopt(fd.get(), SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout);
+  setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+  const auto addr = address_of(path);
+  if (retry_eintr([&] {
+        return connect(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr);
+      }) < 0)
+    return Fd();
+  return fd;
+}
+
+bool write_all(int fd, const char* data, size_t size) {
+  while (size > 0) {
+    const ssize_t n = send(fd, data, size, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    data += n;
+    size -= static_cast<size_t>(n);
+  }
+  return true;
+}
+
+bool read_all(int fd, char* data, size_t size) {
+  while (size > 0) {
+    const ssize_t n = recv(fd, data, size, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    data += n;
+    size -= static_cast<size_t>(n);
+  }
+  return true;
+}
+
+// ---------------------------------------------------------------------------------------
+// The echo server (its own process). The first byte of a connection picks the mode:
+//   'E' echo bytes and descriptors, 'S' sink (at EOF, reply with the byte count),
+//   'G' + 8-byte count: generate that many bytes, then close.
+
+int serve(const std::string& path) {
+  Fd listener = listen_at(path);
+  Fd epoll(epoll_create1(EPOLL_CLOEXEC));
+  epoll_event ev{EPOLLIN, {.fd = listener.get()}};
+  epoll_ctl(epoll.get(), EPOLL_CTL_ADD, listener.get(), &ev);
+  struct Conn {
+    char mode = 0;
+    uint64_t count = 0;
+  };
+  std::map<int, Conn> conns;
+  std::vector<char> buffer(kBulkChunk);
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 253)];
+  epoll_event events[64];
+  for (;;) {
+    const int n = epoll_wait(epoll.get(), events, 64, -1);
+    for (int i = 0; i < n; ++i) {
+      const int fd = events[i].data.fd;
+      if (fd == listener.get()) {
+        const int c = accept4(fd, nullptr, nullptr, SOCK_CLOEXEC);
+        if (c < 0) continue;
+        conns[c] = Conn{};
+        epoll_event cev{EPOLLIN, {.fd = c}};
+        epoll_ctl(epoll.get(), EPOLL_CTL_ADD, c, &cev);
+        continue;
+      }
+      Conn& conn = conns[fd];
+      iovec iov{buffer.data(), buffer.size()};
+      msghdr msg{};
+      msg.msg_iov = &iov;
+      msg.msg_iovlen = 1;
+      msg.msg_control = control;
+      msg.msg_controllen = sizeof control;
+      const ssize_t got = recvmsg(fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+      if (got < 0 && errno == EAGAIN) continue;
+      size_t offset = 0;
+      if (got > 0 && conn.mode == 0) {
+        conn.mode = buffer[0];
+        offset = 1;
+      }
+      const size_t size = got > 0 ? static_cast<size_t>(got) : 0;
+      bool done = got <= 0;
+      if (!done && conn.mode == 'E') {
+        // Echo, sending back any descriptors that came with the bytes.
+        iovec out{buffer.data() + offset, size - offset};
+        msghdr reply{};
+        reply.msg_iov = &out;
+        reply.msg_iovlen = 1;
+        if (msg.msg_controllen > 0) {
+          reply.msg_control = msg.msg_control;
+          reply.msg_controllen = msg.msg_controllen;
+        }
+        if (out.iov_len > 0 && sendmsg(fd, &reply, MSG_NOSIGNAL) < 0) done = true;
+        for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c))
+          if (c->cmsg_type == SCM_RIGHTS)
+            for (size_t k = 0; k < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int); ++k) {
+              int received;
+              std::memcpy(&received, CMSG_DATA(c) + k * sizeof(int), sizeof received);
+              close(received);
+            }
+      } else if (!done && conn.mode == 'S') {
+        conn.count += size - offset;
+      } else if (!done && conn.mode == 'G' && size >= 9) {
+        uint64_t total;
+        std::memcpy(&total, buffer.data() + 1, sizeof total);
+        std::memset(buffer.data(), 'g', buffer.size());
+        while (total > 0) {
+          const size_t chunk = std::min<uint64_t>(total, buffer.size());
+          if (!write_all(fd, buffer.data(), chunk)) break;
+          total -= chunk;
+        }
+        done = true;
+      }
+      if (got == 0 && conn.mode == 'S')
+        write_all(fd, reinterpret_cast<const char*>(&conn.count), sizeof conn.count);
+      if (done) {
+        conns.erase(fd);
+        close(fd);
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Child processes.
+
+/// A child in its own process group that dies with the bench; `keep_fd` becomes its fd 3.
+pid_t spawn(const std::vector<std::string>& args, int keep_fd = -1) {
+  std::vector<char*> argv;
+  for (const auto& arg : args) argv.push_back(const_cast<char*>(arg.c_str()));
+  argv.push_back(nullptr);
+  const pid_t pid = fork();
+  if (pid < 0) die("cannot fork");
+  if (pid == 0) {
+    setpgid(0, 0);  // its own group: socat's per-connection children are stopped with it
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (keep_fd >= 0) {
+      dup2(fcntl(keep_fd, F_DUPFD_CLOEXEC, 10), 3);  // via a copy: dup2 onto itself keeps CLOEXEC
+      close_range(4, ~0U, 0);
+    }
+    const int null = open("/dev/null", O_RDWR);
+    dup2(null, 1);  // socat and the children stay quiet; the table is ours
+    execvp(argv[0], argv.data());
+    _exit(127);
+  }
+  setpgid(pid, pid);
+  return pid;
+}
+
+std::vector<pid_t> g_children;
+
+void kill_children() {
+  for (pid_t pid : g_children) kill(-pid, SIGKILL);
+  for (pid_t pid : g_children) waitpid(pid, nullptr, 0);
+  g_children.clear();
+}
+
+void on_signal(int) {
+  for (pid_t pid : g_children) kill(-pid, SIGKILL);
+  _exit(130);
+}
+
+/// Waits (bounded) until `path` accepts connections.
+void wait_listening(const std::string& path) {
+  const auto start = Clock::now();
+  while (seconds_since(start) < 5) {
+    Fd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    const auto addr = address_of(path);
+    if (connect(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0) {
+      write_all(fd.get(), "E", 1);
+      return;
+    }
+    usleep(10000);
+  }
+  errno = ETIMEDOUT;
+  die("nothing listens on " + path);
+}
+
+long status_kib(pid_t pid, const char* field) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  const std::string prefix = std::string(field) + ":";
+  while (std::getline(status, line))
+    if (line.rfind(prefix, 0) == 0) return std::stol(line.substr(prefix.size()));
+  return -1;
+}
+
+// ---------------------------------------------------------------------------------------
+// Measurements.
+
+struct Options {
+  bool quick = false;
+};
+
+struct Latency {
+  double p50_us = 0;
+  double p99_us = 0;
+};
+
+Latency round_trips(const std::string& path, size_t size, int count, int warmup) {
+  Fd fd = connect_to(path);
+  if (!fd || !write_all(fd.get(), "E", 1)) return {};
+  std::vector<char> out(size, 'x');
+  std::vector<char> in(size);
+  std::vector<double> samples;
+  samples.reserve(static_cast<size_t>(count));
+  for (int i = 0; i < warmup + count; ++i) {
+    const auto start = Clock::now();
+    if (!write_all(fd.get(), out.data(), size) || !read_all(fd.get(), in.data(), size)) return {};
+    if (i >= warmup) samples.push_back(seconds_since(start) * 1e6);
+  }
+  std::sort(samples.begin(), samples.end());
+  return {samples[samples.size() / 2], samples[samples.size() * 99 / 100]};
+}
+
+/// MB/s from the client to the server, bounded by bytes and time.
+double upload(const std::string& path, size_t max_bytes, double max_seconds) {
+  Fd fd = connect_to(path);
+  if (!fd || !write_all(fd.get(), "S", 1)) return 0;
+  std::vector<char> chunk(kBulkChunk, 'u');
+  const auto start = Clock::now();
+  size_t sent = 0;
+  while (sent < max_bytes && seconds_since(start) < max_seconds) {
+    if (!write_all(fd.get(), chunk.data(), chunk.size())) return 0;
+    sent += chunk.size();
+  }
+  shutdown(fd.get(), SHUT_WR);
+  uint64_t arrived = 0;
+  if (!read_all(fd.get(), reinterpret_cast<char*>(&arrived), sizeof arrived)) return 0;
+  return static_cast<double>(arrived) / seconds_since(start) / 1e6;
+}
+
+/// MB/s from the server to the client.
+double download(const std::string& path, size_t max_bytes, double max_seconds) {
+  Fd fd = connect_to(path);
+  char request[9] = {'G'};
+  const uint64_t total = max_bytes;
+  std::memcpy(request + 1, &total, sizeof total);
+  if (!fd || !write_all(fd.get(), request, sizeof request)) return 0;
+  std::vector<char> chunk(kBulkChunk);
+  const auto start = Clock::now();
+  size_t got = 0;
+  while (got < max_bytes && seconds_since(start) < max_seconds) {
+    const ssize_t n = recv(fd.get(), chunk.data(), chunk.size(), 0);
+    if (n <= 0) break;
+    got += static_cast<size_t>(n);
+  }
+  return static_cast<double>(got) / seconds_since(start) / 1e6;
+}
+
+/// Connections per second, each with one 64-byte round trip.
+double connection_rate(const std::string& path, double max_seconds) {
+  char message[65] = {'E'};
+  char reply[64];
+  const auto start = Clock::now();
+  int count = 0;
+  while (seconds_since(start) < max_seconds) {
+    Fd fd = connect_to(path);
+    if (!fd || !write_all(fd.get(), message, sizeof message) ||
+        !read_all(fd.get(), reply, sizeof reply))
+      break;
+    ++count;
+  }
+  return count / seconds_since(start);
+}
+
+struct Concurrent {
+  int ok = 0;
+  double ms = 0;
+  long proxy_rss_kib = -1;
+};
+
+/// `clients` connections open at once, then one round trip each.
+Concurrent concurrent(const std::string& path, int clients, pid_t proxy) {
+  const auto start = Clock::now();
+  std::vector<Fd> fds;
+  for (int i = 0; i < clients; ++i) {
+    Fd fd = connect_to(path);
+    if (fd) fds.push_back(std::move(fd));
+  }
+  char message[65] = {'E'};
+  for (auto& fd : fds) write_all(fd.get(), message, sizeof message);
+  Concurrent result;
+  char reply[64];
+  for (auto& fd : fds)
+    if (read_all(fd.get(), reply, sizeof reply)) ++result.ok;
+  result.ms = seconds_since(start) * 1e3;
+  if (proxy > 0) result.proxy_rss_kib = status_kib(proxy, "VmRSS");
+  return result;
+}
+
+/// Sends a memfd and checks that the echo brings back the same file.
+bool passes_fds(const std::string& path) {
+  Fd fd = connect_to(path);
+  if (!fd || !write_all(fd.get(), "E", 1)) return false;
+  Fd memfd(memfd_create("bench", MFD_CLOEXEC));
+  struct stat sent {};
+  fstat(memfd.get(), &sent);
+  char byte = 'F';
+  iovec iov{&byte, 1};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int));
+  const int raw = memfd.get();
+  std::memcpy(CMSG_DATA(c), &raw, sizeof raw);
+  if (sendmsg(fd.get(), &msg, MSG_NOSIGNAL) != 1) return false;
+  msg.msg_controllen = sizeof control;
+  if (recvmsg(fd.get(), &msg, MSG_CMSG_CLOEXEC) != 1) return false;
+  for (c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_type != SCM_RIGHTS) continue;
+    int received;
+    std::memcpy(&received, CMSG_DATA(c), sizeof received);
+    Fd back(received);
+    struct stat st {};
+    return fstat(back.get(), &st) == 0 && st.st_ino == sent.st_ino && st.st_dev == sent.st_dev;
+  }
+  return false;
+}
+
+nlohmann::json measure(const std::string& path, const Options& options, pid_t proxy) {
+  const int rtts = options.quick ? 2000 : 20000;
+  const int warmup = options.quick ? 200 : 2000;
+  const size_t bulk = options.quick ? (32u << 20) : (256u << 20);
+  const double bulk_seconds = options.quick ? 0.5 : 2.0;
+  const double conn_seconds = options.quick ? 0.3 : 2.0;
+  nlohmann::json r;
+  const auto small = round_trips(path, 64, rtts, warmup);
+  const auto page = round_trips(path, 4096, rtts, warmup);
+  r["rtt64_p50_us"] = small.p50_us;
+  r["rtt64_p99_us"] = small.p99_us;
+  r["rtt4k_p50_us"] = page.p50_us;
+  r["rtt4k_p99_us"] = page.p99_us;
+  r["upload_MBps"] = upload(path, bulk, bulk_seconds);
+  r["download_MBps"] = download(path, bulk, bulk_seconds);
+  r["connections_per_s"] = connection_rate(path, conn_seconds);
+  const auto many = concurrent(path, 500, proxy);
+  r["concurrent500_ok"] = many.ok;
+  r["concurrent500_ms"] = many.ms;
+  r["scm_rights"] = passes_fds(path);
+  if (proxy > 0) {
+    r["rss_under_load_kib"] = many.proxy_rss_kib;
+    r["rss_peak_kib"] = status_kib(proxy, "VmHWM");
+  }
+  return r;
+}
+
+/// One run: fresh server, proxy and socat, measured side by side.
+nlohmann::json run(const std::string& self, const Options& options, bool pinned) {
+  cpu_set_t all;
+  sched_getaffinity(0, sizeof all, &all);
+  if (pinned) {
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(0, &one);
+    if (sched_setaffinity(0, sizeof one, &one) < 0) die("cannot pin to CPU 0");
+  }
+  char dir_template[] = "/tmp/proxy-bench-XXXXXX";
+  if (!mkdtemp(dir_template)) die("cannot create a directory");
+  const std::string dir = dir_template;
+  const std::string server = dir + "/server";
+  const std::string proxy = dir + "/proxy";
+  const std::string socat = dir + "/socat";
+
+  // Children inherit the affinity set above.
+  g_children.push_back(spawn({self, "--serve", server}));
+  wait_listening(server);
+  Fd proxy_listener = listen_at(proxy);
+  const pid_t proxy_pid =
+      spawn({self, "--relay", server, std::to_string(getuid())}, proxy_listener.get());
+  g_children.push_back(proxy_pid);
+  proxy_listener.reset();
+  g_children.push_back(
+      spawn({"socat", "UNIX-LISTEN:" + socat + ",fork,backlog=4096", "UNIX-CONNECT:" + server}));
+  wait_listening(proxy);
+  wait_listening(socat);
+  usleep(100000);
+
+  nlohmann::json result;
+  result["pinned"] = pinned;
+  result["proxy_idle_rss_kib"] = status_kib(proxy_pid, "VmRSS");
+  result["direct"] = measure(server, options, 0);
+  result["sockhook"] = measure(proxy, options, proxy_pid);
+  result["socat"] = measure(socat, options, 0);
+
+  kill_children();
+  std::filesystem::remove_all(dir);
+  sched_setaffinity(0, sizeof all, &all);
+  return result;
+}
+
+void print(const nlohmann::json& r) {
+  std::printf("\n== %s ==  (proxy idle RSS %ld KiB, under load %ld KiB, peak %ld KiB)\n",
+              r["pinned"].get<bool>() ? "pinned to CPU 0" : "unpinned",
+              r["proxy_idle_rss_kib"].get<long>(), r["sockhook"]["rss_under_load_kib"].get<long>(),
+              r["sockhook"]["rss_peak_kib"].get<long>());
+  std::printf("%-24s %12s %12s %12s %14s %13s\n", "metric", "direct", "sockhook", "socat",
+              "sockhook/direct", "sockhook/socat");
+  const auto& d = r["direct"];
+  const auto& p = r["sockhook"];
+  const auto& s = r["socat"];
+  auto row = [&](const char* name, const char* key) {
+    const double dv = d[key].get<double>();
+    const double pv = p[key].get<double>();
+    const double sv = s[key].get<double>();
+    std::printf("%-24s %12.1f %12.1f %12.1f %14.2fx %12.2fx\n", name, dv, pv, sv,
+                dv > 0 ? pv / dv : 0.0, sv > 0 ? pv / sv : 0.0);
+  };
+  row("rtt 64 B p50 (us)", "rtt64_p50_us");
+  row("rtt 64 B p99 (us)", "rtt64_p99_us");
+  row("rtt 4 KiB p50 (us)", "rtt4k_p50_us");
+  row("rtt 4 KiB p99 (us)", "rtt4k_p99_us");
+  row("upload (MB/s)", "upload_MBps");
+  row("download (MB/s)", "download_MBps");
+  row("connections/s", "connections_per_s");
+  row("500 clients (ms)", "concurrent500_ms");
+  std::printf("%-24s %12d %12d %12d\n", "500 clients ok", d["concurrent500_ok"].get<int>(),
+              p["concurrent500_ok"].get<int>(), s["concurrent500_ok"].get<int>());
+  std::printf(
+      "%-24s %12s %12s %12s\n", "SCM_RIGHTS forwarded", d["scm_rights"].get<bool>() ? "yes" : "no",
+      p["scm_rights"].get<bool>() ? "yes" : "no", s["scm_rights"].get<bool>() ? "yes" : "no");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Internal modes: the processes the benchmark starts.
+  if (argc == 3 && std::string(argv[1]) == "--serve") return serve(argv[2]);
+  if (argc == 4 && std::string(argv[1]) == "--relay") {
+    sockhook::ProxyOptions options;
+    options.connect_path = argv[2];
+    options.peer_uid = static_cast<uid_t>(std::stoul(argv[3]));
+    return sockhook::run_proxy(Fd(3), options);
+  }
+
+  Options options;
+  std::string json_path;
+  bool pinned_run = true;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--quick") {
+      options.quick = true;
+    } else if (arg == "--json" && i + 1 < argc) {
+      json_path = argv[++i];
+    } else if (arg == "--no-pinned") {
+      pinned_run = false;
+    } else {
+      std::cerr << "usage: proxy_bench [--quick] [--json FILE] [--no-pinned]\n";
+      return 2;
+    }
+  }
+  signal(SIGINT, on_signal);
+  signal(SIGTERM, on_signal);
+  signal(SIGPIPE, SIG_IGN);
+
+  const std::string self = std::filesystem::read_symlink("/proc/self/exe");
+  nlohmann::json report;
+  report["quick"] = options.quick;
+  report["runs"].push_back(run(self, options, false));
+  print(report["runs"].back());
+  if (pinned_run) {
+    report["runs"].push_back(run(self, options, true));
+    print(report["runs"].back());
+  }
+  if (!json_path.empty()) std::ofstream(json_path) << report.dump(2) << '\n';
+  return 0;
+}

@@ -1,0 +1,66 @@
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstddef>
+#include <string>
+
+#include "sys/fd.hpp"
+
+namespace sockhook {
+
+/// Limits that bound one connection's memory (S6).
+struct ProxyLimits {
+  /// Bytes queued in one direction of one connection before the proxy stops reading the
+  /// sending side (back-pressure). Also the size of that direction's buffer.
+  size_t max_queued_bytes = 256 * 1024;
+  /// File descriptors queued in one direction before the proxy stops reading that side.
+  size_t max_queued_fds = 256;
+  /// Clients served at the same time; further clients are accepted and closed at once.
+  size_t max_connections = 1024;
+};
+
+/// What a proxy process serves.
+struct ProxyOptions {
+  /// Absolute path of the real socket; connected once per accepted client (lazy).
+  std::string connect_path;
+  /// Only clients whose SO_PEERCRED uid equals this are served. The default, (uid_t)-1,
+  /// matches nobody.
+  uid_t peer_uid = static_cast<uid_t>(-1);
+  /// Per-connection caps.
+  ProxyLimits limits;
+};
+
+/// Runs the relay on an already-listening SOCK_STREAM unix socket until SIGTERM/SIGINT, or
+/// until the listening socket fails. Returns an exit code (0 after a signal). Logs (syslog,
+/// identifier "sockhook") refused peers and connection errors.
+int run_proxy(Fd listen_fd, const ProxyOptions& options);
+
+/// Like run_proxy, but stops when `stop_fd` becomes readable instead of on signals (for
+/// tests and benchmarks that run the relay in a thread). Does not touch the signal mask.
+int run_proxy_until(Fd listen_fd, const ProxyOptions& options, int stop_fd);
+
+/// Identity of the proxy's process.
+struct ProxyProcess {
+  pid_t pid = -1;
+  Fd pidfd;
+};
+
+/// Forks a proxy: the child gets only `listen_fd` (as fd 3) and /dev/null on 0, 1 and 2,
+/// starts its own session, drops to owner_uid/owner_gid (supplementary groups exactly
+/// {owner_gid}, no_new_privs, checked that root cannot be regained), and execs `exe` as
+/// `sockhook proxy --listen-fd 3 --connect PATH --peer-uid N --label LABEL`. `label`
+/// (e.g. "win11/pipewire") only shows in ps. Throws Error if the child could not be set up
+/// or exec failed.
+ProxyProcess spawn_proxy(const std::string& exe, Fd listen_fd, const ProxyOptions& options,
+                         uid_t owner_uid, gid_t owner_gid, const std::string& label);
+
+/// Stops a proxy through its pidfd: SIGTERM, a wait of up to 2 s, then SIGKILL. Reaps it
+/// if it is our child. Harmless if it already exited.
+void stop_proxy(int pidfd);
+
+/// Parses the internal `sockhook proxy ...` arguments and calls run_proxy. `argv` holds
+/// the `argc` arguments after the word "proxy" (no program name). Returns 2 on bad usage.
+int proxy_command(int argc, char** argv);
+
+}  // namespace sockhook

@@ -1,0 +1,785 @@
+#include "proxy.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <iterator>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <doctest/doctest.h>
+
+#include "error.hpp"
+
+namespace sockhook {
+namespace {
+
+using namespace std::chrono_literals;
+
+struct TempDir {
+  std::string path;
+  TempDir() {
+    char name[] = "/tmp/sockhook-proxy-test-XXXXXX";
+    REQUIRE(mkdtemp(name) != nullptr);
+    path = name;
+  }
+  ~TempDir() { std::filesystem::remove_all(path); }
+  std::string operator/(const std::string& name) const { return path + "/" + name; }
+};
+
+sockaddr_un address_of(const std::string& path) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  REQUIRE(path.size() < sizeof addr.sun_path);
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  return addr;
+}
+
+Fd listen_at(const std::string& path) {
+  Fd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  REQUIRE(fd.valid());
+  const auto addr = address_of(path);
+  REQUIRE(bind(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0);
+  REQUIRE(listen(fd.get(), SOMAXCONN) == 0);
+  return fd;
+}
+
+Fd connect_to(const std::string& path) {
+  Fd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  REQUIRE(fd.valid());
+  const auto addr = address_of(path);
+  REQUIRE(connect(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0);
+  return fd;
+}
+
+bool wait_for(int fd, short events, int timeout_ms) {
+  pollfd p{fd, events, 0};
+  return retry_eintr([&] { return poll(&p, 1, timeout_ms); }) > 0;
+}
+
+Fd accept_within(const Fd& listener, int timeout_ms = 2000) {
+  if (!wait_for(listener.get(), POLLIN, timeout_ms)) return Fd();
+  return Fd(accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
+}
+
+void set_nonblocking(const Fd& fd) {
+  REQUIRE(fcntl(fd.get(), F_SETFL, fcntl(fd.get(), F_GETFL) | O_NONBLOCK) == 0);
+}
+
+/// Sends `bytes` with `fds` attached in one sendmsg; true if all bytes went.
+bool send_with_fds(int fd, const std::string& bytes, const std::vector<int>& fds, int flags = 0) {
+  iovec iov{const_cast<char*>(bytes.data()), bytes.size()};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  std::vector<char> control(CMSG_SPACE(sizeof(int) * fds.size()));
+  if (!fds.empty()) {
+    msg.msg_control = control.data();
+    msg.msg_controllen = control.size();
+    cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
+    std::memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
+  }
+  return sendmsg(fd, &msg, MSG_NOSIGNAL | flags) == static_cast<ssize_t>(bytes.size());
+}
+
+/// What one recvmsg returned.
+struct Received {
+  ssize_t n = -1;  // -1: nothing within the timeout (or an error)
+  std::string bytes;
+  std::vector<Fd> fds;
+  bool ctrunc = false;
+  bool creds = false;
+  ucred cred{};
+};
+
+Received receive(int fd, int timeout_ms = 2000, size_t max = 65536) {
+  Received r;
+  if (!wait_for(fd, POLLIN, timeout_ms)) return r;
+  std::string buffer(max, '\0');
+  iovec iov{buffer.data(), buffer.size()};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 253) + CMSG_SPACE(sizeof(ucred))];
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  r.n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+  if (r.n < 0) return r;
+  r.bytes.assign(buffer.data(), static_cast<size_t>(r.n));
+  r.ctrunc = (msg.msg_flags & MSG_CTRUNC) != 0;
+  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level != SOL_SOCKET) continue;
+    if (c->cmsg_type == SCM_RIGHTS) {
+      const size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+      for (size_t k = 0; k < count; ++k) {
+        int received;
+        std::memcpy(&received, CMSG_DATA(c) + k * sizeof(int), sizeof received);
+        r.fds.emplace_back(received);
+      }
+    } else if (c->cmsg_type == SCM_CREDENTIALS) {
+      r.creds = true;
+      std::memcpy(&r.cred, CMSG_DATA(c), sizeof r.cred);
+    }
+  }
+  return r;
+}
+
+/// Reads exactly `size` bytes (fewer on EOF or after the timeout).
+std::string read_bytes(int fd, size_t size, int timeout_ms = 2000) {
+  std::string out;
+  while (out.size() < size) {
+    auto r = receive(fd, timeout_ms, size - out.size());
+    if (r.n <= 0) break;
+    out += r.bytes;
+  }
+  return out;
+}
+
+/// True if the next read on `fd` reports EOF (or a reset) within the timeout.
+bool gets_eof(int fd, int timeout_ms = 2000) {
+  auto r = receive(fd, timeout_ms, 1);
+  return r.n == 0 || (r.n < 0 && errno == ECONNRESET);
+}
+
+Fd make_memfd(const std::string& content) {
+  Fd fd(memfd_create("proxy-test", MFD_CLOEXEC));
+  REQUIRE(fd.valid());
+  REQUIRE(write(fd.get(), content.data(), content.size()) == static_cast<ssize_t>(content.size()));
+  return fd;
+}
+
+std::string file_content(const Fd& fd) {
+  char buffer[256];
+  const ssize_t n = pread(fd.get(), buffer, sizeof buffer, 0);
+  return n > 0 ? std::string(buffer, static_cast<size_t>(n)) : std::string();
+}
+
+ino_t inode_of(int fd) {
+  struct stat st {};
+  REQUIRE(fstat(fd, &st) == 0);
+  return st.st_ino;
+}
+
+/// A relay in a forked child, as in production: a separate process that holds nothing but
+/// the listening socket.
+class ProxyChild {
+ public:
+  ProxyChild(const std::string& listen_path, const ProxyOptions& options,
+             const std::function<void()>& before_run = {}) {
+    Fd listener = listen_at(listen_path);
+    pid_ = fork();
+    REQUIRE(pid_ >= 0);
+    if (pid_ == 0) {
+      if (dup2(listener.get(), 3) < 0) _exit(120);
+      close_range(4, ~0U, 0);
+      if (before_run) before_run();
+      int rc = 121;
+      try {
+        rc = run_proxy(Fd(3), options);
+      } catch (const Error&) {
+        rc = 122;
+      }
+      _exit(rc);
+    }
+  }
+  ~ProxyChild() { stop(); }
+  ProxyChild(const ProxyChild&) = delete;
+  ProxyChild& operator=(const ProxyChild&) = delete;
+
+  pid_t pid() const { return pid_; }
+
+  /// SIGTERM, then the exit status (-1 if it had to be killed).
+  int stop() {
+    if (pid_ <= 0) return status_;
+    kill(pid_, SIGTERM);
+    for (int i = 0; i < 300; ++i) {
+      int status = 0;
+      if (waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        status_ = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+        return status_;
+      }
+      std::this_thread::sleep_for(10ms);
+    }
+    kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+    return status_;
+  }
+
+  /// How many descriptors the proxy holds now.
+  size_t fd_count() const {
+    size_t count = 0;
+    for ([[maybe_unused]] auto& entry :
+         std::filesystem::directory_iterator("/proc/" + std::to_string(pid_) + "/fd"))
+      ++count;
+    return count;
+  }
+
+  /// The descriptor count once it stops changing (open connections being closed).
+  size_t settled_fd_count() const {
+    size_t count = fd_count();
+    for (int same = 0, i = 0; same < 5 && i < 200; ++i) {
+      std::this_thread::sleep_for(20ms);
+      const size_t now = fd_count();
+      same = now == count ? same + 1 : 0;
+      count = now;
+    }
+    return count;
+  }
+
+  /// Waits until the proxy holds `expected` descriptors; returns the last count seen.
+  size_t fd_count_settles_at(size_t expected) const {
+    size_t count = fd_count();
+    for (int i = 0; i < 200 && count != expected; ++i) {
+      std::this_thread::sleep_for(10ms);
+      count = fd_count();
+    }
+    return count;
+  }
+
+  /// VmRSS in KiB.
+  long rss_kib() const {
+    std::ifstream status("/proc/" + std::to_string(pid_) + "/status");
+    std::string line;
+    while (std::getline(status, line))
+      if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+    return -1;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  int status_ = -1;
+};
+
+/// A proxy at dir/proxy relaying to dir/server, and the server's listener.
+struct Setup {
+  TempDir dir;
+  Fd server_listener;
+  ProxyOptions options;
+  std::unique_ptr<ProxyChild> proxy;
+
+  explicit Setup(ProxyLimits limits = {}, bool with_server = true,
+                 const std::function<void()>& before_run = {}) {
+    options.connect_path = dir / "server";
+    options.peer_uid = getuid();
+    options.limits = limits;
+    if (with_server) server_listener = listen_at(dir / "server");
+    proxy = std::make_unique<ProxyChild>(dir / "proxy", options, before_run);
+  }
+
+  /// A client through the proxy and the server's end of its connection.
+  std::pair<Fd, Fd> connect_pair() {
+    Fd client = connect_to(dir / "proxy");
+    Fd server = accept_within(server_listener);
+    REQUIRE(server.valid());
+    return {std::move(client), std::move(server)};
+  }
+};
+
+/// Moves `data` from `from` to `to` with both ends non-blocking, reading as it writes (the
+/// proxy's small buffers would otherwise deadlock a single thread); returns what arrived.
+std::string transfer(const Fd& from, const Fd& to, const std::string& data) {
+  set_nonblocking(from);
+  std::string got;
+  size_t sent = 0;
+  std::vector<char> buffer(65536);
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (got.size() < data.size() && std::chrono::steady_clock::now() < deadline) {
+    if (sent < data.size()) {
+      const ssize_t n = send(from.get(), data.data() + sent,
+                             std::min<size_t>(data.size() - sent, 100000), MSG_NOSIGNAL);
+      if (n > 0) sent += static_cast<size_t>(n);
+    }
+    if (wait_for(to.get(), POLLIN, sent < data.size() ? 0 : 100)) {
+      const ssize_t n = recv(to.get(), buffer.data(), buffer.size(), MSG_DONTWAIT);
+      if (n > 0) got.append(buffer.data(), static_cast<size_t>(n));
+      if (n == 0) break;
+    }
+  }
+  return got;
+}
+
+std::string pattern(size_t size, unsigned seed) {
+  std::string data(size, '\0');
+  unsigned x = seed;
+  for (auto& c : data) {
+    x = x * 1103515245u + 12345u;
+    c = static_cast<char>(x >> 16);
+  }
+  return data;
+}
+
+}  // namespace
+
+TEST_CASE("The proxy relays bytes both ways and passes a half-close on") {
+  Setup s;
+  auto [client, server] = s.connect_pair();
+  REQUIRE(send_with_fds(client.get(), "hello", {}));
+  CHECK(read_bytes(server.get(), 5) == "hello");
+  REQUIRE(send_with_fds(server.get(), "world", {}));
+  CHECK(read_bytes(client.get(), 5) == "world");
+
+  // The client stops writing: the server sees EOF and can still answer.
+  REQUIRE(shutdown(client.get(), SHUT_WR) == 0);
+  CHECK(gets_eof(server.get()));
+  REQUIRE(send_with_fds(server.get(), "late", {}));
+  CHECK(read_bytes(client.get(), 4) == "late");
+  server.reset();
+  CHECK(gets_eof(client.get()));
+}
+
+TEST_CASE("Megabytes pass intact through a buffer smaller than one write") {
+  // 5000 bytes, not a power of two: the ring buffer wraps at odd places.
+  Setup s(ProxyLimits{.max_queued_bytes = 5000});
+  auto [client, server] = s.connect_pair();
+  const auto up = pattern(3 << 20, 1);
+  CHECK(transfer(client, server, up) == up);
+  const auto down = pattern(3 << 20, 2);
+  CHECK(transfer(server, client, down) == down);
+}
+
+TEST_CASE("A file descriptor sent through the proxy arrives and works") {
+  Setup s;
+  auto [client, server] = s.connect_pair();
+
+  SUBCASE("from the client to the server") {
+    Fd memfd = make_memfd("secret");
+    REQUIRE(send_with_fds(client.get(), "x", {memfd.get()}));
+    auto r = receive(server.get());
+    CHECK(r.bytes == "x");
+    REQUIRE(r.fds.size() == 1);
+    CHECK(file_content(r.fds[0]) == "secret");
+    CHECK(inode_of(r.fds[0].get()) == inode_of(memfd.get()));
+  }
+  SUBCASE("from the server to the client") {
+    int p[2];
+    REQUIRE(pipe2(p, O_CLOEXEC) == 0);
+    Fd read_end(p[0]);
+    Fd write_end(p[1]);
+    REQUIRE(send_with_fds(server.get(), "y", {write_end.get()}));
+    write_end.reset();
+    auto r = receive(client.get());
+    CHECK(r.bytes == "y");
+    REQUIRE(r.fds.size() == 1);
+    REQUIRE(write(r.fds[0].get(), "pong", 4) == 4);
+    r.fds.clear();  // the last write end closes: the pipe reports EOF after "pong"
+    char buffer[8];
+    CHECK(read(read_end.get(), buffer, sizeof buffer) == 4);
+    CHECK(std::string(buffer, 4) == "pong");
+    CHECK(read(read_end.get(), buffer, sizeof buffer) == 0);
+  }
+}
+
+TEST_CASE("A message with many descriptors arrives whole and in order") {
+  size_t count = 0;
+  SUBCASE("28, as PipeWire sends") { count = 28; }
+  SUBCASE("253, the kernel's maximum") { count = 253; }
+  Setup s;
+  auto [client, server] = s.connect_pair();
+  std::vector<Fd> files;
+  std::vector<int> raw;
+  for (size_t i = 0; i < count; ++i) {
+    files.push_back(make_memfd(std::to_string(i)));
+    raw.push_back(files.back().get());
+  }
+  REQUIRE(send_with_fds(client.get(), "batch", raw));
+  auto r = receive(server.get());
+  CHECK(r.bytes == "batch");
+  CHECK_FALSE(r.ctrunc);
+  REQUIRE(r.fds.size() == count);
+  for (size_t i = 0; i < count; ++i) CHECK(file_content(r.fds[i]) == std::to_string(i));
+}
+
+TEST_CASE("Descriptors keep their byte position among the bytes") {
+  // Chunks of varied sizes; every third one carries two fds that name the chunk. The
+  // kernel delivers fds with the read that holds the first byte of their chunk; a relay
+  // must not deliver them later than that, nor merge two batches.
+  struct Chunk {
+    size_t start;
+    std::string bytes;
+    std::vector<Fd> fds;
+  };
+  std::vector<Chunk> chunks;
+  size_t position = 0;
+  for (size_t k = 0; k < 60; ++k) {
+    Chunk chunk{position, std::string(1 + (k * 37) % 150, static_cast<char>('a' + k % 26)), {}};
+    if (k % 3 == 1) {
+      chunk.fds.push_back(make_memfd(std::to_string(k)));
+      chunk.fds.push_back(make_memfd(std::to_string(k) + "b"));
+    }
+    position += chunk.bytes.size();
+    chunks.push_back(std::move(chunk));
+  }
+
+  auto check = [&](const Fd& sender, const Fd& receiver) {
+    for (auto& chunk : chunks) {
+      std::vector<int> raw;
+      for (auto& fd : chunk.fds) raw.push_back(fd.get());
+      REQUIRE(send_with_fds(sender.get(), chunk.bytes, raw));
+    }
+    std::string all;
+    size_t next_batch = 1;  // index of the next chunk with fds
+    while (all.size() < position) {
+      auto r = receive(receiver.get());
+      REQUIRE(r.n > 0);
+      const size_t start = all.size();
+      all += r.bytes;
+      if (r.fds.empty()) continue;
+      REQUIRE(next_batch < chunks.size());
+      const auto& chunk = chunks[next_batch];
+      INFO("batch of chunk " << next_batch << " at " << chunk.start << ", read [" << start << ", "
+                             << all.size() << ")");
+      CHECK(start <= chunk.start);
+      CHECK(chunk.start < all.size());
+      REQUIRE(r.fds.size() == 2);
+      CHECK(file_content(r.fds[0]) == std::to_string(next_batch));
+      CHECK(file_content(r.fds[1]) == std::to_string(next_batch) + "b");
+      next_batch += 3;
+    }
+    CHECK(next_batch == 61);  // all 20 batches arrived
+    std::string expected;
+    for (auto& chunk : chunks) expected += chunk.bytes;
+    CHECK(all == expected);
+  };
+
+  SUBCASE("through the proxy") {
+    Setup s;
+    auto [client, server] = s.connect_pair();
+    check(client, server);
+  }
+  SUBCASE("directly (the kernel's own behaviour, for reference)") {
+    int sv[2];
+    REQUIRE(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
+    Fd a(sv[0]);
+    Fd b(sv[1]);
+    check(a, b);
+  }
+}
+
+TEST_CASE("A client that sends descriptors and leaves leaves no descriptor behind") {
+  Setup s;
+  {  // one full connection first, so that lazily opened things are open for the baseline
+    auto [client, server] = s.connect_pair();
+  }
+  const size_t baseline = s.proxy->settled_fd_count();
+  auto [client, server] = s.connect_pair();
+  set_nonblocking(client);
+  Fd a = make_memfd("a");
+  Fd b = make_memfd("b");
+  Fd c = make_memfd("c");
+  size_t sent = 0;
+  while (sent < 300 && send_with_fds(client.get(), "m", {a.get(), b.get(), c.get()})) ++sent;
+  REQUIRE(sent > 10);
+  client.reset();
+
+  SUBCASE("the server still gets every byte and descriptor, then EOF") {
+    size_t bytes = 0;
+    size_t fds = 0;
+    for (;;) {
+      auto r = receive(server.get());
+      REQUIRE(r.n >= 0);
+      if (r.n == 0) break;
+      bytes += r.bytes.size();
+      fds += r.fds.size();
+    }
+    CHECK(bytes == sent);
+    CHECK(fds == 3 * sent);
+  }
+  SUBCASE("the server leaves without reading") { server.reset(); }
+
+  CHECK(s.proxy->fd_count_settles_at(baseline) == baseline);
+}
+
+TEST_CASE("A client with another uid is refused") {
+  ProxyLimits limits;
+  TempDir dir;
+  Fd server_listener = listen_at(dir / "server");
+  ProxyOptions options{dir / "server", getuid() + 1, limits};
+  ProxyChild proxy(dir / "proxy", options);
+  Fd client = connect_to(dir / "proxy");
+  CHECK(gets_eof(client.get()));
+  CHECK_FALSE(wait_for(server_listener.get(), POLLIN, 200));  // no connection was made
+}
+
+TEST_CASE("Without a server the client gets EOF, and a later client reaches the server") {
+  Setup s(ProxyLimits{}, /*with_server=*/false);
+  Fd early = connect_to(s.dir / "proxy");
+  const auto start = std::chrono::steady_clock::now();
+  CHECK(gets_eof(early.get()));
+  CHECK(std::chrono::steady_clock::now() - start < 1s);
+
+  s.server_listener = listen_at(s.dir / "server");
+  auto [client, server] = s.connect_pair();
+  REQUIRE(send_with_fds(client.get(), "now", {}));
+  CHECK(read_bytes(server.get(), 3) == "now");
+}
+
+TEST_CASE("A fast writer and a slow reader keep the proxy's queue bounded") {
+  Setup s(ProxyLimits{.max_queued_bytes = 64 * 1024, .max_queued_fds = 256});
+  auto [client, server] = s.connect_pair();
+  set_nonblocking(client);
+  const long rss_before = s.proxy->rss_kib();
+  const size_t fds_before = s.proxy->fd_count();
+
+  SUBCASE("bytes") {
+    // The writer stops when the socket buffers and the proxy's 64 KiB are full; a proxy
+    // that buffered without bound would take all 32 MiB.
+    const auto data = pattern(32 << 20, 3);
+    size_t sent = 0;
+    for (int idle = 0; idle < 20 && sent < data.size();) {
+      const ssize_t n = send(client.get(), data.data() + sent,
+                             std::min<size_t>(65536, data.size() - sent), MSG_NOSIGNAL);
+      if (n > 0) {
+        sent += static_cast<size_t>(n);
+        idle = 0;
+      } else {
+        ++idle;
+        std::this_thread::sleep_for(5ms);
+      }
+    }
+    CHECK(sent < (2 << 20));
+    CHECK(s.proxy->rss_kib() - rss_before < 1024);
+    // Then the reader catches up and everything arrives intact.
+    CHECK(read_bytes(server.get(), sent) == data.substr(0, sent));
+  }
+  SUBCASE("descriptors") {
+    Fd memfd = make_memfd("x");
+    size_t sent = 0;
+    for (int idle = 0; idle < 20 && sent < 5000;) {
+      if (send_with_fds(client.get(), "f", {memfd.get()}, MSG_DONTWAIT)) {
+        ++sent;
+        idle = 0;
+      } else {
+        ++idle;
+        std::this_thread::sleep_for(5ms);
+      }
+    }
+    CHECK(sent < 5000);
+    CHECK(s.proxy->fd_count() <= fds_before + 256);
+    size_t received = 0;
+    while (received < sent) {
+      auto r = receive(server.get());
+      REQUIRE(r.n > 0);
+      CHECK(r.fds.size() == r.bytes.size());
+      received += r.fds.size();
+    }
+    CHECK(received == sent);
+  }
+}
+
+TEST_CASE("Truncated control data closes that connection without leaking descriptors") {
+  // With a descriptor limit of 16 the proxy cannot install 40 fds: the kernel truncates
+  // them and sets MSG_CTRUNC.
+  Setup s(ProxyLimits{}, true, [] {
+    const rlimit limit{16, 16};
+    setrlimit(RLIMIT_NOFILE, &limit);
+  });
+  { auto [client, server] = s.connect_pair(); }
+  const size_t baseline = s.proxy->settled_fd_count();
+  {
+    auto [client, server] = s.connect_pair();
+    std::vector<Fd> files;
+    std::vector<int> raw;
+    for (int i = 0; i < 40; ++i) {
+      files.push_back(make_memfd("t"));
+      raw.push_back(files.back().get());
+    }
+    REQUIRE(send_with_fds(client.get(), "too many", raw));
+    auto r = receive(server.get());
+    CHECK(r.n == 0);  // EOF, and neither the bytes nor a part of the fds
+    CHECK(r.fds.empty());
+    CHECK(gets_eof(client.get()));
+  }
+  CHECK(s.proxy->fd_count_settles_at(baseline) == baseline);
+  // The proxy goes on serving.
+  auto [client, server] = s.connect_pair();
+  REQUIRE(send_with_fds(client.get(), "ok", {}));
+  CHECK(read_bytes(server.get(), 2) == "ok");
+}
+
+TEST_CASE("Credentials a client sends never reach the server") {
+  Setup s;
+  auto [client, server] = s.connect_pair();
+  const int on = 1;
+  REQUIRE(setsockopt(server.get(), SOL_SOCKET, SO_PASSCRED, &on, sizeof on) == 0);
+
+  // Root may claim any uid; anyone may at least send their own pid.
+  ucred claimed{getpid(), geteuid() == 0 ? 4242u : getuid(), geteuid() == 0 ? 4242u : getgid()};
+  char byte = 'c';
+  iovec iov{&byte, 1};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(ucred))];
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_CREDENTIALS;
+  c->cmsg_len = CMSG_LEN(sizeof(ucred));
+  std::memcpy(CMSG_DATA(c), &claimed, sizeof claimed);
+  REQUIRE(sendmsg(client.get(), &msg, MSG_NOSIGNAL) == 1);
+
+  auto r = receive(server.get());
+  CHECK(r.bytes == "c");
+  REQUIRE(r.creds);
+  // The server sees the proxy, which sent the byte, and not what the client claimed.
+  CHECK(r.cred.pid == s.proxy->pid());
+  CHECK(r.cred.uid == getuid());
+}
+
+TEST_CASE("Stopping the proxy gives its clients EOF") {
+  Setup s;
+  auto [client, server] = s.connect_pair();
+  CHECK(s.proxy->stop() == 0);
+  CHECK(gets_eof(client.get()));
+  CHECK(gets_eof(server.get()));
+}
+
+TEST_CASE("Clients beyond the connection limit are refused") {
+  Setup s(ProxyLimits{.max_connections = 2});
+  auto [c1, s1] = s.connect_pair();
+  auto [c2, s2] = s.connect_pair();
+  Fd third = connect_to(s.dir / "proxy");
+  CHECK(gets_eof(third.get()));
+  REQUIRE(send_with_fds(c2.get(), "2", {}));
+  CHECK(read_bytes(s2.get(), 1) == "2");
+}
+
+TEST_CASE("The proxy command rejects bad usage") {
+  SUBCASE("a missing option") {
+    std::vector<std::string> args = {"--listen-fd", "3"};
+    std::vector<char*> argv;
+    for (auto& arg : args) argv.push_back(arg.data());
+    CHECK(proxy_command(static_cast<int>(argv.size()), argv.data()) == 2);
+  }
+  SUBCASE("a descriptor that is not a listening socket") {
+    Fd memfd = make_memfd("");
+    std::vector<std::string> args = {"--listen-fd", std::to_string(memfd.get()),
+                                     "--connect",   "/nonexistent",
+                                     "--peer-uid",  "1000"};
+    std::vector<char*> argv;
+    for (auto& arg : args) argv.push_back(arg.data());
+    CHECK(proxy_command(static_cast<int>(argv.size()), argv.data()) == 1);
+  }
+}
+
+TEST_CASE("spawn_proxy refuses to run a proxy as root") {
+  ProxyOptions options{"/run/user/1000/pipewire-0", 64055, {}};
+  CHECK_THROWS_AS(spawn_proxy("/bin/true", Fd(), options, 0, 0, "vm/pipewire"), Error);
+}
+
+TEST_CASE("stop_proxy ends a process that ignores SIGTERM, and is harmless after exit") {
+  int ready[2];
+  REQUIRE(pipe2(ready, O_CLOEXEC) == 0);
+  const pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    signal(SIGTERM, SIG_IGN);
+    (void)!write(ready[1], "r", 1);
+    for (;;) pause();
+  }
+  close(ready[1]);
+  char byte;
+  REQUIRE(read(ready[0], &byte, 1) == 1);  // SIGTERM is ignored from here on
+  close(ready[0]);
+  Fd pidfd(static_cast<int>(syscall(SYS_pidfd_open, pid, 0)));
+  REQUIRE(pidfd.valid());
+  const auto start = std::chrono::steady_clock::now();
+  stop_proxy(pidfd.get());
+  const auto took = std::chrono::steady_clock::now() - start;
+  CHECK(took < 4s);
+  CHECK(waitpid(pid, nullptr, WNOHANG) < 0);  // stopped and already reaped
+  stop_proxy(pidfd.get());                    // again: nothing happens
+}
+
+}  // namespace sockhook
+
+namespace sockhook {
+namespace {
+
+std::string status_field(pid_t pid, const std::string& field) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(status, line))
+    if (line.rfind(field + ":", 0) == 0) {
+      auto value = line.substr(field.size() + 1);
+      value.erase(0, value.find_first_not_of(" \t"));
+      value.erase(value.find_last_not_of(" \t") + 1);
+      return value;
+    }
+  return "";
+}
+
+}  // namespace
+
+TEST_CASE("spawn_proxy runs the proxy as the owner, with nothing of the spawner's") {
+  // Needs root (to drop privileges) and the sockhook binary next to this test binary.
+  const auto exe = std::filesystem::read_symlink("/proc/self/exe").parent_path() / "sockhook";
+  if (geteuid() != 0 || !std::filesystem::exists(exe)) {
+    MESSAGE("skipped: needs root and " << exe.string());
+    return;
+  }
+  TempDir dir;
+  chmod(dir.path.c_str(), 0755);
+  Fd listener = listen_at(dir / "proxy");
+  // A descriptor the spawner leaks (no CLOEXEC), like the hook's stdout pipe to libvirt.
+  int leak[2];
+  REQUIRE(pipe(leak) == 0);
+  Fd leak_read(leak[0]);
+  Fd leak_write(leak[1]);
+
+  ProxyOptions options{dir / "server", 64055, {}};
+  auto proxy = spawn_proxy(exe, std::move(listener), options, 65534, 65534, "test/spawn");
+  REQUIRE(proxy.pid > 0);
+  REQUIRE(proxy.pidfd.valid());
+  std::this_thread::sleep_for(200ms);  // exec done, relay running
+
+  CHECK(status_field(proxy.pid, "Uid") == "65534\t65534\t65534\t65534");
+  CHECK(status_field(proxy.pid, "Gid") == "65534\t65534\t65534\t65534");
+  CHECK(status_field(proxy.pid, "Groups") == "65534");
+  CHECK(status_field(proxy.pid, "NoNewPrivs") == "1");
+  CHECK(status_field(proxy.pid, "CapEff") == "0000000000000000");
+  CHECK(status_field(proxy.pid, "CapPrm") == "0000000000000000");
+  CHECK(getsid(proxy.pid) == proxy.pid);
+  const std::string fd_dir = "/proc/" + std::to_string(proxy.pid) + "/fd/";
+  for (const char* fd : {"0", "1", "2"})
+    CHECK(std::filesystem::read_symlink(fd_dir + fd) == "/dev/null");
+  CHECK(std::filesystem::read_symlink(fd_dir + "3").string().rfind("socket:", 0) == 0);
+  // Only the spawner holds the leaked pipe: closing our end gives EOF at once.
+  leak_write.reset();
+  CHECK(wait_for(leak_read.get(), POLLIN, 1000));
+  char byte;
+  CHECK(read(leak_read.get(), &byte, 1) == 0);
+  std::ifstream cmdline("/proc/" + std::to_string(proxy.pid) + "/cmdline");
+  std::string args((std::istreambuf_iterator<char>(cmdline)), std::istreambuf_iterator<char>());
+  CHECK(args.find("test/spawn") != std::string::npos);
+
+  // Root is not the peer uid: refused.
+  Fd client = connect_to(dir / "proxy");
+  CHECK(gets_eof(client.get()));
+
+  stop_proxy(proxy.pidfd.get());
+  CHECK(kill(proxy.pid, 0) < 0);
+}
+
+}  // namespace sockhook
