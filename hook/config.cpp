@@ -3,26 +3,18 @@
 #include <fcntl.h>
 
 #include <cstdlib>
-#include <sstream>
 
 #include <CLI/CLI.hpp>
 
 #include "error.hpp"
+#include "ini.hpp"
 #include "sys/file.hpp"
 
 namespace sockhook {
 
 Config Config::parse(std::string_view text) {
-  std::istringstream in{std::string(text)};
-  std::vector<CLI::ConfigItem> items;
-  try {
-    items = CLI::ConfigINI().from_config(in);
-  } catch (const CLI::Error& e) {
-    throw Error(std::string("cannot parse configuration: ") + e.what());
-  }
   Config config;
-  for (const auto& item : items) {
-    if (item.name == "++" || item.name == "--") continue;
+  for (const auto& item : read_ini(text, "configuration")) {
     auto key = item.fullname();
     auto value = item.inputs.size() == 1 ? item.inputs[0] : std::string();
     if (key == "dry_run") {

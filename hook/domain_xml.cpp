@@ -50,15 +50,13 @@ bool is_name_char(char c) {
 
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
 
-/// Plugin names become file names: lower-case letters, digits, '-' and '_' only.
-bool valid_plugin_name(std::string_view s) {
+bool plugin_name_ok(std::string_view s) {
   return !s.empty() && s.size() <= 64 && s[0] != '-' && s[0] != '_' && all_of_chars(s, [](char c) {
     return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
   });
 }
 
-/// A user name as useradd accepts it, or a numeric uid.
-bool valid_owner(std::string_view s) {
+bool owner_ok(std::string_view s) {
   if (s.empty() || s.size() > 32) return false;
   if (all_of_chars(s, is_digit)) return true;
   if (s[0] == '-' || s[0] == '.' || is_digit(s[0])) return false;
@@ -105,7 +103,7 @@ class SocketParser {
     auto who = label(el, index);
     if (!el.attribute("plugin")) {
       error(who, "missing attribute 'plugin'");
-    } else if (!valid_plugin_name(req.plugin)) {
+    } else if (!plugin_name_ok(req.plugin)) {
       error(who,
             "plugin='" + req.plugin + "' is not a plugin name (plugins are named, never paths)");
     }
@@ -113,8 +111,7 @@ class SocketParser {
       error(who, "missing attribute 'owner'");
     } else {
       req.owner = el.attribute("owner").as_string();
-      if (!valid_owner(req.owner))
-        error(who, "owner='" + req.owner + "' is not a user name or uid");
+      if (!owner_ok(req.owner)) error(who, "owner='" + req.owner + "' is not a user name or uid");
     }
     if (auto m = el.attribute("method")) {
       if (auto parsed = parse_method(m.as_string())) {
@@ -152,7 +149,8 @@ class SocketParser {
       warn(who, "ignoring unknown attribute '" + std::string(n) + "'");
     }
     for (auto child : el.children()) {
-      if (child.type() == pugi::node_element)
+      // <sockhook:added> records what `annotate` added, so that --remove can undo it.
+      if (child.type() == pugi::node_element && !is_element(child, kMetadataNs, "added"))
         warn(who, "ignoring unknown element <" + std::string(child.name()) + ">");
     }
     if (!failed_) info_.sockets.push_back(std::move(req));
@@ -212,6 +210,7 @@ void parse_metadata(const pugi::xml_node& metadata, DomainInfo& info) {
     std::size_t index = 0;
     for (auto child : el.children()) {
       if (child.type() != pugi::node_element) continue;
+      if (is_element(child, kMetadataNs, "added")) continue;  // annotate's bookkeeping
       if (!is_element(child, kMetadataNs, "socket")) {
         info.diagnostics.push_back(
             {"", "ignoring unknown element <" + std::string(child.name()) + "> in <sockets>", false,
@@ -285,6 +284,10 @@ bool DomainInfo::has_fatal_error() const {
   return std::any_of(diagnostics.begin(), diagnostics.end(),
                      [](const Diagnostic& d) { return d.error && d.required; });
 }
+
+bool is_valid_plugin_name(std::string_view s) { return plugin_name_ok(s); }
+
+bool is_valid_owner(std::string_view s) { return owner_ok(s); }
 
 bool is_valid_uuid(std::string_view s) {
   if (s.size() != 36) return false;

@@ -73,6 +73,12 @@ DomainInfo parse_domain_xml(std::string_view xml);
 /// Fast check used by the hook before any parsing: can this XML contain our metadata?
 bool may_have_metadata(std::string_view xml);
 
+/// True for a plugin name: lower-case letters, digits, '-' and '_' (plugins are never paths).
+bool is_valid_plugin_name(std::string_view s);
+
+/// True for a user name as useradd accepts it, or a numeric uid.
+bool is_valid_owner(std::string_view s);
+
 /// True for a canonical, lower- or upper-case RFC 4122 textual UUID.
 bool is_valid_uuid(std::string_view s);
 

@@ -10,6 +10,7 @@
 
 #include "domain_xml.hpp"
 #include "error.hpp"
+#include "ini.hpp"
 #include "sys/file.hpp"
 
 namespace sockhook {
@@ -33,17 +34,8 @@ std::pair<std::string, std::string> split_path(const std::string& path) {
 }  // namespace
 
 Policy Policy::parse(std::string_view text) {
-  std::istringstream in{std::string(text)};
-  std::vector<CLI::ConfigItem> items;
-  try {
-    items = CLI::ConfigINI().from_config(in);
-  } catch (const CLI::Error& e) {
-    throw Error(std::string("cannot parse policy: ") + e.what());
-  }
   Policy policy;
-  for (const auto& item : items) {
-    // CLI11 marks section starts and ends with these pseudo-items.
-    if (item.name == "++" || item.name == "--") continue;
+  for (const auto& item : read_ini(text, "policy")) {
     if (item.parents.size() != 1)
       throw Error("cannot parse policy: '" + item.name +
                   "' must be inside a [domain-uuid] section");
@@ -52,10 +44,16 @@ Policy Policy::parse(std::string_view text) {
       throw Error("cannot parse policy: section [" + item.parents[0] + "] is not a domain UUID");
     if (item.inputs.empty())
       throw Error("cannot parse policy: '" + item.name + "' lists no plugin");
-    PolicyRule rule{uuid, item.name, {}};
-    for (const auto& plugin : item.inputs)
-      if (!plugin.empty()) rule.plugins.push_back(plugin);
-    policy.rules_.push_back(std::move(rule));
+    // Through allow(): one rule per (domain, owner) even if the file names the pair twice,
+    // so that format() followed by parse() gives the same rules back.
+    if (!is_valid_owner(item.name))
+      throw Error("cannot parse policy: '" + item.name + "' is not a user name or uid");
+    for (const auto& plugin : item.inputs) {
+      if (plugin.empty()) continue;
+      if (plugin != "*" && !is_valid_plugin_name(plugin))
+        throw Error("cannot parse policy: '" + plugin + "' is not a plugin name or '*'");
+      policy.allow(uuid, item.name, plugin);
+    }
   }
   return policy;
 }

@@ -1,11 +1,14 @@
 #include "qemu_identity.hpp"
 
+#include <unistd.h>
+
 #include <cerrno>
 #include <sstream>
 
 #include <CLI/CLI.hpp>
 
 #include "error.hpp"
+#include "ini.hpp"
 #include "sys/file.hpp"
 #include "sys/users.hpp"
 
@@ -31,16 +34,10 @@ QemuConf parse_qemu_conf(std::string_view text) {
   // libvirt's conf syntax is `key = value` with '#' comments and quoted strings; CLI11's INI
   // reader handles that. Multi-line lists (cgroup_device_acl) come out as junk items that we
   // ignore, since only top-level user/group matter.
-  std::istringstream in{std::string(text)};
-  std::vector<CLI::ConfigItem> items;
-  try {
-    items = CLI::ConfigINI().from_config(in);
-  } catch (const CLI::Error& e) {
-    throw Error(std::string("cannot parse qemu.conf: ") + e.what());
-  }
   QemuConf conf;
-  for (const auto& item : items) {
-    if (!item.parents.empty() || item.inputs.size() != 1) continue;
+  for (const auto& item : read_ini(text, "qemu.conf")) {
+    // CLI11 merges a repeated key into one list; libvirt reads the first occurrence.
+    if (!item.parents.empty() || item.inputs.empty()) continue;
     if (item.name == "user") conf.user = item.inputs[0];
     if (item.name == "group") conf.group = item.inputs[0];
   }
@@ -52,6 +49,9 @@ QemuConf load_qemu_conf(const std::string& path) {
     return parse_qemu_conf(read_file(path, kMaxQemuConfBytes));
   } catch (const Error& e) {
     if (e.err() == ENOENT) return {};
+    // qemu.conf is root-only (0600) on Debian; `sockhook plan` runs without root (SPEC §6) and
+    // then plans with the defaults. Root never gets EACCES here, so the hook is not affected.
+    if (e.err() == EACCES && ::geteuid() != 0) return {};
     throw;
   }
 }
@@ -64,27 +64,34 @@ QemuIdentity resolve_qemu_identity(const std::optional<DacLabel>& dac, const Qem
       throw Error("cannot resolve the DAC label '" + dac->user + ":" + dac->group + "'");
     return make_identity(*user, gid, dac->group, dac->is_static ? "static seclabel" : "DAC label");
   }
-  if (conf.user || conf.group) {
-    std::string user_spec = conf.user.value_or("root");
-    auto user = lookup_user(user_spec, true);
-    if (!user) throw Error("cannot resolve user '" + user_spec + "' from qemu.conf");
-    std::optional<gid_t> gid;
-    if (conf.group) {
-      gid = lookup_group(*conf.group);
-      if (!gid) throw Error("cannot resolve group '" + *conf.group + "' from qemu.conf");
-    }
-    return make_identity(*user, gid, conf.group.value_or(""), "qemu.conf");
-  }
-  // The build defaults: Debian/Ubuntu libvirt-qemu, Fedora/RHEL/SUSE qemu.
+  // The build defaults: Debian/Ubuntu libvirt-qemu, Fedora/RHEL/SUSE qemu. libvirt applies
+  // them to user and group separately, so a qemu.conf that sets one keeps the other's default.
+  std::optional<User> default_user;
+  std::optional<gid_t> default_gid;
+  std::string default_group;
   for (const char* name : {"libvirt-qemu", "qemu"}) {
-    if (auto user = lookup_user(name)) {
-      auto gid = lookup_group(name);
-      return make_identity(*user, gid, gid ? name : "", "default");
+    if ((default_user = lookup_user(name))) {
+      if ((default_gid = lookup_group(name))) default_group = name;
+      break;
     }
   }
-  throw Error(
-      "cannot find QEMU's user: no seclabel, no user in qemu.conf, and neither "
-      "libvirt-qemu nor qemu exists");
+  std::optional<User> user = default_user;
+  std::optional<gid_t> gid = default_gid;
+  std::string group_spec = default_group;
+  if (conf.user) {
+    user = lookup_user(*conf.user, true);
+    if (!user) throw Error("cannot resolve user '" + *conf.user + "' from qemu.conf");
+  }
+  if (conf.group) {
+    gid = lookup_group(*conf.group);
+    if (!gid) throw Error("cannot resolve group '" + *conf.group + "' from qemu.conf");
+    group_spec = *conf.group;
+  }
+  if (!user)
+    throw Error(
+        "cannot find QEMU's user: no seclabel, no user in qemu.conf, and neither "
+        "libvirt-qemu nor qemu exists");
+  return make_identity(*user, gid, group_spec, conf.user || conf.group ? "qemu.conf" : "default");
 }
 
 }  // namespace sockhook

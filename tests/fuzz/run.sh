@@ -1,0 +1,54 @@
+#!/bin/bash
+# Runs every libFuzzer target for a while, on a copy of its seed corpus.
+#
+#   tests/fuzz/run.sh BUILD_DIR [SECONDS]
+#
+# BUILD_DIR was configured with -DSOCKHOOK_FUZZ=ON (clang). Exits non-zero if any target
+# crashes, leaks or times out; the crashing input is kept in BUILD_DIR/fuzz-artifacts/.
+set -u
+build=${1:?usage: run.sh BUILD_DIR [SECONDS]}
+seconds=${2:-60}
+here=$(cd "$(dirname "$0")" && pwd)
+build=$(cd "$build" && pwd)
+work=$(mktemp -d /tmp/sockhook-fuzz-XXXXXX)
+trap 'rm -rf "$work"' EXIT
+artifacts=$build/fuzz-artifacts
+mkdir -p "$artifacts"
+
+status=0
+found=0
+for src in "$here"/*_fuzz.cpp; do
+  name=$(basename "$src" .cpp)
+  seeds=${name%_fuzz}
+  bin=$build/$name
+  if [[ ! -x $bin ]]; then
+    echo "$name: MISSING (not built in $build)"
+    status=1
+    continue
+  fi
+  found=$((found + 1))
+  corpus=$work/$seeds
+  mkdir -p "$corpus"
+  # A copy, so that the repository's seed corpus is never modified.
+  [[ -d $here/corpus/$seeds ]] && cp -r "$here/corpus/$seeds/." "$corpus/"
+  log=$work/$name.log
+  "$bin" "$corpus" -max_total_time="$seconds" -timeout=5 -rss_limit_mb=2048 -print_final_stats=1 \
+    -artifact_prefix="$artifacts/$name-" >"$log" 2>&1
+  rc=$?
+  execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
+  rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
+  cov=$(grep -oE 'cov: [0-9]+ ft: [0-9]+' "$log" | tail -1)
+  if [[ $rc -eq 0 ]]; then
+    echo "$name: ok, ${execs:-?} execs (${rate:-?}/s) in ${seconds}s, ${cov:-cov ?}, corpus $(ls "$corpus" | wc -l)"
+  else
+    status=1
+    echo "$name: FAILED (exit $rc) after ${execs:-?} execs; artifact(s):"
+    ls "$artifacts" | grep "^$name-" | sed 's/^/  /'
+    grep -E 'ERROR|SUMMARY|==[0-9]+==' "$log" | head -5 | sed 's/^/  /'
+  fi
+done
+if [[ $found -eq 0 ]]; then
+  echo "no fuzz targets found in $build"
+  exit 1
+fi
+exit $status

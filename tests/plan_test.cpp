@@ -1,0 +1,626 @@
+#include "plan.hpp"
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include <doctest/doctest.h>
+#include <nlohmann/json.hpp>
+
+#include "error.hpp"
+
+namespace sockhook {
+namespace {
+
+namespace fs = std::filesystem;
+
+const std::string kUuid = "3f6c1a52-8d7e-4b1f-9a0c-2e5d7f8a9b01";
+const std::string kLend = "/run/sockhook/" + kUuid;
+constexpr uid_t kQemuUid = 64055;
+constexpr gid_t kQemuGid = 64055;
+
+std::string read_text(const fs::path& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+/// The repository's plugins, parsed directly (no ownership checks: planning is pure).
+PluginSet repo_plugins() {
+  PluginSet set;
+  for (const auto& e : fs::directory_iterator(fs::path(SOCKHOOK_SOURCE_DIR) / "plugins")) {
+    auto p = parse_plugin(read_text(e.path()), false, e.path().string());
+    set.plugins.emplace(p.name, std::move(p));
+  }
+  return set;
+}
+
+/// Hand-built planning inputs: fake users, the repo's plugins, a policy allowing alice.
+struct Fixture {
+  DomainInfo domain;
+  PluginSet plugins = repo_plugins();
+  Policy policy;
+  PlanInputs in;
+
+  explicit Fixture(const std::string& sockets, const std::string& extra = "",
+                   const std::string& uuid = kUuid) {
+    domain = parse_domain_xml(
+        "<domain xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'><name>vm1</name>" +
+        (uuid.empty() ? std::string() : "<uuid>" + uuid + "</uuid>") +
+        "<metadata><s:sockets xmlns:s='urn:sockhook:domain:1'>" + sockets +
+        "</s:sockets></metadata>" + extra + "</domain>");
+    policy.allow(kUuid, "alice", "*");
+    in.qemu = QemuIdentity{kQemuUid, kQemuGid, "libvirt-qemu", "libvirt-qemu", "default"};
+    User alice{1000, 1000, "alice", "/home/alice"};
+    in.owners = {{"alice", alice},
+                 {"1000", alice},
+                 {"root", User{0, 0, "root", "/root"}},
+                 {"0", User{0, 0, "root", "/root"}},
+                 {"sys", User{100, 100, "sys", "/nonexistent"}},
+                 {"ghost", std::nullopt}};
+    in.uid_min = 1000;
+  }
+  Fixture(const Fixture&) = delete;
+
+  Plan plan() {
+    in.domain = &domain;
+    in.plugins = &plugins;
+    in.policy = &policy;
+    return make_plan(in);
+  }
+};
+
+const SocketPlan& only_socket(const Plan& plan) {
+  REQUIRE(plan.sockets.size() == 1);
+  return plan.sockets[0];
+}
+
+bool contains(const std::string& haystack, const std::string& needle) {
+  return haystack.find(needle) != std::string::npos;
+}
+
+int count_containing(const std::vector<std::string>& lines, const std::string& needle) {
+  return static_cast<int>(std::count_if(lines.begin(), lines.end(),
+                                        [&](const std::string& l) { return contains(l, needle); }));
+}
+
+std::string qemu_env(const std::string& name, const std::string& value) {
+  return "<qemu:commandline><qemu:env name='" + name + "' value='" + value +
+         "'/></qemu:commandline>";
+}
+
+TEST_CASE("A bind lend of pulseaudio plans the exact steps, paths and environment") {
+  Fixture f("<s:socket plugin='pulseaudio' owner='alice' method='bind'/>");
+  auto plan = f.plan();
+  CHECK(plan.errors.empty());
+  CHECK(plan.warnings.empty());
+  CHECK(plan.domain == "vm1");
+  CHECK(plan.uuid == kUuid);
+  CHECK(plan.lend_dir == kLend);
+  REQUIRE(plan.domain_steps.size() == 1);
+  auto* dir = std::get_if<MakeLendDir>(&plan.domain_steps[0]);
+  REQUIRE(dir != nullptr);
+  CHECK(dir->path == kLend);
+  CHECK(dir->qemu_uid == kQemuUid);
+
+  const auto& s = only_socket(plan);
+  CHECK(s.method == Method::kBind);
+  CHECK(s.method_note.empty());
+  CHECK(s.owner.uid == 1000);
+  CHECK(s.source == "/run/user/1000/pulse/native");
+  CHECK(s.target == kLend + "/pulse-native");
+  CHECK(s.plugin_file.ends_with("/plugins/pulseaudio.xml"));
+  REQUIRE(s.steps.size() == 5);
+
+  auto* verify = std::get_if<VerifySource>(&s.steps[0]);
+  REQUIRE(verify != nullptr);
+  CHECK(verify->runtime_dir == "/run/user/1000");
+  CHECK(verify->relative == "pulse/native");
+  CHECK(verify->owner == 1000);
+  CHECK(verify->wait_seconds == kDefaultWaitSeconds);
+
+  auto* create = std::get_if<CreateTarget>(&s.steps[1]);
+  REQUIRE(create != nullptr);
+  CHECK(create->path == kLend + "/pulse-native");
+
+  auto* bind = std::get_if<BindMount>(&s.steps[2]);
+  REQUIRE(bind != nullptr);
+  CHECK(bind->source == "/run/user/1000/pulse/native");
+  CHECK(bind->target == kLend + "/pulse-native");
+
+  auto* acl = std::get_if<GrantAcl>(&s.steps[3]);
+  REQUIRE(acl != nullptr);
+  CHECK(acl->path == "/run/user/1000/pulse/native");
+  CHECK(acl->uid == kQemuUid);
+  CHECK(acl->perms == "rw");
+  CHECK(acl->only_if_denied);
+  CHECK_FALSE(acl->directory);
+
+  auto* copy = std::get_if<CopyFile>(&s.steps[4]);
+  REQUIRE(copy != nullptr);
+  CHECK(copy->source == "/home/alice/.config/pulse/cookie");
+  CHECK(copy->target == kLend + "/pulse-cookie");
+  CHECK(copy->owner == 1000);
+  CHECK(copy->qemu_uid == kQemuUid);
+  CHECK(copy->max_bytes == kMaxCompanionBytes);
+  CHECK(copy->optional);
+
+  REQUIRE(s.env.size() == 2);
+  CHECK(s.env[0].name == "PULSE_SERVER");
+  CHECK(s.env[0].value == "unix:" + kLend + "/pulse-native");
+  CHECK(s.env[1].name == "PULSE_COOKIE");
+  CHECK(s.env[1].value == kLend + "/pulse-cookie");
+  CHECK_FALSE(s.env[0].provided);
+  // Neither is given by the domain: one warning each, with the annotate hint.
+  REQUIRE(s.warnings.size() == 2);
+  CHECK(s.warnings[0] == "the domain XML does not give QEMU PULSE_SERVER=unix:" + kLend +
+                             "/pulse-native (hint: sockhook annotate vm1 --plugin pulseaudio "
+                             "--owner alice)");
+}
+
+TEST_CASE("wait= and a numeric owner reach the plan") {
+  Fixture f("<s:socket plugin='wayland' owner='1000' method='bind' wait='12'/>");
+  auto plan = f.plan();
+  CHECK(plan.errors.empty());
+  const auto& s = only_socket(plan);
+  CHECK(s.owner.name == "alice");
+  CHECK(std::get<VerifySource>(s.steps.at(0)).wait_seconds == 12);
+  CHECK(s.source == "/run/user/1000/wayland-0");
+  REQUIRE(s.env.size() == 1);
+  CHECK(s.env[0].value == kLend + "/wayland-0");
+}
+
+TEST_CASE("A proxy lend plans one StartProxy step") {
+  Fixture f("<s:socket plugin='wayland' owner='alice' method='proxy'/>");
+  auto plan = f.plan();
+  CHECK(plan.errors.empty());
+  REQUIRE(plan.domain_steps.size() == 1);
+  CHECK(std::holds_alternative<MakeLendDir>(plan.domain_steps[0]));
+  const auto& s = only_socket(plan);
+  CHECK(s.method == Method::kProxy);
+  REQUIRE(s.steps.size() == 1);
+  auto* proxy = std::get_if<StartProxy>(&s.steps[0]);
+  REQUIRE(proxy != nullptr);
+  CHECK(proxy->listen_path == kLend + "/wayland-0");
+  CHECK(proxy->source == "/run/user/1000/wayland-0");
+  CHECK(proxy->owner == 1000);
+  CHECK(proxy->owner_gid == 1000);
+  CHECK(proxy->qemu_uid == kQemuUid);
+  CHECK(proxy->qemu_gid == kQemuGid);
+  CHECK(s.target == kLend + "/wayland-0");
+}
+
+TEST_CASE("An acl lend grants traversal on each directory, then rw on the socket") {
+  Fixture f("<s:socket plugin='pulseaudio' owner='alice' method='acl'/>");
+  f.in.sources["pulseaudio"] = SourceFacts{
+      true, std::vector<std::string>{"/run/user/1000/bus", "/run/user/1000/pulse",
+                                     "/run/user/1000/pulse/native", "/run/user/1000/pulse/pid"}};
+  auto plan = f.plan();
+  CHECK(plan.errors.empty());
+  // No lend directory: QEMU uses the real path.
+  CHECK(plan.domain_steps.empty());
+  const auto& s = only_socket(plan);
+  CHECK(s.method == Method::kAcl);
+  CHECK(s.source == "/run/user/1000/pulse/native");
+  CHECK(s.target == "/run/user/1000/pulse/native");
+  REQUIRE(s.steps.size() == 4);
+  CHECK(std::holds_alternative<VerifySource>(s.steps[0]));
+  auto dir1 = std::get<GrantAcl>(s.steps[1]);
+  CHECK(dir1.path == "/run/user/1000");
+  CHECK(dir1.perms == "x");
+  CHECK(dir1.directory);
+  CHECK(dir1.uid == kQemuUid);
+  auto dir2 = std::get<GrantAcl>(s.steps[2]);
+  CHECK(dir2.path == "/run/user/1000/pulse");
+  CHECK(dir2.perms == "x");
+  CHECK(dir2.directory);
+  auto sock = std::get<GrantAcl>(s.steps[3]);
+  CHECK(sock.path == "/run/user/1000/pulse/native");
+  CHECK(sock.perms == "rw");
+  CHECK_FALSE(sock.directory);
+  CHECK(s.exposes == std::vector<std::string>{"/run/user/1000/bus", "/run/user/1000/pulse",
+                                              "/run/user/1000/pulse/pid"});
+  CHECK(s.env.at(0).value == "unix:/run/user/1000/pulse/native");
+  CHECK(count_containing(s.warnings, "lets libvirt-qemu traverse /run/user/1000") == 1);
+  CHECK(count_containing(s.warnings, "companion file ~/.config/pulse/cookie is not copied") == 1);
+  auto text = format_plan(plan);
+  CHECK(contains(text, "also reachable by libvirt-qemu"));
+  CHECK(contains(text, "    /run/user/1000/bus\n"));
+}
+
+TEST_CASE("An acl lend without source facts says it could not list") {
+  Fixture f("<s:socket plugin='pipewire' owner='alice' method='acl'/>");
+  auto plan = f.plan();
+  const auto& s = only_socket(plan);
+  REQUIRE(s.steps.size() == 3);
+  CHECK(std::get<GrantAcl>(s.steps[1]).path == "/run/user/1000");
+  CHECK(s.exposes.empty());
+  CHECK(count_containing(s.warnings, "could not list /run/user/1000") == 1);
+}
+
+TEST_CASE("A group lend changes the socket's group to QEMU's") {
+  Fixture f("<s:socket plugin='pipewire' owner='alice' method='group'/>");
+  auto plan = f.plan();
+  CHECK(plan.errors.empty());
+  CHECK(plan.domain_steps.empty());
+  const auto& s = only_socket(plan);
+  REQUIRE(s.steps.size() == 3);
+  CHECK(std::holds_alternative<VerifySource>(s.steps[0]));
+  CHECK(std::get<GrantAcl>(s.steps[1]).path == "/run/user/1000");
+  auto* chgrp = std::get_if<ChangeGroup>(&s.steps[2]);
+  REQUIRE(chgrp != nullptr);
+  CHECK(chgrp->path == "/run/user/1000/pipewire-0");
+  CHECK(chgrp->gid == kQemuGid);
+  CHECK(s.env.at(0).value == "/run/user/1000");
+}
+
+TEST_CASE("auto chooses bind or proxy from what is known about the source") {
+  Fixture f("<s:socket plugin='pipewire' owner='alice'/>");
+  SUBCASE("the socket exists: bind") {
+    f.in.sources["pipewire"] = SourceFacts{true, std::nullopt};
+    const auto plan = f.plan();
+    const auto& s = only_socket(plan);
+    CHECK(s.method == Method::kBind);
+    CHECK(s.method_note == "auto: the socket exists, so bind");
+    CHECK(std::holds_alternative<BindMount>(s.steps.at(2)));
+  }
+  SUBCASE("the socket does not exist: proxy") {
+    f.in.sources["pipewire"] = SourceFacts{false, std::nullopt};
+    const auto plan = f.plan();
+    const auto& s = only_socket(plan);
+    CHECK(s.method == Method::kProxy);
+    CHECK(s.method_note == "auto: the socket does not exist yet, so proxy");
+    REQUIRE(s.steps.size() == 1);
+    CHECK(std::holds_alternative<StartProxy>(s.steps[0]));
+  }
+  SUBCASE("unknown: planned as bind, with a note") {
+    const auto plan = f.plan();
+    const auto& s = only_socket(plan);
+    CHECK(s.method == Method::kBind);
+    CHECK(contains(s.method_note, "could not look now; planned as bind"));
+  }
+  SUBCASE("facts are looked up by socket name, not plugin") {
+    f.in.sources["other"] = SourceFacts{false, std::nullopt};
+    const auto plan = f.plan();
+    CHECK(only_socket(plan).method == Method::kBind);
+  }
+}
+
+TEST_CASE("The environment QEMU needs is checked against the domain XML") {
+  const std::string pw = "<s:socket plugin='pipewire' owner='alice' method='bind'/>";
+  SUBCASE("provided by qemu:env") {
+    Fixture f(pw, qemu_env("PIPEWIRE_RUNTIME_DIR", kLend));
+    auto plan = f.plan();
+    const auto& s = only_socket(plan);
+    REQUIRE(s.env.size() == 1);
+    CHECK(s.env[0].provided);
+    CHECK(s.env[0].provided_by == "qemu:env");
+    CHECK(s.warnings.empty());
+    CHECK(contains(format_plan(plan), "(provided by qemu:env)"));
+  }
+  SUBCASE("provided by a native <audio> attribute") {
+    Fixture f("<s:socket plugin='pulseaudio' owner='alice' method='bind'/>",
+              "<devices><audio id='1' type='pulseaudio' serverName='unix:" + kLend +
+                  "/pulse-native'/></devices>" + qemu_env("PULSE_COOKIE", kLend + "/pulse-cookie"));
+    auto plan = f.plan();
+    const auto& s = only_socket(plan);
+    REQUIRE(s.env.size() == 2);
+    CHECK(s.env[0].provided);
+    CHECK(s.env[0].provided_by == "<audio type='pulseaudio' serverName=...>");
+    CHECK(s.env[1].provided);
+    CHECK(s.warnings.empty());
+  }
+  SUBCASE("a native attribute of another audio type does not count") {
+    Fixture f("<s:socket plugin='pulseaudio' owner='alice' method='bind'/>",
+              "<devices><audio id='1' type='jack' serverName='unix:" + kLend +
+                  "/pulse-native'/></devices>");
+    auto plan = f.plan();
+    CHECK_FALSE(only_socket(plan).env.at(0).provided);
+  }
+  SUBCASE("missing") {
+    Fixture f(pw);
+    auto plan = f.plan();
+    const auto& s = only_socket(plan);
+    CHECK_FALSE(s.env.at(0).provided);
+    REQUIRE(s.warnings.size() == 1);
+    CHECK(s.warnings[0] == "the domain XML does not give QEMU PIPEWIRE_RUNTIME_DIR=" + kLend +
+                               " (hint: sockhook annotate vm1 --plugin pipewire --owner alice)");
+    CHECK(contains(format_plan(plan), "(MISSING from the domain XML)"));
+  }
+  SUBCASE("set to another value: exactly one warning") {
+    Fixture f(pw, qemu_env("PIPEWIRE_RUNTIME_DIR", "/run/user/1000"));
+    auto plan = f.plan();
+    const auto& s = only_socket(plan);
+    CHECK_FALSE(s.env.at(0).provided);
+    REQUIRE(s.warnings.size() == 1);
+    CHECK(s.warnings[0] ==
+          "the domain sets PIPEWIRE_RUNTIME_DIR=/run/user/1000 but this lend "
+          "needs PIPEWIRE_RUNTIME_DIR=" +
+              kLend);
+  }
+}
+
+TEST_CASE("Socket-level problems fail the plan with one line naming the socket") {
+  SUBCASE("an unknown plugin") {
+    Fixture f("<s:socket plugin='nope' owner='alice'/>");
+    auto plan = f.plan();
+    CHECK(plan.errors == std::vector<std::string>{"nope: no plugin named 'nope' is installed"});
+    CHECK(plan.sockets.empty());
+    CHECK(plan.domain_steps.empty());
+    CHECK(plan.failed());
+  }
+  SUBCASE("a refused plugin gives the refusal's reason") {
+    Fixture f("<s:socket plugin='wayland' owner='alice'/>");
+    f.plugins.plugins.erase("wayland");
+    f.plugins.refused["wayland"] =
+        "plugin file /etc/sockhook/plugins/wayland.xml is refused: it is writable by others";
+    auto plan = f.plan();
+    CHECK(plan.errors ==
+          std::vector<std::string>{"wayland: plugin file /etc/sockhook/plugins/wayland.xml is "
+                                   "refused: it is writable by others"});
+  }
+  SUBCASE("an unknown owner") {
+    Fixture f("<s:socket plugin='pipewire' owner='ghost'/>");
+    CHECK(f.plan().errors ==
+          std::vector<std::string>{"pipewire: owner 'ghost' is not a user on this host"});
+  }
+  SUBCASE("an owner missing from the gathered map counts as unknown") {
+    Fixture f("<s:socket plugin='pipewire' owner='bob'/>");
+    CHECK(f.plan().errors ==
+          std::vector<std::string>{"pipewire: owner 'bob' is not a user on this host"});
+  }
+  SUBCASE("root, by name or by uid") {
+    Fixture f(
+        "<s:socket plugin='pipewire' owner='root'/>"
+        "<s:socket name='b' plugin='wayland' owner='0'/>");
+    f.policy.allow(kUuid, "root", "*");
+    CHECK(f.plan().errors ==
+          std::vector<std::string>{
+              "pipewire: owner 'root' is root; sockhook lends only regular users' sockets",
+              "b: owner '0' is root; sockhook lends only regular users' sockets"});
+  }
+  SUBCASE("a system user") {
+    Fixture f("<s:socket plugin='pipewire' owner='sys'/>");
+    f.policy.allow(kUuid, "sys", "*");
+    CHECK(f.plan().errors ==
+          std::vector<std::string>{"pipewire: owner 'sys' (uid 100) is a system user; regular "
+                                   "users start at uid 1000"});
+  }
+  SUBCASE("the policy does not allow it") {
+    Fixture f("<s:socket plugin='pipewire' owner='alice'/>");
+    f.policy = Policy{};
+    f.policy.allow(kUuid, "alice", "wayland");
+    auto plan = f.plan();
+    CHECK(plan.errors ==
+          std::vector<std::string>{
+              "pipewire: the policy does not allow alice to lend 'pipewire' to this domain "
+              "(hint: sockhook policy allow --domain " +
+              kUuid + " --owner alice --plugin pipewire)"});
+    CHECK(plan.sockets.empty());
+  }
+  SUBCASE("the policy allows by uid") {
+    Fixture f("<s:socket plugin='pipewire' owner='alice'/>");
+    f.policy = Policy{};
+    f.policy.allow(kUuid, "1000", "pipewire");
+    CHECK(f.plan().errors.empty());
+  }
+  SUBCASE("two sockets on one target") {
+    Fixture f(
+        "<s:socket plugin='pipewire' owner='alice' method='bind'/>"
+        "<s:socket plugin='jack' owner='alice' method='bind'/>");
+    auto plan = f.plan();
+    CHECK(plan.errors ==
+          std::vector<std::string>{"jack: its target " + kLend +
+                                   "/pipewire-0 is already used by socket 'pipewire'"});
+    CHECK(plan.sockets.size() == 1);
+  }
+  SUBCASE("two acl lends of the same socket") {
+    Fixture f(
+        "<s:socket plugin='pipewire' owner='alice' method='acl'/>"
+        "<s:socket plugin='jack' owner='alice' method='group'/>");
+    auto plan = f.plan();
+    REQUIRE(plan.errors.size() == 1);
+    CHECK(plan.errors[0].starts_with("jack: its target /run/user/1000/pipewire-0 is already used"));
+  }
+  SUBCASE("acl with an absolute admin socket path") {
+    Fixture f("<s:socket plugin='abs' owner='alice' method='acl'/>");
+    auto p = parse_plugin("<plugin name='abs'><socket path='/run/abs/s' target='s'/></plugin>",
+                          true, "/etc/sockhook/plugins/abs.xml");
+    f.plugins.plugins.emplace("abs", p);
+    CHECK(f.plan().errors ==
+          std::vector<std::string>{
+              "abs: methods acl and group need a socket in the runtime directory"});
+  }
+  SUBCASE("every failing socket is reported, not just the first") {
+    Fixture f(
+        "<s:socket plugin='nope' owner='alice'/><s:socket plugin='pipewire' owner='root'/>"
+        "<s:socket plugin='wayland' owner='ghost'/>");
+    CHECK(f.plan().errors.size() == 3);
+  }
+}
+
+TEST_CASE("An admin plugin with an absolute path binds from that path") {
+  Fixture f("<s:socket plugin='abs' owner='alice' method='bind'/>");
+  f.plugins.plugins.emplace(
+      "abs", parse_plugin("<plugin name='abs'><socket path='/run/abs/s' target='abs-0'/></plugin>",
+                          true, "/etc/sockhook/plugins/abs.xml"));
+  auto plan = f.plan();
+  CHECK(plan.errors.empty());
+  const auto& s = only_socket(plan);
+  CHECK(s.source == "/run/abs/s");
+  auto verify = std::get<VerifySource>(s.steps.at(0));
+  CHECK(verify.runtime_dir == "/");
+  CHECK(verify.relative == "run/abs/s");
+}
+
+TEST_CASE("Failures of optional sockets become warnings") {
+  Fixture f(
+      "<s:socket plugin='nope' owner='alice' required='no'/>"
+      "<s:socket plugin='wayland' owner='root' required='no'/>"
+      "<s:socket plugin='pipewire' owner='alice' method='x' required='no'/>"
+      "<s:socket plugin='pulseaudio' owner='alice' method='bind'/>");
+  f.policy.allow(kUuid, "root", "*");
+  auto plan = f.plan();
+  CHECK(plan.errors.empty());
+  CHECK_FALSE(plan.failed());
+  REQUIRE(plan.sockets.size() == 1);
+  CHECK(plan.sockets[0].request.plugin == "pulseaudio");
+  CHECK(count_containing(plan.warnings, "(optional socket skipped)") == 3);
+  CHECK(count_containing(plan.warnings,
+                         "nope: no plugin named 'nope' is installed (optional socket skipped)") ==
+        1);
+  CHECK(count_containing(plan.warnings, "pipewire: method='x'") == 1);
+}
+
+TEST_CASE("Metadata warnings are carried into the plan") {
+  Fixture f("<s:socket plugin='pipewire' owner='alice' colour='red'/>");
+  auto plan = f.plan();
+  CHECK(plan.errors.empty());
+  CHECK(plan.warnings == std::vector<std::string>{"pipewire: ignoring unknown attribute 'colour'"});
+}
+
+TEST_CASE("Domain-level errors stop planning before any socket") {
+  SUBCASE("no UUID") {
+    Fixture f("<s:socket plugin='pipewire' owner='alice'/>", "", "");
+    auto plan = f.plan();
+    CHECK(plan.errors ==
+          std::vector<std::string>{"the domain has no <uuid>; lends are keyed by UUID"});
+    CHECK(plan.sockets.empty());
+    CHECK(plan.domain_steps.empty());
+    CHECK(plan.lend_dir.empty());
+  }
+  SUBCASE("a socket error plus a domain error") {
+    Fixture f("<s:socket plugin='pipewire' owner='alice' method='x'/>", "", "not-a-uuid");
+    auto plan = f.plan();
+    CHECK(plan.errors.size() == 2);
+    CHECK(plan.sockets.empty());
+  }
+}
+
+TEST_CASE("A domain with metadata but no sockets plans nothing") {
+  Fixture f("");
+  auto plan = f.plan();
+  CHECK_FALSE(plan.failed());
+  CHECK(plan.sockets.empty());
+  CHECK(plan.domain_steps.empty());
+  CHECK(contains(format_plan(plan), "nothing to lend"));
+}
+
+TEST_CASE("format_plan and plan_to_json show the concrete paths") {
+  Fixture f(
+      "<s:socket plugin='pulseaudio' owner='alice' method='bind'/>"
+      "<s:socket plugin='wayland' owner='alice' method='proxy' required='no'/>");
+  auto plan = f.plan();
+  REQUIRE(plan.errors.empty());
+  auto text = format_plan(plan);
+  CHECK(contains(text, "domain vm1 (uuid " + kUuid + ")\n"));
+  CHECK(contains(text,
+                 "QEMU runs as libvirt-qemu:libvirt-qemu (uid 64055, gid 64055, from default)"));
+  CHECK(contains(text, "  1. create lend directory " + kLend));
+  CHECK(contains(text,
+                 "socket pulseaudio: plugin pulseaudio, owner alice (uid 1000), method bind, "
+                 "required\n"));
+  CHECK(contains(text,
+                 "socket wayland: plugin wayland, owner alice (uid 1000), method proxy, "
+                 "optional\n"));
+  CHECK(contains(text,
+                 "  source /run/user/1000/pulse/native\n  target " + kLend + "/pulse-native\n"));
+  CHECK(contains(text, "bind-mount the verified inode of /run/user/1000/pulse/native onto " +
+                           kLend + "/pulse-native"));
+  CHECK(contains(text, "PULSE_SERVER=unix:" + kLend + "/pulse-native"));
+  CHECK(contains(text, "listen on " + kLend + "/wayland-0"));
+  CHECK(contains(text, "  warning: the domain XML does not give QEMU WAYLAND_DISPLAY="));
+
+  auto j = plan_to_json(plan);
+  CHECK(j["domain"] == "vm1");
+  CHECK(j["uuid"] == kUuid);
+  CHECK(j["lend_dir"] == kLend);
+  CHECK(j["qemu"]["uid"] == 64055);
+  REQUIRE(j["steps"].size() == 1);
+  CHECK(j["steps"][0]["action"] == "make_lend_dir");
+  REQUIRE(j["sockets"].size() == 2);
+  auto pa = j["sockets"][0];
+  CHECK(pa["name"] == "pulseaudio");
+  CHECK(pa["method"] == "bind");
+  CHECK(pa["required"] == true);
+  CHECK(pa["source"] == "/run/user/1000/pulse/native");
+  CHECK(pa["target"] == kLend + "/pulse-native");
+  REQUIRE(pa["steps"].size() == 5);
+  CHECK(pa["steps"][0]["action"] == "verify_source");
+  CHECK(pa["steps"][0]["relative"] == "pulse/native");
+  CHECK(pa["steps"][2]["action"] == "bind_mount");
+  CHECK(pa["steps"][3]["action"] == "grant_acl");
+  CHECK(pa["steps"][3]["perms"] == "rw");
+  CHECK(pa["steps"][4]["action"] == "copy_file");
+  CHECK(pa["steps"][4]["source"] == "/home/alice/.config/pulse/cookie");
+  CHECK(pa["env"][0]["name"] == "PULSE_SERVER");
+  CHECK(pa["env"][0]["value"] == "unix:" + kLend + "/pulse-native");
+  CHECK(pa["env"][0]["provided"] == false);
+  auto wl = j["sockets"][1];
+  CHECK(wl["required"] == false);
+  CHECK(wl["steps"][0]["action"] == "start_proxy");
+  CHECK(wl["steps"][0]["listen"] == kLend + "/wayland-0");
+  CHECK(wl["steps"][0]["source"] == "/run/user/1000/wayland-0");
+}
+
+TEST_CASE("Errors appear in format_plan and plan_to_json") {
+  Fixture f("<s:socket plugin='nope' owner='alice'/>");
+  auto plan = f.plan();
+  CHECK(contains(format_plan(plan), "error: nope: no plugin named 'nope' is installed\n"));
+  auto j = plan_to_json(plan);
+  REQUIRE(j["errors"].size() == 1);
+  CHECK(j["errors"][0] == "nope: no plugin named 'nope' is installed");
+}
+
+TEST_CASE("Every step describes itself, its undo and its JSON form") {
+  const std::vector<std::pair<Step, std::string>> steps = {
+      {MakeLendDir{"/run/sockhook/u", 64055}, "make_lend_dir"},
+      {VerifySource{"/run/user/1000", "pipewire-0", 1000, 5}, "verify_source"},
+      {CreateTarget{"/run/sockhook/u/t"}, "create_target"},
+      {BindMount{"/run/user/1000/pipewire-0", "/run/sockhook/u/t"}, "bind_mount"},
+      {GrantAcl{"/run/user/1000", 64055, "x", true, true}, "grant_acl"},
+      {ChangeGroup{"/run/user/1000/pipewire-0", 64055}, "change_group"},
+      {CopyFile{"/home/alice/c", "/run/sockhook/u/c", 1000, 64055, 256, true}, "copy_file"},
+      {StartProxy{"/run/sockhook/u/t", "/run/user/1000/w", 1000, 1000, 64055, 64055},
+       "start_proxy"},
+  };
+  REQUIRE(steps.size() == std::variant_size_v<Step>);
+  for (const auto& [step, action] : steps) {
+    CAPTURE(action);
+    auto what = describe(step);
+    CHECK_FALSE(what.empty());
+    // Each description names the path it acts on.
+    CHECK((contains(what, "/run/sockhook/u") || contains(what, "/run/user/1000")));
+    auto undo = describe_undo(step);
+    if (std::holds_alternative<VerifySource>(step)) {
+      CHECK(undo.empty());
+    } else {
+      CHECK_FALSE(undo.empty());
+    }
+    CHECK(to_json(step)["action"] == action);
+  }
+  CHECK(describe(steps[4].first) ==
+        "add ACL entry u:64055:x on directory /run/user/1000 (only if its mode and ACL deny it)");
+  CHECK(describe(steps[6].first) ==
+        "copy /home/alice/c as uid 1000 (no symlinks, at most 256 bytes) to /run/sockhook/u/c "
+        "(owner uid 64055, 0400) if it exists");
+  CHECK(describe_undo(steps[3].first) ==
+        "unmount /run/sockhook/u/t (if it still holds that inode)");
+}
+
+TEST_CASE("Paths can be relocated for tests") {
+  Fixture f("<s:socket plugin='pipewire' owner='alice' method='bind'/>");
+  f.in.paths.lend_root = "/tmp/lend";
+  f.in.paths.user_runtime_root = "/tmp/user";
+  auto plan = f.plan();
+  const auto& s = only_socket(plan);
+  CHECK(plan.lend_dir == "/tmp/lend/" + kUuid);
+  CHECK(s.source == "/tmp/user/1000/pipewire-0");
+  CHECK(std::get<VerifySource>(s.steps.at(0)).runtime_dir == "/tmp/user/1000");
+}
+
+}  // namespace
+}  // namespace sockhook

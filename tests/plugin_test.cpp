@@ -1,0 +1,432 @@
+#include "plugin.hpp"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include <doctest/doctest.h>
+
+#include "error.hpp"
+
+namespace sockhook {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string read_text(const fs::path& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+fs::path repo_plugins() { return fs::path(SOCKHOOK_SOURCE_DIR) / "plugins"; }
+
+/// A private temporary directory, removed with everything in it.
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    char name[] = "/tmp/sockhook-plugin-test-XXXXXX";
+    REQUIRE(::mkdtemp(name) != nullptr);
+    path = name;
+    ::chmod(name, 0755);
+  }
+  ~TempDir() { fs::remove_all(path); }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+
+  /// Writes `text` to `name` with `mode` and returns its path.
+  fs::path write(const std::string& name, const std::string& text, mode_t mode = 0644) const {
+    auto p = path / name;
+    std::ofstream(p) << text;
+    REQUIRE(::chmod(p.c_str(), mode) == 0);
+    return p;
+  }
+};
+
+std::string simple_plugin(const std::string& name, const std::string& socket = "s.sock") {
+  return "<plugin name='" + name + "' summary='test " + name + "'><socket path='" + socket +
+         "' target='" + name + "-0'/></plugin>";
+}
+
+TEST_CASE("Each shipped plugin parses") {
+  SUBCASE("pipewire") {
+    auto p = parse_plugin(read_text(repo_plugins() / "pipewire.xml"), false, "pipewire.xml");
+    CHECK(p.name == "pipewire");
+    CHECK(p.file == "pipewire.xml");
+    CHECK_FALSE(p.admin);
+    CHECK(p.socket_path == "pipewire-0");
+    CHECK(p.socket_target == "pipewire-0");
+    CHECK(p.files.empty());
+    REQUIRE(p.env.size() == 1);
+    CHECK(p.env[0].name == "PIPEWIRE_RUNTIME_DIR");
+    CHECK(p.env[0].value == "{lend_dir}");
+    REQUIRE(p.audio.size() == 1);
+    CHECK(p.audio[0].audio_type == "pipewire");
+    CHECK(p.audio[0].attribute == "runtimeDir");
+    CHECK(p.audio[0].covers == "PIPEWIRE_RUNTIME_DIR");
+    CHECK(p.audio[0].min_libvirt == 9010000);
+  }
+  SUBCASE("pulseaudio") {
+    auto p = parse_plugin(read_text(repo_plugins() / "pulseaudio.xml"), false, "x");
+    CHECK(p.name == "pulseaudio");
+    CHECK(p.socket_path == "pulse/native");
+    CHECK(p.socket_target == "pulse-native");
+    REQUIRE(p.files.size() == 1);
+    CHECK(p.files[0].path == "~/.config/pulse/cookie");
+    CHECK(p.files[0].target == "pulse-cookie");
+    CHECK(p.files[0].optional);
+    REQUIRE(p.env.size() == 2);
+    CHECK(p.env[0].name == "PULSE_SERVER");
+    CHECK(p.env[0].value == "unix:{target}");
+    CHECK(p.env[1].name == "PULSE_COOKIE");
+    REQUIRE(p.audio.size() == 1);
+    CHECK(p.audio[0].attribute == "serverName");
+    CHECK(p.audio[0].min_libvirt == 7002000);
+  }
+  SUBCASE("jack") {
+    auto p = parse_plugin(read_text(repo_plugins() / "jack.xml"), false, "x");
+    CHECK(p.name == "jack");
+    CHECK(p.socket_path == "pipewire-0");
+    REQUIRE(p.env.size() == 2);
+    CHECK(p.env[1].name == "LD_LIBRARY_PATH");
+  }
+  SUBCASE("wayland") {
+    auto p = parse_plugin(read_text(repo_plugins() / "wayland.xml"), false, "x");
+    CHECK(p.name == "wayland");
+    CHECK(p.socket_path == "wayland-0");
+    REQUIRE(p.env.size() == 1);
+    CHECK(p.env[0].value == "{target}");
+  }
+}
+
+TEST_CASE("Absolute paths are allowed only in the administrator's plugins") {
+  auto xml = simple_plugin("abs", "/run/abs/socket");
+  CHECK_THROWS_WITH_AS(parse_plugin(xml, false, "f"),
+                       "socket path '/run/abs/socket' is absolute; only plugins in "
+                       "/etc/sockhook/plugins may use absolute paths",
+                       Error);
+  auto p = parse_plugin(xml, true, "f");
+  CHECK(p.admin);
+  CHECK(p.socket_path == "/run/abs/socket");
+
+  auto with_file =
+      "<plugin name='f'><socket path='s' target='t'/><file path='/etc/cookie' "
+      "target='c'/></plugin>";
+  CHECK_THROWS_WITH_AS(parse_plugin(with_file, false, "f"),
+                       "file path '/etc/cookie' is not allowed here", Error);
+  CHECK(parse_plugin(with_file, true, "f").files.at(0).path == "/etc/cookie");
+}
+
+TEST_CASE("Invalid plugins are refused with a one-line reason") {
+  struct Case {
+    const char* xml;
+    const char* message;
+  };
+  const Case cases[] = {
+      {"<plugin name='p'><socket path='../x' target='t'/></plugin>",
+       "socket path '../x' is not a clean path"},
+      {"<plugin name='p'><socket path='a/../../x' target='t'/></plugin>",
+       "socket path 'a/../../x' is not a clean path"},
+      {"<plugin name='p'><socket path='a//b' target='t'/></plugin>",
+       "socket path 'a//b' is not a clean path"},
+      {"<plugin name='p'><socket path='a/./b' target='t'/></plugin>",
+       "socket path 'a/./b' is not a clean path"},
+      {"<plugin name='p'><socket path='a/' target='t'/></plugin>",
+       "socket path 'a/' is not a clean path"},
+      {"<plugin name='p'><socket path='' target='t'/></plugin>",
+       "socket path '' is not a clean path"},
+      {"<plugin name='p'><socket path='s' target='a/b'/></plugin>",
+       "target 'a/b' is not a plain file name"},
+      {"<plugin name='p'><socket path='s' target='..'/></plugin>",
+       "target '..' is not a plain file name"},
+      {"<plugin name='p'><socket path='s' target=''/></plugin>",
+       "target '' is not a plain file name"},
+      {"<plugin name='p'><socket path='s' target='t'/><file path='~/c' target='t'/></plugin>",
+       "target 't' is used twice"},
+      {"<plugin name='p'><socket path='s' target='t'/><file path='~/../c' target='c'/></plugin>",
+       "file path '~/../c' is not allowed here"},
+      {"<plugin name='p'><socket path='s' target='t'/><file path='~/' target='c'/></plugin>",
+       "file path '~/' is not allowed here"},
+      {"<plugin name='p'><socket path='s' target='t'/><env name='X' value='{password}'/></plugin>",
+       "unknown variable {password} in '{password}'"},
+      {"<plugin name='p'><socket path='s' target='t'/><env name='X' value='{target'/></plugin>",
+       "unterminated variable in '{target'"},
+      {"<plugin name='p'><socket path='s' target='t'/><env name='1X' value='v'/></plugin>",
+       "'1X' is not an environment variable name"},
+      {"<plugin name='p'><socket path='s' target='t'/><env name='A-B' value='v'/></plugin>",
+       "'A-B' is not an environment variable name"},
+      {"<plugin name='p'><socket path='s' target='t'/><env name='' value='v'/></plugin>",
+       "'' is not an environment variable name"},
+      {"<plugin name='p'><socket path='s' target='t'/><env name='LD_PRELOAD=x' value='v'/>"
+       "</plugin>",
+       "'LD_PRELOAD=x' is not an environment variable name"},
+      {"<plugin name='p'><socket path='s' target='t'/><env name='X'/></plugin>",
+       "<env> lacks attribute 'value'"},
+      {"<plugin name='p'><socket path='s' target='t'/><exec cmd='rm'/></plugin>",
+       "unknown element <exec>"},
+      {"<plugin name='p'><socket path='s' target='t'/><audio type='pulseaudio' "
+       "attribute='serverName' value='{nope}'/></plugin>",
+       "unknown variable {nope} in '{nope}'"},
+      {"<plugin name='p'><socket path='s' target='t'/><socket path='s2' target='t2'/></plugin>",
+       "more than one <socket>"},
+      {"<plugin name='p'><env name='X' value='v'/></plugin>", "no <socket> element"},
+      {"<plugin><socket path='s' target='t'/></plugin>", "<plugin> lacks attribute 'name'"},
+      {"<plugin name='p'><socket target='t'/></plugin>", "<socket> lacks attribute 'path'"},
+      {"<plugin name='p'><socket path='s'/></plugin>", "<socket> lacks attribute 'target'"},
+      {"<plug name='p'/>", "the root element is not <plugin>"},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.xml);
+    CHECK_THROWS_WITH_AS(parse_plugin(c.xml, true, "f"), c.message, Error);
+  }
+  SUBCASE("not XML at all") {
+    CHECK_THROWS_AS(parse_plugin("<plugin name='p'>", false, "f"), Error);
+    CHECK_THROWS_AS(parse_plugin("", false, "f"), Error);
+  }
+}
+
+TEST_CASE("Companion file paths may be home-relative, runtime-relative or admin absolute") {
+  auto p = parse_plugin(
+      "<plugin name='p'><socket path='d/s' target='t'/><file path='~/.config/c' target='c1'/>"
+      "<file path='rt/c' target='c2' optional='yes'/><file path='x' target='c3' optional='no'/>"
+      "</plugin>",
+      false, "f");
+  REQUIRE(p.files.size() == 3);
+  CHECK(p.files[0].path == "~/.config/c");
+  CHECK_FALSE(p.files[0].optional);
+  CHECK(p.files[1].path == "rt/c");
+  CHECK(p.files[1].optional);
+  CHECK_FALSE(p.files[2].optional);
+}
+
+TEST_CASE("is_plain_file_name refuses separators, dot names and control characters") {
+  CHECK(is_plain_file_name("pipewire-0"));
+  CHECK(is_plain_file_name("..."));
+  CHECK(is_plain_file_name(".hidden"));
+  CHECK_FALSE(is_plain_file_name(""));
+  CHECK_FALSE(is_plain_file_name("."));
+  CHECK_FALSE(is_plain_file_name(".."));
+  CHECK_FALSE(is_plain_file_name("a/b"));
+  CHECK_FALSE(is_plain_file_name("a\nb"));
+  CHECK_FALSE(is_plain_file_name(std::string("a\0b", 3)));
+  CHECK_FALSE(is_plain_file_name(std::string(256, 'x')));
+  CHECK(is_plain_file_name(std::string(255, 'x')));
+}
+
+TEST_CASE("expand replaces every variable") {
+  Variables v{"/run/user/1000", "/home/alice",     "alice",
+              "1000",           "/run/sockhook/u", "/run/sockhook/u/t"};
+  CHECK(expand("{runtime_dir}|{home}|{user}|{uid}|{lend_dir}|{target}", v) ==
+        "/run/user/1000|/home/alice|alice|1000|/run/sockhook/u|/run/sockhook/u/t");
+  CHECK(expand("unix:{target}", v) == "unix:/run/sockhook/u/t");
+  CHECK(expand("{uid}{uid}", v) == "10001000");
+  CHECK(expand("", v).empty());
+  CHECK(expand("no variables } here", v) == "no variables } here");
+  CHECK_THROWS_WITH_AS(expand("{home", v), "unterminated variable in '{home'", Error);
+  CHECK_THROWS_WITH_AS(expand("{}", v), "unknown variable {} in '{}'", Error);
+  CHECK_THROWS_WITH_AS(expand("{HOME}", v), "unknown variable {HOME} in '{HOME}'", Error);
+  CHECK_THROWS_WITH_AS(expand("{user }", v), "unknown variable {user } in '{user }'", Error);
+}
+
+TEST_CASE("PluginSet::find explains a missing or refused plugin") {
+  PluginSet set;
+  set.plugins.emplace("pipewire", Plugin{});
+  set.refused.emplace("wayland", "plugin file /x/wayland.xml is refused: it is writable by others");
+  std::string why;
+  CHECK(set.find("pipewire", &why) != nullptr);
+  CHECK(set.find("wayland", &why) == nullptr);
+  CHECK(why == "plugin file /x/wayland.xml is refused: it is writable by others");
+  CHECK(set.find("jack", &why) == nullptr);
+  CHECK(why == "no plugin named 'jack' is installed");
+  CHECK(set.find("jack") == nullptr);
+}
+
+TEST_CASE("The default plugin search path puts the administrator first") {
+  auto dirs = default_plugin_dirs();
+  REQUIRE(dirs.size() == 2);
+  CHECK(dirs[0].path == "/etc/sockhook/plugins");
+  CHECK(dirs[0].admin);
+  CHECK_FALSE(dirs[1].admin);
+}
+
+TEST_CASE("load_plugins reads trusted directories and refuses untrusted files") {
+  // Everything here is created by the test's own user, which we declare trusted.
+  const std::vector<uid_t> me{::geteuid()};
+  TempDir admin, data;
+
+  SUBCASE("the shipped plugins load from the repository") {
+    // The repository checkout may be group-writable; copy it into a directory we control.
+    for (const auto& e : fs::directory_iterator(repo_plugins()))
+      data.write(e.path().filename(), read_text(e.path()));
+    auto set = load_plugins({{data.path, false}}, me);
+    CHECK(set.refused.empty());
+    CHECK(set.problems.empty());
+    CHECK(set.plugins.size() == 4);
+    for (const char* n : {"pipewire", "pulseaudio", "jack", "wayland"}) {
+      CAPTURE(n);
+      REQUIRE(set.find(n) != nullptr);
+      CHECK(set.find(n)->file == (data.path / (std::string(n) + ".xml")).string());
+      CHECK_FALSE(set.find(n)->admin);
+    }
+  }
+  SUBCASE("the first directory wins by name") {
+    admin.write("snd.xml", simple_plugin("snd", "/run/snd/socket"));
+    data.write("snd.xml", simple_plugin("snd", "snd-0"));
+    data.write("other.xml", simple_plugin("other"));
+    auto set = load_plugins({{admin.path, true}, {data.path, false}}, me);
+    CHECK(set.refused.empty());
+    REQUIRE(set.plugins.size() == 2);
+    CHECK(set.find("snd")->socket_path == "/run/snd/socket");
+    CHECK(set.find("snd")->admin);
+    CHECK(set.find("other")->socket_path == "s.sock");
+  }
+  SUBCASE("a refused plugin in the first directory is not replaced by a later one") {
+    admin.write("snd.xml", simple_plugin("snd"), 0666);
+    data.write("snd.xml", simple_plugin("snd"));
+    auto set = load_plugins({{admin.path, true}, {data.path, false}}, me);
+    CHECK(set.find("snd") == nullptr);
+    CHECK(set.refused.count("snd") == 1);
+  }
+  SUBCASE("a file writable by others is refused") {
+    auto p = data.write("snd.xml", simple_plugin("snd"), 0646);
+    auto set = load_plugins({{data.path, false}}, me);
+    CHECK(set.plugins.empty());
+    REQUIRE(set.refused.count("snd") == 1);
+    CHECK(set.refused.at("snd") ==
+          "plugin file " + p.string() + " is refused: it is writable by others");
+    std::string why;
+    CHECK(set.find("snd", &why) == nullptr);
+    CHECK(why == set.refused.at("snd"));
+  }
+  SUBCASE("a group-writable file is refused unless its group is root") {
+    auto p = data.write("snd.xml", simple_plugin("snd"), 0664);
+    struct stat st {};
+    REQUIRE(::stat(p.c_str(), &st) == 0);
+    if (st.st_gid == 0) {
+      // Running as root with group root: make it a non-root group.
+      REQUIRE(::chown(p.c_str(), static_cast<uid_t>(-1), 65534) == 0);
+    }
+    auto set = load_plugins({{data.path, false}}, me);
+    CHECK(set.plugins.empty());
+    REQUIRE(set.refused.count("snd") == 1);
+    CHECK(set.refused.at("snd") ==
+          "plugin file " + p.string() + " is refused: it is writable by its group");
+  }
+  SUBCASE("a file owned by an untrusted uid is refused") {
+    auto p = data.write("snd.xml", simple_plugin("snd"));
+    // Trust some other uid only: our own directory and file are then "not owned by root".
+    uid_t other = ::geteuid() == 0 ? 1 : 0;
+    auto set = load_plugins({{data.path, false}}, {other});
+    // The directory is checked first, so the whole directory is ignored.
+    CHECK(set.plugins.empty());
+    REQUIRE(set.problems.size() == 1);
+    CHECK(set.problems[0] == "ignoring plugin directory " + data.path.string() +
+                                 ": it is owned by uid " + std::to_string(::geteuid()) +
+                                 ", not root");
+    if (::geteuid() == 0) {
+      // As root we can make the directory trusted and only the file foreign.
+      REQUIRE(::chown(data.path.c_str(), other, static_cast<gid_t>(-1)) == 0);
+      REQUIRE(::chown(p.c_str(), 65534, static_cast<gid_t>(-1)) == 0);
+      auto set2 = load_plugins({{data.path, false}}, {other});
+      CHECK(set2.plugins.empty());
+      REQUIRE(set2.refused.count("snd") == 1);
+      CHECK(set2.refused.at("snd") ==
+            "plugin file " + p.string() + " is refused: it is owned by uid 65534, not root");
+    } else {
+      MESSAGE("not root: the foreign-owned file case is covered only for the directory");
+    }
+  }
+  SUBCASE("a symlinked plugin file is refused, even to a trusted file") {
+    auto real = admin.write("real.xml", simple_plugin("snd"));
+    REQUIRE(::symlink(real.c_str(), (data.path / "snd.xml").c_str()) == 0);
+    auto set = load_plugins({{data.path, false}}, me);
+    CHECK(set.plugins.empty());
+    REQUIRE(set.refused.count("snd") == 1);
+    CHECK(set.refused.at("snd").starts_with("plugin file " + (data.path / "snd.xml").string() +
+                                            " is refused: cannot open"));
+  }
+  SUBCASE("a symlinked plugin directory is not followed") {
+    data.write("snd.xml", simple_plugin("snd"));
+    auto link = admin.path / "link";
+    REQUIRE(::symlink(data.path.c_str(), link.c_str()) == 0);
+    auto set = load_plugins({{link, false}}, me);
+    CHECK(set.plugins.empty());
+    REQUIRE(set.problems.size() == 1);
+    CHECK(set.problems[0].starts_with("cannot open " + link.string() + ": "));
+  }
+  SUBCASE("a plugin whose name differs from its file name is refused") {
+    auto p = data.write("snd.xml", simple_plugin("pipewire"));
+    auto set = load_plugins({{data.path, false}}, me);
+    CHECK(set.find("pipewire") == nullptr);
+    REQUIRE(set.refused.count("snd") == 1);
+    CHECK(set.refused.at("snd") == "plugin file " + p.string() +
+                                       " is refused: it names itself 'pipewire'; the file must "
+                                       "be pipewire.xml");
+  }
+  SUBCASE("an invalid plugin is refused with the parser's reason") {
+    auto p = data.write("snd.xml", simple_plugin("snd", "../x"));
+    auto set = load_plugins({{data.path, false}}, me);
+    REQUIRE(set.refused.count("snd") == 1);
+    CHECK(set.refused.at("snd") ==
+          "plugin file " + p.string() + " is refused: socket path '../x' is not a clean path");
+  }
+  SUBCASE("a non-admin directory may not use absolute paths") {
+    data.write("snd.xml", simple_plugin("snd", "/run/snd"));
+    auto set = load_plugins({{data.path, false}}, me);
+    CHECK(set.plugins.empty());
+    CHECK(set.refused.count("snd") == 1);
+  }
+  SUBCASE("files that are not *.xml are ignored") {
+    data.write("snd.xml.bak", simple_plugin("snd"));
+    data.write("README", "not a plugin");
+    data.write(".xml", simple_plugin("x"));
+    data.write("ok.xml", simple_plugin("ok"));
+    auto set = load_plugins({{data.path, false}}, me);
+    CHECK(set.refused.empty());
+    REQUIRE(set.plugins.size() == 1);
+    CHECK(set.plugins.begin()->first == "ok");
+  }
+  SUBCASE("a directory named *.xml is refused, not read") {
+    fs::create_directory(data.path / "dir.xml");
+    auto set = load_plugins({{data.path, false}}, me);
+    CHECK(set.plugins.empty());
+    REQUIRE(set.refused.count("dir") == 1);
+    CHECK(set.refused.at("dir").find("it is not a regular file") != std::string::npos);
+  }
+  SUBCASE("a FIFO named *.xml does not block loading") {
+    REQUIRE(::mkfifo((data.path / "fifo.xml").c_str(), 0644) == 0);
+    auto set = load_plugins({{data.path, false}}, me);
+    REQUIRE(set.refused.count("fifo") == 1);
+    CHECK(set.refused.at("fifo").find("it is not a regular file") != std::string::npos);
+  }
+  SUBCASE("an oversized plugin file is refused") {
+    data.write("big.xml", "<plugin name='big'>" + std::string(70 * 1024, ' ') + "</plugin>");
+    auto set = load_plugins({{data.path, false}}, me);
+    REQUIRE(set.refused.count("big") == 1);
+    CHECK(set.refused.at("big").find("larger than") != std::string::npos);
+  }
+  SUBCASE("a directory writable by others is ignored with a problem line") {
+    data.write("snd.xml", simple_plugin("snd"));
+    REQUIRE(::chmod(data.path.c_str(), 0777) == 0);
+    admin.write("other.xml", simple_plugin("other"));
+    auto set = load_plugins({{data.path, false}, {admin.path, true}}, me);
+    CHECK(set.find("snd") == nullptr);
+    CHECK(set.find("other") != nullptr);
+    REQUIRE(set.problems.size() == 1);
+    CHECK(set.problems[0] ==
+          "ignoring plugin directory " + data.path.string() + ": it is writable by others");
+  }
+  SUBCASE("a missing directory is silently skipped") {
+    auto set = load_plugins({{(data.path / "nope").string(), true}}, me);
+    CHECK(set.plugins.empty());
+    CHECK(set.problems.empty());
+  }
+}
+
+}  // namespace
+}  // namespace sockhook
