@@ -27,6 +27,7 @@
 #include <iostream>
 #include <list>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include <CLI/CLI.hpp>
@@ -46,6 +47,8 @@ constexpr size_t kControlSize = CMSG_SPACE(sizeof(int) * kScmMaxFd) + CMSG_SPACE
 constexpr size_t kPooledBuffers = 4;
 /// Reads per wakeup from one socket, so that one busy client cannot starve the others.
 constexpr int kReadsPerWakeup = 16;
+/// Single-byte reads per wakeup while looking for where descriptors start.
+constexpr int kScanBytesPerWakeup = 4096;
 constexpr int kAcceptsPerWakeup = 64;
 /// A full backlog on the real server stalls the loop at most this long per client.
 constexpr int kConnectTimeoutMs = 500;
@@ -447,15 +450,61 @@ void Relay::on_side(Side& side, uint32_t events) {
   update_interest(pair.server, pair.down, pair.up, pair.client);
 }
 
+/// Whether descriptors wait anywhere in the receive queue of `fd`.
+///
+/// A stream recvmsg glues the fd-less data queued before a segment with descriptors onto
+/// that segment and returns the descriptors with all of it. Forwarded like that, they would
+/// reach the peer with an earlier message than the one they belong to, and real PulseAudio,
+/// which reads frame by frame, then pairs a memfd with the wrong packet ("Expected 1 memfd fd
+/// to be received"). A 1-byte MSG_PEEK reports the descriptors of the first segment that has
+/// any, wherever it is in the queue (the kernel walks on with empty chunks), so it is a cheap
+/// test; when it says yes, the relay reads byte by byte until the descriptors come, which
+/// puts them exactly at their segment's first byte.
+bool fds_pending(int fd) {
+  char byte;
+  iovec iov{&byte, 1};
+  alignas(cmsghdr) char control[kControlSize];
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  if (recvmsg(fd, &msg, MSG_DONTWAIT | MSG_PEEK | MSG_CMSG_CLOEXEC) <= 0) return false;
+  bool pending = (msg.msg_flags & MSG_CTRUNC) != 0;
+  // The peek made copies of the descriptors; close them.
+  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    pending = true;
+    const size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (size_t k = 0; k < count; ++k) {
+      int copy;
+      std::memcpy(&copy, CMSG_DATA(c) + k * sizeof(int), sizeof copy);
+      close(copy);
+    }
+  }
+  return pending;
+}
+
 bool Relay::pump(Side& from, Side& to, Direction& dir) {
-  for (int i = 0; i < kReadsPerWakeup && can_read(dir, to); ++i) {
+  // Byte-by-byte reads (see fds_pending) are bounded per wakeup, so that one connection
+  // cannot hold the loop; the socket stays readable and the scan goes on next time.
+  int reads = 0;
+  bool scanning = false;
+  bool held = false;
+  while (can_read(dir, to) && reads++ < (scanning ? kScanBytesPerWakeup : kReadsPerWakeup)) {
     iovec iov[2];
     msghdr msg{};
     msg.msg_iov = iov;
     msg.msg_iovlen = static_cast<size_t>(dir.queue.free_iov(pool_, iov));
     msg.msg_control = control_;
     msg.msg_controllen = sizeof control_;
-    const size_t wanted = iov[0].iov_len + (msg.msg_iovlen > 1 ? iov[1].iov_len : 0);
+    size_t wanted = iov[0].iov_len + (msg.msg_iovlen > 1 ? iov[1].iov_len : 0);
+    scanning = fds_pending(from.fd.get());
+    if (scanning) {
+      iov[0].iov_len = 1;
+      msg.msg_iovlen = 1;
+      wanted = 1;
+    }
     const ssize_t n = recvmsg(from.fd.get(), &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
     if (n < 0) {
       if (errno == EINTR) continue;
@@ -509,9 +558,13 @@ bool Relay::pump(Side& from, Side& to, Direction& dir) {
     }
     dir.queue.commit(static_cast<size_t>(n), std::move(fds));
     // Fast path: pass the bytes on at once; they are queued only if the other side is full.
-    if (!dir.blocked && !flush(to, dir)) return false;
+    // Once a scan began, bytes gather until the end of this wakeup, so that the descriptors
+    // leave with the rest of their segment in one message.
+    held |= scanning;
+    if (!held && !dir.blocked && !flush(to, dir)) return false;
     if (static_cast<size_t>(n) < wanted) break;  // drained; epoll says when there is more
   }
+  if (!dir.blocked && !dir.queue.empty() && !flush(to, dir)) return false;
   return true;
 }
 
