@@ -1,20 +1,407 @@
 #include "executor.hpp"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+
 #include "error.hpp"
+#include "journal.hpp"
+#include "lend.hpp"
+#include "lend_acl.hpp"
+#include "lend_bind.hpp"
+#include "lend_dir.hpp"
+#include "lend_file.hpp"
+#include "lend_group.hpp"
+#include "lend_proxy.hpp"
+#include "lock.hpp"
+#include "log.hpp"
+#include "sys/file.hpp"
 
 namespace sockhook {
+namespace {
 
-// Placeholder until the lending methods land: refuse clearly, never pretend.
-void execute_prepare(const Plan& plan, const ExecContext&) {
-  if (!plan.sockets.empty())
-    throw Error(plan.sockets.front().request.name +
-                ": cannot lend: this build of sockhook does not implement lending yet");
+template <class... Ts>
+struct Overloaded : Ts... {
+  using Ts::operator()...;
+};
+template <class... Ts>
+Overloaded(Ts...) -> Overloaded<Ts...>;
+
+/// The verb of a method's error messages: "cannot <verb> <source>: <why>".
+std::string verb_of(const std::string& method) {
+  if (method == "bind") return "bind-mount";
+  if (method == "acl") return "grant access to";
+  if (method == "group") return "change the group of";
+  if (method == "proxy") return "proxy";
+  return "lend";
 }
 
-void execute_start(const Plan&, const ExecContext&) {}
+JournalSocket record_of(const SocketPlan& s) {
+  return JournalSocket{s.request.name, s.request.plugin,   std::string(to_string(s.method)),
+                       s.owner.name,   s.owner.uid,        s.source,
+                       s.target,       s.request.required, s.steps};
+}
 
-std::vector<std::string> execute_release(const std::string&, const ExecContext&) { return {}; }
+/// Undoes one entry. Returns a problem or "".
+std::string undo_entry(const JournalEntry& e) {
+  switch (e.kind) {
+    case EntryKind::kDir:
+      return undo_dir(e);
+    case EntryKind::kFile:
+      return undo_file(e);
+    case EntryKind::kMount:
+      return undo_mount(e);
+    case EntryKind::kAcl:
+      return undo_acl(e);
+    case EntryKind::kGroup:
+      return undo_group(e);
+    case EntryKind::kProxy:
+      return undo_proxy(e);
+  }
+  return "";
+}
 
-std::vector<std::string> execute_reconnect(const std::string&, const ExecContext&) { return {}; }
+/// Undoes the entries of `journal` that `pick` selects, newest first, and drops the ones that
+/// were undone. Entries that failed stay, so that a later release can try again. Never throws.
+template <typename Pick>
+std::vector<std::string> undo_entries(Journal& journal, Pick pick) {
+  std::vector<std::string> problems;
+  std::vector<JournalEntry> kept;
+  for (auto it = journal.entries.rbegin(); it != journal.entries.rend(); ++it) {
+    if (!pick(*it)) {
+      kept.push_back(*it);
+      continue;
+    }
+    std::string problem;
+    try {
+      problem = undo_entry(*it);
+    } catch (const std::exception& e) {
+      problem = e.what();
+    }
+    if (problem.empty()) continue;
+    problems.push_back((it->socket.empty() ? "" : it->socket + ": ") + problem);
+    kept.push_back(*it);
+  }
+  std::reverse(kept.begin(), kept.end());
+  journal.entries = std::move(kept);
+  return problems;
+}
+
+/// Removes leftovers of a journal write that was killed halfway (".<uuid>.xml.tmpPID").
+void remove_temp_files(const JournalStore& store, const std::string& uuid) {
+  auto prefix = "." + uuid + ".xml.tmp";
+  for (const auto& name : list_directory(store.dir()))
+    if (name.starts_with(prefix)) ::unlinkat(store.dir().get(), name.c_str(), 0);
+}
+
+/// Everything of one domain while its lock is held.
+class DomainExecutor {
+ public:
+  DomainExecutor(const ExecContext& ctx, const JournalStore& store) : ctx_(ctx), store_(store) {}
+
+  /// Undoes and deletes the journal of `uuid`. Never throws.
+  std::vector<std::string> release(const std::string& uuid) {
+    std::vector<std::string> problems;
+    try {
+      remove_temp_files(store_, uuid);
+      auto journal = load_or_quarantine(uuid, problems);
+      if (!journal) return problems;
+      auto more = undo_entries(*journal, [](const JournalEntry&) { return true; });
+      problems.insert(problems.end(), more.begin(), more.end());
+      if (journal->entries.empty()) {
+        store_.remove(uuid);
+      } else {
+        store_.save(*journal);  // what could not be undone, for the next try
+      }
+    } catch (const std::exception& e) {
+      problems.push_back(e.what());
+    }
+    for (const auto& p : problems) log_warning("release " + uuid + ": " + p);
+    return problems;
+  }
+
+  /// Lends every socket of `plan` as one transaction (R1). `leftovers` are entries an earlier
+  /// release could not undo yet; they stay at the head of the new journal, so that no later
+  /// release forgets them.
+  void prepare(const Plan& plan, std::vector<JournalEntry> leftovers = {}) {
+    Journal journal;
+    journal.entries = std::move(leftovers);
+    journal.domain = plan.domain;
+    journal.uuid = plan.uuid;
+    journal.lend_dir = plan.lend_dir;
+    journal.qemu_uid = plan.qemu.uid;
+    journal.qemu_gid = plan.qemu.gid;
+    for (const auto& s : plan.sockets) journal.sockets.push_back(record_of(s));
+    Transaction tx(store_, journal);
+    tx.save();
+    Fd lend_dir;
+    try {
+      for (const auto& step : plan.domain_steps)
+        if (const auto* dir = std::get_if<MakeLendDir>(&step)) lend_dir = make_dir(tx, *dir);
+    } catch (const Error& e) {
+      abort_all(journal);
+      throw;
+    }
+    for (const auto& s : plan.sockets) {
+      auto mark = journal.entries.size();
+      try {
+        run_socket(tx, journal.sockets, s.request.name, lend_dir);
+      } catch (const Error& e) {
+        auto line = s.request.name + ": " + e.what();
+        if (s.request.required) {
+          abort_all(journal);
+          throw Error(line, e.err());
+        }
+        // An optional socket: take back its own changes and go on without it.
+        for (const auto& p : undo_socket(journal, s.request.name, mark)) log_warning(p);
+        std::erase_if(journal.sockets,
+                      [&](const JournalSocket& js) { return js.name == s.request.name; });
+        tx.save();
+        log_warning(plan.domain + ": " + line + " (optional socket skipped)");
+      }
+    }
+    if (journal.sockets.empty()) abort_all(journal);
+  }
+
+  /// Lends one socket again from its journal record (refresh, or a new QEMU identity).
+  void run_socket(Transaction& tx, const std::vector<JournalSocket>& sockets,
+                  const std::string& name, const Fd& lend_dir) {
+    const JournalSocket* s = nullptr;
+    for (const auto& js : sockets)
+      if (js.name == name) s = &js;
+    if (!s) throw Error("no such socket in the journal");
+    const auto& journal = tx.journal();
+    SocketRun run{.socket = s->name,
+                  .verb = verb_of(s->method),
+                  .tx = tx,
+                  .ctx = ctx_,
+                  .lend_dir = lend_dir,
+                  .lend_dir_path = journal.lend_dir,
+                  .qemu_uid = journal.qemu_uid,
+                  .qemu_gid = journal.qemu_gid,
+                  .label = journal.domain + "/" + s->name + " " + journal.uuid,
+                  .spec = {},
+                  .source = {},
+                  .target = {},
+                  .mounted_target = {}};
+    for (const auto& step : s->steps) {
+      std::visit(Overloaded{
+                     [&](const MakeLendDir&) {},
+                     [&](const VerifySource& v) { verify_source(run, v); },
+                     [&](const CreateTarget& c) { create_target(run, c); },
+                     [&](const BindMount& b) { bind_mount(run, b); },
+                     [&](const GrantAcl& g) { grant_acl(run, g); },
+                     [&](const ChangeGroup& g) { change_group(run, g); },
+                     [&](const CopyFile& c) { copy_file(run, c); },
+                     [&](const StartProxy& p) { start_proxy(run, p); },
+                 },
+                 step);
+    }
+  }
+
+  /// Undoes the entries of socket `name` recorded at or after `mark`.
+  std::vector<std::string> undo_socket(Journal& journal, const std::string& name,
+                                       std::size_t mark = 0) {
+    std::size_t i = 0;
+    std::vector<std::size_t> selected;
+    for (const auto& e : journal.entries) {
+      if (i >= mark && e.socket == name) selected.push_back(i);
+      ++i;
+    }
+    std::size_t index = 0;
+    // undo_entries walks newest first; count down to match indices.
+    index = journal.entries.size();
+    return undo_entries(journal, [&](const JournalEntry&) {
+      --index;
+      return std::find(selected.begin(), selected.end(), index) != selected.end();
+    });
+  }
+
+  std::optional<Journal> load_or_quarantine(const std::string& uuid,
+                                            std::vector<std::string>& problems) {
+    try {
+      return store_.load(uuid);
+    } catch (const Error& e) {
+      // A journal nobody can read cannot guide an undo. Keep it for a person to look at,
+      // under a name no later run mistakes for a journal.
+      auto name = uuid + ".xml";
+      auto aside = uuid + ".xml.corrupt";
+      ::renameat(store_.dir().get(), name.c_str(), store_.dir().get(), aside.c_str());
+      problems.push_back(std::string(e.what()) + " (moved aside to " + aside +
+                         "; check what it lent by hand)");
+      return std::nullopt;
+    }
+  }
+
+ private:
+  Fd make_dir(Transaction& tx, const MakeLendDir& step) {
+    try {
+      JournalEntry e;
+      e.kind = EntryKind::kDir;
+      e.path = step.path;
+      tx.record(e);
+      Fd root = ensure_root_dir(dir_name(step.path), 0711);
+      bool created = false;
+      return make_lend_dir(root, base_name(step.path), step.qemu_uid, &created);
+    } catch (const Error& e) {
+      throw Error("cannot create lend directory " + step.path + ": " + e.what(), e.err());
+    }
+  }
+
+  /// Undoes everything and deletes the journal: prepare failed.
+  void abort_all(Journal& journal) {
+    auto problems = undo_entries(journal, [](const JournalEntry&) { return true; });
+    for (const auto& p : problems) log_warning(journal.domain + ": rollback: " + p);
+    try {
+      if (journal.entries.empty()) {
+        store_.remove(journal.uuid);
+      } else {
+        store_.save(journal);
+      }
+    } catch (const Error& e) {
+      log_warning(journal.domain + ": rollback: " + e.what());
+    }
+  }
+
+  const ExecContext& ctx_;
+  const JournalStore& store_;
+};
+
+/// The real path of this executable, for proxies: /proc/self/exe resolved now.
+ExecContext with_real_exe(const ExecContext& ctx) {
+  ExecContext out = ctx;
+  if (out.self_exe == "/proc/self/exe") {
+    char buf[4096];
+    auto n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
+    if (n > 0) out.self_exe.assign(buf, static_cast<std::size_t>(n));
+  }
+  return out;
+}
+
+}  // namespace
+
+void execute_prepare(const Plan& plan, const ExecContext& ctx) {
+  auto real = with_real_exe(ctx);
+  JournalStore store(real.paths, true);
+  DomainLock lock(store.dir(), plan.uuid);
+  DomainExecutor exec(real, store);
+  // A previous prepare without release (a crash, a killed hook): take it all back first.
+  for (const auto& p : exec.release(plan.uuid)) log_warning(plan.domain + ": earlier lend: " + p);
+  std::vector<JournalEntry> leftovers;
+  if (auto old = store.load(plan.uuid)) leftovers = std::move(old->entries);
+  try {
+    exec.prepare(plan, std::move(leftovers));
+  } catch (const Error&) {
+    // Rolled back: leave no lock file behind either (R2's "no file remains").
+    if (!store.has(plan.uuid)) lock.remove_file();
+    throw;
+  }
+  if (!store.has(plan.uuid)) lock.remove_file();
+}
+
+void execute_start(const Plan& plan, const ExecContext& ctx) {
+  auto real = with_real_exe(ctx);
+  JournalStore store(real.paths, true);
+  DomainLock lock(store.dir(), plan.uuid);
+  DomainExecutor exec(real, store);
+  std::vector<std::string> problems;
+  auto journal = exec.load_or_quarantine(plan.uuid, problems);
+  if (!journal) {
+    for (const auto& p : problems) log_warning(plan.domain + ": " + p);
+    return;  // nothing was lent (or nothing we can trust): nothing to verify
+  }
+  if (journal->qemu_uid == plan.qemu.uid && journal->qemu_gid == plan.qemu.gid) return;
+  // QEMU runs as someone else than prepare assumed: lend again, to the right identity.
+  log_info(plan.domain + ": QEMU runs as " + std::to_string(plan.qemu.uid) + ":" +
+           std::to_string(plan.qemu.gid) + ", not " + std::to_string(journal->qemu_uid) + ":" +
+           std::to_string(journal->qemu_gid) + " as prepare assumed; lending again");
+  for (const auto& p : exec.release(plan.uuid)) log_warning(plan.domain + ": " + p);
+  std::vector<JournalEntry> leftovers;
+  if (auto old = store.load(plan.uuid)) leftovers = std::move(old->entries);
+  exec.prepare(plan, std::move(leftovers));
+}
+
+std::vector<std::string> execute_release(const std::string& uuid, const ExecContext& ctx) {
+  try {
+    JournalStore store(ctx.paths, false);
+    if (!store.exists()) return {};
+    DomainLock lock(store.dir(), uuid);
+    DomainExecutor exec(ctx, store);
+    auto problems = exec.release(uuid);
+    if (problems.empty()) lock.remove_file();
+    return problems;
+  } catch (const std::exception& e) {
+    log_warning("release " + uuid + ": " + e.what());
+    return {e.what()};
+  }
+}
+
+std::vector<std::string> execute_reconnect(const std::string& uuid, const ExecContext& ctx) {
+  std::vector<std::string> problems;
+  try {
+    auto real = with_real_exe(ctx);
+    JournalStore store(real.paths, false);
+    if (!store.exists()) return {};
+    DomainLock lock(store.dir(), uuid);
+    DomainExecutor exec(real, store);
+    auto journal = exec.load_or_quarantine(uuid, problems);
+    if (!journal) return problems;
+    Transaction tx(store, *journal);
+    for (std::size_t i = 0; i < journal->entries.size(); ++i) {
+      const auto& e = journal->entries[i];
+      if (e.kind == EntryKind::kProxy && !proxy_alive(e)) {
+        const auto* s = journal->find_socket(e.socket);
+        std::optional<StartProxy> step;
+        if (s)
+          for (const auto& st : s->steps)
+            if (const auto* p = std::get_if<StartProxy>(&st)) step = *p;
+        if (!step) continue;
+        auto copy = *step;
+        auto label = journal->domain + "/" + e.socket + " " + journal->uuid;
+        if (auto p = restart_proxy(tx, i, copy, real, label, journal->qemu_gid); !p.empty()) {
+          problems.push_back(e.socket + ": " + p);
+        } else {
+          log_info(journal->domain + ": " + e.socket + ": proxy restarted");
+        }
+      }
+    }
+  } catch (const std::exception& e) {
+    problems.push_back(e.what());
+  }
+  for (const auto& p : problems) log_warning("reconnect " + uuid + ": " + p);
+  return problems;
+}
+
+std::vector<std::string> execute_refresh(const std::string& uuid, const ExecContext& ctx,
+                                         const std::vector<std::string>& sockets) {
+  std::vector<std::string> problems;
+  try {
+    auto real = with_real_exe(ctx);
+    JournalStore store(real.paths, false);
+    if (!store.exists()) return {};
+    DomainLock lock(store.dir(), uuid);
+    DomainExecutor exec(real, store);
+    auto journal = exec.load_or_quarantine(uuid, problems);
+    if (!journal) return problems;
+    Transaction tx(store, *journal);
+    Fd lend_dir = open_lend_dir(journal->lend_dir);
+    for (const auto& name : sockets) {
+      // Take back this socket's lend (the mount and grant on the old inode) and lend it anew.
+      for (const auto& p : exec.undo_socket(*journal, name)) problems.push_back(p);
+      tx.save();
+      try {
+        exec.run_socket(tx, journal->sockets, name, lend_dir);
+      } catch (const Error& e) {
+        problems.push_back(name + ": " + e.what());
+        for (const auto& p : exec.undo_socket(*journal, name)) problems.push_back(p);
+        tx.save();
+      }
+    }
+  } catch (const std::exception& e) {
+    problems.push_back(e.what());
+  }
+  return problems;
+}
 
 }  // namespace sockhook

@@ -33,3 +33,12 @@ std::vector<std::string> execute_release(const std::string& uuid, const ExecCont
 std::vector<std::string> execute_reconnect(const std::string& uuid, const ExecContext& ctx);
 
 }  // namespace sockhook
+
+namespace sockhook {
+
+/// refresh: lends the named sockets of `uuid` again from their journal records (a bind lend
+/// whose server restarted points at a dead inode). Never throws; returns the problems.
+std::vector<std::string> execute_refresh(const std::string& uuid, const ExecContext& ctx,
+                                         const std::vector<std::string>& sockets);
+
+}  // namespace sockhook

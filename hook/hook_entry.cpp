@@ -70,15 +70,21 @@ std::string uuid_of(std::string_view xml) {
 }
 
 /// prepare/start: parse → load plugins, policy, identity → plan → (dry run: log) → execute.
-int lend(const HookArgs& args, std::string_view xml, bool is_start) {
+int lend(const HookArgs& args, std::string_view xml, bool is_start, const std::string& config_dir) {
   const auto& name = args.domain;
   // Stage 1: parse the XML; a domain without our metadata costs nothing more.
   Gathered g;
   g.domain = parse_domain_xml(xml);
   if (!g.domain.has_metadata && g.domain.diagnostics.empty()) return 0;
   // Stage 2: configuration, plugins, policy, users, QEMU's identity.
-  auto config = load_config(config_path());
   GatherOptions options;
+  auto conf = config_path();
+  if (!config_dir.empty()) {
+    conf = config_dir + "/sockhook.conf";
+    options.policy_path = config_dir + "/policy.conf";
+    options.plugin_dirs = {{config_dir + "/plugins", true}};
+  }
+  auto config = load_config(conf);
   gather(g, options);
   // Stage 3: the plan, pure data.
   Plan plan = make_plan(g.inputs);
@@ -113,7 +119,7 @@ bool invoked_as_hook(const std::string& argv0) {
   return p.ends_with("/hooks/qemu") || p.find("/hooks/qemu.d/") != std::string_view::npos;
 }
 
-int run_hook(const HookArgs& args) {
+int run_hook(const HookArgs& args, const std::string& config_dir) {
   const auto& op = args.operation;
   bool prepare = op == "prepare" && args.sub == "begin";
   bool start = op == "start" && args.sub == "begin";
@@ -138,7 +144,7 @@ int run_hook(const HookArgs& args) {
 
   log_open();
   try {
-    if (prepare || start) return lend(args, xml, start);
+    if (prepare || start) return lend(args, xml, start, config_dir);
     auto uuid = uuid_of(xml);
     if (uuid.empty()) return 0;
     ExecContext ctx{paths};

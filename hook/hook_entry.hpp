@@ -14,7 +14,11 @@ struct HookArgs {
 
 /// Runs libvirt's hook contract (SPEC §5) with the domain XML on stdin. Never writes to
 /// stdout. Returns the exit code: 1 only when a prepare or start must fail.
-int run_hook(const HookArgs& args);
+/// `config_dir`, when not empty, is where policy.conf, sockhook.conf and plugins/ are read
+/// from instead of the built-in directory. Only `sockhook hook --config-dir` passes one (tests
+/// that run beside an installed sockhook); libvirt's entry never does, and every file is still
+/// checked to be root's and not writable by others (S3).
+int run_hook(const HookArgs& args, const std::string& config_dir = "");
 
 /// True if argv[0] says we were started by libvirt from its hooks directory.
 bool invoked_as_hook(const std::string& argv0);

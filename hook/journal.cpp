@@ -1,0 +1,417 @@
+#include "journal.hpp"
+
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <unistd.h>
+
+#include <charconv>
+#include <limits>
+#include <sstream>
+
+#include <pugixml.hpp>
+
+#include "error.hpp"
+#include "lend_dir.hpp"
+#include "sys/file.hpp"
+
+namespace sockhook {
+namespace {
+
+constexpr std::size_t kMaxJournalBytes = 4 * 1024 * 1024;
+constexpr const char* kRoot = "sockhook-journal";
+
+template <class... Ts>
+struct Overloaded : Ts... {
+  using Ts::operator()...;
+};
+template <class... Ts>
+Overloaded(Ts...) -> Overloaded<Ts...>;
+
+[[noreturn]] void corrupt(const std::string& why) { throw Error("corrupt journal: " + why); }
+
+template <typename T>
+T number(const pugi::xml_node& node, const char* name) {
+  auto attr = node.attribute(name);
+  if (!attr) corrupt("<" + std::string(node.name()) + "> lacks " + name);
+  std::string_view text = attr.value();
+  unsigned long long v = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size())
+    corrupt(std::string(name) + "='" + attr.value() + "' is not a number");
+  if (v > static_cast<unsigned long long>(std::numeric_limits<T>::max()))
+    corrupt(std::string(name) + " is out of range");
+  return static_cast<T>(v);
+}
+
+std::string text(const pugi::xml_node& node, const char* name) {
+  auto attr = node.attribute(name);
+  if (!attr) corrupt("<" + std::string(node.name()) + "> lacks " + name);
+  return attr.value();
+}
+
+bool flag(const pugi::xml_node& node, const char* name) { return text(node, name) == "yes"; }
+
+template <typename T>
+void put(pugi::xml_node& node, const char* name, T value) {
+  node.append_attribute(name) = std::to_string(value).c_str();
+}
+void put(pugi::xml_node& node, const char* name, const std::string& value) {
+  node.append_attribute(name) = value.c_str();
+}
+void put_flag(pugi::xml_node& node, const char* name, bool value) {
+  node.append_attribute(name) = value ? "yes" : "no";
+}
+
+void write_step(pugi::xml_node parent, const Step& step) {
+  auto n = parent.append_child("step");
+  std::visit(Overloaded{
+                 [&](const MakeLendDir& s) {
+                   put(n, "action", std::string("make_lend_dir"));
+                   put(n, "path", s.path);
+                   put(n, "qemu-uid", s.qemu_uid);
+                 },
+                 [&](const VerifySource& s) {
+                   put(n, "action", std::string("verify_source"));
+                   put(n, "runtime-dir", s.runtime_dir);
+                   put(n, "relative", s.relative);
+                   put(n, "owner", s.owner);
+                   put(n, "wait", s.wait_seconds);
+                 },
+                 [&](const CreateTarget& s) {
+                   put(n, "action", std::string("create_target"));
+                   put(n, "path", s.path);
+                 },
+                 [&](const BindMount& s) {
+                   put(n, "action", std::string("bind_mount"));
+                   put(n, "source", s.source);
+                   put(n, "target", s.target);
+                 },
+                 [&](const GrantAcl& s) {
+                   put(n, "action", std::string("grant_acl"));
+                   put(n, "path", s.path);
+                   put(n, "uid", s.uid);
+                   put(n, "perms", s.perms);
+                   put_flag(n, "only-if-denied", s.only_if_denied);
+                   put_flag(n, "directory", s.directory);
+                 },
+                 [&](const ChangeGroup& s) {
+                   put(n, "action", std::string("change_group"));
+                   put(n, "path", s.path);
+                   put(n, "gid", s.gid);
+                 },
+                 [&](const CopyFile& s) {
+                   put(n, "action", std::string("copy_file"));
+                   put(n, "source", s.source);
+                   put(n, "target", s.target);
+                   put(n, "owner", s.owner);
+                   put(n, "qemu-uid", s.qemu_uid);
+                   put(n, "max-bytes", s.max_bytes);
+                   put_flag(n, "optional", s.optional);
+                 },
+                 [&](const StartProxy& s) {
+                   put(n, "action", std::string("start_proxy"));
+                   put(n, "listen", s.listen_path);
+                   put(n, "source", s.source);
+                   put(n, "owner", s.owner);
+                   put(n, "owner-gid", s.owner_gid);
+                   put(n, "qemu-uid", s.qemu_uid);
+                   put(n, "qemu-gid", s.qemu_gid);
+                 },
+             },
+             step);
+}
+
+Step read_step(const pugi::xml_node& n) {
+  auto action = text(n, "action");
+  if (action == "make_lend_dir") return MakeLendDir{text(n, "path"), number<uid_t>(n, "qemu-uid")};
+  if (action == "verify_source")
+    return VerifySource{text(n, "runtime-dir"), text(n, "relative"), number<uid_t>(n, "owner"),
+                        number<int>(n, "wait")};
+  if (action == "create_target") return CreateTarget{text(n, "path")};
+  if (action == "bind_mount") return BindMount{text(n, "source"), text(n, "target")};
+  if (action == "grant_acl")
+    return GrantAcl{text(n, "path"), number<uid_t>(n, "uid"), text(n, "perms"),
+                    flag(n, "only-if-denied"), flag(n, "directory")};
+  if (action == "change_group") return ChangeGroup{text(n, "path"), number<gid_t>(n, "gid")};
+  if (action == "copy_file")
+    return CopyFile{text(n, "source"),
+                    text(n, "target"),
+                    number<uid_t>(n, "owner"),
+                    number<uid_t>(n, "qemu-uid"),
+                    number<std::size_t>(n, "max-bytes"),
+                    flag(n, "optional")};
+  if (action == "start_proxy")
+    return StartProxy{text(n, "listen"),
+                      text(n, "source"),
+                      number<uid_t>(n, "owner"),
+                      number<gid_t>(n, "owner-gid"),
+                      number<uid_t>(n, "qemu-uid"),
+                      number<gid_t>(n, "qemu-gid")};
+  corrupt("unknown step action '" + action + "'");
+}
+
+void write_entry(pugi::xml_node parent, const JournalEntry& e) {
+  auto n = parent.append_child("entry");
+  put(n, "kind", std::string(to_string(e.kind)));
+  put(n, "socket", e.socket);
+  put(n, "path", e.path);
+  switch (e.kind) {
+    case EntryKind::kDir:
+    case EntryKind::kFile:
+      break;
+    case EntryKind::kMount:
+      put(n, "dev", e.inode.dev);
+      put(n, "ino", e.inode.ino);
+      break;
+    case EntryKind::kAcl:
+    case EntryKind::kGroup:
+      put(n, "base", e.base);
+      put(n, "relative", e.relative);
+      put(n, "owner", e.owner);
+      put(n, "via-target", e.via_target);
+      put(n, "dev", e.inode.dev);
+      put(n, "ino", e.inode.ino);
+      put(n, "prior-mode", e.prior.mode);
+      if (e.kind == EntryKind::kAcl) {
+        put(n, "uid", e.uid);
+        put(n, "perms", perms_text(e.perms));
+        if (e.prior.xattr) put(n, "prior-acl", to_hex(*e.prior.xattr));
+        if (e.prior.entry) put(n, "prior-entry", perms_text(*e.prior.entry));
+        if (e.prior.mask) put(n, "prior-mask", perms_text(*e.prior.mask));
+      } else {
+        put(n, "gid", e.gid);
+        put(n, "prior-gid", e.prior_gid);
+      }
+      break;
+    case EntryKind::kProxy:
+      put(n, "pid", e.pid);
+      put(n, "starttime", e.starttime);
+      put(n, "label", e.label);
+      put(n, "owner", e.owner);
+      put(n, "listen-ino", e.listen_ino);
+      break;
+  }
+}
+
+JournalEntry read_entry(const pugi::xml_node& n) {
+  JournalEntry e;
+  auto kind = parse_entry_kind(text(n, "kind"));
+  if (!kind) corrupt("unknown entry kind '" + text(n, "kind") + "'");
+  e.kind = *kind;
+  e.socket = text(n, "socket");
+  e.path = text(n, "path");
+  switch (e.kind) {
+    case EntryKind::kDir:
+    case EntryKind::kFile:
+      break;
+    case EntryKind::kMount:
+      e.inode = {number<dev_t>(n, "dev"), number<ino_t>(n, "ino")};
+      break;
+    case EntryKind::kAcl:
+    case EntryKind::kGroup:
+      e.base = text(n, "base");
+      e.relative = text(n, "relative");
+      e.owner = number<uid_t>(n, "owner");
+      e.via_target = text(n, "via-target");
+      e.inode = {number<dev_t>(n, "dev"), number<ino_t>(n, "ino")};
+      e.prior.mode = number<mode_t>(n, "prior-mode");
+      if (e.kind == EntryKind::kAcl) {
+        e.uid = number<uid_t>(n, "uid");
+        e.perms = parse_perms(text(n, "perms"));
+        if (n.attribute("prior-acl")) e.prior.xattr = from_hex(text(n, "prior-acl"));
+        if (n.attribute("prior-entry")) e.prior.entry = parse_perms(text(n, "prior-entry"));
+        if (n.attribute("prior-mask")) e.prior.mask = parse_perms(text(n, "prior-mask"));
+      } else {
+        e.gid = number<gid_t>(n, "gid");
+        e.prior_gid = number<gid_t>(n, "prior-gid");
+      }
+      break;
+    case EntryKind::kProxy:
+      e.pid = number<pid_t>(n, "pid");
+      e.starttime = number<unsigned long long>(n, "starttime");
+      e.label = text(n, "label");
+      e.owner = number<uid_t>(n, "owner");
+      e.listen_ino = number<unsigned long long>(n, "listen-ino");
+      break;
+  }
+  return e;
+}
+
+}  // namespace
+
+std::string_view to_string(EntryKind kind) {
+  switch (kind) {
+    case EntryKind::kDir:
+      return "dir";
+    case EntryKind::kFile:
+      return "file";
+    case EntryKind::kMount:
+      return "mount";
+    case EntryKind::kAcl:
+      return "acl";
+    case EntryKind::kGroup:
+      return "group";
+    case EntryKind::kProxy:
+      return "proxy";
+  }
+  return "?";
+}
+
+std::optional<EntryKind> parse_entry_kind(std::string_view s) {
+  for (auto k : {EntryKind::kDir, EntryKind::kFile, EntryKind::kMount, EntryKind::kAcl,
+                 EntryKind::kGroup, EntryKind::kProxy})
+    if (to_string(k) == s) return k;
+  return std::nullopt;
+}
+
+const JournalSocket* Journal::find_socket(const std::string& name) const {
+  for (const auto& s : sockets)
+    if (s.name == name) return &s;
+  return nullptr;
+}
+
+std::string to_hex(std::string_view bytes) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(bytes.size() * 2);
+  for (char ch : bytes) {
+    auto c = static_cast<unsigned char>(ch);
+    out += kDigits[c >> 4];
+    out += kDigits[c & 15];
+  }
+  return out;
+}
+
+std::string from_hex(std::string_view hex) {
+  if (hex.size() % 2) corrupt("odd hex length");
+  auto digit = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    corrupt(std::string("bad hex digit '") + c + "'");
+  };
+  std::string out;
+  for (std::size_t i = 0; i < hex.size(); i += 2)
+    out += static_cast<char>(digit(hex[i]) * 16 + digit(hex[i + 1]));
+  return out;
+}
+
+std::string journal_to_xml(const Journal& j) {
+  pugi::xml_document doc;
+  auto root = doc.append_child(kRoot);
+  put(root, "version", 1);
+  put(root, "domain", j.domain);
+  put(root, "uuid", j.uuid);
+  put(root, "lend-dir", j.lend_dir);
+  put(root, "qemu-uid", j.qemu_uid);
+  put(root, "qemu-gid", j.qemu_gid);
+  for (const auto& s : j.sockets) {
+    auto n = root.append_child("socket");
+    put(n, "name", s.name);
+    put(n, "plugin", s.plugin);
+    put(n, "method", s.method);
+    put(n, "owner", s.owner);
+    put(n, "owner-uid", s.owner_uid);
+    put(n, "source", s.source);
+    put(n, "target", s.target);
+    put_flag(n, "required", s.required);
+    for (const auto& step : s.steps) write_step(n, step);
+  }
+  for (const auto& e : j.entries) write_entry(root, e);
+  std::ostringstream out;
+  doc.save(out, "  ");
+  return out.str();
+}
+
+Journal journal_from_xml(std::string_view xml) {
+  pugi::xml_document doc;
+  auto result = doc.load_buffer(xml.data(), xml.size());
+  if (!result) corrupt(std::string("not valid XML: ") + result.description());
+  auto root = doc.child(kRoot);
+  if (!root) corrupt(std::string("the root element is not <") + kRoot + ">");
+  if (number<int>(root, "version") != 1) corrupt("unknown version " + text(root, "version"));
+  Journal j;
+  j.domain = text(root, "domain");
+  j.uuid = text(root, "uuid");
+  if (!is_valid_uuid(j.uuid)) corrupt("bad uuid '" + j.uuid + "'");
+  j.lend_dir = text(root, "lend-dir");
+  j.qemu_uid = number<uid_t>(root, "qemu-uid");
+  j.qemu_gid = number<gid_t>(root, "qemu-gid");
+  for (auto n : root.children("socket")) {
+    JournalSocket s;
+    s.name = text(n, "name");
+    s.plugin = text(n, "plugin");
+    s.method = text(n, "method");
+    s.owner = text(n, "owner");
+    s.owner_uid = number<uid_t>(n, "owner-uid");
+    s.source = text(n, "source");
+    s.target = text(n, "target");
+    s.required = flag(n, "required");
+    for (auto step : n.children("step")) s.steps.push_back(read_step(step));
+    j.sockets.push_back(std::move(s));
+  }
+  for (auto n : root.children("entry")) j.entries.push_back(read_entry(n));
+  return j;
+}
+
+JournalStore::JournalStore(const Paths& paths, bool create) {
+  if (create) {
+    ensure_root_dir(paths.lend_root, 0711);
+    dir_ = ensure_root_dir(paths.state_dir, 0700);
+    return;
+  }
+  dir_ = Fd(openat2_raw(AT_FDCWD, paths.state_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC,
+                        RESOLVE_NO_SYMLINKS));
+  if (!dir_) {
+    if (errno == ENOENT) return;
+    throw_errno("cannot open " + paths.state_dir);
+  }
+  // Journals drive privileged undo: read them only from a directory nobody else can write.
+  auto st = fstat_or_throw(dir_, paths.state_dir);
+  if (!S_ISDIR(st.st_mode) || st.st_uid != 0 || (st.st_mode & 077))
+    throw Error(paths.state_dir + " is not a root-only directory; refusing its journals");
+}
+
+std::optional<Journal> JournalStore::load(const std::string& uuid) const {
+  if (!dir_ || !is_valid_uuid(uuid)) return std::nullopt;
+  auto name = uuid + ".xml";
+  Fd fd(::openat(dir_.get(), name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK));
+  if (!fd) {
+    if (errno == ENOENT) return std::nullopt;
+    throw_errno("cannot open journal " + name);
+  }
+  auto st = fstat_or_throw(fd, name);
+  if (!S_ISREG(st.st_mode) || st.st_uid != 0 || (st.st_mode & 077))
+    throw Error("journal " + name + " is not a root-only regular file");
+  auto j = journal_from_xml(read_all(fd, kMaxJournalBytes));
+  if (j.uuid != uuid) corrupt(name + " holds the journal of " + j.uuid);
+  return j;
+}
+
+void JournalStore::save(const Journal& journal) const {
+  write_file_atomic(dir_, journal.uuid + ".xml", journal_to_xml(journal), 0600);
+}
+
+bool JournalStore::has(const std::string& uuid) const {
+  return dir_ && ::faccessat(dir_.get(), (uuid + ".xml").c_str(), F_OK, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+void JournalStore::remove(const std::string& uuid) const {
+  if (!dir_) return;
+  auto name = uuid + ".xml";
+  if (::unlinkat(dir_.get(), name.c_str(), 0) != 0 && errno != ENOENT)
+    throw_errno("cannot remove journal " + name);
+  ::fsync(dir_.get());
+}
+
+std::vector<std::string> JournalStore::uuids() const {
+  std::vector<std::string> out;
+  if (!dir_) return out;
+  for (const auto& name : list_directory(dir_)) {
+    if (!name.ends_with(".xml")) continue;
+    auto uuid = name.substr(0, name.size() - 4);
+    if (is_valid_uuid(uuid)) out.push_back(uuid);
+  }
+  return out;
+}
+
+}  // namespace sockhook

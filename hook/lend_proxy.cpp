@@ -1,0 +1,179 @@
+#include "lend_proxy.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "error.hpp"
+#include "lend_dir.hpp"
+#include "log.hpp"
+#include "proxy.hpp"
+
+namespace sockhook {
+namespace {
+
+Fd pidfd_open(pid_t pid) {
+  if (pid <= 0) return Fd();
+  return Fd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+}
+
+/// Opens a pidfd for `pid` only if it is still the process that started at `starttime`.
+/// The pidfd is taken first and the start time read after: if the pid had been reused in
+/// between, the start time would differ, so a match proves the pidfd names our process.
+Fd pidfd_if_same(pid_t pid, unsigned long long starttime) {
+  Fd fd = pidfd_open(pid);
+  if (!fd || starttime == 0 || process_starttime(pid) != starttime) return Fd();
+  return fd;
+}
+
+/// Processes that hold the socket inode `ino` (/proc/PID/fd/N → "socket:[ino]").
+std::vector<pid_t> holders_of_socket(unsigned long long ino) {
+  std::vector<pid_t> pids;
+  if (ino == 0) return pids;
+  auto wanted = "socket:[" + std::to_string(ino) + "]";
+  DIR* proc = ::opendir("/proc");
+  if (!proc) return pids;
+  while (auto* e = ::readdir(proc)) {
+    char* end = nullptr;
+    long pid = std::strtol(e->d_name, &end, 10);
+    if (*end != '\0' || pid <= 0 || pid == ::getpid()) continue;
+    auto fd_dir = "/proc/" + std::string(e->d_name) + "/fd";
+    DIR* fds = ::opendir(fd_dir.c_str());
+    if (!fds) continue;
+    while (auto* f = ::readdir(fds)) {
+      char link[64];
+      auto path = fd_dir + "/" + f->d_name;
+      auto n = ::readlink(path.c_str(), link, sizeof link - 1);
+      if (n > 0 && std::string_view(link, static_cast<std::size_t>(n)) == wanted) {
+        pids.push_back(static_cast<pid_t>(pid));
+        break;
+      }
+    }
+    ::closedir(fds);
+  }
+  ::closedir(proc);
+  return pids;
+}
+
+/// A listening unix socket at `name` in the root-only lend directory, owned by QEMU's user,
+/// mode 0600.
+Fd make_listen_socket(const Fd& dir, const std::string& name, uid_t uid, gid_t gid) {
+  Fd sock(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!sock) throw_errno("socket");
+  struct sockaddr_un addr {};
+  addr.sun_family = AF_UNIX;
+  // Through the directory's fd: no path to re-resolve, and no 108-byte sun_path limit.
+  auto path = dir.proc_path() + "/" + name;
+  if (path.size() >= sizeof addr.sun_path) throw Error("socket path too long");
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  // The umask makes the socket 0600 from its first instant: never more open than that.
+  mode_t old = ::umask(0177);
+  int rc = ::bind(sock.get(), reinterpret_cast<struct sockaddr*>(&addr), sizeof addr);
+  int err = errno;
+  ::umask(old);
+  if (rc != 0) throw_errno("bind", err);
+  // Safe by name: only root can write the lend directory, so `name` is the socket we bound.
+  if (::fchownat(dir.get(), name.c_str(), uid, gid, AT_SYMLINK_NOFOLLOW) != 0) throw_errno("chown");
+  if (::fchmodat(dir.get(), name.c_str(), 0600, 0) != 0) throw_errno("chmod");
+  if (::listen(sock.get(), SOMAXCONN) != 0) throw_errno("listen");
+  return sock;
+}
+
+/// Binds, records the socket inode, spawns, records the pid: the part shared by start and
+/// restart. `e` is entry `index` of the journal.
+void launch(Transaction& tx, std::size_t index, JournalEntry e, const Fd& dir,
+            const StartProxy& step, const ExecContext& ctx, gid_t qemu_gid) {
+  auto name = base_name(step.listen_path);
+  Fd sock = make_listen_socket(dir, name, step.qemu_uid, qemu_gid);
+  struct stat st {};
+  if (::fstat(sock.get(), &st) != 0) throw_errno("fstat");
+  e.listen_ino = st.st_ino;
+  tx.update(index, e);
+  ProxyOptions options;
+  options.connect_path = step.source;
+  options.peer_uid = step.qemu_uid;
+  // spawn_proxy gives the child /dev/null for stdin, stdout and stderr (libvirt waits for
+  // the hook's to close) and drops it to the owner before exec.
+  auto proxy =
+      spawn_proxy(ctx.self_exe, std::move(sock), options, step.owner, step.owner_gid, e.label);
+  e.pid = proxy.pid;
+  e.starttime = process_starttime(proxy.pid);
+  tx.update(index, e);
+}
+
+}  // namespace
+
+void start_proxy(SocketRun& run, const StartProxy& step) {
+  auto what = "cannot start a proxy on " + step.listen_path;
+  if (!run.lend_dir || dir_name(step.listen_path) != run.lend_dir_path)
+    throw Error(what + ": not in the lend directory " + run.lend_dir_path);
+  JournalEntry e;
+  e.kind = EntryKind::kProxy;
+  e.socket = run.socket;
+  e.path = step.listen_path;
+  e.owner = step.owner;
+  e.label = run.label;
+  auto index = run.tx.record(e);
+  try {
+    launch(run.tx, index, e, run.lend_dir, step, run.ctx, run.qemu_gid);
+  } catch (const Error& err) {
+    throw Error(what + ": " + err.what(), err.err());
+  }
+}
+
+bool proxy_alive(const JournalEntry& e) {
+  // A zombie (dead, not reaped: its parent, the hook, is gone and init may be slow) is dead.
+  if (!pidfd_if_same(e.pid, e.starttime)) return false;
+  char state = process_state(e.pid);
+  return state != 0 && state != 'Z' && state != 'X';
+}
+
+std::string undo_proxy(const JournalEntry& e) {
+  if (Fd fd = pidfd_if_same(e.pid, e.starttime)) {
+    stop_proxy(fd.get());
+  } else if (e.pid == 0) {
+    // Interrupted between the spawn and the journal update: find the process by the
+    // listening socket it holds, which only our fork can have.
+    for (pid_t pid : holders_of_socket(e.listen_ino)) {
+      Fd holder = pidfd_open(pid);
+      auto still = holders_of_socket(e.listen_ino);
+      if (holder && std::find(still.begin(), still.end(), pid) != still.end()) {
+        ::syscall(SYS_pidfd_send_signal, holder.get(), SIGKILL, nullptr, 0);
+        stop_proxy(holder.get());
+      }
+    }
+  }
+  JournalEntry file = e;
+  file.kind = EntryKind::kFile;
+  return undo_file(file);
+}
+
+std::string restart_proxy(Transaction& tx, std::size_t index, const StartProxy& step,
+                          const ExecContext& ctx, const std::string& label, gid_t qemu_gid) {
+  auto e = tx.journal().entries.at(index);
+  if (auto problem = undo_proxy(e); !problem.empty()) return problem;
+  e.pid = 0;
+  e.starttime = 0;
+  e.listen_ino = 0;
+  e.label = label;
+  try {
+    tx.update(index, e);
+    Fd dir = open_lend_dir(dir_name(step.listen_path));
+    if (!dir) return "cannot restart the proxy on " + step.listen_path + ": no lend directory";
+    launch(tx, index, e, dir, step, ctx, qemu_gid);
+    return "";
+  } catch (const Error& err) {
+    return "cannot restart the proxy on " + step.listen_path + ": " + err.what();
+  }
+}
+
+}  // namespace sockhook

@@ -1,0 +1,29 @@
+#pragma once
+
+#include <cstddef>
+#include <string>
+
+#include "lend.hpp"
+
+namespace sockhook {
+
+/// StartProxy: creates the listening socket in the lend directory as root (never more open
+/// than 0600, then owned by QEMU's user), and starts a proxy process as the owner
+/// (spawn_proxy). Records the socket's inode before the spawn and the pid and start time
+/// after it, so that a later process can find and stop exactly this proxy.
+void start_proxy(SocketRun& run, const StartProxy& step);
+
+/// True if the proxy of a kProxy entry runs: its pid exists and has the recorded start time.
+bool proxy_alive(const JournalEntry& entry);
+
+/// Undoes a kProxy entry: stops the process (pidfd, checked start time; or, if the pid was
+/// never recorded, whichever process holds the recorded listening socket) and removes the
+/// listening socket. Returns a problem or "".
+std::string undo_proxy(const JournalEntry& entry);
+
+/// reconnect: starts entry `index`'s proxy again on a fresh listening socket at the same path
+/// and records the new pid. Returns a problem or "".
+std::string restart_proxy(Transaction& tx, std::size_t index, const StartProxy& step,
+                          const ExecContext& ctx, const std::string& label, gid_t qemu_gid);
+
+}  // namespace sockhook

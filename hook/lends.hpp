@@ -1,0 +1,39 @@
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
+
+#include "executor.hpp"
+
+namespace sockhook {
+
+/// One active lend, as `sockhook status` shows it. Read from the journals only: no libvirt.
+struct LendStatus {
+  std::string domain, uuid, socket, method, owner, source, target;
+  std::string health;  ///< "ok"; "stale": the source path holds another inode now (the server
+                       ///< restarted); "broken": the mount or the proxy is gone
+  std::string why;     ///< for stale and broken
+  pid_t proxy_pid = 0;
+};
+
+/// Every lend recorded in the journals, with its health. Throws Error if the state directory
+/// cannot be trusted.
+std::vector<LendStatus> lend_status(const Paths& paths);
+
+/// True if a QEMU process with `-uuid <uuid>` runs (from /proc/*/cmdline).
+bool qemu_running(const std::string& uuid);
+
+/// cleanup: releases the journals of `domain` (a name or UUID as recorded), or with `stale`
+/// every journal whose QEMU is not running. Returns the UUIDs released; problems go to
+/// `problems`. Throws Error if `domain` matches no journal.
+std::vector<std::string> cleanup_lends(const ExecContext& ctx, const std::string& domain,
+                                       bool stale, std::vector<std::string>& problems);
+
+/// refresh: lends the stale bind sockets of `domain` (name or UUID) again. Returns the sockets
+/// refreshed; problems go to `problems`. Throws Error if `domain` matches no journal.
+std::vector<std::string> refresh_lends(const ExecContext& ctx, const std::string& domain,
+                                       std::vector<std::string>& problems);
+
+}  // namespace sockhook

@@ -1,0 +1,30 @@
+#pragma once
+
+#include <sys/types.h>
+
+#include <functional>
+#include <string>
+
+#include "sys/fd.hpp"
+
+namespace sockhook {
+
+/// In a forked child only: drops every privilege to `uid`/`gid` (supplementary groups exactly
+/// {gid}, real/effective/saved ids, no_new_privs) and checks that root cannot be regained.
+/// Returns false if any step failed; the child must then _exit.
+bool drop_privileges(uid_t uid, gid_t gid);
+
+/// What a child run by run_as_user produced.
+struct ChildOutput {
+  int status = 0;      ///< the child's exit code (or 128+signal)
+  std::string output;  ///< what it wrote to its pipe, at most max_bytes + 1
+};
+
+/// Forks; the child drops to uid/gid and calls `body(write_fd)`, whose return value is its
+/// exit code. The parent reads at most `max_bytes` + 1 bytes from the pipe (so that "too much"
+/// is visible), waits at most `timeout_ms`, and reaps the child. Throws Error if fork fails
+/// or the child does not finish in time (it is killed).
+ChildOutput run_as_user(uid_t uid, gid_t gid, const std::function<int(int)>& body,
+                        std::size_t max_bytes, int timeout_ms);
+
+}  // namespace sockhook

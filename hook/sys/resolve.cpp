@@ -1,0 +1,224 @@
+#include "sys/resolve.hpp"
+
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <poll.h>
+#include <sys/inotify.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <optional>
+#include <set>
+#include <utility>
+
+#include "error.hpp"
+
+namespace sockhook {
+namespace {
+
+/// Never follow a symlink, never leave the directory, never cross into another mount.
+constexpr unsigned long long kBeneath = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV;
+
+std::string kind_of(mode_t mode) {
+  if (S_ISLNK(mode)) return "a symbolic link";
+  if (S_ISFIFO(mode)) return "a FIFO";
+  if (S_ISREG(mode)) return "a regular file";
+  if (S_ISDIR(mode)) return "a directory";
+  if (S_ISCHR(mode) || S_ISBLK(mode)) return "a device";
+  return "not a socket";
+}
+
+/// The reason an openat2 beneath the runtime directory failed, as a person would say it.
+std::string resolve_reason(int err, const std::string& path) {
+  switch (err) {
+    case ELOOP:
+      return "a component of " + path + " is a symbolic link";
+    case EXDEV:
+      return path + " crosses a mount point or leaves its directory";
+    case ENOTDIR:
+      return "a component of " + path + " is not a directory";
+    case ENOENT:
+      return path + " does not exist";
+    default:
+      return "cannot resolve " + path + ": " + std::strerror(err);
+  }
+}
+
+/// The outcome of one attempt: a source, or the deepest existing directory where a name is
+/// missing (to watch), or a hard failure (thrown).
+struct Attempt {
+  std::optional<VerifiedSource> source;
+  int missing_in = -1;  ///< fd of the directory that lacks the next component
+  InodeId missing_in_id;
+  std::string missing_path;
+};
+
+class Resolver {
+ public:
+  explicit Resolver(const SourceSpec& spec) : spec_(spec) {
+    if (spec_.relative.empty() || spec_.relative.front() == '/')
+      throw Error("bad relative path '" + spec_.relative + "'");
+    admin_ = spec_.base == "/";
+    flags_ = admin_ ? (RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS) : kBeneath;
+  }
+
+  /// The socket's absolute path, for messages.
+  std::string path() const { return (admin_ ? "" : spec_.base) + "/" + spec_.relative; }
+
+  Attempt attempt() {
+    VerifiedSource src;
+    src.path = path();
+    // The base: an absolute path whose components above it belong to root (/run/user); no
+    // symlink anywhere on the way (RESOLVE_NO_SYMLINKS from the root).
+    VerifiedDir base;
+    base.path = spec_.base;
+    base.fd = Fd(openat2_raw(AT_FDCWD, spec_.base, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC,
+                             RESOLVE_NO_SYMLINKS));
+    if (!base.fd) {
+      int err = errno;
+      if (err == ENOENT) throw Error(spec_.base + " does not exist (is the owner logged in?)", err);
+      throw Error(resolve_reason(err, spec_.base), err);
+    }
+    base.st = fstat_checked(base.fd, spec_.base);
+    if (!S_ISDIR(base.st.st_mode)) throw Error(spec_.base + " is not a directory");
+    // S2: the runtime directory must be the owner's own.
+    if (!admin_ && base.st.st_uid != spec_.owner)
+      throw Error(spec_.base + " is owned by uid " + std::to_string(base.st.st_uid) +
+                  ", not by the owner (uid " + std::to_string(spec_.owner) + ")");
+    src.dirs.push_back(std::move(base));
+
+    // Each directory on the way down, beneath the previous one.
+    std::string rest = spec_.relative;
+    std::string walked;
+    for (auto slash = rest.find('/'); slash != std::string::npos; slash = rest.find('/')) {
+      auto name = rest.substr(0, slash);
+      rest = rest.substr(slash + 1);
+      walked += (walked.empty() ? "" : "/") + name;
+      const auto& parent = src.dirs.back();
+      VerifiedDir dir;
+      dir.relative = walked;
+      dir.path = (admin_ ? "" : spec_.base) + "/" + walked;
+      dir.fd = Fd(openat2_raw(parent.fd.get(), name, O_PATH | O_NOFOLLOW | O_CLOEXEC, flags_));
+      if (!dir.fd) {
+        int err = errno;
+        if (err == ENOENT) return missing(src.dirs.back(), dir.path);
+        throw Error(resolve_reason(err, dir.path), err);
+      }
+      dir.st = fstat_checked(dir.fd, dir.path);
+      // One component at a time, so a symlink here comes back as itself: refuse it as
+      // openat2 refuses one in the middle of a path.
+      if (S_ISLNK(dir.st.st_mode)) throw Error(dir.path + " is a symbolic link", ELOOP);
+      if (!S_ISDIR(dir.st.st_mode))
+        throw Error(dir.path + " is " + kind_of(dir.st.st_mode) + ", not a directory");
+      if (!admin_ && dir.st.st_uid != spec_.owner)
+        throw Error(dir.path + " is owned by uid " + std::to_string(dir.st.st_uid) +
+                    ", not by the owner (uid " + std::to_string(spec_.owner) + ")");
+      src.dirs.push_back(std::move(dir));
+    }
+
+    // The socket itself. With O_PATH|O_NOFOLLOW, openat2 returns a final symlink as itself,
+    // so the type check below is what refuses it.
+    src.fd =
+        Fd(openat2_raw(src.dirs.back().fd.get(), rest, O_PATH | O_NOFOLLOW | O_CLOEXEC, flags_));
+    if (!src.fd) {
+      int err = errno;
+      if (err == ENOENT) return missing(src.dirs.back(), src.path);
+      throw Error(resolve_reason(err, src.path), err);
+    }
+    src.st = fstat_checked(src.fd, src.path);
+    if (!S_ISSOCK(src.st.st_mode))
+      throw Error("not a socket (it is " + kind_of(src.st.st_mode) + ")");
+    if (src.st.st_uid != spec_.owner)
+      throw Error("it is owned by uid " + std::to_string(src.st.st_uid) +
+                  ", not by the owner (uid " + std::to_string(spec_.owner) + ")");
+    // The owner check above already refuses a hard link to anyone else's socket (and the
+    // kernel's protected_hardlinks forbids linking a socket one does not own). A second
+    // link to the owner's own socket would be harmless, but no server makes one, so refusing
+    // it costs nothing and keeps the inode's identity simple for release.
+    if (src.st.st_nlink != 1)
+      throw Error("it has " + std::to_string(src.st.st_nlink) + " hard links (expected 1)");
+    Attempt out;
+    out.source = std::move(src);
+    return out;
+  }
+
+ private:
+  static Attempt missing(const VerifiedDir& dir, const std::string& path) {
+    Attempt out;
+    out.missing_in = ::fcntl(dir.fd.get(), F_DUPFD_CLOEXEC, 0);
+    out.missing_in_id = inode_of(dir.st);
+    out.missing_path = path;
+    return out;
+  }
+
+  static struct stat fstat_checked(const Fd& fd, const std::string& path) {
+    struct stat st {};
+    if (::fstat(fd.get(), &st) != 0) throw_errno("cannot stat " + path);
+    return st;
+  }
+
+  const SourceSpec& spec_;
+  bool admin_ = false;
+  unsigned long long flags_ = kBeneath;
+};
+
+}  // namespace
+
+int openat2_raw(int dirfd, const std::string& path, int flags, unsigned long long resolve) {
+  struct open_how how {};
+  how.flags = static_cast<unsigned long long>(flags);
+  how.resolve = resolve;
+  return static_cast<int>(
+      retry_eintr([&] { return ::syscall(SYS_openat2, dirfd, path.c_str(), &how, sizeof how); }));
+}
+
+VerifiedSource resolve_source(const SourceSpec& spec) {
+  using Clock = std::chrono::steady_clock;
+  auto deadline = Clock::now() + std::chrono::seconds(spec.wait_seconds);
+  Resolver resolver(spec);
+  Fd inotify;
+  std::set<std::pair<dev_t, ino_t>> watched;
+  for (;;) {
+    auto attempt = resolver.attempt();
+    if (attempt.source) return std::move(*attempt.source);
+    Fd dir(attempt.missing_in);
+    auto remaining =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+    if (remaining <= 0) {
+      std::string waited =
+          spec.wait_seconds > 0 ? " (waited " + std::to_string(spec.wait_seconds) + " s)" : "";
+      // The socket itself: "it"; a directory on the way: by name.
+      auto what =
+          attempt.missing_path == resolver.path() ? std::string("it") : attempt.missing_path;
+      throw Error(what + " does not exist" + waited, ENOENT);
+    }
+    // Watch the deepest directory that exists, then look again before sleeping, so that a
+    // name created between the attempt and the watch is not missed. The watch goes through
+    // /proc/self/fd: the verified directory, not whatever its path names now.
+    if (!inotify) {
+      inotify = Fd(::inotify_init1(IN_CLOEXEC | IN_NONBLOCK));
+      if (!inotify) throw_errno("cannot wait for the socket: inotify");
+    }
+    auto key = std::make_pair(attempt.missing_in_id.dev, attempt.missing_in_id.ino);
+    if (watched.insert(key).second) {
+      if (::inotify_add_watch(inotify.get(), dir.proc_path().c_str(),
+                              IN_CREATE | IN_MOVED_TO | IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF) <
+          0)
+        throw_errno("cannot wait for the socket: inotify_add_watch");
+      continue;
+    }
+    struct pollfd pfd {
+      inotify.get(), POLLIN, 0
+    };
+    int n = retry_eintr([&] { return ::poll(&pfd, 1, static_cast<int>(remaining)); });
+    if (n < 0) throw_errno("cannot wait for the socket: poll");
+    // Drain the events; which one it was does not matter, the next attempt looks again.
+    alignas(struct inotify_event) char buf[4096];
+    while (::read(inotify.get(), buf, sizeof buf) > 0) {
+    }
+  }
+}
+
+}  // namespace sockhook

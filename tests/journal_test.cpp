@@ -1,0 +1,245 @@
+#include "journal.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include <doctest/doctest.h>
+
+#include "error.hpp"
+#include "sys/file.hpp"
+
+namespace sockhook {
+namespace {
+
+namespace fs = std::filesystem;
+
+const std::string kUuid = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
+
+/// A journal that uses every step and every entry kind, with awkward values.
+Journal sample() {
+  Journal j;
+  j.domain = "win 11 <&\"'>";
+  j.uuid = kUuid;
+  j.lend_dir = "/run/sockhook/" + kUuid;
+  j.qemu_uid = 64055;
+  j.qemu_gid = 107;
+  JournalSocket s;
+  s.name = "pulse";
+  s.plugin = "pulseaudio";
+  s.method = "bind";
+  s.owner = "alice";
+  s.owner_uid = 1000;
+  s.source = "/run/user/1000/pulse/native";
+  s.target = j.lend_dir + "/pulse-native";
+  s.required = false;
+  s.steps = {MakeLendDir{j.lend_dir, 64055},
+             VerifySource{"/run/user/1000", "pulse/native", 1000, 5},
+             CreateTarget{s.target},
+             BindMount{s.source, s.target},
+             GrantAcl{s.source, 64055, "rw", true, false},
+             ChangeGroup{s.source, 107},
+             CopyFile{"/home/alice/.config/pulse/cookie", j.lend_dir + "/pulse-cookie", 1000, 64055,
+                      65536, true},
+             StartProxy{j.lend_dir + "/p", s.source, 1000, 1000, 64055, 107}};
+  j.sockets.push_back(s);
+
+  JournalEntry dir;
+  dir.kind = EntryKind::kDir;
+  dir.path = j.lend_dir;
+  JournalEntry mount;
+  mount.kind = EntryKind::kMount;
+  mount.socket = "pulse";
+  mount.path = s.target;
+  mount.inode = {0xfd01, 123456789012ULL};
+  JournalEntry acl;
+  acl.kind = EntryKind::kAcl;
+  acl.socket = "pulse";
+  acl.path = s.source;
+  acl.base = "/run/user/1000";
+  acl.relative = "pulse/native";
+  acl.owner = 1000;
+  acl.via_target = s.target;
+  acl.inode = {42, 7};
+  acl.uid = 64055;
+  acl.perms = 6;
+  acl.prior.mode = 0755;
+  acl.prior.xattr = std::string("\x02\x00\x00\x00\x01\x00\x06\x00\xff\xff\xff\xff", 12);
+  acl.prior.entry = 4;
+  acl.prior.mask = 5;
+  JournalEntry group;
+  group.kind = EntryKind::kGroup;
+  group.socket = "pulse";
+  group.path = s.source;
+  group.base = "/run/user/1000";
+  group.relative = "pulse/native";
+  group.inode = {42, 7};
+  group.gid = 107;
+  group.prior_gid = 1000;
+  group.prior.mode = 0600;
+  JournalEntry proxy;
+  proxy.kind = EntryKind::kProxy;
+  proxy.socket = "pulse";
+  proxy.path = j.lend_dir + "/p";
+  proxy.pid = 4321;
+  proxy.starttime = 987654321;
+  proxy.label = "win 11/pulse " + kUuid;
+  proxy.owner = 1000;
+  proxy.listen_ino = 555;
+  j.entries = {dir, mount, acl, group, proxy};
+  return j;
+}
+
+std::string read_text(const fs::path& p) {
+  std::ifstream in(p);
+  return {std::istreambuf_iterator<char>(in), {}};
+}
+
+/// A scratch directory, removed at the end.
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    char name[] = "/tmp/sockhook-journal-test-XXXXXX";
+    path = ::mkdtemp(name);
+  }
+  ~TempDir() { fs::remove_all(path); }
+};
+
+}  // namespace
+
+TEST_CASE("a journal survives a round trip through XML unchanged") {
+  auto j = sample();
+  auto xml = journal_to_xml(j);
+  auto back = journal_from_xml(xml);
+  CHECK(journal_to_xml(back) == xml);
+  CHECK(back.domain == j.domain);
+  CHECK(back.qemu_gid == 107);
+  REQUIRE(back.sockets.size() == 1);
+  CHECK(back.sockets[0].required == false);
+  REQUIRE(back.sockets[0].steps.size() == 8);
+  auto* copy = std::get_if<CopyFile>(&back.sockets[0].steps[6]);
+  REQUIRE(copy);
+  CHECK(copy->max_bytes == 65536);
+  CHECK(copy->optional);
+  REQUIRE(back.entries.size() == 5);
+  CHECK(back.entries[1].inode.ino == 123456789012ULL);
+  const auto& acl = back.entries[2];
+  CHECK(acl.kind == EntryKind::kAcl);
+  REQUIRE(acl.prior.xattr);
+  CHECK(*acl.prior.xattr == *j.entries[2].prior.xattr);  // binary bytes, NULs included
+  CHECK(acl.prior.entry == 4u);
+  CHECK(acl.prior.mask == 5u);
+  CHECK(acl.prior.mode == 0755u);
+  CHECK(back.entries[3].prior_gid == 1000u);
+  CHECK(back.entries[4].starttime == 987654321ULL);
+  CHECK(back.entries[4].listen_ino == 555ULL);
+}
+
+TEST_CASE("an ACL that was absent stays absent after a round trip") {
+  auto j = sample();
+  j.entries[2].prior.xattr.reset();
+  j.entries[2].prior.entry.reset();
+  j.entries[2].prior.mask.reset();
+  auto back = journal_from_xml(journal_to_xml(j));
+  CHECK_FALSE(back.entries[2].prior.xattr);
+  CHECK_FALSE(back.entries[2].prior.entry);
+  CHECK_FALSE(back.entries[2].prior.mask);
+}
+
+TEST_CASE("a corrupt journal is refused with a clear reason") {
+  auto xml = journal_to_xml(sample());
+  SUBCASE("not XML") {
+    CHECK_THROWS_WITH_AS(journal_from_xml("<sockhook-journal"),
+                         doctest::Contains("corrupt journal"), Error);
+  }
+  SUBCASE("truncated") { CHECK_THROWS_AS(journal_from_xml(xml.substr(0, xml.size() / 2)), Error); }
+  SUBCASE("wrong root") {
+    CHECK_THROWS_WITH_AS(journal_from_xml("<x/>"), doctest::Contains("root element"), Error);
+  }
+  SUBCASE("bad number") {
+    auto bad = xml;
+    bad.replace(bad.find("ino=\"123456789012\""), 18, "ino=\"12x\"");
+    CHECK_THROWS_WITH_AS(journal_from_xml(bad), doctest::Contains("not a number"), Error);
+  }
+  SUBCASE("unknown entry kind") {
+    auto bad = xml;
+    bad.replace(bad.find("kind=\"mount\""), 12, "kind=\"rmrf\"");
+    CHECK_THROWS_WITH_AS(journal_from_xml(bad), doctest::Contains("unknown entry kind"), Error);
+  }
+  SUBCASE("bad hex") {
+    auto bad = xml;
+    auto at = bad.find("prior-acl=\"") + 11;
+    bad[at] = 'z';
+    CHECK_THROWS_AS(journal_from_xml(bad), Error);
+  }
+  SUBCASE("a uid out of range") {
+    auto bad = xml;
+    bad.replace(bad.find("qemu-uid=\"64055\""), 16, "qemu-uid=\"99999999999\"");
+    CHECK_THROWS_WITH_AS(journal_from_xml(bad), doctest::Contains("out of range"), Error);
+  }
+}
+
+TEST_CASE("the journal store writes atomically into a root-only directory") {
+  if (::geteuid() != 0) {
+    MESSAGE("skipped: the store insists on a root-owned directory (run as root)");
+    return;
+  }
+  TempDir tmp;
+  Paths paths;
+  paths.lend_root = (tmp.path / "sockhook").string();
+  paths.state_dir = paths.lend_root + "/state";
+  JournalStore store(paths, true);
+  auto st = fs::status(paths.state_dir);
+  CHECK(st.permissions() == fs::perms::owner_all);
+  CHECK(fs::status(paths.lend_root).permissions() ==
+        (fs::perms::owner_all | fs::perms::group_exec | fs::perms::others_exec));
+
+  CHECK_FALSE(store.load(kUuid));
+  auto j = sample();
+  store.save(j);
+  auto file = fs::path(paths.state_dir) / (kUuid + ".xml");
+  struct stat fst {};
+  REQUIRE(::stat(file.c_str(), &fst) == 0);
+  CHECK((fst.st_mode & 07777) == 0600u);
+  // Only the journal: the temp file was renamed, not left behind.
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(paths.state_dir))
+    names.push_back(e.path().filename());
+  CHECK(names == std::vector<std::string>{kUuid + ".xml"});
+  CHECK(read_text(file) == journal_to_xml(j));
+  auto back = store.load(kUuid);
+  REQUIRE(back);
+  CHECK(journal_to_xml(*back) == journal_to_xml(j));
+  CHECK(store.uuids() == std::vector<std::string>{kUuid});
+
+  SUBCASE("a journal others could write is refused") {
+    fs::permissions(file, fs::perms::others_write, fs::perm_options::add);
+    CHECK_THROWS_WITH_AS(store.load(kUuid), doctest::Contains("root-only"), Error);
+  }
+  SUBCASE("a corrupt journal is refused, not half-read") {
+    std::ofstream(file) << "<sockhook-journal version=\"1\" domain=\"x\"";
+    CHECK_THROWS_WITH_AS(store.load(kUuid), doctest::Contains("corrupt journal"), Error);
+  }
+  SUBCASE("a journal holding another domain is refused") {
+    auto other = j;
+    other.uuid = "0a1b2c3d-4e5f-4a6b-8c7d-000000000000";
+    std::ofstream(file) << journal_to_xml(other);
+    CHECK_THROWS_AS(store.load(kUuid), Error);
+  }
+  SUBCASE("a state directory that others can enter is refused") {
+    fs::permissions(paths.state_dir, fs::perms::others_exec, fs::perm_options::add);
+    CHECK_THROWS_WITH_AS(JournalStore(paths, false), doctest::Contains("root-only"), Error);
+  }
+  SUBCASE("remove deletes it, and a second remove is harmless") {
+    store.remove(kUuid);
+    CHECK_FALSE(fs::exists(file));
+    CHECK_NOTHROW(store.remove(kUuid));
+    CHECK(store.uuids().empty());
+  }
+}
+
+}  // namespace sockhook

@@ -1,0 +1,41 @@
+#include "lock.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+
+#include <doctest/doctest.h>
+
+#include "error.hpp"
+
+namespace sockhook {
+
+TEST_CASE("a domain lock serialises one domain and never blocks another") {
+  namespace fs = std::filesystem;
+  char name[] = "/tmp/sockhook-lock-test-XXXXXX";
+  fs::path dir = ::mkdtemp(name);
+  Fd dfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  {
+    DomainLock held(dfd, "aaaa");
+    // Another open file description of the same lock: must wait, and give up in time.
+    auto t0 = std::chrono::steady_clock::now();
+    CHECK_THROWS_WITH_AS(DomainLock(dfd, "aaaa", 1), doctest::Contains("busy"), Error);
+    auto took = std::chrono::steady_clock::now() - t0;
+    CHECK(took >= std::chrono::milliseconds(900));
+    CHECK(took < std::chrono::seconds(3));
+    // A different domain: no wait at all.
+    t0 = std::chrono::steady_clock::now();
+    DomainLock other(dfd, "bbbb", 1);
+    CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds(200));
+    held.remove_file();
+    CHECK_FALSE(fs::exists(dir / "aaaa.lock"));
+  }
+  // Removed while held: the next taker gets a fresh file.
+  DomainLock again(dfd, "aaaa", 1);
+  CHECK(fs::exists(dir / "aaaa.lock"));
+  fs::remove_all(dir);
+}
+
+}  // namespace sockhook

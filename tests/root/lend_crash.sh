@@ -1,0 +1,57 @@
+#!/bin/bash
+# R3: SIGKILL the hook at random moments during prepare (bind with an ACL grant, bind of
+# pulse/native with the cookie copied, and a proxy), then undo with `release`, `cleanup DOMAIN`
+# or `cleanup --stale` in turn. Every time, the host must be byte-identical to before, with no
+# mount, ACL entry, file, directory or proxy process left.
+#
+#   bash tests/root/lend_crash.sh /abs/path/to/sockhook [KILLS]
+set -euo pipefail
+source "$(dirname "$0")/lib/lend_common.sh"
+lend_init "$1"
+kills=${2:-100}
+
+U=2f1e0d9c-8b7a-4695-a4b3-c2d1e0f9a801
+lend_allow "$U"
+lend_warm
+lend_echo_server "$lend_user" "$runtime/pipewire-0" 0600
+install -d -m 0700 -o "$lend_user" -g "$lend_user" "$runtime/pulse"
+lend_echo_server "$lend_user" "$runtime/pulse/native" 0600
+home=/home/$lend_user
+install -d -m 0700 -o "$lend_user" -g "$lend_user" "$home" "$home/.config" "$home/.config/pulse"
+head -c 256 /dev/urandom >"$home/.config/pulse/cookie"
+chown "$lend_user:" "$home/.config/pulse/cookie"
+
+xml=$(lend_domain crashy "$U" pipewire:bind pulseaudio:bind wayland:proxy:no)
+printf '%s' "$xml" >"$tmp/domain.xml"
+lend_snapshot "$tmp/before"
+
+mid=0 before_journal=0 after=0
+undo=(release cleanup-name cleanup-stale)
+for ((i = 0; i < kills; i++)); do
+  "$bin" hook --config-dir "$etc" crashy prepare begin - <"$tmp/domain.xml" 2>/dev/null &
+  pid=$!
+  delay=$((RANDOM % 8000))
+  sleep "$(printf "0.%06d" "$delay")"
+  if kill -9 "$pid" 2>/dev/null; then
+    wait "$pid" 2>/dev/null || true
+    if [[ -e /run/sockhook/state/$U.xml ]]; then mid=$((mid + 1)); else before_journal=$((before_journal + 1)); fi
+  else
+    wait "$pid" 2>/dev/null || true
+    after=$((after + 1))
+  fi
+  case ${undo[i % 3]} in
+    release) lend_hook crashy release end "$xml" ;;
+    cleanup-name) "$bin" cleanup "$U" >/dev/null 2>"$tmp/cleanup.err" || fail "kill $i: cleanup $U: $(cat "$tmp/cleanup.err")" ;;
+    cleanup-stale) "$bin" cleanup --stale >/dev/null 2>"$tmp/cleanup.err" || fail "kill $i: cleanup --stale: $(cat "$tmp/cleanup.err")" ;;
+  esac
+  lend_snapshot "$tmp/after"
+  if ! diff -q "$tmp/before" "$tmp/after" >/dev/null; then
+    fail "kill $i (after ${delay} us, undone by ${undo[i % 3]}): host differs"
+    diff -u "$tmp/before" "$tmp/after" >&2 || true
+    break
+  fi
+done
+echo "crash: $kills SIGKILLs at 0-8 ms: $mid mid-prepare (journal present), $before_journal before the first journal write, $after after prepare finished; each undone by release / cleanup NAME / cleanup --stale in turn"
+((mid > 0)) || fail "no kill landed in the middle of a prepare"
+((fails == 0)) && ok "crash: host byte-identical after every kill and undo"
+lend_finish
