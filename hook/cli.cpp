@@ -8,10 +8,12 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "annotate.hpp"
 #include "doctor.hpp"
 #include "error.hpp"
 #include "gather.hpp"
 #include "hook_entry.hpp"
+#include "lends.hpp"
 #include "plan.hpp"
 #include "policy.hpp"
 #include "sys/file.hpp"
@@ -221,6 +223,86 @@ struct PolicyCommand {
   }
 };
 
+/// sockhook status [--json] | cleanup [DOMAIN|--stale] | refresh DOMAIN: the journals' view.
+struct LendsCommand {
+  bool json = false, stale = false;
+  std::string cleanup_domain, refresh_domain;
+
+  void add_to(CLI::App& app, int* status) {
+    auto* st = app.add_subcommand("status", "List every active lend and its health");
+    st->add_flag("--json", json, "Machine-readable output");
+    st->callback([this, status] { *status = show(); });
+    auto* cl = app.add_subcommand("cleanup", "Undo the lends of a domain, or of every domain "
+                                             "whose QEMU is not running (--stale)");
+    cl->add_option("domain", cleanup_domain, "Domain name or UUID");
+    cl->add_flag("--stale", stale, "Every domain whose QEMU is not running");
+    cl->callback([this, status] { *status = cleanup(); });
+    auto* rf = app.add_subcommand("refresh", "Bind the stale lends of a domain again");
+    rf->add_option("domain", refresh_domain, "Domain name or UUID")->required();
+    rf->callback([this, status] { *status = refresh(); });
+  }
+
+  int show() {
+    try {
+      auto lends = lend_status(Paths{});
+      if (json) {
+        auto out = nlohmann::json::array();
+        for (const auto& l : lends)
+          out.push_back({{"domain", l.domain}, {"uuid", l.uuid}, {"socket", l.socket},
+                         {"method", l.method}, {"owner", l.owner}, {"source", l.source},
+                         {"target", l.target}, {"health", l.health}, {"why", l.why},
+                         {"proxy_pid", l.proxy_pid}});
+        std::cout << out.dump(2) << "\n";
+        return 0;
+      }
+      if (lends.empty()) std::printf("no active lends\n");
+      for (const auto& l : lends) {
+        std::printf("%s (%s) %s: %s, owner %s\n  %s -> %s\n  health %s%s%s", l.domain.c_str(),
+                    l.uuid.c_str(), l.socket.c_str(), l.method.c_str(), l.owner.c_str(),
+                    l.source.c_str(), l.target.c_str(), l.health.c_str(),
+                    l.why.empty() ? "" : ": ", l.why.c_str());
+        if (l.proxy_pid > 0) std::printf(", proxy pid %d", static_cast<int>(l.proxy_pid));
+        std::printf("\n");
+      }
+      return 0;
+    } catch (const Error& e) {
+      print_error(e.what());
+      return 1;
+    }
+  }
+
+  int cleanup() {
+    if (stale == !cleanup_domain.empty()) {
+      print_error("cleanup needs DOMAIN or --stale");
+      return 2;
+    }
+    try {
+      std::vector<std::string> problems;
+      auto done = cleanup_lends(ExecContext{}, cleanup_domain, stale, problems);
+      for (const auto& uuid : done) std::printf("released %s\n", uuid.c_str());
+      for (const auto& p : problems) print_error(p);
+      return problems.empty() ? 0 : 1;
+    } catch (const Error& e) {
+      print_error(e.what());
+      return 1;
+    }
+  }
+
+  int refresh() {
+    try {
+      std::vector<std::string> problems;
+      auto done = refresh_lends(ExecContext{}, refresh_domain, problems);
+      for (const auto& name : done) std::printf("refreshed %s\n", name.c_str());
+      if (done.empty()) std::printf("nothing stale\n");
+      for (const auto& p : problems) print_error(refresh_domain + ": " + p);
+      return problems.empty() ? 0 : 1;
+    } catch (const Error& e) {
+      print_error(e.what());
+      return 1;
+    }
+  }
+};
+
 }  // namespace
 
 int run_cli(int argc, char** argv) {
@@ -240,8 +322,55 @@ int run_cli(int argc, char** argv) {
   PolicyCommand policy;
   policy.add_to(app, &status);
 
-  auto* doctor = app.add_subcommand("doctor", "Check the host");
-  doctor->callback([&] { status = print_checks(check_host()); });
+  LendsCommand lends;
+  lends.add_to(app, &status);
+
+  AnnotateOptions annotate;
+  std::string annotate_required = "yes";
+  std::string annotate_method;
+  int annotate_wait = -1;
+  annotate.policy_file = policy_path();
+  auto* ann = app.add_subcommand(
+      "annotate", "Add a socket to a domain's persistent definition (or --remove it)");
+  ann->add_option("domain", annotate.domain, "Domain name or UUID");
+  ann->add_option("--plugin", annotate.request.plugin, "Plugin to lend");
+  ann->add_option("--owner", annotate.request.owner, "User whose socket is lent");
+  ann->add_option("--method", annotate_method, "auto, bind, proxy, acl or group");
+  ann->add_option("--required", annotate_required, "yes or no")
+      ->check(CLI::IsMember({"yes", "no"}));
+  ann->add_option("--wait", annotate_wait, "Seconds to wait for a missing socket")
+      ->check(CLI::Range(0, 120));
+  ann->add_option("--name", annotate.request.name, "Socket name (default: the plugin's)");
+  ann->add_flag("--remove", annotate.request.remove, "Take the socket and what it added out");
+  ann->add_option("--file", annotate.file, "Work offline on this XML file (- for stdin)");
+  ann->add_option("-o,--output", annotate.output, "With --file: write here (default stdout)");
+  ann->add_option("--connect,-c", annotate.connect, "libvirt URI");
+  ann->add_option("--libvirt-version", annotate.libvirt_version,
+                  "Assume this libvirt version (default: the daemon's; offline: the installed "
+                  "library's)");
+  ann->add_option("--policy-file", annotate.policy_file, "Policy file")->capture_default_str();
+  ann->callback([&] {
+    if (annotate.domain.empty() && annotate.file.empty()) {
+      std::fprintf(stderr, "sockhook: error: annotate needs DOMAIN or --file\n");
+      status = 2;
+      return;
+    }
+    annotate.request.required = annotate_required == "yes";
+    if (!annotate_method.empty()) annotate.request.method = annotate_method;
+    if (annotate_wait >= 0) annotate.request.wait_seconds = annotate_wait;
+    status = run_annotate(annotate);
+  });
+
+  DomainCheckOptions doctor_domain;
+  auto* doctor =
+      app.add_subcommand("doctor", "Check the host, or what would stop a domain's lends");
+  doctor->add_option("domain", doctor_domain.domain, "Domain name or UUID");
+  doctor->add_option("--file", doctor_domain.file, "Check this domain XML file instead");
+  doctor->add_option("--connect,-c", doctor_domain.connect, "libvirt URI");
+  doctor->callback([&] {
+    bool one = !doctor_domain.domain.empty() || !doctor_domain.file.empty();
+    status = print_checks(one ? check_domain(doctor_domain) : check_host());
+  });
 
   HookArgs hook_args;
   auto* hook = app.add_subcommand("hook", "Run as libvirt's hook: DOMAIN OPERATION SUB EXTRA");
@@ -249,7 +378,10 @@ int run_cli(int argc, char** argv) {
   hook->add_option("operation", hook_args.operation)->required();
   hook->add_option("sub", hook_args.sub)->required();
   hook->add_option("extra", hook_args.extra);
-  hook->callback([&] { status = run_hook(hook_args); });
+  std::string hook_config_dir;
+  hook->add_option("--config-dir", hook_config_dir,
+                   "Read policy.conf, sockhook.conf and plugins/ from here (tests)");
+  hook->callback([&] { status = run_hook(hook_args, hook_config_dir); });
 
   try {
     app.parse(argc, argv);

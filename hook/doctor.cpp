@@ -1,8 +1,10 @@
 #include "doctor.hpp"
 
 #include <fcntl.h>
+#include <grp.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -12,6 +14,8 @@
 
 #include "config.hpp"
 #include "error.hpp"
+#include "gather.hpp"
+#include "plan.hpp"
 #include "plugin.hpp"
 #include "policy.hpp"
 #include "qemu_identity.hpp"
@@ -175,6 +179,257 @@ int print_checks(const std::vector<Check>& checks) {
     if (c.level == Level::kFail) status = 1;
   }
   return status;
+}
+
+}  // namespace sockhook
+
+// ---- doctor DOMAIN ----
+
+namespace sockhook {
+namespace {
+
+/// Whether `uid`/`gid` (with the supplementary groups QEMU would get) can search every
+/// directory in `dirs`, tested for real in a child that takes that identity (so ACLs count).
+/// nullopt if we cannot tell (not root). Returns the first directory it cannot search, or "".
+std::optional<std::string> first_unsearchable(const QemuIdentity& qemu,
+                                              const std::vector<std::string>& dirs) {
+  if (::geteuid() != 0) return std::nullopt;
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) return std::nullopt;
+  pid_t pid = ::fork();
+  if (pid < 0) {
+    ::close(fds[0]);
+    ::close(fds[1]);
+    return std::nullopt;
+  }
+  if (pid == 0) {
+    // Child: become QEMU's user (as libvirt does: its groups are computed at every spawn).
+    ::close(fds[0]);
+    std::vector<gid_t> groups(256);
+    int n = static_cast<int>(groups.size());
+    if (::getgrouplist(qemu.user.c_str(), qemu.gid, groups.data(), &n) < 0) n = 0;
+    if (::setgroups(static_cast<std::size_t>(n), groups.data()) != 0 ||
+        ::setresgid(qemu.gid, qemu.gid, qemu.gid) != 0 ||
+        ::setresuid(qemu.uid, qemu.uid, qemu.uid) != 0)
+      ::_exit(2);
+    for (std::size_t i = 0; i < dirs.size(); ++i) {
+      if (::access(dirs[i].c_str(), X_OK) != 0) {
+        auto idx = static_cast<unsigned char>(i);
+        (void)!::write(fds[1], &idx, 1);
+        ::_exit(1);
+      }
+    }
+    ::_exit(0);
+  }
+  ::close(fds[1]);
+  unsigned char idx = 0;
+  auto got = ::read(fds[0], &idx, 1);
+  ::close(fds[0]);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) == 2) return std::nullopt;
+  if (WEXITSTATUS(status) == 0) return std::string();
+  return got == 1 && idx < dirs.size() ? dirs[idx] : std::string("?");
+}
+
+std::string mode_text(mode_t m) {
+  char buf[8];
+  std::snprintf(buf, sizeof buf, "%04o", m & 07777);
+  return buf;
+}
+
+void check_lend_root(const Plan& plan, const Paths& paths, bool running, std::vector<Check>& out) {
+  struct stat st {};
+  std::vector<std::string> dirs{"/run"};
+  if (::stat(paths.lend_root.c_str(), &st) == 0) {
+    dirs.push_back(paths.lend_root);
+    if (st.st_uid != 0 || (st.st_mode & (S_IWGRP | S_IWOTH)))
+      out.push_back({Level::kFail,
+                     paths.lend_root + " is not root's alone (owner uid " +
+                         std::to_string(st.st_uid) + ", mode " + mode_text(st.st_mode) + ")",
+                     "chown root:root " + paths.lend_root + " && chmod go-w " + paths.lend_root});
+  }
+  auto blocked = first_unsearchable(plan.qemu, dirs);
+  if (!blocked) {
+    out.push_back({Level::kWarn,
+                   "cannot test whether " + plan.qemu.user + " reaches " + paths.lend_root +
+                       " (run doctor as root)",
+                   ""});
+  } else if (!blocked->empty()) {
+    out.push_back(
+        {Level::kFail,
+         "QEMU's user " + plan.qemu.user + " cannot search " + *blocked + ", so it cannot reach " +
+             plan.lend_dir,
+         "chmod o+x " + *blocked + " (or setfacl -m u:" + plan.qemu.user + ":x " + *blocked + ")"});
+  } else {
+    out.push_back({Level::kOk,
+                   "QEMU's user " + plan.qemu.user + " can reach " +
+                       (dirs.size() > 1 ? paths.lend_root : std::string("/run")) +
+                       (dirs.size() > 1 ? "" : " (" + paths.lend_root + " is created at start)"),
+                   ""});
+  }
+  if (!plan.lend_dir.empty() && !running && ::stat(plan.lend_dir.c_str(), &st) == 0)
+    out.push_back({Level::kWarn,
+                   "a lend directory " + plan.lend_dir + " exists but the domain is not running",
+                   "sockhook cleanup " + plan.domain});
+}
+
+void check_source(const SocketPlan& s, std::vector<Check>& out) {
+  const auto& name = s.request.name;
+  auto runtime_dir = s.source.substr(0, s.source.find('/', std::string("/run/user/").size()));
+  struct stat rst {};
+  if (s.source.starts_with("/run/user/") && ::stat(runtime_dir.c_str(), &rst) == 0 &&
+      rst.st_uid != s.owner.uid) {
+    out.push_back({Level::kFail,
+                   name + ": " + runtime_dir + " is not owned by " + s.owner.name +
+                       " (S2: sockhook lends only from the owner's own runtime directory)",
+                   ""});
+    return;
+  }
+  struct stat st {};
+  bool waits = s.method == Method::kBind || s.method == Method::kAcl || s.method == Method::kGroup;
+  if (::lstat(s.source.c_str(), &st) != 0) {
+    if (errno == EACCES) {
+      out.push_back(
+          {Level::kWarn, name + ": cannot look at " + s.source + " (run doctor as root)", ""});
+    } else if (!waits) {
+      out.push_back(
+          {Level::kOk,
+           name + ": " + s.source + " does not exist now; the proxy connects when it appears", ""});
+    } else {
+      out.push_back(
+          {s.request.required ? Level::kFail : Level::kWarn,
+           name + ": " + s.source + " does not exist now, and method " +
+               std::string(to_string(s.method)) + " needs it at start" +
+               (s.request.required ? " (the VM would not start)" : " (the lend would be skipped)"),
+           "start " + s.owner.name + "'s server first, or use method auto or proxy"});
+    }
+    return;
+  }
+  if (!S_ISSOCK(st.st_mode)) {
+    out.push_back({Level::kFail, name + ": " + s.source + " is not a socket", ""});
+  } else if (st.st_uid != s.owner.uid) {
+    out.push_back({Level::kFail,
+                   name + ": " + s.source + " is owned by uid " + std::to_string(st.st_uid) +
+                       ", not by " + s.owner.name,
+                   "sockhook lends only sockets that belong to the owner (S1)"});
+  } else {
+    out.push_back({Level::kOk,
+                   name + ": " + s.source + " is " + s.owner.name + "'s socket (" +
+                       std::string(to_string(s.method)) + ")",
+                   ""});
+  }
+}
+
+bool file_mentions(const std::string& path, std::string_view needle) {
+  try {
+    return read_file(path, 1024 * 1024).find(needle) != std::string::npos;
+  } catch (const Error&) {
+    return false;
+  }
+}
+
+void check_domain_confinement(unsigned long libvirt_version, std::vector<Check>& out) {
+  struct stat st {};
+  if (::stat("/sys/kernel/security/apparmor", &st) == 0) {
+    // libvirt 9.6 added the drop-in directory; Debian 12 (9.0) has the local override file.
+    bool dropin = libvirt_version >= 9006000;
+    std::string file = dropin ? "/etc/apparmor.d/abstractions/libvirt-qemu.d/sockhook"
+                              : "/etc/apparmor.d/local/abstractions/libvirt-qemu";
+    if (file_mentions(file, "/run/sockhook/")) {
+      out.push_back({Level::kOk, "AppArmor: " + file + " allows /run/sockhook/", ""});
+    } else {
+      out.push_back({Level::kWarn,
+                     "AppArmor is active and QEMU's profile does not allow /run/sockhook",
+                     "add the line\n        /run/sockhook/** rw,\n      to " + file +
+                         "; each domain's profile (virt-aa-helper) includes it from the domain's "
+                         "next start"});
+    }
+  }
+  if (::stat("/sys/fs/selinux/enforce", &st) == 0) {
+    out.push_back({Level::kWarn, "SELinux is present",
+                   "a bind-mounted socket keeps its label (user_tmp_t); if QEMU is denied, use "
+                   "method proxy (its socket is created for the domain) or add a local module "
+                   "allowing svirt_t to connectto unconfined_t over user_tmp_t sock_file"});
+  }
+}
+
+}  // namespace
+
+std::vector<Check> check_domain(const DomainCheckOptions& o) {
+  std::vector<Check> out;
+  Gathered g;
+  bool running = false;
+  unsigned long version = 0;
+  try {
+    std::string xml;
+    if (!o.file.empty()) {
+      xml = read_file(o.file, 16 * 1024 * 1024);
+      version = Virt::installed_version();
+    } else {
+      Virt virt(o.connect);
+      running = virt.is_active(o.domain);
+      // Before a start, the persistent definition is what will run.
+      xml = virt.xml_of(o.domain, !running);
+      version = virt.version();
+    }
+    g.domain = parse_domain_xml(xml);
+  } catch (const Error& e) {
+    out.push_back({Level::kFail, e.what(), ""});
+    return out;
+  }
+  const auto& name = g.domain.name;
+  if (!g.domain.has_metadata && g.domain.diagnostics.empty()) {
+    out.push_back({Level::kWarn, name + " has no sockhook metadata: nothing to lend",
+                   "sockhook annotate " + name + " --plugin PLUGIN --owner USER"});
+    return out;
+  }
+  check_hook(out);
+  GatherOptions options;
+  try {
+    gather(g, options);
+  } catch (const Error& e) {
+    out.push_back({Level::kFail, e.what(), ""});
+    return out;
+  }
+  Plan plan = make_plan(g.inputs);
+  out.push_back({Level::kOk,
+                 "QEMU runs as " + plan.qemu.user + " (uid " + std::to_string(plan.qemu.uid) +
+                     ", from " + plan.qemu.source + ")",
+                 ""});
+  for (const auto& e : plan.errors) {
+    // The planner's hints ride along after "(hint: ...)"; show them as advice.
+    auto hint = e.find(" (hint: ");
+    if (hint == std::string::npos) {
+      out.push_back({Level::kFail, e, ""});
+    } else {
+      out.push_back({Level::kFail, e.substr(0, hint), e.substr(hint + 8, e.size() - hint - 9)});
+    }
+  }
+  for (const auto& w : plan.warnings) out.push_back({Level::kWarn, w, ""});
+  for (const auto& s : plan.sockets) {
+    out.push_back(
+        {Level::kOk,
+         s.request.name + ": policy allows " + s.owner.name + " to lend '" + s.request.plugin + "'",
+         ""});
+    for (const auto& e : s.env)
+      if (e.provided)
+        out.push_back({Level::kOk,
+                       s.request.name + ": QEMU gets " + e.name + " (" + e.provided_by + ")", ""});
+    for (const auto& w : s.warnings) {
+      auto hint = w.find(" (hint: ");
+      if (hint == std::string::npos) {
+        out.push_back({Level::kWarn, s.request.name + ": " + w, ""});
+      } else {
+        out.push_back({Level::kWarn, s.request.name + ": " + w.substr(0, hint),
+                       w.substr(hint + 8, w.size() - hint - 9)});
+      }
+    }
+    check_source(s, out);
+  }
+  if (!plan.sockets.empty()) check_lend_root(plan, options.paths, running, out);
+  check_domain_confinement(version, out);
+  return out;
 }
 
 }  // namespace sockhook

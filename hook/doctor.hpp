@@ -16,6 +16,19 @@ struct Check {
 /// kernel features, ACL support, AppArmor/SELinux.
 std::vector<Check> check_host();
 
+/// Where `sockhook doctor DOMAIN` reads the domain from.
+struct DomainCheckOptions {
+  std::string domain;   ///< name or UUID, read through libvirt
+  std::string file;     ///< or an XML file
+  std::string connect;  ///< libvirt URI
+};
+
+/// Checks one domain (SPEC §6 doctor DOMAIN): everything that would stop its lends, found
+/// before it starts: the plan's errors and warnings (policy, missing environment), the hook,
+/// whether QEMU's user can reach the lend directory, the source sockets right now, and the
+/// AppArmor or SELinux rule to add.
+std::vector<Check> check_domain(const DomainCheckOptions& options);
+
 /// Prints the checks; returns 1 if any failed.
 int print_checks(const std::vector<Check>& checks);
 

@@ -118,6 +118,7 @@ Plugin parse_plugin(std::string_view xml, bool admin, const std::string& file) {
   p.admin = admin;
   p.name = require_attr(root, "name");
   p.summary = root.attribute("summary").as_string();
+  p.audio_backend = root.attribute("audio").as_string();
   std::set<std::string> targets;
   // Only check that variables are known; the values come at plan time.
   Variables probe{"r", "h", "u", "0", "l", "t"};

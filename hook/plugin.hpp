@@ -44,6 +44,9 @@ struct Plugin {
   std::vector<PluginFile> files;
   std::vector<PluginEnv> env;
   std::vector<PluginAudioAttr> audio;
+  /// <plugin audio="jack">: the plugin exists to carry QEMU's audio through this libvirt
+  /// <audio type>; `annotate` adds that backend (and a sound card) when the domain lacks it.
+  std::string audio_backend;
 };
 
 /// Values for {variable} expansion.

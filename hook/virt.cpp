@@ -17,6 +17,7 @@ struct Api {
   decltype(&virConnectOpen) connect_open = nullptr;
   decltype(&virConnectClose) connect_close = nullptr;
   decltype(&virConnectGetLibVersion) get_lib_version = nullptr;
+  decltype(&virGetVersion) get_version = nullptr;
   decltype(&virDomainLookupByName) lookup_by_name = nullptr;
   decltype(&virDomainLookupByUUIDString) lookup_by_uuid = nullptr;
   decltype(&virDomainGetUUIDString) get_uuid = nullptr;
@@ -46,6 +47,7 @@ const Api& api() {
     bind(api.handle, api.connect_open, "virConnectOpen");
     bind(api.handle, api.connect_close, "virConnectClose");
     bind(api.handle, api.get_lib_version, "virConnectGetLibVersion");
+    bind(api.handle, api.get_version, "virGetVersion");
     bind(api.handle, api.lookup_by_name, "virDomainLookupByName");
     bind(api.handle, api.lookup_by_uuid, "virDomainLookupByUUIDString");
     bind(api.handle, api.get_uuid, "virDomainGetUUIDString");
@@ -114,6 +116,15 @@ std::string Virt::xml_of(const std::string& id, bool inactive) {
   return out;
 }
 
+std::string Virt::xml_for_edit(const std::string& id) {
+  auto d = impl_->lookup(id);
+  char* xml = api().get_xml(d.get(), VIR_DOMAIN_XML_INACTIVE | VIR_DOMAIN_XML_SECURE);
+  if (!xml) fail("cannot read the persistent definition of '" + id + "'");
+  std::string out(xml);
+  ::free(xml);
+  return out;
+}
+
 void Virt::define(const std::string& xml) {
   virDomainPtr d = api().define_xml(impl_->conn, xml.c_str());
   if (!d) fail("cannot define the domain");
@@ -131,6 +142,15 @@ unsigned long Virt::version() {
   unsigned long v = 0;
   if (api().get_lib_version(impl_->conn, &v) != 0) fail("cannot read libvirt's version");
   return v;
+}
+
+unsigned long Virt::installed_version() noexcept {
+  unsigned long v = 0;
+  try {
+    if (api().get_version(&v, nullptr, nullptr) == 0 && v > 0) return v;
+  } catch (const Error&) {
+  }
+  return LIBVIR_VERSION_NUMBER;
 }
 
 }  // namespace sockhook

@@ -22,12 +22,19 @@ class Virt {
   std::string name_of(const std::string& name_or_uuid);
   /// The domain's XML; `inactive` gives the persistent definition.
   std::string xml_of(const std::string& name_or_uuid, bool inactive);
+  /// The persistent definition as an editor must read it (INACTIVE|SECURE, like `virsh
+  /// edit`): without SECURE, redefining would drop passwords such as a VNC password.
+  std::string xml_for_edit(const std::string& name_or_uuid);
   /// Defines (or redefines) a domain from XML: the persistent configuration.
   void define(const std::string& xml);
   /// Whether the domain is running.
   bool is_active(const std::string& name_or_uuid);
   /// libvirt's version as major*1000000 + minor*1000 + micro.
   unsigned long version();
+
+  /// The version of the installed libvirt library, without a connection (virGetVersion);
+  /// if libvirt cannot be loaded, the version of the headers sockhook was built with.
+  static unsigned long installed_version() noexcept;
 
  private:
   struct Impl;

@@ -1,0 +1,157 @@
+#!/usr/bin/env bash
+# e2e_proxy.sh - method proxy under real libvirtd: PulseAudio through the proxy, libvirtd
+# restarts (the proxy survives; reconnect restarts a dead one), and optional lends whose
+# server is down.
+#
+#   bash tests/root/e2e_proxy.sh /abs/path/to/sockhook     (root; exit 77 otherwise)
+set -euo pipefail
+# shellcheck source=SCRIPTDIR/lib/e2e.bash
+source "$(dirname "${BASH_SOURCE[0]}")/lib/e2e.bash"
+e2e_init "$@"
+
+P=${E2E_PREFIX}proxy
+W=${E2E_PREFIX}wl
+"$DESKTOP" start pulseaudio >/dev/null
+define_domain "$P"
+define_domain "$W"
+UP=$(uuid_of "$P")
+UW=$(uuid_of "$W")
+
+# The live proxies (PID 1 reaps zombies late here, and pgrep lists zombies).
+proxy_pids() { ps -u "$SH_UID" -o pid=,stat=,comm= | awk '$2 !~ /^Z/ && $3 == "sockhook" { print $1 }' | sort; }
+no_proxy() { [[ -z $(proxy_pids) ]]; }
+some_proxy() { [[ -n $(proxy_pids) ]]; }
+has_status() { "$SOCKHOOK" --help 2>&1 | grep -q '^ *status'; }
+# status_ok UUID-OR-NAME : `sockhook status` lists a lend of it, healthy.
+status_ok() {
+    "$SOCKHOOK" status --json | python3 -c '
+import json, sys
+lends = [l for l in json.load(sys.stdin) if l["uuid"] == sys.argv[1]]
+sys.exit(0 if lends and all(l["health"] == "ok" for l in lends) else 1)' "$1"
+}
+# client_through_lend : a fresh PulseAudio client, as QEMU's user in QEMU's mount namespace.
+client_through_lend() {
+    local home; home=$(mktemp -d); chown libvirt-qemu "$home"
+    local rc=0
+    in_qemu_ns "$P" setpriv --reuid="$QEMU_UID" --regid="$(id -g libvirt-qemu)" --clear-groups \
+        env -i HOME="$home" PULSE_SERVER="unix:/run/sockhook/$UP/pulse-native" \
+        PULSE_COOKIE="/run/sockhook/$UP/pulse-cookie" timeout 10 pactl info >/dev/null 2>&1 || rc=$?
+    rm -rf "$home"
+    return "$rc"
+}
+
+say "the real PulseAudio through the proxy"
+annotate "$P" --plugin pulseaudio --owner "$SH_USER" --method proxy >/dev/null
+BEFORE=$(mktemp)
+snapshot >"$BEFORE"
+if start "$P"; then
+    ok "virsh start $P ($START_TIME s)"
+    check "pactl lists qemu-system-x86_64 (through the proxy)" wait_until "$E2E_TIMEOUT" has_pulse_clients 1
+    ns=$(in_qemu_ns "$P" ls -l "/run/sockhook/$UP/" 2>&1 || true)
+    printf '%s\n' "$ns" | sed 's/^/#   /'
+    check "the proxy's socket is in QEMU's namespace, QEMU's user's, 0600" \
+        grep -q '^srw------- .* libvirt-qemu .* pulse-native$' <<<"$ns"
+    check "one proxy runs as $SH_USER" test "$(proxy_pids | wc -w)" -eq 1
+    stop "$P"
+else
+    # The real PulseAudio sees the proxy's uid (its own) and offers memfd shared memory,
+    # whose fd must reach QEMU with the very packet it belongs to.
+    not_ok "virsh start $P through the proxy: $(tr '\n' ' ' <<<"$START_OUT")"
+fi
+check "virsh destroy stops the proxy and leaves the host byte-identical" same_as_before "$BEFORE"
+
+say "pipewire-pulse through the proxy; libvirtd restarts"
+"$DESKTOP" stop pulseaudio
+"$DESKTOP" start pipewire-pulse >/dev/null
+snapshot >"$BEFORE"
+if start "$P"; then
+    ok "virsh start $P ($START_TIME s)"
+    check "pactl lists qemu-system-x86_64 (through the proxy)" wait_until "$E2E_TIMEOUT" has_pulse_clients 1
+    PROXY=$(proxy_pids)
+    check "one proxy runs as $SH_USER" test "$(wc -w <<<"$PROXY")" -eq 1
+    check "a new client gets through the proxy" client_through_lend
+
+    say "libvirtd restart with the proxy running"
+    "$LIBVIRT" restart
+    check "the domain still runs after the restart" is_running "$P"
+    check "the same proxy still runs" test "$(proxy_pids)" = "$PROXY"
+    check "QEMU is still a PulseAudio client" has_pulse_clients 1
+    check "a new client still gets through" client_through_lend
+    if has_status; then
+        check "sockhook status says ok" status_ok "$UP"
+    else
+        say "skip: sockhook status is not implemented in this build"
+    fi
+
+    say "the proxy dies; the next libvirtd restart brings it back (reconnect)"
+    # shellcheck disable=SC2086 # one pid per word
+    [[ -n $PROXY ]] && kill $PROXY
+    check "the proxy is gone" wait_until 5 no_proxy
+    check "QEMU survives its proxy's death" is_running "$P"
+    # PID 1 here reaps orphans about once a second; until then the dead proxy is a zombie
+    # that still has its pid and start time (reconnect would take it for alive).
+    wait_until 5 bash -c "! pgrep -u $SH_UID -x sockhook" || say "the dead proxy is still a zombie"
+    "$LIBVIRT" restart
+    check "the domain still runs" is_running "$P"
+    check "reconnect started a new proxy" wait_until 5 some_proxy
+    check "it is a new process" test "$(proxy_pids)" != "$PROXY"
+    check "a new client gets through the new proxy" client_through_lend
+    if has_status; then
+        check "sockhook status says ok again" status_ok "$UP"
+    fi
+    stop "$P"
+else
+    not_ok "virsh start $P through the proxy to pipewire-pulse: $(tr '\n' ' ' <<<"$START_OUT")"
+fi
+check "virsh destroy stops the proxy and leaves the host byte-identical" same_as_before "$BEFORE"
+"$DESKTOP" stop pipewire
+"$DESKTOP" start pulseaudio >/dev/null
+snapshot >"$BEFORE"
+
+say "optional lends whose server is down"
+# QEMU's pa audiodev refuses to start without its server whatever sockhook does, so the
+# optional case uses a socket QEMU itself does not need: wayland, with weston not running.
+annotate "$W" --plugin wayland --owner "$SH_USER" --method bind --wait 1 --required no >/dev/null
+if start "$W"; then
+    ok "required='no', method bind, no server: virsh start succeeds"
+    check "nothing was lent" test ! -e "/run/sockhook/$UW/wayland-0"
+    stop "$W"
+else
+    not_ok "required='no' bind: virsh start failed: $START_OUT"
+fi
+check "the skipped lend left the host byte-identical" same_as_before "$BEFORE"
+annotate "$W" --plugin wayland --owner "$SH_USER" --method proxy --required no >/dev/null
+if start "$W"; then
+    ok "required='no', method proxy, no server: virsh start succeeds"
+    check "the proxy listens lazily in the lend directory" test -S "/run/sockhook/$UW/wayland-0"
+    stop "$W"
+else
+    not_ok "required='no' proxy: virsh start failed: $START_OUT"
+fi
+check "the lazy proxy left the host byte-identical" same_as_before "$BEFORE"
+annotate "$W" --plugin wayland --owner "$SH_USER" --method bind --wait 1 >/dev/null
+if start "$W"; then
+    not_ok "required='yes', method bind, no server: virsh start must fail"
+    stop "$W"
+else
+    check "the same lend, required: virsh start fails with sockhook's reason" \
+        grep -q "sockhook: error: $W: wayland: " <<<"$START_OUT"
+fi
+check "the failed start left the host byte-identical" same_as_before "$BEFORE"
+
+say "PulseAudio proxy, required='no', server down: sockhook lets it start, QEMU refuses"
+"$DESKTOP" stop pulseaudio
+annotate "$P" --plugin pulseaudio --owner "$SH_USER" --method proxy --required no >/dev/null
+DOWN=$(mktemp)
+snapshot >"$DOWN"
+if start "$P"; then
+    ok "virsh start succeeded (QEMU's pa backend tolerated the missing server)"
+    stop "$P"
+else
+    check "the failure is QEMU's (pa), not sockhook's" \
+        bash -c "grep -q 'Could not init .pa. audio driver' <<<\"\$1\" && ! grep -q 'sockhook: error' <<<\"\$1\"" _ "$START_OUT"
+fi
+check "nothing left behind" same_as_before "$DOWN"
+rm -f "$BEFORE" "$DOWN"
+
+e2e_finish

@@ -1,0 +1,166 @@
+#!/usr/bin/env bash
+# e2e_pulseaudio.sh - real libvirtd + QEMU + PulseAudio through the installed hook, method bind.
+#
+#   bash tests/root/e2e_pulseaudio.sh /abs/path/to/sockhook     (root; exit 77 otherwise)
+#
+# QEMU's pa audiodev refuses to start when it cannot reach the server (FINDINGS (a)), so a
+# start that succeeds and a qemu-system-x86_64 client in `pactl list clients` prove the lend.
+# Scenarios: annotate (XML + policy), doctor DOMAIN, start/destroy byte-identical, the socket
+# inside QEMU's mount namespace, the negative without the hook, kill -9 of QEMU, two VMs on
+# one socket, domrename between runs, a failing required lend, annotate --remove restoring
+# the definition, and virsh start timings with and without a lend.
+set -euo pipefail
+# shellcheck source=SCRIPTDIR/lib/e2e.bash
+source "$(dirname "${BASH_SOURCE[0]}")/lib/e2e.bash"
+e2e_init "$@"
+
+A=${E2E_PREFIX}pa
+B=${E2E_PREFIX}pa2
+PLAIN=${E2E_PREFIX}plain
+"$DESKTOP" start pulseaudio >/dev/null
+define_domain "$A"
+define_domain "$B"
+define_domain "$PLAIN"
+UA=$(uuid_of "$A")
+UB=$(uuid_of "$B")
+ORIGINAL=$(virsh_ dumpxml --inactive "$A")
+
+say "annotate"
+out=$(annotate "$A" --plugin pulseaudio --owner "$SH_USER") || not_ok "annotate exits 0: $out"
+XML=$(virsh_ dumpxml --inactive "$A")
+check "annotate sets serverName on the pulseaudio backend" \
+    grep -q "<audio id='1' type='pulseaudio' serverName='unix:/run/sockhook/$UA/pulse-native'/>" <<<"$XML"
+check "annotate keeps the sound card" grep -q "<sound model='ich9'>" <<<"$XML"
+check "annotate passes the cookie through qemu:env" \
+    grep -q "<qemu:env name='PULSE_COOKIE' value='/run/sockhook/$UA/pulse-cookie'/>" <<<"$XML"
+check "annotate does not use PULSE_SERVER (fails with QEMU 7.2)" bash -c "! grep -q PULSE_SERVER <<<\"\$1\"" _ "$XML"
+check "libvirt kept the metadata" grep -q 'urn:sockhook:domain:1' <<<"$XML"
+check "annotate recorded the policy allowance" policy_has "$UA"
+out2=$(annotate "$A" --plugin pulseaudio --owner "$SH_USER")
+check "annotating again changes nothing" grep -q "nothing changed" <<<"$out2"
+check "plan finds every variable provided" bash -c "\"$SOCKHOOK\" plan --domain $A | grep -q 'provided by' && ! \"$SOCKHOOK\" plan --domain $A | grep -q MISSING"
+annotate "$B" --plugin pulseaudio --owner "$SH_USER" >/dev/null
+
+say "doctor"
+doc=$("$SOCKHOOK" doctor "$A" 2>&1) && rc=0 || rc=$?
+printf '%s\n' "$doc" | sed 's/^/#   /'
+check "doctor $A finds nothing that would stop the lend" test "$rc" -eq 0
+
+say "start, client, namespace, destroy"
+BEFORE=$(mktemp)
+snapshot >"$BEFORE"
+if start "$A"; then ok "virsh start $A ($START_TIME s)"; else not_ok "virsh start $A: $START_OUT"; fi
+check "pactl lists qemu-system-x86_64 as a client" wait_until "$E2E_TIMEOUT" has_pulse_clients 1
+ns=$(in_qemu_ns "$A" ls -l "/run/sockhook/$UA/" 2>&1 || true)
+printf '%s\n' "$ns" | sed 's/^/#   /'
+check "the lent socket is inside QEMU's mount namespace" grep -q '^s.* pulse-native$' <<<"$ns"
+check "the cookie copy is inside QEMU's mount namespace" grep -q ' pulse-cookie$' <<<"$ns"
+out=$(annotate "$A" --plugin wayland --owner "$SH_USER" --required no)
+check "annotating a running domain says the change applies at the next start" \
+    grep -q "applies at its next start" <<<"$out"
+out=$(annotate "$A" --plugin wayland --remove)
+check "and so does removing" grep -q "applies at its next start" <<<"$out"
+stop "$A"
+check "virsh destroy leaves the host byte-identical" same_as_before "$BEFORE"
+
+say "negative: the same domain without the hook"
+mv "$HOOK" "$BACKUP/hook-under-test"
+"$LIBVIRT" reload
+if start "$A"; then
+    not_ok "without the hook virsh start must fail (it succeeded)"
+    stop "$A"
+else
+    check "without the hook virsh start fails because QEMU cannot reach PulseAudio" \
+        grep -q "Could not init .pa. audio driver" <<<"$START_OUT"
+fi
+mv "$BACKUP/hook-under-test" "$HOOK"
+"$LIBVIRT" reload
+check "no lend without the hook leaves the host byte-identical" same_as_before "$BEFORE"
+
+say "QEMU killed with SIGKILL"
+if start "$A"; then
+    wait_until "$E2E_TIMEOUT" has_pulse_clients 1 || true
+    kill -9 "$(qemu_pid "$A")"
+    check "libvirt notices the dead QEMU" wait_until "$E2E_TIMEOUT" is_shut_off "$A"
+    check "release after kill -9 leaves the host byte-identical" same_as_before "$BEFORE"
+else
+    not_ok "virsh start $A before kill -9: $START_OUT"
+fi
+
+say "two VMs borrow the same socket"
+if start "$A" && start "$B"; then
+    check "both QEMUs are PulseAudio clients" wait_until "$E2E_TIMEOUT" has_pulse_clients 2
+    stop "$A"
+    check "the second VM keeps its client after the first stops" has_pulse_clients 1
+    check "the second VM's lend is still there" test -e "/run/sockhook/$UB/pulse-native"
+    stop "$B"
+    check "both stopped: the host is byte-identical" same_as_before "$BEFORE"
+else
+    not_ok "starting two VMs: $START_OUT"
+    stop "$A"; stop "$B"
+fi
+
+say "domrename between runs"
+R=${E2E_PREFIX}renamed
+if virsh_ domrename "$A" "$R" >/dev/null; then
+    if start "$R"; then
+        check "the renamed domain lends again (UUID-keyed)" wait_until "$E2E_TIMEOUT" has_pulse_clients 1
+        check "its lend directory is still keyed by UUID" test -S "/run/sockhook/$UA/pulse-native"
+        stop "$R"
+        check "the renamed domain releases byte-identically" same_as_before "$BEFORE"
+    else
+        not_ok "virsh start of the renamed domain: $START_OUT"
+    fi
+    virsh_ domrename "$R" "$A" >/dev/null
+else
+    not_ok "virsh domrename"
+fi
+
+say "a failing required lend: the server is down, method bind, wait 1"
+"$DESKTOP" stop pulseaudio
+annotate "$A" --plugin pulseaudio --owner "$SH_USER" --method bind --wait 1 >/dev/null
+DOWN=$(mktemp)
+snapshot >"$DOWN"
+doc=$("$SOCKHOOK" doctor "$A" 2>&1) && rc=0 || rc=$?
+check "doctor predicts the failure" bash -c "test $rc -ne 0 && grep -q 'does not exist now' <<<\"\$1\"" _ "$doc"
+if start "$A"; then
+    not_ok "virsh start must fail when a required lend fails"
+    stop "$A"
+else
+    printf '%s\n' "$START_OUT" | sed 's/^/#   /'
+    check "virsh start shows sockhook's one-line reason" \
+        grep -q "sockhook: error: $A: pulseaudio: " <<<"$START_OUT"
+    check "the failed start left nothing behind" same_as_before "$DOWN"
+fi
+"$DESKTOP" start pulseaudio >/dev/null
+annotate "$A" --plugin pulseaudio --owner "$SH_USER" >/dev/null
+# A new server has a new socket inode: the reference state changes with it.
+snapshot >"$BEFORE"
+
+say "annotate --remove"
+out=$(annotate "$A" --plugin pulseaudio --remove)
+check "annotate --remove restores the persistent definition exactly" \
+    diff <(printf '%s\n' "$ORIGINAL") <(virsh_ dumpxml --inactive "$A")
+check "annotate --remove revokes the allowance" bash -c "! grep -q -i $UA $ETC/policy.conf"
+check "the other domain keeps its allowance" policy_has "$UB"
+
+say "virsh start wall time, 5 runs each"
+annotate "$A" --plugin pulseaudio --owner "$SH_USER" >/dev/null
+with=() without=()
+for _ in 1 2 3 4 5; do
+    if start "$PLAIN"; then without+=("$START_TIME"); else not_ok "start $PLAIN: $START_OUT"; fi
+    stop "$PLAIN"
+    if start "$A"; then with+=("$START_TIME"); else not_ok "start $A: $START_OUT"; fi
+    stop "$A"
+done
+median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+if ((${#with[@]} && ${#without[@]})); then
+    mw=$(median "${with[@]}"); mo=$(median "${without[@]}")
+    say "virsh start without a lend: ${without[*]} (median $mo s)"
+    say "virsh start with a pulseaudio bind lend: ${with[*]} (median $mw s)"
+    say "ratio with/without: $(echo "scale=2; $mw / $mo" | bc -l)"
+fi
+check "after the timing runs the host is byte-identical" same_as_before "$BEFORE"
+rm -f "$BEFORE" "$DOWN"
+
+e2e_finish
