@@ -232,8 +232,9 @@ struct LendsCommand {
     auto* st = app.add_subcommand("status", "List every active lend and its health");
     st->add_flag("--json", json, "Machine-readable output");
     st->callback([this, status] { *status = show(); });
-    auto* cl = app.add_subcommand("cleanup", "Undo the lends of a domain, or of every domain "
-                                             "whose QEMU is not running (--stale)");
+    auto* cl = app.add_subcommand("cleanup",
+                                  "Undo the lends of a domain, or of every domain "
+                                  "whose QEMU is not running (--stale)");
     cl->add_option("domain", cleanup_domain, "Domain name or UUID");
     cl->add_flag("--stale", stale, "Every domain whose QEMU is not running");
     cl->callback([this, status] { *status = cleanup(); });
@@ -248,9 +249,15 @@ struct LendsCommand {
       if (json) {
         auto out = nlohmann::json::array();
         for (const auto& l : lends)
-          out.push_back({{"domain", l.domain}, {"uuid", l.uuid}, {"socket", l.socket},
-                         {"method", l.method}, {"owner", l.owner}, {"source", l.source},
-                         {"target", l.target}, {"health", l.health}, {"why", l.why},
+          out.push_back({{"domain", l.domain},
+                         {"uuid", l.uuid},
+                         {"socket", l.socket},
+                         {"method", l.method},
+                         {"owner", l.owner},
+                         {"source", l.source},
+                         {"target", l.target},
+                         {"health", l.health},
+                         {"why", l.why},
                          {"proxy_pid", l.proxy_pid}});
         std::cout << out.dump(2) << "\n";
         return 0;
@@ -259,8 +266,8 @@ struct LendsCommand {
       for (const auto& l : lends) {
         std::printf("%s (%s) %s: %s, owner %s\n  %s -> %s\n  health %s%s%s", l.domain.c_str(),
                     l.uuid.c_str(), l.socket.c_str(), l.method.c_str(), l.owner.c_str(),
-                    l.source.c_str(), l.target.c_str(), l.health.c_str(),
-                    l.why.empty() ? "" : ": ", l.why.c_str());
+                    l.source.c_str(), l.target.c_str(), l.health.c_str(), l.why.empty() ? "" : ": ",
+                    l.why.c_str());
         if (l.proxy_pid > 0) std::printf(", proxy pid %d", static_cast<int>(l.proxy_pid));
         std::printf("\n");
       }

@@ -107,6 +107,7 @@ void write_step(pugi::xml_node parent, const Step& step) {
                    put(n, "qemu-uid", s.qemu_uid);
                    put(n, "max-bytes", s.max_bytes);
                    put_flag(n, "optional", s.optional);
+                   if (s.content) n.append_attribute("content") = s.content->c_str();
                  },
                  [&](const StartProxy& s) {
                    put(n, "action", std::string("start_proxy"));
@@ -134,12 +135,14 @@ Step read_step(const pugi::xml_node& n) {
                     flag(n, "only-if-denied"), flag(n, "directory")};
   if (action == "change_group") return ChangeGroup{text(n, "path"), number<gid_t>(n, "gid")};
   if (action == "copy_file")
-    return CopyFile{text(n, "source"),
-                    text(n, "target"),
-                    number<uid_t>(n, "owner"),
-                    number<uid_t>(n, "qemu-uid"),
-                    number<std::size_t>(n, "max-bytes"),
-                    flag(n, "optional")};
+    return CopyFile{
+        text(n, "source"),
+        text(n, "target"),
+        number<uid_t>(n, "owner"),
+        number<uid_t>(n, "qemu-uid"),
+        number<std::size_t>(n, "max-bytes"),
+        flag(n, "optional"),
+        n.attribute("content") ? std::optional<std::string>(text(n, "content")) : std::nullopt};
   if (action == "start_proxy")
     return StartProxy{text(n, "listen"),
                       text(n, "source"),

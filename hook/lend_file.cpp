@@ -72,10 +72,15 @@ int read_in_child(const Location& where, std::size_t max_bytes, int out) {
 
 }  // namespace
 
+/// Writes `body` as root into the lend directory, owned by QEMU's user, mode 0400.
+static void write_for_qemu(SocketRun& run, const CopyFile& step, const std::string& what,
+                           const std::string& body);
+
 void copy_file(SocketRun& run, const CopyFile& step) {
-  auto what = "cannot copy " + step.source;
+  auto what = step.content ? "cannot write " + step.target : "cannot copy " + step.source;
   if (!run.lend_dir || dir_name(step.target) != run.lend_dir_path)
     throw Error(what + ": the target " + step.target + " is not in the lend directory");
+  if (step.content) return write_for_qemu(run, step, what, *step.content);
   std::vector<char> buf(16384);
   struct passwd pw {};
   struct passwd* found = nullptr;
@@ -101,7 +106,11 @@ void copy_file(SocketRun& run, const CopyFile& step) {
   if (status != 'O') throw Error(what + ": " + body);
   if (body.size() > step.max_bytes)
     throw Error(what + ": it is larger than " + std::to_string(step.max_bytes) + " bytes");
+  write_for_qemu(run, step, what, body);
+}
 
+static void write_for_qemu(SocketRun& run, const CopyFile& step, const std::string& what,
+                           const std::string& body) {
   JournalEntry e;
   e.kind = EntryKind::kFile;
   e.socket = run.socket;

@@ -212,6 +212,11 @@ class Planner {
                               std::string(to_string(sp.method)) + " has no lend directory");
         continue;
       }
+      if (file.content) {
+        sp.steps.push_back(CopyFile{"", plan_.lend_dir + "/" + file.target, owner.uid, qemu.uid,
+                                    kMaxCompanionBytes, false, file.content});
+        continue;
+      }
       std::string src = file.path.starts_with("~/")  ? owner.home + file.path.substr(1)
                         : file.path.starts_with("/") ? file.path
                                                      : runtime_dir + "/" + file.path;
@@ -270,6 +275,9 @@ std::string describe(const Step& step) {
                    std::to_string(s.gid) + " and add g+rw";
           },
           [](const CopyFile& s) {
+            if (s.content)
+              return "write the plugin's " + std::to_string(s.content->size()) + " bytes to " +
+                     s.target + " (owner uid " + std::to_string(s.qemu_uid) + ", 0400)";
             return "copy " + s.source + " as uid " + std::to_string(s.owner) +
                    " (no symlinks, at most " + std::to_string(s.max_bytes) + " bytes) to " +
                    s.target + " (owner uid " + std::to_string(s.qemu_uid) + ", 0400)" +
@@ -342,10 +350,11 @@ nlohmann::json to_json(const Step& step) {
             return json{{"action", "change_group"}, {"path", s.path}, {"gid", s.gid}};
           },
           [](const CopyFile& s) {
-            return json{{"action", "copy_file"},  {"source", s.source},
-                        {"target", s.target},     {"owner_uid", s.owner},
-                        {"qemu_uid", s.qemu_uid}, {"max_bytes", s.max_bytes},
-                        {"optional", s.optional}};
+            json j{{"action", "copy_file"}, {"source", s.source},     {"target", s.target},
+                   {"owner_uid", s.owner},  {"qemu_uid", s.qemu_uid}, {"max_bytes", s.max_bytes},
+                   {"optional", s.optional}};
+            if (s.content) j["content"] = *s.content;
+            return j;
           },
           [](const StartProxy& s) {
             return json{{"action", "start_proxy"},

@@ -75,7 +75,8 @@ struct ChangeGroup {
 };
 
 /// Copy a companion file: read as the owner (privileges dropped, no symlinks, capped), write
-/// into the lend directory owned by QEMU's user, mode 0400 (S8).
+/// into the lend directory owned by QEMU's user, mode 0400 (S8). With `content`, write that
+/// instead (fixed text from the plugin; nothing of the owner's is read).
 struct CopyFile {
   std::string source;
   std::string target;
@@ -83,6 +84,7 @@ struct CopyFile {
   uid_t qemu_uid;
   std::size_t max_bytes;
   bool optional;
+  std::optional<std::string> content = std::nullopt;
 };
 
 /// Create the proxy's listening socket in the lend directory, owned by QEMU's user, 0600, and

@@ -138,9 +138,18 @@ Plugin parse_plugin(std::string_view xml, bool admin, const std::string& file) {
       if (absolute ? !is_clean_absolute(p.socket_path) : !is_clean_relative(p.socket_path))
         throw Error("socket path '" + p.socket_path + "' is not a clean path");
       check_target(p.socket_target, targets);
+    } else if (kind == "file" && el.attribute("content")) {
+      // A file whose content the plugin gives: written by root, nothing of the owner's read.
+      if (el.attribute("path")) throw Error("<file> has both path and content");
+      PluginFile f{"", require_attr(el, "target"), false, el.attribute("content").value()};
+      if (f.content->size() > 64 * 1024) throw Error("<file> content is larger than 64 KiB");
+      check_target(f.target, targets);
+      p.files.push_back(std::move(f));
     } else if (kind == "file") {
-      PluginFile f{require_attr(el, "path"), require_attr(el, "target"),
-                   std::string_view(el.attribute("optional").as_string("no")) == "yes"};
+      PluginFile f{require_attr(el, "path"),
+                   require_attr(el, "target"),
+                   std::string_view(el.attribute("optional").as_string("no")) == "yes",
+                   {}};
       std::string_view path = f.path;
       bool ok = path.starts_with("~/")  ? is_clean_relative(path.substr(2))
                 : path.starts_with("/") ? admin && is_clean_absolute(path)

@@ -15,6 +15,8 @@ struct PluginFile {
   std::string path;    ///< "~/..." (owner's home), relative (runtime dir) or absolute (admin only)
   std::string target;  ///< plain file name inside the lend directory
   bool optional = false;
+  /// Fixed content given by the plugin instead of a path (e.g. a client.conf for QEMU).
+  std::optional<std::string> content;
 };
 
 /// An environment variable QEMU needs; the value may use {variables}.

@@ -113,7 +113,13 @@ TEST_CASE("A bind lend of pulseaudio plans the exact steps, paths and environmen
   CHECK(s.source == "/run/user/1000/pulse/native");
   CHECK(s.target == kLend + "/pulse-native");
   CHECK(s.plugin_file.ends_with("/plugins/pulseaudio.xml"));
-  REQUIRE(s.steps.size() == 5);
+  REQUIRE(s.steps.size() == 6);
+  auto* conf = std::get_if<CopyFile>(&s.steps[5]);
+  REQUIRE(conf != nullptr);
+  CHECK(conf->source.empty());
+  CHECK(conf->target == kLend + "/pulse-client.conf");
+  CHECK(conf->content == std::optional<std::string>("enable-shm = no\n"));
+  CHECK(conf->qemu_uid == kQemuUid);
 
   auto* verify = std::get_if<VerifySource>(&s.steps[0]);
   REQUIRE(verify != nullptr);
@@ -148,14 +154,16 @@ TEST_CASE("A bind lend of pulseaudio plans the exact steps, paths and environmen
   CHECK(copy->max_bytes == kMaxCompanionBytes);
   CHECK(copy->optional);
 
-  REQUIRE(s.env.size() == 2);
+  REQUIRE(s.env.size() == 3);
   CHECK(s.env[0].name == "PULSE_SERVER");
   CHECK(s.env[0].value == "unix:" + kLend + "/pulse-native");
   CHECK(s.env[1].name == "PULSE_COOKIE");
   CHECK(s.env[1].value == kLend + "/pulse-cookie");
+  CHECK(s.env[2].name == "PULSE_CLIENTCONFIG");
+  CHECK(s.env[2].value == kLend + "/pulse-client.conf");
   CHECK_FALSE(s.env[0].provided);
-  // Neither is given by the domain: one warning each, with the annotate hint.
-  REQUIRE(s.warnings.size() == 2);
+  // None is given by the domain: one warning each, with the annotate hint.
+  REQUIRE(s.warnings.size() == 3);
   CHECK(s.warnings[0] == "the domain XML does not give QEMU PULSE_SERVER=unix:" + kLend +
                              "/pulse-native (hint: sockhook annotate vm1 --plugin pulseaudio "
                              "--owner alice)");
@@ -304,13 +312,16 @@ TEST_CASE("The environment QEMU needs is checked against the domain XML") {
   SUBCASE("provided by a native <audio> attribute") {
     Fixture f("<s:socket plugin='pulseaudio' owner='alice' method='bind'/>",
               "<devices><audio id='1' type='pulseaudio' serverName='unix:" + kLend +
-                  "/pulse-native'/></devices>" + qemu_env("PULSE_COOKIE", kLend + "/pulse-cookie"));
+                  "/pulse-native'/></devices>" +
+                  qemu_env("PULSE_COOKIE", kLend + "/pulse-cookie") +
+                  qemu_env("PULSE_CLIENTCONFIG", kLend + "/pulse-client.conf"));
     auto plan = f.plan();
     const auto& s = only_socket(plan);
-    REQUIRE(s.env.size() == 2);
+    REQUIRE(s.env.size() == 3);
     CHECK(s.env[0].provided);
     CHECK(s.env[0].provided_by == "<audio type='pulseaudio' serverName=...>");
     CHECK(s.env[1].provided);
+    CHECK(s.env[2].provided);
     CHECK(s.warnings.empty());
   }
   SUBCASE("a native attribute of another audio type does not count") {
@@ -548,7 +559,8 @@ TEST_CASE("format_plan and plan_to_json show the concrete paths") {
   CHECK(pa["required"] == true);
   CHECK(pa["source"] == "/run/user/1000/pulse/native");
   CHECK(pa["target"] == kLend + "/pulse-native");
-  REQUIRE(pa["steps"].size() == 5);
+  REQUIRE(pa["steps"].size() == 6);
+  CHECK(pa["steps"][5]["content"] == "enable-shm = no\n");
   CHECK(pa["steps"][0]["action"] == "verify_source");
   CHECK(pa["steps"][0]["relative"] == "pulse/native");
   CHECK(pa["steps"][2]["action"] == "bind_mount");
