@@ -312,8 +312,7 @@ TEST_CASE("The environment QEMU needs is checked against the domain XML") {
   SUBCASE("provided by a native <audio> attribute") {
     Fixture f("<s:socket plugin='pulseaudio' owner='alice' method='bind'/>",
               "<devices><audio id='1' type='pulseaudio' serverName='unix:" + kLend +
-                  "/pulse-native'/></devices>" +
-                  qemu_env("PULSE_COOKIE", kLend + "/pulse-cookie") +
+                  "/pulse-native'/></devices>" + qemu_env("PULSE_COOKIE", kLend + "/pulse-cookie") +
                   qemu_env("PULSE_CLIENTCONFIG", kLend + "/pulse-client.conf"));
     auto plan = f.plan();
     const auto& s = only_socket(plan);
