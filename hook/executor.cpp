@@ -4,6 +4,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstddef>
+#include <functional>
 
 #include "error.hpp"
 #include "journal.hpp"
@@ -43,8 +45,10 @@ JournalSocket record_of(const SocketPlan& s) {
                        s.target,       s.request.required, s.steps};
 }
 
-/// Undoes one entry. Returns a problem or "".
-std::string undo_entry(const JournalEntry& e) {
+/// Undoes entry `e` of `journal`. `forget` writes the journal without it (see undo_acl).
+/// Returns a problem or "".
+std::string undo_entry(const JournalEntry& e, const JournalStore& store, const Journal& journal,
+                       const std::function<void()>& forget) {
   switch (e.kind) {
     case EntryKind::kDir:
       return undo_dir(e);
@@ -53,7 +57,7 @@ std::string undo_entry(const JournalEntry& e) {
     case EntryKind::kMount:
       return undo_mount(e);
     case EntryKind::kAcl:
-      return undo_acl(e);
+      return undo_acl(e, store, journal.uuid, forget);
     case EntryKind::kGroup:
       return undo_group(e);
     case EntryKind::kProxy:
@@ -64,27 +68,35 @@ std::string undo_entry(const JournalEntry& e) {
 
 /// Undoes the entries of `journal` that `pick` selects, newest first, and drops the ones that
 /// were undone. Entries that failed stay, so that a later release can try again. Never throws.
+/// `journal.entries` holds, at every moment, what is still to undo: an ACL undo writes it to
+/// `store` before it lets go of the inode's lock, so that other domains see the grant gone.
 template <typename Pick>
-std::vector<std::string> undo_entries(Journal& journal, Pick pick) {
+std::vector<std::string> undo_entries(const JournalStore& store, Journal& journal, Pick pick) {
   std::vector<std::string> problems;
-  std::vector<JournalEntry> kept;
-  for (auto it = journal.entries.rbegin(); it != journal.entries.rend(); ++it) {
-    if (!pick(*it)) {
-      kept.push_back(*it);
-      continue;
-    }
+  for (auto i = journal.entries.size(); i-- > 0;) {
+    const JournalEntry e = journal.entries[i];  // a copy: `forget` erases the original
+    if (!pick(e)) continue;
+    bool forgotten = false;
+    auto forget = [&] {
+      Journal without = journal;
+      without.entries.erase(without.entries.begin() + static_cast<std::ptrdiff_t>(i));
+      store.save(without);
+      journal.entries = std::move(without.entries);
+      forgotten = true;
+    };
     std::string problem;
     try {
-      problem = undo_entry(*it);
-    } catch (const std::exception& e) {
-      problem = e.what();
+      problem = undo_entry(e, store, journal, forget);
+    } catch (const std::exception& ex) {
+      problem = ex.what();
     }
-    if (problem.empty()) continue;
-    problems.push_back((it->socket.empty() ? "" : it->socket + ": ") + problem);
-    kept.push_back(*it);
+    if (problem.empty()) {
+      if (!forgotten)
+        journal.entries.erase(journal.entries.begin() + static_cast<std::ptrdiff_t>(i));
+      continue;
+    }
+    problems.push_back((e.socket.empty() ? "" : e.socket + ": ") + problem);
   }
-  std::reverse(kept.begin(), kept.end());
-  journal.entries = std::move(kept);
   return problems;
 }
 
@@ -107,7 +119,7 @@ class DomainExecutor {
       remove_temp_files(store_, uuid);
       auto journal = load_or_quarantine(uuid, problems);
       if (!journal) return problems;
-      auto more = undo_entries(*journal, [](const JournalEntry&) { return true; });
+      auto more = undo_entries(store_, *journal, [](const JournalEntry&) { return true; });
       problems.insert(problems.end(), more.begin(), more.end());
       if (journal->entries.empty()) {
         store_.remove(uuid);
@@ -212,7 +224,7 @@ class DomainExecutor {
     std::size_t index = 0;
     // undo_entries walks newest first; count down to match indices.
     index = journal.entries.size();
-    return undo_entries(journal, [&](const JournalEntry&) {
+    return undo_entries(store_, journal, [&](const JournalEntry&) {
       --index;
       return std::find(selected.begin(), selected.end(), index) != selected.end();
     });
@@ -251,7 +263,7 @@ class DomainExecutor {
 
   /// Undoes everything and deletes the journal: prepare failed.
   void abort_all(Journal& journal) {
-    auto problems = undo_entries(journal, [](const JournalEntry&) { return true; });
+    auto problems = undo_entries(store_, journal, [](const JournalEntry&) { return true; });
     for (const auto& p : problems) log_warning(journal.domain + ": rollback: " + p);
     try {
       if (journal.entries.empty()) {

@@ -27,6 +27,7 @@ class Transaction {
   void save() { store_.save(journal_); }
 
   Journal& journal() { return journal_; }
+  const JournalStore& store() const { return store_; }
 
  private:
   const JournalStore& store_;

@@ -1,10 +1,60 @@
 #include "lend_acl.hpp"
 
+#include <optional>
+
 #include "error.hpp"
+#include "lock.hpp"
 #include "log.hpp"
 #include "sys/acl.hpp"
 
+// Shared grants. Two domains may lend the same socket (two VMs on one PipeWire), and acl lends
+// may traverse the same directories. They then need the same u:QEMU entry on one inode, and the
+// entry must stay until the last of them is released, after which getfacl must print what it
+// printed before the first grant (S7). The rule:
+//
+//   - Each domain that needs the entry records a kAcl entry in its own journal, even when the
+//     entry is already there because another domain added it. It then copies the prior state
+//     from that domain's entry, so that whoever is released last restores the state from before
+//     the first grant.
+//   - At release, a domain removes the ACL entry only if no other journal records a grant for
+//     the same dev/ino and uid; else it just forgets its own record.
+//   - Both decisions look at the other journals and then change this domain's journal (and the
+//     ACL) while holding an flock on the inode (InodeLock), so that no two domains decide at
+//     once on one inode. At release the journal is written without the entry before the lock is
+//     let go: otherwise two domains released at once could each see the other's (not yet
+//     rewritten) journal, and both leave the entry behind.
+//
+// Crash safety (R3) still comes from writing the journal before the side effect: a recorded
+// grant that was never applied, or already revoked, is copied as the correct prior by others,
+// and undo_acl leaves an ACL without our entry alone. A stale journal (a domain that crashed and
+// was not cleaned up yet) keeps the entry until its `release` or `cleanup` runs, which is what
+// its own lend would do anyway.
+
 namespace sockhook {
+namespace {
+
+/// The prior state that another domain's journal (not `own_uuid`) recorded with its grant to
+/// `uid` on `inode`, or nullopt if no other journal records one. Call with the InodeLock held.
+/// An unreadable journal is skipped: its own release will quarantine it, and it cannot be
+/// trusted to restore anything.
+std::optional<AclState> prior_of_other_grant(const JournalStore& store, const std::string& own_uuid,
+                                             InodeId inode, uid_t uid) {
+  for (const auto& uuid : store.uuids()) {
+    if (uuid == own_uuid) continue;
+    std::optional<Journal> other;
+    try {
+      other = store.load(uuid);
+    } catch (const Error&) {
+      continue;
+    }
+    if (!other) continue;
+    for (const auto& e : other->entries)
+      if (e.kind == EntryKind::kAcl && e.inode == inode && e.uid == uid) return e.prior;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
 
 void grant_acl(SocketRun& run, const GrantAcl& step) {
   if (!run.source) throw Error("cannot add an ACL entry on " + step.path + ": not verified");
@@ -28,9 +78,14 @@ void grant_acl(SocketRun& run, const GrantAcl& step) {
     // Every call below goes through /proc/self/fd/N: the verified inode, never the path.
     auto proc = fd->proc_path();
     Perms perms = parse_perms(step.perms);
-    if (step.only_if_denied &&
-        acl_allows(proc, *st, step.uid, groups_of_uid(step.uid, run.qemu_gid), perms))
-      return;
+    auto inode = inode_of(*st);
+    // Other domains may share this entry: decide, record and grant while they wait.
+    InodeLock lock(run.tx.store().dir(), inode);
+    auto shared = prior_of_other_grant(run.tx.store(), run.tx.journal().uuid, inode, step.uid);
+    bool allowed = step.only_if_denied &&
+                   acl_allows(proc, *st, step.uid, groups_of_uid(step.uid, run.qemu_gid), perms);
+    // Access by the inode's own mode and ACL: nothing to add, nothing to undo.
+    if (allowed && !shared) return;
     JournalEntry e;
     e.kind = EntryKind::kAcl;
     e.socket = run.socket;
@@ -39,18 +94,22 @@ void grant_acl(SocketRun& run, const GrantAcl& step) {
     e.relative = relative;
     e.owner = run.spec.owner;
     if (!step.directory) e.via_target = run.mounted_target;
-    e.inode = inode_of(*st);
+    e.inode = inode;
     e.uid = step.uid;
     e.perms = perms;
-    e.prior = read_acl_state(proc, step.uid);
+    // Shared: the state before the first domain's grant, not the ACL that grant made.
+    e.prior = shared ? *shared : read_acl_state(proc, step.uid);
     run.tx.record(e);
-    acl_grant_user(proc, step.uid, perms);
+    // Shared and allowed: the other domain's entry is in place (the usual case). Otherwise (it
+    // crashed before granting, or the owner took the entry away) add it ourselves.
+    if (!allowed) acl_grant_user(proc, step.uid, perms);
   } catch (const Error& err) {
     throw Error(what + ": " + err.what(), err.err());
   }
 }
 
-std::string undo_acl(const JournalEntry& e) {
+std::string undo_acl(const JournalEntry& e, const JournalStore& store, const std::string& uuid,
+                     const std::function<void()>& forget) {
   bool unsure = false;
   Fd fd = reopen_recorded_inode(e, &unsure);
   // Someone swapped the name for something else: keep the entry, a later release tries again.
@@ -59,11 +118,15 @@ std::string undo_acl(const JournalEntry& e) {
   // The inode is gone or replaced (the server restarted): our entry went with it.
   if (!fd) return "";
   try {
-    auto proc = fd.proc_path();
-    auto now = read_acl_state(proc, e.uid);
-    // Not ours any more (never applied, already undone, or changed by the owner): leave it.
-    if (!now.entry || (*now.entry & e.perms) != e.perms) return "";
-    acl_revoke_user(proc, e.uid, e.prior);
+    InodeLock lock(store.dir(), e.inode);
+    // Another domain still uses the entry: the last one released removes it.
+    if (!prior_of_other_grant(store, uuid, e.inode, e.uid)) {
+      auto proc = fd.proc_path();
+      auto now = read_acl_state(proc, e.uid);
+      // Not ours any more (never applied, already undone, or changed by the owner): leave it.
+      if (now.entry && (*now.entry & e.perms) == e.perms) acl_revoke_user(proc, e.uid, e.prior);
+    }
+    forget();
     return "";
   } catch (const Error& err) {
     return "cannot remove ACL entry u:" + std::to_string(e.uid) + " from " + e.path + ": " +

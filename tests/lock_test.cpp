@@ -38,4 +38,28 @@ TEST_CASE("a domain lock serialises one domain and never blocks another") {
   fs::remove_all(dir);
 }
 
+TEST_CASE("an inode lock serialises one inode, never blocks another, and leaves no file") {
+  namespace fs = std::filesystem;
+  char name[] = "/tmp/sockhook-lock-test-XXXXXX";
+  fs::path dir = ::mkdtemp(name);
+  Fd dfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  InodeId a{8, 1234}, b{8, 1235};
+  {
+    InodeLock held(dfd, a);
+    CHECK(fs::exists(dir / "inode-8-1234.lock"));
+    auto t0 = std::chrono::steady_clock::now();
+    CHECK_THROWS_WITH_AS(InodeLock(dfd, a, 1), doctest::Contains("busy"), Error);
+    CHECK(std::chrono::steady_clock::now() - t0 >= std::chrono::milliseconds(900));
+    // Another inode (even on the same device): no wait at all.
+    t0 = std::chrono::steady_clock::now();
+    InodeLock other(dfd, b, 1);
+    CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds(200));
+  }
+  CHECK(fs::is_empty(dir));
+  // Taken again after release: a fresh file, and gone again afterwards.
+  { InodeLock again(dfd, a, 1); }
+  CHECK(fs::is_empty(dir));
+  fs::remove_all(dir);
+}
+
 }  // namespace sockhook
