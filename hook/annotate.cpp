@@ -17,6 +17,7 @@
 #include "policy.hpp"
 #include "sys/file.hpp"
 #include "virt.hpp"
+#include "xml_ns.hpp"
 
 namespace sockhook {
 namespace {
@@ -45,28 +46,6 @@ constexpr unsigned kParseFlags = pugi::parse_cdata | pugi::parse_escapes | pugi:
                                  pugi::parse_doctype | pugi::parse_ws_pcdata;
 constexpr const char* kSoundModel = "ich9";
 constexpr std::size_t kMaxXmlBytes = 16 * 1024 * 1024;
-
-std::string_view local_name(std::string_view qname) {
-  auto colon = qname.find(':');
-  return colon == std::string_view::npos ? qname : qname.substr(colon + 1);
-}
-
-/// The namespace URI of `node`'s prefix, found on the nearest declaring ancestor.
-std::string namespace_of(const pugi::xml_node& node) {
-  std::string_view qname = node.name();
-  auto colon = qname.find(':');
-  std::string attr = colon == std::string_view::npos
-                         ? std::string("xmlns")
-                         : "xmlns:" + std::string(qname.substr(0, colon));
-  for (auto n = node; n; n = n.parent())
-    if (auto a = n.attribute(attr.c_str())) return a.value();
-  return {};
-}
-
-bool is_element(const pugi::xml_node& node, std::string_view ns, std::string_view local) {
-  return node.type() == pugi::node_element && local_name(node.name()) == local &&
-         namespace_of(node) == ns;
-}
 
 std::string prefix_of(const pugi::xml_node& node) {
   std::string_view qname = node.name();

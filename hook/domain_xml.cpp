@@ -7,37 +7,13 @@
 #include <pugixml.hpp>
 
 #include "error.hpp"
+#include "xml_ns.hpp"
 
 namespace sockhook {
 namespace {
 
 constexpr int kMaxWaitSeconds = 120;
 constexpr std::size_t kMaxSockets = 32;
-
-/// The part of a qualified XML name after the colon.
-std::string_view local_name(std::string_view qname) {
-  auto colon = qname.find(':');
-  return colon == std::string_view::npos ? qname : qname.substr(colon + 1);
-}
-
-/// The namespace URI that applies to `node`, found by walking up to the nearest xmlns
-/// declaration for its prefix. pugixml does not resolve namespaces itself.
-std::string namespace_of(const pugi::xml_node& node) {
-  std::string_view qname = node.name();
-  auto colon = qname.find(':');
-  std::string attr = colon == std::string_view::npos
-                         ? std::string("xmlns")
-                         : "xmlns:" + std::string(qname.substr(0, colon));
-  for (auto n = node; n; n = n.parent()) {
-    if (auto a = n.attribute(attr.c_str())) return a.value();
-  }
-  return {};
-}
-
-bool is_element(const pugi::xml_node& node, std::string_view ns, std::string_view local) {
-  return node.type() == pugi::node_element && local_name(node.name()) == local &&
-         namespace_of(node) == ns;
-}
 
 bool all_of_chars(std::string_view s, bool (*ok)(char)) {
   return std::all_of(s.begin(), s.end(), ok);

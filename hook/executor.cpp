@@ -18,17 +18,11 @@
 #include "lend_proxy.hpp"
 #include "lock.hpp"
 #include "log.hpp"
+#include "overloaded.hpp"
 #include "sys/file.hpp"
 
 namespace sockhook {
 namespace {
-
-template <class... Ts>
-struct Overloaded : Ts... {
-  using Ts::operator()...;
-};
-template <class... Ts>
-Overloaded(Ts...) -> Overloaded<Ts...>;
 
 /// The verb of a method's error messages: "cannot <verb> <source>: <why>".
 std::string verb_of(const std::string& method) {
@@ -349,7 +343,12 @@ std::vector<std::string> execute_release(const std::string& uuid, const ExecCont
   }
 }
 
-std::vector<std::string> execute_reconnect(const std::string& uuid, const ExecContext& ctx) {
+namespace {
+
+/// Runs `body(exec, tx, journal, ctx, problems)` on the journal of `uuid` under the domain's
+/// lock; does nothing if there is none. Collects problems instead of throwing.
+template <class Body>
+std::vector<std::string> with_journal(const std::string& uuid, const ExecContext& ctx, Body body) {
   std::vector<std::string> problems;
   try {
     auto real = with_real_exe(ctx);
@@ -360,60 +359,62 @@ std::vector<std::string> execute_reconnect(const std::string& uuid, const ExecCo
     auto journal = exec.load_or_quarantine(uuid, problems);
     if (!journal) return problems;
     Transaction tx(store, *journal);
-    for (std::size_t i = 0; i < journal->entries.size(); ++i) {
-      const auto& e = journal->entries[i];
-      if (e.kind == EntryKind::kProxy && !proxy_alive(e)) {
-        const auto* s = journal->find_socket(e.socket);
-        std::optional<StartProxy> step;
-        if (s)
-          for (const auto& st : s->steps)
-            if (const auto* p = std::get_if<StartProxy>(&st)) step = *p;
-        if (!step) continue;
-        auto copy = *step;
-        auto label = journal->domain + "/" + e.socket + " " + journal->uuid;
-        if (auto p = restart_proxy(tx, i, copy, real, label, journal->qemu_gid); !p.empty()) {
-          problems.push_back(e.socket + ": " + p);
-        } else {
-          log_info(journal->domain + ": " + e.socket + ": proxy restarted");
-        }
-      }
-    }
+    body(exec, tx, *journal, real, problems);
   } catch (const std::exception& e) {
     problems.push_back(e.what());
   }
+  return problems;
+}
+
+}  // namespace
+
+std::vector<std::string> execute_reconnect(const std::string& uuid, const ExecContext& ctx) {
+  auto problems = with_journal(
+      uuid, ctx,
+      [](DomainExecutor&, Transaction& tx, Journal& journal, const ExecContext& real,
+         std::vector<std::string>& out) {
+        for (std::size_t i = 0; i < journal.entries.size(); ++i) {
+          const auto& e = journal.entries[i];
+          if (e.kind != EntryKind::kProxy || proxy_alive(e)) continue;
+          const auto* s = journal.find_socket(e.socket);
+          std::optional<StartProxy> step;
+          if (s)
+            for (const auto& st : s->steps)
+              if (const auto* p = std::get_if<StartProxy>(&st)) step = *p;
+          if (!step) continue;
+          auto copy = *step;
+          auto label = journal.domain + "/" + e.socket + " " + journal.uuid;
+          if (auto p = restart_proxy(tx, i, copy, real, label, journal.qemu_gid); !p.empty()) {
+            out.push_back(e.socket + ": " + p);
+          } else {
+            log_info(journal.domain + ": " + e.socket + ": proxy restarted");
+          }
+        }
+      });
   for (const auto& p : problems) log_warning("reconnect " + uuid + ": " + p);
   return problems;
 }
 
 std::vector<std::string> execute_refresh(const std::string& uuid, const ExecContext& ctx,
                                          const std::vector<std::string>& sockets) {
-  std::vector<std::string> problems;
-  try {
-    auto real = with_real_exe(ctx);
-    JournalStore store(real.paths, false);
-    if (!store.exists()) return {};
-    DomainLock lock(store.dir(), uuid);
-    DomainExecutor exec(real, store);
-    auto journal = exec.load_or_quarantine(uuid, problems);
-    if (!journal) return problems;
-    Transaction tx(store, *journal);
-    Fd lend_dir = open_lend_dir(journal->lend_dir);
-    for (const auto& name : sockets) {
-      // Take back this socket's lend (the mount and grant on the old inode) and lend it anew.
-      for (const auto& p : exec.undo_socket(*journal, name)) problems.push_back(p);
-      tx.save();
-      try {
-        exec.run_socket(tx, journal->sockets, name, lend_dir);
-      } catch (const Error& e) {
-        problems.push_back(name + ": " + e.what());
-        for (const auto& p : exec.undo_socket(*journal, name)) problems.push_back(p);
-        tx.save();
-      }
-    }
-  } catch (const std::exception& e) {
-    problems.push_back(e.what());
-  }
-  return problems;
+  return with_journal(uuid, ctx,
+                      [&](DomainExecutor& exec, Transaction& tx, Journal& journal,
+                          const ExecContext&, std::vector<std::string>& out) {
+                        Fd lend_dir = open_lend_dir(journal.lend_dir);
+                        for (const auto& name : sockets) {
+                          // Take back this socket's lend (the mount and grant on the old inode) and
+                          // lend it anew.
+                          for (const auto& p : exec.undo_socket(journal, name)) out.push_back(p);
+                          tx.save();
+                          try {
+                            exec.run_socket(tx, journal.sockets, name, lend_dir);
+                          } catch (const Error& e) {
+                            out.push_back(name + ": " + e.what());
+                            for (const auto& p : exec.undo_socket(journal, name)) out.push_back(p);
+                            tx.save();
+                          }
+                        }
+                      });
 }
 
 }  // namespace sockhook

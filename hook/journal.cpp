@@ -12,6 +12,7 @@
 
 #include "error.hpp"
 #include "lend_dir.hpp"
+#include "overloaded.hpp"
 #include "sys/file.hpp"
 
 namespace sockhook {
@@ -19,13 +20,6 @@ namespace {
 
 constexpr std::size_t kMaxJournalBytes = 4 * 1024 * 1024;
 constexpr const char* kRoot = "sockhook-journal";
-
-template <class... Ts>
-struct Overloaded : Ts... {
-  using Ts::operator()...;
-};
-template <class... Ts>
-Overloaded(Ts...) -> Overloaded<Ts...>;
 
 [[noreturn]] void corrupt(const std::string& why) { throw Error("corrupt journal: " + why); }
 

@@ -5,16 +5,10 @@
 #include <nlohmann/json.hpp>
 
 #include "error.hpp"
+#include "overloaded.hpp"
 
 namespace sockhook {
 namespace {
-
-template <class... Ts>
-struct Overloaded : Ts... {
-  using Ts::operator()...;
-};
-template <class... Ts>
-Overloaded(Ts...) -> Overloaded<Ts...>;
 
 std::string dirname(const std::string& path) {
   auto slash = path.rfind('/');
