@@ -12,6 +12,7 @@
 #include "error.hpp"
 #include "executor.hpp"
 #include "gather.hpp"
+#include "lends.hpp"
 #include "log.hpp"
 #include "plan.hpp"
 #include "sys/fd.hpp"
@@ -149,6 +150,17 @@ int run_hook(const HookArgs& args, const std::string& config_dir) {
     if (uuid.empty()) return 0;
     ExecContext ctx{paths};
     auto problems = release ? execute_release(uuid, ctx) : execute_reconnect(uuid, ctx);
+    // After a libvirtd restart, also re-bind bind lends whose server restarted meanwhile
+    // (SPEC §4: the mount pins the old inode). Where / is shared (systemd), the new mount
+    // reaches QEMU's namespace too.
+    if (reconnect) {
+      try {
+        for (const auto& s : refresh_lends(ctx, uuid, problems))
+          log_info(args.domain + ": " + s + ": stale bind lend re-bound");
+      } catch (const Error&) {
+        // No journal for this domain: nothing to re-bind.
+      }
+    }
     for (const auto& p : problems) log_warning(args.domain + ": " + p);
     return 0;  // release and reconnect never fail: a failed reconnect would kill the VM
   } catch (const Error& e) {

@@ -33,6 +33,16 @@ lend_echo_server "$lend_user" "$runtime/pipewire-0" 0600
 [[ $(health) == "pipewire=ok wayland=ok" ]] && ok "status: ok after refresh" || fail "status after refresh: $(health)"
 lend_ping qemu "$L/pipewire-0" && ok "refresh: QEMU reaches the new server" || fail "refresh: QEMU cannot reach the new server"
 
+# The server restarts again; this time libvirtd's reconnect re-binds it.
+kill "$echo_pid"
+wait "$echo_pid" 2>/dev/null || true
+rm -f "$runtime/pipewire-0"
+lend_echo_server "$lend_user" "$runtime/pipewire-0" 0600
+[[ $(health) == "pipewire=stale wayland=ok" ]] || fail "status after the second restart: $(health)"
+lend_hook stat-dom reconnect begin "$xml" || fail "reconnect exit"
+[[ $(health) == "pipewire=ok wayland=ok" ]] && ok "reconnect: re-bound the stale pipewire lend" || fail "after reconnect: $(health)"
+lend_ping qemu "$L/pipewire-0" && ok "reconnect: QEMU reaches the restarted server" || fail "reconnect: QEMU cannot reach the restarted server"
+
 # The proxy dies: broken; reconnect starts a new one on the same path.
 pid=$("$bin" status --json | "$py" -c "import json,sys; print([l['proxy_pid'] for l in json.load(sys.stdin) if l['socket']=='wayland' and l['uuid']=='$U'][0])")
 kill "$pid"
