@@ -361,7 +361,8 @@ Needs plan_needs(const DomainInfo& parsed, const std::string& socket, const Anno
                  owner.name,
                  std::to_string(owner.uid),
                  slash == 0 ? "/" : sp.target.substr(0, slash),
-                 sp.target};
+                 sp.target,
+                 ctx.paths.lend_dir(parsed.uuid)};
   return {sp.env, vars};
 }
 

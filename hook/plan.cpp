@@ -198,14 +198,10 @@ class Planner {
         break;
     }
 
-    Variables vars{runtime_dir,        owner.home, owner.name, std::to_string(owner.uid),
-                   dirname(sp.target), sp.target};
+    Variables vars{runtime_dir,        owner.home, owner.name,    std::to_string(owner.uid),
+                   dirname(sp.target), sp.target,  plan_.lend_dir};
+    // Companion files always go to the domain's own lend directory, for every method.
     for (const auto& file : plugin->files) {
-      if (!lent_copy) {
-        sp.warnings.push_back("companion file " + file.path + " is not copied: method " +
-                              std::string(to_string(sp.method)) + " has no lend directory");
-        continue;
-      }
       if (file.content) {
         sp.steps.push_back(CopyFile{"", plan_.lend_dir + "/" + file.target, owner.uid, qemu.uid,
                                     kMaxCompanionBytes, false, file.content});

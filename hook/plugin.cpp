@@ -99,6 +99,8 @@ std::string expand(std::string_view text, const Variables& vars) {
       out += vars.lend_dir;
     else if (name == "target")
       out += vars.target;
+    else if (name == "files_dir")
+      out += vars.files_dir;
     else
       throw Error("unknown variable {" + std::string(name) + "} in '" + std::string(text) + "'");
     i = close + 1;
@@ -121,7 +123,7 @@ Plugin parse_plugin(std::string_view xml, bool admin, const std::string& file) {
   p.audio_backend = root.attribute("audio").as_string();
   std::set<std::string> targets;
   // Only check that variables are known; the values come at plan time.
-  Variables probe{"r", "h", "u", "0", "l", "t"};
+  Variables probe{"r", "h", "u", "0", "l", "t", "f"};
   bool have_socket = false;
   for (auto el : root.children()) {
     if (el.type() != pugi::node_element) continue;

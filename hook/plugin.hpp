@@ -54,10 +54,14 @@ struct Plugin {
 /// Values for {variable} expansion.
 struct Variables {
   std::string runtime_dir, home, user, uid, lend_dir, target;
+  /// Where companion files go: the domain's lend directory under /run/sockhook, whatever the
+  /// method. For acl and group, {lend_dir} is the socket's own directory (SPEC §4), which is
+  /// the user's and no place for a copy of their cookie.
+  std::string files_dir;
 };
 
-/// Replaces {runtime_dir}, {home}, {user}, {uid}, {lend_dir} and {target}. Throws Error
-/// for an unknown or unterminated variable.
+/// Replaces {runtime_dir}, {home}, {user}, {uid}, {lend_dir}, {target} and {files_dir}.
+/// Throws Error for an unknown or unterminated variable.
 std::string expand(std::string_view text, const Variables& vars);
 
 /// Parses one plugin file's text. `admin` allows absolute socket paths. Throws Error with

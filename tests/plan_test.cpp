@@ -208,13 +208,14 @@ TEST_CASE("An acl lend grants traversal on each directory, then rw on the socket
                                      "/run/user/1000/pulse/native", "/run/user/1000/pulse/pid"}};
   auto plan = f.plan();
   CHECK(plan.errors.empty());
-  // No lend directory: QEMU uses the real path.
-  CHECK(plan.domain_steps.empty());
+  // QEMU uses the real path; the lend directory holds only the companion files.
+  REQUIRE(plan.domain_steps.size() == 1);
+  CHECK(std::holds_alternative<MakeLendDir>(plan.domain_steps[0]));
   const auto& s = only_socket(plan);
   CHECK(s.method == Method::kAcl);
   CHECK(s.source == "/run/user/1000/pulse/native");
   CHECK(s.target == "/run/user/1000/pulse/native");
-  REQUIRE(s.steps.size() == 4);
+  REQUIRE(s.steps.size() == 6);
   CHECK(std::holds_alternative<VerifySource>(s.steps[0]));
   auto dir1 = std::get<GrantAcl>(s.steps[1]);
   CHECK(dir1.path == "/run/user/1000");
@@ -231,9 +232,13 @@ TEST_CASE("An acl lend grants traversal on each directory, then rw on the socket
   CHECK_FALSE(sock.directory);
   CHECK(s.exposes == std::vector<std::string>{"/run/user/1000/bus", "/run/user/1000/pulse",
                                               "/run/user/1000/pulse/pid"});
+  // The cookie and client.conf still go to the domain's lend directory ({files_dir}).
+  auto cookie = std::get<CopyFile>(s.steps[4]);
+  CHECK(cookie.target == kLend + "/pulse-cookie");
+  CHECK(std::get<CopyFile>(s.steps[5]).target == kLend + "/pulse-client.conf");
   CHECK(s.env.at(0).value == "unix:/run/user/1000/pulse/native");
+  CHECK(s.env.at(1).value == kLend + "/pulse-cookie");
   CHECK(count_containing(s.warnings, "lets libvirt-qemu traverse /run/user/1000") == 1);
-  CHECK(count_containing(s.warnings, "companion file ~/.config/pulse/cookie is not copied") == 1);
   auto text = format_plan(plan);
   CHECK(contains(text, "also reachable by libvirt-qemu"));
   CHECK(contains(text, "    /run/user/1000/bus\n"));

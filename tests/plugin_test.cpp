@@ -89,7 +89,8 @@ TEST_CASE("Each shipped plugin parses") {
     CHECK(p.env[0].value == "unix:{target}");
     CHECK(p.env[1].name == "PULSE_COOKIE");
     CHECK(p.env[2].name == "PULSE_CLIENTCONFIG");
-    CHECK(p.env[2].value == "{lend_dir}/pulse-client.conf");
+    CHECK(p.env[1].value == "{files_dir}/pulse-cookie");
+    CHECK(p.env[2].value == "{files_dir}/pulse-client.conf");
     REQUIRE(p.audio.size() == 1);
     CHECK(p.audio[0].attribute == "serverName");
     CHECK(p.audio[0].min_libvirt == 7002000);
@@ -225,11 +226,12 @@ TEST_CASE("is_plain_file_name refuses separators, dot names and control characte
 }
 
 TEST_CASE("expand replaces every variable") {
-  Variables v{"/run/user/1000", "/home/alice",     "alice",
-              "1000",           "/run/sockhook/u", "/run/sockhook/u/t"};
-  CHECK(expand("{runtime_dir}|{home}|{user}|{uid}|{lend_dir}|{target}", v) ==
-        "/run/user/1000|/home/alice|alice|1000|/run/sockhook/u|/run/sockhook/u/t");
-  CHECK(expand("unix:{target}", v) == "unix:/run/sockhook/u/t");
+  Variables v{"/run/user/1000",   "/home/alice",        "alice",          "1000",
+              "/run/user/1000/x", "/run/user/1000/x/t", "/run/sockhook/u"};
+  CHECK(expand("{runtime_dir}|{home}|{user}|{uid}|{lend_dir}|{target}|{files_dir}", v) ==
+        "/run/user/1000|/home/alice|alice|1000|/run/user/1000/x|/run/user/1000/x/t|"
+        "/run/sockhook/u");
+  CHECK(expand("unix:{target}", v) == "unix:/run/user/1000/x/t");
   CHECK(expand("{uid}{uid}", v) == "10001000");
   CHECK(expand("", v).empty());
   CHECK(expand("no variables } here", v) == "no variables } here");

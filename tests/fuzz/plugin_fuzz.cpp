@@ -26,8 +26,8 @@ void check(std::string_view xml, bool admin) {
   if (p.socket_path.empty() || escapes(p.socket_path)) __builtin_trap();
   if (!admin && p.socket_path.front() == '/') __builtin_trap();
   if (!sockhook::is_plain_file_name(p.socket_target)) __builtin_trap();
-  sockhook::Variables vars{"/run/user/1000", "/home/alice",     "alice",
-                           "1000",           "/run/sockhook/u", "/run/sockhook/u/t"};
+  sockhook::Variables vars{"/run/user/1000",  "/home/alice",       "alice",          "1000",
+                           "/run/sockhook/u", "/run/sockhook/u/t", "/run/sockhook/u"};
   // Values were checked at parse time: expanding them must not throw.
   for (const auto& e : p.env) (void)sockhook::expand(e.value, vars);
   for (const auto& a : p.audio) (void)sockhook::expand(a.value, vars);
@@ -45,7 +45,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   check(text, true);
   // expand() on raw input: only Error may come out.
   try {
-    (void)sockhook::expand(text, sockhook::Variables{"r", "h", "u", "0", "l", "t"});
+    (void)sockhook::expand(text, sockhook::Variables{"r", "h", "u", "0", "l", "t", "f"});
   } catch (const sockhook::Error&) {
   }
   return 0;
