@@ -90,8 +90,12 @@ results+=("$(measure "shell-release" "$tmp/shell-hook.sh" win11 release end -)")
 # name them; the policy allows them. Everything is restored on exit.
 lend_cycle() {
   local user=shbench uid
-  id "$user" >/dev/null 2>&1 || useradd -M -s /usr/sbin/nologin "$user"
+  if ! id "$user" >/dev/null 2>&1; then
+    useradd -M -s /usr/sbin/nologin "$user"
+    bench_created_user=yes
+  fi
   uid=$(id -u "$user")
+  bench_uid=$uid  # for restore, even if something below fails
   local rt=/run/user/$uid
   mkdir -p "$rt"
   mount -t tmpfs -o "mode=0700,uid=$uid,gid=$uid,size=1m" tmpfs "$rt"
@@ -163,16 +167,18 @@ restore() {
   wait 2>/dev/null || true
   rm -f /etc/sockhook/plugins/bench-{0,1,2,3}.xml
   if [[ -e $tmp/policy.saved ]]; then cp -p "$tmp/policy.saved" /etc/sockhook/policy.conf; fi
-  if [[ -n ${bench_uid:-} ]] && mountpoint -q "/run/user/$bench_uid"; then umount "/run/user/$bench_uid"; fi
+  if [[ -n ${bench_uid:-} ]] && mountpoint -q "/run/user/$bench_uid"; then
+    umount "/run/user/$bench_uid"
+    rmdir "/run/user/$bench_uid"
+  fi
+  if [[ ${bench_created_user:-} == yes ]]; then userdel shbench 2>/dev/null || true; fi
   if [[ ${bench_tmpfs:-} == yes ]]; then umount /run/sockhook; fi
   rm -rf "$tmp"
 }
 pids=()
 if ((EUID == 0)) && [[ $lends == yes ]]; then
-  bench_uid=$(id -u shbench 2>/dev/null || true)
   trap restore EXIT
   lend_cycle
-  bench_uid=$(id -u shbench)
 fi
 
 python3 - "$json" "${results[@]}" <<'PY'
