@@ -53,7 +53,7 @@ std::string undo_entry(const JournalEntry& e, const JournalStore& store, const J
     case EntryKind::kAcl:
       return undo_acl(e, store, journal.uuid, forget);
     case EntryKind::kGroup:
-      return undo_group(e);
+      return undo_group(e, store, journal.uuid, forget);
     case EntryKind::kProxy:
       return undo_proxy(e);
   }

@@ -63,6 +63,26 @@ Fd reopen_recorded_inode(const JournalEntry& e, bool* unsure) {
   return Fd();
 }
 
+std::optional<JournalEntry> other_domains_grant(const JournalStore& store,
+                                                const std::string& own_uuid, EntryKind kind,
+                                                InodeId inode, unsigned id) {
+  for (const auto& uuid : store.uuids()) {
+    if (uuid == own_uuid) continue;
+    std::optional<Journal> other;
+    try {
+      other = store.load(uuid);
+    } catch (const Error&) {
+      continue;
+    }
+    if (!other) continue;
+    for (const auto& e : other->entries) {
+      if (e.kind != kind || !(e.inode == inode)) continue;
+      if ((kind == EntryKind::kAcl ? e.uid : e.gid) == id) return e;
+    }
+  }
+  return std::nullopt;
+}
+
 unsigned long long process_starttime(pid_t pid) {
   if (pid <= 0) return 0;
   std::ifstream in("/proc/" + std::to_string(pid) + "/stat");

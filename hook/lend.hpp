@@ -60,6 +60,14 @@ struct SocketRun {
 /// holds the name: the owner may be renaming): the caller keeps such entries for a later try.
 Fd reopen_recorded_inode(const JournalEntry& entry, bool* unsure);
 
+/// The entry of another domain's journal (not `own_uuid`) that records a change of `kind` on
+/// `inode` for `id` (QEMU's uid for kAcl, its gid for kGroup), or nullopt. Call with the
+/// InodeLock of `inode` held. An unreadable journal is skipped: its own release will quarantine
+/// it, and it cannot be trusted to restore anything. See lend_acl.cpp for the shared-grant rule.
+std::optional<JournalEntry> other_domains_grant(const JournalStore& store,
+                                                const std::string& own_uuid, EntryKind kind,
+                                                InodeId inode, unsigned id);
+
 /// The start time of a process (field 22 of /proc/PID/stat), or 0 if it does not exist.
 unsigned long long process_starttime(pid_t pid);
 

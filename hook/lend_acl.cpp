@@ -31,30 +31,6 @@
 // its own lend would do anyway.
 
 namespace sockhook {
-namespace {
-
-/// The prior state that another domain's journal (not `own_uuid`) recorded with its grant to
-/// `uid` on `inode`, or nullopt if no other journal records one. Call with the InodeLock held.
-/// An unreadable journal is skipped: its own release will quarantine it, and it cannot be
-/// trusted to restore anything.
-std::optional<AclState> prior_of_other_grant(const JournalStore& store, const std::string& own_uuid,
-                                             InodeId inode, uid_t uid) {
-  for (const auto& uuid : store.uuids()) {
-    if (uuid == own_uuid) continue;
-    std::optional<Journal> other;
-    try {
-      other = store.load(uuid);
-    } catch (const Error&) {
-      continue;
-    }
-    if (!other) continue;
-    for (const auto& e : other->entries)
-      if (e.kind == EntryKind::kAcl && e.inode == inode && e.uid == uid) return e.prior;
-  }
-  return std::nullopt;
-}
-
-}  // namespace
 
 void grant_acl(SocketRun& run, const GrantAcl& step) {
   if (!run.source) throw Error("cannot add an ACL entry on " + step.path + ": not verified");
@@ -81,7 +57,10 @@ void grant_acl(SocketRun& run, const GrantAcl& step) {
     auto inode = inode_of(*st);
     // Other domains may share this entry: decide, record and grant while they wait.
     InodeLock lock(run.tx.store().dir(), inode);
-    auto shared = prior_of_other_grant(run.tx.store(), run.tx.journal().uuid, inode, step.uid);
+    std::optional<AclState> shared;
+    if (auto other = other_domains_grant(run.tx.store(), run.tx.journal().uuid, EntryKind::kAcl,
+                                         inode, step.uid))
+      shared = other->prior;
     bool allowed = step.only_if_denied &&
                    acl_allows(proc, *st, step.uid, groups_of_uid(step.uid, run.qemu_gid), perms);
     // Access by the inode's own mode and ACL: nothing to add, nothing to undo.
@@ -120,7 +99,7 @@ std::string undo_acl(const JournalEntry& e, const JournalStore& store, const std
   try {
     InodeLock lock(store.dir(), e.inode);
     // Another domain still uses the entry: the last one released removes it.
-    if (!prior_of_other_grant(store, uuid, e.inode, e.uid)) {
+    if (!other_domains_grant(store, uuid, EntryKind::kAcl, e.inode, e.uid)) {
       auto proc = fd.proc_path();
       auto now = read_acl_state(proc, e.uid);
       // Not ours any more (never applied, already undone, or changed by the owner): leave it.

@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "error.hpp"
+#include "lock.hpp"
 #include "sys/acl.hpp"
 
 namespace sockhook {
@@ -18,6 +19,11 @@ void change_group(SocketRun& run, const ChangeGroup& step) {
   const auto& st = run.source->st;
   auto proc = fd.proc_path();
   try {
+    auto inode = inode_of(st);
+    // Another domain may have changed it already: decide, record and change while it waits.
+    InodeLock lock(run.tx.store().dir(), inode);
+    auto shared = other_domains_grant(run.tx.store(), run.tx.journal().uuid, EntryKind::kGroup,
+                                      inode, step.gid);
     auto prior = read_acl_state(proc, run.qemu_uid);
     if (prior.xattr) throw Error("it has an extended ACL (use method acl)");
     JournalEntry e;
@@ -27,35 +33,47 @@ void change_group(SocketRun& run, const ChangeGroup& step) {
     e.base = run.spec.base;
     e.relative = run.spec.relative;
     e.owner = run.spec.owner;
-    e.inode = inode_of(st);
+    e.inode = inode;
     e.gid = step.gid;
-    e.prior_gid = st.st_gid;
-    e.prior = prior;
+    // Shared: the group and mode from before the first domain's change.
+    e.prior_gid = shared ? shared->prior_gid : st.st_gid;
+    e.prior = shared ? shared->prior : prior;
     run.tx.record(e);
     // fchownat(AT_EMPTY_PATH) acts on the O_PATH fd's inode; the owner stays (-1).
     if (::fchownat(fd.get(), "", static_cast<uid_t>(-1), step.gid, AT_EMPTY_PATH) != 0)
       throw_errno("fchownat");
     // fchmod fails on O_PATH fds; chmod through the magic link reaches the same inode.
-    if (::chmod(proc.c_str(), (prior.mode | 060) & 07777) != 0) throw_errno("chmod");
+    if (::chmod(proc.c_str(), (st.st_mode | 060) & 07777) != 0) throw_errno("chmod");
   } catch (const Error& err) {
     throw Error(what + ": " + err.what(), err.err());
   }
 }
 
-std::string undo_group(const JournalEntry& e) {
+std::string undo_group(const JournalEntry& e, const JournalStore& store, const std::string& uuid,
+                       const std::function<void()>& forget) {
   bool unsure = false;
   Fd fd = reopen_recorded_inode(e, &unsure);
   // Someone swapped the name for something else: keep the entry, a later release tries again.
   if (!fd && unsure)
     return "cannot find " + e.path + " again (the name holds something else now); will retry";
   if (!fd) return "";
-  struct stat st {};
-  if (::fstat(fd.get(), &st) != 0 || st.st_gid != e.gid) return "";
   auto what = "cannot restore the group and mode of " + e.path;
-  if (::fchownat(fd.get(), "", static_cast<uid_t>(-1), e.prior_gid, AT_EMPTY_PATH) != 0)
-    return what + ": " + std::strerror(errno);
-  if (::chmod(fd.proc_path().c_str(), e.prior.mode) != 0) return what + ": " + std::strerror(errno);
-  return "";
+  try {
+    InodeLock lock(store.dir(), e.inode);
+    // Another domain still uses the change: the last one released restores.
+    struct stat st {};
+    if (!other_domains_grant(store, uuid, EntryKind::kGroup, e.inode, e.gid) &&
+        ::fstat(fd.get(), &st) == 0 && st.st_gid == e.gid) {
+      if (::fchownat(fd.get(), "", static_cast<uid_t>(-1), e.prior_gid, AT_EMPTY_PATH) != 0)
+        return what + ": " + std::strerror(errno);
+      if (::chmod(fd.proc_path().c_str(), e.prior.mode) != 0)
+        return what + ": " + std::strerror(errno);
+    }
+    forget();
+    return "";
+  } catch (const Error& err) {
+    return what + ": " + err.what();
+  }
 }
 
 }  // namespace sockhook

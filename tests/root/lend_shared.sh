@@ -2,8 +2,9 @@
 # Two domains lend the same socket, whose mode (0755) denies QEMU's user, so each lend needs
 # the u:QEMU:rw entry (and, for acl, u:QEMU:x on the runtime directory). The entry is shared:
 # releasing one domain must not take access from the other, and releasing the last one must
-# leave getfacl byte-identical to before the first prepare (S7). For bind, acl, and one of
-# each, in both release orders; then both domains prepared and released at the same time.
+# leave getfacl byte-identical to before the first prepare (S7). For bind, acl, one of each,
+# and group (the socket's group and mode, shared the same way), in both release orders; then
+# both domains prepared and released at the same time.
 #
 #   bash tests/root/lend_shared.sh /abs/path/to/sockhook
 set -euo pipefail
@@ -17,7 +18,8 @@ lend_warm
 sock=$runtime/pipewire-0
 lend_echo_server "$lend_user" "$sock" 0755
 
-# facls FILE: getfacl of the socket and of the runtime directory, which the lends share.
+# facls FILE: getfacl (owner, group, mode, ACL) of the socket and of the runtime directory,
+# which the lends share.
 facls() { getfacl -p "$sock" "$runtime" >"$1" 2>&1; }
 
 # target_of UUID METHOD: where QEMU reaches the socket.
@@ -43,7 +45,11 @@ check_shared() {
   if lend_ping qemu "$sock"; then fail "$what: QEMU's user reaches $sock before any lend"; fi
   lend_hook shared-a prepare begin "$xa" || fail "$what: prepare A: $(cat "$tmp/hook.err")"
   lend_hook shared-b prepare begin "$xb" || fail "$what: prepare B: $(cat "$tmp/hook.err")"
-  getfacl -cp "$sock" | grep -qx "user:$qemu_user:rw-" || fail "$what: no u:$qemu_user:rw- on the socket"
+  if [[ $ma == group ]]; then
+    [[ $(stat -c %g "$sock") == "$qemu_gid" ]] || fail "$what: the socket's group is not QEMU's"
+  else
+    getfacl -cp "$sock" | grep -qx "user:$qemu_user:rw-" || fail "$what: no u:$qemu_user:rw- on the socket"
+  fi
   reach "$what, both lent" "$ta"
   reach "$what, both lent" "$tb"
   local second xfirst xsecond tsecond
@@ -71,6 +77,7 @@ for order in A B; do
   check_shared bind bind "$order"
   check_shared acl acl "$order"
   check_shared bind acl "$order"
+  check_shared group group "$order"
 done
 
 # Both domains at once: the inode lock must serialise the decisions. If two releases could
