@@ -426,13 +426,18 @@ TEST_CASE("A message with many descriptors arrives complete and in order") {
   for (size_t i = 0; i < count; ++i) CHECK(file_content(r.fds[i]) == std::to_string(i));
 }
 
-TEST_CASE("Descriptors leave with their own message even when the proxy reads several at once") {
+TEST_CASE("Once a direction carried descriptors, they leave with their own message") {
   // Real PulseAudio reads frame by frame and takes the descriptors that arrive during a
   // frame as that frame's. Stop the proxy so that a plain message and a message with a
   // descriptor queue up together, the way a busy server sends them; a reader that reads
   // exactly the first message must get no descriptor, and the next read must.
   Setup s;
   auto [client, server] = s.connect_pair();
+  // The first descriptors arm exact placement on this direction (see fds_pending).
+  Fd arming = make_memfd("first");
+  REQUIRE(send_with_fds(server.get(), "x", {arming.get()}));
+  auto armed = receive_exactly(client.get(), 1);
+  REQUIRE(armed.fds.size() == 1);
   for (int round = 0; round < 20; ++round) {
     REQUIRE(kill(s.proxy->pid(), SIGSTOP) == 0);
     const std::string plain(100 + static_cast<size_t>(round), 'p');
