@@ -10,6 +10,7 @@
 
 #include "error.hpp"
 #include "lend_dir.hpp"
+#include "lock.hpp"
 
 namespace sockhook {
 
@@ -81,6 +82,27 @@ std::optional<JournalEntry> other_domains_grant(const JournalStore& store,
     }
   }
   return std::nullopt;
+}
+
+std::string undo_shared_change(const JournalEntry& e, const JournalStore& store,
+                               const std::string& uuid, unsigned id, const std::string& what,
+                               const std::function<void()>& forget,
+                               const std::function<void(const Fd&)>& restore) {
+  bool unsure = false;
+  Fd fd = reopen_recorded_inode(e, &unsure);
+  // Someone swapped the name for something else: keep the entry, a later release tries again.
+  if (!fd && unsure)
+    return "cannot find " + e.path + " again (the name holds something else now); will retry";
+  // The inode is gone or replaced (the server restarted): our change went with it.
+  if (!fd) return "";
+  try {
+    InodeLock lock(store.dir(), e.inode);
+    if (!other_domains_grant(store, uuid, e.kind, e.inode, id)) restore(fd);
+    forget();
+    return "";
+  } catch (const Error& err) {
+    return what + ": " + err.what();
+  }
 }
 
 unsigned long long process_starttime(pid_t pid) {

@@ -3,6 +3,7 @@
 #include <sys/types.h>
 
 #include <cstddef>
+#include <functional>
 #include <optional>
 #include <string>
 
@@ -67,6 +68,17 @@ Fd reopen_recorded_inode(const JournalEntry& entry, bool* unsure);
 std::optional<JournalEntry> other_domains_grant(const JournalStore& store,
                                                 const std::string& own_uuid, EntryKind kind,
                                                 InodeId inode, unsigned id);
+
+/// Undoes a change that domains may share (an acl entry, a group change): finds the inode again,
+/// takes its lock and, unless another domain's journal still records the same change (then the
+/// last one released restores), calls `restore` on it (throwing Error on failure). Then calls
+/// `forget` under the lock. A name that holds something else now keeps the entry for a later
+/// try; a gone or replaced inode took the change with it. Returns a problem prefixed by `what`,
+/// or "".
+std::string undo_shared_change(const JournalEntry& entry, const JournalStore& store,
+                               const std::string& uuid, unsigned id, const std::string& what,
+                               const std::function<void()>& forget,
+                               const std::function<void(const Fd&)>& restore);
 
 /// The start time of a process (field 22 of /proc/PID/stat), or 0 if it does not exist.
 unsigned long long process_starttime(pid_t pid);

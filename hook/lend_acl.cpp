@@ -89,28 +89,15 @@ void grant_acl(SocketRun& run, const GrantAcl& step) {
 
 std::string undo_acl(const JournalEntry& e, const JournalStore& store, const std::string& uuid,
                      const std::function<void()>& forget) {
-  bool unsure = false;
-  Fd fd = reopen_recorded_inode(e, &unsure);
-  // Someone swapped the name for something else: keep the entry, a later release tries again.
-  if (!fd && unsure)
-    return "cannot find " + e.path + " again (the name holds something else now); will retry";
-  // The inode is gone or replaced (the server restarted): our entry went with it.
-  if (!fd) return "";
-  try {
-    InodeLock lock(store.dir(), e.inode);
-    // Another domain still uses the entry: the last one released removes it.
-    if (!other_domains_grant(store, uuid, EntryKind::kAcl, e.inode, e.uid)) {
-      auto proc = fd.proc_path();
-      auto now = read_acl_state(proc, e.uid);
-      // Not ours any more (never applied, already undone, or changed by the owner): leave it.
-      if (now.entry && (*now.entry & e.perms) == e.perms) acl_revoke_user(proc, e.uid, e.prior);
-    }
-    forget();
-    return "";
-  } catch (const Error& err) {
-    return "cannot remove ACL entry u:" + std::to_string(e.uid) + " from " + e.path + ": " +
-           err.what();
-  }
+  return undo_shared_change(
+      e, store, uuid, e.uid,
+      "cannot remove ACL entry u:" + std::to_string(e.uid) + " from " + e.path, forget,
+      [&](const Fd& fd) {
+        auto proc = fd.proc_path();
+        auto now = read_acl_state(proc, e.uid);
+        // Not ours any more (never applied, already undone, or changed by the owner): leave it.
+        if (now.entry && (*now.entry & e.perms) == e.perms) acl_revoke_user(proc, e.uid, e.prior);
+      });
 }
 
 }  // namespace sockhook

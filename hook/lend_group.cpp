@@ -4,7 +4,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <cstring>
 
 #include "error.hpp"
 #include "lock.hpp"
@@ -51,29 +50,16 @@ void change_group(SocketRun& run, const ChangeGroup& step) {
 
 std::string undo_group(const JournalEntry& e, const JournalStore& store, const std::string& uuid,
                        const std::function<void()>& forget) {
-  bool unsure = false;
-  Fd fd = reopen_recorded_inode(e, &unsure);
-  // Someone swapped the name for something else: keep the entry, a later release tries again.
-  if (!fd && unsure)
-    return "cannot find " + e.path + " again (the name holds something else now); will retry";
-  if (!fd) return "";
-  auto what = "cannot restore the group and mode of " + e.path;
-  try {
-    InodeLock lock(store.dir(), e.inode);
-    // Another domain still uses the change: the last one released restores.
-    struct stat st {};
-    if (!other_domains_grant(store, uuid, EntryKind::kGroup, e.inode, e.gid) &&
-        ::fstat(fd.get(), &st) == 0 && st.st_gid == e.gid) {
-      if (::fchownat(fd.get(), "", static_cast<uid_t>(-1), e.prior_gid, AT_EMPTY_PATH) != 0)
-        return what + ": " + std::strerror(errno);
-      if (::chmod(fd.proc_path().c_str(), e.prior.mode) != 0)
-        return what + ": " + std::strerror(errno);
-    }
-    forget();
-    return "";
-  } catch (const Error& err) {
-    return what + ": " + err.what();
-  }
+  return undo_shared_change(
+      e, store, uuid, e.gid, "cannot restore the group and mode of " + e.path, forget,
+      [&](const Fd& fd) {
+        struct stat st {};
+        // Not ours any more (the owner changed the group back): leave it.
+        if (::fstat(fd.get(), &st) != 0 || st.st_gid != e.gid) return;
+        if (::fchownat(fd.get(), "", static_cast<uid_t>(-1), e.prior_gid, AT_EMPTY_PATH) != 0)
+          throw_errno("fchownat");
+        if (::chmod(fd.proc_path().c_str(), e.prior.mode) != 0) throw_errno("chmod");
+      });
 }
 
 }  // namespace sockhook
