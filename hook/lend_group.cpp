@@ -4,7 +4,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-
 #include "error.hpp"
 #include "lock.hpp"
 #include "sys/acl.hpp"
