@@ -5,15 +5,10 @@
 #include <string>
 #include <vector>
 
+#include "paths.hpp"
 #include "plan.hpp"
 
 namespace sockhook {
-
-/// What executors need besides the plan.
-struct ExecContext {
-  Paths paths;
-  std::string self_exe = "/proc/self/exe";  ///< the binary that proxies are started from
-};
 
 /// Carries out a prepare plan as one transaction (R1): a per-domain lock; the journal entry
 /// is written before each side effect (R3). If a required socket fails, everything is rolled

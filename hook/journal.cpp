@@ -4,148 +4,23 @@
 #include <linux/openat2.h>
 #include <unistd.h>
 
-#include <charconv>
-#include <limits>
 #include <sstream>
 
 #include <pugixml.hpp>
 
+#include "domain_xml.hpp"
 #include "error.hpp"
+#include "journal_attr.hpp"
 #include "lend_dir.hpp"
-#include "overloaded.hpp"
 #include "sys/file.hpp"
 
 namespace sockhook {
 namespace {
 
+using namespace journal_attr;
+
 constexpr std::size_t kMaxJournalBytes = 4 * 1024 * 1024;
 constexpr const char* kRoot = "sockhook-journal";
-
-[[noreturn]] void corrupt(const std::string& why) { throw Error("corrupt journal: " + why); }
-
-template <typename T>
-T number(const pugi::xml_node& node, const char* name) {
-  auto attr = node.attribute(name);
-  if (!attr) corrupt("<" + std::string(node.name()) + "> lacks " + name);
-  std::string_view text = attr.value();
-  unsigned long long v = 0;
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-  if (text.empty() || ec != std::errc() || end != text.data() + text.size())
-    corrupt(std::string(name) + "='" + attr.value() + "' is not a number");
-  if (v > static_cast<unsigned long long>(std::numeric_limits<T>::max()))
-    corrupt(std::string(name) + " is out of range");
-  return static_cast<T>(v);
-}
-
-std::string text(const pugi::xml_node& node, const char* name) {
-  auto attr = node.attribute(name);
-  if (!attr) corrupt("<" + std::string(node.name()) + "> lacks " + name);
-  return attr.value();
-}
-
-bool flag(const pugi::xml_node& node, const char* name) { return text(node, name) == "yes"; }
-
-template <typename T>
-void put(pugi::xml_node& node, const char* name, T value) {
-  node.append_attribute(name) = std::to_string(value).c_str();
-}
-void put(pugi::xml_node& node, const char* name, const std::string& value) {
-  node.append_attribute(name) = value.c_str();
-}
-void put_flag(pugi::xml_node& node, const char* name, bool value) {
-  node.append_attribute(name) = value ? "yes" : "no";
-}
-
-void write_step(pugi::xml_node parent, const Step& step) {
-  auto n = parent.append_child("step");
-  std::visit(Overloaded{
-                 [&](const MakeLendDir& s) {
-                   put(n, "action", std::string("make_lend_dir"));
-                   put(n, "path", s.path);
-                   put(n, "qemu-uid", s.qemu_uid);
-                 },
-                 [&](const VerifySource& s) {
-                   put(n, "action", std::string("verify_source"));
-                   put(n, "runtime-dir", s.runtime_dir);
-                   put(n, "relative", s.relative);
-                   put(n, "owner", s.owner);
-                   put(n, "wait", s.wait_seconds);
-                 },
-                 [&](const CreateTarget& s) {
-                   put(n, "action", std::string("create_target"));
-                   put(n, "path", s.path);
-                 },
-                 [&](const BindMount& s) {
-                   put(n, "action", std::string("bind_mount"));
-                   put(n, "source", s.source);
-                   put(n, "target", s.target);
-                 },
-                 [&](const GrantAcl& s) {
-                   put(n, "action", std::string("grant_acl"));
-                   put(n, "path", s.path);
-                   put(n, "uid", s.uid);
-                   put(n, "perms", s.perms);
-                   put_flag(n, "only-if-denied", s.only_if_denied);
-                   put_flag(n, "directory", s.directory);
-                 },
-                 [&](const ChangeGroup& s) {
-                   put(n, "action", std::string("change_group"));
-                   put(n, "path", s.path);
-                   put(n, "gid", s.gid);
-                 },
-                 [&](const CopyFile& s) {
-                   put(n, "action", std::string("copy_file"));
-                   put(n, "source", s.source);
-                   put(n, "target", s.target);
-                   put(n, "owner", s.owner);
-                   put(n, "qemu-uid", s.qemu_uid);
-                   put(n, "max-bytes", s.max_bytes);
-                   put_flag(n, "optional", s.optional);
-                   if (s.content) n.append_attribute("content") = s.content->c_str();
-                 },
-                 [&](const StartProxy& s) {
-                   put(n, "action", std::string("start_proxy"));
-                   put(n, "listen", s.listen_path);
-                   put(n, "source", s.source);
-                   put(n, "owner", s.owner);
-                   put(n, "owner-gid", s.owner_gid);
-                   put(n, "qemu-uid", s.qemu_uid);
-                   put(n, "qemu-gid", s.qemu_gid);
-                 },
-             },
-             step);
-}
-
-Step read_step(const pugi::xml_node& n) {
-  auto action = text(n, "action");
-  if (action == "make_lend_dir") return MakeLendDir{text(n, "path"), number<uid_t>(n, "qemu-uid")};
-  if (action == "verify_source")
-    return VerifySource{text(n, "runtime-dir"), text(n, "relative"), number<uid_t>(n, "owner"),
-                        number<int>(n, "wait")};
-  if (action == "create_target") return CreateTarget{text(n, "path")};
-  if (action == "bind_mount") return BindMount{text(n, "source"), text(n, "target")};
-  if (action == "grant_acl")
-    return GrantAcl{text(n, "path"), number<uid_t>(n, "uid"), text(n, "perms"),
-                    flag(n, "only-if-denied"), flag(n, "directory")};
-  if (action == "change_group") return ChangeGroup{text(n, "path"), number<gid_t>(n, "gid")};
-  if (action == "copy_file")
-    return CopyFile{
-        text(n, "source"),
-        text(n, "target"),
-        number<uid_t>(n, "owner"),
-        number<uid_t>(n, "qemu-uid"),
-        number<std::size_t>(n, "max-bytes"),
-        flag(n, "optional"),
-        n.attribute("content") ? std::optional<std::string>(text(n, "content")) : std::nullopt};
-  if (action == "start_proxy")
-    return StartProxy{text(n, "listen"),
-                      text(n, "source"),
-                      number<uid_t>(n, "owner"),
-                      number<gid_t>(n, "owner-gid"),
-                      number<uid_t>(n, "qemu-uid"),
-                      number<gid_t>(n, "qemu-gid")};
-  corrupt("unknown step action '" + action + "'");
-}
 
 void write_entry(pugi::xml_node parent, const JournalEntry& e) {
   auto n = parent.append_child("entry");

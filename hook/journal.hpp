@@ -7,7 +7,8 @@
 #include <string_view>
 #include <vector>
 
-#include "plan.hpp"
+#include "paths.hpp"
+#include "step.hpp"
 #include "sys/acl.hpp"
 #include "sys/fd.hpp"
 #include "sys/resolve.hpp"

@@ -5,7 +5,6 @@
 #include <nlohmann/json.hpp>
 
 #include "error.hpp"
-#include "overloaded.hpp"
 
 namespace sockhook {
 namespace {
@@ -233,129 +232,6 @@ class Planner {
 }  // namespace
 
 Plan make_plan(const PlanInputs& in) { return Planner(in).run(); }
-
-std::string describe(const Step& step) {
-  return std::visit(
-      Overloaded{
-          [](const MakeLendDir& s) {
-            return "create lend directory " + s.path +
-                   " (root, 0700, ACL u:" + std::to_string(s.qemu_uid) + ":--x)";
-          },
-          [](const VerifySource& s) {
-            return "open " + s.runtime_dir + " and resolve " + s.relative +
-                   " beneath it (openat2, no symlinks, no mount crossing); require a socket "
-                   "owned by uid " +
-                   std::to_string(s.owner) + "; wait up to " + std::to_string(s.wait_seconds) +
-                   " s";
-          },
-          [](const CreateTarget& s) {
-            return "create empty mount point " + s.path + " (O_EXCL|O_NOFOLLOW)";
-          },
-          [](const BindMount& s) {
-            return "bind-mount the verified inode of " + s.source + " onto " + s.target +
-                   " (open_tree + move_mount)";
-          },
-          [](const GrantAcl& s) {
-            return "add ACL entry u:" + std::to_string(s.uid) + ":" + s.perms + " on " +
-                   (s.directory ? "directory " : "the verified inode of ") + s.path +
-                   (s.only_if_denied ? " (only if its mode and ACL deny it)" : "");
-          },
-          [](const ChangeGroup& s) {
-            return "change group of the verified inode of " + s.path + " to gid " +
-                   std::to_string(s.gid) + " and add g+rw";
-          },
-          [](const CopyFile& s) {
-            if (s.content)
-              return "write the plugin's " + std::to_string(s.content->size()) + " bytes to " +
-                     s.target + " (owner uid " + std::to_string(s.qemu_uid) + ", 0400)";
-            return "copy " + s.source + " as uid " + std::to_string(s.owner) +
-                   " (no symlinks, at most " + std::to_string(s.max_bytes) + " bytes) to " +
-                   s.target + " (owner uid " + std::to_string(s.qemu_uid) + ", 0400)" +
-                   (s.optional ? " if it exists" : "");
-          },
-          [](const StartProxy& s) {
-            return "listen on " + s.listen_path + " (owner uid " + std::to_string(s.qemu_uid) +
-                   ", 0600) and start a proxy as uid " + std::to_string(s.owner) +
-                   " that connects to " + s.source + " per client, serving only uid " +
-                   std::to_string(s.qemu_uid);
-          },
-      },
-      step);
-}
-
-std::string describe_undo(const Step& step) {
-  return std::visit(
-      Overloaded{
-          [](const MakeLendDir& s) { return "remove lend directory " + s.path + " if empty"; },
-          [](const VerifySource&) { return std::string(); },
-          [](const CreateTarget& s) { return "remove " + s.path; },
-          [](const BindMount& s) {
-            return "unmount " + s.target + " (if it still holds that inode)";
-          },
-          [](const GrantAcl& s) {
-            return "remove ACL entry u:" + std::to_string(s.uid) + " from " + s.path +
-                   " and restore its mask exactly (if the inode still matches)";
-          },
-          [](const ChangeGroup& s) {
-            return "restore the group and mode of " + s.path +
-                   " exactly (if the inode still matches)";
-          },
-          [](const CopyFile& s) { return "remove " + s.target; },
-          [](const StartProxy& s) {
-            return "stop the proxy (through its pidfd) and remove " + s.listen_path;
-          },
-      },
-      step);
-}
-
-nlohmann::json to_json(const Step& step) {
-  using nlohmann::json;
-  return std::visit(
-      Overloaded{
-          [](const MakeLendDir& s) {
-            return json{{"action", "make_lend_dir"}, {"path", s.path}, {"qemu_uid", s.qemu_uid}};
-          },
-          [](const VerifySource& s) {
-            return json{{"action", "verify_source"},
-                        {"runtime_dir", s.runtime_dir},
-                        {"relative", s.relative},
-                        {"owner_uid", s.owner},
-                        {"wait_seconds", s.wait_seconds}};
-          },
-          [](const CreateTarget& s) {
-            return json{{"action", "create_target"}, {"path", s.path}};
-          },
-          [](const BindMount& s) {
-            return json{{"action", "bind_mount"}, {"source", s.source}, {"target", s.target}};
-          },
-          [](const GrantAcl& s) {
-            return json{{"action", "grant_acl"},
-                        {"path", s.path},
-                        {"uid", s.uid},
-                        {"perms", s.perms},
-                        {"only_if_denied", s.only_if_denied},
-                        {"directory", s.directory}};
-          },
-          [](const ChangeGroup& s) {
-            return json{{"action", "change_group"}, {"path", s.path}, {"gid", s.gid}};
-          },
-          [](const CopyFile& s) {
-            json j{{"action", "copy_file"}, {"source", s.source},     {"target", s.target},
-                   {"owner_uid", s.owner},  {"qemu_uid", s.qemu_uid}, {"max_bytes", s.max_bytes},
-                   {"optional", s.optional}};
-            if (s.content) j["content"] = *s.content;
-            return j;
-          },
-          [](const StartProxy& s) {
-            return json{{"action", "start_proxy"},
-                        {"listen", s.listen_path},
-                        {"source", s.source},
-                        {"owner_uid", s.owner},
-                        {"qemu_uid", s.qemu_uid}};
-          },
-      },
-      step);
-}
 
 std::string format_plan(const Plan& plan) {
   std::ostringstream out;

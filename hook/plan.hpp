@@ -5,109 +5,19 @@
 #include <map>
 #include <optional>
 #include <string>
-#include <variant>
 #include <vector>
 
 #include <nlohmann/json_fwd.hpp>
 
 #include "domain_xml.hpp"
+#include "paths.hpp"
 #include "plugin.hpp"
 #include "policy.hpp"
 #include "qemu_identity.hpp"
+#include "step.hpp"
 #include "sys/users.hpp"
 
 namespace sockhook {
-
-/// Where sockhook keeps lend directories and its journal.
-struct Paths {
-  std::string lend_root = "/run/sockhook";        ///< /run/sockhook/<uuid>/ per domain
-  std::string state_dir = "/run/sockhook/state";  ///< journals and locks, root 0700
-  std::string user_runtime_root = "/run/user";    ///< /run/user/<uid>
-
-  std::string lend_dir(const std::string& uuid) const { return lend_root + "/" + uuid; }
-  std::string runtime_dir(uid_t uid) const { return user_runtime_root + "/" + std::to_string(uid); }
-};
-
-// ---- The steps of a prepare. Each is plain data; executors carry them out. ----
-
-/// Create the domain's lend directory: root-owned 0700, plus one ACL entry u:QEMU:--x, so
-/// that only QEMU's user can traverse it and nobody but root can write it (S4).
-struct MakeLendDir {
-  std::string path;
-  uid_t qemu_uid;
-};
-
-/// Resolve the source socket beneath the owner's runtime directory with openat2 (no symlinks,
-/// no other file system), and check it is a socket owned by the owner (S1, S2). Wait up to
-/// `wait_seconds` for it to appear (inotify, bounded).
-struct VerifySource {
-  std::string runtime_dir;  ///< opened first; must be owned by `owner`
-  std::string relative;     ///< beneath runtime_dir (or absolute, for admin plugins)
-  uid_t owner;
-  int wait_seconds;
-};
-
-/// Create an empty placeholder file (O_CREAT|O_EXCL|O_NOFOLLOW) to mount onto.
-struct CreateTarget {
-  std::string path;
-};
-
-/// Bind-mount the verified source inode onto the target (open_tree + move_mount).
-struct BindMount {
-  std::string source;
-  std::string target;
-};
-
-/// Add one named-user ACL entry to the verified inode, through /proc/self/fd. With
-/// `only_if_denied`, only when the inode's own mode and ACL deny `uid` those rights.
-struct GrantAcl {
-  std::string path;  ///< for display; the executor acts on the verified fd
-  uid_t uid;
-  std::string perms;  ///< "rw" for sockets, "x" for directories
-  bool only_if_denied;
-  bool directory;  ///< a traversal grant on a directory of the path (acl/group methods)
-};
-
-/// Change the verified socket's group to QEMU's and add g+rw (method group).
-struct ChangeGroup {
-  std::string path;
-  gid_t gid;
-};
-
-/// Copy a companion file: read as the owner (privileges dropped, no symlinks, capped), write
-/// into the lend directory owned by QEMU's user, mode 0400 (S8). With `content`, write that
-/// instead (fixed text from the plugin; nothing of the owner's is read).
-struct CopyFile {
-  std::string source;
-  std::string target;
-  uid_t owner;
-  uid_t qemu_uid;
-  std::size_t max_bytes;
-  bool optional;
-  std::optional<std::string> content = std::nullopt;
-};
-
-/// Create the proxy's listening socket in the lend directory, owned by QEMU's user, 0600, and
-/// start a proxy process running as the owner that connects to `source` for each client.
-struct StartProxy {
-  std::string listen_path;
-  std::string source;
-  uid_t owner;
-  gid_t owner_gid;
-  uid_t qemu_uid;
-  gid_t qemu_gid;
-};
-
-/// One step of a prepare.
-using Step = std::variant<MakeLendDir, VerifySource, CreateTarget, BindMount, GrantAcl, ChangeGroup,
-                          CopyFile, StartProxy>;
-
-/// One line saying what a step does, e.g. "bind-mount /run/user/1000/pipewire-0 onto ...".
-std::string describe(const Step& step);
-/// One line saying how release undoes a step ("" if it needs no undo).
-std::string describe_undo(const Step& step);
-/// Machine-readable form of a step: {"action": "...", ...fields}.
-nlohmann::json to_json(const Step& step);
 
 /// An environment variable QEMU needs, and whether the domain XML already provides it.
 struct EnvNeed {

@@ -1,0 +1,96 @@
+#include "step.hpp"
+
+#include <type_traits>
+
+#include <nlohmann/json.hpp>
+#include <pugixml.hpp>
+
+#include "journal_attr.hpp"
+
+namespace sockhook {
+namespace {
+
+template <typename T>
+struct IsOptional : std::false_type {};
+template <typename T>
+struct IsOptional<std::optional<T>> : std::true_type {};
+
+/// The step alternative whose kAction is `action`, default-constructed; nullopt if none.
+template <typename... Ts>
+std::optional<Step> step_of_action(const std::string& action, const std::variant<Ts...>*) {
+  std::optional<Step> out;
+  ((action == Ts::kAction ? (out = Ts{}, true) : false) || ...);
+  return out;
+}
+
+}  // namespace
+
+std::string describe(const Step& step) {
+  return std::visit([](const auto& s) { return s.describe(); }, step);
+}
+
+std::string describe_undo(const Step& step) {
+  return std::visit([](const auto& s) { return s.describe_undo(); }, step);
+}
+
+nlohmann::json to_json(const Step& step) {
+  return std::visit(
+      [](const auto& s) {
+        nlohmann::json j{{"action", s.kAction}};
+        s.fields(s, [&](Key key, const auto& value) {
+          if constexpr (IsOptional<std::decay_t<decltype(value)>>::value) {
+            if (value) j[key.json] = *value;
+          } else {
+            j[key.json] = value;
+          }
+        });
+        return j;
+      },
+      step);
+}
+
+void write_step(pugi::xml_node parent, const Step& step) {
+  using namespace journal_attr;
+  auto n = parent.append_child("step");
+  std::visit(
+      [&](const auto& s) {
+        put(n, "action", std::string(s.kAction));
+        s.fields(s, [&](Key key, const auto& value) {
+          using T = std::decay_t<decltype(value)>;
+          if constexpr (IsOptional<T>::value) {
+            if (value) put(n, key.journal, *value);
+          } else if constexpr (std::is_same_v<T, bool>) {
+            put_flag(n, key.journal, value);
+          } else {
+            put(n, key.journal, value);
+          }
+        });
+      },
+      step);
+}
+
+Step read_step(const pugi::xml_node& n) {
+  using namespace journal_attr;
+  auto action = text(n, "action");
+  auto step = step_of_action(action, static_cast<const Step*>(nullptr));
+  if (!step) corrupt("unknown step action '" + action + "'");
+  std::visit(
+      [&](auto& s) {
+        s.fields(s, [&](Key key, auto& value) {
+          using T = std::decay_t<decltype(value)>;
+          if constexpr (IsOptional<T>::value) {
+            if (n.attribute(key.journal)) value = text(n, key.journal);
+          } else if constexpr (std::is_same_v<T, std::string>) {
+            value = text(n, key.journal);
+          } else if constexpr (std::is_same_v<T, bool>) {
+            value = flag(n, key.journal);
+          } else {
+            value = number<T>(n, key.journal);
+          }
+        });
+      },
+      *step);
+  return *step;
+}
+
+}  // namespace sockhook

@@ -1,0 +1,240 @@
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <variant>
+
+#include <nlohmann/json_fwd.hpp>
+
+namespace pugi {
+class xml_node;
+}
+
+namespace sockhook {
+
+// ---- The steps of a prepare. Each is plain data; executors carry them out. ----
+//
+// Each step lists its fields once, in `fields`: step.cpp derives its JSON form and its journal
+// record from that list. `describe` and `describe_undo` say in one line what it does and how
+// release undoes it. Adding a step: the struct here (and in `Step`), the planner that emits it
+// (plan.cpp), the executor that runs it (executor.cpp).
+
+/// A field's names: in JSON (snake_case) and as a journal attribute (kebab-case).
+struct Key {
+  const char* json;
+  const char* journal;
+};
+
+/// Create the domain's lend directory: root-owned 0700, plus one ACL entry u:QEMU:--x, so
+/// that only QEMU's user can traverse it and nobody but root can write it (S4).
+struct MakeLendDir {
+  static constexpr const char* kAction = "make_lend_dir";
+  std::string path;
+  uid_t qemu_uid;
+
+  template <typename Self, typename F>
+  static void fields(Self& s, F&& f) {
+    f(Key{"path", "path"}, s.path);
+    f(Key{"qemu_uid", "qemu-uid"}, s.qemu_uid);
+  }
+  std::string describe() const {
+    return "create lend directory " + path + " (root, 0700, ACL u:" + std::to_string(qemu_uid) +
+           ":--x)";
+  }
+  std::string describe_undo() const { return "remove lend directory " + path + " if empty"; }
+};
+
+/// Resolve the source socket beneath the owner's runtime directory with openat2 (no symlinks,
+/// no other file system), and check it is a socket owned by the owner (S1, S2). Wait up to
+/// `wait_seconds` for it to appear (inotify, bounded).
+struct VerifySource {
+  static constexpr const char* kAction = "verify_source";
+  std::string runtime_dir;  ///< opened first; must be owned by `owner`
+  std::string relative;     ///< beneath runtime_dir (or absolute, for admin plugins)
+  uid_t owner;
+  int wait_seconds;
+
+  template <typename Self, typename F>
+  static void fields(Self& s, F&& f) {
+    f(Key{"runtime_dir", "runtime-dir"}, s.runtime_dir);
+    f(Key{"relative", "relative"}, s.relative);
+    f(Key{"owner_uid", "owner"}, s.owner);
+    f(Key{"wait_seconds", "wait"}, s.wait_seconds);
+  }
+  std::string describe() const {
+    return "open " + runtime_dir + " and resolve " + relative +
+           " beneath it (openat2, no symlinks, no mount crossing); require a socket owned by "
+           "uid " +
+           std::to_string(owner) + "; wait up to " + std::to_string(wait_seconds) + " s";
+  }
+  std::string describe_undo() const { return ""; }
+};
+
+/// Create an empty placeholder file (O_CREAT|O_EXCL|O_NOFOLLOW) to mount onto.
+struct CreateTarget {
+  static constexpr const char* kAction = "create_target";
+  std::string path;
+
+  template <typename Self, typename F>
+  static void fields(Self& s, F&& f) {
+    f(Key{"path", "path"}, s.path);
+  }
+  std::string describe() const {
+    return "create empty mount point " + path + " (O_EXCL|O_NOFOLLOW)";
+  }
+  std::string describe_undo() const { return "remove " + path; }
+};
+
+/// Bind-mount the verified source inode onto the target (open_tree + move_mount).
+struct BindMount {
+  static constexpr const char* kAction = "bind_mount";
+  std::string source;
+  std::string target;
+
+  template <typename Self, typename F>
+  static void fields(Self& s, F&& f) {
+    f(Key{"source", "source"}, s.source);
+    f(Key{"target", "target"}, s.target);
+  }
+  std::string describe() const {
+    return "bind-mount the verified inode of " + source + " onto " + target +
+           " (open_tree + move_mount)";
+  }
+  std::string describe_undo() const {
+    return "unmount " + target + " (if it still holds that inode)";
+  }
+};
+
+/// Add one named-user ACL entry to the verified inode, through /proc/self/fd. With
+/// `only_if_denied`, only when the inode's own mode and ACL deny `uid` those rights.
+struct GrantAcl {
+  static constexpr const char* kAction = "grant_acl";
+  std::string path;  ///< for display; the executor acts on the verified fd
+  uid_t uid;
+  std::string perms;  ///< "rw" for sockets, "x" for directories
+  bool only_if_denied;
+  bool directory;  ///< a traversal grant on a directory of the path (acl/group methods)
+
+  template <typename Self, typename F>
+  static void fields(Self& s, F&& f) {
+    f(Key{"path", "path"}, s.path);
+    f(Key{"uid", "uid"}, s.uid);
+    f(Key{"perms", "perms"}, s.perms);
+    f(Key{"only_if_denied", "only-if-denied"}, s.only_if_denied);
+    f(Key{"directory", "directory"}, s.directory);
+  }
+  std::string describe() const {
+    return "add ACL entry u:" + std::to_string(uid) + ":" + perms + " on " +
+           (directory ? "directory " : "the verified inode of ") + path +
+           (only_if_denied ? " (only if its mode and ACL deny it)" : "");
+  }
+  std::string describe_undo() const {
+    return "remove ACL entry u:" + std::to_string(uid) + " from " + path +
+           " and restore its mask exactly (if the inode still matches)";
+  }
+};
+
+/// Change the verified socket's group to QEMU's and add g+rw (method group).
+struct ChangeGroup {
+  static constexpr const char* kAction = "change_group";
+  std::string path;
+  gid_t gid;
+
+  template <typename Self, typename F>
+  static void fields(Self& s, F&& f) {
+    f(Key{"path", "path"}, s.path);
+    f(Key{"gid", "gid"}, s.gid);
+  }
+  std::string describe() const {
+    return "change group of the verified inode of " + path + " to gid " + std::to_string(gid) +
+           " and add g+rw";
+  }
+  std::string describe_undo() const {
+    return "restore the group and mode of " + path + " exactly (if the inode still matches)";
+  }
+};
+
+/// Copy a companion file: read as the owner (privileges dropped, no symlinks, capped), write
+/// into the lend directory owned by QEMU's user, mode 0400 (S8). With `content`, write that
+/// instead (fixed text from the plugin; nothing of the owner's is read).
+struct CopyFile {
+  static constexpr const char* kAction = "copy_file";
+  std::string source;
+  std::string target;
+  uid_t owner;
+  uid_t qemu_uid;
+  std::size_t max_bytes;
+  bool optional;
+  std::optional<std::string> content = std::nullopt;
+
+  template <typename Self, typename F>
+  static void fields(Self& s, F&& f) {
+    f(Key{"source", "source"}, s.source);
+    f(Key{"target", "target"}, s.target);
+    f(Key{"owner_uid", "owner"}, s.owner);
+    f(Key{"qemu_uid", "qemu-uid"}, s.qemu_uid);
+    f(Key{"max_bytes", "max-bytes"}, s.max_bytes);
+    f(Key{"optional", "optional"}, s.optional);
+    f(Key{"content", "content"}, s.content);
+  }
+  std::string describe() const {
+    auto into = " (owner uid " + std::to_string(qemu_uid) + ", 0400)";
+    if (content)
+      return "write the plugin's " + std::to_string(content->size()) + " bytes to " + target + into;
+    return "copy " + source + " as uid " + std::to_string(owner) + " (no symlinks, at most " +
+           std::to_string(max_bytes) + " bytes) to " + target + into +
+           (optional ? " if it exists" : "");
+  }
+  std::string describe_undo() const { return "remove " + target; }
+};
+
+/// Create the proxy's listening socket in the lend directory, owned by QEMU's user, 0600, and
+/// start a proxy process running as the owner that connects to `source` for each client.
+struct StartProxy {
+  static constexpr const char* kAction = "start_proxy";
+  std::string listen_path;
+  std::string source;
+  uid_t owner;
+  gid_t owner_gid;
+  uid_t qemu_uid;
+  gid_t qemu_gid;
+
+  template <typename Self, typename F>
+  static void fields(Self& s, F&& f) {
+    f(Key{"listen", "listen"}, s.listen_path);
+    f(Key{"source", "source"}, s.source);
+    f(Key{"owner_uid", "owner"}, s.owner);
+    f(Key{"owner_gid", "owner-gid"}, s.owner_gid);
+    f(Key{"qemu_uid", "qemu-uid"}, s.qemu_uid);
+    f(Key{"qemu_gid", "qemu-gid"}, s.qemu_gid);
+  }
+  std::string describe() const {
+    return "listen on " + listen_path + " (owner uid " + std::to_string(qemu_uid) +
+           ", 0600) and start a proxy as uid " + std::to_string(owner) + " that connects to " +
+           source + " per client, serving only uid " + std::to_string(qemu_uid);
+  }
+  std::string describe_undo() const {
+    return "stop the proxy (through its pidfd) and remove " + listen_path;
+  }
+};
+
+/// One step of a prepare.
+using Step = std::variant<MakeLendDir, VerifySource, CreateTarget, BindMount, GrantAcl, ChangeGroup,
+                          CopyFile, StartProxy>;
+
+/// One line saying what a step does, e.g. "bind-mount /run/user/1000/pipewire-0 onto ...".
+std::string describe(const Step& step);
+/// One line saying how release undoes a step ("" if it needs no undo).
+std::string describe_undo(const Step& step);
+/// Machine-readable form of a step: {"action": "...", ...fields}.
+nlohmann::json to_json(const Step& step);
+
+/// Appends the step as a <step action="..." .../> child of `parent` (the journal's form).
+void write_step(pugi::xml_node parent, const Step& step);
+/// Reads a <step> element back. Throws Error("corrupt journal: ...") if it is malformed.
+Step read_step(const pugi::xml_node& node);
+
+}  // namespace sockhook
