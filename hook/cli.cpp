@@ -13,9 +13,9 @@
 #include "error.hpp"
 #include "gather.hpp"
 #include "hook_entry.hpp"
-#include "lends.hpp"
 #include "plan.hpp"
 #include "policy.hpp"
+#include "recorded_lends.hpp"
 #include "sys/file.hpp"
 #include "virt.hpp"
 

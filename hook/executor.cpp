@@ -7,19 +7,20 @@
 #include <cstddef>
 #include <functional>
 
+#include "companion_file.hpp"
 #include "error.hpp"
 #include "journal.hpp"
-#include "lend.hpp"
 #include "lend_acl.hpp"
 #include "lend_bind.hpp"
 #include "lend_dir.hpp"
-#include "lend_file.hpp"
 #include "lend_group.hpp"
 #include "lend_proxy.hpp"
 #include "lock.hpp"
 #include "log.hpp"
 #include "overloaded.hpp"
+#include "root_dir.hpp"
 #include "sys/file.hpp"
+#include "transaction.hpp"
 
 namespace sockhook {
 namespace {

@@ -12,9 +12,9 @@
 #include "error.hpp"
 #include "executor.hpp"
 #include "gather.hpp"
-#include "lends.hpp"
 #include "log.hpp"
 #include "plan.hpp"
+#include "recorded_lends.hpp"
 #include "sys/fd.hpp"
 
 namespace sockhook {
@@ -48,17 +48,16 @@ void report(const std::string& domain, const std::string& line) {
 /// True if the state directory holds any journal: release must run even when the metadata
 /// was removed from a running domain.
 bool any_journal(const Paths& paths) {
-  DIR* d = ::opendir(paths.state_dir.c_str());
+  Dir d(::opendir(paths.state_dir.c_str()));
   if (!d) return false;
   bool found = false;
-  while (auto* e = ::readdir(d)) {
+  while (auto* e = ::readdir(d.get())) {
     std::string_view n = e->d_name;
     if (n.size() > 4 && n.ends_with(".xml")) {
       found = true;
       break;
     }
   }
-  ::closedir(d);
   return found;
 }
 
@@ -71,7 +70,8 @@ std::string uuid_of(std::string_view xml) {
 }
 
 /// prepare/start: parse → load plugins, policy, identity → plan → (dry run: log) → execute.
-int lend(const HookArgs& args, std::string_view xml, bool is_start, const std::string& config_dir) {
+int lend_sockets(const HookArgs& args, std::string_view xml, bool is_start,
+                 const std::string& config_dir) {
   const auto& name = args.domain;
   // Stage 1: parse the XML; a domain without our metadata costs nothing more.
   Gathered g;
@@ -145,7 +145,7 @@ int run_hook(const HookArgs& args, const std::string& config_dir) {
 
   log_open();
   try {
-    if (prepare || start) return lend(args, xml, start, config_dir);
+    if (prepare || start) return lend_sockets(args, xml, start, config_dir);
     auto uuid = uuid_of(xml);
     if (uuid.empty()) return 0;
     ExecContext ctx{paths};

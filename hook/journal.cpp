@@ -11,7 +11,7 @@
 #include "domain_xml.hpp"
 #include "error.hpp"
 #include "journal_attr.hpp"
-#include "lend_dir.hpp"
+#include "root_dir.hpp"
 #include "sys/file.hpp"
 
 namespace sockhook {

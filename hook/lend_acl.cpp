@@ -5,6 +5,7 @@
 #include "error.hpp"
 #include "lock.hpp"
 #include "log.hpp"
+#include "shared_change.hpp"
 #include "sys/acl.hpp"
 
 // Shared grants. Two domains may lend the same socket (two VMs on one PipeWire), and acl lends

@@ -3,7 +3,7 @@
 #include <functional>
 #include <string>
 
-#include "lend.hpp"
+#include "transaction.hpp"
 
 namespace sockhook {
 

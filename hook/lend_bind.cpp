@@ -8,6 +8,7 @@
 
 #include "error.hpp"
 #include "lend_dir.hpp"
+#include "root_dir.hpp"
 #include "sys/mount.hpp"
 
 namespace sockhook {

@@ -2,7 +2,7 @@
 
 #include <string>
 
-#include "lend.hpp"
+#include "transaction.hpp"
 
 namespace sockhook {
 

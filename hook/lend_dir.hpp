@@ -5,15 +5,10 @@
 
 #include <string>
 
+#include "journal.hpp"
 #include "sys/fd.hpp"
 
 namespace sockhook {
-
-/// Opens the root-owned directory `path` (O_RDONLY|O_DIRECTORY), creating it with `mode` if
-/// it is missing. No symlink is followed on the way. Refuses a directory that is not owned by
-/// root or that group or others may write (and, for a 0700 `mode`, one that others may
-/// enter). Throws Error.
-Fd ensure_root_dir(const std::string& path, mode_t mode);
 
 /// Creates the domain's lend directory `name` in `lend_root`: owned by root, mode 0700 plus
 /// the ACL entry u:QEMU:--x, so that only QEMU's user can traverse it and nobody but root can
@@ -29,9 +24,11 @@ Fd open_lend_dir(const std::string& path);
 /// returns an O_PATH fd of it: a mount point that nobody could have planted. Throws Error.
 Fd create_placeholder(const Fd& dir, const std::string& name);
 
-/// The last component of a path.
-std::string base_name(const std::string& path);
-/// Everything before the last '/'.
-std::string dir_name(const std::string& path);
+/// Undoes a kFile entry: unlinks the name in the root-owned lend directory. Returns a problem
+/// or "".
+std::string undo_file(const JournalEntry& entry);
+
+/// Undoes a kDir entry: removes the (then empty) lend directory. Returns a problem or "".
+std::string undo_dir(const JournalEntry& entry);
 
 }  // namespace sockhook

@@ -6,6 +6,7 @@
 
 #include "error.hpp"
 #include "lock.hpp"
+#include "shared_change.hpp"
 #include "sys/acl.hpp"
 
 namespace sockhook {

@@ -16,53 +16,12 @@
 #include "error.hpp"
 #include "lend_dir.hpp"
 #include "log.hpp"
+#include "proc.hpp"
 #include "proxy.hpp"
+#include "root_dir.hpp"
 
 namespace sockhook {
 namespace {
-
-Fd pidfd_open(pid_t pid) {
-  if (pid <= 0) return Fd();
-  return Fd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
-}
-
-/// Opens a pidfd for `pid` only if it is still the process that started at `starttime`.
-/// The pidfd is taken first and the start time read after: if the pid had been reused in
-/// between, the start time would differ, so a match proves the pidfd names our process.
-Fd pidfd_if_same(pid_t pid, unsigned long long starttime) {
-  Fd fd = pidfd_open(pid);
-  if (!fd || starttime == 0 || process_starttime(pid) != starttime) return Fd();
-  return fd;
-}
-
-/// Processes that hold the socket inode `ino` (/proc/PID/fd/N → "socket:[ino]").
-std::vector<pid_t> holders_of_socket(unsigned long long ino) {
-  std::vector<pid_t> pids;
-  if (ino == 0) return pids;
-  auto wanted = "socket:[" + std::to_string(ino) + "]";
-  DIR* proc = ::opendir("/proc");
-  if (!proc) return pids;
-  while (auto* e = ::readdir(proc)) {
-    char* end = nullptr;
-    long pid = std::strtol(e->d_name, &end, 10);
-    if (*end != '\0' || pid <= 0 || pid == ::getpid()) continue;
-    auto fd_dir = "/proc/" + std::string(e->d_name) + "/fd";
-    DIR* fds = ::opendir(fd_dir.c_str());
-    if (!fds) continue;
-    while (auto* f = ::readdir(fds)) {
-      char link[64];
-      auto path = fd_dir + "/" + f->d_name;
-      auto n = ::readlink(path.c_str(), link, sizeof link - 1);
-      if (n > 0 && std::string_view(link, static_cast<std::size_t>(n)) == wanted) {
-        pids.push_back(static_cast<pid_t>(pid));
-        break;
-      }
-    }
-    ::closedir(fds);
-  }
-  ::closedir(proc);
-  return pids;
-}
 
 /// A listening unix socket at `name` in the root-only lend directory, owned by QEMU's user,
 /// mode 0600.

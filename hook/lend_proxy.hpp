@@ -3,7 +3,7 @@
 #include <cstddef>
 #include <string>
 
-#include "lend.hpp"
+#include "transaction.hpp"
 
 namespace sockhook {
 

@@ -1,6 +1,9 @@
 #pragma once
 
+#include <dirent.h>
+
 #include <cerrno>
+#include <memory>
 #include <string>
 #include <utility>
 
@@ -39,6 +42,13 @@ class Fd {
  private:
   int fd_ = -1;
 };
+
+/// Closes a DIR stream (for std::unique_ptr).
+struct DirCloser {
+  void operator()(DIR* d) const { ::closedir(d); }
+};
+/// An owned directory stream; empty if opening failed.
+using Dir = std::unique_ptr<DIR, DirCloser>;
 
 /// Calls `f` until it stops failing with EINTR; returns its last result.
 template <typename F>

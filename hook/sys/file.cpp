@@ -39,15 +39,14 @@ std::vector<std::string> list_directory(const Fd& dir) {
   // A duplicate, so that the caller's fd keeps its own offset and stays usable.
   Fd copy(::openat(dir.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!copy) throw_errno("cannot open directory");
-  DIR* d = ::fdopendir(copy.get());
+  Dir d(::fdopendir(copy.get()));
   if (!d) throw_errno("cannot read directory");
   copy.release();  // owned by `d` now
   std::vector<std::string> names;
-  while (auto* e = ::readdir(d)) {
+  while (auto* e = ::readdir(d.get())) {
     std::string_view n = e->d_name;
     if (n != "." && n != "..") names.emplace_back(n);
   }
-  ::closedir(d);
   std::sort(names.begin(), names.end());
   return names;
 }

@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "executor.hpp"
+#include "paths.hpp"
 
 namespace sockhook {
 
@@ -21,9 +21,6 @@ struct LendStatus {
 /// Every lend recorded in the journals, with its health. Throws Error if the state directory
 /// cannot be trusted.
 std::vector<LendStatus> lend_status(const Paths& paths);
-
-/// True if a QEMU process with `-uuid <uuid>` runs (from /proc/*/cmdline).
-bool qemu_running(const std::string& uuid);
 
 /// cleanup: releases the journals of `domain` (a name or UUID as recorded), or with `stale`
 /// every journal whose QEMU is not running. Returns the UUIDs released; problems go to

@@ -1,4 +1,4 @@
-#include "lends.hpp"
+#include "recorded_lends.hpp"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -8,9 +8,12 @@
 #include <fstream>
 #include <iterator>
 
+#include "domain_xml.hpp"
 #include "error.hpp"
+#include "executor.hpp"
 #include "journal.hpp"
 #include "lend_proxy.hpp"
+#include "proc.hpp"
 #include "sys/file.hpp"
 #include "sys/resolve.hpp"
 
@@ -118,25 +121,6 @@ std::vector<LendStatus> lend_status(const Paths& paths) {
     for (const auto& s : j->sockets) out.push_back(status_of(*j, s));
   }
   return out;
-}
-
-bool qemu_running(const std::string& uuid) {
-  DIR* proc = ::opendir("/proc");
-  if (!proc) return false;
-  bool found = false;
-  while (auto* e = ::readdir(proc)) {
-    if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
-    std::ifstream in("/proc/" + std::string(e->d_name) + "/cmdline");
-    std::string cmdline((std::istreambuf_iterator<char>(in)), {});
-    // Arguments are NUL-separated: "-uuid\0<uuid>\0".
-    auto needle = std::string("-uuid") + '\0' + uuid;
-    if (cmdline.find(needle) != std::string::npos) {
-      found = true;
-      break;
-    }
-  }
-  ::closedir(proc);
-  return found;
 }
 
 std::vector<std::string> cleanup_lends(const ExecContext& ctx, const std::string& domain,

@@ -1,29 +1,13 @@
-#include "lend.hpp"
+#include "shared_change.hpp"
 
 #include <fcntl.h>
 #include <linux/openat2.h>
-#include <unistd.h>
-
-#include <cstring>
-#include <fstream>
-#include <sstream>
+#include <sys/stat.h>
 
 #include "error.hpp"
-#include "lend_dir.hpp"
 #include "lock.hpp"
 
 namespace sockhook {
-
-std::size_t Transaction::record(JournalEntry entry) {
-  journal_.entries.push_back(std::move(entry));
-  store_.save(journal_);
-  return journal_.entries.size() - 1;
-}
-
-void Transaction::update(std::size_t index, JournalEntry entry) {
-  journal_.entries.at(index) = std::move(entry);
-  store_.save(journal_);
-}
 
 Fd reopen_recorded_inode(const JournalEntry& e, bool* unsure) {
   *unsure = false;
@@ -103,60 +87,6 @@ std::string undo_shared_change(const JournalEntry& e, const JournalStore& store,
   } catch (const Error& err) {
     return what + ": " + err.what();
   }
-}
-
-unsigned long long process_starttime(pid_t pid) {
-  if (pid <= 0) return 0;
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  if (!std::getline(in, line)) return 0;
-  // The command name (field 2) may hold spaces and parentheses: count from the last ')'.
-  auto close = line.rfind(')');
-  if (close == std::string::npos) return 0;
-  std::istringstream fields(line.substr(close + 2));
-  std::string field;
-  // Field 3 is the first after ')'; field 22 is the 20th from there.
-  for (int i = 3; i <= 22; ++i)
-    if (!(fields >> field)) return 0;
-  return std::stoull(field);
-}
-
-char process_state(pid_t pid) {
-  if (pid <= 0) return 0;
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  if (!std::getline(in, line)) return 0;
-  auto close = line.rfind(')');
-  return close != std::string::npos && close + 2 < line.size() ? line[close + 2] : 0;
-}
-
-void verify_source(SocketRun& run, const VerifySource& step) {
-  run.spec = SourceSpec{step.runtime_dir, step.relative, step.owner, step.wait_seconds};
-  auto path = (step.runtime_dir == "/" ? "" : step.runtime_dir) + "/" + step.relative;
-  try {
-    run.source = resolve_source(run.spec);
-  } catch (const Error& e) {
-    throw e.with_context("cannot " + run.verb + " " + path);
-  }
-}
-
-std::string undo_file(const JournalEntry& e) {
-  // Only root can write the lend directory, so whatever has this name there is ours.
-  Fd dir = open_lend_dir(dir_name(e.path));
-  if (!dir) return "";
-  auto name = base_name(e.path);
-  if (::unlinkat(dir.get(), name.c_str(), 0) != 0 && errno != ENOENT)
-    return "cannot remove " + e.path + ": " + std::strerror(errno);
-  return "";
-}
-
-std::string undo_dir(const JournalEntry& e) {
-  Fd root = open_lend_dir(dir_name(e.path));
-  if (!root) return "";
-  auto name = base_name(e.path);
-  if (::unlinkat(root.get(), name.c_str(), AT_REMOVEDIR) != 0 && errno != ENOENT)
-    return "cannot remove " + e.path + ": " + std::strerror(errno);
-  return "";
 }
 
 }  // namespace sockhook

@@ -1,6 +1,6 @@
 #pragma once
 
-#include "lend.hpp"
+#include "transaction.hpp"
 
 namespace sockhook {
 

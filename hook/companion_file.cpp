@@ -1,4 +1,4 @@
-#include "lend_file.hpp"
+#include "companion_file.hpp"
 
 #include <fcntl.h>
 #include <linux/openat2.h>
@@ -12,6 +12,7 @@
 #include "error.hpp"
 #include "lend_dir.hpp"
 #include "log.hpp"
+#include "root_dir.hpp"
 #include "sys/creds.hpp"
 #include "sys/file.hpp"
 

@@ -1,0 +1,54 @@
+#include "root_dir.hpp"
+
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <unistd.h>
+
+#include "error.hpp"
+#include "sys/file.hpp"
+#include "sys/resolve.hpp"
+
+namespace sockhook {
+namespace {
+
+/// A root-owned directory that nobody else can write into; `private_dir`: nobody else can
+/// enter it either.
+void check_root_dir(const struct stat& st, const std::string& path, bool private_dir) {
+  if (!S_ISDIR(st.st_mode)) throw Error(path + " is not a directory");
+  if (st.st_uid != 0) throw Error(path + " is not owned by root");
+  if (st.st_mode & 022) throw Error(path + " is writable by group or others");
+  if (private_dir && (st.st_mode & 077)) throw Error(path + " is accessible to group or others");
+}
+
+}  // namespace
+
+std::string base_name(const std::string& path) {
+  auto slash = path.rfind('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+std::string dir_name(const std::string& path) {
+  auto slash = path.rfind('/');
+  if (slash == std::string::npos) return ".";
+  return slash == 0 ? "/" : path.substr(0, slash);
+}
+
+Fd ensure_root_dir(const std::string& path, mode_t mode) {
+  auto parent_path = dir_name(path);
+  auto name = base_name(path);
+  // The parent (/run) belongs to root; still, never follow a symlink on the way.
+  Fd parent(
+      openat2_raw(AT_FDCWD, parent_path, O_PATH | O_DIRECTORY | O_CLOEXEC, RESOLVE_NO_SYMLINKS));
+  if (!parent) throw_errno("cannot open " + parent_path);
+  bool created = ::mkdirat(parent.get(), name.c_str(), mode) == 0;
+  if (!created && errno != EEXIST) throw_errno("cannot create " + path);
+  Fd dir(openat2_raw(parent.get(), name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC,
+                     RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS));
+  if (!dir) throw_errno("cannot open " + path);
+  // The umask may have narrowed the mode; set it exactly on what we just made.
+  if (created && ::fchmod(dir.get(), mode) != 0) throw_errno("cannot chmod " + path);
+  check_root_dir(fstat_or_throw(dir, path), path, (mode & 077) == 0);
+  return dir;
+}
+
+}  // namespace sockhook

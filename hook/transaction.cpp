@@ -1,0 +1,37 @@
+#include "transaction.hpp"
+
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "error.hpp"
+#include "lock.hpp"
+
+namespace sockhook {
+
+std::size_t Transaction::record(JournalEntry entry) {
+  journal_.entries.push_back(std::move(entry));
+  store_.save(journal_);
+  return journal_.entries.size() - 1;
+}
+
+void Transaction::update(std::size_t index, JournalEntry entry) {
+  journal_.entries.at(index) = std::move(entry);
+  store_.save(journal_);
+}
+
+void verify_source(SocketRun& run, const VerifySource& step) {
+  run.spec = SourceSpec{step.runtime_dir, step.relative, step.owner, step.wait_seconds};
+  auto path = (step.runtime_dir == "/" ? "" : step.runtime_dir) + "/" + step.relative;
+  try {
+    run.source = resolve_source(run.spec);
+  } catch (const Error& e) {
+    throw e.with_context("cannot " + run.verb + " " + path);
+  }
+}
+
+}  // namespace sockhook
