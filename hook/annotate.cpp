@@ -14,6 +14,7 @@
 
 #include "domain_xml.hpp"
 #include "error.hpp"
+#include "pipeline.hpp"
 #include "policy.hpp"
 #include "sys/file.hpp"
 #include "virt.hpp"
@@ -45,7 +46,6 @@ constexpr unsigned kParseFlags = pugi::parse_cdata | pugi::parse_escapes | pugi:
                                  pugi::parse_pi | pugi::parse_comments | pugi::parse_declaration |
                                  pugi::parse_doctype | pugi::parse_ws_pcdata;
 constexpr const char* kSoundModel = "ich9";
-constexpr std::size_t kMaxXmlBytes = 16 * 1024 * 1024;
 
 std::string prefix_of(const pugi::xml_node& node) {
   std::string_view qname = node.name();
@@ -332,38 +332,21 @@ struct Needs {
 Needs plan_needs(const DomainInfo& parsed, const std::string& socket, const AnnotateContext& ctx) {
   const auto& plugin = *ctx.plugin;
   const auto& owner = *ctx.owner;
-  DomainInfo one;
-  one.name = parsed.name;
-  one.uuid = parsed.uuid;
-  one.has_metadata = true;
-  for (const auto& s : parsed.sockets)
-    if (s.name == socket) one.sockets.push_back(s);
-  if (one.sockets.empty()) throw Error(socket + ": cannot annotate: the socket did not parse");
-  PluginSet plugins;
-  plugins.plugins.emplace(plugin.name, plugin);
-  // Planning only: a policy that allows this lend, so that the planner gets to the env.
-  Policy policy;
-  policy.allow(parsed.uuid, owner.name, plugin.name);
-  PlanInputs in;
-  in.domain = &one;
-  in.plugins = &plugins;
-  in.policy = &policy;
-  in.qemu = QemuIdentity{0, 0, "qemu", "qemu", "annotate"};
-  in.owners[one.sockets[0].owner] = owner;
-  in.uid_min = ctx.uid_min;
-  in.paths = ctx.paths;
-  Plan plan = make_plan(in);
-  if (plan.failed()) throw Error(plan.errors.front());
-  const auto& sp = plan.sockets.at(0);
-  auto slash = sp.target.rfind('/');
-  Variables vars{ctx.paths.runtime_dir(owner.uid),
-                 owner.home,
-                 owner.name,
-                 std::to_string(owner.uid),
-                 slash == 0 ? "/" : sp.target.substr(0, slash),
-                 sp.target,
-                 ctx.paths.lend_dir(parsed.uuid)};
-  return {sp.env, vars};
+  auto req = std::find_if(parsed.sockets.begin(), parsed.sockets.end(),
+                          [&](const SocketRequest& s) { return s.name == socket; });
+  if (req == parsed.sockets.end())
+    throw Error(socket + ": cannot annotate: the socket did not parse");
+  // What the hook would refuse for this socket, annotate refuses too.
+  for (const auto& d : parsed.diagnostics)
+    if (d.error && d.required && (d.socket.empty() || d.socket == socket))
+      throw Error(d.socket.empty() ? d.message : d.socket + ": " + d.message);
+  if (auto why = owner_refusal(owner, req->owner, ctx.uid_min)) throw Error(socket + ": " + *why);
+  // Without a look at the host, auto plans as bind (as the planner does).
+  auto method = req->method == Method::kAuto ? Method::kBind : req->method;
+  auto lend_dir = ctx.paths.lend_dir(parsed.uuid);
+  auto place = socket_place(plugin, owner, method, ctx.paths, lend_dir);
+  auto vars = socket_variables(ctx.paths, owner, place.target, lend_dir);
+  return {socket_environment(plugin, parsed, vars), vars};
 }
 
 class Annotator {
@@ -829,11 +812,7 @@ int run_annotate(const AnnotateOptions& o) {
     std::unique_ptr<Virt> virt;
     std::string xml;
     if (!o.file.empty()) {
-      if (o.file == "-") {
-        xml.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
-      } else {
-        xml = read_file(o.file, kMaxXmlBytes);
-      }
+      xml = read_domain_xml(o.file);
       if (forced_version) {
         ctx.libvirt_version = *forced_version;
       } else {

@@ -13,6 +13,7 @@
 #include "error.hpp"
 #include "gather.hpp"
 #include "hook_entry.hpp"
+#include "pipeline.hpp"
 #include "plan.hpp"
 #include "policy.hpp"
 #include "recorded_lends.hpp"
@@ -22,21 +23,9 @@
 namespace sockhook {
 namespace {
 
-constexpr std::size_t kMaxXmlBytes = 16 * 1024 * 1024;
-
 /// Prints `sockhook: error: <line>` to stderr.
 void print_error(const std::string& line) {
   std::fprintf(stderr, "sockhook: error: %s\n", line.c_str());
-}
-
-std::string read_stream(std::istream& in) {
-  std::string text, line;
-  char buf[16384];
-  while (in.read(buf, sizeof buf) || in.gcount() > 0) {
-    text.append(buf, static_cast<std::size_t>(in.gcount()));
-    if (text.size() > kMaxXmlBytes) throw Error("the domain XML is too large");
-  }
-  return text;
 }
 
 /// Options shared by the commands that plan.
@@ -73,10 +62,8 @@ struct PlanCommand {
       if (!domain.empty()) {
         Virt virt(connect);
         xml = virt.xml_of(domain, !virt.is_active(domain));
-      } else if (file.empty() || file == "-") {
-        xml = read_stream(std::cin);
       } else {
-        xml = read_file(file, kMaxXmlBytes);
+        xml = read_domain_xml(file.empty() ? "-" : file);
       }
       g.domain = parse_domain_xml(xml);
     } catch (const Error& e) {
@@ -92,13 +79,13 @@ struct PlanCommand {
     for (const auto& d : plugin_dirs) dirs.push_back({d, false});
     for (const auto& d : options.plugin_dirs) dirs.push_back(d);
     options.plugin_dirs = dirs;
+    Plan plan;
     try {
-      gather(g, options);
+      plan = gather_and_plan(g, options);
     } catch (const Error& e) {
       print_error(g.domain.name + ": " + e.what());
       return 1;
     }
-    Plan plan = make_plan(g.inputs);
     if (json) {
       auto j = plan_to_json(plan);
       j["operation"] = operation;

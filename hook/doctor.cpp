@@ -15,6 +15,7 @@
 #include "config.hpp"
 #include "error.hpp"
 #include "gather.hpp"
+#include "pipeline.hpp"
 #include "plan.hpp"
 #include "plugin.hpp"
 #include "policy.hpp"
@@ -364,7 +365,7 @@ std::vector<Check> check_domain(const DomainCheckOptions& o) {
   try {
     std::string xml;
     if (!o.file.empty()) {
-      xml = read_file(o.file, 16 * 1024 * 1024);
+      xml = read_domain_xml(o.file);
       version = Virt::installed_version();
     } else {
       Virt virt(o.connect);
@@ -386,13 +387,13 @@ std::vector<Check> check_domain(const DomainCheckOptions& o) {
   }
   check_hook(out);
   GatherOptions options;
+  Plan plan;
   try {
-    gather(g, options);
+    plan = gather_and_plan(g, options);
   } catch (const Error& e) {
     out.push_back({Level::kFail, e.what(), ""});
     return out;
   }
-  Plan plan = make_plan(g.inputs);
   out.push_back({Level::kOk,
                  "QEMU runs as " + plan.qemu.user + " (uid " + std::to_string(plan.qemu.uid) +
                      ", from " + plan.qemu.source + ")",

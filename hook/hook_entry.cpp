@@ -13,6 +13,7 @@
 #include "executor.hpp"
 #include "gather.hpp"
 #include "log.hpp"
+#include "pipeline.hpp"
 #include "plan.hpp"
 #include "recorded_lends.hpp"
 #include "sys/fd.hpp"
@@ -20,23 +21,9 @@
 namespace sockhook {
 namespace {
 
-constexpr std::size_t kMaxXmlBytes = 16 * 1024 * 1024;
-
 /// libvirt writes the XML to our stdin and waits for us; read it all (bounded), so that it
 /// never sees EPIPE. A terminal on stdin means a person ran us by hand: no XML.
-std::string read_stdin() {
-  std::string xml;
-  if (::isatty(STDIN_FILENO)) return xml;
-  char buf[16384];
-  for (;;) {
-    auto n = retry_eintr([&] { return ::read(STDIN_FILENO, buf, sizeof buf); });
-    if (n <= 0) break;
-    if (xml.size() + static_cast<std::size_t>(n) > kMaxXmlBytes)
-      throw Error("domain XML is too large");
-    xml.append(buf, static_cast<std::size_t>(n));
-  }
-  return xml;
-}
+std::string read_stdin() { return ::isatty(STDIN_FILENO) ? std::string() : read_domain_xml("-"); }
 
 /// One line on stderr, which libvirt appends to the error `virsh start` prints.
 void report(const std::string& domain, const std::string& line) {
@@ -86,9 +73,8 @@ int lend_sockets(const HookArgs& args, std::string_view xml, bool is_start,
     options.plugin_dirs = {{config_dir + "/plugins", true}};
   }
   auto config = load_config(conf);
-  gather(g, options);
-  // Stage 3: the plan, pure data.
-  Plan plan = make_plan(g.inputs);
+  // Stage 3: the host facts, then the plan (pure data).
+  Plan plan = gather_and_plan(g, options);
   for (const auto& w : plan.warnings) log_warning(name + ": " + w);
   for (const auto& s : plan.sockets)
     for (const auto& w : s.warnings) log_warning(name + ": " + s.request.name + ": " + w);

@@ -15,19 +15,19 @@ std::string dirname(const std::string& path) {
 }
 
 /// Whether the domain XML already gives QEMU `need`, through qemu:env or a native attribute.
-/// Returns false if the domain sets the variable to another value (a warning says so).
-bool check_provided(EnvNeed& need, const DomainInfo& domain, const Plugin& plugin,
-                    const Variables& vars, std::vector<std::string>& warnings) {
+/// If the domain sets the variable to another value, `need.conflict` says so.
+void check_provided(EnvNeed& need, const DomainInfo& domain, const Plugin& plugin,
+                    const Variables& vars) {
   for (const auto& [name, value] : domain.qemu_env) {
     if (name != need.name) continue;
     if (value == need.value) {
       need.provided = true;
       need.provided_by = "qemu:env";
-      return true;
+      return;
     }
-    warnings.push_back("the domain sets " + name + "=" + value + " but this lend needs " +
-                       need.name + "=" + need.value);
-    return false;
+    need.conflict = "the domain sets " + name + "=" + value + " but this lend needs " + need.name +
+                    "=" + need.value;
+    return;
   }
   for (const auto& attr : plugin.audio) {
     if (attr.covers != need.name) continue;
@@ -38,12 +38,11 @@ bool check_provided(EnvNeed& need, const DomainInfo& domain, const Plugin& plugi
         if (name == attr.attribute && value == wanted) {
           need.provided = true;
           need.provided_by = "<audio type='" + attr.audio_type + "' " + attr.attribute + "=...>";
-          return true;
+          return;
         }
       }
     }
   }
-  return true;
 }
 
 /// The directories from the runtime dir down to the socket's parent: the ones an acl or
@@ -109,14 +108,7 @@ class Planner {
     if (found == in_.owners.end() || !found->second)
       return fail(req, "owner '" + req.owner + "' is not a user on this host");
     const User& owner = *found->second;
-    // S2: only regular users' sockets; root and system users are always refused.
-    if (owner.uid == 0)
-      return fail(req,
-                  "owner '" + req.owner + "' is root; sockhook lends only regular users' sockets");
-    if (owner.uid < in_.uid_min)
-      return fail(req, "owner '" + req.owner + "' (uid " + std::to_string(owner.uid) +
-                           ") is a system user; regular users start at uid " +
-                           std::to_string(in_.uid_min));
+    if (auto refusal = owner_refusal(owner, req.owner, in_.uid_min)) return fail(req, *refusal);
     if (!in_.policy->allows(domain_.uuid, owner.name, owner.uid, plugin->name))
       return fail(req, "the policy does not allow " + owner.name + " to lend '" + plugin->name +
                            "' to this domain (hint: sockhook policy allow --domain " +
@@ -129,7 +121,7 @@ class Planner {
     sp.owner = owner;
     auto runtime_dir = in_.paths.runtime_dir(owner.uid);
     bool absolute = plugin->socket_path.front() == '/';
-    sp.source = absolute ? plugin->socket_path : runtime_dir + "/" + plugin->socket_path;
+    sp.source = socket_place(*plugin, owner, req.method, in_.paths, plan_.lend_dir).source;
     auto facts_it = in_.sources.find(req.name);
     SourceFacts facts = facts_it == in_.sources.end() ? SourceFacts{} : facts_it->second;
 
@@ -146,8 +138,7 @@ class Planner {
                                        : "auto: the socket does not exist yet, so proxy";
       }
     }
-    bool lent_copy = sp.method == Method::kBind || sp.method == Method::kProxy;
-    sp.target = lent_copy ? plan_.lend_dir + "/" + plugin->socket_target : sp.source;
+    sp.target = socket_place(*plugin, owner, sp.method, in_.paths, plan_.lend_dir).target;
     // Two sockets of one domain must not land on one file (e.g. pipewire and jack).
     for (const auto& other : plan_.sockets)
       if (other.target == sp.target)
@@ -197,8 +188,7 @@ class Planner {
         break;
     }
 
-    Variables vars{runtime_dir,        owner.home, owner.name,    std::to_string(owner.uid),
-                   dirname(sp.target), sp.target,  plan_.lend_dir};
+    auto vars = socket_variables(in_.paths, owner, sp.target, plan_.lend_dir);
     // Companion files always go to the domain's own lend directory, for every method.
     for (const auto& file : plugin->files) {
       if (file.content) {
@@ -212,14 +202,15 @@ class Planner {
       sp.steps.push_back(CopyFile{src, plan_.lend_dir + "/" + file.target, owner.uid, qemu.uid,
                                   kMaxCompanionBytes, file.optional});
     }
-    for (const auto& env : plugin->env) {
-      EnvNeed need{env.name, expand(env.value, vars), false, ""};
-      bool consistent = check_provided(need, domain_, *plugin, vars, sp.warnings);
-      if (!need.provided && consistent)
+    sp.env = socket_environment(*plugin, domain_, vars);
+    for (const auto& need : sp.env) {
+      if (!need.conflict.empty()) {
+        sp.warnings.push_back(need.conflict);
+      } else if (!need.provided) {
         sp.warnings.push_back("the domain XML does not give QEMU " + need.name + "=" + need.value +
                               " (hint: sockhook annotate " + domain_.name + " --plugin " +
                               plugin->name + " --owner " + owner.name + ")");
-      sp.env.push_back(std::move(need));
+      }
     }
     plan_.sockets.push_back(std::move(sp));
   }
@@ -232,6 +223,51 @@ class Planner {
 }  // namespace
 
 Plan make_plan(const PlanInputs& in) { return Planner(in).run(); }
+
+std::optional<std::string> owner_refusal(const User& owner, const std::string& written,
+                                         uid_t uid_min) {
+  // S2: only regular users' sockets; root and system users are always refused.
+  if (owner.uid == 0)
+    return "owner '" + written + "' is root; sockhook lends only regular users' sockets";
+  if (owner.uid < uid_min)
+    return "owner '" + written + "' (uid " + std::to_string(owner.uid) +
+           ") is a system user; regular users start at uid " + std::to_string(uid_min);
+  return std::nullopt;
+}
+
+SocketPlace socket_place(const Plugin& plugin, const User& owner, Method method, const Paths& paths,
+                         const std::string& lend_dir) {
+  SocketPlace place;
+  bool absolute = plugin.socket_path.front() == '/';
+  place.source =
+      absolute ? plugin.socket_path : paths.runtime_dir(owner.uid) + "/" + plugin.socket_path;
+  // bind and proxy lend a name in the lend directory; acl and group open the socket itself.
+  bool lent_copy = method == Method::kBind || method == Method::kProxy;
+  place.target = lent_copy ? lend_dir + "/" + plugin.socket_target : place.source;
+  return place;
+}
+
+Variables socket_variables(const Paths& paths, const User& owner, const std::string& target,
+                           const std::string& lend_dir) {
+  return {paths.runtime_dir(owner.uid),
+          owner.home,
+          owner.name,
+          std::to_string(owner.uid),
+          dirname(target),
+          target,
+          lend_dir};
+}
+
+std::vector<EnvNeed> socket_environment(const Plugin& plugin, const DomainInfo& domain,
+                                        const Variables& vars) {
+  std::vector<EnvNeed> out;
+  for (const auto& env : plugin.env) {
+    EnvNeed need{env.name, expand(env.value, vars), false, "", ""};
+    check_provided(need, domain, plugin, vars);
+    out.push_back(std::move(need));
+  }
+  return out;
+}
 
 std::string format_plan(const Plan& plan) {
   std::ostringstream out;

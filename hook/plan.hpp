@@ -25,6 +25,7 @@ struct EnvNeed {
   std::string value;
   bool provided = false;
   std::string provided_by;  ///< "qemu:env" or "<audio type='x' attr=...>"
+  std::string conflict;     ///< if the domain sets it to another value: a line saying so
 };
 
 /// Everything about lending one socket.
@@ -77,6 +78,31 @@ struct PlanInputs {
 
 /// Turns the gathered inputs into a plan. Pure: no system calls, no I/O.
 Plan make_plan(const PlanInputs& in);
+
+/// Why `owner` (written as `written` in the XML) may not lend a socket, or nullopt: root and
+/// system users (uid below `uid_min`) are refused (S2).
+std::optional<std::string> owner_refusal(const User& owner, const std::string& written,
+                                         uid_t uid_min);
+
+/// Where a socket is and where QEMU finds it.
+struct SocketPlace {
+  std::string source;  ///< the real socket's absolute path
+  std::string target;  ///< in `lend_dir` for bind and proxy; the source itself for acl, group
+};
+/// The place of `plugin`'s socket of `owner`, lent with `method` (kAuto: not yet resolved).
+SocketPlace socket_place(const Plugin& plugin, const User& owner, Method method, const Paths& paths,
+                         const std::string& lend_dir);
+
+/// The variables a plugin's templates see for one socket of `owner` that QEMU finds at
+/// `target`, with companion files in `lend_dir`.
+Variables socket_variables(const Paths& paths, const User& owner, const std::string& target,
+                           const std::string& lend_dir);
+
+/// The environment QEMU needs for one socket: the plugin's variables expanded with `vars`, each
+/// marked whether `domain` already provides it (or sets it to another value). Pure: annotate
+/// writes exactly what the planner looks for.
+std::vector<EnvNeed> socket_environment(const Plugin& plugin, const DomainInfo& domain,
+                                        const Variables& vars);
 
 /// The plan for people: numbered steps, environment, warnings.
 std::string format_plan(const Plan& plan);
