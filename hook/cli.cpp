@@ -100,7 +100,7 @@ struct PlanCommand {
     } else {
       std::cout << format_plan(plan);
     }
-    for (const auto& e : plan.errors) print_error(plan.domain + ": " + e);
+    for (const auto& e : plan.errors) print_error(plan.domain + ": " + e.text());
     return plan.failed() ? 1 : 0;
   }
 

@@ -398,16 +398,12 @@ std::vector<Check> check_domain(const DomainCheckOptions& o) {
                  "QEMU runs as " + plan.qemu.user + " (uid " + std::to_string(plan.qemu.uid) +
                      ", from " + plan.qemu.source + ")",
                  ""});
-  for (const auto& e : plan.errors) {
-    // The planner's hints ride along after "(hint: ...)"; show them as advice.
-    auto hint = e.find(" (hint: ");
-    if (hint == std::string::npos) {
-      out.push_back({Level::kFail, e, ""});
-    } else {
-      out.push_back({Level::kFail, e.substr(0, hint), e.substr(hint + 8, e.size() - hint - 9)});
-    }
-  }
-  for (const auto& w : plan.warnings) out.push_back({Level::kWarn, w, ""});
+  // The planner's hints are shown as advice.
+  auto line = [](const Problem& p) {
+    return p.socket.empty() ? p.message : p.socket + ": " + p.message;
+  };
+  for (const auto& e : plan.errors) out.push_back({Level::kFail, line(e), e.hint});
+  for (const auto& w : plan.warnings) out.push_back({Level::kWarn, line(w), w.hint});
   for (const auto& s : plan.sockets) {
     out.push_back(
         {Level::kOk,
@@ -417,15 +413,8 @@ std::vector<Check> check_domain(const DomainCheckOptions& o) {
       if (e.provided)
         out.push_back({Level::kOk,
                        s.request.name + ": QEMU gets " + e.name + " (" + e.provided_by + ")", ""});
-    for (const auto& w : s.warnings) {
-      auto hint = w.find(" (hint: ");
-      if (hint == std::string::npos) {
-        out.push_back({Level::kWarn, s.request.name + ": " + w, ""});
-      } else {
-        out.push_back({Level::kWarn, s.request.name + ": " + w.substr(0, hint),
-                       w.substr(hint + 8, w.size() - hint - 9)});
-      }
-    }
+    for (const auto& w : s.warnings)
+      out.push_back({Level::kWarn, s.request.name + ": " + line(w), w.hint});
     check_source(s, out);
   }
   if (!plan.sockets.empty()) check_lend_root(plan, options.paths, running, out);

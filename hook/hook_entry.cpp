@@ -75,11 +75,11 @@ int lend_sockets(const HookArgs& args, std::string_view xml, bool is_start,
   auto config = load_config(conf);
   // Stage 3: the host facts, then the plan (pure data).
   Plan plan = gather_and_plan(g, options);
-  for (const auto& w : plan.warnings) log_warning(name + ": " + w);
+  for (const auto& w : plan.warnings) log_warning(name + ": " + w.text());
   for (const auto& s : plan.sockets)
-    for (const auto& w : s.warnings) log_warning(name + ": " + s.request.name + ": " + w);
+    for (const auto& w : s.warnings) log_warning(name + ": " + s.request.name + ": " + w.text());
   if (plan.failed()) {
-    for (const auto& e : plan.errors) report(name, e);
+    for (const auto& e : plan.errors) report(name, e.text());
     return 1;
   }
   // Stage 4: dry run stops here, with the plan in the log.

@@ -69,14 +69,13 @@ class Planner {
     plan_.qemu = in_.qemu;
     bool domain_ok = true;
     for (const auto& d : domain_.diagnostics) {
-      auto line = d.socket.empty() ? d.message : d.socket + ": " + d.message;
       if (!d.error) {
-        plan_.warnings.push_back(line);
+        plan_.warnings.push_back({d.socket, d.message, ""});
       } else if (d.required) {
-        plan_.errors.push_back(line);
+        plan_.errors.push_back({d.socket, d.message, ""});
         if (d.socket.empty()) domain_ok = false;
       } else {
-        plan_.warnings.push_back(line + " (optional socket skipped)");
+        plan_.warnings.push_back({d.socket, d.message + " (optional socket skipped)", ""});
       }
     }
     if (!domain_ok) return std::move(plan_);
@@ -92,11 +91,11 @@ class Planner {
   }
 
  private:
-  void fail(const SocketRequest& req, const std::string& why) {
+  void fail(const SocketRequest& req, const std::string& why, const std::string& hint = "") {
     if (req.required) {
-      plan_.errors.push_back(req.name + ": " + why);
+      plan_.errors.push_back({req.name, why, hint});
     } else {
-      plan_.warnings.push_back(req.name + ": " + why + " (optional socket skipped)");
+      plan_.warnings.push_back({req.name, why + " (optional socket skipped)", hint});
     }
   }
 
@@ -110,10 +109,11 @@ class Planner {
     const User& owner = *found->second;
     if (auto refusal = owner_refusal(owner, req.owner, in_.uid_min)) return fail(req, *refusal);
     if (!in_.policy->allows(domain_.uuid, owner.name, owner.uid, plugin->name))
-      return fail(req, "the policy does not allow " + owner.name + " to lend '" + plugin->name +
-                           "' to this domain (hint: sockhook policy allow --domain " +
-                           domain_.uuid + " --owner " + owner.name + " --plugin " + plugin->name +
-                           ")");
+      return fail(req,
+                  "the policy does not allow " + owner.name + " to lend '" + plugin->name +
+                      "' to this domain",
+                  "sockhook policy allow --domain " + domain_.uuid + " --owner " + owner.name +
+                      " --plugin " + plugin->name);
 
     SocketPlan sp;
     sp.request = req;
@@ -172,16 +172,21 @@ class Planner {
         } else {
           sp.steps.push_back(ChangeGroup{sp.source, qemu.gid});
         }
-        sp.warnings.push_back("method " + std::string(to_string(sp.method)) + " lets " + qemu.user +
-                              " traverse " + runtime_dir +
-                              ", so every entry there that its own mode allows becomes reachable");
+        sp.warnings.push_back({"",
+                               "method " + std::string(to_string(sp.method)) + " lets " +
+                                   qemu.user + " traverse " + runtime_dir +
+                                   ", so every entry there that its own mode allows becomes "
+                                   "reachable",
+                               ""});
         if (facts.nearby) {
           for (const auto& entry : *facts.nearby)
             if (entry != sp.source) sp.exposes.push_back(entry);
         } else {
-          sp.warnings.push_back("could not list " + runtime_dir +
-                                " to show what else becomes reachable (run as root or as " +
-                                owner.name + ")");
+          sp.warnings.push_back({"",
+                                 "could not list " + runtime_dir +
+                                     " to show what else becomes reachable (run as root or as " +
+                                     owner.name + ")",
+                                 ""});
         }
         break;
       case Method::kAuto:
@@ -205,11 +210,12 @@ class Planner {
     sp.env = socket_environment(*plugin, domain_, vars);
     for (const auto& need : sp.env) {
       if (!need.conflict.empty()) {
-        sp.warnings.push_back(need.conflict);
+        sp.warnings.push_back({"", need.conflict, ""});
       } else if (!need.provided) {
-        sp.warnings.push_back("the domain XML does not give QEMU " + need.name + "=" + need.value +
-                              " (hint: sockhook annotate " + domain_.name + " --plugin " +
-                              plugin->name + " --owner " + owner.name + ")");
+        sp.warnings.push_back({"",
+                               "the domain XML does not give QEMU " + need.name + "=" + need.value,
+                               "sockhook annotate " + domain_.name + " --plugin " + plugin->name +
+                                   " --owner " + owner.name});
       }
     }
     plan_.sockets.push_back(std::move(sp));
@@ -269,6 +275,17 @@ std::vector<EnvNeed> socket_environment(const Plugin& plugin, const DomainInfo& 
   return out;
 }
 
+std::string Problem::text() const {
+  auto line = socket.empty() ? message : socket + ": " + message;
+  return hint.empty() ? line : line + " (hint: " + hint + ")";
+}
+
+std::vector<std::string> texts(const std::vector<Problem>& problems) {
+  std::vector<std::string> out;
+  for (const auto& p : problems) out.push_back(p.text());
+  return out;
+}
+
 std::string format_plan(const Plan& plan) {
   std::ostringstream out;
   out << "domain " << plan.domain << " (uuid " << (plan.uuid.empty() ? "?" : plan.uuid) << ")\n";
@@ -294,12 +311,12 @@ std::string format_plan(const Plan& plan) {
           << " after this grant (if their own mode allows):\n";
       for (const auto& e : s.exposes) out << "    " << e << "\n";
     }
-    for (const auto& w : s.warnings) out << "  warning: " << w << "\n";
+    for (const auto& w : s.warnings) out << "  warning: " << w.text() << "\n";
   }
   if (plan.sockets.empty() && plan.errors.empty()) out << "\nnothing to lend\n";
   if (!plan.warnings.empty() || !plan.errors.empty()) out << "\n";
-  for (const auto& w : plan.warnings) out << "warning: " << w << "\n";
-  for (const auto& e : plan.errors) out << "error: " << e << "\n";
+  for (const auto& w : plan.warnings) out << "warning: " << w.text() << "\n";
+  for (const auto& e : plan.errors) out << "error: " << e.text() << "\n";
   return out.str();
 }
 
@@ -316,8 +333,8 @@ nlohmann::json plan_to_json(const Plan& plan) {
            {"source", plan.qemu.source}}},
          {"steps", json::array()},
          {"sockets", json::array()},
-         {"warnings", plan.warnings},
-         {"errors", plan.errors}};
+         {"warnings", texts(plan.warnings)},
+         {"errors", texts(plan.errors)}};
   for (const auto& step : plan.domain_steps) j["steps"].push_back(to_json(step));
   for (const auto& s : plan.sockets) {
     json sj{{"name", s.request.name},
@@ -331,7 +348,7 @@ nlohmann::json plan_to_json(const Plan& plan) {
             {"steps", json::array()},
             {"env", json::array()},
             {"exposes", s.exposes},
-            {"warnings", s.warnings}};
+            {"warnings", texts(s.warnings)}};
     for (const auto& step : s.steps) sj["steps"].push_back(to_json(step));
     for (const auto& e : s.env)
       sj["env"].push_back({{"name", e.name},

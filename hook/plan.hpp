@@ -28,6 +28,19 @@ struct EnvNeed {
   std::string conflict;     ///< if the domain sets it to another value: a line saying so
 };
 
+/// One thing wrong with a plan, or worth saying about it.
+struct Problem {
+  std::string socket;   ///< the socket it concerns; "" for the domain (or inside a SocketPlan)
+  std::string message;  ///< what is wrong
+  std::string hint;     ///< a command that may help, or ""
+
+  /// "<socket>: <message> (hint: <hint>)", as the hook and `plan` print it.
+  std::string text() const;
+};
+
+/// The text of each problem.
+std::vector<std::string> texts(const std::vector<Problem>& problems);
+
 /// Everything about lending one socket.
 struct SocketPlan {
   SocketRequest request;
@@ -40,7 +53,7 @@ struct SocketPlan {
   std::vector<Step> steps;
   std::vector<EnvNeed> env;
   std::vector<std::string> exposes;  ///< other entries an acl/group grant makes reachable
-  std::vector<std::string> warnings;
+  std::vector<Problem> warnings;
 };
 
 /// The whole plan for one domain and operation. Pure data.
@@ -51,8 +64,8 @@ struct Plan {
   std::string lend_dir;
   std::vector<Step> domain_steps;  ///< before any socket: the lend directory
   std::vector<SocketPlan> sockets;
-  std::vector<std::string> errors;    ///< "<socket>: <problem>" lines that fail the start
-  std::vector<std::string> warnings;  ///< everything else worth saying
+  std::vector<Problem> errors;    ///< what fails the start
+  std::vector<Problem> warnings;  ///< everything else worth saying
 
   /// True if the start must fail.
   bool failed() const { return !errors.empty(); }

@@ -112,7 +112,7 @@ TEST_CASE("Every example domain parses cleanly and plans without errors") {
           CAPTURE(e.name);
           CHECK_MESSAGE(e.provided, "the example does not give QEMU " << e.name << "=" << e.value);
         }
-        for (const auto& w : s.warnings) {
+        for (const auto& w : texts(s.warnings)) {
           CAPTURE(w);
           CHECK(w.find("does not give QEMU") == std::string::npos);
           CHECK(w.find(" but this lend needs ") == std::string::npos);

@@ -164,9 +164,10 @@ TEST_CASE("A bind lend of pulseaudio plans the exact steps, paths and environmen
   CHECK_FALSE(s.env[0].provided);
   // None is given by the domain: one warning each, with the annotate hint.
   REQUIRE(s.warnings.size() == 3);
-  CHECK(s.warnings[0] == "the domain XML does not give QEMU PULSE_SERVER=unix:" + kLend +
-                             "/pulse-native (hint: sockhook annotate vm1 --plugin pulseaudio "
-                             "--owner alice)");
+  CHECK(s.warnings[0].text() ==
+        "the domain XML does not give QEMU PULSE_SERVER=unix:" + kLend +
+            "/pulse-native (hint: sockhook annotate vm1 --plugin pulseaudio "
+            "--owner alice)");
 }
 
 TEST_CASE("wait= and a numeric owner reach the plan") {
@@ -238,7 +239,7 @@ TEST_CASE("An acl lend grants traversal on each directory, then rw on the socket
   CHECK(std::get<CopyFile>(s.steps[5]).target == kLend + "/pulse-client.conf");
   CHECK(s.env.at(0).value == "unix:/run/user/1000/pulse/native");
   CHECK(s.env.at(1).value == kLend + "/pulse-cookie");
-  CHECK(count_containing(s.warnings, "lets libvirt-qemu traverse /run/user/1000") == 1);
+  CHECK(count_containing(texts(s.warnings), "lets libvirt-qemu traverse /run/user/1000") == 1);
   auto text = format_plan(plan);
   CHECK(contains(text, "also reachable by libvirt-qemu"));
   CHECK(contains(text, "    /run/user/1000/bus\n"));
@@ -251,7 +252,7 @@ TEST_CASE("An acl lend without source facts says it could not list") {
   REQUIRE(s.steps.size() == 3);
   CHECK(std::get<GrantAcl>(s.steps[1]).path == "/run/user/1000");
   CHECK(s.exposes.empty());
-  CHECK(count_containing(s.warnings, "could not list /run/user/1000") == 1);
+  CHECK(count_containing(texts(s.warnings), "could not list /run/user/1000") == 1);
 }
 
 TEST_CASE("A group lend changes the socket's group to QEMU's") {
@@ -341,8 +342,9 @@ TEST_CASE("The environment QEMU needs is checked against the domain XML") {
     const auto& s = only_socket(plan);
     CHECK_FALSE(s.env.at(0).provided);
     REQUIRE(s.warnings.size() == 1);
-    CHECK(s.warnings[0] == "the domain XML does not give QEMU PIPEWIRE_RUNTIME_DIR=" + kLend +
-                               " (hint: sockhook annotate vm1 --plugin pipewire --owner alice)");
+    CHECK(s.warnings[0].text() ==
+          "the domain XML does not give QEMU PIPEWIRE_RUNTIME_DIR=" + kLend +
+              " (hint: sockhook annotate vm1 --plugin pipewire --owner alice)");
     CHECK(contains(format_plan(plan), "(MISSING from the domain XML)"));
   }
   SUBCASE("set to another value: exactly one warning") {
@@ -351,7 +353,7 @@ TEST_CASE("The environment QEMU needs is checked against the domain XML") {
     const auto& s = only_socket(plan);
     CHECK_FALSE(s.env.at(0).provided);
     REQUIRE(s.warnings.size() == 1);
-    CHECK(s.warnings[0] ==
+    CHECK(s.warnings[0].text() ==
           "the domain sets PIPEWIRE_RUNTIME_DIR=/run/user/1000 but this lend "
           "needs PIPEWIRE_RUNTIME_DIR=" +
               kLend);
@@ -362,7 +364,8 @@ TEST_CASE("Socket-level problems fail the plan with one line naming the socket")
   SUBCASE("an unknown plugin") {
     Fixture f("<s:socket plugin='nope' owner='alice'/>");
     auto plan = f.plan();
-    CHECK(plan.errors == std::vector<std::string>{"nope: no plugin named 'nope' is installed"});
+    CHECK(texts(plan.errors) ==
+          std::vector<std::string>{"nope: no plugin named 'nope' is installed"});
     CHECK(plan.sockets.empty());
     CHECK(plan.domain_steps.empty());
     CHECK(plan.failed());
@@ -373,18 +376,18 @@ TEST_CASE("Socket-level problems fail the plan with one line naming the socket")
     f.plugins.refused["wayland"] =
         "plugin file /etc/sockhook/plugins/wayland.xml is refused: it is writable by others";
     auto plan = f.plan();
-    CHECK(plan.errors ==
+    CHECK(texts(plan.errors) ==
           std::vector<std::string>{"wayland: plugin file /etc/sockhook/plugins/wayland.xml is "
                                    "refused: it is writable by others"});
   }
   SUBCASE("an unknown owner") {
     Fixture f("<s:socket plugin='pipewire' owner='ghost'/>");
-    CHECK(f.plan().errors ==
+    CHECK(texts(f.plan().errors) ==
           std::vector<std::string>{"pipewire: owner 'ghost' is not a user on this host"});
   }
   SUBCASE("an owner missing from the gathered map counts as unknown") {
     Fixture f("<s:socket plugin='pipewire' owner='bob'/>");
-    CHECK(f.plan().errors ==
+    CHECK(texts(f.plan().errors) ==
           std::vector<std::string>{"pipewire: owner 'bob' is not a user on this host"});
   }
   SUBCASE("root, by name or by uid") {
@@ -392,7 +395,7 @@ TEST_CASE("Socket-level problems fail the plan with one line naming the socket")
         "<s:socket plugin='pipewire' owner='root'/>"
         "<s:socket name='b' plugin='wayland' owner='0'/>");
     f.policy.allow(kUuid, "root", "*");
-    CHECK(f.plan().errors ==
+    CHECK(texts(f.plan().errors) ==
           std::vector<std::string>{
               "pipewire: owner 'root' is root; sockhook lends only regular users' sockets",
               "b: owner '0' is root; sockhook lends only regular users' sockets"});
@@ -400,7 +403,7 @@ TEST_CASE("Socket-level problems fail the plan with one line naming the socket")
   SUBCASE("a system user") {
     Fixture f("<s:socket plugin='pipewire' owner='sys'/>");
     f.policy.allow(kUuid, "sys", "*");
-    CHECK(f.plan().errors ==
+    CHECK(texts(f.plan().errors) ==
           std::vector<std::string>{"pipewire: owner 'sys' (uid 100) is a system user; regular "
                                    "users start at uid 1000"});
   }
@@ -409,7 +412,7 @@ TEST_CASE("Socket-level problems fail the plan with one line naming the socket")
     f.policy = Policy{};
     f.policy.allow(kUuid, "alice", "wayland");
     auto plan = f.plan();
-    CHECK(plan.errors ==
+    CHECK(texts(plan.errors) ==
           std::vector<std::string>{
               "pipewire: the policy does not allow alice to lend 'pipewire' to this domain "
               "(hint: sockhook policy allow --domain " +
@@ -427,7 +430,7 @@ TEST_CASE("Socket-level problems fail the plan with one line naming the socket")
         "<s:socket plugin='pipewire' owner='alice' method='bind'/>"
         "<s:socket plugin='jack' owner='alice' method='bind'/>");
     auto plan = f.plan();
-    CHECK(plan.errors ==
+    CHECK(texts(plan.errors) ==
           std::vector<std::string>{"jack: its target " + kLend +
                                    "/pipewire-0 is already used by socket 'pipewire'"});
     CHECK(plan.sockets.size() == 1);
@@ -438,14 +441,15 @@ TEST_CASE("Socket-level problems fail the plan with one line naming the socket")
         "<s:socket plugin='jack' owner='alice' method='group'/>");
     auto plan = f.plan();
     REQUIRE(plan.errors.size() == 1);
-    CHECK(plan.errors[0].starts_with("jack: its target /run/user/1000/pipewire-0 is already used"));
+    CHECK(plan.errors[0].text().starts_with(
+        "jack: its target /run/user/1000/pipewire-0 is already used"));
   }
   SUBCASE("acl with an absolute admin socket path") {
     Fixture f("<s:socket plugin='abs' owner='alice' method='acl'/>");
     auto p = parse_plugin("<plugin name='abs'><socket path='/run/abs/s' target='s'/></plugin>",
                           true, "/etc/sockhook/plugins/abs.xml");
     f.plugins.plugins.emplace("abs", p);
-    CHECK(f.plan().errors ==
+    CHECK(texts(f.plan().errors) ==
           std::vector<std::string>{
               "abs: methods acl and group need a socket in the runtime directory"});
   }
@@ -483,25 +487,26 @@ TEST_CASE("Failures of optional sockets become warnings") {
   CHECK_FALSE(plan.failed());
   REQUIRE(plan.sockets.size() == 1);
   CHECK(plan.sockets[0].request.plugin == "pulseaudio");
-  CHECK(count_containing(plan.warnings, "(optional socket skipped)") == 3);
-  CHECK(count_containing(plan.warnings,
+  CHECK(count_containing(texts(plan.warnings), "(optional socket skipped)") == 3);
+  CHECK(count_containing(texts(plan.warnings),
                          "nope: no plugin named 'nope' is installed (optional socket skipped)") ==
         1);
-  CHECK(count_containing(plan.warnings, "pipewire: method='x'") == 1);
+  CHECK(count_containing(texts(plan.warnings), "pipewire: method='x'") == 1);
 }
 
 TEST_CASE("Metadata warnings are carried into the plan") {
   Fixture f("<s:socket plugin='pipewire' owner='alice' colour='red'/>");
   auto plan = f.plan();
   CHECK(plan.errors.empty());
-  CHECK(plan.warnings == std::vector<std::string>{"pipewire: ignoring unknown attribute 'colour'"});
+  CHECK(texts(plan.warnings) ==
+        std::vector<std::string>{"pipewire: ignoring unknown attribute 'colour'"});
 }
 
 TEST_CASE("Domain-level errors stop planning before any socket") {
   SUBCASE("no UUID") {
     Fixture f("<s:socket plugin='pipewire' owner='alice'/>", "", "");
     auto plan = f.plan();
-    CHECK(plan.errors ==
+    CHECK(texts(plan.errors) ==
           std::vector<std::string>{"the domain has no <uuid>; lends are keyed by UUID"});
     CHECK(plan.sockets.empty());
     CHECK(plan.domain_steps.empty());
