@@ -37,6 +37,7 @@
 
 #include "proxy.hpp"
 #include "sys/fd.hpp"
+#include "sys/socket.hpp"
 
 namespace {
 
@@ -370,7 +371,10 @@ bool passes_fds(const std::string& path) {
   Fd memfd(memfd_create("bench", MFD_CLOEXEC));
   struct stat sent {};
   fstat(memfd.get(), &sent);
-  char byte = 'F';
+  const int raw = memfd.get();
+  if (sockhook::send_with_control(fd.get(), "F", SCM_RIGHTS, &raw, sizeof raw, MSG_NOSIGNAL) != 1)
+    return false;
+  char byte = 0;
   iovec iov{&byte, 1};
   alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
   msghdr msg{};
@@ -378,16 +382,8 @@ bool passes_fds(const std::string& path) {
   msg.msg_iovlen = 1;
   msg.msg_control = control;
   msg.msg_controllen = sizeof control;
-  cmsghdr* c = CMSG_FIRSTHDR(&msg);
-  c->cmsg_level = SOL_SOCKET;
-  c->cmsg_type = SCM_RIGHTS;
-  c->cmsg_len = CMSG_LEN(sizeof(int));
-  const int raw = memfd.get();
-  std::memcpy(CMSG_DATA(c), &raw, sizeof raw);
-  if (sendmsg(fd.get(), &msg, MSG_NOSIGNAL) != 1) return false;
-  msg.msg_controllen = sizeof control;
   if (recvmsg(fd.get(), &msg, MSG_CMSG_CLOEXEC) != 1) return false;
-  for (c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
     if (c->cmsg_type != SCM_RIGHTS) continue;
     int received;
     std::memcpy(&received, CMSG_DATA(c), sizeof received);

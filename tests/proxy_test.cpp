@@ -25,6 +25,7 @@
 #include <doctest/doctest.h>
 
 #include "error.hpp"
+#include "sys/socket.hpp"
 
 namespace sockhook {
 namespace {
@@ -83,21 +84,8 @@ void set_nonblocking(const Fd& fd) {
 
 /// Sends `bytes` with `fds` attached in one sendmsg; true if all bytes went.
 bool send_with_fds(int fd, const std::string& bytes, const std::vector<int>& fds, int flags = 0) {
-  iovec iov{const_cast<char*>(bytes.data()), bytes.size()};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  std::vector<char> control(CMSG_SPACE(sizeof(int) * fds.size()));
-  if (!fds.empty()) {
-    msg.msg_control = control.data();
-    msg.msg_controllen = control.size();
-    cmsghdr* c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
-    std::memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
-  }
-  return sendmsg(fd, &msg, MSG_NOSIGNAL | flags) == static_cast<ssize_t>(bytes.size());
+  return send_with_control(fd, bytes, SCM_RIGHTS, fds.data(), sizeof(int) * fds.size(),
+                           MSG_NOSIGNAL | flags) == static_cast<ssize_t>(bytes.size());
 }
 
 /// What one recvmsg returned.
@@ -671,20 +659,8 @@ TEST_CASE("Credentials a client sends never reach the server") {
 
   // Root may claim any uid; anyone may at least send their own pid.
   ucred claimed{getpid(), geteuid() == 0 ? 4242u : getuid(), geteuid() == 0 ? 4242u : getgid()};
-  char byte = 'c';
-  iovec iov{&byte, 1};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(ucred))];
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof control;
-  cmsghdr* c = CMSG_FIRSTHDR(&msg);
-  c->cmsg_level = SOL_SOCKET;
-  c->cmsg_type = SCM_CREDENTIALS;
-  c->cmsg_len = CMSG_LEN(sizeof(ucred));
-  std::memcpy(CMSG_DATA(c), &claimed, sizeof claimed);
-  REQUIRE(sendmsg(client.get(), &msg, MSG_NOSIGNAL) == 1);
+  REQUIRE(send_with_control(client.get(), "c", SCM_CREDENTIALS, &claimed, sizeof claimed,
+                            MSG_NOSIGNAL) == 1);
 
   auto r = receive(server.get());
   CHECK(r.bytes == "c");
