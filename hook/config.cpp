@@ -9,6 +9,7 @@
 #include "error.hpp"
 #include "ini.hpp"
 #include "sys/file.hpp"
+#include "sys/trust.hpp"
 
 namespace sockhook {
 
@@ -39,8 +40,7 @@ Config load_config(const std::string& path) {
   Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
   if (fd) {
     auto st = fstat_or_throw(fd, path);
-    if (st.st_uid != 0 || (st.st_mode & S_IWOTH))
-      throw Error("configuration " + path + " is not owned by root or is writable by others");
+    require_trusted(st, "configuration " + path);
     try {
       config = Config::parse(read_all(fd, 64 * 1024));
     } catch (const Error& e) {

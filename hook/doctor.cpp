@@ -21,6 +21,7 @@
 #include "policy.hpp"
 #include "qemu_identity.hpp"
 #include "sys/file.hpp"
+#include "sys/trust.hpp"
 #include "virt.hpp"
 
 namespace sockhook {
@@ -244,11 +245,11 @@ void check_lend_root(const Plan& plan, const Paths& paths, bool running, std::ve
   std::vector<std::string> dirs{"/run"};
   if (::stat(paths.lend_root.c_str(), &st) == 0) {
     dirs.push_back(paths.lend_root);
-    if (st.st_uid != 0 || (st.st_mode & (S_IWGRP | S_IWOTH)))
-      out.push_back({Level::kFail,
-                     paths.lend_root + " is not root's alone (owner uid " +
-                         std::to_string(st.st_uid) + ", mode " + mode_text(st.st_mode) + ")",
-                     "chown root:root " + paths.lend_root + " && chmod go-w " + paths.lend_root});
+    if (auto problem = trust_problem(st))
+      out.push_back(
+          {Level::kFail,
+           paths.lend_root + " is refused: " + *problem + " (mode " + mode_text(st.st_mode) + ")",
+           "chown root:root " + paths.lend_root + " && chmod go-w " + paths.lend_root});
   }
   auto blocked = first_unsearchable(plan.qemu, dirs);
   if (!blocked) {

@@ -13,6 +13,7 @@
 #include "journal_attr.hpp"
 #include "root_dir.hpp"
 #include "sys/file.hpp"
+#include "sys/trust.hpp"
 
 namespace sockhook {
 namespace {
@@ -239,8 +240,8 @@ JournalStore::JournalStore(const Paths& paths, bool create) {
   }
   // Journals drive privileged undo: read them only from a directory nobody else can write.
   auto st = fstat_or_throw(dir_, paths.state_dir);
-  if (!S_ISDIR(st.st_mode) || st.st_uid != 0 || (st.st_mode & 077))
-    throw Error(paths.state_dir + " is not a root-only directory; refusing its journals");
+  if (!S_ISDIR(st.st_mode)) throw Error(paths.state_dir + " is not a directory");
+  require_trusted(st, "state directory " + paths.state_dir, true);
 }
 
 std::optional<Journal> JournalStore::load(const std::string& uuid) const {
@@ -252,8 +253,8 @@ std::optional<Journal> JournalStore::load(const std::string& uuid) const {
     throw_errno("cannot open journal " + name);
   }
   auto st = fstat_or_throw(fd, name);
-  if (!S_ISREG(st.st_mode) || st.st_uid != 0 || (st.st_mode & 077))
-    throw Error("journal " + name + " is not a root-only regular file");
+  if (!S_ISREG(st.st_mode)) throw Error("journal " + name + " is not a regular file");
+  require_trusted(st, "journal " + name, true);
   auto j = journal_from_xml(read_all(fd, kMaxJournalBytes));
   if (j.uuid != uuid) corrupt(name + " holds the journal of " + j.uuid);
   return j;

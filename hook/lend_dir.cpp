@@ -11,6 +11,7 @@
 #include "sys/acl.hpp"
 #include "sys/file.hpp"
 #include "sys/resolve.hpp"
+#include "sys/trust.hpp"
 
 namespace sockhook {
 
@@ -38,7 +39,7 @@ Fd open_lend_dir(const std::string& path) {
                      RESOLVE_NO_SYMLINKS));
   if (!dir) return dir;
   struct stat st {};
-  if (::fstat(dir.get(), &st) != 0 || st.st_uid != 0 || (st.st_mode & 022)) return Fd();
+  if (::fstat(dir.get(), &st) != 0 || trust_problem(st)) return Fd();
   return dir;
 }
 

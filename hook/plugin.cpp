@@ -14,6 +14,7 @@
 #include "error.hpp"
 #include "sys/fd.hpp"
 #include "sys/file.hpp"
+#include "sys/trust.hpp"
 
 namespace sockhook {
 namespace {
@@ -55,15 +56,6 @@ std::string require_attr(const pugi::xml_node& el, const char* name) {
 void check_target(const std::string& target, std::set<std::string>& targets) {
   if (!is_plain_file_name(target)) throw Error("target '" + target + "' is not a plain file name");
   if (!targets.insert(target).second) throw Error("target '" + target + "' is used twice");
-}
-
-/// Checks that `st` is owned by a trusted uid and writable by nobody else (S3).
-std::optional<std::string> trust_problem(const struct stat& st, const std::vector<uid_t>& trusted) {
-  if (std::find(trusted.begin(), trusted.end(), st.st_uid) == trusted.end())
-    return "it is owned by uid " + std::to_string(st.st_uid) + ", not root";
-  if (st.st_mode & S_IWOTH) return "it is writable by others";
-  if ((st.st_mode & S_IWGRP) && st.st_gid != 0) return "it is writable by its group";
-  return std::nullopt;
 }
 
 }  // namespace

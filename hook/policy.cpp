@@ -12,6 +12,7 @@
 #include "error.hpp"
 #include "ini.hpp"
 #include "sys/file.hpp"
+#include "sys/trust.hpp"
 
 namespace sockhook {
 namespace {
@@ -131,8 +132,7 @@ Policy load_policy(const std::string& path) {
   auto st = fstat_or_throw(fd, path);
   // S3: a policy that someone else could have written is no policy.
   if (!S_ISREG(st.st_mode)) throw Error("policy " + path + " is not a regular file");
-  if (st.st_uid != 0) throw Error("policy " + path + " is not owned by root");
-  if (st.st_mode & S_IWOTH) throw Error("policy " + path + " is writable by others");
+  require_trusted(st, "policy " + path);
   try {
     return Policy::parse(read_all(fd, kMaxPolicyBytes));
   } catch (const Error& e) {

@@ -7,6 +7,7 @@
 #include "error.hpp"
 #include "sys/file.hpp"
 #include "sys/resolve.hpp"
+#include "sys/trust.hpp"
 
 namespace sockhook {
 namespace {
@@ -15,9 +16,7 @@ namespace {
 /// enter it either.
 void check_root_dir(const struct stat& st, const std::string& path, bool private_dir) {
   if (!S_ISDIR(st.st_mode)) throw Error(path + " is not a directory");
-  if (st.st_uid != 0) throw Error(path + " is not owned by root");
-  if (st.st_mode & 022) throw Error(path + " is writable by group or others");
-  if (private_dir && (st.st_mode & 077)) throw Error(path + " is accessible to group or others");
+  require_trusted(st, path, private_dir);
 }
 
 }  // namespace

@@ -113,8 +113,7 @@ TEST_CASE("SOCKHOOK_DRY_RUN=1 forces dry-run mode") {
     DryRunEnv env(nullptr);
     CHECK_THROWS_WITH_AS(
         load_config(missing),
-        ("configuration " + missing + " is not owned by root or is writable by others").c_str(),
-        Error);
+        ("configuration " + missing + " is refused: it is writable by others").c_str(), Error);
   }
   fs::remove_all(dir);
 }

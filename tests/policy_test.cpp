@@ -196,13 +196,15 @@ TEST_CASE("load_policy trusts only a root-owned file that others cannot write") 
   }
   SUBCASE("writable by others") {
     REQUIRE(::chmod(path.c_str(), 0646) == 0);
-    CHECK_THROWS_WITH_AS(load_policy(path), ("policy " + path + " is writable by others").c_str(),
+    CHECK_THROWS_WITH_AS(load_policy(path),
+                         ("policy " + path + " is refused: it is writable by others").c_str(),
                          Error);
   }
   SUBCASE("owned by nobody") {
     REQUIRE(::chown(path.c_str(), 65534, 65534) == 0);
-    CHECK_THROWS_WITH_AS(load_policy(path), ("policy " + path + " is not owned by root").c_str(),
-                         Error);
+    CHECK_THROWS_WITH_AS(
+        load_policy(path),
+        ("policy " + path + " is refused: it is owned by uid 65534, not root").c_str(), Error);
   }
   SUBCASE("a symlink is not followed") {
     auto link = (dir.path / "link.conf").string();
