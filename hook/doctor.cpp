@@ -20,6 +20,7 @@
 #include "plugin.hpp"
 #include "policy.hpp"
 #include "qemu_identity.hpp"
+#include "sys/creds.hpp"
 #include "sys/file.hpp"
 #include "sys/trust.hpp"
 #include "virt.hpp"
@@ -210,10 +211,9 @@ std::optional<std::string> first_unsearchable(const QemuIdentity& qemu,
     std::vector<gid_t> groups(256);
     int n = static_cast<int>(groups.size());
     if (::getgrouplist(qemu.user.c_str(), qemu.gid, groups.data(), &n) < 0) n = 0;
-    if (::setgroups(static_cast<std::size_t>(n), groups.data()) != 0 ||
-        ::setresgid(qemu.gid, qemu.gid, qemu.gid) != 0 ||
-        ::setresuid(qemu.uid, qemu.uid, qemu.uid) != 0)
-      ::_exit(2);
+    groups.resize(static_cast<std::size_t>(n));
+    // The same drop as for every other child; with no group list, only QEMU's own group.
+    if (!drop_privileges(qemu.uid, qemu.gid, groups)) ::_exit(2);
     for (std::size_t i = 0; i < dirs.size(); ++i) {
       if (::access(dirs[i].c_str(), X_OK) != 0) {
         auto idx = static_cast<unsigned char>(i);

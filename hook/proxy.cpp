@@ -33,6 +33,7 @@
 #include <CLI/CLI.hpp>
 
 #include "error.hpp"
+#include "sys/creds.hpp"
 
 namespace sockhook {
 namespace {
@@ -686,12 +687,7 @@ struct ChildFailure {
 constexpr const char* kChildSteps[] = {
     "cannot duplicate descriptors",
     "cannot start a session",
-    "cannot set groups",
-    "cannot set group id",
-    "cannot set user id",
-    "cannot set no_new_privs",
-    "could regain root",
-    "still has capabilities",
+    "cannot drop privileges to the owner",
     "cannot exec",
 };
 
@@ -789,20 +785,9 @@ ProxyProcess spawn_proxy(const std::string& exe, Fd listen_fd, const ProxyOption
     // Drop root, groups first (changing groups needs root). After this the proxy holds
     // exactly the owner's identity: it can reach the owner's socket and nothing the owner
     // could not reach.
-    if (setgroups(1, &owner_gid) < 0) child_fail(report, 2);
-    if (setresgid(owner_gid, owner_gid, owner_gid) < 0) child_fail(report, 3);
-    if (setresuid(owner_uid, owner_uid, owner_uid) < 0) child_fail(report, 4);
-    // No setuid binary or file capability can give privileges back after exec.
-    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) child_fail(report, 5);
-    // Verify instead of trusting: root must be out of reach, and no capability left.
-    if (setresuid(0, 0, 0) == 0 || setresgid(0, 0, 0) == 0) child_fail(report, 6);
-    __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
-    __user_cap_data_struct caps[2]{};
-    if (syscall(SYS_capget, &header, caps) < 0 || caps[0].effective || caps[1].effective ||
-        caps[0].permitted || caps[1].permitted)
-      child_fail(report, 7);
+    if (!drop_privileges(owner_uid, owner_gid)) child_fail(report, 2);
     execv(exe.c_str(), argv.data());
-    child_fail(report, 8);
+    child_fail(report, 3);
   }
 
   ProxyProcess proxy{pid, Fd(static_cast<int>(sys_pidfd_open(pid)))};

@@ -2,9 +2,11 @@
 
 #include <fcntl.h>
 #include <grp.h>
+#include <linux/capability.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -14,19 +16,28 @@
 
 namespace sockhook {
 
-bool drop_privileges(uid_t uid, gid_t gid) {
+bool drop_privileges(uid_t uid, gid_t gid, const std::vector<gid_t>& groups) {
   if (uid == 0) return false;
-  // Order matters: groups and gid while still root, the uid last.
-  if (::setgroups(1, &gid) != 0) return false;
+  // Order matters: groups and gid while still root, the uid last. Dropping privileges is the
+  // safe direction; each step is checked, and the proof below is what the caller relies on.
+  const std::vector<gid_t> own{gid};
+  const auto& supplementary = groups.empty() ? own : groups;
+  if (::setgroups(supplementary.size(), supplementary.data()) != 0) return false;
   if (::setresgid(gid, gid, gid) != 0) return false;
   if (::setresuid(uid, uid, uid) != 0) return false;
+  // No setuid binary or file capability can give privileges back after an exec.
   if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return false;
   uid_t r = 0, e = 0, s = 0;
   gid_t rg = 0, eg = 0, sg = 0;
   if (::getresuid(&r, &e, &s) != 0 || r != uid || e != uid || s != uid) return false;
   if (::getresgid(&rg, &eg, &sg) != 0 || rg != gid || eg != gid || sg != gid) return false;
-  // The proof: root must be out of reach now.
-  if (::setresuid(0, 0, 0) == 0 || ::setegid(0) == 0) return false;
+  // The proof: root must be out of reach now, and no capability left.
+  if (::setresuid(0, 0, 0) == 0 || ::setresgid(0, 0, 0) == 0 || ::setegid(0) == 0) return false;
+  __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct caps[2]{};
+  if (::syscall(SYS_capget, &header, caps) != 0 || caps[0].effective || caps[1].effective ||
+      caps[0].permitted || caps[1].permitted)
+    return false;
   return true;
 }
 

@@ -4,15 +4,18 @@
 
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "sys/fd.hpp"
 
 namespace sockhook {
 
-/// In a forked child only: drops every privilege to `uid`/`gid` (supplementary groups exactly
-/// {gid}, real/effective/saved ids, no_new_privs) and checks that root cannot be regained.
-/// Returns false if any step failed; the child must then _exit.
-bool drop_privileges(uid_t uid, gid_t gid);
+/// The one way sockhook drops root, in a forked child only: sets the supplementary groups
+/// (exactly `groups`, or {gid} if empty), the real/effective/saved gid and uid, and
+/// no_new_privs, then checks that root cannot be regained (setuid(0) fails) and that no
+/// capability is left. Refuses uid 0. Returns false if any step failed; the child must then
+/// _exit.
+bool drop_privileges(uid_t uid, gid_t gid, const std::vector<gid_t>& groups = {});
 
 /// What a child run by run_as_user produced.
 struct ChildOutput {
