@@ -197,41 +197,33 @@ namespace {
 std::optional<std::string> first_unsearchable(const QemuIdentity& qemu,
                                               const std::vector<std::string>& dirs) {
   if (::geteuid() != 0) return std::nullopt;
-  int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) != 0) return std::nullopt;
-  pid_t pid = ::fork();
-  if (pid < 0) {
-    ::close(fds[0]);
-    ::close(fds[1]);
+  // Become QEMU's user as libvirt does: its groups are computed at every spawn.
+  std::vector<gid_t> groups(256);
+  int n = static_cast<int>(groups.size());
+  if (::getgrouplist(qemu.user.c_str(), qemu.gid, groups.data(), &n) < 0) n = 0;
+  groups.resize(static_cast<std::size_t>(n));
+  ChildOutput child;
+  try {
+    child = run_as_user(
+        qemu.uid, qemu.gid,
+        [&](int out) {
+          for (std::size_t i = 0; i < dirs.size(); ++i) {
+            if (::access(dirs[i].c_str(), X_OK) != 0) {
+              auto idx = static_cast<unsigned char>(i);
+              (void)!::write(out, &idx, 1);
+              return 1;
+            }
+          }
+          return 0;
+        },
+        1, 5000, groups);
+  } catch (const Error&) {
     return std::nullopt;
   }
-  if (pid == 0) {
-    // Child: become QEMU's user (as libvirt does: its groups are computed at every spawn).
-    ::close(fds[0]);
-    std::vector<gid_t> groups(256);
-    int n = static_cast<int>(groups.size());
-    if (::getgrouplist(qemu.user.c_str(), qemu.gid, groups.data(), &n) < 0) n = 0;
-    groups.resize(static_cast<std::size_t>(n));
-    // The same drop as for every other child; with no group list, only QEMU's own group.
-    if (!drop_privileges(qemu.uid, qemu.gid, groups)) ::_exit(2);
-    for (std::size_t i = 0; i < dirs.size(); ++i) {
-      if (::access(dirs[i].c_str(), X_OK) != 0) {
-        auto idx = static_cast<unsigned char>(i);
-        (void)!::write(fds[1], &idx, 1);
-        ::_exit(1);
-      }
-    }
-    ::_exit(0);
-  }
-  ::close(fds[1]);
-  unsigned char idx = 0;
-  auto got = ::read(fds[0], &idx, 1);
-  ::close(fds[0]);
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  if (!WIFEXITED(status) || WEXITSTATUS(status) == 2) return std::nullopt;
-  if (WEXITSTATUS(status) == 0) return std::string();
-  return got == 1 && idx < dirs.size() ? dirs[idx] : std::string("?");
+  if (child.status != 0 && child.status != 1) return std::nullopt;
+  if (child.status == 0) return std::string();
+  std::size_t idx = child.output.size() == 1 ? static_cast<unsigned char>(child.output[0]) : 255u;
+  return idx < dirs.size() ? dirs[idx] : std::string("?");
 }
 
 std::string mode_text(mode_t m) {

@@ -1,7 +1,9 @@
 #include "policy.hpp"
 
 #include <fcntl.h>
+#include <linux/openat2.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <sstream>
@@ -11,7 +13,9 @@
 #include "domain_xml.hpp"
 #include "error.hpp"
 #include "ini.hpp"
+#include "root_dir.hpp"
 #include "sys/file.hpp"
+#include "sys/resolve.hpp"
 #include "sys/trust.hpp"
 
 namespace sockhook {
@@ -26,12 +30,6 @@ std::string lower(std::string s) {
 }
 
 /// Splits "dir/policy.conf" into the directory and the name.
-std::pair<std::string, std::string> split_path(const std::string& path) {
-  auto slash = path.rfind('/');
-  if (slash == std::string::npos) return {".", path};
-  return {slash == 0 ? "/" : path.substr(0, slash), path.substr(slash + 1)};
-}
-
 }  // namespace
 
 Policy Policy::parse(std::string_view text) {
@@ -141,10 +139,24 @@ Policy load_policy(const std::string& path) {
 }
 
 void save_policy(const Policy& policy, const std::string& path) {
-  auto [dir, name] = split_path(path);
-  ::mkdir(dir.c_str(), 0755);
-  Fd dfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW));
+  auto dir = dir_name(path);
+  auto name = base_name(path);
+  // The policy decides what the hook lends, and `policy allow` runs as root: make its
+  // directory without following a symlink on the way (the parent is the administrator's,
+  // e.g. /etc), and write into it only if nobody else can (the same rule as loading).
+  auto parent_path = dir_name(dir);
+  Fd parent(
+      openat2_raw(AT_FDCWD, parent_path, O_PATH | O_DIRECTORY | O_CLOEXEC, RESOLVE_NO_SYMLINKS));
+  if (!parent) throw_errno("cannot open " + parent_path);
+  auto leaf = base_name(dir);
+  if (::mkdirat(parent.get(), leaf.c_str(), 0755) != 0 && errno != EEXIST)
+    throw_errno("cannot create " + dir);
+  Fd dfd(openat2_raw(parent.get(), leaf, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC,
+                     RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS));
   if (!dfd) throw_errno("cannot open " + dir);
+  if (auto problem = trust_problem(fstat_or_throw(dfd, dir), {0, ::geteuid()}))
+    throw Error("policy directory " + dir + " is refused: " + *problem);
+  // temp file + fsync + rename in the verified directory: readers see the old or the new file.
   write_file_atomic(dfd, name, policy.format(), 0644);
 }
 

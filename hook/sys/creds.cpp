@@ -42,7 +42,7 @@ bool drop_privileges(uid_t uid, gid_t gid, const std::vector<gid_t>& groups) {
 }
 
 ChildOutput run_as_user(uid_t uid, gid_t gid, const std::function<int(int)>& body,
-                        std::size_t max_bytes, int timeout_ms) {
+                        std::size_t max_bytes, int timeout_ms, const std::vector<gid_t>& groups) {
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) throw_errno("cannot create a pipe");
   Fd read_end(fds[0]), write_end(fds[1]);
@@ -50,7 +50,7 @@ ChildOutput run_as_user(uid_t uid, gid_t gid, const std::function<int(int)>& bod
   if (pid < 0) throw_errno("cannot fork");
   if (pid == 0) {
     read_end.release();
-    if (!drop_privileges(uid, gid)) ::_exit(125);
+    if (!drop_privileges(uid, gid, groups)) ::_exit(125);
     ::_exit(body(write_end.get()));
   }
   write_end.reset();

@@ -27,7 +27,9 @@ struct ChildOutput {
 /// exit code. The parent reads at most `max_bytes` + 1 bytes from the pipe (so that "too much"
 /// is visible), waits at most `timeout_ms`, and reaps the child. Throws Error if fork fails
 /// or the child does not finish in time (it is killed).
+/// `groups` as for drop_privileges. The child exits 125 if it could not drop privileges.
 ChildOutput run_as_user(uid_t uid, gid_t gid, const std::function<int(int)>& body,
-                        std::size_t max_bytes, int timeout_ms);
+                        std::size_t max_bytes, int timeout_ms,
+                        const std::vector<gid_t>& groups = {});
 
 }  // namespace sockhook
