@@ -129,6 +129,7 @@ static void write_for_qemu(SocketRun& run, const CopyFile& step, const std::stri
     if (n <= 0) throw_errno(what + ": cannot write " + step.target);
     done += static_cast<std::size_t>(n);
   }
+  // Safe: acts on the fd of the file just created with O_EXCL, never on a path.
   if (::fchown(out.get(), step.qemu_uid, run.qemu_gid) != 0 || ::fchmod(out.get(), 0400) != 0)
     throw_errno(what + ": cannot hand " + step.target + " to uid " + std::to_string(step.qemu_uid));
 }

@@ -99,6 +99,7 @@ std::vector<std::string> undo_entries(const JournalStore& store, Journal& journa
 void remove_temp_files(const JournalStore& store, const std::string& uuid) {
   auto prefix = "." + uuid + ".xml.tmp";
   for (const auto& name : list_directory(store.dir()))
+    // Safe: only root writes the state directory; these are our own interrupted temp files.
     if (name.starts_with(prefix)) ::unlinkat(store.dir().get(), name.c_str(), 0);
 }
 

@@ -271,6 +271,7 @@ bool JournalStore::has(const std::string& uuid) const {
 void JournalStore::remove(const std::string& uuid) const {
   if (!dir_) return;
   auto name = uuid + ".xml";
+  // Safe: beneath the verified root-only state directory's fd; the name is a checked UUID.
   if (::unlinkat(dir_.get(), name.c_str(), 0) != 0 && errno != ENOENT)
     throw_errno("cannot remove journal " + name);
   ::fsync(dir_.get());

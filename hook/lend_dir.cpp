@@ -16,6 +16,7 @@
 namespace sockhook {
 
 Fd make_lend_dir(const Fd& lend_root, const std::string& name, uid_t qemu_uid, bool* created) {
+  // Safe: beneath the fd of the root-owned lend root, which nobody else can write; 0700.
   *created = ::mkdirat(lend_root.get(), name.c_str(), 0700) == 0;
   if (!*created && errno != EEXIST) throw_errno("cannot create the lend directory");
   // The lend root is root-owned and not writable by anyone else, so what is at `name` was
@@ -26,10 +27,12 @@ Fd make_lend_dir(const Fd& lend_root, const std::string& name, uid_t qemu_uid, b
   if (st.st_uid != 0) throw Error("the lend directory exists and is not owned by root");
   if (!*created && !list_directory(dir).empty())
     throw Error("the lend directory exists and is not empty (hint: sockhook cleanup)");
+  // Safe: on the fd of the root-owned directory just checked, narrowing it to root alone.
   if (::fchmod(dir.get(), 0700) != 0) throw_errno("cannot chmod the lend directory");
   // Traversal for QEMU's user only: it may open the names it is told, not list or write.
   if (!acl_allows(dir.proc_path(), fstat_or_throw(dir, "the lend directory"), qemu_uid,
                   {static_cast<gid_t>(-1)}, 1))
+    // Safe: through /proc/self/fd of the verified directory; traversal (--x) only.
     acl_grant_user(dir.proc_path(), qemu_uid, 1);
   return dir;
 }
@@ -46,6 +49,7 @@ Fd open_lend_dir(const std::string& path) {
 Fd create_placeholder(const Fd& dir, const std::string& name) {
   if (name.empty() || name.find('/') != std::string::npos || name == "." || name == "..")
     throw Error("'" + name + "' is not a plain file name");
+  // Safe: a fresh file (O_EXCL, no symlink) in the root-only lend directory.
   Fd file(::openat(dir.get(), name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
                    0600));
   if (!file) throw_errno("cannot create " + name);
@@ -59,6 +63,7 @@ std::string undo_file(const JournalEntry& e) {
   Fd dir = open_lend_dir(dir_name(e.path));
   if (!dir) return "";
   auto name = base_name(e.path);
+  // Safe: only root can write the lend directory, so whatever has this name there is ours.
   if (::unlinkat(dir.get(), name.c_str(), 0) != 0 && errno != ENOENT)
     return "cannot remove " + e.path + ": " + std::strerror(errno);
   return "";
@@ -68,6 +73,7 @@ std::string undo_dir(const JournalEntry& e) {
   Fd root = open_lend_dir(dir_name(e.path));
   if (!root) return "";
   auto name = base_name(e.path);
+  // Safe: beneath the root-owned lend root; rmdir removes only an empty directory.
   if (::unlinkat(root.get(), name.c_str(), AT_REMOVEDIR) != 0 && errno != ENOENT)
     return "cannot remove " + e.path + ": " + std::strerror(errno);
   return "";

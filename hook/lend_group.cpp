@@ -56,6 +56,7 @@ std::string undo_group(const JournalEntry& e, const JournalStore& store, const s
         struct stat st {};
         // Not ours any more (the owner changed the group back): leave it.
         if (::fstat(fd.get(), &st) != 0 || st.st_gid != e.gid) return;
+        // Safe: on the re-verified inode's fd (dev/ino match, under its lock), not a path.
         if (::fchownat(fd.get(), "", static_cast<uid_t>(-1), e.prior_gid, AT_EMPTY_PATH) != 0)
           throw_errno("fchownat");
         if (::chmod(fd.proc_path().c_str(), e.prior.mode) != 0) throw_errno("chmod");

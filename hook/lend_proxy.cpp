@@ -36,6 +36,7 @@ Fd make_listen_socket(const Fd& dir, const std::string& name, uid_t uid, gid_t g
   std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
   // The umask makes the socket 0600 from its first instant: never more open than that.
   mode_t old = ::umask(0177);
+  // Safe: creates a new socket file in the root-only lend directory (EADDRINUSE if taken).
   int rc = ::bind(sock.get(), reinterpret_cast<struct sockaddr*>(&addr), sizeof addr);
   int err = errno;
   ::umask(old);

@@ -46,6 +46,7 @@ Fd lock_file(const Fd& dir, const std::string& name, int timeout_seconds, const 
   using Clock = std::chrono::steady_clock;
   auto deadline = Clock::now() + std::chrono::seconds(timeout_seconds);
   for (;;) {
+    // Safe: a lock file beneath the root-only state directory's fd, no symlink followed.
     Fd fd(::openat(dir.get(), name.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600));
     if (!fd) throw_errno("cannot open lock " + name);
     auto left =
@@ -73,6 +74,7 @@ DomainLock::DomainLock(const Fd& state_dir, const std::string& uuid, int timeout
       fd_(lock_file(state_dir, name_, timeout_seconds, "this domain")) {}
 
 void DomainLock::remove_file() {
+  // Safe: our own lock file, beneath the root-only state directory's fd.
   if (fd_) ::unlinkat(state_dir_->get(), name_.c_str(), 0);
 }
 

@@ -39,6 +39,7 @@ Fd ensure_root_dir(const std::string& path, mode_t mode) {
   Fd parent(
       openat2_raw(AT_FDCWD, parent_path, O_PATH | O_DIRECTORY | O_CLOEXEC, RESOLVE_NO_SYMLINKS));
   if (!parent) throw_errno("cannot open " + parent_path);
+  // Safe: beneath the parent's fd (reached without symlinks); checked as trusted below.
   bool created = ::mkdirat(parent.get(), name.c_str(), mode) == 0;
   if (!created && errno != EEXIST) throw_errno("cannot create " + path);
   Fd dir(openat2_raw(parent.get(), name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC,

@@ -29,6 +29,7 @@ AclPtr get_acl(const std::string& path) {
 
 void set_acl(const std::string& path, const AclPtr& acl) {
   if (::acl_valid(acl.get()) != 0) throw Error("the resulting ACL would be invalid");
+  // Safe: callers pass /proc/self/fd/N of a verified inode (Fd::proc_path), never a user path.
   if (::acl_set_file(path.c_str(), ACL_TYPE_ACCESS, acl.get()) != 0)
     throw_errno("cannot set the ACL");
 }

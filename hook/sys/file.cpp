@@ -75,6 +75,7 @@ void write_file_atomic(const Fd& dir, const std::string& name, const std::string
     }
     done += static_cast<std::size_t>(n);
   }
+  // Safe: on the fd of the temp file this function created with O_EXCL.
   if (::fchmod(fd.get(), mode) != 0 || ::fsync(fd.get()) != 0) {
     int err = errno;
     ::unlinkat(dir.get(), tmp.c_str(), 0);

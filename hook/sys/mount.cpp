@@ -26,6 +26,7 @@ void bind_mount_fd(const Fd& source, const Fd& target) {
   // irrelevant, which is what makes a swapped symlink harmless (S1).
   Fd tree(open_tree_raw(source.get(), "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH));
   if (tree) {
+    // Safe: both ends are fds (the verified source's clone, the placeholder we created).
     int rc = move_mount_raw(tree.get(), "", target.get(), "",
                             MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH);
     int err = errno;
@@ -42,6 +43,7 @@ void bind_mount_fd(const Fd& source, const Fd& target) {
 }
 
 int unmount_path(const std::string& path) {
+  // Safe: UMOUNT_NOFOLLOW; callers pass a target in the root-only lend directory.
   return ::umount2(path.c_str(), UMOUNT_NOFOLLOW | MNT_DETACH) == 0 ? 0 : errno;
 }
 
