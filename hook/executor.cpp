@@ -41,8 +41,8 @@ JournalSocket record_of(const SocketPlan& s) {
 }
 
 /// Undoes entry `e` of `journal`. `forget` writes the journal without it (see undo_acl).
-/// Returns a problem or "".
-std::string undo_entry(const JournalEntry& e, const JournalStore& store, const Journal& journal,
+/// Returns what it could not do, or nullopt.
+UndoProblem undo_entry(const JournalEntry& e, const JournalStore& store, const Journal& journal,
                        const std::function<void()>& forget) {
   switch (e.kind) {
     case EntryKind::kDir:
@@ -58,7 +58,7 @@ std::string undo_entry(const JournalEntry& e, const JournalStore& store, const J
     case EntryKind::kProxy:
       return undo_proxy(e);
   }
-  return "";
+  return std::nullopt;
 }
 
 /// Undoes the entries of `journal` that `pick` selects, newest first, and drops the ones that
@@ -79,18 +79,18 @@ std::vector<std::string> undo_entries(const JournalStore& store, Journal& journa
       journal.entries = std::move(without.entries);
       forgotten = true;
     };
-    std::string problem;
+    UndoProblem problem;
     try {
       problem = undo_entry(e, store, journal, forget);
     } catch (const std::exception& ex) {
       problem = ex.what();
     }
-    if (problem.empty()) {
+    if (!problem) {
       if (!forgotten)
         journal.entries.erase(journal.entries.begin() + static_cast<std::ptrdiff_t>(i));
       continue;
     }
-    problems.push_back((e.socket.empty() ? "" : e.socket + ": ") + problem);
+    problems.push_back((e.socket.empty() ? "" : e.socket + ": ") + *problem);
   }
   return problems;
 }
@@ -371,28 +371,28 @@ std::vector<std::string> with_journal(const std::string& uuid, const ExecContext
 }  // namespace
 
 std::vector<std::string> execute_reconnect(const std::string& uuid, const ExecContext& ctx) {
-  auto problems = with_journal(
-      uuid, ctx,
-      [](DomainExecutor&, Transaction& tx, Journal& journal, const ExecContext& real,
-         std::vector<std::string>& out) {
-        for (std::size_t i = 0; i < journal.entries.size(); ++i) {
-          const auto& e = journal.entries[i];
-          if (e.kind != EntryKind::kProxy || proxy_alive(e)) continue;
-          const auto* s = journal.find_socket(e.socket);
-          std::optional<StartProxy> step;
-          if (s)
-            for (const auto& st : s->steps)
-              if (const auto* p = std::get_if<StartProxy>(&st)) step = *p;
-          if (!step) continue;
-          auto copy = *step;
-          auto label = journal.domain + "/" + e.socket + " " + journal.uuid;
-          if (auto p = restart_proxy(tx, i, copy, real, label, journal.qemu_gid); !p.empty()) {
-            out.push_back(e.socket + ": " + p);
-          } else {
-            log_info(journal.domain + ": " + e.socket + ": proxy restarted");
-          }
-        }
-      });
+  auto problems =
+      with_journal(uuid, ctx,
+                   [](DomainExecutor&, Transaction& tx, Journal& journal, const ExecContext& real,
+                      std::vector<std::string>& out) {
+                     for (std::size_t i = 0; i < journal.entries.size(); ++i) {
+                       const auto& e = journal.entries[i];
+                       if (e.kind != EntryKind::kProxy || proxy_alive(e)) continue;
+                       const auto* s = journal.find_socket(e.socket);
+                       std::optional<StartProxy> step;
+                       if (s)
+                         for (const auto& st : s->steps)
+                           if (const auto* p = std::get_if<StartProxy>(&st)) step = *p;
+                       if (!step) continue;
+                       auto copy = *step;
+                       auto label = journal.domain + "/" + e.socket + " " + journal.uuid;
+                       if (auto p = restart_proxy(tx, i, copy, real, label, journal.qemu_gid)) {
+                         out.push_back(e.socket + ": " + *p);
+                       } else {
+                         log_info(journal.domain + ": " + e.socket + ": proxy restarted");
+                       }
+                     }
+                   });
   for (const auto& p : problems) log_warning("reconnect " + uuid + ": " + p);
   return problems;
 }

@@ -70,6 +70,10 @@ struct JournalEntry {
                                       ///< process if it was killed before `pid` was recorded
 };
 
+/// What an undo (or a reconnect) could not do: nullopt when it did everything, else one line
+/// saying what is left. The one shape for "this undo had problems".
+using UndoProblem = std::optional<std::string>;
+
 /// A domain's journal: /run/sockhook/state/<uuid>.xml, root 0600.
 struct Journal {
   std::string domain;

@@ -88,7 +88,7 @@ void grant_acl(SocketRun& run, const GrantAcl& step) {
   }
 }
 
-std::string undo_acl(const JournalEntry& e, const JournalStore& store, const std::string& uuid,
+UndoProblem undo_acl(const JournalEntry& e, const JournalStore& store, const std::string& uuid,
                      const std::function<void()>& forget) {
   return undo_shared_change(
       e, store, uuid, e.uid,

@@ -21,7 +21,7 @@ void grant_acl(SocketRun& run, const GrantAcl& step);
 /// printed before the first grant (S7). Once that is decided and done, calls `forget` (which
 /// writes the journal without this entry) while still holding the inode's lock. Returns a
 /// problem or "".
-std::string undo_acl(const JournalEntry& entry, const JournalStore& store, const std::string& uuid,
+UndoProblem undo_acl(const JournalEntry& entry, const JournalStore& store, const std::string& uuid,
                      const std::function<void()>& forget);
 
 }  // namespace sockhook

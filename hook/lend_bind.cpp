@@ -63,13 +63,13 @@ void bind_mount(SocketRun& run, const BindMount& step) {
   run.mounted_target = step.target;
 }
 
-std::string undo_mount(const JournalEntry& e) {
+UndoProblem undo_mount(const JournalEntry& e) {
   // The target lies in the root-owned lend directory, so its path is safe to use again; the
   // inode check makes sure we detach our mount and nothing else.
   for (int i = 0; i < 8; ++i) {
     Fd fd(openat2_raw(AT_FDCWD, e.path, O_PATH | O_NOFOLLOW | O_CLOEXEC, RESOLVE_NO_SYMLINKS));
     struct stat st {};
-    if (!fd || ::fstat(fd.get(), &st) != 0 || inode_of(st) != e.inode) return "";
+    if (!fd || ::fstat(fd.get(), &st) != 0 || inode_of(st) != e.inode) return std::nullopt;
     fd.reset();
     if (int err = unmount_path(e.path); err != 0)
       return "cannot unmount " + e.path + ": " + std::strerror(err);

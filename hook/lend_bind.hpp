@@ -15,7 +15,7 @@ void create_target(SocketRun& run, const CreateTarget& step);
 void bind_mount(SocketRun& run, const BindMount& step);
 
 /// Undoes a kMount entry: detaches the mount only while the target still shows the recorded
-/// inode (S7). Returns a problem or "".
-std::string undo_mount(const JournalEntry& entry);
+/// inode (S7). Returns what it could not do, or nullopt.
+UndoProblem undo_mount(const JournalEntry& entry);
 
 }  // namespace sockhook

@@ -58,25 +58,25 @@ Fd create_placeholder(const Fd& dir, const std::string& name) {
   return path;
 }
 
-std::string undo_file(const JournalEntry& e) {
+UndoProblem undo_file(const JournalEntry& e) {
   // Only root can write the lend directory, so whatever has this name there is ours.
   Fd dir = open_lend_dir(dir_name(e.path));
-  if (!dir) return "";
+  if (!dir) return std::nullopt;
   auto name = base_name(e.path);
   // Safe: only root can write the lend directory, so whatever has this name there is ours.
   if (::unlinkat(dir.get(), name.c_str(), 0) != 0 && errno != ENOENT)
     return "cannot remove " + e.path + ": " + std::strerror(errno);
-  return "";
+  return std::nullopt;
 }
 
-std::string undo_dir(const JournalEntry& e) {
+UndoProblem undo_dir(const JournalEntry& e) {
   Fd root = open_lend_dir(dir_name(e.path));
-  if (!root) return "";
+  if (!root) return std::nullopt;
   auto name = base_name(e.path);
   // Safe: beneath the root-owned lend root; rmdir removes only an empty directory.
   if (::unlinkat(root.get(), name.c_str(), AT_REMOVEDIR) != 0 && errno != ENOENT)
     return "cannot remove " + e.path + ": " + std::strerror(errno);
-  return "";
+  return std::nullopt;
 }
 
 }  // namespace sockhook

@@ -24,11 +24,12 @@ Fd open_lend_dir(const std::string& path);
 /// returns an O_PATH fd of it: a mount point that nobody could have planted. Throws Error.
 Fd create_placeholder(const Fd& dir, const std::string& name);
 
-/// Undoes a kFile entry: unlinks the name in the root-owned lend directory. Returns a problem
-/// or "".
-std::string undo_file(const JournalEntry& entry);
+/// Undoes a kFile entry: unlinks the name in the root-owned lend directory. Returns what it
+/// could not do, or nullopt.
+UndoProblem undo_file(const JournalEntry& entry);
 
-/// Undoes a kDir entry: removes the (then empty) lend directory. Returns a problem or "".
-std::string undo_dir(const JournalEntry& entry);
+/// Undoes a kDir entry: removes the (then empty) lend directory. Returns what it could not do, or
+/// nullopt.
+UndoProblem undo_dir(const JournalEntry& entry);
 
 }  // namespace sockhook

@@ -48,7 +48,7 @@ void change_group(SocketRun& run, const ChangeGroup& step) {
   }
 }
 
-std::string undo_group(const JournalEntry& e, const JournalStore& store, const std::string& uuid,
+UndoProblem undo_group(const JournalEntry& e, const JournalStore& store, const std::string& uuid,
                        const std::function<void()>& forget) {
   return undo_shared_change(
       e, store, uuid, e.gid, "cannot restore the group and mode of " + e.path, forget,

@@ -16,8 +16,8 @@ void change_group(SocketRun& run, const ChangeGroup& step);
 /// Undoes a kGroup entry of the journal of `uuid`: unless another domain's journal still records
 /// the same change on that inode, restores the group and mode exactly, only if the inode still
 /// matches and still has the group we gave it; then calls `forget` under the inode's lock.
-/// Returns a problem or "".
-std::string undo_group(const JournalEntry& entry, const JournalStore& store,
+/// Returns what it could not do, or nullopt.
+UndoProblem undo_group(const JournalEntry& entry, const JournalStore& store,
                        const std::string& uuid, const std::function<void()>& forget);
 
 }  // namespace sockhook

@@ -97,7 +97,7 @@ bool proxy_alive(const JournalEntry& e) {
   return state != 0 && state != 'Z' && state != 'X';
 }
 
-std::string undo_proxy(const JournalEntry& e) {
+UndoProblem undo_proxy(const JournalEntry& e) {
   if (Fd fd = pidfd_if_same(e.pid, e.starttime)) {
     stop_proxy(fd.get());
   } else if (e.pid == 0) {
@@ -117,10 +117,10 @@ std::string undo_proxy(const JournalEntry& e) {
   return undo_file(file);
 }
 
-std::string restart_proxy(Transaction& tx, std::size_t index, const StartProxy& step,
+UndoProblem restart_proxy(Transaction& tx, std::size_t index, const StartProxy& step,
                           const ExecContext& ctx, const std::string& label, gid_t qemu_gid) {
   auto e = tx.journal().entries.at(index);
-  if (auto problem = undo_proxy(e); !problem.empty()) return problem;
+  if (auto problem = undo_proxy(e)) return problem;
   e.pid = 0;
   e.starttime = 0;
   e.listen_ino = 0;
@@ -130,7 +130,7 @@ std::string restart_proxy(Transaction& tx, std::size_t index, const StartProxy& 
     Fd dir = open_lend_dir(dir_name(step.listen_path));
     if (!dir) return "cannot restart the proxy on " + step.listen_path + ": no lend directory";
     launch(tx, index, e, dir, step, ctx, qemu_gid);
-    return "";
+    return std::nullopt;
   } catch (const Error& err) {
     return "cannot restart the proxy on " + step.listen_path + ": " + err.what();
   }

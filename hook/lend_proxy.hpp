@@ -18,12 +18,12 @@ bool proxy_alive(const JournalEntry& entry);
 
 /// Undoes a kProxy entry: stops the process (pidfd, checked start time; or, if the pid was
 /// never recorded, whichever process holds the recorded listening socket) and removes the
-/// listening socket. Returns a problem or "".
-std::string undo_proxy(const JournalEntry& entry);
+/// listening socket. Returns what it could not do, or nullopt.
+UndoProblem undo_proxy(const JournalEntry& entry);
 
 /// reconnect: starts entry `index`'s proxy again on a fresh listening socket at the same path
-/// and records the new pid. Returns a problem or "".
-std::string restart_proxy(Transaction& tx, std::size_t index, const StartProxy& step,
+/// and records the new pid. Returns what it could not do, or nullopt.
+UndoProblem restart_proxy(Transaction& tx, std::size_t index, const StartProxy& step,
                           const ExecContext& ctx, const std::string& label, gid_t qemu_gid);
 
 }  // namespace sockhook

@@ -68,7 +68,7 @@ std::optional<JournalEntry> other_domains_grant(const JournalStore& store,
   return std::nullopt;
 }
 
-std::string undo_shared_change(const JournalEntry& e, const JournalStore& store,
+UndoProblem undo_shared_change(const JournalEntry& e, const JournalStore& store,
                                const std::string& uuid, unsigned id, const std::string& what,
                                const std::function<void()>& forget,
                                const std::function<void(const Fd&)>& restore) {
@@ -78,12 +78,12 @@ std::string undo_shared_change(const JournalEntry& e, const JournalStore& store,
   if (!fd && unsure)
     return "cannot find " + e.path + " again (the name holds something else now); will retry";
   // The inode is gone or replaced (the server restarted): our change went with it.
-  if (!fd) return "";
+  if (!fd) return std::nullopt;
   try {
     InodeLock lock(store.dir(), e.inode);
     if (!other_domains_grant(store, uuid, e.kind, e.inode, id)) restore(fd);
     forget();
-    return "";
+    return std::nullopt;
   } catch (const Error& err) {
     return what + ": " + err.what();
   }

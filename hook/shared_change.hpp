@@ -35,7 +35,7 @@ std::optional<JournalEntry> other_domains_grant(const JournalStore& store,
 /// `forget` under the lock. A name that holds something else now keeps the entry for a later
 /// try; a gone or replaced inode took the change with it. Returns a problem prefixed by `what`,
 /// or "".
-std::string undo_shared_change(const JournalEntry& entry, const JournalStore& store,
+UndoProblem undo_shared_change(const JournalEntry& entry, const JournalStore& store,
                                const std::string& uuid, unsigned id, const std::string& what,
                                const std::function<void()>& forget,
                                const std::function<void(const Fd&)>& restore);
