@@ -48,13 +48,6 @@ bool any_journal(const Paths& paths) {
   return found;
 }
 
-std::string uuid_of(std::string_view xml) {
-  pugi::xml_document doc;
-  if (!doc.load_buffer(xml.data(), xml.size())) return {};
-  std::string uuid = doc.child("domain").child_value("uuid");
-  for (auto& c : uuid) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return is_valid_uuid(uuid) ? uuid : std::string();
-}
 
 /// prepare/start: parse → load plugins, policy, identity → plan → (dry run: log) → execute.
 int lend_sockets(const HookArgs& args, std::string_view xml, bool is_start,
@@ -101,6 +94,23 @@ int lend_sockets(const HookArgs& args, std::string_view xml, bool is_start,
 
 }  // namespace
 
+std::string uuid_of(std::string_view xml) {
+  pugi::xml_document doc;
+  if (!doc.load_buffer(xml.data(), xml.size())) return {};
+  std::string uuid = doc.child("domain").child_value("uuid");
+  for (auto& c : uuid) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return is_valid_uuid(uuid) ? uuid : std::string();
+}
+
+HookAction hook_action(const HookArgs& args) {
+  const auto& op = args.operation;
+  if (op == "prepare" && args.sub == "begin") return HookAction::kPrepare;
+  if (op == "start" && args.sub == "begin") return HookAction::kStart;
+  if (op == "release" && args.sub == "end") return HookAction::kRelease;
+  if (op == "reconnect" && args.sub == "begin") return HookAction::kReconnect;
+  return HookAction::kNone;
+}
+
 bool invoked_as_hook(const std::string& argv0) {
   std::string_view p = argv0;
   return p.ends_with("/hooks/qemu") || p.find("/hooks/qemu.d/") != std::string_view::npos;
@@ -108,10 +118,11 @@ bool invoked_as_hook(const std::string& argv0) {
 
 int run_hook(const HookArgs& args, const std::string& config_dir) {
   const auto& op = args.operation;
-  bool prepare = op == "prepare" && args.sub == "begin";
-  bool start = op == "start" && args.sub == "begin";
-  bool release = op == "release" && args.sub == "end";
-  bool reconnect = op == "reconnect" && args.sub == "begin";
+  auto action = hook_action(args);
+  bool prepare = action == HookAction::kPrepare;
+  bool start = action == HookAction::kStart;
+  bool release = action == HookAction::kRelease;
+  bool reconnect = action == HookAction::kReconnect;
   std::string xml;
   try {
     xml = read_stdin();

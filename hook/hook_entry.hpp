@@ -1,6 +1,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 
 namespace sockhook {
 
@@ -19,6 +20,19 @@ struct HookArgs {
 /// that run beside an installed sockhook); libvirt's entry never does, and every file is still
 /// checked to be root's and not writable by others (S3).
 int run_hook(const HookArgs& args, const std::string& config_dir = "");
+
+/// What the hook does for libvirt's operation and sub-operation.
+enum class HookAction {
+  kNone,       ///< everything else (migrate, restore, started, stopped...): exit 0 at once
+  kPrepare,    ///< prepare begin: lend
+  kStart,      ///< start begin: re-grant to QEMU's final identity
+  kRelease,    ///< release end: undo
+  kReconnect,  ///< reconnect begin: check lends, restart proxies
+};
+HookAction hook_action(const HookArgs& args);
+
+/// The lower-case UUID of the domain XML `xml`, or "" if it has none that is valid.
+std::string uuid_of(std::string_view xml);
 
 /// True if argv[0] says we were started by libvirt from its hooks directory.
 bool invoked_as_hook(const std::string& argv0);

@@ -596,42 +596,6 @@ TEST_CASE("Errors appear in format_plan and plan_to_json") {
   CHECK(j["errors"][0] == "nope: no plugin named 'nope' is installed");
 }
 
-TEST_CASE("Every step describes itself, its undo and its JSON form") {
-  const std::vector<std::pair<Step, std::string>> steps = {
-      {MakeLendDir{"/run/sockhook/u", 64055}, "make_lend_dir"},
-      {VerifySource{"/run/user/1000", "pipewire-0", 1000, 5}, "verify_source"},
-      {CreateTarget{"/run/sockhook/u/t"}, "create_target"},
-      {BindMount{"/run/user/1000/pipewire-0", "/run/sockhook/u/t"}, "bind_mount"},
-      {GrantAcl{"/run/user/1000", 64055, "x", true, true}, "grant_acl"},
-      {ChangeGroup{"/run/user/1000/pipewire-0", 64055}, "change_group"},
-      {CopyFile{"/home/alice/c", "/run/sockhook/u/c", 1000, 64055, 256, true}, "copy_file"},
-      {StartProxy{"/run/sockhook/u/t", "/run/user/1000/w", 1000, 1000, 64055, 64055},
-       "start_proxy"},
-  };
-  REQUIRE(steps.size() == std::variant_size_v<Step>);
-  for (const auto& [step, action] : steps) {
-    CAPTURE(action);
-    auto what = describe(step);
-    CHECK_FALSE(what.empty());
-    // Each description names the path it acts on.
-    CHECK((contains(what, "/run/sockhook/u") || contains(what, "/run/user/1000")));
-    auto undo = describe_undo(step);
-    if (std::holds_alternative<VerifySource>(step)) {
-      CHECK(undo.empty());
-    } else {
-      CHECK_FALSE(undo.empty());
-    }
-    CHECK(to_json(step)["action"] == action);
-  }
-  CHECK(describe(steps[4].first) ==
-        "add ACL entry u:64055:x on directory /run/user/1000 (only if its mode and ACL deny it)");
-  CHECK(describe(steps[6].first) ==
-        "copy /home/alice/c as uid 1000 (no symlinks, at most 256 bytes) to /run/sockhook/u/c "
-        "(owner uid 64055, 0400) if it exists");
-  CHECK(describe_undo(steps[3].first) ==
-        "unmount /run/sockhook/u/t (if it still holds that inode)");
-}
-
 TEST_CASE("Paths can be relocated for tests") {
   Fixture f("<s:socket plugin='pipewire' owner='alice' method='bind'/>");
   f.in.paths.lend_root = "/tmp/lend";

@@ -1,0 +1,53 @@
+#include "hook_entry.hpp"
+
+#include <string>
+
+#include <doctest/doctest.h>
+
+namespace sockhook {
+namespace {
+
+TEST_CASE("The hook acts only on the four operations it handles") {
+  struct Case {
+    const char* operation;
+    const char* sub;
+    HookAction action;
+  };
+  const Case cases[] = {
+      {"prepare", "begin", HookAction::kPrepare},
+      {"start", "begin", HookAction::kStart},
+      {"release", "end", HookAction::kRelease},
+      {"reconnect", "begin", HookAction::kReconnect},
+      {"prepare", "end", HookAction::kNone},
+      {"release", "begin", HookAction::kNone},
+      {"started", "begin", HookAction::kNone},
+      {"stopped", "end", HookAction::kNone},
+      {"migrate", "begin", HookAction::kNone},
+      {"restore", "begin", HookAction::kNone},
+      {"", "", HookAction::kNone},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.operation);
+    CAPTURE(c.sub);
+    CHECK(hook_action(HookArgs{"vm1", c.operation, c.sub, "-"}) == c.action);
+  }
+}
+
+TEST_CASE("The hook knows libvirt's hook paths from argv[0]") {
+  CHECK(invoked_as_hook("/etc/libvirt/hooks/qemu"));
+  CHECK(invoked_as_hook("/etc/libvirt/hooks/qemu.d/sockhook"));
+  CHECK_FALSE(invoked_as_hook("sockhook"));
+  CHECK_FALSE(invoked_as_hook("/usr/bin/sockhook"));
+  CHECK_FALSE(invoked_as_hook("/etc/libvirt/hooks/network"));
+}
+
+TEST_CASE("The hook reads the domain's UUID in lower case, and only a valid one") {
+  CHECK(uuid_of("<domain><uuid>0A1B2C3D-4E5F-4A6B-8C7D-9E0F1A2B3C4D</uuid></domain>") ==
+        "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d");
+  CHECK(uuid_of("<domain><uuid>not-a-uuid</uuid></domain>").empty());
+  CHECK(uuid_of("<domain/>").empty());
+  CHECK(uuid_of("not xml").empty());
+}
+
+}  // namespace
+}  // namespace sockhook
