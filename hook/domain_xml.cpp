@@ -6,6 +6,7 @@
 
 #include <pugixml.hpp>
 
+#include "enum_names.hpp"
 #include "error.hpp"
 #include "xml_ns.hpp"
 
@@ -234,27 +235,15 @@ void parse_qemu_side(const pugi::xml_node& domain, DomainInfo& info) {
 
 }  // namespace
 
-std::string_view to_string(Method m) {
-  switch (m) {
-    case Method::kAuto:
-      return "auto";
-    case Method::kBind:
-      return "bind";
-    case Method::kProxy:
-      return "proxy";
-    case Method::kAcl:
-      return "acl";
-    case Method::kGroup:
-      return "group";
-  }
-  return "?";
-}
+constexpr EnumNames<Method, 5> kMethods{{{Method::kAuto, "auto"},
+                                         {Method::kBind, "bind"},
+                                         {Method::kProxy, "proxy"},
+                                         {Method::kAcl, "acl"},
+                                         {Method::kGroup, "group"}}};
 
-std::optional<Method> parse_method(std::string_view s) {
-  for (auto m : {Method::kAuto, Method::kBind, Method::kProxy, Method::kAcl, Method::kGroup})
-    if (to_string(m) == s) return m;
-  return std::nullopt;
-}
+std::string_view to_string(Method m) { return kMethods.name(m); }
+
+std::optional<Method> parse_method(std::string_view s) { return kMethods.parse(s); }
 
 bool DomainInfo::has_fatal_error() const {
   return std::any_of(diagnostics.begin(), diagnostics.end(),

@@ -48,7 +48,6 @@ bool any_journal(const Paths& paths) {
   return found;
 }
 
-
 /// prepare/start: parse → load plugins, policy, identity → plan → (dry run: log) → execute.
 int lend_sockets(const HookArgs& args, std::string_view xml, bool is_start,
                  const std::string& config_dir) {

@@ -9,6 +9,7 @@
 #include <pugixml.hpp>
 
 #include "domain_xml.hpp"
+#include "enum_names.hpp"
 #include "error.hpp"
 #include "journal_attr.hpp"
 #include "root_dir.hpp"
@@ -112,30 +113,16 @@ JournalEntry read_entry(const pugi::xml_node& n) {
 
 }  // namespace
 
-std::string_view to_string(EntryKind kind) {
-  switch (kind) {
-    case EntryKind::kDir:
-      return "dir";
-    case EntryKind::kFile:
-      return "file";
-    case EntryKind::kMount:
-      return "mount";
-    case EntryKind::kAcl:
-      return "acl";
-    case EntryKind::kGroup:
-      return "group";
-    case EntryKind::kProxy:
-      return "proxy";
-  }
-  return "?";
-}
+constexpr EnumNames<EntryKind, 6> kEntryKinds{{{EntryKind::kDir, "dir"},
+                                               {EntryKind::kFile, "file"},
+                                               {EntryKind::kMount, "mount"},
+                                               {EntryKind::kAcl, "acl"},
+                                               {EntryKind::kGroup, "group"},
+                                               {EntryKind::kProxy, "proxy"}}};
 
-std::optional<EntryKind> parse_entry_kind(std::string_view s) {
-  for (auto k : {EntryKind::kDir, EntryKind::kFile, EntryKind::kMount, EntryKind::kAcl,
-                 EntryKind::kGroup, EntryKind::kProxy})
-    if (to_string(k) == s) return k;
-  return std::nullopt;
-}
+std::string_view to_string(EntryKind kind) { return kEntryKinds.name(kind); }
+
+std::optional<EntryKind> parse_entry_kind(std::string_view s) { return kEntryKinds.parse(s); }
 
 const JournalSocket* Journal::find_socket(const std::string& name) const {
   for (const auto& s : sockets)

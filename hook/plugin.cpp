@@ -79,22 +79,19 @@ std::string expand(std::string_view text, const Variables& vars) {
     if (close == std::string_view::npos)
       throw Error("unterminated variable in '" + std::string(text) + "'");
     auto name = text.substr(i + 1, close - i - 1);
-    if (name == "runtime_dir")
-      out += vars.runtime_dir;
-    else if (name == "home")
-      out += vars.home;
-    else if (name == "user")
-      out += vars.user;
-    else if (name == "uid")
-      out += vars.uid;
-    else if (name == "lend_dir")
-      out += vars.lend_dir;
-    else if (name == "target")
-      out += vars.target;
-    else if (name == "files_dir")
-      out += vars.files_dir;
-    else
+    const std::pair<std::string_view, const std::string*> known[] = {
+        {"runtime_dir", &vars.runtime_dir},
+        {"home", &vars.home},
+        {"user", &vars.user},
+        {"uid", &vars.uid},
+        {"lend_dir", &vars.lend_dir},
+        {"target", &vars.target},
+        {"files_dir", &vars.files_dir}};
+    auto found = std::find_if(std::begin(known), std::end(known),
+                              [&](const auto& k) { return k.first == name; });
+    if (found == std::end(known))
       throw Error("unknown variable {" + std::string(name) + "} in '" + std::string(text) + "'");
+    out += *found->second;
     i = close + 1;
   }
   return out;
