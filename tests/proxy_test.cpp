@@ -51,22 +51,23 @@ sockaddr_un address_of(const std::string& path) {
   return addr;
 }
 
-Fd listen_at(const std::string& path) {
+/// A unix stream socket that listens at `path` (`listening`) or is connected to it.
+Fd unix_socket(const std::string& path, bool listening) {
   Fd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
   REQUIRE(fd.valid());
   const auto addr = address_of(path);
-  REQUIRE(bind(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0);
-  REQUIRE(listen(fd.get(), SOMAXCONN) == 0);
+  const auto* sa = reinterpret_cast<const sockaddr*>(&addr);
+  if (listening) {
+    REQUIRE(bind(fd.get(), sa, sizeof addr) == 0);
+    REQUIRE(listen(fd.get(), SOMAXCONN) == 0);
+  } else {
+    REQUIRE(connect(fd.get(), sa, sizeof addr) == 0);
+  }
   return fd;
 }
 
-Fd connect_to(const std::string& path) {
-  Fd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  REQUIRE(fd.valid());
-  const auto addr = address_of(path);
-  REQUIRE(connect(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0);
-  return fd;
-}
+Fd listen_at(const std::string& path) { return unix_socket(path, true); }
+Fd connect_to(const std::string& path) { return unix_socket(path, false); }
 
 bool wait_for(int fd, short events, int timeout_ms) {
   pollfd p{fd, events, 0};

@@ -74,6 +74,23 @@ std::string entry_line(const fs::path& p, const std::string& prefix) {
 
 bool have_setfacl() { return fs::exists("/usr/bin/setfacl"); }
 
+/// A file of `mode` with the ACL `spec` added, and its state before a grant to QEMU.
+struct AclFile {
+  TempFile f;
+  std::string before;
+  AclState prior;
+  AclFile(mode_t mode, const std::string& spec) : f(mode) {
+    setfacl(f.path, spec);
+    before = snapshot(f.path);
+    prior = read_acl_state(f.path, kQemu);
+  }
+  /// Revokes QEMU's entry again; the ACL must then be byte-identical to `before`.
+  void revoke_and_check() {
+    acl_revoke_user(f.path, kQemu, prior);
+    CHECK(snapshot(f.path) == before);
+  }
+};
+
 }  // namespace
 
 TEST_CASE("permission text converts both ways") {
@@ -101,41 +118,29 @@ TEST_CASE("granting and revoking leaves the ACL byte-identical") {
   }
   SUBCASE("another named entry and a narrow mask: the mask is restored, theirs untouched") {
     if (!have_setfacl()) return;
-    TempFile f(0600);
-    setfacl(f.path, "u:" + std::to_string(kOther) + ":rwx,m::r--");
-    auto before = snapshot(f.path);
-    auto prior = read_acl_state(f.path, kQemu);
-    REQUIRE(prior.mask == 4u);
-    acl_grant_user(f.path, kQemu, 6);
+    AclFile a(0600, "u:" + std::to_string(kOther) + ":rwx,m::r--");
+    REQUIRE(a.prior.mask == 4u);
+    acl_grant_user(a.f.path, kQemu, 6);
     // Widened by exactly rw-; recomputing (as setfacl does) would have made it rwx and
     // silently given the other user x.
-    CHECK(entry_line(f.path, "mask::") == "mask::rw-");
-    CHECK(entry_line(f.path, "user:" + std::to_string(kOther))
+    CHECK(entry_line(a.f.path, "mask::") == "mask::rw-");
+    CHECK(entry_line(a.f.path, "user:" + std::to_string(kOther))
               .starts_with("user:" + std::to_string(kOther) + ":rwx"));
-    acl_revoke_user(f.path, kQemu, prior);
-    CHECK(snapshot(f.path) == before);
+    a.revoke_and_check();
   }
   SUBCASE("a pre-existing entry for QEMU's uid is put back as it was") {
     if (!have_setfacl()) return;
-    TempFile f(0600);
-    setfacl(f.path, "u:" + std::to_string(kQemu) + ":r--");
-    auto before = snapshot(f.path);
-    auto prior = read_acl_state(f.path, kQemu);
-    REQUIRE(prior.entry == 4u);
-    acl_grant_user(f.path, kQemu, 6);
-    CHECK(entry_line(f.path, "user:" + std::to_string(kQemu)).ends_with(":rw-"));
-    acl_revoke_user(f.path, kQemu, prior);
-    CHECK(snapshot(f.path) == before);
+    AclFile a(0600, "u:" + std::to_string(kQemu) + ":r--");
+    REQUIRE(a.prior.entry == 4u);
+    acl_grant_user(a.f.path, kQemu, 6);
+    CHECK(entry_line(a.f.path, "user:" + std::to_string(kQemu)).ends_with(":rw-"));
+    a.revoke_and_check();
   }
   SUBCASE("a named group and a mask of its own") {
     if (!have_setfacl()) return;
-    TempFile f(0750);
-    setfacl(f.path, "g:4343:r-x");
-    auto before = snapshot(f.path);
-    auto prior = read_acl_state(f.path, kQemu);
-    acl_grant_user(f.path, kQemu, 1);
-    acl_revoke_user(f.path, kQemu, prior);
-    CHECK(snapshot(f.path) == before);
+    AclFile a(0750, "g:4343:r-x");
+    acl_grant_user(a.f.path, kQemu, 1);
+    a.revoke_and_check();
   }
   SUBCASE("setfacl -x alone would not have restored it (the mask stays behind)") {
     if (!have_setfacl()) return;
