@@ -1,5 +1,6 @@
 #include "domain_xml.hpp"
 
+#include <optional>
 #include <string>
 
 #include <doctest/doctest.h>
@@ -505,34 +506,34 @@ TEST_CASE("Input that is not a domain is an Error") {
 }
 
 TEST_CASE("The DAC seclabel is read as user and group, static or dynamic") {
-  SUBCASE("static") {
-    auto info = parse_domain_xml(
-        domain_xml("", "vm1", kUuid,
-                   "<seclabel type='static' model='dac' relabel='yes'><label>+64055:+107</label>"
-                   "</seclabel>"));
-    REQUIRE(info.dac.has_value());
-    CHECK(info.dac->user == "+64055");
-    CHECK(info.dac->group == "+107");
-    CHECK(info.dac->is_static);
-  }
-  SUBCASE("dynamic, as libvirt fills it in at start") {
-    auto info = parse_domain_xml(domain_xml(
-        "", "vm1", kUuid,
-        "<seclabel type='none' model='apparmor'/>"
-        "<seclabel type='dynamic' model='dac' relabel='yes'><label>libvirt-qemu:kvm</label>"
-        "<imagelabel>+64055:+107</imagelabel></seclabel>"));
-    REQUIRE(info.dac.has_value());
-    CHECK(info.dac->user == "libvirt-qemu");
-    CHECK(info.dac->group == "kvm");
-    CHECK_FALSE(info.dac->is_static);
-  }
-  SUBCASE("a seclabel without a label, or of another model, gives none") {
-    auto info = parse_domain_xml(domain_xml(
-        "", "vm1", kUuid,
-        "<seclabel type='dynamic' model='dac' relabel='yes'/>"
-        "<seclabel type='static' model='selinux'><label>system_u:system_r:svirt_t:s0</label>"
-        "</seclabel>"));
-    CHECK_FALSE(info.dac.has_value());
+  struct Case {
+    const char* what;
+    std::string seclabels;
+    std::optional<DacLabel> dac;
+  };
+  const Case cases[] = {
+      {"static",
+       "<seclabel type='static' model='dac' relabel='yes'><label>+64055:+107</label></seclabel>",
+       DacLabel{"+64055", "+107", true}},
+      {"dynamic, as libvirt fills it in at start",
+       "<seclabel type='none' model='apparmor'/>"
+       "<seclabel type='dynamic' model='dac' relabel='yes'><label>libvirt-qemu:kvm</label>"
+       "<imagelabel>+64055:+107</imagelabel></seclabel>",
+       DacLabel{"libvirt-qemu", "kvm", false}},
+      {"a seclabel without a label, or of another model, gives none",
+       "<seclabel type='dynamic' model='dac' relabel='yes'/>"
+       "<seclabel type='static' model='selinux'><label>system_u:system_r:svirt_t:s0</label>"
+       "</seclabel>",
+       std::nullopt},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.what);
+    auto info = parse_domain_xml(domain_xml("", "vm1", kUuid, c.seclabels));
+    REQUIRE(info.dac.has_value() == c.dac.has_value());
+    if (!c.dac) continue;
+    CHECK(info.dac->user == c.dac->user);
+    CHECK(info.dac->group == c.dac->group);
+    CHECK(info.dac->is_static == c.dac->is_static);
   }
 }
 

@@ -34,19 +34,17 @@ TEST_CASE("The hook acts only on the four operations it handles") {
 }
 
 TEST_CASE("The hook knows libvirt's hook paths from argv[0]") {
-  CHECK(invoked_as_hook("/etc/libvirt/hooks/qemu"));
-  CHECK(invoked_as_hook("/etc/libvirt/hooks/qemu.d/sockhook"));
-  CHECK_FALSE(invoked_as_hook("sockhook"));
-  CHECK_FALSE(invoked_as_hook("/usr/bin/sockhook"));
-  CHECK_FALSE(invoked_as_hook("/etc/libvirt/hooks/network"));
+  for (const char* hook : {"/etc/libvirt/hooks/qemu", "/etc/libvirt/hooks/qemu.d/sockhook"})
+    CHECK_MESSAGE(invoked_as_hook(hook), hook);
+  for (const char* other : {"sockhook", "/usr/bin/sockhook", "/etc/libvirt/hooks/network"})
+    CHECK_MESSAGE(!invoked_as_hook(other), other);
 }
 
 TEST_CASE("The hook reads the domain's UUID in lower case, and only a valid one") {
   CHECK(uuid_of("<domain><uuid>0A1B2C3D-4E5F-4A6B-8C7D-9E0F1A2B3C4D</uuid></domain>") ==
         "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d");
-  CHECK(uuid_of("<domain><uuid>not-a-uuid</uuid></domain>").empty());
-  CHECK(uuid_of("<domain/>").empty());
-  CHECK(uuid_of("not xml").empty());
+  for (const char* bad : {"<domain><uuid>not-a-uuid</uuid></domain>", "<domain/>", "not xml"})
+    CHECK_MESSAGE(uuid_of(bad).empty(), bad);
 }
 
 }  // namespace
