@@ -12,6 +12,7 @@
 
 #include "error.hpp"
 #include "sys/file.hpp"
+#include "temp_dir.hpp"
 
 namespace sockhook {
 namespace {
@@ -97,16 +98,6 @@ std::string read_text(const fs::path& p) {
   std::ifstream in(p);
   return {std::istreambuf_iterator<char>(in), {}};
 }
-
-/// A scratch directory, removed at the end.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    char name[] = "/tmp/sockhook-journal-test-XXXXXX";
-    path = ::mkdtemp(name);
-  }
-  ~TempDir() { fs::remove_all(path); }
-};
 
 }  // namespace
 

@@ -78,6 +78,14 @@ const SocketPlan& only_socket(const Plan& plan) {
   return plan.sockets[0];
 }
 
+/// The only socket of a plan without errors whose first step makes the lend directory.
+const SocketPlan& socket_after_lend_dir(const Plan& plan) {
+  CHECK(plan.errors.empty());
+  REQUIRE(plan.domain_steps.size() == 1);
+  CHECK(std::holds_alternative<MakeLendDir>(plan.domain_steps[0]));
+  return only_socket(plan);
+}
+
 bool contains(const std::string& haystack, const std::string& needle) {
   return haystack.find(needle) != std::string::npos;
 }
@@ -185,10 +193,7 @@ TEST_CASE("wait= and a numeric owner reach the plan") {
 TEST_CASE("A proxy lend plans one StartProxy step") {
   Fixture f("<s:socket plugin='wayland' owner='alice' method='proxy'/>");
   auto plan = f.plan();
-  CHECK(plan.errors.empty());
-  REQUIRE(plan.domain_steps.size() == 1);
-  CHECK(std::holds_alternative<MakeLendDir>(plan.domain_steps[0]));
-  const auto& s = only_socket(plan);
+  const auto& s = socket_after_lend_dir(plan);
   CHECK(s.method == Method::kProxy);
   REQUIRE(s.steps.size() == 1);
   auto* proxy = std::get_if<StartProxy>(&s.steps[0]);
@@ -208,11 +213,8 @@ TEST_CASE("An acl lend grants traversal on each directory, then rw on the socket
       true, std::vector<std::string>{"/run/user/1000/bus", "/run/user/1000/pulse",
                                      "/run/user/1000/pulse/native", "/run/user/1000/pulse/pid"}};
   auto plan = f.plan();
-  CHECK(plan.errors.empty());
   // QEMU uses the real path; the lend directory holds only the companion files.
-  REQUIRE(plan.domain_steps.size() == 1);
-  CHECK(std::holds_alternative<MakeLendDir>(plan.domain_steps[0]));
-  const auto& s = only_socket(plan);
+  const auto& s = socket_after_lend_dir(plan);
   CHECK(s.method == Method::kAcl);
   CHECK(s.source == "/run/user/1000/pulse/native");
   CHECK(s.target == "/run/user/1000/pulse/native");

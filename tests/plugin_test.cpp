@@ -11,6 +11,7 @@
 #include <doctest/doctest.h>
 
 #include "error.hpp"
+#include "temp_dir.hpp"
 
 namespace sockhook {
 namespace {
@@ -25,28 +26,6 @@ std::string read_text(const fs::path& path) {
 }
 
 fs::path repo_plugins() { return fs::path(SOCKHOOK_SOURCE_DIR) / "plugins"; }
-
-/// A private temporary directory, removed with everything in it.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    char name[] = "/tmp/sockhook-plugin-test-XXXXXX";
-    REQUIRE(::mkdtemp(name) != nullptr);
-    path = name;
-    ::chmod(name, 0755);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  /// Writes `text` to `name` with `mode` and returns its path.
-  fs::path write(const std::string& name, const std::string& text, mode_t mode = 0644) const {
-    auto p = path / name;
-    std::ofstream(p) << text;
-    REQUIRE(::chmod(p.c_str(), mode) == 0);
-    return p;
-  }
-};
 
 std::string simple_plugin(const std::string& name, const std::string& socket = "s.sock") {
   return "<plugin name='" + name + "' summary='test " + name + "'><socket path='" + socket +
@@ -265,7 +244,7 @@ TEST_CASE("The default plugin search path puts the administrator first") {
 TEST_CASE("load_plugins reads trusted directories and refuses untrusted files") {
   // Everything here is created by the test's own user, which we declare trusted.
   const std::vector<uid_t> me{::geteuid()};
-  TempDir admin, data;
+  TempDir admin(0755), data(0755);
 
   SUBCASE("the shipped plugins load from the repository") {
     // The repository checkout may be group-writable; copy it into a directory we control.

@@ -10,6 +10,7 @@
 #include <doctest/doctest.h>
 
 #include "error.hpp"
+#include "temp_dir.hpp"
 
 namespace sockhook {
 namespace {
@@ -164,16 +165,6 @@ TEST_CASE("Malformed policies are an Error") {
 TEST_CASE("policy_path is under the system configuration directory") {
   CHECK(policy_path() == "/etc/sockhook/policy.conf");
 }
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    char name[] = "/tmp/sockhook-policy-test-XXXXXX";
-    REQUIRE(::mkdtemp(name) != nullptr);
-    path = name;
-  }
-  ~TempDir() { fs::remove_all(path); }
-};
 
 TEST_CASE("load_policy treats a missing file as default deny") {
   TempDir dir;

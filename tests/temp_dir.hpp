@@ -1,0 +1,38 @@
+#pragma once
+
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include <doctest/doctest.h>
+
+namespace sockhook {
+
+/// A private temporary directory for one test, removed with everything in it.
+struct TempDir {
+  std::filesystem::path path;
+  explicit TempDir(mode_t mode = 0700) {
+    char name[] = "/tmp/sockhook-test-XXXXXX";
+    REQUIRE(::mkdtemp(name) != nullptr);
+    path = name;
+    ::chmod(name, mode);
+  }
+  ~TempDir() { std::filesystem::remove_all(path); }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+
+  /// Writes `text` to `name` with `mode` and returns its path.
+  std::filesystem::path write(const std::string& name, const std::string& text,
+                              mode_t mode = 0644) const {
+    auto p = path / name;
+    std::ofstream(p) << text;
+    REQUIRE(::chmod(p.c_str(), mode) == 0);
+    return p;
+  }
+};
+
+}  // namespace sockhook
