@@ -112,10 +112,7 @@ void copy_file(SocketRun& run, const CopyFile& step) {
 
 static void write_for_qemu(SocketRun& run, const CopyFile& step, const std::string& what,
                            const std::string& body) {
-  JournalEntry e;
-  e.kind = EntryKind::kFile;
-  e.socket = run.socket;
-  e.path = step.target;
+  auto e = run.entry(EntryKind::kFile, step.target);
   run.tx.record(e);
   auto name = base_name(step.target);
   // O_EXCL|O_NOFOLLOW in the root-only lend directory: a fresh file, never someone else's.

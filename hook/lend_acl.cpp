@@ -66,10 +66,7 @@ void grant_acl(SocketRun& run, const GrantAcl& step) {
                    acl_allows(proc, *st, step.uid, groups_of_uid(step.uid, run.qemu_gid), perms);
     // Access by the inode's own mode and ACL: nothing to add, nothing to undo.
     if (allowed && !shared) return;
-    JournalEntry e;
-    e.kind = EntryKind::kAcl;
-    e.socket = run.socket;
-    e.path = step.path;
+    auto e = run.entry(EntryKind::kAcl, step.path);
     e.base = run.spec.base;
     e.relative = relative;
     e.owner = run.spec.owner;

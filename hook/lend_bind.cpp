@@ -25,25 +25,21 @@ std::string name_in_lend_dir(const SocketRun& run, const std::string& path) {
 
 void create_target(SocketRun& run, const CreateTarget& step) {
   auto name = name_in_lend_dir(run, step.path);
-  JournalEntry e;
-  e.kind = EntryKind::kFile;
-  e.socket = run.socket;
-  e.path = step.path;
+  auto e = run.entry(EntryKind::kFile, step.path);
   run.tx.record(e);
   try {
     run.target = create_placeholder(run.lend_dir, name);
   } catch (const Error& err) {
-    throw Error("cannot create " + step.path + ": " + err.what(), err.err());
+    // create_placeholder names only the file; say the full path once, not twice.
+    if (err.err() != 0) throw_errno("cannot create " + step.path, err.err());
+    throw err.with_context("cannot create " + step.path);
   }
 }
 
 void bind_mount(SocketRun& run, const BindMount& step) {
   if (!run.source || !run.target)
     throw Error("cannot bind-mount " + step.source + ": not verified");
-  JournalEntry e;
-  e.kind = EntryKind::kMount;
-  e.socket = run.socket;
-  e.path = step.target;
+  auto e = run.entry(EntryKind::kMount, step.target);
   e.inode = inode_of(run.source->st);
   run.tx.record(e);
   // Safe: both ends are fds. The source is the inode verified by resolve_source; the target is

@@ -25,10 +25,7 @@ void change_group(SocketRun& run, const ChangeGroup& step) {
                                       inode, step.gid);
     auto prior = read_acl_state(proc, run.qemu_uid);
     if (prior.xattr) throw Error("it has an extended ACL (use method acl)");
-    JournalEntry e;
-    e.kind = EntryKind::kGroup;
-    e.socket = run.socket;
-    e.path = step.path;
+    auto e = run.entry(EntryKind::kGroup, step.path);
     e.base = run.spec.base;
     e.relative = run.spec.relative;
     e.owner = run.spec.owner;

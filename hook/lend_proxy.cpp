@@ -76,10 +76,7 @@ void start_proxy(SocketRun& run, const StartProxy& step) {
   auto what = "cannot start a proxy on " + step.listen_path;
   if (!run.lend_dir || dir_name(step.listen_path) != run.lend_dir_path)
     throw Error(what + ": not in the lend directory " + run.lend_dir_path);
-  JournalEntry e;
-  e.kind = EntryKind::kProxy;
-  e.socket = run.socket;
-  e.path = step.listen_path;
+  auto e = run.entry(EntryKind::kProxy, step.listen_path);
   e.owner = step.owner;
   e.label = run.label;
   auto index = run.tx.record(e);

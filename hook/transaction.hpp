@@ -50,6 +50,15 @@ struct SocketRun {
   std::optional<VerifiedSource> source;  ///< set by VerifySource
   Fd target;                             ///< the placeholder made by CreateTarget (O_PATH)
   std::string mounted_target;            ///< set once the bind mount is in place
+
+  /// A journal entry of `kind` on `path` for this socket, to fill in and record.
+  JournalEntry entry(EntryKind kind, const std::string& path) const {
+    JournalEntry e;
+    e.kind = kind;
+    e.socket = socket;
+    e.path = path;
+    return e;
+  }
 };
 
 }  // namespace sockhook
