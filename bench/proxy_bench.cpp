@@ -141,11 +141,7 @@ int serve(const std::string& path) {
       }
       Conn& conn = conns[fd];
       iovec iov{buffer.data(), buffer.size()};
-      msghdr msg{};
-      msg.msg_iov = &iov;
-      msg.msg_iovlen = 1;
-      msg.msg_control = control;
-      msg.msg_controllen = sizeof control;
+      auto msg = sockhook::message_header(&iov, 1, control, sizeof control);
       const ssize_t got = recvmsg(fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
       if (got < 0 && errno == EAGAIN) continue;
       size_t offset = 0;
@@ -377,11 +373,7 @@ bool passes_fds(const std::string& path) {
   char byte = 0;
   iovec iov{&byte, 1};
   alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof control;
+  auto msg = sockhook::message_header(&iov, 1, control, sizeof control);
   if (recvmsg(fd.get(), &msg, MSG_CMSG_CLOEXEC) != 1) return false;
   for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
     if (c->cmsg_type != SCM_RIGHTS) continue;

@@ -34,6 +34,7 @@
 
 #include "error.hpp"
 #include "sys/creds.hpp"
+#include "sys/socket.hpp"
 
 namespace sockhook {
 namespace {
@@ -473,11 +474,7 @@ bool fds_pending(int fd) {
   char byte;
   iovec iov{&byte, 1};
   alignas(cmsghdr) char control[kControlSize];
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof control;
+  auto msg = message_header(&iov, 1, control, sizeof control);
   if (recvmsg(fd, &msg, MSG_DONTWAIT | MSG_PEEK | MSG_CMSG_CLOEXEC) <= 0) return false;
   bool pending = (msg.msg_flags & MSG_CTRUNC) != 0;
   // The peek made copies of the descriptors; close them.

@@ -105,11 +105,7 @@ Received receive(int fd, int timeout_ms = 2000, size_t max = 65536) {
   std::string buffer(max, '\0');
   iovec iov{buffer.data(), buffer.size()};
   alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 253) + CMSG_SPACE(sizeof(ucred))];
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof control;
+  auto msg = message_header(&iov, 1, control, sizeof control);
   r.n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
   if (r.n < 0) return r;
   r.bytes.assign(buffer.data(), static_cast<size_t>(r.n));

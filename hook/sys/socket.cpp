@@ -10,13 +10,9 @@ namespace sockhook {
 ssize_t send_with_control(int fd, std::string_view bytes, int type, const void* data,
                           std::size_t size, int flags) {
   iovec iov{const_cast<char*>(bytes.data()), bytes.size()};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
   std::vector<char> control(CMSG_SPACE(size));
+  auto msg = message_header(&iov, 1, control.data(), size > 0 ? control.size() : 0);
   if (size > 0) {
-    msg.msg_control = control.data();
-    msg.msg_controllen = control.size();
     cmsghdr* c = CMSG_FIRSTHDR(&msg);
     c->cmsg_level = SOL_SOCKET;
     c->cmsg_type = type;
