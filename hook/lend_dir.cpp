@@ -58,25 +58,25 @@ Fd create_placeholder(const Fd& dir, const std::string& name) {
   return path;
 }
 
-UndoProblem undo_file(const JournalEntry& e) {
-  // Only root can write the lend directory, so whatever has this name there is ours.
+namespace {
+
+/// Removes the name of `e.path` from its directory, a root-owned lend directory (or the lend
+/// root). `flags`: 0 for a file, AT_REMOVEDIR for an (empty) directory.
+UndoProblem remove_in_lend_dir(const JournalEntry& e, int flags) {
   Fd dir = open_lend_dir(dir_name(e.path));
   if (!dir) return std::nullopt;
   auto name = base_name(e.path);
-  // Safe: only root can write the lend directory, so whatever has this name there is ours.
-  if (::unlinkat(dir.get(), name.c_str(), 0) != 0 && errno != ENOENT)
+  // Safe: only root can write the lend directory, so whatever has this name there is ours;
+  // rmdir removes only an empty directory.
+  if (::unlinkat(dir.get(), name.c_str(), flags) != 0 && errno != ENOENT)
     return "cannot remove " + e.path + ": " + std::strerror(errno);
   return std::nullopt;
 }
 
-UndoProblem undo_dir(const JournalEntry& e) {
-  Fd root = open_lend_dir(dir_name(e.path));
-  if (!root) return std::nullopt;
-  auto name = base_name(e.path);
-  // Safe: beneath the root-owned lend root; rmdir removes only an empty directory.
-  if (::unlinkat(root.get(), name.c_str(), AT_REMOVEDIR) != 0 && errno != ENOENT)
-    return "cannot remove " + e.path + ": " + std::strerror(errno);
-  return std::nullopt;
-}
+}  // namespace
+
+UndoProblem undo_file(const JournalEntry& e) { return remove_in_lend_dir(e, 0); }
+
+UndoProblem undo_dir(const JournalEntry& e) { return remove_in_lend_dir(e, AT_REMOVEDIR); }
 
 }  // namespace sockhook

@@ -12,15 +12,23 @@
 
 namespace sockhook {
 
-unsigned long long process_starttime(pid_t pid) {
-  if (pid <= 0) return 0;
+namespace {
+
+/// The fields of /proc/PID/stat after the command name, from field 3 on ("" if none).
+std::string stat_fields(pid_t pid) {
+  if (pid <= 0) return "";
   std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
   std::string line;
-  if (!std::getline(in, line)) return 0;
+  if (!std::getline(in, line)) return "";
   // The command name (field 2) may hold spaces and parentheses: count from the last ')'.
   auto close = line.rfind(')');
-  if (close == std::string::npos) return 0;
-  std::istringstream fields(line.substr(close + 2));
+  return close == std::string::npos || close + 2 >= line.size() ? "" : line.substr(close + 2);
+}
+
+}  // namespace
+
+unsigned long long process_starttime(pid_t pid) {
+  std::istringstream fields(stat_fields(pid));
   std::string field;
   // Field 3 is the first after ')'; field 22 is the 20th from there.
   for (int i = 3; i <= 22; ++i)
@@ -29,12 +37,8 @@ unsigned long long process_starttime(pid_t pid) {
 }
 
 char process_state(pid_t pid) {
-  if (pid <= 0) return 0;
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  if (!std::getline(in, line)) return 0;
-  auto close = line.rfind(')');
-  return close != std::string::npos && close + 2 < line.size() ? line[close + 2] : 0;
+  auto fields = stat_fields(pid);
+  return fields.empty() ? 0 : fields[0];
 }
 
 Fd pidfd_open(pid_t pid) {

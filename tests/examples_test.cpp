@@ -13,19 +13,12 @@
 #include "plan.hpp"
 #include "plugin.hpp"
 #include "policy.hpp"
+#include "test_files.hpp"
 
 namespace sockhook {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::string read_text(const fs::path& path) {
-  std::ifstream in(path);
-  REQUIRE(in.good());
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 /// The *.xml files of a repository directory, sorted; fails if there are none.
 std::vector<fs::path> xml_files(const std::string& dir) {

@@ -12,7 +12,7 @@
 
 #include "error.hpp"
 #include "sys/file.hpp"
-#include "temp_dir.hpp"
+#include "test_files.hpp"
 
 namespace sockhook {
 namespace {
@@ -92,11 +92,6 @@ Journal sample() {
   proxy.listen_ino = 555;
   j.entries = {dir, mount, acl, group, proxy};
   return j;
-}
-
-std::string read_text(const fs::path& p) {
-  std::ifstream in(p);
-  return {std::istreambuf_iterator<char>(in), {}};
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "error.hpp"
+#include "test_files.hpp"
 
 namespace sockhook {
 namespace {
@@ -20,13 +21,6 @@ const std::string kUuid = "3f6c1a52-8d7e-4b1f-9a0c-2e5d7f8a9b01";
 const std::string kLend = "/run/sockhook/" + kUuid;
 constexpr uid_t kQemuUid = 64055;
 constexpr gid_t kQemuGid = 64055;
-
-std::string read_text(const fs::path& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 /// The repository's plugins, parsed directly (no ownership checks: planning is pure).
 PluginSet repo_plugins() {

@@ -11,19 +11,12 @@
 #include <doctest/doctest.h>
 
 #include "error.hpp"
-#include "temp_dir.hpp"
+#include "test_files.hpp"
 
 namespace sockhook {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::string read_text(const fs::path& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 fs::path repo_plugins() { return fs::path(SOCKHOOK_SOURCE_DIR) / "plugins"; }
 

@@ -10,7 +10,7 @@
 #include <doctest/doctest.h>
 
 #include "error.hpp"
-#include "temp_dir.hpp"
+#include "test_files.hpp"
 
 namespace sockhook {
 namespace {

@@ -6,11 +6,21 @@
 
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <string>
 
 #include <doctest/doctest.h>
 
 namespace sockhook {
+
+/// The whole text of `path`, which must be readable.
+inline std::string read_text(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  REQUIRE(in.good());
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
 
 /// A private temporary directory for one test, removed with everything in it.
 struct TempDir {
