@@ -271,11 +271,10 @@ struct LendsCommand {
       return 2;
     }
     try {
-      std::vector<std::string> problems;
-      auto done = cleanup_lends(ExecContext{}, cleanup_domain, stale, problems);
-      for (const auto& uuid : done) std::printf("released %s\n", uuid.c_str());
-      for (const auto& p : problems) print_error(p);
-      return problems.empty() ? 0 : 1;
+      auto r = cleanup_lends(ExecContext{}, cleanup_domain, stale);
+      for (const auto& uuid : r.done) std::printf("released %s\n", uuid.c_str());
+      for (const auto& p : r.problems) print_error(p);
+      return r.problems.empty() ? 0 : 1;
     } catch (const Error& e) {
       print_error(e.what());
       return 1;
@@ -284,12 +283,11 @@ struct LendsCommand {
 
   int refresh() {
     try {
-      std::vector<std::string> problems;
-      auto done = refresh_lends(ExecContext{}, refresh_domain, problems);
-      for (const auto& name : done) std::printf("refreshed %s\n", name.c_str());
-      if (done.empty()) std::printf("nothing stale\n");
-      for (const auto& p : problems) print_error(refresh_domain + ": " + p);
-      return problems.empty() ? 0 : 1;
+      auto r = refresh_lends(ExecContext{}, refresh_domain);
+      for (const auto& name : r.done) std::printf("refreshed %s\n", name.c_str());
+      if (r.done.empty()) std::printf("nothing stale\n");
+      for (const auto& p : r.problems) print_error(refresh_domain + ": " + p);
+      return r.problems.empty() ? 0 : 1;
     } catch (const Error& e) {
       print_error(e.what());
       return 1;

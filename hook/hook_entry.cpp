@@ -151,8 +151,10 @@ int run_hook(const HookArgs& args, const std::string& config_dir) {
     // reaches QEMU's namespace too.
     if (reconnect) {
       try {
-        for (const auto& s : refresh_lends(ctx, uuid, problems))
+        auto refreshed = refresh_lends(ctx, uuid);
+        for (const auto& s : refreshed.done)
           log_info(args.domain + ": " + s + ": stale bind lend re-bound");
+        problems.insert(problems.end(), refreshed.problems.begin(), refreshed.problems.end());
       } catch (const Error&) {
         // No journal for this domain: nothing to re-bind.
       }

@@ -123,8 +123,8 @@ std::vector<LendStatus> lend_status(const Paths& paths) {
   return out;
 }
 
-std::vector<std::string> cleanup_lends(const ExecContext& ctx, const std::string& domain,
-                                       bool stale, std::vector<std::string>& problems) {
+LendsDone cleanup_lends(const ExecContext& ctx, const std::string& domain, bool stale) {
+  LendsDone out;
   JournalStore store(ctx.paths, false);
   std::vector<std::string> uuids;
   if (stale) {
@@ -135,23 +135,23 @@ std::vector<std::string> cleanup_lends(const ExecContext& ctx, const std::string
     uuids = matching(store, domain);
   }
   for (const auto& uuid : uuids)
-    for (const auto& p : execute_release(uuid, ctx)) problems.push_back(uuid + ": " + p);
-  return uuids;
+    for (const auto& p : execute_release(uuid, ctx)) out.problems.push_back(uuid + ": " + p);
+  out.done = std::move(uuids);
+  return out;
 }
 
-std::vector<std::string> refresh_lends(const ExecContext& ctx, const std::string& domain,
-                                       std::vector<std::string>& problems) {
+LendsDone refresh_lends(const ExecContext& ctx, const std::string& domain) {
   JournalStore store(ctx.paths, false);
-  std::vector<std::string> refreshed;
+  LendsDone out;
   for (const auto& uuid : matching(store, domain)) {
     std::vector<std::string> names;
     for (const auto& st : lend_status(ctx.paths))
       if (st.uuid == uuid && st.method == "bind" && st.health != "ok") names.push_back(st.socket);
     if (names.empty()) continue;
-    for (const auto& p : execute_refresh(uuid, ctx, names)) problems.push_back(p);
-    refreshed.insert(refreshed.end(), names.begin(), names.end());
+    for (const auto& p : execute_refresh(uuid, ctx, names)) out.problems.push_back(p);
+    out.done.insert(out.done.end(), names.begin(), names.end());
   }
-  return refreshed;
+  return out;
 }
 
 }  // namespace sockhook

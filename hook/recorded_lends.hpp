@@ -22,15 +22,19 @@ struct LendStatus {
 /// cannot be trusted.
 std::vector<LendStatus> lend_status(const Paths& paths);
 
+/// What cleanup or refresh did: the UUIDs or sockets it handled, and the problems it met.
+struct LendsDone {
+  std::vector<std::string> done;
+  std::vector<std::string> problems;
+};
+
 /// cleanup: releases the journals of `domain` (a name or UUID as recorded), or with `stale`
-/// every journal whose QEMU is not running. Returns the UUIDs released; problems go to
-/// `problems`. Throws Error if `domain` matches no journal.
-std::vector<std::string> cleanup_lends(const ExecContext& ctx, const std::string& domain,
-                                       bool stale, std::vector<std::string>& problems);
+/// every journal whose QEMU is not running. Returns the UUIDs released and the problems.
+/// Throws Error if `domain` matches no journal.
+LendsDone cleanup_lends(const ExecContext& ctx, const std::string& domain, bool stale);
 
 /// refresh: lends the stale bind sockets of `domain` (name or UUID) again. Returns the sockets
-/// refreshed; problems go to `problems`. Throws Error if `domain` matches no journal.
-std::vector<std::string> refresh_lends(const ExecContext& ctx, const std::string& domain,
-                                       std::vector<std::string>& problems);
+/// refreshed and the problems. Throws Error if `domain` matches no journal.
+LendsDone refresh_lends(const ExecContext& ctx, const std::string& domain);
 
 }  // namespace sockhook
