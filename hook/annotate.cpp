@@ -641,12 +641,6 @@ void set_socket_attributes(pugi::xml_node socket, const AnnotateRequest& req) {
   if (!req.name.empty()) socket.append_attribute("name") = req.name.c_str();
 }
 
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return s;
-}
-
 }  // namespace
 
 std::optional<unsigned long> parse_libvirt_version(std::string_view text) {
@@ -677,7 +671,7 @@ AnnotateResult annotate_xml(std::string_view xml, const AnnotateRequest& req,
   AnnotateResult result;
   auto domain = ed.domain();
   result.domain = domain.child_value("name");
-  result.uuid = lower(domain.child_value("uuid"));
+  result.uuid = to_lower(domain.child_value("uuid"));
   result.socket = req.name.empty() ? req.plugin : req.name;
   Annotator an(ed, result);
 

@@ -295,10 +295,14 @@ DomainInfo parse_domain_xml(std::string_view xml) {
           {"", "the domain UUID '" + info.uuid + "' is malformed", true, true});
     }
   }
-  // Lend directories and journals are keyed by the lower-case UUID.
-  std::transform(info.uuid.begin(), info.uuid.end(), info.uuid.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  info.uuid = to_lower(info.uuid);
   return info;
+}
+
+std::string to_lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return s;
 }
 
 }  // namespace sockhook

@@ -82,4 +82,8 @@ bool is_valid_owner(std::string_view s);
 /// True for a canonical, lower- or upper-case RFC 4122 textual UUID.
 bool is_valid_uuid(std::string_view s);
 
+/// `s` in lower case (ASCII): lend directories, journals and policy rules are keyed by the
+/// lower-case UUID.
+std::string to_lower(std::string s);
+
 }  // namespace sockhook

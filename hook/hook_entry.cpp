@@ -96,8 +96,7 @@ int lend_sockets(const HookArgs& args, std::string_view xml, bool is_start,
 std::string uuid_of(std::string_view xml) {
   pugi::xml_document doc;
   if (!doc.load_buffer(xml.data(), xml.size())) return {};
-  std::string uuid = doc.child("domain").child_value("uuid");
-  for (auto& c : uuid) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  auto uuid = to_lower(doc.child("domain").child_value("uuid"));
   return is_valid_uuid(uuid) ? uuid : std::string();
 }
 

@@ -1,7 +1,6 @@
 #include "policy.hpp"
 
 #include <fcntl.h>
-#include <linux/openat2.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -23,12 +22,6 @@ namespace {
 
 constexpr std::size_t kMaxPolicyBytes = 1024 * 1024;
 
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return s;
-}
-
 /// Splits "dir/policy.conf" into the directory and the name.
 }  // namespace
 
@@ -38,7 +31,7 @@ Policy Policy::parse(std::string_view text) {
     if (item.parents.size() != 1)
       throw Error("cannot parse policy: '" + item.name +
                   "' must be inside a [domain-uuid] section");
-    auto uuid = lower(item.parents[0]);
+    auto uuid = to_lower(item.parents[0]);
     if (!is_valid_uuid(uuid))
       throw Error("cannot parse policy: section [" + item.parents[0] + "] is not a domain UUID");
     if (item.inputs.empty())
@@ -80,7 +73,7 @@ std::string Policy::format() const {
 bool Policy::allows(std::string_view uuid, std::string_view owner_name, unsigned owner_uid,
                     std::string_view plugin) const {
   auto uid = std::to_string(owner_uid);
-  auto id = lower(std::string(uuid));
+  auto id = to_lower(std::string(uuid));
   return std::any_of(rules_.begin(), rules_.end(), [&](const PolicyRule& r) {
     if (r.uuid != id || (r.owner != owner_name && r.owner != uid)) return false;
     return std::any_of(r.plugins.begin(), r.plugins.end(),
@@ -89,7 +82,7 @@ bool Policy::allows(std::string_view uuid, std::string_view owner_name, unsigned
 }
 
 bool Policy::allow(const std::string& uuid, const std::string& owner, const std::string& plugin) {
-  auto id = lower(uuid);
+  auto id = to_lower(uuid);
   for (auto& r : rules_) {
     if (r.uuid != id || r.owner != owner) continue;
     if (std::find(r.plugins.begin(), r.plugins.end(), plugin) != r.plugins.end()) return false;
@@ -101,7 +94,7 @@ bool Policy::allow(const std::string& uuid, const std::string& owner, const std:
 }
 
 bool Policy::revoke(const std::string& uuid, const std::string& owner, const std::string& plugin) {
-  auto id = lower(uuid);
+  auto id = to_lower(uuid);
   bool changed = false;
   for (auto& r : rules_) {
     if (r.uuid != id || r.owner != owner) continue;
@@ -139,25 +132,12 @@ Policy load_policy(const std::string& path) {
 }
 
 void save_policy(const Policy& policy, const std::string& path) {
-  auto dir = dir_name(path);
-  auto name = base_name(path);
-  // The policy decides what the hook lends, and `policy allow` runs as root: make its
-  // directory without following a symlink on the way (the parent is the administrator's,
-  // e.g. /etc), and write into it only if nobody else can (the same rule as loading).
-  auto parent_path = dir_name(dir);
-  Fd parent(
-      openat2_raw(AT_FDCWD, parent_path, O_PATH | O_DIRECTORY | O_CLOEXEC, RESOLVE_NO_SYMLINKS));
-  if (!parent) throw_errno("cannot open " + parent_path);
-  auto leaf = base_name(dir);
-  if (::mkdirat(parent.get(), leaf.c_str(), 0755) != 0 && errno != EEXIST)
-    throw_errno("cannot create " + dir);
-  Fd dfd(openat2_raw(parent.get(), leaf, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC,
-                     RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS));
-  if (!dfd) throw_errno("cannot open " + dir);
-  if (auto problem = trust_problem(fstat_or_throw(dfd, dir), {0, ::geteuid()}))
-    throw Error("policy directory " + dir + " is refused: " + *problem);
+  // The policy decides what the hook lends, and `policy allow` runs as root: its directory is
+  // made like every root-owned directory (beneath an fd, no symlink followed) and written
+  // into only if nobody else can write it (the same rule as loading).
+  Fd dir = ensure_root_dir(dir_name(path), 0755, {0, ::geteuid()});
   // temp file + fsync + rename in the verified directory: readers see the old or the new file.
-  write_file_atomic(dfd, name, policy.format(), 0644);
+  write_file_atomic(dir, base_name(path), policy.format(), 0644);
 }
 
 }  // namespace sockhook

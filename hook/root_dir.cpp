@@ -14,9 +14,10 @@ namespace {
 
 /// A root-owned directory that nobody else can write into; `private_dir`: nobody else can
 /// enter it either.
-void check_root_dir(const struct stat& st, const std::string& path, bool private_dir) {
+void check_root_dir(const struct stat& st, const std::string& path, bool private_dir,
+                    const std::vector<uid_t>& owners) {
   if (!S_ISDIR(st.st_mode)) throw Error(path + " is not a directory");
-  require_trusted(st, path, private_dir);
+  require_trusted(st, path, private_dir, owners);
 }
 
 }  // namespace
@@ -32,7 +33,7 @@ std::string dir_name(const std::string& path) {
   return slash == 0 ? "/" : path.substr(0, slash);
 }
 
-Fd ensure_root_dir(const std::string& path, mode_t mode) {
+Fd ensure_root_dir(const std::string& path, mode_t mode, const std::vector<uid_t>& owners) {
   auto parent_path = dir_name(path);
   auto name = base_name(path);
   // The parent (/run) belongs to root; still, never follow a symlink on the way.
@@ -47,7 +48,7 @@ Fd ensure_root_dir(const std::string& path, mode_t mode) {
   if (!dir) throw_errno("cannot open " + path);
   // The umask may have narrowed the mode; set it exactly on what we just made.
   if (created && ::fchmod(dir.get(), mode) != 0) throw_errno("cannot chmod " + path);
-  check_root_dir(fstat_or_throw(dir, path), path, (mode & 077) == 0);
+  check_root_dir(fstat_or_throw(dir, path), path, (mode & 077) == 0, owners);
   return dir;
 }
 

@@ -4,6 +4,7 @@
 #include <sys/types.h>
 
 #include <string>
+#include <vector>
 
 #include "sys/fd.hpp"
 
@@ -15,7 +16,8 @@ namespace sockhook {
 /// it is missing. No symlink is followed on the way. Refuses a directory that is not owned by
 /// root or that group or others may write (and, for a 0700 `mode`, one that others may
 /// enter). Throws Error.
-Fd ensure_root_dir(const std::string& path, mode_t mode);
+/// `owners`: who may own it (root; `policy allow` in a test directory also its caller).
+Fd ensure_root_dir(const std::string& path, mode_t mode, const std::vector<uid_t>& owners = {0});
 
 /// The last component of a path.
 std::string base_name(const std::string& path);

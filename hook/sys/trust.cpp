@@ -16,8 +16,9 @@ std::optional<std::string> trust_problem(const struct stat& st, const std::vecto
   return std::nullopt;
 }
 
-void require_trusted(const struct stat& st, const std::string& what, bool root_only) {
-  if (auto problem = trust_problem(st, {0}, root_only))
+void require_trusted(const struct stat& st, const std::string& what, bool root_only,
+                     const std::vector<uid_t>& trusted) {
+  if (auto problem = trust_problem(st, trusted, root_only))
     throw Error(what + " is refused: " + *problem);
 }
 

@@ -18,7 +18,8 @@ std::optional<std::string> trust_problem(const struct stat& st,
                                          const std::vector<uid_t>& trusted = {0},
                                          bool root_only = false);
 
-/// Throws Error("<what> is refused: <problem>") if trust_problem finds one (owner root).
-void require_trusted(const struct stat& st, const std::string& what, bool root_only = false);
+/// Throws Error("<what> is refused: <problem>") if trust_problem finds one.
+void require_trusted(const struct stat& st, const std::string& what, bool root_only = false,
+                     const std::vector<uid_t>& trusted = {0});
 
 }  // namespace sockhook
