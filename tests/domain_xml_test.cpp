@@ -98,33 +98,35 @@ TEST_CASE("Each method name parses and prints back") {
 }
 
 TEST_CASE("The metadata namespace is matched on its URI, never on its prefix") {
-  SUBCASE("another prefix bound to our URI is ours") {
-    auto info = parse_domain_xml(
-        domain_xml("<sh:sockets xmlns:sh='urn:sockhook:domain:1'><sh:socket plugin='pipewire' "
-                   "owner='alice'/></sh:sockets>"));
-    CHECK(info.has_metadata);
-    CHECK(info.diagnostics.empty());
-    REQUIRE(info.sockets.size() == 1);
-    CHECK(info.sockets[0].plugin == "pipewire");
-  }
-  SUBCASE("a default namespace on <sockets> is ours") {
-    auto info = parse_domain_xml(domain_xml(
-        "<sockets xmlns='urn:sockhook:domain:1'><socket plugin='pulseaudio' owner='alice'/>"
-        "</sockets>"));
-    CHECK(info.has_metadata);
-    CHECK(info.diagnostics.empty());
-    REQUIRE(info.sockets.size() == 1);
-    CHECK(info.sockets[0].plugin == "pulseaudio");
-  }
-  SUBCASE("the prefix declared on an ancestor counts") {
-    auto xml = "<domain xmlns:x='urn:sockhook:domain:1'><name>vm1</name><uuid>" +
-               std::string(kUuid) +
-               "</uuid><metadata><x:sockets><x:socket plugin='jack' owner='alice'/></x:sockets>"
-               "</metadata></domain>";
-    auto info = parse_domain_xml(xml);
-    CHECK(info.has_metadata);
-    REQUIRE(info.sockets.size() == 1);
-    CHECK(info.sockets[0].plugin == "jack");
+  SUBCASE("our URI under any prefix, a default namespace or an ancestor's is ours") {
+    struct Case {
+      const char* what;
+      std::string xml;
+      const char* plugin;
+    };
+    const Case cases[] = {
+        {"another prefix bound to our URI",
+         domain_xml("<sh:sockets xmlns:sh='urn:sockhook:domain:1'><sh:socket plugin='pipewire' "
+                    "owner='alice'/></sh:sockets>"),
+         "pipewire"},
+        {"a default namespace on <sockets>",
+         domain_xml("<sockets xmlns='urn:sockhook:domain:1'><socket plugin='pulseaudio' "
+                    "owner='alice'/></sockets>"),
+         "pulseaudio"},
+        {"the prefix declared on an ancestor",
+         "<domain xmlns:x='urn:sockhook:domain:1'><name>vm1</name><uuid>" + std::string(kUuid) +
+             "</uuid><metadata><x:sockets><x:socket plugin='jack' owner='alice'/></x:sockets>"
+             "</metadata></domain>",
+         "jack"},
+    };
+    for (const auto& c : cases) {
+      CAPTURE(c.what);
+      auto info = parse_domain_xml(c.xml);
+      CHECK(info.has_metadata);
+      CHECK(info.diagnostics.empty());
+      REQUIRE(info.sockets.size() == 1);
+      CHECK(info.sockets[0].plugin == c.plugin);
+    }
   }
   SUBCASE("our usual prefix bound to another URI is not ours, and is a fatal error") {
     auto info = parse_domain_xml(

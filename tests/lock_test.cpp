@@ -9,13 +9,14 @@
 #include <doctest/doctest.h>
 
 #include "error.hpp"
+#include "test_files.hpp"
 
 namespace sockhook {
 
 TEST_CASE("a domain lock serialises one domain and never blocks another") {
   namespace fs = std::filesystem;
-  char name[] = "/tmp/sockhook-lock-test-XXXXXX";
-  fs::path dir = ::mkdtemp(name);
+  TempDir tmp;
+  const auto& dir = tmp.path;
   Fd dfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   {
     DomainLock held(dfd, "aaaa");
@@ -35,13 +36,12 @@ TEST_CASE("a domain lock serialises one domain and never blocks another") {
   // Removed while held: the next taker gets a fresh file.
   DomainLock again(dfd, "aaaa", 1);
   CHECK(fs::exists(dir / "aaaa.lock"));
-  fs::remove_all(dir);
 }
 
 TEST_CASE("an inode lock serialises one inode, never blocks another, and leaves no file") {
   namespace fs = std::filesystem;
-  char name[] = "/tmp/sockhook-lock-test-XXXXXX";
-  fs::path dir = ::mkdtemp(name);
+  TempDir tmp;
+  const auto& dir = tmp.path;
   Fd dfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   InodeId a{8, 1234}, b{8, 1235};
   {
@@ -59,7 +59,6 @@ TEST_CASE("an inode lock serialises one inode, never blocks another, and leaves 
   // Taken again after release: a fresh file, and gone again afterwards.
   { InodeLock again(dfd, a, 1); }
   CHECK(fs::is_empty(dir));
-  fs::remove_all(dir);
 }
 
 }  // namespace sockhook
