@@ -25,16 +25,22 @@ std::string simple_plugin(const std::string& name, const std::string& socket = "
          "' target='" + name + "-0'/></plugin>";
 }
 
+/// The shipped plugin `name`, parsed, with its name, socket path and number of variables checked.
+Plugin shipped(const std::string& name, const std::string& socket_path, std::size_t env_count) {
+  auto p = parse_plugin(read_text(repo_plugins() / (name + ".xml")), false, name + ".xml");
+  CHECK(p.name == name);
+  CHECK(p.socket_path == socket_path);
+  REQUIRE(p.env.size() == env_count);
+  return p;
+}
+
 TEST_CASE("Each shipped plugin parses") {
   SUBCASE("pipewire") {
-    auto p = parse_plugin(read_text(repo_plugins() / "pipewire.xml"), false, "pipewire.xml");
-    CHECK(p.name == "pipewire");
+    auto p = shipped("pipewire", "pipewire-0", 1);
     CHECK(p.file == "pipewire.xml");
     CHECK_FALSE(p.admin);
-    CHECK(p.socket_path == "pipewire-0");
     CHECK(p.socket_target == "pipewire-0");
     CHECK(p.files.empty());
-    REQUIRE(p.env.size() == 1);
     CHECK(p.env[0].name == "PIPEWIRE_RUNTIME_DIR");
     CHECK(p.env[0].value == "{lend_dir}");
     REQUIRE(p.audio.size() == 1);
@@ -44,9 +50,7 @@ TEST_CASE("Each shipped plugin parses") {
     CHECK(p.audio[0].min_libvirt == 9010000);
   }
   SUBCASE("pulseaudio") {
-    auto p = parse_plugin(read_text(repo_plugins() / "pulseaudio.xml"), false, "x");
-    CHECK(p.name == "pulseaudio");
-    CHECK(p.socket_path == "pulse/native");
+    auto p = shipped("pulseaudio", "pulse/native", 3);
     CHECK(p.socket_target == "pulse-native");
     REQUIRE(p.files.size() == 2);
     CHECK(p.files[0].path == "~/.config/pulse/cookie");
@@ -56,7 +60,6 @@ TEST_CASE("Each shipped plugin parses") {
     CHECK(p.files[1].path.empty());
     CHECK(p.files[1].target == "pulse-client.conf");
     CHECK(p.files[1].content == std::optional<std::string>("enable-shm = no\n"));
-    REQUIRE(p.env.size() == 3);
     CHECK(p.env[0].name == "PULSE_SERVER");
     CHECK(p.env[0].value == "unix:{target}");
     CHECK(p.env[1].name == "PULSE_COOKIE");
@@ -68,17 +71,11 @@ TEST_CASE("Each shipped plugin parses") {
     CHECK(p.audio[0].min_libvirt == 7002000);
   }
   SUBCASE("jack") {
-    auto p = parse_plugin(read_text(repo_plugins() / "jack.xml"), false, "x");
-    CHECK(p.name == "jack");
-    CHECK(p.socket_path == "pipewire-0");
-    REQUIRE(p.env.size() == 2);
+    auto p = shipped("jack", "pipewire-0", 2);
     CHECK(p.env[1].name == "LD_LIBRARY_PATH");
   }
   SUBCASE("wayland") {
-    auto p = parse_plugin(read_text(repo_plugins() / "wayland.xml"), false, "x");
-    CHECK(p.name == "wayland");
-    CHECK(p.socket_path == "wayland-0");
-    REQUIRE(p.env.size() == 1);
+    auto p = shipped("wayland", "wayland-0", 1);
     CHECK(p.env[0].value == "{target}");
   }
 }
