@@ -105,6 +105,13 @@ bool contains(const std::string& hay, const std::string& needle) {
   return hay.find(needle) != std::string::npos;
 }
 
+/// What annotate added plans without a warning, and removing it gives back `original`.
+void check_plans_clean_and_undoes(const Fixture& f, const AnnotateResult& r,
+                                  const std::string& original) {
+  CHECK(plan_for(r.xml, {&f.plugin}).sockets[0].warnings.empty());
+  CHECK(f.remove(r.xml).xml == original);
+}
+
 TEST_CASE("Annotating for PulseAudio on libvirt 9.0 uses serverName and qemu:env for the cookie") {
   Fixture f("pulseaudio");
   auto xml = libvirt_domain("", kSoundNone);
@@ -257,8 +264,7 @@ TEST_CASE("The libvirt version decides between the native attribute and qemu:env
                               kUuid + "'/>"));
     CHECK(contains(r.xml, "<sound model='ich9'/>"));
     CHECK_FALSE(contains(r.xml, "qemu:env"));
-    CHECK(plan_for(r.xml, {&f.plugin}).sockets[0].warnings.empty());
-    CHECK(f.remove(r.xml).xml == xml);
+    check_plans_clean_and_undoes(f, r, xml);
   }
 }
 
@@ -273,8 +279,7 @@ TEST_CASE("JACK gets an <audio type='jack'> backend and its environment through 
                  "<qemu:env name='LD_LIBRARY_PATH' "
                  "value='/usr/lib/x86_64-linux-gnu/pipewire-0.3/jack'/>"));
   CHECK(r.notes.size() >= 2);  // says it added the sound card and the backend
-  CHECK(plan_for(r.xml, {&f.plugin}).sockets[0].warnings.empty());
-  CHECK(f.remove(r.xml).xml == xml);
+  check_plans_clean_and_undoes(f, r, xml);
 }
 
 TEST_CASE("Two sockets come out in either order and leave the original") {
