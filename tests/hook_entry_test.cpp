@@ -1,6 +1,8 @@
 #include "hook_entry.hpp"
 
+#include <map>
 #include <string>
+#include <utility>
 
 #include <doctest/doctest.h>
 
@@ -8,29 +10,21 @@ namespace sockhook {
 namespace {
 
 TEST_CASE("The hook acts only on the four operations it handles") {
-  struct Case {
-    const char* operation;
-    const char* sub;
-    HookAction action;
-  };
-  const Case cases[] = {
-      {"prepare", "begin", HookAction::kPrepare},
-      {"start", "begin", HookAction::kStart},
-      {"release", "end", HookAction::kRelease},
-      {"reconnect", "begin", HookAction::kReconnect},
-      {"prepare", "end", HookAction::kNone},
-      {"release", "begin", HookAction::kNone},
-      {"started", "begin", HookAction::kNone},
-      {"stopped", "end", HookAction::kNone},
-      {"migrate", "begin", HookAction::kNone},
-      {"restore", "begin", HookAction::kNone},
-      {"", "", HookAction::kNone},
-  };
-  for (const auto& c : cases) {
-    CAPTURE(c.operation);
-    CAPTURE(c.sub);
-    CHECK(hook_action(HookArgs{"vm1", c.operation, c.sub, "-"}) == c.action);
-  }
+  using Op = std::pair<std::string, std::string>;
+  const std::map<Op, HookAction> handled{{{"prepare", "begin"}, HookAction::kPrepare},
+                                         {{"start", "begin"}, HookAction::kStart},
+                                         {{"release", "end"}, HookAction::kRelease},
+                                         {{"reconnect", "begin"}, HookAction::kReconnect}};
+  // Every other pair (migrate, restore, started, stopped...) does nothing.
+  for (const char* op :
+       {"prepare", "start", "release", "reconnect", "started", "stopped", "migrate", "restore", ""})
+    for (const char* sub : {"begin", "end", "-", ""}) {
+      CAPTURE(op);
+      CAPTURE(sub);
+      auto it = handled.find({op, sub});
+      auto expected = it == handled.end() ? HookAction::kNone : it->second;
+      CHECK(hook_action(HookArgs{"vm1", op, sub, "-"}) == expected);
+    }
 }
 
 TEST_CASE("The hook knows libvirt's hook paths from argv[0]") {
