@@ -269,23 +269,23 @@ TEST_CASE("A group lend changes the socket's group to QEMU's") {
 
 TEST_CASE("auto chooses bind or proxy from what is known about the source") {
   Fixture f("<s:socket plugin='pipewire' owner='alice'/>");
-  SUBCASE("the socket exists: bind") {
-    f.in.sources["pipewire"] = SourceFacts{true, std::nullopt};
+  for (bool exists : {true, false}) {
+    CAPTURE(exists);
+    f.in.sources["pipewire"] = SourceFacts{exists, std::nullopt};
     const auto plan = f.plan();
     const auto& s = only_socket(plan);
-    CHECK(s.method == Method::kBind);
-    CHECK(s.method_note == "auto: the socket exists, so bind");
-    CHECK(std::holds_alternative<BindMount>(s.steps.at(2)));
+    if (exists) {
+      CHECK(s.method == Method::kBind);
+      CHECK(s.method_note == "auto: the socket exists, so bind");
+      CHECK(std::holds_alternative<BindMount>(s.steps.at(2)));
+    } else {
+      CHECK(s.method == Method::kProxy);
+      CHECK(s.method_note == "auto: the socket does not exist yet, so proxy");
+      REQUIRE(s.steps.size() == 1);
+      CHECK(std::holds_alternative<StartProxy>(s.steps[0]));
+    }
   }
-  SUBCASE("the socket does not exist: proxy") {
-    f.in.sources["pipewire"] = SourceFacts{false, std::nullopt};
-    const auto plan = f.plan();
-    const auto& s = only_socket(plan);
-    CHECK(s.method == Method::kProxy);
-    CHECK(s.method_note == "auto: the socket does not exist yet, so proxy");
-    REQUIRE(s.steps.size() == 1);
-    CHECK(std::holds_alternative<StartProxy>(s.steps[0]));
-  }
+  f.in.sources.clear();
   SUBCASE("unknown: planned as bind, with a note") {
     const auto plan = f.plan();
     const auto& s = only_socket(plan);
