@@ -19,7 +19,7 @@ struct IsOptional<std::optional<T>> : std::true_type {};
 template <typename... Ts>
 std::optional<Step> step_of_action(const std::string& action, const std::variant<Ts...>*) {
   std::optional<Step> out;
-  ((action == Ts::kAction ? (out = Ts{}, true) : false) || ...);
+  (void)((action == Ts::kAction ? (out = Ts{}, true) : false) || ...);
   return out;
 }
 
