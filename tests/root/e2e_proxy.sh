@@ -5,9 +5,10 @@
 #
 #   bash tests/root/e2e_proxy.sh /abs/path/to/sockhook     (root; exit 77 otherwise)
 set -euo pipefail
-# shellcheck source=SCRIPTDIR/lib/e2e.bash
-source "$(dirname "${BASH_SOURCE[0]}")/lib/e2e.bash"
-e2e_init "$@"
+# shellcheck source=SCRIPTDIR/lib/suite.bash
+source "$(dirname "${BASH_SOURCE[0]}")/lib/suite.bash"
+suite_init "$@"
+e2e_init
 
 P=${E2E_PREFIX}proxy
 W=${E2E_PREFIX}wl
@@ -42,13 +43,13 @@ client_through_lend() {
 
 say "the real PulseAudio through the proxy"
 annotate "$P" --plugin pulseaudio --owner "$SH_USER" --method proxy >/dev/null
-BEFORE=$(mktemp)
-snapshot >"$BEFORE"
+BEFORE=$TMP/before
+host_snapshot >"$BEFORE"
 if start "$P"; then
     ok "virsh start $P ($START_TIME s)"
     check "pactl lists qemu-system-x86_64 (through the proxy)" wait_until "$E2E_TIMEOUT" has_pulse_clients 1
     ns=$(in_qemu_ns "$P" ls -l "/run/sockhook/$UP/" 2>&1 || true)
-    printf '%s\n' "$ns" | sed 's/^/#   /'
+    show "$ns"
     check "the proxy's socket is in QEMU's namespace, QEMU's user's, 0600" \
         grep -q '^srw------- .* libvirt-qemu .* pulse-native$' <<<"$ns"
     check "one proxy runs as $SH_USER" test "$(proxy_pids | wc -w)" -eq 1
@@ -63,7 +64,7 @@ check "virsh destroy stops the proxy and leaves the host byte-identical" same_as
 say "pipewire-pulse through the proxy; libvirtd restarts"
 "$DESKTOP" stop pulseaudio
 "$DESKTOP" start pipewire-pulse >/dev/null
-snapshot >"$BEFORE"
+host_snapshot >"$BEFORE"
 if start "$P"; then
     ok "virsh start $P ($START_TIME s)"
     check "pactl lists qemu-system-x86_64 (through the proxy)" wait_until "$E2E_TIMEOUT" has_pulse_clients 1
@@ -106,7 +107,7 @@ fi
 check "virsh destroy stops the proxy and leaves the host byte-identical" same_as_before "$BEFORE"
 "$DESKTOP" stop pipewire
 "$DESKTOP" start pulseaudio >/dev/null
-snapshot >"$BEFORE"
+host_snapshot >"$BEFORE"
 
 say "optional lends whose server is down"
 # QEMU's pa audiodev refuses to start without its server whatever sockhook does, so the
@@ -142,8 +143,8 @@ check "the failed start left the host byte-identical" same_as_before "$BEFORE"
 say "PulseAudio proxy, required='no', server down: sockhook lets it start, QEMU refuses"
 "$DESKTOP" stop pulseaudio
 annotate "$P" --plugin pulseaudio --owner "$SH_USER" --method proxy --required no >/dev/null
-DOWN=$(mktemp)
-snapshot >"$DOWN"
+DOWN=$TMP/down
+host_snapshot >"$DOWN"
 if start "$P"; then
     ok "virsh start succeeded (QEMU's pa backend tolerated the missing server)"
     stop "$P"
@@ -152,6 +153,5 @@ else
         bash -c "grep -q 'Could not init .pa. audio driver' <<<\"\$1\" && ! grep -q 'sockhook: error' <<<\"\$1\"" _ "$START_OUT"
 fi
 check "nothing left behind" same_as_before "$DOWN"
-rm -f "$BEFORE" "$DOWN"
 
-e2e_finish
+finish

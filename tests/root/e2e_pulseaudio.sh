@@ -10,9 +10,10 @@
 # one socket, domrename between runs, a failing required lend, annotate --remove restoring
 # the definition, and virsh start timings with and without a lend.
 set -euo pipefail
-# shellcheck source=SCRIPTDIR/lib/e2e.bash
-source "$(dirname "${BASH_SOURCE[0]}")/lib/e2e.bash"
-e2e_init "$@"
+# shellcheck source=SCRIPTDIR/lib/suite.bash
+source "$(dirname "${BASH_SOURCE[0]}")/lib/suite.bash"
+suite_init "$@"
+e2e_init
 
 A=${E2E_PREFIX}pa
 B=${E2E_PREFIX}pa2
@@ -42,19 +43,15 @@ check "plan finds every variable provided" bash -c "\"$SOCKHOOK\" plan --domain 
 annotate "$B" --plugin pulseaudio --owner "$SH_USER" >/dev/null
 
 say "doctor"
-doc=$("$SOCKHOOK" doctor "$A" 2>&1) && rc=0 || rc=$?
-printf '%s\n' "$doc" | sed 's/^/#   /'
-check "doctor $A finds nothing that would stop the lend" test "$rc" -eq 0
+doctor_ok "$A"
 
 say "start, client, namespace, destroy"
-BEFORE=$(mktemp)
-snapshot >"$BEFORE"
+BEFORE=$TMP/before
+host_snapshot >"$BEFORE"
 if start "$A"; then ok "virsh start $A ($START_TIME s)"; else not_ok "virsh start $A: $START_OUT"; fi
 check "pactl lists qemu-system-x86_64 as a client" wait_until "$E2E_TIMEOUT" has_pulse_clients 1
-ns=$(in_qemu_ns "$A" ls -l "/run/sockhook/$UA/" 2>&1 || true)
-printf '%s\n' "$ns" | sed 's/^/#   /'
-check "the lent socket is inside QEMU's mount namespace" grep -q '^s.* pulse-native$' <<<"$ns"
-check "the cookie copy is inside QEMU's mount namespace" grep -q ' pulse-cookie$' <<<"$ns"
+lent_in_ns "$A" "$UA" pulse-native "the lent socket is inside QEMU's mount namespace"
+check "the cookie copy is inside QEMU's mount namespace" grep -q ' pulse-cookie$' <<<"$NS"
 out=$(annotate "$A" --plugin wayland --owner "$SH_USER" --required no)
 check "annotating a running domain says the change applies at the next start" \
     grep -q "applies at its next start" <<<"$out"
@@ -64,8 +61,7 @@ stop "$A"
 check "virsh destroy leaves the host byte-identical" same_as_before "$BEFORE"
 
 say "negative: the same domain without the hook"
-mv "$HOOK" "$BACKUP/hook-under-test"
-"$LIBVIRT" reload
+hook_disable
 if start "$A"; then
     not_ok "without the hook virsh start must fail (it succeeded)"
     stop "$A"
@@ -73,8 +69,7 @@ else
     check "without the hook virsh start fails because QEMU cannot reach PulseAudio" \
         grep -q "Could not init .pa. audio driver" <<<"$START_OUT"
 fi
-mv "$BACKUP/hook-under-test" "$HOOK"
-"$LIBVIRT" reload
+hook_enable
 check "no lend without the hook leaves the host byte-identical" same_as_before "$BEFORE"
 
 say "QEMU killed with SIGKILL"
@@ -119,15 +114,15 @@ fi
 say "a failing required lend: the server is down, method bind, wait 1"
 "$DESKTOP" stop pulseaudio
 annotate "$A" --plugin pulseaudio --owner "$SH_USER" --method bind --wait 1 >/dev/null
-DOWN=$(mktemp)
-snapshot >"$DOWN"
+DOWN=$TMP/down
+host_snapshot >"$DOWN"
 doc=$("$SOCKHOOK" doctor "$A" 2>&1) && rc=0 || rc=$?
 check "doctor predicts the failure" bash -c "test $rc -ne 0 && grep -q 'does not exist now' <<<\"\$1\"" _ "$doc"
 if start "$A"; then
     not_ok "virsh start must fail when a required lend fails"
     stop "$A"
 else
-    printf '%s\n' "$START_OUT" | sed 's/^/#   /'
+    show "$START_OUT"
     check "virsh start shows sockhook's one-line reason" \
         grep -q "sockhook: error: $A: pulseaudio: " <<<"$START_OUT"
     check "the failed start left nothing behind" same_as_before "$DOWN"
@@ -135,7 +130,7 @@ fi
 "$DESKTOP" start pulseaudio >/dev/null
 annotate "$A" --plugin pulseaudio --owner "$SH_USER" >/dev/null
 # A new server has a new socket inode: the reference state changes with it.
-snapshot >"$BEFORE"
+host_snapshot >"$BEFORE"
 
 say "annotate --remove"
 out=$(annotate "$A" --plugin pulseaudio --remove)
@@ -161,6 +156,5 @@ if ((${#with[@]} && ${#without[@]})); then
     say "ratio with/without: $(echo "scale=2; $mw / $mo" | bc -l)"
 fi
 check "after the timing runs the host is byte-identical" same_as_before "$BEFORE"
-rm -f "$BEFORE" "$DOWN"
 
-e2e_finish
+finish
