@@ -200,12 +200,15 @@ same_host() { check "$2: host byte-identical" same_as_before "$1"; }
 
 # ---------------------------------------------------------------- the desktop user (shtest)
 
-# desktop_up : the desktop user of tests/env/desktop.sh, its SH_* variables; at exit it is
-# stopped (if it was up before) or torn down.
+# desktop_up : the desktop user of tests/env/desktop.sh, its SH_* variables. At exit its
+# servers stop (it was up before), or it is torn down, and the users go again when this
+# suite created them: a home left behind (a PulseAudio cookie, WirePlumber's state) would
+# make the next run differ from a first one.
 desktop_up() {
-    DESKTOP_WAS_UP=no
-    if id shtest >/dev/null 2>&1 && mountpoint -q "/run/user/$(id -u shtest)"; then
-        DESKTOP_WAS_UP=yes
+    DESKTOP_WAS_UP=no DESKTOP_USERS_EXISTED=no
+    if id shtest >/dev/null 2>&1 && id shother >/dev/null 2>&1; then
+        DESKTOP_USERS_EXISTED=yes
+        mountpoint -q "/run/user/$(id -u shtest)" && DESKTOP_WAS_UP=yes
     fi
     on_exit desktop_down
     "$DESKTOP" user >/dev/null
@@ -218,8 +221,10 @@ desktop_up() {
 desktop_down() {
     if [[ $DESKTOP_WAS_UP == yes ]]; then
         "$DESKTOP" stop all >/dev/null 2>&1
-    else
+    elif [[ $DESKTOP_USERS_EXISTED == yes ]]; then
         "$DESKTOP" teardown >/dev/null 2>&1
+    else
+        "$DESKTOP" teardown --users >/dev/null 2>&1
     fi
 }
 
