@@ -2,12 +2,8 @@
 # R7: every malformed metadata case yields exit 1 and exactly one line on stderr that names the
 # domain (and the socket, where one applies), through both `sockhook plan` and the hook, and
 # changes nothing on the host.
-#
-#   bash tests/root/cli_bad_input.sh /abs/path/to/sockhook
 set -u
-# shellcheck source=SCRIPTDIR/lib/suite.bash
-source "$(dirname "${BASH_SOURCE[0]}")/lib/suite.bash"
-suite_init "$@"
+source "$(dirname "${BASH_SOURCE[0]}")/lib/suite.bash" plain "$@"
 uuid=5d1e2f3a-4b5c-4d6e-8f90-a1b2c3d4e5f6
 created_user=
 etc=/etc/sockhook

@@ -1,16 +1,11 @@
 #!/usr/bin/env bash
 # e2e_jack.sh - QEMU's JACK audio through PipeWire's JACK implementation, lent by the hook.
 #
-#   bash tests/root/e2e_jack.sh /abs/path/to/sockhook     (root; exit 77 otherwise)
-#
 # QEMU starts even when JACK fails (FINDINGS (b)), so the assertion is PipeWire's own list
 # of clients: qemu-system-x86_64 must be there with the lend, and must not be there without
 # it (the negative shows that the check can fail).
 set -euo pipefail
-# shellcheck source=SCRIPTDIR/lib/suite.bash
-source "$(dirname "${BASH_SOURCE[0]}")/lib/suite.bash"
-suite_init "$@"
-e2e_init
+source "$(dirname "${BASH_SOURCE[0]}")/lib/suite.bash" e2e "$@"
 
 J=${E2E_PREFIX}jack
 "$DESKTOP" start pipewire >/dev/null

@@ -2,13 +2,8 @@
 # e2e_proxy.sh - method proxy under real libvirtd: PulseAudio through the proxy, libvirtd
 # restarts (the proxy survives; reconnect restarts a dead one), and optional lends whose
 # server is down.
-#
-#   bash tests/root/e2e_proxy.sh /abs/path/to/sockhook     (root; exit 77 otherwise)
 set -euo pipefail
-# shellcheck source=SCRIPTDIR/lib/suite.bash
-source "$(dirname "${BASH_SOURCE[0]}")/lib/suite.bash"
-suite_init "$@"
-e2e_init
+source "$(dirname "${BASH_SOURCE[0]}")/lib/suite.bash" e2e "$@"
 
 P=${E2E_PREFIX}proxy
 W=${E2E_PREFIX}wl

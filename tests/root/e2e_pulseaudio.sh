@@ -1,8 +1,6 @@
 #!/usr/bin/env bash
 # e2e_pulseaudio.sh - real libvirtd + QEMU + PulseAudio through the installed hook, method bind.
 #
-#   bash tests/root/e2e_pulseaudio.sh /abs/path/to/sockhook     (root; exit 77 otherwise)
-#
 # QEMU's pa audiodev refuses to start when it cannot reach the server (FINDINGS (a)), so a
 # start that succeeds and a qemu-system-x86_64 client in `pactl list clients` prove the lend.
 # Scenarios: annotate (XML + policy), doctor DOMAIN, start/destroy byte-identical, the socket
@@ -10,10 +8,7 @@
 # one socket, domrename between runs, a failing required lend, annotate --remove restoring
 # the definition, and virsh start timings with and without a lend.
 set -euo pipefail
-# shellcheck source=SCRIPTDIR/lib/suite.bash
-source "$(dirname "${BASH_SOURCE[0]}")/lib/suite.bash"
-suite_init "$@"
-e2e_init
+source "$(dirname "${BASH_SOURCE[0]}")/lib/suite.bash" e2e "$@"
 
 A=${E2E_PREFIX}pa
 B=${E2E_PREFIX}pa2

@@ -9,10 +9,7 @@
 # - a lend's hook exits with stdout and stderr closed even though it leaves a proxy running
 #   (libvirt waits for EOF on both; an inherited pipe would hang virsh start).
 set -uo pipefail
-# shellcheck source=SCRIPTDIR/lib/suite.bash
-source "$(dirname "${BASH_SOURCE[0]}")/lib/suite.bash"
-suite_init "$@"
-lend_init
+source "$(dirname "${BASH_SOURCE[0]}")/lib/suite.bash" lend "$@"
 
 # libvirt runs the hook as .../hooks/qemu.d/NAME: that argv[0] selects hook mode.
 install -d "$TMP/hooks/qemu.d"

@@ -9,10 +9,7 @@
 #
 #   bash tests/root/lend_attacks.sh /abs/path/to/sockhook [CYCLES]
 set -euo pipefail
-# shellcheck source=SCRIPTDIR/lib/suite.bash
-source "$(dirname "${BASH_SOURCE[0]}")/lib/suite.bash"
-suite_init "$@"
-lend_init
+source "$(dirname "${BASH_SOURCE[0]}")/lib/suite.bash" lend "$@"
 cycles=${2:-300}
 
 U=7c6b5a49-3827-4f16-8e5d-4c3b2a190801

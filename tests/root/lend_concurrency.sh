@@ -3,13 +3,8 @@
 # once, all succeed and all reach the socket, then all are released at once and the host is
 # byte-identical. Hooks of one domain are serialised: two prepares of the same domain at the
 # same time leave exactly one mount and one intact journal, and one release undoes it.
-#
-#   bash tests/root/lend_concurrency.sh /abs/path/to/sockhook
 set -euo pipefail
-# shellcheck source=SCRIPTDIR/lib/suite.bash
-source "$(dirname "${BASH_SOURCE[0]}")/lib/suite.bash"
-suite_init "$@"
-lend_init
+source "$(dirname "${BASH_SOURCE[0]}")/lib/suite.bash" lend "$@"
 n=8
 
 uuids=()

@@ -6,21 +6,13 @@
 #
 #   bash tests/root/lend_crash.sh /abs/path/to/sockhook [KILLS]
 set -euo pipefail
-# shellcheck source=SCRIPTDIR/lib/suite.bash
-source "$(dirname "${BASH_SOURCE[0]}")/lib/suite.bash"
-suite_init "$@"
-lend_init
+source "$(dirname "${BASH_SOURCE[0]}")/lib/suite.bash" lend "$@"
 kills=${2:-100}
 
 U=2f1e0d9c-8b7a-4695-a4b3-c2d1e0f9a801
 lend_allow "$U"
 lend_echo_server "$lend_user" "$runtime/pipewire-0" 0600
-install -d -m 0700 -o "$lend_user" -g "$lend_user" "$runtime/pulse"
-lend_echo_server "$lend_user" "$runtime/pulse/native" 0600
-home=/home/$lend_user
-install -d -m 0700 -o "$lend_user" -g "$lend_user" "$home" "$home/.config" "$home/.config/pulse"
-head -c 256 /dev/urandom >"$home/.config/pulse/cookie"
-chown "$lend_user:" "$home/.config/pulse/cookie"
+lend_pulse_server
 
 xml=$(lend_domain crashy "$U" pipewire:bind pulseaudio:bind wayland:proxy:no)
 printf '%s' "$xml" >"$TMP/domain.xml"

@@ -4,26 +4,14 @@
 # user (as libvirt runs QEMU) reaches the echo server through the target, another user
 # ("nobody") cannot, and after release the host is byte-identical (mounts, ACLs, modes, owners,
 # inodes, files, proxies). A second release, and a release without prepare, change nothing.
-#
-#   bash tests/root/lend_methods.sh /abs/path/to/sockhook
 set -euo pipefail
-# shellcheck source=SCRIPTDIR/lib/suite.bash
-source "$(dirname "${BASH_SOURCE[0]}")/lib/suite.bash"
-suite_init "$@"
-lend_init
+source "$(dirname "${BASH_SOURCE[0]}")/lib/suite.bash" lend "$@"
 
 U=5e4d3c2b-1a09-4f8e-9d7c-6b5a4f3e2d01
 lend_allow "$U"
 lend_echo_server "$lend_user" "$runtime/pipewire-0" 0600
 lend_echo_server "$lend_user" "$runtime/wayland-0" 0777
-mkdir -m 0700 "$runtime/pulse" && chown "$lend_user:" "$runtime/pulse"
-lend_echo_server "$lend_user" "$runtime/pulse/native" 0600
-# A home with a PulseAudio cookie (256 bytes), for the companion-file copy.
-home=/home/$lend_user
-install -d -m 0700 -o "$lend_user" -g "$lend_user" "$home" "$home/.config" "$home/.config/pulse"
-head -c 256 /dev/urandom >"$home/.config/pulse/cookie"
-chown "$lend_user:" "$home/.config/pulse/cookie"
-chmod 600 "$home/.config/pulse/cookie"
+lend_pulse_server
 
 # check_lend NAME SOCKET TARGET: prepare, reach, refuse nobody, release, compare.
 check_lend() {

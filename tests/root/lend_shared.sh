@@ -5,13 +5,8 @@
 # leave getfacl byte-identical to before the first prepare (S7). For bind, acl, one of each,
 # and group (the socket's group and mode, shared the same way), in both release orders; then
 # both domains prepared and released at the same time.
-#
-#   bash tests/root/lend_shared.sh /abs/path/to/sockhook
 set -euo pipefail
-# shellcheck source=SCRIPTDIR/lib/suite.bash
-source "$(dirname "${BASH_SOURCE[0]}")/lib/suite.bash"
-suite_init "$@"
-lend_init
+source "$(dirname "${BASH_SOURCE[0]}")/lib/suite.bash" lend "$@"
 
 A=3c2b1a09-8f7e-4d6c-b5a4-938271605a01
 B=3c2b1a09-8f7e-4d6c-b5a4-938271605a02

@@ -3,13 +3,8 @@
 # distribution default); at start the XML carries libvirt's DAC label. If it names another
 # uid, the lend must be given to that uid instead: the old grant goes, the new one comes, and
 # release still leaves the host byte-identical. If it names the same uid, nothing changes.
-#
-#   bash tests/root/lend_start.sh /abs/path/to/sockhook
 set -euo pipefail
-# shellcheck source=SCRIPTDIR/lib/suite.bash
-source "$(dirname "${BASH_SOURCE[0]}")/lib/suite.bash"
-suite_init "$@"
-lend_init
+source "$(dirname "${BASH_SOURCE[0]}")/lib/suite.bash" lend "$@"
 
 U=7c1f4e2a-9b3d-4c5e-8f60-1a2b3c4d5e6f
 lend_allow "$U"

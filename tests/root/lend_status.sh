@@ -3,13 +3,8 @@
 # stale when its server restarts and `refresh` binds the new socket; a killed proxy shows as
 # broken and `reconnect` restarts it; `cleanup DOMAIN` and `cleanup --stale` release
 # everything, byte-identically.
-#
-#   bash tests/root/lend_status.sh /abs/path/to/sockhook
 set -euo pipefail
-# shellcheck source=SCRIPTDIR/lib/suite.bash
-source "$(dirname "${BASH_SOURCE[0]}")/lib/suite.bash"
-suite_init "$@"
-lend_init
+source "$(dirname "${BASH_SOURCE[0]}")/lib/suite.bash" lend "$@"
 
 U=3b2a1908-7f6e-4d5c-8b4a-39281706f501
 lend_allow "$U"

@@ -3,12 +3,8 @@
 # given, refuses every other uid (root included), stops on SIGTERM with exit 0, and its
 # clients then get EOF. spawn_proxy's privilege drop is checked by the root-only case in
 # tests/proxy_test.cpp; here the proxy is started the way an administrator would debug it.
-#
-#   bash tests/root/proxy_relay.sh /abs/path/to/sockhook     (root; exit 77 otherwise)
 set -euo pipefail
-# shellcheck source=SCRIPTDIR/lib/suite.bash
-source "$(dirname "${BASH_SOURCE[0]}")/lib/suite.bash"
-suite_init "$@"
+source "$(dirname "${BASH_SOURCE[0]}")/lib/suite.bash" plain "$@"
 need_tools python3 socat setpriv timeout
 
 dir=$TMP

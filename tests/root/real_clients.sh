@@ -7,12 +7,8 @@
 # proxy and acl or group. Another user cannot reach a lent socket. After each release the
 # host is byte-identical. And the reason the proxy method exists: weston-simple-shm fails
 # through socat, which cannot forward file descriptors.
-#
-#   bash tests/root/real_clients.sh /abs/path/to/sockhook
 set -uo pipefail
-# shellcheck source=SCRIPTDIR/lib/suite.bash
-source "$(dirname "${BASH_SOURCE[0]}")/lib/suite.bash"
-suite_init "$@"
+source "$(dirname "${BASH_SOURCE[0]}")/lib/suite.bash" plain "$@"
 need_tools pw-cli pw-cat pactl paplay jack_lsp weston weston-simple-shm socat getfacl setpriv
 
 uuids=()

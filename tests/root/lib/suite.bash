@@ -2,10 +2,13 @@
 # suite.bash - the one library of the tests/root/*.sh suites (sourced, never run: ctest only
 # picks up tests/root/*.sh).
 #
-#   source "$(dirname "${BASH_SOURCE[0]}")/lib/suite.bash"
-#   suite_init "$@"      root or exit 77 (ctest's skip); $SOCKHOOK, $TMP, the traps
-#   lend_init            lend suites: users shlend/shlend2 on their own tmpfs, own config
-#   e2e_init             e2e suites: libvirtd, the desktop user, the hook installed
+#   bash tests/root/NAME.sh /abs/path/to/sockhook [ARGS]     (root; exit 77 otherwise)
+#
+# A suite begins with
+#   source "$(dirname "${BASH_SOURCE[0]}")/lib/suite.bash" KIND "$@"
+# KIND plain: suite_init (root or exit 77, the binary in $SOCKHOOK, $TMP, the traps);
+# KIND lend: also lend_init (users shlend/shlend2 on their own tmpfs, own configuration);
+# KIND e2e: also e2e_init (libvirtd, the desktop user, the hook installed). Then
 #   ok / not_ok / check ...; same_host BEFORE WHAT; ...
 #   finish               the summary, and the exit status
 #
@@ -359,6 +362,19 @@ while True:
     wait_until 2 test -S "$path" || { not_ok "echo server on $path did not start"; return 1; }
 }
 
+# lend_pulse_server : an echo server on $runtime/pulse/native (0600, in a 0700 pulse/) and a
+# home ($home) with a 256-byte PulseAudio cookie (0600), for the companion-file copy.
+lend_pulse_server() {
+    install -d -m 0700 -o "$lend_user" -g "$lend_user" "$runtime/pulse"
+    lend_echo_server "$lend_user" "$runtime/pulse/native" 0600
+    home=/home/$lend_user
+    install -d -m 0700 -o "$lend_user" -g "$lend_user" "$home" "$home/.config" "$home/.config/pulse"
+    head -c 256 /dev/urandom >"$home/.config/pulse/cookie"
+    chown "$lend_user:" "$home/.config/pulse/cookie"
+    chmod 600 "$home/.config/pulse/cookie"
+    SNAP_FILES+=("$home/.config/pulse/cookie")
+}
+
 # lend_ping USER PATH: USER connects to PATH and gets "ping" echoed (2 s limit). USER "qemu"
 # means QEMU's identity as libvirt sets it up.
 lend_ping() {
@@ -578,3 +594,14 @@ in_qemu_ns() { local pid; pid=$(qemu_pid "$1"); shift; nsenter -t "$pid" -m "$@"
 annotate() { local d=$1; shift; "$SOCKHOOK" annotate "$d" "$@" 2>&1; }
 
 policy_has() { grep -q -i "$1" "$ETC/policy.conf"; }
+
+# ---------------------------------------------------------------- start
+
+# `source lib/suite.bash KIND "$@"`: KIND plain runs suite_init with the script's arguments,
+# lend and e2e also lend_init or e2e_init.
+case ${1:-} in
+    plain) shift; suite_init "$@" ;;
+    lend) shift; suite_init "$@"; lend_init ;;
+    e2e) shift; suite_init "$@"; e2e_init ;;
+    *) echo "usage: source ${BASH_SOURCE[0]} plain|lend|e2e \"\$@\"" >&2; exit 2 ;;
+esac
