@@ -76,8 +76,8 @@ not_ok() {
 }
 # check WHAT CMD... : ok if CMD succeeds.
 check() { local what=$1; shift; if "$@"; then ok "$what"; else not_ok "$what"; fi; }
-# die WHAT : a failure the rest of the suite cannot go on from.
-die() { not_ok "$*"; exit 1; }
+# die WHAT : a failure the rest of the suite cannot go on from (it ends the suite).
+die() { not_ok "$*"; SUITE_DONE=died; exit 1; }
 skip() { echo "SKIP: $*"; exit 77; }
 
 # on_exit FUNC : FUNC runs at exit (newest first), whatever the way out.
@@ -99,7 +99,7 @@ suite_on_exit() {
     local rc=$?
     set +e
     trap - ERR
-    if [[ $SUITE_DONE != yes ]]; then
+    if [[ $SUITE_DONE == no ]]; then
         ((rc != 0)) || rc=1
         FAIL=$((FAIL + 1))
         FAILED+=("$SUITE_NAME stopped before its end: ${SUITE_DIED:-exit $rc}")
