@@ -78,7 +78,7 @@ not_ok() {
 check() { local what=$1; shift; if "$@"; then ok "$what"; else not_ok "$what"; fi; }
 # die WHAT : a failure the rest of the suite cannot go on from (it ends the suite).
 die() { not_ok "$*"; SUITE_DONE=died; exit 1; }
-skip() { echo "SKIP: $*"; exit 77; }
+skip() { echo "SKIP: $*"; SUITE_DONE=skipped; exit 77; }
 
 # on_exit FUNC : FUNC runs at exit (newest first), whatever the way out.
 on_exit() { SUITE_CLEANUPS=("$1" "${SUITE_CLEANUPS[@]}"); }
@@ -97,7 +97,7 @@ suite_on_err() {
 
 suite_on_exit() {
     local rc=$?
-    set +e
+    set +eu  # the cleanups run whatever state the suite stopped in
     trap - ERR
     if [[ $SUITE_DONE == no ]]; then
         ((rc != 0)) || rc=1
@@ -107,6 +107,7 @@ suite_on_exit() {
     fi
     local f
     for f in "${SUITE_CLEANUPS[@]}"; do "$f"; done
+    [[ $SUITE_DONE == skipped ]] && exit "$rc"
     echo
     local summary="# $PASS passed, $FAIL failed"
     ((FAIL == 0)) || summary+=": $(printf '%s; ' "${FAILED[@]}")"
