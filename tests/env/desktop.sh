@@ -31,8 +31,10 @@ SH_TIMEOUT=${SH_TIMEOUT:-10}
 # session bus first, the bus last).
 ALL_SERVERS=(weston pulseaudio pipewire-pulse wireplumber pipewire dbus)
 
-die() { echo "desktop.sh: $*" >&2; exit 1; }
-log() { echo "desktop.sh: $*" >&2; }
+ENV_NAME=desktop.sh
+WAIT_TIMEOUT=$SH_TIMEOUT
+# shellcheck source=SCRIPTDIR/common.bash
+source "$(dirname "${BASH_SOURCE[0]}")/common.bash"
 
 need_root() { [[ $(id -u) -eq 0 ]] || die "must run as root"; }
 
@@ -71,32 +73,12 @@ run_as() {
         env -i "${envv[@]}" "$@"
 }
 
-# ---------------------------------------------------------------- waiting
-# wait_for DESCRIPTION CMD... : retry CMD every 0.1 s until it succeeds or
-# SH_TIMEOUT seconds passed.  Never an unbounded wait.
-wait_for() {
-    local what=$1; shift
-    local deadline=$((SECONDS + SH_TIMEOUT))
-    until "$@" >/dev/null 2>&1; do
-        ((SECONDS < deadline)) || { log "timeout (${SH_TIMEOUT}s) waiting for $what"; return 1; }
-        sleep 0.1
-    done
-}
-
 # ---------------------------------------------------------------- pid files
 pidfile() { echo "$SH_STATE/$1.pid"; }
 logfile() { echo "$SH_STATE/$1.log"; }
 
-# alive NAME : the recorded process still runs (and is not a zombie/recycled pid
-# of a different user: we check the owner too).
-alive() {
-    local pf; pf=$(pidfile "$1")
-    [[ -f $pf ]] || return 1
-    local pid; pid=$(<"$pf")
-    [[ -d /proc/$pid ]] || return 1
-    local st; st=$(awk '/^State:/{print $2}' "/proc/$pid/status" 2>/dev/null || true)
-    [[ $st != Z && -n $st ]]
-}
+# alive NAME : the recorded server still runs (not a zombie).
+alive() { pid_alive "$(pidfile "$1")" >/dev/null; }
 
 # spawn NAME CMD... : start CMD as the desktop user in its own session (so a test
 # harness's Ctrl-C or process-group kill does not take it down silently), stdio on
@@ -114,21 +96,7 @@ spawn() {
     echo $! >"$(pidfile "$name")"
 }
 
-# stop_one NAME : SIGTERM, bounded wait, then SIGKILL.
-stop_one() {
-    local name=$1 pf; pf=$(pidfile "$name")
-    [[ -f $pf ]] || return 0
-    local pid; pid=$(<"$pf")
-    if alive "$name"; then
-        kill -TERM "$pid" 2>/dev/null || true
-        if ! wait_for "$name (pid $pid) to exit" bash -c "! kill -0 $pid 2>/dev/null || grep -q '^State:.*Z' /proc/$pid/status"; then
-            log "$name ignored SIGTERM, sending SIGKILL"
-            kill -KILL "$pid" 2>/dev/null || true
-            wait_for "$name to die after SIGKILL" bash -c "! kill -0 $pid 2>/dev/null || grep -q '^State:.*Z' /proc/$pid/status" || true
-        fi
-    fi
-    rm -f "$pf"
-}
+stop_one() { stop_pidfile "$1" "$(pidfile "$1")"; }
 
 # ---------------------------------------------------------------- user
 cmd_user() {

@@ -29,45 +29,11 @@ LIBVIRTD_PID=/run/libvirtd.pid    # written by `libvirtd -d` itself
 VIRTLOGD_PID=/run/virtlogd.pid    # written by `virtlogd -d` itself
 PREFIX=shtest-
 
-die() { echo "libvirt.sh: $*" >&2; exit 1; }
-log() { echo "libvirt.sh: $*" >&2; }
+ENV_NAME=libvirt.sh
+WAIT_TIMEOUT=$LV_TIMEOUT
+# shellcheck source=SCRIPTDIR/common.bash
+source "$(dirname "${BASH_SOURCE[0]}")/common.bash"
 virsh_() { virsh -q -c "$URI" "$@"; }
-
-# wait_for DESCRIPTION CMD... : bounded retry loop (0.2 s steps).
-wait_for() {
-    local what=$1; shift
-    local deadline=$((SECONDS + LV_TIMEOUT))
-    until "$@" >/dev/null 2>&1; do
-        ((SECONDS < deadline)) || { log "timeout (${LV_TIMEOUT}s) waiting for $what"; return 1; }
-        sleep 0.2
-    done
-}
-
-# pid_alive PIDFILE : prints the pid if the process in PIDFILE runs (not a zombie;
-# PID 1 on the CI VM reaps orphans only every second or so).
-pid_alive() {
-    local pf=$1 pid st
-    [[ -f $pf ]] || return 1
-    pid=$(<"$pf")
-    st=$(awk '/^State:/{print $2}' "/proc/$pid/status" 2>/dev/null || true)
-    [[ -n $st && $st != Z ]] || return 1
-    echo "$pid"
-}
-
-gone() { ! pid_alive "$1" >/dev/null; }
-
-# stop_pidfile NAME PIDFILE : SIGTERM, bounded wait, SIGKILL.
-stop_pidfile() {
-    local name=$1 pf=$2 pid
-    pid=$(pid_alive "$pf") || { rm -f "$pf"; return 0; }
-    kill -TERM "$pid" 2>/dev/null || true
-    if ! wait_for "$name (pid $pid) to exit" gone "$pf"; then
-        log "$name ignored SIGTERM, sending SIGKILL"
-        kill -KILL "$pid" 2>/dev/null || true
-        wait_for "$name to die" gone "$pf" || true
-    fi
-    rm -f "$pf"
-}
 
 start_virtlogd() {
     pid_alive "$VIRTLOGD_PID" >/dev/null && return 0

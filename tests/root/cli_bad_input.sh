@@ -2,19 +2,9 @@
 # R7: every malformed metadata case yields exit 1 and exactly one line on stderr that names the
 # domain (and the socket, where one applies), through both `sockhook plan` and the hook, and
 # changes nothing on the host.
-#
-#   bash tests/root/cli_bad_input.sh /abs/path/to/sockhook
 set -u
-bin=${1:?usage: cli_bad_input.sh /path/to/sockhook}
-if [[ $(id -u) -ne 0 ]]; then
-  echo "skipped: needs root (creates a user and writes /etc/sockhook)"
-  exit 77
-fi
-repo=$(cd "$(dirname "$0")/../.." && pwd)
+source "$(dirname "${BASH_SOURCE[0]}")/lib/suite.bash" plain "$@"
 uuid=5d1e2f3a-4b5c-4d6e-8f90-a1b2c3d4e5f6
-tmp=$(mktemp -d /tmp/sockhook-bad-input-XXXXXX)
-chmod 755 "$tmp"  # the unprivileged plan below reads from here
-fails=0
 created_user=
 etc=/etc/sockhook
 etc_backup=
@@ -23,35 +13,29 @@ cleanup() {
   rm -rf "$etc"
   [[ -n $etc_backup ]] && mv "$etc_backup" "$etc"
   [[ -n $created_user ]] && userdel -r "$created_user" 2>/dev/null
-  rm -rf "$tmp"
 }
-trap cleanup EXIT
-
-fail() {
-  echo "FAIL: $*"
-  fails=$((fails + 1))
-}
+on_exit cleanup
 
 # A regular user to own the sockets.
 owner=shbad
 if ! id "$owner" >/dev/null 2>&1; then
-  useradd -m -K UID_MIN=1000 "$owner" || { echo "cannot create user $owner"; exit 1; }
+  useradd -m -K UID_MIN=1000 "$owner" || die "cannot create user $owner"
   created_user=$owner
 fi
 
 # The hook reads the installed configuration: give it ours, and put the old one back at exit.
 if [[ -e $etc ]]; then
-  etc_backup=$tmp/etc-sockhook.orig
+  etc_backup=$TMP/etc-sockhook.orig
   cp -a "$etc" "$etc_backup"
 fi
 rm -rf "$etc"
 install -d -m 755 "$etc" "$etc/plugins"
-install -m 644 "$repo"/plugins/*.xml "$etc/plugins/"
-policy=$tmp/policy.conf
+install -m 644 "$REPO"/plugins/*.xml "$etc/plugins/"
+policy=$TMP/policy.conf
 printf '[%s]\n%s = *\nroot = *\ndaemon = *\n' "$uuid" "$owner" >"$policy"
 install -m 644 "$policy" "$etc/policy.conf"
-install -d -m 755 "$tmp/plugins"
-install -m 644 "$repo"/plugins/*.xml "$tmp/plugins/"
+install -d -m 755 "$TMP/plugins"
+install -m 644 "$REPO"/plugins/*.xml "$TMP/plugins/"
 
 # A domain named $1 (raw text), with <uuid> $2 ("" for none) and metadata $3.
 domain() {
@@ -72,41 +56,36 @@ XML
 ns="xmlns:sockhook='urn:sockhook:domain:1'"
 sockets() { echo "<sockhook:sockets $ns>$1</sockhook:sockets>"; }
 
-snapshot() {
-  find /run/sockhook "$etc" -printf '%p %m %u %s\n' 2>/dev/null | sort
-  echo "mounts $(wc -l </proc/self/mountinfo)"
-}
-
-# check LABEL NAME EXPECT CMD...: runs CMD with stdin from $xml_file; EXPECT is text that the
+# expect_error LABEL NAME EXPECT CMD...: runs CMD with stdin from $xml_file; EXPECT is text that the
 # one error line must contain after "sockhook: error: NAME: ".
-check() {
+expect_error() {
   local label=$1 name=$2 expect=$3
   shift 3
   local before after rc err out
-  before=$(snapshot)
-  "$@" <"$xml_file" >"$tmp/out" 2>"$tmp/err"
+  before=$(host_snapshot)
+  "$@" <"$xml_file" >"$TMP/out" 2>"$TMP/err"
   rc=$?
-  after=$(snapshot)
-  err=$(cat "$tmp/err")
-  out=$(cat "$tmp/out")
+  after=$(host_snapshot)
+  err=$(cat "$TMP/err")
+  out=$(cat "$TMP/out")
   local lines
-  lines=$(wc -l <"$tmp/err")
+  lines=$(wc -l <"$TMP/err")
   if [[ $rc -ne 1 ]]; then
-    fail "$label: exit $rc, want 1 (stderr: $err)"
+    not_ok "$label: exit $rc, want 1 (stderr: $err)"
   elif [[ $lines -ne 1 ]]; then
-    fail "$label: $lines lines on stderr, want 1:"$'\n'"$err"
+    not_ok "$label: $lines lines on stderr, want 1:"$'\n'"$err"
   elif [[ $err != "sockhook: error: $name: "* ]]; then
-    fail "$label: stderr does not start with 'sockhook: error: $name: ': $err"
+    not_ok "$label: stderr does not start with 'sockhook: error: $name: ': $err"
   elif [[ $err != *"$expect"* ]]; then
-    fail "$label: stderr lacks '$expect': $err"
+    not_ok "$label: stderr lacks '$expect': $err"
   else
-    echo "ok: $label: $err"
+    ok "$label: $err"
   fi
   if [[ $before != "$after" ]]; then
-    fail "$label: the host changed:"$'\n'"$(diff <(echo "$before") <(echo "$after"))"
+    not_ok "$label: the host changed:"$'\n'"$(diff <(echo "$before") <(echo "$after"))"
   fi
   if [[ $label == hook* && -n $out ]]; then
-    fail "$label: the hook wrote to stdout: $out"
+    not_ok "$label: the hook wrote to stdout: $out"
   fi
 }
 
@@ -114,12 +93,12 @@ check() {
 # the 5th argument is "plan-only".
 run_case() {
   local label=$1 name=$2 expect=$3 xml=$4 mode=${5:-both}
-  xml_file=$tmp/case.xml
+  xml_file=$TMP/case.xml
   printf '%s\n' "$xml" >"$xml_file"
-  check "plan $label" "$name" "$expect" \
-    "$bin" plan "$xml_file" --plugin-dir "$tmp/plugins" --policy "$policy"
+  expect_error "plan $label" "$name" "$expect" \
+    "$SOCKHOOK" plan "$xml_file" --plugin-dir "$TMP/plugins" --policy "$policy"
   if [[ $mode != plan-only ]]; then
-    check "hook $label" "$name" "$expect" "$bin" hook "$name" prepare begin -
+    expect_error "hook $label" "$name" "$expect" "$SOCKHOOK" hook "$name" prepare begin -
   fi
 }
 
@@ -162,48 +141,44 @@ run_case "owner path" bad15 "pipewire: owner='../x' is not a user name or uid" \
 run_case "two sockets elements" bad16 "more than one <sockets> element" \
   "$(domain bad16 $uuid "$(S "<sockhook:socket plugin='pipewire' owner='$owner'/>")$(S "<sockhook:socket plugin='wayland' owner='$owner'/>")")"
 # Not XML: plan cannot know the domain's name and names the file; the hook names the domain.
-xml_file=$tmp/case.xml
+xml_file=$TMP/case.xml
 echo "<domain><name>bad17</name><metadata><s:sockets xmlns:s='urn:sockhook:domain:1'>" >"$xml_file"
-check "plan not XML" "$xml_file" "cannot parse domain XML" \
-  "$bin" plan "$xml_file" --plugin-dir "$tmp/plugins" --policy "$policy"
-check "hook not XML" bad17 "cannot parse domain XML" "$bin" hook bad17 prepare begin -
+expect_error "plan not XML" "$xml_file" "cannot parse domain XML" \
+  "$SOCKHOOK" plan "$xml_file" --plugin-dir "$TMP/plugins" --policy "$policy"
+expect_error "hook not XML" bad17 "cannot parse domain XML" "$SOCKHOOK" hook bad17 prepare begin -
 
 # A plugin file that others may write is refused, in a --plugin-dir and in /etc/sockhook.
-xml_file=$tmp/case.xml
+xml_file=$TMP/case.xml
 domain bad18 $uuid "$(S "<sockhook:socket plugin='pipewire' owner='$owner'/>")" >"$xml_file"
-install -d -m 755 "$tmp/evil"
-install -m 646 "$repo/plugins/pipewire.xml" "$tmp/evil/pipewire.xml"
-check "plan writable plugin" bad18 "pipewire: plugin file $tmp/evil/pipewire.xml is refused: it is writable by others" \
-  "$bin" plan "$xml_file" --plugin-dir "$tmp/evil" --plugin-dir "$tmp/plugins" --policy "$policy"
+install -d -m 755 "$TMP/evil"
+install -m 646 "$REPO/plugins/pipewire.xml" "$TMP/evil/pipewire.xml"
+expect_error "plan writable plugin" bad18 "pipewire: plugin file $TMP/evil/pipewire.xml is refused: it is writable by others" \
+  "$SOCKHOOK" plan "$xml_file" --plugin-dir "$TMP/evil" --plugin-dir "$TMP/plugins" --policy "$policy"
 chmod 646 "$etc/plugins/pipewire.xml"
-check "hook writable plugin" bad18 "pipewire: plugin file $etc/plugins/pipewire.xml is refused: it is writable by others" \
-  "$bin" hook bad18 prepare begin -
+expect_error "hook writable plugin" bad18 "pipewire: plugin file $etc/plugins/pipewire.xml is refused: it is writable by others" \
+  "$SOCKHOOK" hook bad18 prepare begin -
 chmod 644 "$etc/plugins/pipewire.xml"
 
 # The dry run needs no root, and changes nothing.
-good=$tmp/good.xml
+good=$TMP/good.xml
 domain good $uuid "$(S "<sockhook:socket plugin='pipewire' owner='$owner' method='proxy'/>")" >"$good"
 chmod 644 "$good" "$policy"
-before=$(snapshot)
+before=$(host_snapshot)
 if setpriv --reuid=nobody --regid=nogroup --clear-groups \
-  "$bin" plan "$good" --plugin-dir "$tmp/plugins" --policy "$policy" >"$tmp/out" 2>"$tmp/err"; then
-  if grep -q "start a proxy as uid $(id -u $owner)" "$tmp/out"; then
-    echo "ok: unprivileged plan"
+  "$SOCKHOOK" plan "$good" --plugin-dir "$TMP/plugins" --policy "$policy" >"$TMP/out" 2>"$TMP/err"; then
+  if grep -q "start a proxy as uid $(id -u $owner)" "$TMP/out"; then
+    ok "unprivileged plan"
   else
-    fail "unprivileged plan: the plan lacks the proxy step:"$'\n'"$(cat "$tmp/out")"
+    not_ok "unprivileged plan: the plan lacks the proxy step:"$'\n'"$(cat "$TMP/out")"
   fi
 else
-  fail "unprivileged plan failed: $(cat "$tmp/err")"
+  not_ok "unprivileged plan failed: $(cat "$TMP/err")"
 fi
-[[ $before == "$(snapshot)" ]] || fail "unprivileged plan changed the host"
+[[ $before == "$(host_snapshot)" ]] || not_ok "unprivileged plan changed the host"
 
 # Bad usage exits 2.
-"$bin" plan --no-such-option >/dev/null 2>&1
+"$SOCKHOOK" plan --no-such-option >/dev/null 2>&1
 rc=$?
-[[ $rc -eq 2 ]] && echo "ok: bad usage exits 2" || fail "bad usage: exit $rc, want 2"
+[[ $rc -eq 2 ]] && ok "bad usage exits 2" || not_ok "bad usage: exit $rc, want 2"
 
-if [[ $fails -ne 0 ]]; then
-  echo "$fails failure(s)"
-  exit 1
-fi
-echo "all bad-input cases passed"
+finish

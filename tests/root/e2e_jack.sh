@@ -1,15 +1,11 @@
 #!/usr/bin/env bash
 # e2e_jack.sh - QEMU's JACK audio through PipeWire's JACK implementation, lent by the hook.
 #
-#   bash tests/root/e2e_jack.sh /abs/path/to/sockhook     (root; exit 77 otherwise)
-#
 # QEMU starts even when JACK fails (FINDINGS (b)), so the assertion is PipeWire's own list
 # of clients: qemu-system-x86_64 must be there with the lend, and must not be there without
 # it (the negative shows that the check can fail).
 set -euo pipefail
-# shellcheck source=SCRIPTDIR/lib/e2e.bash
-source "$(dirname "${BASH_SOURCE[0]}")/lib/e2e.bash"
-e2e_init "$@"
+source "$(dirname "${BASH_SOURCE[0]}")/lib/suite.bash" e2e "$@"
 
 J=${E2E_PREFIX}jack
 "$DESKTOP" start pipewire >/dev/null
@@ -19,7 +15,7 @@ ORIGINAL=$(virsh_ dumpxml --inactive "$J")
 
 say "annotate"
 out=$(annotate "$J" --plugin jack --owner "$SH_USER") || not_ok "annotate exits 0: $out"
-printf '%s\n' "$out" | sed 's/^/#   /'
+show "$out"
 XML=$(virsh_ dumpxml --inactive "$J")
 check "annotate makes the audio backend jack" grep -q "<audio id='1' type='jack'/>" <<<"$XML"
 check "annotate gives QEMU PIPEWIRE_RUNTIME_DIR" \
@@ -27,18 +23,14 @@ check "annotate gives QEMU PIPEWIRE_RUNTIME_DIR" \
 check "annotate gives QEMU PipeWire's libjack" \
     grep -q "<qemu:env name='LD_LIBRARY_PATH' value='/usr/lib/x86_64-linux-gnu/pipewire-0.3/jack'/>" <<<"$XML"
 check "annotate recorded the policy allowance" policy_has "$UJ"
-doc=$("$SOCKHOOK" doctor "$J" 2>&1) && rc=0 || rc=$?
-printf '%s\n' "$doc" | sed 's/^/#   /'
-check "doctor $J finds nothing that would stop the lend" test "$rc" -eq 0
+doctor_ok "$J"
 
 say "start: QEMU becomes a PipeWire client"
-BEFORE=$(mktemp)
-snapshot >"$BEFORE"
+BEFORE=$TMP/before
+host_snapshot >"$BEFORE"
 if start "$J"; then ok "virsh start $J ($START_TIME s)"; else not_ok "virsh start $J: $START_OUT"; fi
 check "pw-cli ls Client lists qemu-system-x86_64" wait_until "$E2E_TIMEOUT" pipewire_has_qemu
-ns=$(in_qemu_ns "$J" ls -l "/run/sockhook/$UJ/" 2>&1 || true)
-printf '%s\n' "$ns" | sed 's/^/#   /'
-check "pipewire-0 is inside QEMU's mount namespace" grep -q '^s.* pipewire-0$' <<<"$ns"
+lent_in_ns "$J" "$UJ" pipewire-0 "pipewire-0 is inside QEMU's mount namespace"
 # The socket is 0755 (umask 022): the bind lend needs one ACL entry for QEMU's user.
 check "the socket inode carries exactly one entry for QEMU's user while lent" \
     bash -c "getfacl -p '$SH_PIPEWIRE_SOCKET' 2>/dev/null | grep -c '^user:libvirt-qemu:rw-' | grep -qx 1"
@@ -47,8 +39,7 @@ check "virsh destroy leaves the host byte-identical (ACL entry gone)" same_as_be
 check "QEMU is no longer a PipeWire client" wait_until 5 no_pipewire_qemu
 
 say "negative: without the hook QEMU starts but never reaches PipeWire"
-mv "$HOOK" "$BACKUP/hook-under-test"
-"$LIBVIRT" reload
+hook_disable
 LOG=/var/log/libvirt/qemu/$J.log
 lines=$(wc -l <"$LOG" 2>/dev/null || echo 0)
 if start "$J"; then
@@ -60,8 +51,7 @@ if start "$J"; then
 else
     not_ok "virsh start without the hook: $START_OUT"
 fi
-mv "$BACKUP/hook-under-test" "$HOOK"
-"$LIBVIRT" reload
+hook_enable
 check "the host is byte-identical after the negative" same_as_before "$BEFORE"
 
 say "annotate --remove"
@@ -69,6 +59,5 @@ annotate "$J" --plugin jack --remove >/dev/null
 check "annotate --remove restores the persistent definition exactly" \
     diff <(printf '%s\n' "$ORIGINAL") <(virsh_ dumpxml --inactive "$J")
 check "annotate --remove revokes the allowance" bash -c "! grep -q -i $UJ $ETC/policy.conf"
-rm -f "$BEFORE"
 
-e2e_finish
+finish

@@ -2,12 +2,8 @@
 # e2e_proxy.sh - method proxy under real libvirtd: PulseAudio through the proxy, libvirtd
 # restarts (the proxy survives; reconnect restarts a dead one), and optional lends whose
 # server is down.
-#
-#   bash tests/root/e2e_proxy.sh /abs/path/to/sockhook     (root; exit 77 otherwise)
 set -euo pipefail
-# shellcheck source=SCRIPTDIR/lib/e2e.bash
-source "$(dirname "${BASH_SOURCE[0]}")/lib/e2e.bash"
-e2e_init "$@"
+source "$(dirname "${BASH_SOURCE[0]}")/lib/suite.bash" e2e "$@"
 
 P=${E2E_PREFIX}proxy
 W=${E2E_PREFIX}wl
@@ -42,13 +38,13 @@ client_through_lend() {
 
 say "the real PulseAudio through the proxy"
 annotate "$P" --plugin pulseaudio --owner "$SH_USER" --method proxy >/dev/null
-BEFORE=$(mktemp)
-snapshot >"$BEFORE"
+BEFORE=$TMP/before
+host_snapshot >"$BEFORE"
 if start "$P"; then
     ok "virsh start $P ($START_TIME s)"
     check "pactl lists qemu-system-x86_64 (through the proxy)" wait_until "$E2E_TIMEOUT" has_pulse_clients 1
     ns=$(in_qemu_ns "$P" ls -l "/run/sockhook/$UP/" 2>&1 || true)
-    printf '%s\n' "$ns" | sed 's/^/#   /'
+    show "$ns"
     check "the proxy's socket is in QEMU's namespace, QEMU's user's, 0600" \
         grep -q '^srw------- .* libvirt-qemu .* pulse-native$' <<<"$ns"
     check "one proxy runs as $SH_USER" test "$(proxy_pids | wc -w)" -eq 1
@@ -63,7 +59,7 @@ check "virsh destroy stops the proxy and leaves the host byte-identical" same_as
 say "pipewire-pulse through the proxy; libvirtd restarts"
 "$DESKTOP" stop pulseaudio
 "$DESKTOP" start pipewire-pulse >/dev/null
-snapshot >"$BEFORE"
+host_snapshot >"$BEFORE"
 if start "$P"; then
     ok "virsh start $P ($START_TIME s)"
     check "pactl lists qemu-system-x86_64 (through the proxy)" wait_until "$E2E_TIMEOUT" has_pulse_clients 1
@@ -106,12 +102,12 @@ fi
 check "virsh destroy stops the proxy and leaves the host byte-identical" same_as_before "$BEFORE"
 "$DESKTOP" stop pipewire
 "$DESKTOP" start pulseaudio >/dev/null
-snapshot >"$BEFORE"
 
 say "optional lends whose server is down"
 # QEMU's pa audiodev refuses to start without its server whatever sockhook does, so the
 # optional case uses a socket QEMU itself does not need: wayland, with weston not running.
 annotate "$W" --plugin wayland --owner "$SH_USER" --method bind --wait 1 --required no >/dev/null
+host_snapshot >"$BEFORE"  # annotate rewrote the policy: the reference is after it
 if start "$W"; then
     ok "required='no', method bind, no server: virsh start succeeds"
     check "nothing was lent" test ! -e "/run/sockhook/$UW/wayland-0"
@@ -121,6 +117,7 @@ else
 fi
 check "the skipped lend left the host byte-identical" same_as_before "$BEFORE"
 annotate "$W" --plugin wayland --owner "$SH_USER" --method proxy --required no >/dev/null
+host_snapshot >"$BEFORE"
 if start "$W"; then
     ok "required='no', method proxy, no server: virsh start succeeds"
     check "the proxy listens lazily in the lend directory" test -S "/run/sockhook/$UW/wayland-0"
@@ -130,6 +127,7 @@ else
 fi
 check "the lazy proxy left the host byte-identical" same_as_before "$BEFORE"
 annotate "$W" --plugin wayland --owner "$SH_USER" --method bind --wait 1 >/dev/null
+host_snapshot >"$BEFORE"
 if start "$W"; then
     not_ok "required='yes', method bind, no server: virsh start must fail"
     stop "$W"
@@ -142,8 +140,8 @@ check "the failed start left the host byte-identical" same_as_before "$BEFORE"
 say "PulseAudio proxy, required='no', server down: sockhook lets it start, QEMU refuses"
 "$DESKTOP" stop pulseaudio
 annotate "$P" --plugin pulseaudio --owner "$SH_USER" --method proxy --required no >/dev/null
-DOWN=$(mktemp)
-snapshot >"$DOWN"
+DOWN=$TMP/down
+host_snapshot >"$DOWN"
 if start "$P"; then
     ok "virsh start succeeded (QEMU's pa backend tolerated the missing server)"
     stop "$P"
@@ -152,6 +150,5 @@ else
         bash -c "grep -q 'Could not init .pa. audio driver' <<<\"\$1\" && ! grep -q 'sockhook: error' <<<\"\$1\"" _ "$START_OUT"
 fi
 check "nothing left behind" same_as_before "$DOWN"
-rm -f "$BEFORE" "$DOWN"
 
-e2e_finish
+finish

@@ -1,8 +1,6 @@
 #!/usr/bin/env bash
 # e2e_pulseaudio.sh - real libvirtd + QEMU + PulseAudio through the installed hook, method bind.
 #
-#   bash tests/root/e2e_pulseaudio.sh /abs/path/to/sockhook     (root; exit 77 otherwise)
-#
 # QEMU's pa audiodev refuses to start when it cannot reach the server (FINDINGS (a)), so a
 # start that succeeds and a qemu-system-x86_64 client in `pactl list clients` prove the lend.
 # Scenarios: annotate (XML + policy), doctor DOMAIN, start/destroy byte-identical, the socket
@@ -10,9 +8,7 @@
 # one socket, domrename between runs, a failing required lend, annotate --remove restoring
 # the definition, and virsh start timings with and without a lend.
 set -euo pipefail
-# shellcheck source=SCRIPTDIR/lib/e2e.bash
-source "$(dirname "${BASH_SOURCE[0]}")/lib/e2e.bash"
-e2e_init "$@"
+source "$(dirname "${BASH_SOURCE[0]}")/lib/suite.bash" e2e "$@"
 
 A=${E2E_PREFIX}pa
 B=${E2E_PREFIX}pa2
@@ -42,19 +38,15 @@ check "plan finds every variable provided" bash -c "\"$SOCKHOOK\" plan --domain 
 annotate "$B" --plugin pulseaudio --owner "$SH_USER" >/dev/null
 
 say "doctor"
-doc=$("$SOCKHOOK" doctor "$A" 2>&1) && rc=0 || rc=$?
-printf '%s\n' "$doc" | sed 's/^/#   /'
-check "doctor $A finds nothing that would stop the lend" test "$rc" -eq 0
+doctor_ok "$A"
 
 say "start, client, namespace, destroy"
-BEFORE=$(mktemp)
-snapshot >"$BEFORE"
+BEFORE=$TMP/before
+host_snapshot >"$BEFORE"
 if start "$A"; then ok "virsh start $A ($START_TIME s)"; else not_ok "virsh start $A: $START_OUT"; fi
 check "pactl lists qemu-system-x86_64 as a client" wait_until "$E2E_TIMEOUT" has_pulse_clients 1
-ns=$(in_qemu_ns "$A" ls -l "/run/sockhook/$UA/" 2>&1 || true)
-printf '%s\n' "$ns" | sed 's/^/#   /'
-check "the lent socket is inside QEMU's mount namespace" grep -q '^s.* pulse-native$' <<<"$ns"
-check "the cookie copy is inside QEMU's mount namespace" grep -q ' pulse-cookie$' <<<"$ns"
+lent_in_ns "$A" "$UA" pulse-native "the lent socket is inside QEMU's mount namespace"
+check "the cookie copy is inside QEMU's mount namespace" grep -q ' pulse-cookie$' <<<"$NS"
 out=$(annotate "$A" --plugin wayland --owner "$SH_USER" --required no)
 check "annotating a running domain says the change applies at the next start" \
     grep -q "applies at its next start" <<<"$out"
@@ -64,8 +56,7 @@ stop "$A"
 check "virsh destroy leaves the host byte-identical" same_as_before "$BEFORE"
 
 say "negative: the same domain without the hook"
-mv "$HOOK" "$BACKUP/hook-under-test"
-"$LIBVIRT" reload
+hook_disable
 if start "$A"; then
     not_ok "without the hook virsh start must fail (it succeeded)"
     stop "$A"
@@ -73,8 +64,7 @@ else
     check "without the hook virsh start fails because QEMU cannot reach PulseAudio" \
         grep -q "Could not init .pa. audio driver" <<<"$START_OUT"
 fi
-mv "$BACKUP/hook-under-test" "$HOOK"
-"$LIBVIRT" reload
+hook_enable
 check "no lend without the hook leaves the host byte-identical" same_as_before "$BEFORE"
 
 say "QEMU killed with SIGKILL"
@@ -119,23 +109,21 @@ fi
 say "a failing required lend: the server is down, method bind, wait 1"
 "$DESKTOP" stop pulseaudio
 annotate "$A" --plugin pulseaudio --owner "$SH_USER" --method bind --wait 1 >/dev/null
-DOWN=$(mktemp)
-snapshot >"$DOWN"
+DOWN=$TMP/down
+host_snapshot >"$DOWN"
 doc=$("$SOCKHOOK" doctor "$A" 2>&1) && rc=0 || rc=$?
 check "doctor predicts the failure" bash -c "test $rc -ne 0 && grep -q 'does not exist now' <<<\"\$1\"" _ "$doc"
 if start "$A"; then
     not_ok "virsh start must fail when a required lend fails"
     stop "$A"
 else
-    printf '%s\n' "$START_OUT" | sed 's/^/#   /'
+    show "$START_OUT"
     check "virsh start shows sockhook's one-line reason" \
         grep -q "sockhook: error: $A: pulseaudio: " <<<"$START_OUT"
     check "the failed start left nothing behind" same_as_before "$DOWN"
 fi
 "$DESKTOP" start pulseaudio >/dev/null
 annotate "$A" --plugin pulseaudio --owner "$SH_USER" >/dev/null
-# A new server has a new socket inode: the reference state changes with it.
-snapshot >"$BEFORE"
 
 say "annotate --remove"
 out=$(annotate "$A" --plugin pulseaudio --remove)
@@ -146,6 +134,9 @@ check "the other domain keeps its allowance" policy_has "$UB"
 
 say "virsh start wall time, 5 runs each"
 annotate "$A" --plugin pulseaudio --owner "$SH_USER" >/dev/null
+# A new server has a new socket inode, and annotate rewrote the policy: the reference
+# state is taken again.
+host_snapshot >"$BEFORE"
 with=() without=()
 for _ in 1 2 3 4 5; do
     if start "$PLAIN"; then without+=("$START_TIME"); else not_ok "start $PLAIN: $START_OUT"; fi
@@ -161,6 +152,5 @@ if ((${#with[@]} && ${#without[@]})); then
     say "ratio with/without: $(echo "scale=2; $mw / $mo" | bc -l)"
 fi
 check "after the timing runs the host is byte-identical" same_as_before "$BEFORE"
-rm -f "$BEFORE" "$DOWN"
 
-e2e_finish
+finish

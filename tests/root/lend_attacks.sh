@@ -4,18 +4,16 @@
 # methods); afterwards the victim's mode, owner, ACL and content are unchanged and nothing but
 # the owner's socket was ever mounted. Then each static trick (FIFO, hard links, another user's
 # socket, a symlinked directory, a runtime directory of someone else, QEMU's user planting
-# files) must fail prepare with exit 1 and one clear line on stderr, leaving the host
+# files) must not_ok prepare with exit 1 and one clear line on stderr, leaving the host
 # byte-identical.
 #
 #   bash tests/root/lend_attacks.sh /abs/path/to/sockhook [CYCLES]
 set -euo pipefail
-source "$(dirname "$0")/lib/lend_common.sh"
-lend_init "$1"
+source "$(dirname "${BASH_SOURCE[0]}")/lib/suite.bash" lend "$@"
 cycles=${2:-300}
 
 U=7c6b5a49-3827-4f16-8e5d-4c3b2a190801
 lend_allow "$U"
-lend_warm
 L=/run/sockhook/$U
 
 # ---- The race --------------------------------------------------------------------------------
@@ -25,7 +23,7 @@ chmod 600 "$victim"
 victim_state() { stat -c '%n %a %u %g %i %h %s' "$victim"; getfacl -p "$victim"; sha256sum "$victim"; }
 victim_before=$(victim_state)
 cleanup_victim() { rm -f "$victim"; }
-trap 'cleanup_victim; lend_cleanup' EXIT
+on_exit cleanup_victim
 
 lend_echo_server "$lend_user" "$runtime/pipewire-0" 0600
 sock_ino=$(stat -c %i "$runtime/pipewire-0")
@@ -55,58 +53,57 @@ for ((i = 0; i < cycles; i++)); do
     if [[ $m == bind ]]; then
       # Whatever is mounted in the lend directory must be the owner's socket, from its tmpfs.
       while read -r devno root mp; do
-        [[ $devno == "$runtime_dev" ]] || { foreign=$((foreign + 1)); fail "cycle $i: mounted $devno $root on $mp"; }
+        [[ $devno == "$runtime_dev" ]] || { foreign=$((foreign + 1)); not_ok "cycle $i: mounted $devno $root on $mp"; }
       done < <(awk -v d="$L/" 'index($5, d) == 1 { print $3, $4, $5 }' /proc/self/mountinfo)
-      [[ $(stat -c %i "$L/pipewire-0") == "$sock_ino" ]] || { foreign=$((foreign + 1)); fail "cycle $i: target is not the socket"; }
+      [[ $(stat -c %i "$L/pipewire-0") == "$sock_ino" ]] || { foreign=$((foreign + 1)); not_ok "cycle $i: target is not the socket"; }
     fi
   else
     refused=$((refused + 1))
-    [[ $(wc -l <"$tmp/hook.err") == 1 ]] || fail "cycle $i: refusal is not one line: $(cat "$tmp/hook.err")"
+    [[ $(wc -l <"$TMP/hook.err") == 1 ]] || not_ok "cycle $i: refusal is not one line: $(cat "$TMP/hook.err")"
   fi
-  grep -q "sockhook-victim" /proc/self/mountinfo && { foreign=$((foreign + 1)); fail "cycle $i: the victim is mounted"; }
-  lend_hook race release end "$xml" || fail "cycle $i: release exit $?"
+  grep -q "sockhook-victim" /proc/self/mountinfo && { foreign=$((foreign + 1)); not_ok "cycle $i: the victim is mounted"; }
+  lend_hook race release end "$xml" || not_ok "cycle $i: release exit $?"
 done
 kill "$swapper"
 wait "$swapper" 2>/dev/null || true
 echo "race: $cycles prepare/release cycles (bind, acl, group in turn) against the swap loop: $lent lent the real socket, $refused refused, $foreign foreign"
-((lent > 0 && refused > 0)) || fail "race: the swap loop did not interleave (lent $lent, refused $refused)"
-[[ $(victim_state) == "$victim_before" ]] && ok "race: victim unchanged (mode, owner, ACL, content)" || fail "race: victim changed: $(victim_state)"
+((lent > 0 && refused > 0)) || not_ok "race: the swap loop did not interleave (lent $lent, refused $refused)"
+[[ $(victim_state) == "$victim_before" ]] && ok "race: victim unchanged (mode, owner, ACL, content)" || not_ok "race: victim changed: $(victim_state)"
 # Put the runtime directory back in order: the socket under its name, no symlink.
 cd "$runtime"
 [[ -S pipewire-0 ]] || mv sock.save pipewire-0
 rm -f lnk sock.save
 cd /
-[[ $(stat -c %i "$runtime/pipewire-0") == "$sock_ino" ]] || fail "race: lost the socket"
+[[ $(stat -c %i "$runtime/pipewire-0") == "$sock_ino" ]] || not_ok "race: lost the socket"
 # A release that met a swapped name kept its journal entry; with the name back, it finishes.
 left=0
 [[ -e /run/sockhook/state/$U.xml ]] && left=1
 lend_hook race release end "$(lend_domain race "$U" pipewire:bind)"
 echo "race: journal kept for a retry after the last cycle: $left"
-[[ ! -e /run/sockhook/state/$U.xml ]] || fail "race: journal still there after the final release"
-getfacl -cp "$runtime/pipewire-0" | grep -q "^user:$qemu_user" && fail "race: an ACL entry was left on the socket"
-[[ $(stat -c %g "$runtime/pipewire-0") == "$lend_gid" ]] || fail "race: the socket's group was left changed"
-[[ ! -e $L ]] && ok "race: no lend directory left" || fail "race: $L left behind"
+[[ ! -e /run/sockhook/state/$U.xml ]] || not_ok "race: journal still there after the final release"
+getfacl -cp "$runtime/pipewire-0" | grep -q "^user:$qemu_user" && not_ok "race: an ACL entry was left on the socket"
+[[ $(stat -c %g "$runtime/pipewire-0") == "$lend_gid" ]] || not_ok "race: the socket's group was left changed"
+[[ ! -e $L ]] && ok "race: no lend directory left" || not_ok "race: $L left behind"
 
 # ---- Static tricks: each one must be refused, in one line, with no change -------------------
 
-# refused NAME SOCKET EXPECTED: prepare must fail with exactly the one line EXPECTED.
+# refused NAME SOCKET EXPECTED: prepare must not_ok with exactly the one line EXPECTED.
 refused() {
   local what=$1 sock=$2 want=$3
   local xml
   xml=$(lend_domain "evil-$what" "$U" "$sock")
-  lend_snapshot "$tmp/before"
+  host_snapshot >"$TMP/before"
   local rc=0
   lend_hook "evil-$what" prepare begin "$xml" || rc=$?
   local err
-  err=$(cat "$tmp/hook.err")
+  err=$(cat "$TMP/hook.err")
   if [[ $rc == 1 && $err == "$want" ]]; then
     ok "$what: refused: $err"
   else
-    fail "$what: exit $rc, stderr: $err (wanted: $want)"
+    not_ok "$what: exit $rc, stderr: $err (wanted: $want)"
   fi
   lend_hook "evil-$what" release end "$xml"
-  lend_snapshot "$tmp/after"
-  lend_same "$tmp/before" "$tmp/after" "$what"
+  same_host "$TMP/before" "$what"
 }
 e="sockhook: error"
 
@@ -161,17 +158,17 @@ chown "$lend_user" "$runtime"
 
 # QEMU's user tries to plant things where the lend directory will be, and inside it.
 if lend_as_qemu mkdir "$L" 2>/dev/null || lend_as_qemu ln -s /etc "$L" 2>/dev/null; then
-  fail "QEMU's user could create $L"
+  not_ok "QEMU's user could create $L"
 else
   ok "QEMU's user cannot create $L (/run/sockhook is $(stat -c '%U %a' /run/sockhook))"
 fi
 xml=$(lend_domain plant "$U" pipewire:bind)
-lend_hook plant prepare begin "$xml" || fail "plant: prepare failed: $(cat "$tmp/hook.err")"
+lend_hook plant prepare begin "$xml" || not_ok "plant: prepare failed: $(cat "$TMP/hook.err")"
 for attempt in "touch $L/x" "ln -s $victim $L/y" "mv $L/pipewire-0 $L/z" "rm -f $L/pipewire-0"; do
-  if lend_as_qemu $attempt 2>/dev/null; then fail "QEMU's user could: $attempt"; else ok "QEMU's user cannot: $attempt"; fi
+  if lend_as_qemu $attempt 2>/dev/null; then not_ok "QEMU's user could: $attempt"; else ok "QEMU's user cannot: $attempt"; fi
 done
 lend_hook plant release end "$xml"
-[[ ! -e $L ]] || fail "plant: $L left behind"
-[[ $(victim_state) == "$victim_before" ]] && ok "victim unchanged at the end" || fail "victim changed"
+[[ ! -e $L ]] || not_ok "plant: $L left behind"
+[[ $(victim_state) == "$victim_before" ]] && ok "victim unchanged at the end" || not_ok "victim changed"
 
-lend_finish
+finish

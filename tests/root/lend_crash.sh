@@ -6,29 +6,22 @@
 #
 #   bash tests/root/lend_crash.sh /abs/path/to/sockhook [KILLS]
 set -euo pipefail
-source "$(dirname "$0")/lib/lend_common.sh"
-lend_init "$1"
+source "$(dirname "${BASH_SOURCE[0]}")/lib/suite.bash" lend "$@"
 kills=${2:-100}
 
 U=2f1e0d9c-8b7a-4695-a4b3-c2d1e0f9a801
 lend_allow "$U"
-lend_warm
 lend_echo_server "$lend_user" "$runtime/pipewire-0" 0600
-install -d -m 0700 -o "$lend_user" -g "$lend_user" "$runtime/pulse"
-lend_echo_server "$lend_user" "$runtime/pulse/native" 0600
-home=/home/$lend_user
-install -d -m 0700 -o "$lend_user" -g "$lend_user" "$home" "$home/.config" "$home/.config/pulse"
-head -c 256 /dev/urandom >"$home/.config/pulse/cookie"
-chown "$lend_user:" "$home/.config/pulse/cookie"
+lend_pulse_server
 
 xml=$(lend_domain crashy "$U" pipewire:bind pulseaudio:bind wayland:proxy:no)
-printf '%s' "$xml" >"$tmp/domain.xml"
-lend_snapshot "$tmp/before"
+printf '%s' "$xml" >"$TMP/domain.xml"
+host_snapshot >"$TMP/before"
 
 mid=0 before_journal=0 after=0
 undo=(release cleanup-name cleanup-stale)
 for ((i = 0; i < kills; i++)); do
-  "$bin" hook --config-dir "$etc" crashy prepare begin - <"$tmp/domain.xml" 2>/dev/null &
+  "$SOCKHOOK" hook --config-dir "$etc" crashy prepare begin - <"$TMP/domain.xml" 2>/dev/null &
   pid=$!
   delay=$((RANDOM % 8000))
   sleep "$(printf "0.%06d" "$delay")"
@@ -41,17 +34,15 @@ for ((i = 0; i < kills; i++)); do
   fi
   case ${undo[i % 3]} in
     release) lend_hook crashy release end "$xml" ;;
-    cleanup-name) "$bin" cleanup "$U" >/dev/null 2>"$tmp/cleanup.err" || fail "kill $i: cleanup $U: $(cat "$tmp/cleanup.err")" ;;
-    cleanup-stale) "$bin" cleanup --stale >/dev/null 2>"$tmp/cleanup.err" || fail "kill $i: cleanup --stale: $(cat "$tmp/cleanup.err")" ;;
+    cleanup-name) "$SOCKHOOK" cleanup "$U" >/dev/null 2>"$TMP/cleanup.err" || not_ok "kill $i: cleanup $U: $(cat "$TMP/cleanup.err")" ;;
+    cleanup-stale) "$SOCKHOOK" cleanup --stale >/dev/null 2>"$TMP/cleanup.err" || not_ok "kill $i: cleanup --stale: $(cat "$TMP/cleanup.err")" ;;
   esac
-  lend_snapshot "$tmp/after"
-  if ! diff -q "$tmp/before" "$tmp/after" >/dev/null; then
-    fail "kill $i (after ${delay} us, undone by ${undo[i % 3]}): host differs"
-    diff -u "$tmp/before" "$tmp/after" >&2 || true
+  if ! same_as_before "$TMP/before"; then
+    not_ok "kill $i (after ${delay} us, undone by ${undo[i % 3]}): host differs"
     break
   fi
 done
 echo "crash: $kills SIGKILLs at 0-8 ms: $mid mid-prepare (journal present), $before_journal before the first journal write, $after after prepare finished; each undone by release / cleanup NAME / cleanup --stale in turn"
-((mid > 0)) || fail "no kill landed in the middle of a prepare"
-((fails == 0)) && ok "crash: host byte-identical after every kill and undo"
-lend_finish
+((mid > 0)) || not_ok "no kill landed in the middle of a prepare"
+((FAIL == 0)) && ok "crash: host byte-identical after every kill and undo"
+finish

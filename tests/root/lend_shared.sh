@@ -5,16 +5,12 @@
 # leave getfacl byte-identical to before the first prepare (S7). For bind, acl, one of each,
 # and group (the socket's group and mode, shared the same way), in both release orders; then
 # both domains prepared and released at the same time.
-#
-#   bash tests/root/lend_shared.sh /abs/path/to/sockhook
 set -euo pipefail
-source "$(dirname "$0")/lib/lend_common.sh"
-lend_init "$1"
+source "$(dirname "${BASH_SOURCE[0]}")/lib/suite.bash" lend "$@"
 
 A=3c2b1a09-8f7e-4d6c-b5a4-938271605a01
 B=3c2b1a09-8f7e-4d6c-b5a4-938271605a02
 lend_allow "$A" "$B"
-lend_warm
 sock=$runtime/pipewire-0
 lend_echo_server "$lend_user" "$sock" 0755
 
@@ -27,7 +23,7 @@ target_of() { if [[ $2 == bind ]]; then echo "/run/sockhook/$1/pipewire-0"; else
 
 # reach WHAT TARGET: QEMU's user reaches TARGET.
 reach() {
-  if lend_ping qemu "$2"; then ok "$1: QEMU's user reaches $2"; else fail "$1: QEMU's user cannot reach $2"; fi
+  if lend_ping qemu "$2"; then ok "$1: QEMU's user reaches $2"; else not_ok "$1: QEMU's user cannot reach $2"; fi
 }
 
 # check_shared MA MB FIRST: A lends with method MA and B with MB (prepared in that order), then
@@ -39,16 +35,16 @@ check_shared() {
   xb=$(lend_domain shared-b "$B" "pipewire:$mb")
   ta=$(target_of "$A" "$ma")
   tb=$(target_of "$B" "$mb")
-  lend_snapshot "$tmp/before"
-  facls "$tmp/facl-before"
+  host_snapshot >"$TMP/before"
+  facls "$TMP/facl-before"
   # The test is only worth something if QEMU's user is refused without a lend.
-  if lend_ping qemu "$sock"; then fail "$what: QEMU's user reaches $sock before any lend"; fi
-  lend_hook shared-a prepare begin "$xa" || fail "$what: prepare A: $(cat "$tmp/hook.err")"
-  lend_hook shared-b prepare begin "$xb" || fail "$what: prepare B: $(cat "$tmp/hook.err")"
+  if lend_ping qemu "$sock"; then not_ok "$what: QEMU's user reaches $sock before any lend"; fi
+  lend_hook shared-a prepare begin "$xa" || not_ok "$what: prepare A: $(cat "$TMP/hook.err")"
+  lend_hook shared-b prepare begin "$xb" || not_ok "$what: prepare B: $(cat "$TMP/hook.err")"
   if [[ $ma == group ]]; then
-    [[ $(stat -c %g "$sock") == "$qemu_gid" ]] || fail "$what: the socket's group is not QEMU's"
+    [[ $(stat -c %g "$sock") == "$qemu_gid" ]] || not_ok "$what: the socket's group is not QEMU's"
   else
-    getfacl -cp "$sock" | grep -qx "user:$qemu_user:rw-" || fail "$what: no u:$qemu_user:rw- on the socket"
+    getfacl -cp "$sock" | grep -qx "user:$qemu_user:rw-" || not_ok "$what: no u:$qemu_user:rw- on the socket"
   fi
   reach "$what, both lent" "$ta"
   reach "$what, both lent" "$tb"
@@ -58,19 +54,18 @@ check_shared() {
   else
     second=A xfirst=$xb xsecond=$xa tsecond=$ta
   fi
-  lend_hook "shared-${first,}" release end "$xfirst" || fail "$what: release $first exit $?"
+  lend_hook "shared-${first,}" release end "$xfirst" || not_ok "$what: release $first exit $?"
   reach "$what, $first released, $second still lent" "$tsecond"
-  lend_hook "shared-${second,}" release end "$xsecond" || fail "$what: release $second exit $?"
-  facls "$tmp/facl-after"
-  if cmp -s "$tmp/facl-before" "$tmp/facl-after"; then
+  lend_hook "shared-${second,}" release end "$xsecond" || not_ok "$what: release $second exit $?"
+  facls "$TMP/facl-after"
+  if cmp -s "$TMP/facl-before" "$TMP/facl-after"; then
     ok "$what: getfacl of the socket and $runtime byte-identical"
   else
-    fail "$what: getfacl differs:"
-    diff -u "$tmp/facl-before" "$tmp/facl-after" >&2 || true
+    not_ok "$what: getfacl differs:"
+    diff -u "$TMP/facl-before" "$TMP/facl-after" >&2 || true
   fi
-  lend_snapshot "$tmp/after"
-  lend_same "$tmp/before" "$tmp/after" "$what"
-  if lend_ping qemu "$sock"; then fail "$what: QEMU's user still reaches $sock"; fi
+  same_host "$TMP/before" "$what"
+  if lend_ping qemu "$sock"; then not_ok "$what: QEMU's user still reaches $sock"; fi
 }
 
 for order in A B; do
@@ -84,32 +79,30 @@ done
 # each see the other's grant still journaled, both would leave the entry behind.
 xa=$(lend_domain shared-a "$A" pipewire:acl)
 xb=$(lend_domain shared-b "$B" pipewire:bind)
-lend_snapshot "$tmp/before"
+host_snapshot >"$TMP/before"
 for round in 1 2 3 4 5 6 7 8; do
   lend_hook shared-a prepare begin "$xa" 2>/dev/null &
   a=$!
-  printf '%s' "$xb" | "$bin" hook --config-dir "$etc" shared-b prepare begin - 2>"$tmp/b.err" &
+  printf '%s' "$xb" | "$SOCKHOOK" hook --config-dir "$etc" shared-b prepare begin - 2>"$TMP/b.err" &
   b=$!
-  wait "$a" || fail "round $round: prepare A: $(cat "$tmp/hook.err")"
-  wait "$b" || fail "round $round: prepare B: $(cat "$tmp/b.err")"
-  lend_ping qemu "$sock" || fail "round $round: A's lend does not work"
-  lend_ping qemu "/run/sockhook/$B/pipewire-0" || fail "round $round: B's lend does not work"
+  wait "$a" || not_ok "round $round: prepare A: $(cat "$TMP/hook.err")"
+  wait "$b" || not_ok "round $round: prepare B: $(cat "$TMP/b.err")"
+  lend_ping qemu "$sock" || not_ok "round $round: A's lend does not work"
+  lend_ping qemu "/run/sockhook/$B/pipewire-0" || not_ok "round $round: B's lend does not work"
   lend_hook shared-a release end "$xa" &
   a=$!
-  printf '%s' "$xb" | "$bin" hook shared-b release end - 2>/dev/null &
+  printf '%s' "$xb" | "$SOCKHOOK" hook shared-b release end - 2>/dev/null &
   b=$!
-  wait "$a" || fail "round $round: release A exit"
-  wait "$b" || fail "round $round: release B exit"
-  lend_snapshot "$tmp/after"
-  if ! diff -q "$tmp/before" "$tmp/after" >/dev/null; then
-    fail "round $round: concurrent prepare and release left the host changed"
-    diff -u "$tmp/before" "$tmp/after" >&2 || true
+  wait "$a" || not_ok "round $round: release A exit"
+  wait "$b" || not_ok "round $round: release B exit"
+  if ! same_as_before "$TMP/before"; then
+    not_ok "round $round: concurrent prepare and release left the host changed"
     break
   fi
 done
-((fails == 0)) && ok "8 rounds of concurrent prepare and release of two domains sharing the entry"
+((FAIL == 0)) && ok "8 rounds of concurrent prepare and release of two domains sharing the entry"
 for f in "$sock" "$runtime"; do
   lock=/run/sockhook/state/inode-$(stat -c '%d-%i' "$f").lock
-  if [[ -e $lock ]]; then fail "$lock left behind"; fi
+  if [[ -e $lock ]]; then not_ok "$lock left behind"; fi
 done
-lend_finish
+finish

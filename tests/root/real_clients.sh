@@ -7,72 +7,37 @@
 # proxy and acl or group. Another user cannot reach a lent socket. After each release the
 # host is byte-identical. And the reason the proxy method exists: weston-simple-shm fails
 # through socat, which cannot forward file descriptors.
-#
-#   bash tests/root/real_clients.sh /abs/path/to/sockhook
 set -uo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib/suite.bash" plain "$@"
+need_tools pw-cli pw-cat pactl paplay jack_lsp weston weston-simple-shm socat getfacl setpriv
 
-[[ $(id -u) -eq 0 ]] || { echo "skipped: needs root (real servers, mounts, users)"; exit 77; }
-bin=$(readlink -f "${1:?usage: $0 /abs/path/to/sockhook}")
-repo=$(cd "$(dirname "$0")/../.." && pwd)
-desktop=$repo/tests/env/desktop.sh
-for t in pw-cli pw-cat pactl paplay jack_lsp weston weston-simple-shm socat getfacl setpriv; do
-  command -v "$t" >/dev/null || { echo "skipped: $t is not installed"; exit 77; }
-done
-
-pass=0
-failed=()
-ok() { pass=$((pass + 1)); echo "ok   - $*"; }
-not_ok() { failed+=("$*"); echo "FAIL - $*"; }
-
-tmp=$(mktemp -d /tmp/sockhook-clients-XXXXXX)
-chmod 755 "$tmp"
-desktop_was_up=no
-if id shtest >/dev/null 2>&1 && mountpoint -q "/run/user/$(id -u shtest)"; then desktop_was_up=yes; fi
 uuids=()
 cleanup() {
-  set +e
   local u
   for u in "${uuids[@]}"; do
     [[ -f /run/sockhook/state/$u.xml ]] &&
       printf '<domain><name>clients</name><uuid>%s</uuid></domain>' "$u" |
-      "$bin" hook --config-dir "$tmp/etc" clients release end - 2>/dev/null
+      "$SOCKHOOK" hook --config-dir "$TMP/etc" clients release end - 2>/dev/null
   done
   [[ -n ${socat_pid:-} ]] && kill "$socat_pid" 2>/dev/null
-  if [[ $desktop_was_up == yes ]]; then "$desktop" stop all >/dev/null 2>&1; else "$desktop" teardown >/dev/null 2>&1; fi
-  rm -rf "$tmp"
 }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+desktop_up
+on_exit cleanup
 
-"$desktop" user >/dev/null
-eval "$("$desktop" env)"
-"$desktop" start pipewire >/dev/null || { echo "cannot start pipewire"; exit 1; }
-"$desktop" start pulseaudio >/dev/null || { echo "cannot start pulseaudio"; exit 1; }
-"$desktop" start weston >/dev/null || { echo "cannot start weston"; exit 1; }
-"$desktop" make-wav "$tmp/tone.wav"
+"$DESKTOP" start pipewire >/dev/null || die "cannot start pipewire"
+"$DESKTOP" start pulseaudio >/dev/null || die "cannot start pulseaudio"
+"$DESKTOP" start weston >/dev/null || die "cannot start weston"
+"$DESKTOP" make-wav "$TMP/tone.wav"
 
 # Our own configuration: the repository's plugins and a policy for these domains only.
-install -d -m 755 "$tmp/etc/plugins"
-install -m 644 "$repo"/plugins/*.xml "$tmp/etc/plugins/"
-: >"$tmp/etc/policy.conf"
-chmod 644 "$tmp/etc/policy.conf"
-install -d -m 0711 /run/sockhook
-install -d -m 0700 /run/sockhook/state
+install -d -m 755 "$TMP/etc/plugins"
+install -m 644 "$REPO"/plugins/*.xml "$TMP/etc/plugins/"
+: >"$TMP/etc/policy.conf"
+chmod 644 "$TMP/etc/policy.conf"
+warm_run_sockhook
 # QEMU's user needs a private runtime directory for Wayland clients' own use.
-qemu_home=$tmp/qemu-home
+qemu_home=$TMP/qemu-home
 install -d -m 700 -o libvirt-qemu -g libvirt-qemu "$qemu_home"
-
-snapshot() {
-  echo "## mounts"
-  awk '$5 ~ "^/run/(user|sockhook)" { $1 = ""; $2 = ""; print }' /proc/self/mountinfo | sort
-  echo "## acl"
-  getfacl -R -p "$SH_RUNTIME" 2>/dev/null
-  echo "## files"
-  find "$SH_RUNTIME" /run/sockhook -xdev -printf '%p %y %m %U %G %i\n' 2>/dev/null |
-    grep -v -E '^/run/sockhook(/state)? |\.lock ' | sort
-  echo "## proxies"
-  pgrep -a -f 'sockhook proxy' | sed 's/^[0-9]* //' | sort
-}
 
 # as_qemu ENV... -- CMD...: runs CMD as QEMU's user with only the given environment.
 as_qemu() {
@@ -90,64 +55,56 @@ lend() {
   n=$((n + 1))
   uuid=$(printf '9a8b7c6d-5e4f-4a3b-8c2d-%012d' "$n")
   uuids+=("$uuid")
-  printf '[%s]\nshtest = *\n' "$uuid" >>"$tmp/etc/policy.conf"
+  printf '[%s]\nshtest = *\n' "$uuid" >>"$TMP/etc/policy.conf"
   xml="<domain type='kvm'><name>clients-$n</name><uuid>$uuid</uuid><metadata>"
   xml+="<sockhook:sockets xmlns:sockhook='urn:sockhook:domain:1'>"
   xml+="<sockhook:socket plugin='$plugin' owner='shtest' method='$method' wait='2'/>"
   xml+="</sockhook:sockets></metadata></domain>"
   mapfile -t envs < <(printf '%s' "$xml" |
-    "$bin" plan - --plugin-dir "$tmp/etc/plugins" --policy "$tmp/etc/policy.conf" --json |
+    "$SOCKHOOK" plan - --plugin-dir "$TMP/etc/plugins" --policy "$TMP/etc/policy.conf" --json |
     /usr/bin/python3 -c 'import json,sys; [print(e["name"]+"="+e["value"]) for s in json.load(sys.stdin)["sockets"] for e in s["env"]]')
-  printf '%s' "$xml" | "$bin" hook --config-dir "$tmp/etc" "clients-$n" prepare begin - 2>"$tmp/err" ||
-    { not_ok "$plugin/$method: prepare failed: $(cat "$tmp/err")"; return 1; }
+  printf '%s' "$xml" | "$SOCKHOOK" hook --config-dir "$TMP/etc" "clients-$n" prepare begin - 2>"$TMP/err" ||
+    { not_ok "$plugin/$method: prepare failed: $(cat "$TMP/err")"; return 1; }
 }
 unlend() {
-  printf '%s' "$xml" | "$bin" hook --config-dir "$tmp/etc" "clients-$n" release end - 2>/dev/null
+  printf '%s' "$xml" | "$SOCKHOOK" hook --config-dir "$TMP/etc" "clients-$n" release end - 2>/dev/null
 }
 
 # scenario PLUGIN METHOD CHECK-FUNCTION: lend, run the real client, release, compare the host.
 scenario() {
   local plugin=$1 method=$2 check=$3
-  local before
-  before=$(snapshot)
+  host_snapshot >"$TMP/before"
   lend "$plugin" "$method" || return
   if "$check"; then ok "$plugin/$method: ${what:-real client works as libvirt-qemu}"; else not_ok "$plugin/$method: $what"; fi
   unlend
-  local after deadline=$((SECONDS + 5))
-  until after=$(snapshot); [[ $after == "$before" ]] || ((SECONDS >= deadline)); do sleep 0.2; done
-  if [[ $after == "$before" ]]; then
-    ok "$plugin/$method: release leaves the host byte-identical"
-  else
-    not_ok "$plugin/$method: the host differs after release"
-    diff <(echo "$before") <(echo "$after") | sed 's/^/#   /' | head -20
-  fi
+  same_host "$TMP/before" "$plugin/$method: release"
 }
 
 pipewire_client() {
   what="pw-cli info 0 and a pw-cat stream as libvirt-qemu"
-  as_qemu "${envs[@]}" -- timeout 10 pw-cli info 0 >"$tmp/out" 2>&1 || { cat "$tmp/out"; return 1; }
-  grep -q 'PipeWire' "$tmp/out" || return 1
-  as_qemu "${envs[@]}" -- timeout 10 pw-cat --playback "$tmp/tone.wav" >"$tmp/out" 2>&1 ||
-    { sed 's/^/#   /' "$tmp/out"; return 1; }
+  as_qemu "${envs[@]}" -- timeout 10 pw-cli info 0 >"$TMP/out" 2>&1 || { cat "$TMP/out"; return 1; }
+  grep -q 'PipeWire' "$TMP/out" || return 1
+  as_qemu "${envs[@]}" -- timeout 10 pw-cat --playback "$TMP/tone.wav" >"$TMP/out" 2>&1 ||
+    { sed 's/^/#   /' "$TMP/out"; return 1; }
 }
 pulse_client() {
   what="pactl info and paplay as libvirt-qemu"
-  as_qemu "${envs[@]}" -- timeout 10 pactl info >"$tmp/out" 2>&1 || { sed 's/^/#   /' "$tmp/out"; return 1; }
-  grep -q 'Server Name: pulseaudio' "$tmp/out" || return 1
-  as_qemu "${envs[@]}" -- timeout 10 paplay "$tmp/tone.wav" >"$tmp/out" 2>&1 ||
-    { sed 's/^/#   /' "$tmp/out"; return 1; }
+  as_qemu "${envs[@]}" -- timeout 10 pactl info >"$TMP/out" 2>&1 || { sed 's/^/#   /' "$TMP/out"; return 1; }
+  grep -q 'Server Name: pulseaudio' "$TMP/out" || return 1
+  as_qemu "${envs[@]}" -- timeout 10 paplay "$TMP/tone.wav" >"$TMP/out" 2>&1 ||
+    { sed 's/^/#   /' "$TMP/out"; return 1; }
 }
 jack_client() {
   what="jack_lsp through PipeWire's libjack as libvirt-qemu"
-  as_qemu "${envs[@]}" -- timeout 10 jack_lsp >"$tmp/out" 2>&1 || { sed 's/^/#   /' "$tmp/out"; return 1; }
-  grep -q ':' "$tmp/out"
+  as_qemu "${envs[@]}" -- timeout 10 jack_lsp >"$TMP/out" 2>&1 || { sed 's/^/#   /' "$TMP/out"; return 1; }
+  grep -q ':' "$TMP/out"
 }
 wayland_client() {
   what="weston-simple-shm as libvirt-qemu"
   local rc=0
-  as_qemu "${envs[@]}" -- timeout 3 weston-simple-shm >"$tmp/out" 2>&1 || rc=$?
+  as_qemu "${envs[@]}" -- timeout 3 weston-simple-shm >"$TMP/out" 2>&1 || rc=$?
   # It draws until killed: exit 124 (timeout) is success; anything else is a failure.
-  [[ $rc == 124 ]] && ! grep -qi 'error' "$tmp/out" || { sed 's/^/#   /' "$tmp/out"; return 1; }
+  [[ $rc == 124 ]] && ! grep -qi 'error' "$TMP/out" || { sed 's/^/#   /' "$TMP/out"; return 1; }
 }
 other_user_refused() {
   # Another unprivileged user cannot even reach the lend directory.
@@ -174,23 +131,20 @@ scenario wayland proxy other_user_refused
 
 # Why the proxy exists: socat relays bytes only, so the wl_shm pool's fd never arrives.
 # As people do it today: socat runs as the owner and listens where QEMU's user can connect.
-install -d -m 755 -o "$SH_UID" -g "$SH_GID" "$tmp/socat"
+install -d -m 755 -o "$SH_UID" -g "$SH_GID" "$TMP/socat"
 setpriv --reuid="$SH_UID" --regid="$SH_GID" --clear-groups \
-  socat "UNIX-LISTEN:$tmp/socat/wl,fork,mode=777" "UNIX-CONNECT:$SH_WAYLAND_SOCKET" 2>"$tmp/socat.err" &
+  socat "UNIX-LISTEN:$TMP/socat/wl,fork,mode=777" "UNIX-CONNECT:$SH_WAYLAND_SOCKET" 2>"$TMP/socat.err" &
 socat_pid=$!
-for ((i = 0; i < 100; i++)); do [[ -S $tmp/socat/wl ]] && break; sleep 0.02; done
-[[ -S $tmp/socat/wl ]] || not_ok "socat did not start: $(cat "$tmp/socat.err")"
-as_qemu WAYLAND_DISPLAY="$tmp/socat/wl" -- timeout 3 weston-simple-shm >"$tmp/out" 2>&1
-if grep -q 'invalid arguments for wl_shm' "$tmp/out"; then
-  ok "through socat weston-simple-shm fails: $(grep -m1 'invalid arguments' "$tmp/out")"
+for ((i = 0; i < 100; i++)); do [[ -S $TMP/socat/wl ]] && break; sleep 0.02; done
+[[ -S $TMP/socat/wl ]] || not_ok "socat did not start: $(cat "$TMP/socat.err")"
+as_qemu WAYLAND_DISPLAY="$TMP/socat/wl" -- timeout 3 weston-simple-shm >"$TMP/out" 2>&1
+if grep -q 'invalid arguments for wl_shm' "$TMP/out"; then
+  ok "through socat weston-simple-shm fails: $(grep -m1 'invalid arguments' "$TMP/out")"
 else
-  not_ok "through socat weston-simple-shm did not fail as expected: $(head -3 "$tmp/out")"
+  not_ok "through socat weston-simple-shm did not fail as expected: $(head -3 "$TMP/out")"
 fi
 kill "$socat_pid" 2>/dev/null
 wait "$socat_pid" 2>/dev/null
 socat_pid=
 
-echo
-echo "# ${pass} passed, ${#failed[@]} failed"
-for f in "${failed[@]}"; do echo "#   failed: $f"; done
-((${#failed[@]} == 0))
+finish
