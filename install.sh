@@ -138,7 +138,7 @@ do_install() {
   say "hook installed at $hook"
 
   # Each VM's AppArmor rules (SPEC §12); the script says where they went and what it reloaded.
-  "$(apparmor_script)" install
+  "$(apparmor_script)" install || say "the AppArmor rules are not installed (see above)"
 
   install -d -m 0755 -o root -g root "$etc" "$etc/plugins"
   if [[ ! -e $etc/sockhook.conf ]]; then
