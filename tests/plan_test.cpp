@@ -239,6 +239,9 @@ TEST_CASE("An acl lend grants traversal on each directory, then rw on the socket
   CHECK(s.env.at(0).value == "unix:/run/user/1000/pulse/native");
   CHECK(s.env.at(1).value == kLend + "/pulse-cookie");
   CHECK(count_containing(s.warnings, "lets libvirt-qemu traverse /run/user/1000") == 1);
+  // AppArmor can keep the original path to no single VM: plan says so, with the rule.
+  CHECK(count_containing(s.warnings, "'/run/user/1000/pulse/native rw,'") == 1);
+  CHECK(count_containing(s.warnings, "reaches every VM") == 1);
   auto text = format_plan(plan);
   CHECK(contains(text, "also reachable by libvirt-qemu"));
   CHECK(contains(text, "    /run/user/1000/bus\n"));
@@ -268,6 +271,9 @@ TEST_CASE("A group lend changes the socket's group to QEMU's") {
   CHECK(chgrp->path == "/run/user/1000/pipewire-0");
   CHECK(chgrp->gid == kQemuGid);
   CHECK(s.env.at(0).value == "/run/user/1000");
+  CHECK(count_containing(s.warnings,
+                         "method group points QEMU at the original path "
+                         "/run/user/1000/pipewire-0") == 1);
 }
 
 TEST_CASE("auto chooses bind or proxy from what is known about the source") {
