@@ -68,6 +68,11 @@ root=$tmp/root
 mkdir -p "$root/etc"
 cp -a /etc/apparmor.d "$root/etc/apparmor.d"
 aa=$root/etc/apparmor.d
+# The release's files, without this host's site additions (sockhook's rules installed here,
+# or an administrator's): the local override file is empty as Debian creates it, and the
+# drop-in directory, which libvirt does not ship, is gone.
+[[ -f $aa/local/abstractions/libvirt-qemu ]] && : >"$aa/local/abstractions/libvirt-qemu"
+rm -rf "$aa/abstractions/libvirt-qemu.d"
 snapshot() { (cd "$aa" && find . -printf '%p %y %m %s\n' | sort && find . -type f -exec sha256sum {} + | sort); }
 before=$(snapshot)
 out=$("$installer" install --root "$root" --rules "$rules") || fail "install: $out"
@@ -105,9 +110,11 @@ text = "".join(l for l in open(dryrun) if not l.startswith("virt-aa-helper: warn
 parts = text.split("virt-aa-helper:\n")[1:]
 if len(parts) < 5:
     sys.exit(f"unexpected dry run output:\n{text}")
-files_rules, profile_name, include = parts[1], parts[3].strip(), parts[4].rstrip("\n")
+# Each text is followed by one newline of vah_info's own.
+files_rules, profile_name, include = parts[1][:-1], parts[3][:-1], parts[4][:-1]
 if profile_name != name:
     sys.exit(f"virt-aa-helper names the profile {profile_name}, not {name}")
+# create_profile(): "\nprofile LIBVIRT_TEMPLATE" -> "\nprofile NAME", "\n}" -> "\nINCLUDE\n}".
 template = open(f"{aa}/libvirt/TEMPLATE.qemu").read()
 profile = template.replace("\nprofile LIBVIRT_TEMPLATE", f"\nprofile {name}")
 profile = profile.replace("\n}", f"\n{include}\n}}")
@@ -200,6 +207,7 @@ for vm in a b; do
   } >"$tmp/$vm.foreign.q"
   while read -r path perms who verdict; do
     n_own=$((n_own + 1))
+    echo "  VM $vm, its own $path ($perms): ${verdict/yes/allowed}"
     [[ $verdict == yes ]] || fail "VM $vm's profile does not allow its own $path ($perms)"
   done < <(query "$tmp/$vm.rules" "$tmp/$vm.own.q" || echo "query failed")
   while read -r path perms who verdict; do
