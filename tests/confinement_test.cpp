@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <utility>
 
 #include <doctest/doctest.h>
 
@@ -104,24 +105,17 @@ TEST_CASE("doctor fails an AppArmor host whose VM profiles lack sockhook's rules
 }
 
 TEST_CASE("doctor accepts the rules where the installer puts them, on both layouts") {
-  SUBCASE("Debian 12: a block in local/abstractions/libvirt-qemu") {
+  // Debian 12: a block in local/abstractions/libvirt-qemu; Debian 13: a drop-in file.
+  for (auto [trixie, where] : {std::pair{false, "local/abstractions/libvirt-qemu"},
+                               std::pair{true, "abstractions/libvirt-qemu.d/sockhook"}}) {
+    CAPTURE(trixie);
     FakeRoot r;
-    r.libvirt(false);
+    r.libvirt(trixie);
     REQUIRE(r.installer("install") == 0);
     auto checks = check_apparmor_rules(r.root());
     CHECK_FALSE(any_fail(checks));
-    CHECK(count(checks, Level::kOk, "local/abstractions/libvirt-qemu") == 1);
-    // And remove takes it out again: doctor notices.
-    REQUIRE(r.installer("remove") == 0);
-    CHECK(any_fail(check_apparmor_rules(r.root())));
-  }
-  SUBCASE("Debian 13: a file in abstractions/libvirt-qemu.d/") {
-    FakeRoot r;
-    r.libvirt(true);
-    REQUIRE(r.installer("install") == 0);
-    auto checks = check_apparmor_rules(r.root());
-    CHECK_FALSE(any_fail(checks));
-    CHECK(count(checks, Level::kOk, "abstractions/libvirt-qemu.d/sockhook") == 1);
+    CHECK(count(checks, Level::kOk, where) == 1);
+    // And remove takes them out again: doctor notices.
     REQUIRE(r.installer("remove") == 0);
     CHECK(any_fail(check_apparmor_rules(r.root())));
   }
