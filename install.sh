@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs sockhook: build dependencies, a Release build, the binary and plugins (cmake
-# --install), the libvirt hook, default configuration and policy; reloads libvirt so that it
-# sees the hook; then checks the host with `sockhook doctor`.
+# --install), the libvirt hook, each VM's AppArmor rules (dist/apparmor/sockhook-apparmor),
+# default configuration and policy; reloads libvirt so that it sees the hook; then checks the
+# host with `sockhook doctor`.
 #
 #   sudo ./install.sh [--prefix DIR] [--no-deps]
 #   sudo ./install.sh --uninstall [--prefix DIR]
@@ -18,7 +19,7 @@ while (($#)); do
     --prefix) prefix=$2; shift ;;
     --no-deps) deps=no ;;
     --uninstall) action=uninstall ;;
-    -h | --help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "install.sh: unknown option '$1' (try --help)" >&2; exit 2 ;;
   esac
   shift
@@ -104,6 +105,13 @@ libvirt_has_qemu_d() {
   return 0  # libvirt not installed yet: every current release has qemu.d
 }
 
+# The AppArmor installer, where cmake --install put it (its install_manifest.txt knows).
+apparmor_script() {
+  local s
+  s=$(grep -m1 '/sockhook-apparmor$' "$build/install_manifest.txt" 2>/dev/null) || true
+  printf '%s\n' "${s:-$prefix/share/sockhook/apparmor/sockhook-apparmor}"
+}
+
 is_our_hook() { [[ -f $1 ]] && cmp -s "$1" "$prefix/bin/sockhook"; }
 
 do_install() {
@@ -128,6 +136,9 @@ do_install() {
   fi
   install -D -m 0755 -o root -g root "$prefix/bin/sockhook" "$hook"
   say "hook installed at $hook"
+
+  # Each VM's AppArmor rules (SPEC §12); the script says where they went and what it reloaded.
+  "$(apparmor_script)" install || say "the AppArmor rules are not installed (see above)"
 
   install -d -m 0755 -o root -g root "$etc" "$etc/plugins"
   if [[ ! -e $etc/sockhook.conf ]]; then
@@ -155,10 +166,13 @@ do_uninstall() {
       say "removed $h"
     fi
   done
+  local aa
+  aa=$(apparmor_script)
+  if [[ -x $aa ]]; then "$aa" remove; fi
   if [[ -f $build/install_manifest.txt ]]; then
     xargs -d '\n' rm -f <"$build/install_manifest.txt"
     rmdir -p --ignore-fail-on-non-empty "$prefix/share/sockhook/plugins" \
-      "$prefix/share/sockhook/xml-examples" 2>/dev/null || true
+      "$prefix/share/sockhook/xml-examples" "$prefix/share/sockhook/apparmor" 2>/dev/null || true
     say "removed the files listed in $build/install_manifest.txt"
   else
     rm -f "$prefix/bin/sockhook"

@@ -13,6 +13,7 @@
 #include <cstdlib>
 
 #include "config.hpp"
+#include "confinement.hpp"
 #include "error.hpp"
 #include "gather.hpp"
 #include "pipeline.hpp"
@@ -139,28 +140,6 @@ void check_kernel(std::vector<Check>& out) {
   }
 }
 
-void check_confinement(std::vector<Check>& out) {
-  struct stat st {};
-  if (::stat("/sys/kernel/security/apparmor", &st) == 0) {
-    out.push_back(
-        {Level::kWarn, "AppArmor is active",
-         "allow QEMU the lend directory: add\n"
-         "      /run/sockhook/** rw,\n"
-         "    to /etc/apparmor.d/local/abstractions/libvirt-qemu (Debian 12) or a file in "
-         "/etc/apparmor.d/abstractions/libvirt-qemu.d/ (libvirt >= 9.6), then reload "
-         "AppArmor"});
-  } else {
-    out.push_back({Level::kOk, "AppArmor is not active", ""});
-  }
-  if (::stat("/sys/fs/selinux/enforce", &st) == 0) {
-    out.push_back({Level::kWarn, "SELinux is present",
-                   "bind-mounted sockets keep their label (user_tmp_t); if QEMU is denied, use "
-                   "method proxy or allow svirt_t to connect to user_tmp_t sockets"});
-  } else {
-    out.push_back({Level::kOk, "SELinux is not present", ""});
-  }
-}
-
 }  // namespace
 
 std::vector<Check> check_host() {
@@ -169,7 +148,7 @@ std::vector<Check> check_host() {
   check_libvirt(out);
   check_files(out);
   check_kernel(out);
-  check_confinement(out);
+  for (auto& c : check_confinement()) out.push_back(std::move(c));
   return out;
 }
 
@@ -315,57 +294,21 @@ void check_source(const SocketPlan& s, std::vector<Check>& out) {
   }
 }
 
-bool file_mentions(const std::string& path, std::string_view needle) {
-  try {
-    return read_file(path, 1024 * 1024).find(needle) != std::string::npos;
-  } catch (const Error&) {
-    return false;
-  }
-}
-
-void check_domain_confinement(unsigned long libvirt_version, std::vector<Check>& out) {
-  struct stat st {};
-  if (::stat("/sys/kernel/security/apparmor", &st) == 0) {
-    // libvirt 9.6 added the drop-in directory; Debian 12 (9.0) has the local override file.
-    bool dropin = libvirt_version >= 9006000;
-    std::string file = dropin ? "/etc/apparmor.d/abstractions/libvirt-qemu.d/sockhook"
-                              : "/etc/apparmor.d/local/abstractions/libvirt-qemu";
-    if (file_mentions(file, "/run/sockhook/")) {
-      out.push_back({Level::kOk, "AppArmor: " + file + " allows /run/sockhook/", ""});
-    } else {
-      out.push_back({Level::kWarn,
-                     "AppArmor is active and QEMU's profile does not allow /run/sockhook",
-                     "add the line\n        /run/sockhook/** rw,\n      to " + file +
-                         "; each domain's profile (virt-aa-helper) includes it from the domain's "
-                         "next start"});
-    }
-  }
-  if (::stat("/sys/fs/selinux/enforce", &st) == 0) {
-    out.push_back({Level::kWarn, "SELinux is present",
-                   "a bind-mounted socket keeps its label (user_tmp_t); if QEMU is denied, use "
-                   "method proxy (its socket is created for the domain) or add a local module "
-                   "allowing svirt_t to connectto unconfined_t over user_tmp_t sock_file"});
-  }
-}
-
 }  // namespace
 
 std::vector<Check> check_domain(const DomainCheckOptions& o) {
   std::vector<Check> out;
   Gathered g;
   bool running = false;
-  unsigned long version = 0;
   try {
     std::string xml;
     if (!o.file.empty()) {
       xml = read_domain_xml(o.file);
-      version = Virt::installed_version();
     } else {
       Virt virt(o.connect);
       running = virt.is_active(o.domain);
       // Before a start, the persistent definition is what will run.
       xml = virt.xml_of(o.domain, !running);
-      version = virt.version();
     }
     g.domain = parse_domain_xml(xml);
   } catch (const Error& e) {
@@ -411,7 +354,9 @@ std::vector<Check> check_domain(const DomainCheckOptions& o) {
     check_source(s, out);
   }
   if (!plan.sockets.empty()) check_lend_root(plan, options.paths, running, out);
-  check_domain_confinement(version, out);
+  // AppArmor and SELinux as they stand for this domain; plan's warnings above already say
+  // what acl and group need on an AppArmor host.
+  for (auto& c : check_confinement()) out.push_back(std::move(c));
   return out;
 }
 

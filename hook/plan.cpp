@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "confinement.hpp"
 #include "error.hpp"
 
 namespace sockhook {
@@ -178,6 +179,8 @@ class Planner {
                                    ", so every entry there that its own mode allows becomes "
                                    "reachable",
                                ""});
+        sp.warnings.push_back(
+            {"", original_path_apparmor_warning(std::string(to_string(sp.method)), sp.source), ""});
         if (facts.nearby) {
           for (const auto& entry : *facts.nearby)
             if (entry != sp.source) sp.exposes.push_back(entry);

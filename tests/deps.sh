@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the test suite runs for real: libvirtd and QEMU, PipeWire, PulseAudio,
-# weston, JACK tools, socat (the alternative we compare against), and clang for the fuzzers.
+# weston, JACK tools, socat (the alternative we compare against), clang for the fuzzers, and
+# apparmor (its parser compiles the VM profiles in root/apparmor_rules; virt-aa-helper comes
+# with libvirt-daemon-system).
 # Quick when everything is there already. Debian/Ubuntu only (apt-get).
 set -euo pipefail
 
@@ -9,7 +11,7 @@ pkgs=(
   libacl1-dev nlohmann-json3-dev
   acl socat python3 util-linux procps psmisc strace
   libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86
-  qemu-system-gui
+  qemu-system-gui apparmor
   pipewire pipewire-bin pipewire-pulse pipewire-jack wireplumber jackd2
   pulseaudio pulseaudio-utils weston dbus
   clang libclang-rt-14-dev clang-format

@@ -18,7 +18,7 @@ namespace {
 namespace fs = std::filesystem;
 
 const std::string kUuid = "3f6c1a52-8d7e-4b1f-9a0c-2e5d7f8a9b01";
-const std::string kLend = "/run/sockhook/" + kUuid;
+const std::string kLend = "/run/sockhook/libvirt-" + kUuid;
 constexpr uid_t kQemuUid = 64055;
 constexpr gid_t kQemuGid = 64055;
 
@@ -236,6 +236,9 @@ TEST_CASE("An acl lend grants traversal on each directory, then rw on the socket
   CHECK(s.env.at(0).value == "unix:/run/user/1000/pulse/native");
   CHECK(s.env.at(1).value == kLend + "/pulse-cookie");
   CHECK(count_containing(texts(s.warnings), "lets libvirt-qemu traverse /run/user/1000") == 1);
+  // AppArmor can keep the original path to no single VM: plan says so, with the rule.
+  CHECK(count_containing(texts(s.warnings), "'/run/user/1000/pulse/native rw,'") == 1);
+  CHECK(count_containing(texts(s.warnings), "reaches every VM") == 1);
   auto text = format_plan(plan);
   CHECK(contains(text, "also reachable by libvirt-qemu"));
   CHECK(contains(text, "    /run/user/1000/bus\n"));
@@ -265,6 +268,9 @@ TEST_CASE("A group lend changes the socket's group to QEMU's") {
   CHECK(chgrp->path == "/run/user/1000/pipewire-0");
   CHECK(chgrp->gid == kQemuGid);
   CHECK(s.env.at(0).value == "/run/user/1000");
+  CHECK(count_containing(texts(s.warnings),
+                         "method group points QEMU at the original path "
+                         "/run/user/1000/pipewire-0") == 1);
 }
 
 TEST_CASE("auto chooses bind or proxy from what is known about the source") {
@@ -598,7 +604,7 @@ TEST_CASE("Paths can be relocated for tests") {
   f.in.paths.user_runtime_root = "/tmp/user";
   auto plan = f.plan();
   const auto& s = only_socket(plan);
-  CHECK(plan.lend_dir == "/tmp/lend/" + kUuid);
+  CHECK(plan.lend_dir == "/tmp/lend/libvirt-" + kUuid);
   CHECK(s.source == "/tmp/user/1000/pipewire-0");
   CHECK(std::get<VerifySource>(s.steps.at(0)).runtime_dir == "/tmp/user/1000");
 }

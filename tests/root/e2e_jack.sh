@@ -19,7 +19,7 @@ show "$out"
 XML=$(virsh_ dumpxml --inactive "$J")
 check "annotate makes the audio backend jack" grep -q "<audio id='1' type='jack'/>" <<<"$XML"
 check "annotate gives QEMU PIPEWIRE_RUNTIME_DIR" \
-    grep -q "<qemu:env name='PIPEWIRE_RUNTIME_DIR' value='/run/sockhook/$UJ'/>" <<<"$XML"
+    grep -q "<qemu:env name='PIPEWIRE_RUNTIME_DIR' value='/run/sockhook/libvirt-$UJ'/>" <<<"$XML"
 check "annotate gives QEMU PipeWire's libjack" \
     grep -q "<qemu:env name='LD_LIBRARY_PATH' value='/usr/lib/x86_64-linux-gnu/pipewire-0.3/jack'/>" <<<"$XML"
 check "annotate recorded the policy allowance" policy_has "$UJ"

@@ -86,7 +86,7 @@ else
   ok "stdout/stderr closed when the hook exited (${elapsed} ms) with a proxy running"
 fi
 pgrep -u "$lend_uid" -f 'sockhook proxy' >/dev/null || not_ok "no proxy runs after the proxy prepare"
-lend_ping qemu "/run/sockhook/$uuid/wayland-0" || not_ok "the proxy does not serve QEMU's user"
+lend_ping qemu "/run/sockhook/libvirt-$uuid/wayland-0" || not_ok "the proxy does not serve QEMU's user"
 printf '%s' "$proxied" | "$hook" contract release end - >/dev/null 2>&1
 same_host "$TMP/before" "proxy lend and release"
 

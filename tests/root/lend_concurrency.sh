@@ -26,7 +26,7 @@ for ((i = 0; i < n; i++)); do
   if wait "${pids[i]}"; then okn=$((okn + 1)); else not_ok "par$i: prepare failed: $(cat "$TMP/e$i")"; fi
 done
 reach=0
-for ((i = 0; i < n; i++)); do lend_ping qemu "/run/sockhook/${uuids[i]}/pipewire-0" && reach=$((reach + 1)); done
+for ((i = 0; i < n; i++)); do lend_ping qemu "/run/sockhook/libvirt-${uuids[i]}/pipewire-0" && reach=$((reach + 1)); done
 echo "parallel: $okn of $n prepares succeeded at once, $reach targets reachable by QEMU's user"
 ((okn == n && reach == n)) && ok "parallel prepare of $n domains" || not_ok "parallel prepare"
 pids=()
@@ -46,7 +46,7 @@ for round in 1 2 3 4 5; do
   b=$!
   wait "$a" || not_ok "round $round: first prepare: $(cat "$TMP/a")"
   wait "$b" || not_ok "round $round: second prepare: $(cat "$TMP/b")"
-  mounts=$(grep -c " /run/sockhook/$U/pipewire-0 " /proc/self/mountinfo || true)
+  mounts=$(grep -c " /run/sockhook/libvirt-$U/pipewire-0 " /proc/self/mountinfo || true)
   [[ $mounts == 1 ]] || not_ok "round $round: $mounts mounts on the target (want 1)"
   grep -c '<entry kind="mount"' "/run/sockhook/state/$U.xml" | grep -qx 1 || not_ok "round $round: journal does not hold exactly one mount"
 done

@@ -35,7 +35,7 @@ check_lend() {
   same_host "$TMP/before" "$what (second release)"
 }
 
-L=/run/sockhook/$U
+L=/run/sockhook/libvirt-$U
 
 check_bind_acl() {
   # The socket is 0600: bind needs (and got) exactly one ACL entry on the inode.

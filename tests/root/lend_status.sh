@@ -13,7 +13,7 @@ server=$echo_pid
 host_snapshot >"$TMP/before"
 xml=$(lend_domain stat-dom "$U" pipewire:bind wayland:proxy)
 lend_hook stat-dom prepare begin "$xml" || not_ok "prepare: $(cat "$TMP/hook.err")"
-L=/run/sockhook/$U
+L=/run/sockhook/libvirt-$U
 
 health() { "$SOCKHOOK" status --json | "$py" -c "import json,sys; print(' '.join(l['socket']+'='+l['health'] for l in json.load(sys.stdin) if l['uuid']=='$U'))"; }
 [[ $(health) == "pipewire=ok wayland=ok" ]] && ok "status: both ok" || not_ok "status: $(health)"

@@ -287,8 +287,8 @@ lend_cleanup() {
         [[ -e /run/sockhook/state/$u.xml ]] &&
             printf '<domain><name>cleanup</name><uuid>%s</uuid></domain>' "$u" |
             "$SOCKHOOK" hook cleanup release end - 2>/dev/null
-        grep -o " /run/sockhook/$u/[^ ]*" /proc/self/mountinfo | while read -r m; do umount -l "$m"; done
-        rm -rf "/run/sockhook/$u" "/run/sockhook/state/$u".*
+        grep -o " /run/sockhook/libvirt-$u/[^ ]*" /proc/self/mountinfo | while read -r m; do umount -l "$m"; done
+        rm -rf "/run/sockhook/libvirt-$u" "/run/sockhook/state/$u".*
     done
     pkill -u "$lend_uid" 2>/dev/null
     pkill -u "$lend_uid2" 2>/dev/null
@@ -572,7 +572,7 @@ doctor_ok() {
 # lent_in_ns NAME UUID SOCKET WHAT : SOCKET is a socket in UUID's lend directory inside QEMU's
 # mount namespace.
 lent_in_ns() {
-    NS=$(in_qemu_ns "$1" ls -l "/run/sockhook/$2/" 2>&1 || true)
+    NS=$(in_qemu_ns "$1" ls -l "/run/sockhook/libvirt-$2/" 2>&1 || true)
     show "$NS"
     check "$4" grep -q "^s.* $3\$" <<<"$NS"
 }
