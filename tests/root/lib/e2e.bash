@@ -10,6 +10,15 @@
 # we started (desktop servers, libvirtd) and restores the backed-up files.
 #
 # Overridable: E2E_TIMEOUT (seconds per bounded wait, default 20).
+#
+# Installed mode (CI against an installed package):
+#   SOCKHOOK_TEST_INSTALLED=1 bash tests/root/e2e_pulseaudio.sh /usr/bin/sockhook
+# tests the sockhook that is installed instead of installing the one under test: the binary
+# is the first argument, the hook is the one already in /etc/libvirt/hooks/qemu.d/sockhook
+# (the suite fails at once, saying so, when it is missing) and the plugins are the installed
+# ones (<prefix>/share/sockhook/plugins next to the binary's bin/, or
+# SOCKHOOK_TEST_PLUGIN_DIR). Nothing is copied over them; /etc/sockhook (configuration and
+# policy) is still backed up, replaced for the test and restored at exit.
 
 E2E_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
 DESKTOP=$E2E_ROOT/tests/env/desktop.sh
@@ -56,6 +65,8 @@ e2e_init() {
     # One e2e script at a time: they share libvirtd, /etc/sockhook and the desktop user.
     exec 9>/run/sockhook-e2e.lock
     flock -w 900 9 || { echo "e2e: another e2e script holds /run/sockhook-e2e.lock" >&2; exit 1; }
+    E2E_INSTALLED=${SOCKHOOK_TEST_INSTALLED:-0}
+    [[ $E2E_INSTALLED == 1 ]] && e2e_check_installed
     BACKUP=$(mktemp -d /run/sockhook-e2e-backup.XXXXXX)
     trap e2e_cleanup EXIT
     trap 'exit 130' INT TERM
@@ -76,6 +87,23 @@ e2e_init() {
     QEMU_UID=$(id -u libvirt-qemu)
 }
 
+# Installed mode: the hook and the plugins must be there already; say what is missing.
+e2e_check_installed() {
+    local plugins=${SOCKHOOK_TEST_PLUGIN_DIR:-$(dirname "$(dirname "$SOCKHOOK")")/share/sockhook/plugins}
+    if [[ ! -x $HOOK || $(stat -c %u "$HOOK") != 0 ]]; then
+        echo "e2e: installed mode: no root-owned executable hook at $HOOK; install sockhook first" >&2
+        exit 1
+    fi
+    local p
+    for p in pipewire pulseaudio jack wayland; do
+        [[ -f $plugins/$p.xml ]] || {
+            echo "e2e: installed mode: the $p plugin is not installed ($plugins/$p.xml is missing)" >&2
+            exit 1
+        }
+    done
+    echo "# installed mode: $SOCKHOOK, hook $HOOK, plugins $plugins"
+}
+
 e2e_backup() {
     [[ -e $ETC ]] && cp -a "$ETC" "$BACKUP/etc-sockhook"
     [[ -e $HOOK ]] && cp -a "$HOOK" "$BACKUP/hook"
@@ -87,19 +115,28 @@ e2e_restore() {
     [[ -f $BACKUP/complete ]] || return 0
     rm -rf "$ETC"
     [[ -e $BACKUP/etc-sockhook ]] && cp -a "$BACKUP/etc-sockhook" "$ETC"
-    rm -f "$HOOK"
-    [[ -e $BACKUP/hook ]] && cp -a "$BACKUP/hook" "$HOOK"
-    [[ -e $BACKUP/no-qemu.d ]] && rmdir "${HOOK%/*}" 2>/dev/null
+    if [[ $E2E_INSTALLED == 1 ]]; then
+        # Only a hook a negative test moved aside goes back; the installed one stays.
+        [[ -e $BACKUP/hook-under-test ]] && mv "$BACKUP/hook-under-test" "$HOOK"
+    else
+        rm -f "$HOOK"
+        [[ -e $BACKUP/hook ]] && cp -a "$BACKUP/hook" "$HOOK"
+        [[ -e $BACKUP/no-qemu.d ]] && rmdir "${HOOK%/*}" 2>/dev/null
+    fi
     rm -rf "$BACKUP"
 }
 
 # install.sh's way: a copy of the binary (AppArmor mediates hooks by path), root-owned
-# plugins, a config and an empty, default-deny policy.
+# plugins, a config and an empty, default-deny policy. Installed mode: the config and the
+# policy only.
 e2e_install() {
-    install -D -m 0755 -o root -g root "$SOCKHOOK" "$HOOK"
-    install -d -m 0755 -o root -g root "$ETC" "$ETC/plugins"
-    rm -f "$ETC"/plugins/*.xml
-    install -m 0644 -o root -g root "$E2E_ROOT"/plugins/*.xml "$ETC/plugins/"
+    if [[ $E2E_INSTALLED != 1 ]]; then
+        install -D -m 0755 -o root -g root "$SOCKHOOK" "$HOOK"
+        install -d -m 0755 -o root -g root "$ETC" "$ETC/plugins"
+        rm -f "$ETC"/plugins/*.xml
+        install -m 0644 -o root -g root "$E2E_ROOT"/plugins/*.xml "$ETC/plugins/"
+    fi
+    install -d -m 0755 -o root -g root "$ETC"
     printf 'dry_run = false\n' | install -m 0644 -o root -g root /dev/stdin "$ETC/sockhook.conf"
     printf '# e2e: default deny\n' | install -m 0644 -o root -g root /dev/stdin "$ETC/policy.conf"
 }
