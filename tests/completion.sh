@@ -23,6 +23,7 @@ trap 'rm -rf "$tmp"' EXIT
 if [[ ${SOCKHOOK_TEST_INSTALLED:-} == 1 ]]; then
   ln -s "$bin" "$tmp/sockhook"
 else
+  # shellcheck disable=SC2016 # $1 and $@ belong to the wrapper
   printf '#!/bin/sh\n[ "$1" = plugins ] && { shift; exec "%s" plugins --plugin-dir "%s" "$@"; }\nexec "%s" "$@"\n' \
     "$bin" "$src/plugins" "$bin" >"$tmp/sockhook"
   chmod +x "$tmp/sockhook"
@@ -36,7 +37,7 @@ check() {  # check WHAT EXPECTED ACTUAL
   if [[ $2 == "$3" ]]; then
     pass=$((pass + 1)); echo "ok   - $1"
   else
-    fail=$((fail + 1)); echo "FAIL - $1"; echo "#   expected: $(echo $2)"; echo "#   got:      $(echo $3)"
+    fail=$((fail + 1)); echo "FAIL - $1"; echo "#   expected: $(tr "\n" " " <<<"$2")"; echo "#   got:      $(tr "\n" " " <<<"$3")"
   fi
 }
 
@@ -78,7 +79,7 @@ for fw in "${frameworks[@]}"; do
   owners=$(complete_words "$fw" sockhook annotate vm --owner '')
   bad=$(printf '%s\n' "$owners" | sed '/^$/d' | while read -r u; do
     uid=$(id -u "$u"); { ((uid >= 1000)) && [[ $u != root ]]; } || echo "$u"; done)
-  check "'--owner ' offers no root or system user ($(echo $owners))" "" "$bad"
+  check "'--owner ' offers no root or system user ($(tr "\n" " " <<<"$owners"))" "" "$bad"
   # Domains: what virsh lists, when this user can reach libvirt at all.
   if domains=$(timeout 10 virsh -q list --all --name 2>/dev/null); then
     check "'sockhook refresh ' offers virsh's domains" "$(sed '/^$/d' <<<"$domains" | sort)" \

@@ -44,8 +44,8 @@ compare() {
     return
   fi
   failures=$((failures + 1))
-  [[ -n $only_help ]] && echo "FAIL - $what: in --help, not in the man page: $(echo $only_help)"
-  [[ -n $only_man ]] && echo "FAIL - $what: in the man page, not in --help: $(echo $only_man)"
+  [[ -n $only_help ]] && echo "FAIL - $what: in --help, not in the man page: $(tr "\n" " " <<<"$only_help")"
+  [[ -n $only_man ]] && echo "FAIL - $what: in the man page, not in --help: $(tr "\n" " " <<<"$only_man")"
   return 0
 }
 
@@ -54,7 +54,7 @@ commands=$(help_commands <<<"$top_help")
 [[ -n $commands ]] || { echo "FAIL - sockhook --help lists no commands"; exit 1; }
 policy_verbs=$("$bin" policy --help | help_commands)
 all=$(
-  printf '%s\n' $commands
+  printf "%s\n" "$commands"
   for v in $policy_verbs; do echo "policy $v"; done
 )
 man_commands=$(awk '/^# / { top = substr($0, 3) } top == "COMMANDS" && /^## / { print substr($0, 4) }' "$scd" | sort -u)
