@@ -151,6 +151,8 @@ do_uninstall() {
       say "removed $h"
     fi
   done
+  # An empty qemu.d goes too, as dpkg removes the directories of a package it purges.
+  rmdir "$hooks/qemu.d" 2>/dev/null || true
   if [[ -f $build/install_manifest.txt ]]; then
     xargs -d '\n' rm -f <"$build/install_manifest.txt"
     rmdir -p --ignore-fail-on-non-empty "$prefix/share/sockhook/plugins" \
