@@ -157,9 +157,9 @@ do_uninstall() {
     xargs -d '\n' rm -f <"$build/install_manifest.txt"
     rmdir -p --ignore-fail-on-non-empty "$prefix/share/sockhook/plugins" \
       "$prefix/share/doc/sockhook/examples" 2>/dev/null || true
-    # Only what cmake --install created: man8 and share/ itself belong to the system.
+    # Only directories cmake --install may have created, and only when empty.
     rmdir "$prefix/share/bash-completion/completions" "$prefix/share/bash-completion" \
-      2>/dev/null || true
+      "$prefix/share/man/man8" 2>/dev/null || true
     say "removed the files listed in $build/install_manifest.txt"
   else
     rm -f "$prefix/bin/sockhook" "$prefix/share/bash-completion/completions/sockhook" \
