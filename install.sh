@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs sockhook: build dependencies, a Release build, the binary and plugins (cmake
-# --install), the libvirt hook, default configuration and policy; reloads libvirt so that it
-# sees the hook; then checks the host with `sockhook doctor`.
+# --install), the libvirt hook, each VM's AppArmor rules (dist/apparmor/sockhook-apparmor),
+# default configuration and policy; reloads libvirt so that it sees the hook; then checks the
+# host with `sockhook doctor`.
 #
 #   sudo ./install.sh [--prefix DIR] [--no-deps]
 #   sudo ./install.sh --uninstall [--prefix DIR]
@@ -18,7 +19,7 @@ while (($#)); do
     --prefix) prefix=$2; shift ;;
     --no-deps) deps=no ;;
     --uninstall) action=uninstall ;;
-    -h | --help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "install.sh: unknown option '$1' (try --help)" >&2; exit 2 ;;
   esac
   shift
@@ -93,9 +94,20 @@ libvirt_has_qemu_d() {
   return 0  # libvirt not installed yet: every current release has qemu.d
 }
 
+# The AppArmor installer, where cmake --install put it (its install_manifest.txt knows).
+apparmor_script() {
+  local s
+  s=$(grep -m1 '/sockhook-apparmor$' "$build/install_manifest.txt" 2>/dev/null) || true
+  printf '%s\n' "${s:-$prefix/share/sockhook/apparmor/sockhook-apparmor}"
+}
+
 # Ours is a copy; the Debian package's hook is a symlink to /usr/bin/sockhook and stays its own.
 is_our_hook() { [[ -f $1 && ! -L $1 ]] && cmp -s "$1" "$prefix/bin/sockhook"; }
 owned_by_package() { command -v dpkg-query >/dev/null && dpkg-query -S "$1" >/dev/null 2>&1; }
+package_installed() {
+  command -v dpkg-query >/dev/null &&
+    [[ $(dpkg-query -W -f='${db:Status-Status}' sockhook 2>/dev/null) == installed ]]
+}
 
 do_install() {
   [[ $deps == yes ]] && install_deps
@@ -125,6 +137,9 @@ do_install() {
     say "hook installed at $hook"
   fi
 
+  # Each VM's AppArmor rules (SPEC §12); the script says where they went and what it reloaded.
+  "$(apparmor_script)" install || say "the AppArmor rules are not installed (see above)"
+
   install -d -m 0755 -o root -g root "$etc" "$etc/plugins"
   if [[ ! -e $etc/sockhook.conf ]]; then
     default_config | install -m 0644 -o root -g root /dev/stdin "$etc/sockhook.conf"
@@ -153,10 +168,18 @@ do_uninstall() {
   done
   # An empty qemu.d goes too, as dpkg removes the directories of a package it purges.
   rmdir "$hooks/qemu.d" 2>/dev/null || true
+  # The same rules serve the Debian package's hook: they stay while it is installed.
+  local aa
+  aa=$(apparmor_script)
+  if package_installed; then
+    say "kept the AppArmor rules: the sockhook Debian package uses them"
+  elif [[ -x $aa ]]; then
+    "$aa" remove
+  fi
   if [[ -f $build/install_manifest.txt ]]; then
     xargs -d '\n' rm -f <"$build/install_manifest.txt"
     rmdir -p --ignore-fail-on-non-empty "$prefix/share/sockhook/plugins" \
-      "$prefix/share/doc/sockhook/examples" 2>/dev/null || true
+      "$prefix/share/doc/sockhook/examples" "$prefix/share/sockhook/apparmor" 2>/dev/null || true
     # Only directories cmake --install may have created, and only when empty.
     rmdir "$prefix/share/bash-completion/completions" "$prefix/share/bash-completion" \
       "$prefix/share/man/man8" 2>/dev/null || true

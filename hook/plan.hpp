@@ -20,11 +20,14 @@ namespace sockhook {
 
 /// Where sockhook keeps lend directories and its journal.
 struct Paths {
-  std::string lend_root = "/run/sockhook";        ///< /run/sockhook/<uuid>/ per domain
+  std::string lend_root = "/run/sockhook";        ///< /run/sockhook/libvirt-<uuid>/ per domain
   std::string state_dir = "/run/sockhook/state";  ///< journals and locks, root 0700
   std::string user_runtime_root = "/run/user";    ///< /run/user/<uid>
 
-  std::string lend_dir(const std::string& uuid) const { return lend_root + "/" + uuid; }
+  /// A domain's lend directory carries the name of the domain's AppArmor profile
+  /// (libvirt-<uuid>), so that one rule, /run/sockhook/@{profile_name}/, gives each VM its own
+  /// directory and no other's (dist/apparmor/sockhook).
+  std::string lend_dir(const std::string& uuid) const { return lend_root + "/libvirt-" + uuid; }
   std::string runtime_dir(uid_t uid) const { return user_runtime_root + "/" + std::to_string(uid); }
 };
 

@@ -111,7 +111,7 @@ TEST_CASE("Annotating for PulseAudio on libvirt 9.0 uses serverName and qemu:env
   auto r = f.add(xml);
   CHECK(r.changed);
   CHECK(r.uuid == kUuid);
-  const std::string lend = std::string("/run/sockhook/") + kUuid;
+  const std::string lend = std::string("/run/sockhook/libvirt-") + kUuid;
   // The default <audio type='none'> becomes the PulseAudio backend (FINDINGS (a)).
   CHECK(contains(r.xml,
                  "<audio id='1' type='pulseaudio' serverName='unix:" + lend + "/pulse-native'/>"));
@@ -242,9 +242,9 @@ TEST_CASE("The libvirt version decides between the native attribute and qemu:env
     Fixture f("pipewire");
     auto xml = libvirt_domain();
     auto r = f.add(xml);
-    CHECK(
-        contains(r.xml, std::string("<qemu:env name='PIPEWIRE_RUNTIME_DIR' value='/run/sockhook/") +
-                            kUuid + "'/>"));
+    CHECK(contains(
+        r.xml, std::string("<qemu:env name='PIPEWIRE_RUNTIME_DIR' value='/run/sockhook/libvirt-") +
+                   kUuid + "'/>"));
     CHECK_FALSE(contains(r.xml, "<audio"));
     CHECK_FALSE(contains(r.xml, "<sound"));
     CHECK(f.remove(r.xml).xml == xml);
@@ -253,8 +253,9 @@ TEST_CASE("The libvirt version decides between the native attribute and qemu:env
     Fixture f("pipewire", 9010000);
     auto xml = libvirt_domain();
     auto r = f.add(xml);
-    CHECK(contains(r.xml, std::string("<audio id='1' type='pipewire' runtimeDir='/run/sockhook/") +
-                              kUuid + "'/>"));
+    CHECK(contains(r.xml,
+                   std::string("<audio id='1' type='pipewire' runtimeDir='/run/sockhook/libvirt-") +
+                       kUuid + "'/>"));
     CHECK(contains(r.xml, "<sound model='ich9'/>"));
     CHECK_FALSE(contains(r.xml, "qemu:env"));
     CHECK(plan_for(r.xml, {&f.plugin}).sockets[0].warnings.empty());

@@ -104,7 +104,7 @@ TEST_CASE("Every example domain parses cleanly and plans without errors") {
         bool own_target = s.method == Method::kBind || s.method == Method::kProxy;
         if (own_target && exists.has_value()) {
           // An auto example must be right whichever method auto picks.
-          CHECK(s.target.starts_with("/run/sockhook/" + domain.uuid + "/"));
+          CHECK(s.target.starts_with("/run/sockhook/libvirt-" + domain.uuid + "/"));
         }
         if (!own_target) continue;
         // The example must give QEMU everything a bind or proxy lend needs.

@@ -25,7 +25,7 @@ Journal sample() {
   Journal j;
   j.domain = "win 11 <&\"'>";
   j.uuid = kUuid;
-  j.lend_dir = "/run/sockhook/" + kUuid;
+  j.lend_dir = "/run/sockhook/libvirt-" + kUuid;
   j.qemu_uid = 64055;
   j.qemu_gid = 107;
   JournalSocket s;

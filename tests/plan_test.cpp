@@ -17,7 +17,7 @@ namespace {
 namespace fs = std::filesystem;
 
 const std::string kUuid = "3f6c1a52-8d7e-4b1f-9a0c-2e5d7f8a9b01";
-const std::string kLend = "/run/sockhook/" + kUuid;
+const std::string kLend = "/run/sockhook/libvirt-" + kUuid;
 constexpr uid_t kQemuUid = 64055;
 constexpr gid_t kQemuGid = 64055;
 
@@ -633,7 +633,7 @@ TEST_CASE("Paths can be relocated for tests") {
   f.in.paths.user_runtime_root = "/tmp/user";
   auto plan = f.plan();
   const auto& s = only_socket(plan);
-  CHECK(plan.lend_dir == "/tmp/lend/" + kUuid);
+  CHECK(plan.lend_dir == "/tmp/lend/libvirt-" + kUuid);
   CHECK(s.source == "/tmp/user/1000/pipewire-0");
   CHECK(std::get<VerifySource>(s.steps.at(0)).runtime_dir == "/tmp/user/1000");
 }

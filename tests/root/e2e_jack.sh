@@ -23,7 +23,7 @@ printf '%s\n' "$out" | sed 's/^/#   /'
 XML=$(virsh_ dumpxml --inactive "$J")
 check "annotate makes the audio backend jack" grep -q "<audio id='1' type='jack'/>" <<<"$XML"
 check "annotate gives QEMU PIPEWIRE_RUNTIME_DIR" \
-    grep -q "<qemu:env name='PIPEWIRE_RUNTIME_DIR' value='/run/sockhook/$UJ'/>" <<<"$XML"
+    grep -q "<qemu:env name='PIPEWIRE_RUNTIME_DIR' value='/run/sockhook/libvirt-$UJ'/>" <<<"$XML"
 check "annotate gives QEMU PipeWire's libjack" \
     grep -q "<qemu:env name='LD_LIBRARY_PATH' value='/usr/lib/x86_64-linux-gnu/pipewire-0.3/jack'/>" <<<"$XML"
 check "annotate recorded the policy allowance" policy_has "$UJ"
@@ -36,7 +36,7 @@ BEFORE=$(mktemp)
 snapshot >"$BEFORE"
 if start "$J"; then ok "virsh start $J ($START_TIME s)"; else not_ok "virsh start $J: $START_OUT"; fi
 check "pw-cli ls Client lists qemu-system-x86_64" wait_until "$E2E_TIMEOUT" pipewire_has_qemu
-ns=$(in_qemu_ns "$J" ls -l "/run/sockhook/$UJ/" 2>&1 || true)
+ns=$(in_qemu_ns "$J" ls -l "/run/sockhook/libvirt-$UJ/" 2>&1 || true)
 printf '%s\n' "$ns" | sed 's/^/#   /'
 check "pipewire-0 is inside QEMU's mount namespace" grep -q '^s.* pipewire-0$' <<<"$ns"
 # The socket is 0755 (umask 022): the bind lend needs one ACL entry for QEMU's user.

@@ -34,8 +34,8 @@ client_through_lend() {
     local home; home=$(mktemp -d); chown libvirt-qemu "$home"
     local rc=0
     in_qemu_ns "$P" setpriv --reuid="$QEMU_UID" --regid="$(id -g libvirt-qemu)" --clear-groups \
-        env -i HOME="$home" PULSE_SERVER="unix:/run/sockhook/$UP/pulse-native" \
-        PULSE_COOKIE="/run/sockhook/$UP/pulse-cookie" timeout 10 pactl info >/dev/null 2>&1 || rc=$?
+        env -i HOME="$home" PULSE_SERVER="unix:/run/sockhook/libvirt-$UP/pulse-native" \
+        PULSE_COOKIE="/run/sockhook/libvirt-$UP/pulse-cookie" timeout 10 pactl info >/dev/null 2>&1 || rc=$?
     rm -rf "$home"
     return "$rc"
 }
@@ -47,7 +47,7 @@ snapshot >"$BEFORE"
 if start "$P"; then
     ok "virsh start $P ($START_TIME s)"
     check "pactl lists qemu-system-x86_64 (through the proxy)" wait_until "$E2E_TIMEOUT" has_pulse_clients 1
-    ns=$(in_qemu_ns "$P" ls -l "/run/sockhook/$UP/" 2>&1 || true)
+    ns=$(in_qemu_ns "$P" ls -l "/run/sockhook/libvirt-$UP/" 2>&1 || true)
     printf '%s\n' "$ns" | sed 's/^/#   /'
     check "the proxy's socket is in QEMU's namespace, QEMU's user's, 0600" \
         grep -q '^srw------- .* libvirt-qemu .* pulse-native$' <<<"$ns"
@@ -114,7 +114,7 @@ say "optional lends whose server is down"
 annotate "$W" --plugin wayland --owner "$SH_USER" --method bind --wait 1 --required no >/dev/null
 if start "$W"; then
     ok "required='no', method bind, no server: virsh start succeeds"
-    check "nothing was lent" test ! -e "/run/sockhook/$UW/wayland-0"
+    check "nothing was lent" test ! -e "/run/sockhook/libvirt-$UW/wayland-0"
     stop "$W"
 else
     not_ok "required='no' bind: virsh start failed: $START_OUT"
@@ -123,7 +123,7 @@ check "the skipped lend left the host byte-identical" same_as_before "$BEFORE"
 annotate "$W" --plugin wayland --owner "$SH_USER" --method proxy --required no >/dev/null
 if start "$W"; then
     ok "required='no', method proxy, no server: virsh start succeeds"
-    check "the proxy listens lazily in the lend directory" test -S "/run/sockhook/$UW/wayland-0"
+    check "the proxy listens lazily in the lend directory" test -S "/run/sockhook/libvirt-$UW/wayland-0"
     stop "$W"
 else
     not_ok "required='no' proxy: virsh start failed: $START_OUT"

@@ -29,10 +29,10 @@ say "annotate"
 out=$(annotate "$A" --plugin pulseaudio --owner "$SH_USER") || not_ok "annotate exits 0: $out"
 XML=$(virsh_ dumpxml --inactive "$A")
 check "annotate sets serverName on the pulseaudio backend" \
-    grep -q "<audio id='1' type='pulseaudio' serverName='unix:/run/sockhook/$UA/pulse-native'/>" <<<"$XML"
+    grep -q "<audio id='1' type='pulseaudio' serverName='unix:/run/sockhook/libvirt-$UA/pulse-native'/>" <<<"$XML"
 check "annotate keeps the sound card" grep -q "<sound model='ich9'>" <<<"$XML"
 check "annotate passes the cookie through qemu:env" \
-    grep -q "<qemu:env name='PULSE_COOKIE' value='/run/sockhook/$UA/pulse-cookie'/>" <<<"$XML"
+    grep -q "<qemu:env name='PULSE_COOKIE' value='/run/sockhook/libvirt-$UA/pulse-cookie'/>" <<<"$XML"
 check "annotate does not use PULSE_SERVER (fails with QEMU 7.2)" bash -c "! grep -q PULSE_SERVER <<<\"\$1\"" _ "$XML"
 check "libvirt kept the metadata" grep -q 'urn:sockhook:domain:1' <<<"$XML"
 check "annotate recorded the policy allowance" policy_has "$UA"
@@ -51,7 +51,7 @@ BEFORE=$(mktemp)
 snapshot >"$BEFORE"
 if start "$A"; then ok "virsh start $A ($START_TIME s)"; else not_ok "virsh start $A: $START_OUT"; fi
 check "pactl lists qemu-system-x86_64 as a client" wait_until "$E2E_TIMEOUT" has_pulse_clients 1
-ns=$(in_qemu_ns "$A" ls -l "/run/sockhook/$UA/" 2>&1 || true)
+ns=$(in_qemu_ns "$A" ls -l "/run/sockhook/libvirt-$UA/" 2>&1 || true)
 printf '%s\n' "$ns" | sed 's/^/#   /'
 check "the lent socket is inside QEMU's mount namespace" grep -q '^s.* pulse-native$' <<<"$ns"
 check "the cookie copy is inside QEMU's mount namespace" grep -q ' pulse-cookie$' <<<"$ns"
@@ -92,7 +92,7 @@ if start "$A" && start "$B"; then
     check "both QEMUs are PulseAudio clients" wait_until "$E2E_TIMEOUT" has_pulse_clients 2
     stop "$A"
     check "the second VM keeps its client after the first stops" has_pulse_clients 1
-    check "the second VM's lend is still there" test -e "/run/sockhook/$UB/pulse-native"
+    check "the second VM's lend is still there" test -e "/run/sockhook/libvirt-$UB/pulse-native"
     stop "$B"
     check "both stopped: the host is byte-identical" same_as_before "$BEFORE"
 else
@@ -105,7 +105,7 @@ R=${E2E_PREFIX}renamed
 if virsh_ domrename "$A" "$R" >/dev/null; then
     if start "$R"; then
         check "the renamed domain lends again (UUID-keyed)" wait_until "$E2E_TIMEOUT" has_pulse_clients 1
-        check "its lend directory is still keyed by UUID" test -S "/run/sockhook/$UA/pulse-native"
+        check "its lend directory is still keyed by UUID" test -S "/run/sockhook/libvirt-$UA/pulse-native"
         stop "$R"
         check "the renamed domain releases byte-identically" same_as_before "$BEFORE"
     else

@@ -91,7 +91,7 @@ else
   ok "stdout/stderr closed when the hook exited (${elapsed} ms) with a proxy running"
 fi
 pgrep -u "$lend_uid" -f 'sockhook proxy' >/dev/null || fail "no proxy runs after the proxy prepare"
-lend_ping qemu "/run/sockhook/$uuid/wayland-0" || fail "the proxy does not serve QEMU's user"
+lend_ping qemu "/run/sockhook/libvirt-$uuid/wayland-0" || fail "the proxy does not serve QEMU's user"
 printf '%s' "$proxied" | "$hook" contract release end - >/dev/null 2>&1
 lend_snapshot "$tmp/after"
 lend_same "$tmp/before" "$tmp/after" "proxy lend and release"

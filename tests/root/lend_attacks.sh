@@ -16,7 +16,7 @@ cycles=${2:-300}
 U=7c6b5a49-3827-4f16-8e5d-4c3b2a190801
 lend_allow "$U"
 lend_warm
-L=/run/sockhook/$U
+L=/run/sockhook/libvirt-$U
 
 # ---- The race --------------------------------------------------------------------------------
 victim=/etc/sockhook-victim-$$

@@ -30,7 +30,7 @@ for ((i = 0; i < n; i++)); do
   if wait "${pids[i]}"; then okn=$((okn + 1)); else fail "par$i: prepare failed: $(cat "$tmp/e$i")"; fi
 done
 reach=0
-for ((i = 0; i < n; i++)); do lend_ping qemu "/run/sockhook/${uuids[i]}/pipewire-0" && reach=$((reach + 1)); done
+for ((i = 0; i < n; i++)); do lend_ping qemu "/run/sockhook/libvirt-${uuids[i]}/pipewire-0" && reach=$((reach + 1)); done
 echo "parallel: $okn of $n prepares succeeded at once, $reach targets reachable by QEMU's user"
 ((okn == n && reach == n)) && ok "parallel prepare of $n domains" || fail "parallel prepare"
 pids=()
@@ -51,7 +51,7 @@ for round in 1 2 3 4 5; do
   b=$!
   wait "$a" || fail "round $round: first prepare: $(cat "$tmp/a")"
   wait "$b" || fail "round $round: second prepare: $(cat "$tmp/b")"
-  mounts=$(grep -c " /run/sockhook/$U/pipewire-0 " /proc/self/mountinfo || true)
+  mounts=$(grep -c " /run/sockhook/libvirt-$U/pipewire-0 " /proc/self/mountinfo || true)
   [[ $mounts == 1 ]] || fail "round $round: $mounts mounts on the target (want 1)"
   grep -c '<entry kind="mount"' "/run/sockhook/state/$U.xml" | grep -qx 1 || fail "round $round: journal does not hold exactly one mount"
 done

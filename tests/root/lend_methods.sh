@@ -48,7 +48,7 @@ check_lend() {
   lend_same "$tmp/before" "$tmp/after2" "$what (second release)"
 }
 
-L=/run/sockhook/$U
+L=/run/sockhook/libvirt-$U
 
 check_bind_acl() {
   # The socket is 0600: bind needs (and got) exactly one ACL entry on the inode.

@@ -23,7 +23,7 @@ lend_echo_server "$lend_user" "$sock" 0755
 facls() { getfacl -p "$sock" "$runtime" >"$1" 2>&1; }
 
 # target_of UUID METHOD: where QEMU reaches the socket.
-target_of() { if [[ $2 == bind ]]; then echo "/run/sockhook/$1/pipewire-0"; else echo "$sock"; fi; }
+target_of() { if [[ $2 == bind ]]; then echo "/run/sockhook/libvirt-$1/pipewire-0"; else echo "$sock"; fi; }
 
 # reach WHAT TARGET: QEMU's user reaches TARGET.
 reach() {
@@ -93,7 +93,7 @@ for round in 1 2 3 4 5 6 7 8; do
   wait "$a" || fail "round $round: prepare A: $(cat "$tmp/hook.err")"
   wait "$b" || fail "round $round: prepare B: $(cat "$tmp/b.err")"
   lend_ping qemu "$sock" || fail "round $round: A's lend does not work"
-  lend_ping qemu "/run/sockhook/$B/pipewire-0" || fail "round $round: B's lend does not work"
+  lend_ping qemu "/run/sockhook/libvirt-$B/pipewire-0" || fail "round $round: B's lend does not work"
   lend_hook shared-a release end "$xa" &
   a=$!
   printf '%s' "$xb" | "$bin" hook shared-b release end - 2>/dev/null &

@@ -17,7 +17,7 @@ server=$echo_pid
 lend_snapshot "$tmp/before"
 xml=$(lend_domain stat-dom "$U" pipewire:bind wayland:proxy)
 lend_hook stat-dom prepare begin "$xml" || fail "prepare: $(cat "$tmp/hook.err")"
-L=/run/sockhook/$U
+L=/run/sockhook/libvirt-$U
 
 health() { "$bin" status --json | "$py" -c "import json,sys; print(' '.join(l['socket']+'='+l['health'] for l in json.load(sys.stdin) if l['uuid']=='$U'))"; }
 [[ $(health) == "pipewire=ok wayland=ok" ]] && ok "status: both ok" || fail "status: $(health)"

@@ -34,8 +34,8 @@ lend_cleanup() {
     [[ -e /run/sockhook/state/$u.xml ]] &&
       printf '<domain><name>cleanup</name><uuid>%s</uuid></domain>' "$u" |
       "$bin" hook cleanup release end - 2>/dev/null
-    grep -o " /run/sockhook/$u/[^ ]*" /proc/self/mountinfo | while read -r m; do umount -l "$m"; done
-    rm -rf "/run/sockhook/$u" "/run/sockhook/state/$u".*
+    grep -o " /run/sockhook/libvirt-$u/[^ ]*" /proc/self/mountinfo | while read -r m; do umount -l "$m"; done
+    rm -rf "/run/sockhook/libvirt-$u" "/run/sockhook/state/$u".*
   done
   pkill -u "$lend_uid" 2>/dev/null
   pkill -u "$lend_uid2" 2>/dev/null
@@ -196,7 +196,7 @@ lend_hook() {
 lend_snapshot() {
   local ours="^(/run/user/($lend_uid|$lend_uid2)|/run/sockhook(/state)?)$"
   local u
-  for u in "${lend_uuids[@]}"; do ours+="|^/run/sockhook/$u(/|$)|^/run/sockhook/state/$u\\."; done
+  for u in "${lend_uuids[@]}"; do ours+="|^/run/sockhook/libvirt-$u(/|$)|^/run/sockhook/state/$u\\."; done
   {
     echo "== mounts"
     # Mount ids change with every mount; the rest must not.
