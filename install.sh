@@ -37,26 +37,15 @@ etc=/etc/sockhook
 
 say() { printf 'install.sh: %s\n' "$*"; }
 
-default_config() {
-  cat <<'CONF'
-# sockhook configuration. See README.md.
-# dry_run = true makes the hook log its plan and change nothing.
-dry_run = false
-CONF
-}
-
-default_policy() {
-  cat <<'CONF'
-# sockhook policy (SPEC S5): which owner may lend which plugins to which domain.
-# One [domain-uuid] section per domain; one 'owner = plugin ...' line per owner;
-# '*' allows every plugin. Managed by 'sockhook policy' and 'sockhook annotate'.
-CONF
-}
+# The defaults the Debian package ships as conffiles too: one source, so that installing the
+# package over an install.sh installation finds identical files and asks nothing.
+default_config() { cat "$src/dist/sockhook.conf"; }
+default_policy() { cat "$src/dist/policy.conf"; }
 
 install_deps() {
   if command -v apt-get >/dev/null; then
     local pkgs=(build-essential cmake pkg-config libvirt-dev libpugixml-dev libcli11-dev
-      doctest-dev libacl1-dev nlohmann-json3-dev acl)
+      doctest-dev libacl1-dev nlohmann-json3-dev acl scdoc)
     # Skip apt entirely when everything is there: install.sh should be quick to re-run.
     local missing
     missing=$(dpkg-query -W -f='${db:Status-Status} ${Package}\n' "${pkgs[@]}" 2>&1 |
@@ -70,10 +59,10 @@ install_deps() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${pkgs[@]}"
   elif command -v dnf >/dev/null; then
     dnf install -y gcc-c++ cmake pkgconf-pkg-config libvirt-devel pugixml-devel cli11-devel \
-      doctest-devel libacl-devel json-devel acl
+      doctest-devel libacl-devel json-devel acl scdoc
   elif command -v pacman >/dev/null; then
     pacman -S --needed --noconfirm base-devel cmake pkgconf libvirt pugixml cli11 doctest acl \
-      nlohmann-json
+      nlohmann-json scdoc
   else
     say "no apt-get, dnf or pacman: install the dependencies listed in README.md yourself"
   fi
@@ -112,7 +101,13 @@ apparmor_script() {
   printf '%s\n' "${s:-$prefix/share/sockhook/apparmor/sockhook-apparmor}"
 }
 
-is_our_hook() { [[ -f $1 ]] && cmp -s "$1" "$prefix/bin/sockhook"; }
+# Ours is a copy; the Debian package's hook is a symlink to /usr/bin/sockhook and stays its own.
+is_our_hook() { [[ -f $1 && ! -L $1 ]] && cmp -s "$1" "$prefix/bin/sockhook"; }
+owned_by_package() { command -v dpkg-query >/dev/null && dpkg-query -S "$1" >/dev/null 2>&1; }
+package_installed() {
+  command -v dpkg-query >/dev/null &&
+    [[ $(dpkg-query -W -f='${db:Status-Status}' sockhook 2>/dev/null) == installed ]]
+}
 
 do_install() {
   [[ $deps == yes ]] && install_deps
@@ -134,8 +129,13 @@ do_install() {
     say "merge sockhook into it by hand: it must run '$prefix/bin/sockhook hook \"\$@\"'"
     exit 1
   fi
-  install -D -m 0755 -o root -g root "$prefix/bin/sockhook" "$hook"
-  say "hook installed at $hook"
+  if owned_by_package "$hook"; then
+    # One hook entry, never two: the package's stays, and runs the package's binary.
+    say "$hook belongs to the sockhook Debian package; leaving it (it runs /usr/bin/sockhook)"
+  else
+    install -D -m 0755 -o root -g root "$prefix/bin/sockhook" "$hook"
+    say "hook installed at $hook"
+  fi
 
   # Each VM's AppArmor rules (SPEC §12); the script says where they went and what it reloaded.
   "$(apparmor_script)" install || say "the AppArmor rules are not installed (see above)"
@@ -166,25 +166,39 @@ do_uninstall() {
       say "removed $h"
     fi
   done
+  # An empty qemu.d goes too, as dpkg removes the directories of a package it purges.
+  rmdir "$hooks/qemu.d" 2>/dev/null || true
+  # The same rules serve the Debian package's hook: they stay while it is installed.
   local aa
   aa=$(apparmor_script)
-  if [[ -x $aa ]]; then "$aa" remove; fi
+  if package_installed; then
+    say "kept the AppArmor rules: the sockhook Debian package uses them"
+  elif [[ -x $aa ]]; then
+    "$aa" remove
+  fi
   if [[ -f $build/install_manifest.txt ]]; then
     xargs -d '\n' rm -f <"$build/install_manifest.txt"
     rmdir -p --ignore-fail-on-non-empty "$prefix/share/sockhook/plugins" \
-      "$prefix/share/sockhook/xml-examples" "$prefix/share/sockhook/apparmor" 2>/dev/null || true
+      "$prefix/share/doc/sockhook/examples" "$prefix/share/sockhook/apparmor" 2>/dev/null || true
+    # Only directories cmake --install may have created, and only when empty.
+    rmdir "$prefix/share/bash-completion/completions" "$prefix/share/bash-completion" \
+      "$prefix/share/man/man8" 2>/dev/null || true
     say "removed the files listed in $build/install_manifest.txt"
   else
-    rm -f "$prefix/bin/sockhook"
-    rm -rf "$prefix/share/sockhook"
+    rm -f "$prefix/bin/sockhook" "$prefix/share/bash-completion/completions/sockhook" \
+      "$prefix/share/man/man8/sockhook.8"
+    rm -rf "$prefix/share/sockhook" "$prefix/share/doc/sockhook"
   fi
-  if [[ -f $etc/sockhook.conf ]] && cmp -s "$etc/sockhook.conf" <(default_config); then
+  # Files the Debian package owns stay its own (apt purge removes them).
+  if [[ -f $etc/sockhook.conf ]] && ! owned_by_package "$etc/sockhook.conf" &&
+    cmp -s "$etc/sockhook.conf" <(default_config); then
     rm -f "$etc/sockhook.conf"
   fi
-  if [[ -f $etc/policy.conf ]] && cmp -s "$etc/policy.conf" <(default_policy); then
+  if [[ -f $etc/policy.conf ]] && ! owned_by_package "$etc/policy.conf" &&
+    cmp -s "$etc/policy.conf" <(default_policy); then
     rm -f "$etc/policy.conf"
   fi
-  rmdir "$etc/plugins" "$etc" 2>/dev/null || true
+  owned_by_package "$etc/plugins" || rmdir "$etc/plugins" "$etc" 2>/dev/null || true
   [[ -d $etc ]] && say "kept $etc: it holds your policy, configuration or plugins"
   reload_libvirt
   say "uninstalled"

@@ -115,9 +115,15 @@ struct PlanCommand {
   }
 };
 
-/// sockhook plugins [NAME]
-int list_plugins(const std::string& name) {
-  auto set = load_plugins(default_plugin_dirs(), {0});
+/// sockhook plugins [NAME] [--plugin-dir DIR...]: extra directories come first and, as for
+/// `plan`, may hold the caller's own files (listing grants nothing).
+int list_plugins(const std::string& name, const std::vector<std::string>& extra_dirs) {
+  std::vector<PluginDir> dirs;
+  for (const auto& d : extra_dirs) dirs.push_back({d, false});
+  for (const auto& d : default_plugin_dirs()) dirs.push_back(d);
+  std::vector<uid_t> trusted{0};
+  if (!extra_dirs.empty()) trusted.push_back(::geteuid());
+  auto set = load_plugins(dirs, trusted);
   for (const auto& p : set.problems) std::printf("warning: %s\n", p.c_str());
   if (!name.empty()) {
     std::string why;
@@ -307,9 +313,12 @@ int run_cli(int argc, char** argv) {
   plan.add_to(app, &status);
 
   std::string plugin_name;
+  std::vector<std::string> plugin_dirs;
   auto* plugins = app.add_subcommand("plugins", "List the installed plugins, or show one");
   plugins->add_option("name", plugin_name, "Plugin name");
-  plugins->callback([&] { status = list_plugins(plugin_name); });
+  plugins->add_option("--plugin-dir", plugin_dirs,
+                      "Look for plugins here first (files must be yours or root's)");
+  plugins->callback([&] { status = list_plugins(plugin_name, plugin_dirs); });
 
   PolicyCommand policy;
   policy.add_to(app, &status);

@@ -8,7 +8,7 @@ set -euo pipefail
 
 pkgs=(
   build-essential cmake pkg-config libvirt-dev libpugixml-dev libcli11-dev doctest-dev
-  libacl1-dev nlohmann-json3-dev
+  libacl1-dev nlohmann-json3-dev scdoc man-db bash-completion
   acl socat python3 util-linux procps psmisc strace
   libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86
   qemu-system-gui apparmor

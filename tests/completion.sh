@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# completion.sh - the bash completion, exercised the way bash runs it: the file is sourced
+# into a clean bash (with bash-completion's framework where it is installed, and without),
+# `complete -p sockhook` must name its function, and that function is called with
+# COMP_WORDS/COMP_CWORD as readline sets them.
+#
+#   bash tests/completion.sh /path/to/sockhook dist/sockhook.bash-completion
+#   SOCKHOOK_TEST_INSTALLED=1 bash tests/completion.sh /usr/bin/sockhook \
+#       /usr/share/bash-completion/completions/sockhook
+#
+# Plugin names come from `sockhook plugins`. A build tree's binary finds no installed plugins,
+# so by default `sockhook` on the completion's PATH is a two-line wrapper that runs the binary
+# under test with --plugin-dir pointing at the repository's plugins/ (the output the
+# completion parses is the real binary's). With SOCKHOOK_TEST_INSTALLED=1 the installed
+# `sockhook` is used as it is, with the plugins it ships.
+set -euo pipefail
+bin=$(readlink -f "${1:?usage: $0 /path/to/sockhook completion-file}")
+file=$(readlink -f "${2:?usage: $0 /path/to/sockhook completion-file}")
+src=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+if [[ ${SOCKHOOK_TEST_INSTALLED:-} == 1 ]]; then
+  ln -s "$bin" "$tmp/sockhook"
+else
+  # shellcheck disable=SC2016 # $1 and $@ belong to the wrapper
+  printf '#!/bin/sh\n[ "$1" = plugins ] && { shift; exec "%s" plugins --plugin-dir "%s" "$@"; }\nexec "%s" "$@"\n' \
+    "$bin" "$src/plugins" "$bin" >"$tmp/sockhook"
+  chmod +x "$tmp/sockhook"
+fi
+# The shipped plugins, from the files themselves, one per line.
+shipped=$(sed -n 's/.*<plugin name="\([^"]*\)".*/\1/p' "$src"/plugins/*.xml | sort)
+
+pass=0
+fail=0
+check() {  # check WHAT EXPECTED ACTUAL
+  if [[ $2 == "$3" ]]; then
+    pass=$((pass + 1)); echo "ok   - $1"
+  else
+    fail=$((fail + 1)); echo "FAIL - $1"; echo "#   expected: $(tr "\n" " " <<<"$2")"; echo "#   got:      $(tr "\n" " " <<<"$3")"
+  fi
+}
+
+# complete WITH_FRAMEWORK WORD... : what bash offers for the last word (sorted).
+complete_words() {
+  local framework=$1; shift
+  PATH="$tmp:$PATH" bash --norc --noprofile -c '
+    framework=$1 file=$2; shift 2
+    if [[ $framework == yes ]]; then source /usr/share/bash-completion/bash_completion; fi
+    source "$file"
+    complete -p sockhook | grep -q -- "-F _sockhook sockhook$" || { echo "NOT-REGISTERED"; exit; }
+    COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); COMP_LINE="$*"; COMP_POINT=${#COMP_LINE}
+    _sockhook sockhook "${COMP_WORDS[COMP_CWORD]}" "${COMP_WORDS[COMP_CWORD-1]}"
+    printf "%s\n" "${COMPREPLY[@]}"' _ "$framework" "$file" "$@" | sed '/^$/d' | sort
+}
+
+frameworks=(no)
+[[ -r /usr/share/bash-completion/bash_completion ]] && frameworks+=(yes)
+for fw in "${frameworks[@]}"; do
+  echo "# with bash-completion's framework loaded: $fw"
+  check "complete -p names _sockhook, and 'sockhook p' offers plan plugins policy" \
+    "$(printf '%s\n' plan plugins policy)" "$(complete_words "$fw" sockhook p)"
+  check "'sockhook pl' offers plan plugins" "$(printf '%s\n' plan plugins)" \
+    "$(complete_words "$fw" sockhook pl)"
+  check "'sockhook ' offers every command" \
+    "$(printf '%s\n' annotate cleanup doctor hook plan plugins policy refresh status)" \
+    "$(complete_words "$fw" sockhook '')"
+  check "'sockhook annotate vm --plugin ' offers the shipped plugins" "$shipped" \
+    "$(complete_words "$fw" sockhook annotate vm --plugin '')"
+  check "'sockhook policy allow --plugin p' offers pipewire and pulseaudio" \
+    "$(printf '%s\n' pipewire pulseaudio)" "$(complete_words "$fw" sockhook policy allow --plugin p)"
+  check "'sockhook plugins ' offers the shipped plugins" "$shipped" \
+    "$(complete_words "$fw" sockhook plugins '')"
+  check "'sockhook policy ' offers allow list revoke" "$(printf '%s\n' allow list revoke)" \
+    "$(complete_words "$fw" sockhook policy '')"
+  check "'--method ' offers the five methods" "$(printf '%s\n' acl auto bind group proxy)" \
+    "$(complete_words "$fw" sockhook annotate vm --plugin jack --method '')"
+  # Owners: only regular users (whichever this host has), never root or a system user.
+  owners=$(complete_words "$fw" sockhook annotate vm --owner '')
+  bad=$(printf '%s\n' "$owners" | sed '/^$/d' | while read -r u; do
+    uid=$(id -u "$u"); { ((uid >= 1000)) && [[ $u != root ]]; } || echo "$u"; done)
+  check "'--owner ' offers no root or system user ($(tr "\n" " " <<<"$owners"))" "" "$bad"
+  # Domains: what virsh lists, when this user can reach libvirt at all.
+  if domains=$(timeout 10 virsh -q list --all --name 2>/dev/null); then
+    check "'sockhook refresh ' offers virsh's domains" "$(sed '/^$/d' <<<"$domains" | sort)" \
+      "$(complete_words "$fw" sockhook refresh '')"
+  else
+    echo "# (libvirt not reachable here: domain names not checked)"
+  fi
+done
+
+# Each command's options, as the completion offers them after '-', against its --help.
+for cmd in "" plan annotate status refresh cleanup doctor plugins policy "policy allow" \
+  "policy revoke" "policy list" hook; do
+  # shellcheck disable=SC2086 # "policy allow" is two words on purpose
+  help=$("$bin" $cmd --help | awk '/^Options:/ { on = 1; next } /^[^ ]/ { on = 0 }
+    on && /^  -/ { print $1 }' | tr ',' '\n' | grep -E '^-' | sort -u)
+  # shellcheck disable=SC2086
+  offered=$(complete_words no sockhook $cmd -)
+  check "'sockhook ${cmd:+$cmd }-' offers the options --help names" "$help" "$offered"
+done
+
+echo "# $pass passed, $fail failed"
+((fail == 0))
