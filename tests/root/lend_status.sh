@@ -42,7 +42,7 @@ lend_ping qemu "$L/pipewire-0" && ok "reconnect: QEMU reaches the restarted serv
 # The proxy dies: broken; reconnect starts a new one on the same path.
 pid=$("$SOCKHOOK" status --json | "$py" -c "import json,sys; print([l['proxy_pid'] for l in json.load(sys.stdin) if l['socket']=='wayland' and l['uuid']=='$U'][0])")
 kill "$pid"
-for ((i = 0; i < 100; i++)); do [[ -e /proc/$pid ]] || break; sleep 0.02; done
+wait_until 2 test ! -e "/proc/$pid" || true
 [[ $(health) == "pipewire=ok wayland=broken" ]] && ok "status: broken after the proxy died" || not_ok "status after kill: $(health)"
 lend_hook stat-dom reconnect begin "$xml" || not_ok "reconnect exit"
 [[ $(health) == "pipewire=ok wayland=ok" ]] && ok "reconnect: proxy restarted" || not_ok "after reconnect: $(health)"

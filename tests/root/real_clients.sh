@@ -135,7 +135,7 @@ install -d -m 755 -o "$SH_UID" -g "$SH_GID" "$TMP/socat"
 setpriv --reuid="$SH_UID" --regid="$SH_GID" --clear-groups \
   socat "UNIX-LISTEN:$TMP/socat/wl,fork,mode=777" "UNIX-CONNECT:$SH_WAYLAND_SOCKET" 2>"$TMP/socat.err" &
 socat_pid=$!
-for ((i = 0; i < 100; i++)); do [[ -S $TMP/socat/wl ]] && break; sleep 0.02; done
+wait_until 2 test -S "$TMP/socat/wl" || true
 [[ -S $TMP/socat/wl ]] || not_ok "socat did not start: $(cat "$TMP/socat.err")"
 as_qemu WAYLAND_DISPLAY="$TMP/socat/wl" -- timeout 3 weston-simple-shm >"$TMP/out" 2>&1
 if grep -q 'invalid arguments for wl_shm' "$TMP/out"; then
