@@ -7,7 +7,7 @@ set -euo pipefail
 pkgs=(
   build-essential cmake pkg-config libvirt-dev libpugixml-dev libcli11-dev doctest-dev
   libacl1-dev nlohmann-json3-dev
-  acl socat python3 util-linux procps psmisc strace
+  acl socat python3 util-linux procps psmisc strace stress-ng
   libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86
   qemu-system-gui
   pipewire pipewire-bin pipewire-pulse pipewire-jack wireplumber jackd2
