@@ -5,16 +5,21 @@
 #
 #   sudo flock -o /tmp/sockhook-host.lock bench/audio_bench.sh [--build DIR] [--seconds N]
 #        [--load idle|busy|both] [--only pulseaudio|pipewire] [--json FILE]
-#        [--pulse-latencies "5 10 20"] [--pw-quanta "64 128 256"]
+#        [--rounds 3] [--pulse-latencies "5 10 20"] [--pw-quanta "64 128 256"]
 #
 # Paths, side by side in one run:
 #   direct  the owner's own client on the owner's socket (the reference)
+#   no-shm  (PulseAudio) the same with shared memory off: PulseAudio gives shared memory only
+#           to clients of its own uid, so QEMU's stream (another uid) always goes through the
+#           socket; this is the transport every other path has
 #   bind    a real `sockhook hook ... prepare/start` bind lend, client as libvirt-qemu
 #   proxy   the same with method='proxy' (the hook starts `sockhook proxy` as the owner)
 #   socat   `socat UNIX-LISTEN:...,fork,user=libvirt-qemu,mode=600 UNIX-CONNECT:...` as the
 #           guides set it up (root runs it: only root can chown the socket to libvirt-qemu)
 # Streams: PulseAudio `pacat --latency-msec` 5, 10, 20; PipeWire `pw-cat --latency` 64, 128,
-# 256 frames at 48 kHz. --seconds each (30). Once idle, once with `stress-ng --cpu 2`.
+# 256 frames at 48 kHz. --seconds each (30), played in --rounds slices (3) that take turns
+# with the other paths, so that a burst of other work on the machine hits every path alike.
+# Once idle, once with `stress-ng --cpu 2`.
 #
 # What is counted (what the servers themselves report):
 #   PulseAudio: `pacat -v` prints "Stream underrun." for every PA_COMMAND_UNDERFLOW the server
@@ -44,12 +49,14 @@ seconds=30
 json=
 load=both
 only=
+rounds=3
 pulse_latencies="5 10 20"
 pw_quanta="64 128 256"
 while (($#)); do
   case $1 in
     --build) build=$2; shift ;;
     --seconds) seconds=$2; shift ;;
+    --rounds) rounds=$2; shift ;;
     --json) json=$2; shift ;;
     --load) load=$2; shift ;;
     --only) only=$2; shift ;;
@@ -108,6 +115,7 @@ chown libvirt-qemu "$tmp/qhome"
 chown "$SH_USER" "$tmp/prof"
 install -m 644 "$repo"/plugins/*.xml "$etc/plugins/"
 
+slice=$((seconds / rounds > 0 ? seconds / rounds : 1))
 # The audio: --seconds + 5 s of low noise, 48 kHz stereo s16 (pw-cat reads WAV, pacat raw).
 python3 - "$tmp/noise" "$((seconds + 5))" <<'PY'
 import random, struct, sys, wave
@@ -201,17 +209,18 @@ as_owner=("$desktop" as-user)
 # pulse_run PATH LATENCY_MS → one JSON object
 pulse_run() {
   local path=$1 lat=$2
-  local out=$tmp/out/pulseaudio-$path-$lat-$cur_load.txt
+  local out=$tmp/out/pulseaudio-$path-$lat-$cur_load-$round.txt
   local -a run
   case $path in
     direct) run=("${as_owner[@]}") ;;
+    no-shm) run=(env SH_EXTRA_ENV="PULSE_CLIENTCONFIG=$tmp/socat/pulse-client.conf" "${as_owner[@]}") ;;
     bind | proxy) run=("${as_qemu[@]}" PULSE_SERVER="unix:${pulse_lend[$path]}/pulse-native"
       PULSE_COOKIE="${pulse_lend[$path]}/pulse-cookie" PULSE_CLIENTCONFIG="${pulse_lend[$path]}/pulse-client.conf") ;;
     socat) run=("${as_qemu[@]}" PULSE_SERVER="unix:$tmp/socat/pulse-native" PULSE_COOKIE="$tmp/socat/pulse-cookie"
       PULSE_CLIENTCONFIG="$tmp/socat/pulse-client.conf") ;;
   esac
   local rc=0
-  timeout -s INT "$seconds" "${run[@]}" pacat -v --latency-msec="$lat" --raw --rate=48000 \
+  timeout -s INT "$slice" "${run[@]}" pacat -v --latency-msec="$lat" --raw --rate=48000 \
     --channels=2 --format=s16le --stream-name="audio-bench-$path" <"$tmp/noise.raw" >"$out" 2>&1 || rc=$?
   python3 - "$out" "$path" "$lat" "$rc" <<'PY'
 import json, re, sys
@@ -249,7 +258,7 @@ pulse_setup() {
 # pw_run PATH QUANTUM → one JSON object
 pw_run() {
   local path=$1 q=$2 prof=$tmp/prof/profiler.log
-  local out=$tmp/out/pipewire-$path-$q-$cur_load.txt
+  local out=$tmp/out/pipewire-$path-$q-$cur_load-$round.txt
   local -a run
   case $path in
     direct) run=("${as_owner[@]}") ;;
@@ -263,7 +272,7 @@ pw_run() {
   local i
   for ((i = 0; i < 100; i++)); do grep -q 'Attaching' "$tmp/profiler.out" 2>/dev/null && break; sleep 0.05; done
   local rc=0
-  timeout -s INT "$seconds" "${run[@]}" pw-cat -v -p --latency="$q" \
+  timeout -s INT "$slice" "${run[@]}" pw-cat -v -p --latency="$q" \
     -P "{ node.name = audio-bench-$path }" "$tmp/noise.wav" >"$out" 2>&1 &
   local cat_pid=$!
   # timeout → setpriv/env exec → pw-cat: the stream's process is timeout's child.
@@ -359,9 +368,11 @@ if [[ -z $only || $only == pulseaudio ]]; then
     cur_load=$l
     [[ $l == busy ]] && start_load
     for lat in $pulse_latencies; do
-      for path in direct bind proxy socat; do
-        echo "audio_bench: pulseaudio $path ${lat} ms, $l" >&2
-        pulse_run "$path" "$lat" | sed "s/^{/{\"load\": \"$l\", /" >>"$results"
+      for ((round = 1; round <= rounds; round++)); do
+        for path in direct no-shm bind proxy socat; do
+          echo "audio_bench: pulseaudio $path ${lat} ms, $l, round $round/$rounds" >&2
+          pulse_run "$path" "$lat" | sed "s/^{/{\"load\": \"$l\", \"seconds\": $slice, /" >>"$results"
+        done
       done
     done
     [[ $l == busy ]] && stop_load
@@ -375,9 +386,11 @@ if [[ -z $only || $only == pipewire ]]; then
     cur_load=$l
     [[ $l == busy ]] && start_load
     for q in $pw_quanta; do
-      for path in direct bind proxy; do
-        echo "audio_bench: pipewire $path $q frames, $l" >&2
-        pw_run "$path" "$q" | sed "s/^{/{\"load\": \"$l\", /" >>"$results"
+      for ((round = 1; round <= rounds; round++)); do
+        for path in direct bind proxy; do
+          echo "audio_bench: pipewire $path $q frames, $l, round $round/$rounds" >&2
+          pw_run "$path" "$q" | sed "s/^{/{\"load\": \"$l\", \"seconds\": $slice, /" >>"$results"
+        done
       done
     done
     [[ $l == busy ]] && stop_load
@@ -386,51 +399,78 @@ fi
 elapsed=$((SECONDS - began))
 priority_note+=$proxies_seen
 
-python3 - "$results" "$json" "$seconds" "$priority_note" "$pw_socat" "$elapsed" <<'PY'
+python3 - "$results" "$json" "$((slice * rounds))" "$rounds" "$priority_note" "$pw_socat" "$elapsed" <<'PY'
 import json, sys
-res_file, out_file, seconds, prio, pw_socat, elapsed = sys.argv[1:7]
+res_file, out_file, seconds, rounds, prio, pw_socat, elapsed = sys.argv[1:8]
 rows = [json.loads(l) for l in open(res_file) if l.strip()]
-paths = ["direct", "bind", "proxy", "socat"]
-print(f"what a listener hears: {seconds} s per stream, 48 kHz stereo s16, client as libvirt-qemu "
-      f"(direct: the owner)")
+paths = ["direct", "no-shm", "bind", "proxy", "socat"]
+# The rounds of one stream add up: counts sum, latency means average, maxima take the max.
+table = {}
+for r in rows:
+    key = (r["load"], r["server"], r["buffer"], r["path"])
+    t = table.setdefault(key, {k: r[k] for k in ("load", "server", "buffer", "path")} |
+                         {"seconds": 0, "ok": True, "rounds": 0, "errors": []})
+    t["seconds"] += r["seconds"]
+    t["rounds"] += 1
+    t["ok"] &= r["ok"]
+    if r.get("error"):
+        t["errors"].append(r["error"])
+    if r["server"] == "pulseaudio":
+        t["underruns"] = t.get("underruns", 0) + r["underruns"]
+        if r["latency_mean_ms"] is not None:
+            t.setdefault("_lat", []).append(r["latency_mean_ms"])
+            t["latency_max_ms"] = max(t.get("latency_max_ms", 0), r["latency_max_ms"])
+    else:
+        for k in ("cycles", "xruns", "late_wakeups"):
+            t[k] = t.get(k, 0) + r[k]
+        if r["quantum_ms"] is not None:
+            t["quantum_ms"] = r["quantum_ms"]
+for t in table.values():
+    lat = t.pop("_lat", None)
+    if lat:
+        t["latency_mean_ms"] = round(sum(lat) / len(lat), 2)
+print(f"what a listener hears: {seconds} s per stream ({rounds} rounds, taking turns), 48 kHz "
+      f"stereo s16; client as libvirt-qemu (direct, no-shm: as the owner)")
 print(f"priority: {prio}")
+w = 17
 for load in ["idle", "busy"]:
-    sel = [r for r in rows if r["load"] == load]
+    sel = [t for t in table.values() if t["load"] == load]
     if not sel:
         continue
-    title = "idle machine" if load == "idle" else "both cores busy (stress-ng --cpu 2)"
     print()
-    print(f"{title}")
-    print(f"{'server':12}{'buffer':11}" + "".join(f"{p:>22}" for p in paths))
+    print("idle machine" if load == "idle" else "both cores busy (stress-ng --cpu 2)")
+    print(f"{'server':11}{'buffer':11}" + "".join(f"{p:>{w}}" for p in paths))
     for server in ["pulseaudio", "pipewire"]:
         bufs = []
-        for r in sel:
-            if r["server"] == server and r["buffer"] not in bufs:
-                bufs.append(r["buffer"])
+        for t in sel:
+            if t["server"] == server and t["buffer"] not in bufs:
+                bufs.append(t["buffer"])
         for b in bufs:
             cells = []
             for p in paths:
-                r = next((r for r in sel if r["server"] == server and r["buffer"] == b and r["path"] == p), None)
-                if r is None:
-                    cells.append("cannot pass fds" if server == "pipewire" and p == "socat" else "-")
-                elif not r["ok"]:
+                t = table.get((load, server, b, p))
+                if t is None:
+                    cells.append("no fds" if server == "pipewire" and p == "socat" else "-")
+                elif not t["ok"]:
                     cells.append("failed")
                 elif server == "pulseaudio":
-                    cells.append(f"{r['underruns']} u, {r['latency_mean_ms']:.1f}/{r['latency_max_ms']:.1f} ms")
+                    cells.append(f"{t['underruns']} u {t['latency_mean_ms']:.1f}/{t['latency_max_ms']:.1f}")
                 else:
-                    cells.append(f"{r['xruns']} x {r['late_wakeups']} l, {r['quantum_ms']:.2f} ms")
-            print(f"{server:12}{b:11}" + "".join(f"{c:>22}" for c in cells))
+                    cells.append(f"{t['xruns']} x {t['late_wakeups']} l {t['quantum_ms']:.2f}")
+            print(f"{server:11}{b:11}" + "".join(f"{c:>{w}}" for c in cells))
 print()
-print("pulseaudio: u = underruns (server's underflow events, pacat -v), latency mean/max that pacat reports")
-print("pipewire:   x = cycles the stream's node missed (profiler status not finished), l = driver")
-print("            wake-ups > 1.3 quanta late, then the quantum the graph ran at")
+print("pulseaudio: u = underruns: the server's underflow events (pacat -v \"Stream underrun.\"),")
+print("            then the latency pacat reports, mean/max ms")
+print("pipewire:   x = cycles the stream's node missed (server profiler: not finished at the end")
+print("            of the cycle), l = driver wake-ups > 1.3 quanta late, then the quantum, ms")
 if pw_socat:
-    print(f"pipewire through socat: {pw_socat}")
+    print(f"pipewire through socat (\"no fds\": it cannot pass descriptors): {pw_socat}")
 print(f"run time {elapsed} s")
-failed = [r for r in rows if not r["ok"]]
-for r in failed:
-    print(f"failed: {r['server']} {r['path']} {r['buffer']} {r['load']}: {r.get('error')}")
+for t in table.values():
+    if not t["ok"]:
+        print(f"failed: {t['server']} {t['path']} {t['buffer']} {t['load']}: {t['errors'][:1]}")
 if out_file:
-    json.dump({"seconds": int(seconds), "priority": prio, "pipewire_socat_error": pw_socat,
-               "run_time_s": int(elapsed), "results": rows}, open(out_file, "w"), indent=2)
+    json.dump({"seconds": int(seconds), "rounds": int(rounds), "priority": prio,
+               "pipewire_socat_error": pw_socat, "run_time_s": int(elapsed),
+               "table": list(table.values()), "rounds_raw": rows}, open(out_file, "w"), indent=2)
 PY
