@@ -291,6 +291,10 @@ pw_run() {
   python3 - "$prof" "$out" "$path" "$q" "$rc" <<'PY'
 import json, re, sys
 prof, out, path, q = sys.argv[1:5]
+text = open(out, errors="replace").read()
+# Our stream's node, as pw-cat -v names it; the profiler lists every follower of the driver.
+node = re.search(r"stream node (\d+)", text)
+node = node.group(1) if node else None
 cycles = xruns = late = 0
 periods = []
 try:
@@ -299,18 +303,19 @@ except OSError:
     rows = []
 for row in rows:
     c = row.split("\t")
-    # 4 driver columns (wake-up interval, end, delay, period), then 8 per follower:
-    # id, signal, awake, finish, scheduling, duration, status, 0. One stream: one follower.
-    if len(c) < 11 or not c[4].strip():
+    # 4 driver columns (wake-up interval, end, delay, period), then 8 per follower slot:
+    # id, signal, awake, finish, scheduling, duration, status, 0 (blank while not running).
+    slots = [c[i:i + 8] for i in range(4, len(c) - 7, 8)]
+    ours = [s for s in slots if s[0].strip() and (node is None or s[0].strip() == node)]
+    if not ours:
         continue
     cycles += 1
     d1, period = float(c[0]), float(c[3])
     periods.append(period)
-    if c[10].strip() != "3":          # 3 = finished
+    if ours[0][6].strip() != "3":     # 3 = finished
         xruns += 1
     if d1 > 1.3 * period:
         late += 1
-text = open(out, errors="replace").read()
 err = [l for l in text.splitlines() if re.search(r"error|failed|refused", l, re.I)]
 period = sorted(periods)[len(periods) // 2] / 1000 if periods else None
 print(json.dumps({"server": "pipewire", "path": path, "buffer": f"{q} frames",
