@@ -462,6 +462,7 @@ for load in ["idle", "busy"]:
         for t in sel:
             if t["server"] == server and t["buffer"] not in bufs:
                 bufs.append(t["buffer"])
+        bufs.sort(key=lambda b: int(b.split()[0]))
         for b in bufs:
             cells = []
             for p in paths:
