@@ -4,6 +4,7 @@
 #include <grp.h>
 #include <linux/capability.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
@@ -57,6 +58,9 @@ constexpr int kConnectTimeoutMs = 500;
 /// After EMFILE and friends, accepting pauses this long instead of spinning.
 constexpr auto kAcceptPause = std::chrono::milliseconds(100);
 constexpr int kStopTimeoutMs = 2000;
+/// The proxy's realtime priority and rtkit's CPU budget for it; see give_audio_priority.
+constexpr int kRealtimePriority = 1;
+constexpr rlim_t kRealtimeBudgetUs = 200'000;
 constexpr int kKillTimeoutMs = 1000;
 
 /// Fixed-size byte buffers, recycled so that relaying does not allocate per message.
@@ -688,6 +692,31 @@ constexpr const char* kChildSteps[] = {
     "cannot exec",
 };
 
+/// A PulseAudio lend puts the proxy in the middle of the audio: every chunk QEMU plays and
+/// every request for more crosses it, one wake-up each way. As an ordinary process on a busy
+/// CPU each wake-up can wait a whole scheduler slice, and small-buffer streams underran
+/// through the proxy where the owner's own client, or a bind lend, did not
+/// (bench/audio_bench.sh). A desktop gives its audio threads realtime priority through rtkit;
+/// the proxy asks no one, so the hook, still root here, gives it what rtkit would:
+/// SCHED_RR at priority 1, below the servers' own audio threads (PulseAudio asks for 5,
+/// PipeWire for 20), reset on fork; and rtkit's safety net, RLIMIT_RTTIME: after 200 ms of CPU
+/// without blocking the kernel sends SIGXCPU and the proxy drops back to SCHED_OTHER (see
+/// run_proxy); the hard limit kills it if even that failed. Best effort: a kernel or
+/// container that refuses realtime leaves it an ordinary process, which still works.
+void give_audio_priority() {
+  const rlimit budget{kRealtimeBudgetUs, 2 * kRealtimeBudgetUs};
+  if (setrlimit(RLIMIT_RTTIME, &budget) < 0) return;  // no safety net, no realtime
+  const sched_param param{.sched_priority = kRealtimePriority};
+  sched_setscheduler(0, SCHED_RR | SCHED_RESET_ON_FORK, &param);
+}
+
+/// SIGXCPU: the proxy used its realtime budget without blocking; it goes on as an ordinary
+/// process (allowed without privilege; the reset-on-fork flag must stay). A system call only.
+void leave_realtime(int) {
+  const sched_param param{.sched_priority = 0};
+  sched_setscheduler(0, SCHED_OTHER | SCHED_RESET_ON_FORK, &param);
+}
+
 [[noreturn]] void child_fail(int pipe_fd, int step) {
   const ChildFailure failure{step, errno};
   (void)!write(pipe_fd, &failure, sizeof failure);
@@ -698,7 +727,8 @@ constexpr const char* kChildSteps[] = {
 
 int run_proxy_until(Fd listen_fd, const ProxyOptions& options, int stop_fd) {
   openlog("sockhook", LOG_PID | LOG_NDELAY, LOG_DAEMON);
-  signal(SIGPIPE, SIG_IGN);  // every send uses MSG_NOSIGNAL; this is a second guard
+  signal(SIGPIPE, SIG_IGN);         // every send uses MSG_NOSIGNAL; this is a second guard
+  signal(SIGXCPU, leave_realtime);  // the realtime budget is spent; see give_audio_priority
   raise_fd_limit();
   Relay relay(std::move(listen_fd), options, stop_fd);
   return relay.run();
@@ -779,6 +809,7 @@ ProxyProcess spawn_proxy(const std::string& exe, Fd listen_fd, const ProxyOption
     // Its own session: no controlling terminal, and not in libvirtd's process group, so a
     // signal to the hook's group does not reach the proxy. "/" pins no mount.
     if (setsid() < 0 || chdir("/") < 0) child_fail(report, 1);
+    give_audio_priority();
     // Drop root, groups first (changing groups needs root). After this the proxy holds
     // exactly the owner's identity: it can reach the owner's socket and nothing the owner
     // could not reach.

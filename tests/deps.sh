@@ -9,7 +9,7 @@ set -euo pipefail
 pkgs=(
   build-essential cmake pkg-config libvirt-dev libpugixml-dev libcli11-dev doctest-dev
   libacl1-dev nlohmann-json3-dev scdoc man-db bash-completion
-  acl socat python3 util-linux procps psmisc strace
+  acl socat python3 util-linux procps psmisc strace stress-ng
   libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86
   qemu-system-gui apparmor
   pipewire pipewire-bin pipewire-pulse pipewire-jack wireplumber jackd2
