@@ -106,8 +106,11 @@ TEST_CASE("Each shipped plugin parses") {
     auto p = parse_plugin(read_text(repo_plugins() / "wayland.xml"), false, "x");
     CHECK(p.name == "wayland");
     CHECK(p.socket_path == "wayland-0");
-    REQUIRE(p.env.size() == 1);
+    CHECK(p.graphics == "sdl");
+    REQUIRE(p.env.size() == 3);
     CHECK(p.env[0].value == "{target}");
+    CHECK(p.env[1].name == "SDL_VIDEODRIVER");
+    CHECK(p.env[2].name == "SDL_RENDER_DRIVER");
   }
 }
 
@@ -186,6 +189,8 @@ TEST_CASE("Invalid plugins are refused with a one-line reason") {
       {"<plugin name='p'><socket target='t'/></plugin>", "<socket> lacks attribute 'path'"},
       {"<plugin name='p'><socket path='s'/></plugin>", "<socket> lacks attribute 'target'"},
       {"<plug name='p'/>", "the root element is not <plugin>"},
+      {"<plugin name='p' graphics='sdl/../x'><socket path='s' target='t'/></plugin>",
+       "graphics='sdl/../x' is not a libvirt graphics type (sdl, vnc, ...)"},
   };
   for (const auto& c : cases) {
     CAPTURE(c.xml);
