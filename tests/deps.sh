@@ -11,7 +11,7 @@ pkgs=(
   libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86
   qemu-system-gui
   pipewire pipewire-bin pipewire-pulse pipewire-jack wireplumber jackd2
-  pulseaudio pulseaudio-utils weston dbus
+  pulseaudio pulseaudio-utils weston xvfb dbus
   clang libclang-rt-14-dev clang-format
 )
 

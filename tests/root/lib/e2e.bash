@@ -190,7 +190,7 @@ snapshot() {
     echo "## stat $SH_RUNTIME"
     find "$SH_RUNTIME" -xdev -printf '%p %y %m %U %G %i\n' 2>/dev/null | sort
     echo "## stat cookie"
-    stat -c '%n %F %a %u %g %i %s' "$SH_PULSE_COOKIE" 2>/dev/null
+    stat -c '%n %F %a %u %g %i %s' "$SH_PULSE_COOKIE" 2>/dev/null || echo "no $SH_PULSE_COOKIE"
     echo "## /run/sockhook"
     # The state directory and its per-domain lock files are the hook's furniture; journals
     # and lend directories must go.
