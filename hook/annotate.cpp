@@ -520,6 +520,9 @@ class Annotator {
     g.append_attribute("type") = type.c_str();
     ed_.record(socket, "graphics").append_attribute("graphics-type") = type.c_str();
     note("added <graphics type='" + type + "'/>: QEMU opens its own display window");
+    if (attr_is(socket, "required", "no"))
+      note("required='no' does not make the display optional: QEMU's " + type +
+           " display, and so the VM, does not start while the compositor is away");
     bool has_video = false;
     for (auto v : devices.children("video"))
       has_video |= !attr_is(v.child("model"), "type", "none");

@@ -307,6 +307,13 @@ TEST_CASE("Wayland gets QEMU's SDL display and the environment SDL needs on Wayl
     CHECK(contains(r.xml, "<graphics type='sdl'/>"));
     CHECK(f.remove(r.xml).xml == xml);
   }
+  SUBCASE("an optional lend: annotate says the display is not optional") {
+    f.req.required = false;
+    auto r = f.add(libvirt_domain());
+    bool said = false;
+    for (const auto& n : r.notes) said |= contains(n, "does not make the display optional");
+    CHECK(said);
+  }
   SUBCASE("a domain without a video device: annotate says so") {
     auto r = f.add(libvirt_domain());
     bool said = false;
