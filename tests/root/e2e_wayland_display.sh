@@ -141,8 +141,7 @@ say "negative: the annotated domain without the hook"
 annotate "$D" --plugin wayland --owner "$SH_USER" --method bind >/dev/null
 BEFORE=$(mktemp)
 snapshot >"$BEFORE"
-mv "$HOOK" "$BACKUP/hook-under-test"
-"$LIBVIRT" reload
+without_hook
 if start "$D"; then
     not_ok "without the lend virsh start must fail (QEMU's SDL display has no Wayland)"
     check "and at least it has no window" no_qemu_window
@@ -158,15 +157,11 @@ if screenshot "$SHOT"; then
 else
     not_ok "weston-screenshooter after the negative"
 fi
-mv "$BACKUP/hook-under-test" "$HOOK"
-"$LIBVIRT" reload
+with_hook
 check "the host is byte-identical after the negative" same_as_before "$BEFORE"
 
-say "annotate --remove"
-annotate "$D" --plugin wayland --remove >/dev/null
-check "annotate --remove restores the persistent definition exactly (graphics gone)" \
-    diff <(printf '%s\n' "$ORIGINAL") <(virsh_ dumpxml --inactive "$D")
-check "annotate --remove revokes the allowance" bash -c "! grep -q -i $UD $ETC/policy.conf"
+say "annotate --remove (the <graphics> goes with it)"
+check_remove "$D" wayland "$ORIGINAL"
 rm -f "$BEFORE" "$SHOT"
 
 e2e_finish

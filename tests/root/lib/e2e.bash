@@ -235,3 +235,19 @@ in_qemu_ns() { local pid; pid=$(qemu_pid "$1"); shift; nsenter -t "$pid" -m "$@"
 annotate() { local d=$1; shift; "$SOCKHOOK" annotate "$d" "$@" 2>&1; }
 
 policy_has() { grep -q -i "$1" "$ETC/policy.conf"; }
+
+# without_hook / with_hook : take the installed hook away (libvirt then lends nothing) and
+# put it back; libvirt looks hooks up again on SIGHUP.
+without_hook() { mv "$HOOK" "$BACKUP/hook-under-test"; "$LIBVIRT" reload; }
+with_hook() { mv "$BACKUP/hook-under-test" "$HOOK"; "$LIBVIRT" reload; }
+
+# check_remove NAME PLUGIN ORIGINAL_XML : annotate --remove gives the persistent definition
+# back exactly and revokes the allowance.
+check_remove() {
+    local name=$1 plugin=$2 original=$3 uuid
+    uuid=$(uuid_of "$name")
+    annotate "$name" --plugin "$plugin" --remove >/dev/null
+    check "annotate --remove restores the persistent definition exactly" \
+        diff <(printf '%s\n' "$original") <(virsh_ dumpxml --inactive "$name")
+    check "annotate --remove revokes the allowance" bash -c "! grep -q -i $uuid $ETC/policy.conf"
+}
