@@ -1,14 +1,16 @@
 #!/usr/bin/env python3
 """png_stats.py FILE.png 0xAARRGGBB - what a screenshot shows, in numbers.
 
-Prints one line: "WIDTH HEIGHT DISTINCT_COLOURS BACKGROUND_PIXELS" where BACKGROUND_PIXELS
-counts the pixels of exactly the given colour (its RGB; alpha is ignored). Reads the 8-bit
+Prints one line: "WIDTH HEIGHT DISTINCT_COLOURS BACKGROUND_PIXELS OTHER_PIXELS":
+BACKGROUND_PIXELS counts the pixels of exactly the given colour (its RGB; alpha is ignored),
+OTHER_PIXELS those that differ from the most common colour (e.g. text on a black screen). Reads the 8-bit
 RGB and RGBA PNGs that weston-screenshooter (cairo) writes, with the standard library only
 (zlib), so the tests need no imaging package. Exits 1 with a reason for anything else.
 """
 import struct
 import sys
 import zlib
+from collections import Counter
 
 
 def fail(why):
@@ -74,13 +76,11 @@ def main():
     background = int(sys.argv[2], 16) & 0xFFFFFF
     bg = bytes([(background >> 16) & 0xFF, (background >> 8) & 0xFF, background & 0xFF])
     width, height, bpp, rows = read_png(sys.argv[1])
-    colours, on_background = set(), 0
+    colours = Counter()
     for line in rows:
-        for x in range(0, width * bpp, bpp):
-            rgb = line[x:x + 3]
-            colours.add(rgb)
-            on_background += rgb == bg
-    print(width, height, len(colours), on_background)
+        colours.update(line[x:x + 3] for x in range(0, width * bpp, bpp))
+    dominant = colours.most_common(1)[0][1] if colours else 0
+    print(width, height, len(colours), colours[bg], width * height - dominant)
 
 
 main()
