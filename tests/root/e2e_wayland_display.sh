@@ -169,4 +169,4 @@ say "annotate --remove (the <graphics> goes with it)"
 check_remove "$D" wayland "$ORIGINAL"
 rm -f "$BEFORE" "$SHOT"
 
-e2e_finish
+e2e_finish || exit 1  # (not the ERR trap: the summary says what failed)
