@@ -292,7 +292,10 @@ start_weston() {
 # wayland-0. --debug lets the user's own weston-debug (scene-graph) and weston-screenshooter
 # in; the config gives kiosk-shell a background colour of its own (WESTON_BACKGROUND).
 start_weston_seat() {
-    alive weston && return 0
+    if alive weston; then
+        alive xvfb && return 0
+        die "weston runs on the headless backend (no seat); stop it first"
+    fi
     command -v Xvfb >/dev/null || die "weston-seat needs Xvfb (package xvfb)"
     local rt; rt=$(runtime_dir)
     local size=${SH_WESTON_SIZE:-640x480}
