@@ -37,6 +37,7 @@ namespace {
 //                     attribute="serverName"/>                      (old="..." if replaced)
 //     <sockhook:added kind="audio" audio-id="1" audio-type="pulseaudio"/>  (old-type="none"
 //                                                  if an <audio type='none'> was retyped)
+//     <sockhook:added kind="graphics" graphics-type="sdl"/>   QEMU's own display window
 //   <sockhook:added kind="qemu-commandline"/>      domain-wide, removed when nothing uses
 //   <sockhook:added kind="qemu-namespace"/>        them any more (children of <sockets>)
 //   <sockhook:added kind="sound" model="ich9"/>
@@ -405,6 +406,7 @@ class Annotator {
   void apply(pugi::xml_node socket, const Plugin& plugin, const Needs& needs) {
     auto version = ed_.ctx().libvirt_version;
     if (!plugin.audio_backend.empty()) ensure_audio(socket, plugin.audio_backend);
+    if (!plugin.graphics.empty()) ensure_graphics(socket, plugin.graphics);
     for (const auto& need : needs.env) {
       const PluginAudioAttr* native = nullptr;
       for (const auto& alt : plugin.audio)
@@ -483,6 +485,32 @@ class Annotator {
       note("the domain has other <audio> backends: make its <sound> use this one with <audio id='" +
            id + "'/>");
     return audio;
+  }
+
+  /// A <graphics type=...> for QEMU's own display (e.g. SDL on the owner's Wayland), unless
+  /// the domain has one of that type. libvirt lists graphics before sound, audio and video.
+  void ensure_graphics(pugi::xml_node socket, const std::string& type) {
+    auto devices = ed_.devices();
+    if (!devices)
+      throw Error(name(socket) + ": cannot add <graphics>: the domain has no <devices>");
+    for (auto g : devices.children("graphics"))
+      if (attr_is(g, "type", type)) return;
+    pugi::xml_node before;
+    for (const char* n : {"sound", "audio", "video"})
+      if (!before) before = devices.child(n);
+    auto g =
+        before ? insert_before(devices, before, "graphics") : append_element(devices, "graphics");
+    g.append_attribute("type") = type.c_str();
+    ed_.record(socket, "graphics").append_attribute("graphics-type") = type.c_str();
+    note("added <graphics type='" + type + "'/>: QEMU opens its own display window");
+    if (attr_is(socket, "required", "no"))
+      note("required='no' does not make the display optional: QEMU's " + type +
+           " display, and so the VM, does not start while the compositor is away");
+    bool has_video = false;
+    for (auto v : devices.children("video"))
+      has_video |= !attr_is(v.child("model"), "type", "none");
+    if (!has_video)
+      note("the domain has no video device: libvirt adds a default one, or give it <video>");
   }
 
   void set_audio_attribute(pugi::xml_node socket, pugi::xml_node audio, const std::string& type,
@@ -602,6 +630,12 @@ class Annotator {
       }
       if (attr_is(r, "created-child", "yes") && !target.first_attribute() && !has_elements(target))
         remove_element(target);
+    } else if (kind == "graphics") {
+      // The last one of its type: libvirt keeps the order, and ours was the only one.
+      pugi::xml_node last;
+      for (auto g : ed_.devices().children("graphics"))
+        if (attr_is(g, "type", r.attribute("graphics-type").value())) last = g;
+      if (last) remove_element(last);
     } else if (kind == "audio") {
       std::string id = r.attribute("audio-id").value();
       auto audio = ed_.find_audio(id, r.attribute("audio-type").value());

@@ -110,6 +110,10 @@ Plugin parse_plugin(std::string_view xml, bool admin, const std::string& file) {
   p.name = require_attr(root, "name");
   p.summary = root.attribute("summary").as_string();
   p.audio_backend = root.attribute("audio").as_string();
+  p.graphics = root.attribute("graphics").as_string();
+  if (!std::all_of(p.graphics.begin(), p.graphics.end(),
+                   [](char c) { return c >= 'a' && c <= 'z'; }))
+    throw Error("graphics='" + p.graphics + "' is not a libvirt graphics type (sdl, vnc, ...)");
   std::set<std::string> targets;
   // Only check that variables are known; the values come at plan time.
   Variables probe{"r", "h", "u", "0", "l", "t", "f"};

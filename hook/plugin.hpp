@@ -49,6 +49,9 @@ struct Plugin {
   /// <plugin audio="jack">: the plugin exists to carry QEMU's audio through this libvirt
   /// <audio type>; `annotate` adds that backend (and a sound card) when the domain lacks it.
   std::string audio_backend;
+  /// <plugin graphics="sdl">: the plugin carries QEMU's own display; `annotate` adds a
+  /// <graphics type=...> of that type when the domain has none.
+  std::string graphics;
 };
 
 /// Values for {variable} expansion.

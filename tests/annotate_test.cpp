@@ -283,6 +283,51 @@ TEST_CASE("JACK gets an <audio type='jack'> backend and its environment through 
   check_plans_clean_and_undoes(f, r, xml);
 }
 
+TEST_CASE("Wayland gets QEMU's SDL display and the environment SDL needs on Wayland") {
+  Fixture f("wayland");
+  const std::string lend = std::string("/run/sockhook/libvirt-") + kUuid;
+  SUBCASE("a domain without graphics gets <graphics type='sdl'/> before its sound card") {
+    auto xml =
+        libvirt_domain("", kSoundNone + "    <video>\n      <model type='vga'/>\n    </video>\n");
+    auto r = f.add(xml);
+    CHECK(contains(r.xml, "    <graphics type='sdl'/>\n    <sound model='ich9'>"));
+    CHECK(contains(r.xml, "<qemu:env name='WAYLAND_DISPLAY' value='" + lend + "/wayland-0'/>"));
+    CHECK(contains(r.xml, "<qemu:env name='SDL_VIDEODRIVER' value='wayland'/>"));
+    CHECK(contains(r.xml, "<qemu:env name='SDL_RENDER_DRIVER' value='software'/>"));
+    CHECK(contains(r.xml, "<sockhook:added kind='graphics' graphics-type='sdl'/>"));
+    CHECK(plan_for(r.xml, {&f.plugin}).sockets[0].warnings.empty());
+    CHECK(f.remove(r.xml).xml == xml);
+  }
+  SUBCASE("an SDL display the domain has already is kept, also at removal") {
+    auto xml = libvirt_domain("", "    <graphics type='sdl' display=':0'/>\n");
+    auto r = f.add(xml);
+    CHECK(contains(r.xml, "<graphics type='sdl' display=':0'/>"));
+    CHECK_FALSE(contains(r.xml, "kind='graphics'"));
+    auto back = f.remove(r.xml);
+    CHECK(back.xml == xml);
+  }
+  SUBCASE("a VNC display stays next to the new SDL one") {
+    auto xml = libvirt_domain("", "    <graphics type='vnc' port='-1'/>\n");
+    auto r = f.add(xml);
+    CHECK(contains(r.xml, "<graphics type='vnc' port='-1'/>"));
+    CHECK(contains(r.xml, "<graphics type='sdl'/>"));
+    CHECK(f.remove(r.xml).xml == xml);
+  }
+  SUBCASE("an optional lend: annotate says the display is not optional") {
+    f.req.required = false;
+    auto r = f.add(libvirt_domain());
+    bool said = false;
+    for (const auto& n : r.notes) said |= contains(n, "does not make the display optional");
+    CHECK(said);
+  }
+  SUBCASE("a domain without a video device: annotate says so") {
+    auto r = f.add(libvirt_domain());
+    bool said = false;
+    for (const auto& n : r.notes) said |= contains(n, "no video device");
+    CHECK(said);
+  }
+}
+
 TEST_CASE("Two sockets come out in either order and leave the original") {
   Fixture pulse("pulseaudio");
   Fixture wayland("wayland");

@@ -13,7 +13,7 @@ pkgs=(
   libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86
   qemu-system-gui apparmor
   pipewire pipewire-bin pipewire-pulse pipewire-jack wireplumber jackd2
-  pulseaudio pulseaudio-utils weston dbus
+  pulseaudio pulseaudio-utils weston xvfb dbus
   clang libclang-rt-14-dev clang-format
 )
 

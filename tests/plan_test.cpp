@@ -180,8 +180,9 @@ TEST_CASE("wait= and a numeric owner reach the plan") {
   CHECK(s.owner.name == "alice");
   CHECK(std::get<VerifySource>(s.steps.at(0)).wait_seconds == 12);
   CHECK(s.source == "/run/user/1000/wayland-0");
-  REQUIRE(s.env.size() == 1);
+  REQUIRE(s.env.size() == 3);
   CHECK(s.env[0].value == kLend + "/wayland-0");
+  CHECK(s.env[1].value == "wayland");
 }
 
 TEST_CASE("A proxy lend plans one StartProxy step") {

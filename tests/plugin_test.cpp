@@ -75,8 +75,11 @@ TEST_CASE("Each shipped plugin parses") {
     CHECK(p.env[1].name == "LD_LIBRARY_PATH");
   }
   SUBCASE("wayland") {
-    auto p = shipped("wayland", "wayland-0", 1);
+    auto p = shipped("wayland", "wayland-0", 3);
+    CHECK(p.graphics == "sdl");
     CHECK(p.env[0].value == "{target}");
+    CHECK(p.env[1].name == "SDL_VIDEODRIVER");
+    CHECK(p.env[2].name == "SDL_RENDER_DRIVER");
   }
 }
 
@@ -155,6 +158,8 @@ TEST_CASE("Invalid plugins are refused with a one-line reason") {
       {"<plugin name='p'><socket target='t'/></plugin>", "<socket> lacks attribute 'path'"},
       {"<plugin name='p'><socket path='s'/></plugin>", "<socket> lacks attribute 'target'"},
       {"<plug name='p'/>", "the root element is not <plugin>"},
+      {"<plugin name='p' graphics='sdl/../x'><socket path='s' target='t'/></plugin>",
+       "graphics='sdl/../x' is not a libvirt graphics type (sdl, vnc, ...)"},
   };
   for (const auto& c : cases) {
     CAPTURE(c.xml);

@@ -9,6 +9,7 @@
 # Usage (as root):
 #   desktop.sh user                   create shtest + shother, mount /run/user/<uid>
 #   desktop.sh start NAME...          NAME: dbus pipewire pipewire-pulse pulseaudio weston
+#                                           weston-seat (weston with a seat, see start_weston_seat)
 #   desktop.sh stop [NAME...|all]     stop servers (default: all)
 #   desktop.sh status                 which servers are running
 #   desktop.sh teardown [--users]     stop all, unmount the runtime dir (and userdel)
@@ -18,7 +19,8 @@
 #   desktop.sh make-wav FILE          write a 0.5 s 48 kHz stereo WAV (for pw-cat/paplay)
 #
 # Overridable: SH_USER (shtest), SH_OTHER (shother), SH_STATE (/run/sockhook-test),
-#              SH_TIMEOUT (seconds for each bounded wait, default 10).
+#              SH_TIMEOUT (seconds for each bounded wait, default 10),
+#              SH_WESTON_SIZE (weston-seat's output, default 640x480).
 set -euo pipefail
 
 SH_USER=${SH_USER:-shtest}
@@ -29,7 +31,10 @@ SH_STATE=${SH_STATE:-/run/sockhook-test}
 SH_TIMEOUT=${SH_TIMEOUT:-10}
 # Every server we manage, in the order "stop all" tears them down (clients of the
 # session bus first, the bus last).
-ALL_SERVERS=(weston pulseaudio pipewire-pulse wireplumber pipewire dbus)
+ALL_SERVERS=(weston xvfb pulseaudio pipewire-pulse wireplumber pipewire dbus)
+# weston-seat's background: a colour no client here draws, so that a screenshot tells the
+# compositor's own background from a window (0xAARRGGBB, as weston.ini writes it).
+WESTON_BACKGROUND=0xff336699
 
 ENV_NAME=desktop.sh
 WAIT_TIMEOUT=$SH_TIMEOUT
@@ -248,6 +253,41 @@ start_weston() {
     wayland_client_ok || { log "weston-simple-shm did not run"; cat "$(logfile weston)" >&2; return 1; }
 }
 
+# weston-seat: weston with a seat. The headless backend has none (no keyboard, no pointer):
+# simple-shm does not mind, but QEMU's SDL display (SDL 2.26) crashes and GTK's gives up
+# without one, and a real desktop always has one. So weston runs its x11 backend on an Xvfb
+# of its own: Xvfb is only weston's output and input device, clients still talk Wayland to
+# wayland-0. --debug lets the user's own weston-debug (scene-graph) and weston-screenshooter
+# in; the config gives kiosk-shell a background colour of its own (WESTON_BACKGROUND).
+start_weston_seat() {
+    if alive weston; then
+        alive xvfb && return 0
+        die "weston runs on the headless backend (no seat); stop it first"
+    fi
+    command -v Xvfb >/dev/null || die "weston-seat needs Xvfb (package xvfb)"
+    local rt; rt=$(runtime_dir)
+    local size=${SH_WESTON_SIZE:-640x480}
+    [[ $size =~ ^([0-9]+)x([0-9]+)$ ]] || die "SH_WESTON_SIZE '$size' is not WIDTHxHEIGHT"
+    local width=${BASH_REMATCH[1]} height=${BASH_REMATCH[2]}
+    # What systemd-tmpfiles (x11.conf) makes at boot; Xvfb as a user cannot make it right.
+    [[ -d /tmp/.X11-unix ]] || install -d -m 1777 /tmp/.X11-unix
+    if ! alive xvfb; then
+        # -displayfd 1: Xvfb picks a free display and writes its number to the log once it
+        # accepts clients; no TCP.
+        spawn xvfb Xvfb -displayfd 1 -screen 0 "${size}x24" -nolisten tcp
+        wait_for "Xvfb display number" grep -qx '[0-9]\+' "$(logfile xvfb)" || { cat "$(logfile xvfb)" >&2; return 1; }
+    fi
+    local display; display=$(grep -x '[0-9]\+' "$(logfile xvfb)" | head -1)
+    printf '[core]\nidle-time=0\n[shell]\nbackground-color=%s\n' "$WESTON_BACKGROUND" |
+        install -m 0600 -o "$SH_USER" /dev/stdin "$rt/.sockhook-weston.ini"
+    rm -f "$rt/wayland-0" "$rt/wayland-0.lock"
+    SH_EXTRA_ENV="DISPLAY=:$display" spawn weston weston --backend=x11-backend.so --use-pixman \
+        --width="$width" --height="$height" --shell=kiosk-shell.so \
+        --socket=wayland-0 --idle-time=0 --debug --config="$rt/.sockhook-weston.ini"
+    wait_for "weston wayland-0 socket" test -S "$rt/wayland-0" || { cat "$(logfile weston)" >&2; return 1; }
+    wayland_client_ok || { log "weston-simple-shm did not run"; cat "$(logfile weston)" >&2; return 1; }
+}
+
 cmd_start() {
     need_root; need_user
     (($#)) || die "start what? (dbus pipewire pipewire-pulse pulseaudio weston)"
@@ -259,6 +299,7 @@ cmd_start() {
             pipewire-pulse) start_pipewire_pulse ;;
             pulseaudio) start_pulseaudio ;;
             weston) start_weston ;;
+            weston-seat) start_weston_seat ;;
             *) die "unknown server '$n'" ;;
         esac
     done
@@ -276,6 +317,7 @@ cmd_stop() {
             # they are useless (and would spin reconnecting) without it.
             pipewire) stop_one pipewire-pulse; stop_one wireplumber; stop_one pipewire ;;
             dbus | wireplumber | pipewire-pulse | pulseaudio | weston) stop_one "$n" ;;
+            weston-seat | xvfb) stop_one weston; stop_one xvfb ;;
             *) die "unknown server '$n'" ;;
         esac
     done
@@ -341,6 +383,7 @@ cmd_env() {
     printf 'export SH_PULSE_SOCKET=%q\n' "$rt/pulse/native"
     printf 'export SH_PULSE_COOKIE=%q\n' "$(home_of "$SH_USER")/.config/pulse/cookie"
     printf 'export SH_WAYLAND_SOCKET=%q\n' "$rt/wayland-0"
+    printf 'export SH_WESTON_BACKGROUND=%q\n' "$WESTON_BACKGROUND"
     printf 'export SH_OTHER=%q\n' "$SH_OTHER"
     printf 'export SH_OTHER_UID=%q\n' "$(uid_of "$SH_OTHER")"
     printf 'export SH_STATE=%q\n' "$SH_STATE"
