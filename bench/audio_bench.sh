@@ -38,8 +38,12 @@
 # processes that ask for high priority get nice -11. Who asks: PulseAudio's sink thread
 # (realtime-priority 5) and main thread (nice -11); PipeWire's data thread (88, capped to 20)
 # and main thread (nice -11); pw-cat's data thread (libpipewire's module-rt: 83 → 20) and
-# main thread (nice -11). pacat, sockhook's proxy and socat ask for nothing (libpulse clients
-# do not use rtkit), so they stay SCHED_OTHER nice 0, like QEMU's audio thread.
+# main thread (nice -11). pacat and socat ask for nothing (libpulse clients do not use
+# rtkit), so they stay SCHED_OTHER nice 0, like QEMU's audio thread. The proxy runs as the
+# hook started it (SCHED_RR 1, see hook/proxy.cpp); the table says what it found.
+#
+# AUDIO_BENCH_PROXY_SCHED=other demotes the proxy to SCHED_OTHER first (to compare);
+# AUDIO_BENCH_KEEP=1 keeps every client's output and profiler log in the temporary directory.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 repo=$PWD
