@@ -190,7 +190,8 @@ snapshot() {
     echo "## stat $SH_RUNTIME"
     find "$SH_RUNTIME" -xdev -printf '%p %y %m %U %G %i\n' 2>/dev/null | sort
     echo "## stat cookie"
-    stat -c '%n %F %a %u %g %i %s' "$SH_PULSE_COOKIE" 2>/dev/null
+    # No cookie until a PulseAudio server has run once (a fresh machine, a fresh root).
+    stat -c '%n %F %a %u %g %i %s' "$SH_PULSE_COOKIE" 2>/dev/null || echo "no cookie"
     echo "## /run/sockhook"
     # The state directory and its per-domain lock files are the hook's furniture; journals
     # and lend directories must go.
@@ -228,8 +229,9 @@ pipewire_has_qemu() {
 
 no_pipewire_qemu() { ! pipewire_has_qemu; }
 
-# in_qemu_ns NAME CMD... : run CMD in QEMU's mount namespace.
-in_qemu_ns() { local pid; pid=$(qemu_pid "$1"); shift; nsenter -t "$pid" -m "$@"; }
+# in_qemu_ns NAME CMD... : run CMD in QEMU's mount namespace, below QEMU's root directory
+# (-r: in a chroot, such as CI's Debian 13 root, the namespace's own root is the host's).
+in_qemu_ns() { local pid; pid=$(qemu_pid "$1"); shift; nsenter -t "$pid" -m -r "$@"; }
 
 # annotate NAME ARGS... : sockhook annotate as root (records the policy, like a user would).
 annotate() { local d=$1; shift; "$SOCKHOOK" annotate "$d" "$@" 2>&1; }
