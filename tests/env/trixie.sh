@@ -141,7 +141,7 @@ end_view() {
     local view=$1 pids i
     pids=$(pids_in "$view/root")
     if [[ -n $pids ]]; then
-        log "ending processes left in $view: $(echo $pids)"
+        log "ending processes left in $view: ${pids//$'\n'/ }"
         # shellcheck disable=SC2086 # a list of pids
         kill -KILL $pids 2>/dev/null || true
         for ((i = 0; i < 50; i++)); do
@@ -152,7 +152,7 @@ end_view() {
     fi
     # The overlay existed only in the dead namespace; if a mount still shows here, something
     # leaked into the host's namespace: say so rather than deleting through it.
-    if grep -q " $view[/ ]" /proc/self/mountinfo; then
+    if grep -q " ${view}[/ ]" /proc/self/mountinfo; then
         die "a mount below $view is visible on the host; not removing it"
     fi
     rm -rf "$view"
