@@ -107,8 +107,10 @@ cmd_build() {
         rm -rf "$root" "$root.tmp" "$root.ok"
         log "making $root with mmdebstrap ($SUITE from $MIRROR)"
         local t0=$SECONDS
-        # mmdebstrap installs no Recommends by default, like our --no-install-recommends.
-        mmdebstrap --quiet --variant=apt --include="$(packages | paste -sd,)" \
+        # mmdebstrap installs no Recommends by default, like our --no-install-recommends. In a
+        # private mount namespace, so that the proc/sys/dev mounts it makes in the new root
+        # die with it even if it is killed.
+        unshare --mount --propagation private -- mmdebstrap --quiet --variant=apt --include="$(packages | paste -sd,)" \
             "$SUITE" "$root.tmp" "$MIRROR" >&2
         mv "$root.tmp" "$root"
         touch "$root.ok"
