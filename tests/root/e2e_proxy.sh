@@ -148,7 +148,7 @@ if start "$P"; then
     stop "$P"
 else
     check "the failure is QEMU's (pa), not sockhook's" \
-        bash -c "grep -q 'Could not init .pa. audio driver' <<<\"\$1\" && ! grep -q 'sockhook: error' <<<\"\$1\"" _ "$START_OUT"
+        bash -c "grep -q -E 'Could not init .pa. audio driver|could not connect to PulseAudio server' <<<\"\$1\" && ! grep -q 'sockhook: error' <<<\"\$1\"" _ "$START_OUT"
 fi
 check "nothing left behind" same_as_before "$DOWN"
 

@@ -589,7 +589,9 @@ pipewire_has_qemu() {
 no_pipewire_qemu() { ! pipewire_has_qemu; }
 
 # in_qemu_ns NAME CMD... : run CMD in QEMU's mount namespace.
-in_qemu_ns() { local pid; pid=$(qemu_pid "$1"); shift; nsenter -t "$pid" -m "$@"; }
+# (-r: below QEMU's root directory; in a chroot, such as CI's Debian 13 root, the
+# namespace's own root is the host's.)
+in_qemu_ns() { local pid; pid=$(qemu_pid "$1"); shift; nsenter -t "$pid" -m -r "$@"; }
 
 # annotate NAME ARGS... : sockhook annotate as root (records the policy, like a user would).
 annotate() { local d=$1; shift; "$SOCKHOOK" annotate "$d" "$@" 2>&1; }

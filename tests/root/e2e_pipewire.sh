@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# e2e_pipewire.sh - QEMU's own PipeWire audio backend, lent pipewire-0 by the hook.
+#
+#   bash tests/root/e2e_pipewire.sh /abs/path/to/sockhook     (root; exit 77 otherwise)
+#
+# libvirt 9.10 has <audio type='pipewire' runtimeDir=...> and QEMU 8.1 the backend (the
+# module audio-pipewire.so of qemu-system-gui). With older ones this skips and says which
+# (Debian 12 has libvirt 9.0 and QEMU 7.2; Debian 13 has 11.3 and 10.0). `annotate --plugin
+# pipewire` must use runtimeDir there, not PIPEWIRE_RUNTIME_DIR in qemu:env. The proof is
+# PipeWire's own list of clients, asked as the owner: qemu-system-x86_64 is there with the
+# lend and not without it (the negative shows that the check can fail).
+set -euo pipefail
+skip() { echo "SKIP: $*"; exit 77; }  # before the library: nothing to clean up yet
+
+# version_number "X.Y.Z" -> X*1000000 + Y*1000 + Z, libvirt's own encoding.
+version_number() { awk -F. '{ printf "%d\n", $1 * 1000000 + $2 * 1000 + $3 }' <<<"$1"; }
+if command -v libvirtd >/dev/null && command -v qemu-system-x86_64 >/dev/null; then
+    lv=$(libvirtd --version | grep -o '[0-9][0-9.]*$')
+    qv=$(qemu-system-x86_64 --version | sed -n '1s/^QEMU emulator version \([0-9][0-9.]*\).*/\1/p')
+    (($(version_number "$lv") >= 9010000)) ||
+        skip "libvirt $lv has no <audio type='pipewire'> (needs libvirt >= 9.10)"
+    (($(version_number "$qv") >= 8001000)) ||
+        skip "QEMU $qv has no PipeWire audio backend (needs QEMU >= 8.1)"
+    compgen -G "/usr/lib/*/qemu/audio-pipewire.so" >/dev/null ||
+        skip "QEMU's PipeWire module audio-pipewire.so is missing (package qemu-system-gui)"
+fi
+source "$(dirname "${BASH_SOURCE[0]}")/lib/suite.bash" e2e "$@"
+say "libvirt $lv, QEMU $qv, $(pipewire --version 2>/dev/null | grep -o 'libpipewire [0-9.]*')"
+
+W=${E2E_PREFIX}pipewire
+"$DESKTOP" start pipewire >/dev/null
+define_domain "$W"
+UW=$(uuid_of "$W")
+ORIGINAL=$(virsh_ dumpxml --inactive "$W")
+
+# qemu_client_block : the Client objects of `pw-cli ls Client` (asked as the owner) that are
+# QEMU, each with its properties.
+qemu_client_block() {
+    "$DESKTOP" as-user pw-cli ls Client 2>/dev/null |
+        awk '/^\tid [0-9]+, type PipeWire:Interface:Client/ { if (b ~ /qemu-system-x86_64/) printf "%s", b; b = "" }
+             { b = b $0 "\n" }
+             END { if (b ~ /qemu-system-x86_64/) printf "%s", b }'
+}
+
+say "annotate"
+out=$(annotate "$W" --plugin pipewire --owner "$SH_USER") || not_ok "annotate exits 0: $out"
+printf '%s\n' "$out" | sed 's/^/#   /'
+XML=$(virsh_ dumpxml --inactive "$W")
+check "annotate makes the audio backend pipewire with libvirt's runtimeDir" \
+    grep -q "<audio id='1' type='pipewire' runtimeDir='/run/sockhook/libvirt-$UW'/>" <<<"$XML"
+check "annotate does not fall back to PIPEWIRE_RUNTIME_DIR in qemu:env" \
+    bash -c "! grep -q PIPEWIRE_RUNTIME_DIR <<<\"\$1\"" _ "$XML"
+check "annotate keeps the sound card" grep -q "<sound model='ich9'>" <<<"$XML"
+check "annotate recorded the policy allowance" policy_has "$UW"
+check "plan finds every variable provided" \
+    bash -c "\"$SOCKHOOK\" plan --domain $W | grep -q 'provided by' && ! \"$SOCKHOOK\" plan --domain $W | grep -q MISSING"
+doc=$("$SOCKHOOK" doctor "$W" 2>&1) && rc=0 || rc=$?
+printf '%s\n' "$doc" | sed 's/^/#   /'
+check "doctor $W finds nothing that would stop the lend" test "$rc" -eq 0
+
+say "start: QEMU becomes a PipeWire client through its own backend"
+BEFORE=$TMP/before
+host_snapshot >"$BEFORE"  # after annotate, which rewrote the policy on purpose
+check "QEMU is not a PipeWire client before the start" no_pipewire_qemu
+if start "$W"; then ok "virsh start $W ($START_TIME s)"; else not_ok "virsh start $W: $START_OUT"; fi
+QP=$(qemu_pid "$W")
+audiodev=$({ tr '\0' '\n' <"/proc/$QP/cmdline"; } 2>/dev/null | grep -A1 -x -- -audiodev | tail -n1 || true)
+say "QEMU's -audiodev: $audiodev"
+check "QEMU runs with a PipeWire -audiodev" grep -q '"driver":"pipewire"' <<<"$audiodev"
+# libvirt turns runtimeDir into QEMU's environment.
+check "libvirt gives QEMU PIPEWIRE_RUNTIME_DIR=/run/sockhook/libvirt-$UW from runtimeDir" \
+    bash -c "tr '\\0' '\\n' </proc/$QP/environ | grep -qx 'PIPEWIRE_RUNTIME_DIR=/run/sockhook/libvirt-$UW'"
+check "pw-cli ls Client (as $SH_USER) lists qemu-system-x86_64" wait_until "$E2E_TIMEOUT" pipewire_has_qemu
+block=$(qemu_client_block)
+printf '%s\n' "$block" | sed 's/^/#   /'
+check "that client is QEMU's process, running as libvirt-qemu" \
+    bash -c "grep -q 'pipewire.sec.pid = \"$QP\"' <<<\"\$1\" &&
+             grep -q 'pipewire.sec.uid = \"$QEMU_UID\"' <<<\"\$1\"" _ "$block"
+ns=$(in_qemu_ns "$W" ls -l "/run/sockhook/libvirt-$UW/" 2>&1 || true)
+printf '%s\n' "$ns" | sed 's/^/#   /'
+check "pipewire-0 is inside QEMU's mount namespace" grep -q '^s.* pipewire-0$' <<<"$ns"
+check "the socket inode carries exactly one entry for QEMU's user while lent" \
+    bash -c "getfacl -p '$SH_PIPEWIRE_SOCKET' 2>/dev/null | grep -c '^user:libvirt-qemu:rw-' | grep -qx 1"
+stop "$W"
+check "virsh destroy leaves the host byte-identical (ACL entry gone)" same_as_before "$BEFORE"
+check "QEMU is no longer a PipeWire client" wait_until 5 no_pipewire_qemu
+
+say "negative: the same domain without the hook"
+hook_disable
+# QEMU's PipeWire backend, unlike its JACK one, refuses to start when it cannot connect.
+if start "$W"; then
+    not_ok "without the hook virsh start must fail (it succeeded)"
+    check "and pw-cli does not list qemu-system-x86_64" no_pipewire_qemu
+    stop "$W"
+else
+    printf '%s\n' "$START_OUT" | sed 's/^/#   /'
+    check "without the lend QEMU cannot reach PipeWire and does not start" \
+        grep -q "Failed to connect to PipeWire instance" <<<"$START_OUT"
+    check "and pw-cli does not list qemu-system-x86_64" no_pipewire_qemu
+fi
+hook_enable
+check "the host is byte-identical after the negative" same_as_before "$BEFORE"
+
+say "annotate --remove"
+annotate "$W" --plugin pipewire --remove >/dev/null
+check "annotate --remove restores the persistent definition exactly" \
+    diff <(printf '%s\n' "$ORIGINAL") <(virsh_ dumpxml --inactive "$W")
+check "annotate --remove revokes the allowance" bash -c "! grep -q -i $UW $ETC/policy.conf"
+
+finish
