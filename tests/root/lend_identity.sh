@@ -36,7 +36,7 @@ else
 fi
 same_host "$TMP/before" "refused identity"
 # plan says the same, without root's hook.
-"$SOCKHOOK" plan --policy "$etc/policy.conf" --plugin-dir "$etc/plugins" - <<<"$xml" >"$TMP/plan.out" 2>&1 &&
+"$SOCKHOOK" plan - --policy "$etc/policy.conf" --plugin-dir "$etc/plugins" <<<"$xml" >"$TMP/plan.out" 2>&1 &&
   not_ok "plan of the refused identity exits 0" || ok "plan of the refused identity exits 1"
 grep -q "refused" "$TMP/plan.out" && ok "plan says the identity is refused" ||
   not_ok "plan does not say refused: $(cat "$TMP/plan.out")"
@@ -46,7 +46,7 @@ grep -q "refused" "$TMP/plan.out" && ok "plan says the identity is refused" ||
   not_ok "policy allow --qemu: $(cat "$TMP/allow.out")"
 grep -q "^qemu = $lend_user2:$lend_user2\$" "$etc/policy.conf" && ok "the policy has the qemu line" ||
   not_ok "policy file: $(cat "$etc/policy.conf")"
-"$SOCKHOOK" plan --policy "$etc/policy.conf" --plugin-dir "$etc/plugins" - <<<"$xml" >"$TMP/plan.out" 2>&1 || true
+"$SOCKHOOK" plan - --policy "$etc/policy.conf" --plugin-dir "$etc/plugins" <<<"$xml" >"$TMP/plan.out" 2>&1 || true
 grep -q "allowed by the policy" "$TMP/plan.out" && ok "plan says the identity is allowed by the policy" ||
   not_ok "plan: $(cat "$TMP/plan.out")"
 host_snapshot >"$TMP/before2"

@@ -14,7 +14,7 @@ xml=$(lend_domain review-dom "$U" pipewire:bind)
 grant="sockhook policy allow --domain $U --owner $lend_user --plugin pipewire"
 
 rc=0
-"$SOCKHOOK" plan --policy "$etc/policy.conf" --plugin-dir "$etc/plugins" - <<<"$xml" >"$TMP/plan.out" 2>"$TMP/plan.err" || rc=$?
+"$SOCKHOOK" plan - --policy "$etc/policy.conf" --plugin-dir "$etc/plugins" <<<"$xml" >"$TMP/plan.out" 2>"$TMP/plan.err" || rc=$?
 say "plan said:"; sed 's/^/#   /' "$TMP/plan.out"
 [[ $rc == 1 ]] && ok "plan of an unallowed domain exits 1, as before" || not_ok "plan exit $rc"
 grep -q "bind-mount the verified inode of $runtime/pipewire-0" "$TMP/plan.out" && ok "plan shows the bind mount the grant would bring" ||
@@ -23,7 +23,7 @@ grep -q "PIPEWIRE_RUNTIME_DIR=$L" "$TMP/plan.out" && ok "plan shows the environm
   not_ok "plan does not show PIPEWIRE_RUNTIME_DIR"
 grep -qi "blocked" "$TMP/plan.out" && ok "plan marks the steps blocked" || not_ok "plan says nothing is blocked"
 grep -qF "$grant" "$TMP/plan.out" && ok "plan gives the command that grants it" || not_ok "no grant command in the plan"
-"$SOCKHOOK" plan --json --policy "$etc/policy.conf" --plugin-dir "$etc/plugins" - <<<"$xml" >"$TMP/plan.json" 2>/dev/null || true
+"$SOCKHOOK" plan - --json --policy "$etc/policy.conf" --plugin-dir "$etc/plugins" <<<"$xml" >"$TMP/plan.json" 2>/dev/null || true
 "$py" -c '
 import json, sys
 s = json.load(open(sys.argv[1]))["sockets"][0]
