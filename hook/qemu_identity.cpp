@@ -135,7 +135,7 @@ std::string_view to_string(IdentityVerdict v) {
     case IdentityVerdict::kConfigured:
       return "configured";
     case IdentityVerdict::kAllowedByPolicy:
-      return "allowed by policy";
+      return "allowed_by_policy";
     case IdentityVerdict::kRefused:
       break;
   }

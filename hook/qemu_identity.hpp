@@ -54,7 +54,7 @@ struct IdentityDecision {
   std::string text() const;
 };
 
-/// "configured", "allowed by policy", "refused".
+/// "configured", "allowed_by_policy", "refused" (plan --json).
 std::string_view to_string(IdentityVerdict v);
 
 /// The decision for `qemu` (what the XML or the configuration says QEMU runs as): the
