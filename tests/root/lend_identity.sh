@@ -18,11 +18,14 @@ xml=$(lend_domain ident-dom "$U" pipewire:bind pulseaudio:bind |
 
 # 1. Not allowed: refused with one line naming domain, socket, identity and the fix.
 host_snapshot >"$TMP/before"
+t0=$(date +%s%N)
 if lend_hook ident-dom prepare begin "$xml"; then
   not_ok "prepare with a static seclabel naming $lend_user2 succeeded"
 else
   ok "prepare with a static seclabel naming $lend_user2 fails"
 fi
+# A figure for the report, not an assertion: the refusal is decided while planning.
+say "the refused prepare took $((($(date +%s%N) - t0) / 1000000)) ms"
 say "hook said: $(cat "$TMP/hook.err")"
 grep -q "^sockhook: error: ident-dom: pipewire: .*$lend_user2:$lend_user2.*sockhook policy allow --domain $U --qemu $lend_user2:$lend_user2" "$TMP/hook.err" &&
   ok "the error line names domain, socket, the identity and the command that allows it" ||
