@@ -12,12 +12,12 @@
 #include "plan.hpp"
 #include "policy.hpp"
 #include "qemu_identity.hpp"
+#include "repo_plugins.hpp"
 #include "test_files.hpp"
 
 namespace sockhook {
 namespace {
 
-namespace fs = std::filesystem;
 
 const std::string kUuid = "5b7d9f1a-3c5e-4a6b-8d0f-2a4c6e8a0b1c";
 
@@ -131,14 +131,7 @@ TEST_CASE("A malformed qemu identity in the policy is an Error") {
   CHECK_THROWS_AS(Policy::parse("[" + kUuid + "]\nqemu = bob\n"), Error);
 }
 
-PluginSet repo_plugins() {
-  PluginSet set;
-  for (const auto& e : fs::directory_iterator(fs::path(SOCKHOOK_SOURCE_DIR) / "plugins")) {
-    auto p = parse_plugin(read_text(e.path()), false, e.path().string());
-    set.plugins.emplace(p.name, std::move(p));
-  }
-  return set;
-}
+PluginSet repo_plugins() { return repo_plugin_set(); }
 
 struct Fixture {
   DomainInfo domain;
