@@ -197,8 +197,7 @@ struct PolicyCommand {
         throw Error("owner '" + owner +
                     "' is root or a system user; sockhook lends only regular users' sockets");
       auto policy = load_policy(file);
-      // The key "qemu" names QEMU identities: an owner called that is written by uid.
-      auto key = user->name == kQemuKey ? std::to_string(user->uid) : user->name;
+      auto key = policy_owner_key(user->name, user->uid);
       bool changed = allow ? policy.allow(uuid, key, plugin.empty() ? "*" : plugin)
                            : policy.revoke(uuid, key, plugin);
       if (changed) save_policy(policy, file);

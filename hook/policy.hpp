@@ -18,6 +18,12 @@ struct PolicyRule {
 /// one, that may receive this domain's lends. An owner named like this is written by uid.
 inline constexpr std::string_view kQemuKey = "qemu";
 
+/// How the policy file names an owner: the user name, or the uid for a user named like the
+/// `qemu` key (which lists QEMU identities, not plugins).
+inline std::string policy_owner_key(const std::string& name, unsigned uid) {
+  return name == kQemuKey ? std::to_string(uid) : name;
+}
+
 /// Whether `s` is "USER:GROUP", each a name or a number (with or without a leading '+').
 bool is_valid_qemu_identity(std::string_view s);
 

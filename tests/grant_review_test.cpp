@@ -18,7 +18,6 @@
 namespace sockhook {
 namespace {
 
-
 const std::string kUuid = "5b7d9f1a-3c5e-4a6b-8d0f-2a4c6e8a0b1c";
 
 QemuIdentity configured() { return {64055, 64055, "libvirt-qemu", "libvirt-qemu", "qemu.conf"}; }
@@ -117,6 +116,16 @@ TEST_CASE("The policy's qemu line parses, formats and round-trips") {
   SUBCASE("identities are per domain") {
     CHECK(p.qemu_identities("8f9e0d1c-2b3a-4c5d-9e6f-7a8b9c0d1e2f").empty());
   }
+}
+
+TEST_CASE("An owner named like the qemu key is recorded by uid") {
+  CHECK(policy_owner_key("qemu", 1005) == "1005");
+  CHECK(policy_owner_key("alice", 1000) == "alice");
+  Policy p;
+  p.allow(kUuid, policy_owner_key("qemu", 1005), "*");
+  auto again = Policy::parse(p.format());
+  CHECK(again.allows(kUuid, "qemu", 1005, "pipewire"));
+  CHECK(again.qemu_identities(kUuid).empty());
 }
 
 TEST_CASE("A malformed qemu identity in the policy is an Error") {
