@@ -772,7 +772,7 @@ void update_policy(const AnnotateOptions& o, const AnnotateResult& r) {
   const auto& req = o.request;
   if (!req.remove) {
     auto user = lookup_user(req.owner);
-    if (policy.allow(r.uuid, user->name, req.plugin)) {
+    if (policy.allow(r.uuid, policy_owner_key(user->name, user->uid), req.plugin)) {
       save_policy(policy, o.policy_file);
       print_note(r.domain, "policy: " + user->name + " may now lend '" + req.plugin + "' to " +
                                r.uuid + " (" + o.policy_file + ")");
@@ -781,7 +781,7 @@ void update_policy(const AnnotateOptions& o, const AnnotateResult& r) {
   }
   if (r.removed_plugin.empty() || r.allowance_still_needed) return;
   auto user = lookup_user(r.removed_owner);
-  auto owner = user ? user->name : r.removed_owner;
+  auto owner = user ? policy_owner_key(user->name, user->uid) : r.removed_owner;
   if (policy.revoke(r.uuid, owner, r.removed_plugin)) {
     save_policy(policy, o.policy_file);
     print_note(r.domain,

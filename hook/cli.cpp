@@ -153,7 +153,7 @@ int list_plugins(const std::string& name, const std::vector<std::string>& extra_
 
 /// sockhook policy allow|revoke|list
 struct PolicyCommand {
-  std::string domain, owner, plugin, connect;
+  std::string domain, owner, plugin, qemu, connect;
   std::string file = policy_path();
 
   void add_to(CLI::App& app, int* status) {
@@ -163,11 +163,16 @@ struct PolicyCommand {
     for (const char* verb : {"allow", "revoke"}) {
       bool is_allow = std::string_view(verb) == "allow";
       auto* sub = cmd->add_subcommand(
-          verb, is_allow ? "Allow an owner to lend to a domain" : "Take an allowance back");
+          verb, is_allow ? "Allow an owner to lend to a domain, or QEMU to receive as USER:GROUP"
+                         : "Take an allowance back");
       sub->add_option("--domain", domain, "Domain name or UUID")->required();
-      sub->add_option("--owner", owner, "User name or uid")->required();
+      auto* owner_opt = sub->add_option("--owner", owner, "User name or uid");
       sub->add_option("--plugin", plugin,
-                      is_allow ? "Plugin (default: all)" : "Plugin (default: all of them)");
+                      is_allow ? "Plugin (default: all)" : "Plugin (default: all of them)")
+          ->needs(owner_opt);
+      sub->add_option("--qemu", qemu,
+                      "QEMU identity USER:GROUP (names or numbers) a DAC label may name, besides "
+                      "the configured one");
       sub->add_option("--connect,-c", connect, "libvirt URI, to resolve a domain name");
       sub->callback([this, is_allow, status] { *status = change(is_allow); });
     }
@@ -177,17 +182,24 @@ struct PolicyCommand {
   }
 
   int change(bool allow) {
+    if (owner.empty() == qemu.empty()) {
+      print_error("policy " + std::string(allow ? "allow" : "revoke") +
+                  " needs --owner or --qemu (one of them)");
+      return 2;
+    }
     try {
       std::string uuid = domain;
       if (!is_valid_uuid(domain)) uuid = Virt(connect).uuid_of(domain);
+      if (!qemu.empty()) return change_qemu(uuid, allow);
       auto user = lookup_user(owner);
       if (!user) throw Error("owner '" + owner + "' is not a user on this host");
       if (allow && (user->uid == 0 || user->uid < regular_uid_min()))
         throw Error("owner '" + owner +
                     "' is root or a system user; sockhook lends only regular users' sockets");
       auto policy = load_policy(file);
-      bool changed = allow ? policy.allow(uuid, user->name, plugin.empty() ? "*" : plugin)
-                           : policy.revoke(uuid, user->name, plugin);
+      auto key = policy_owner_key(user->name, user->uid);
+      bool changed = allow ? policy.allow(uuid, key, plugin.empty() ? "*" : plugin)
+                           : policy.revoke(uuid, key, plugin);
       if (changed) save_policy(policy, file);
       std::printf("%s: %s %s %s\n", uuid.c_str(), user->name.c_str(),
                   changed ? (allow ? "may now lend" : "may no longer lend") : "already had",
@@ -199,10 +211,33 @@ struct PolicyCommand {
     }
   }
 
+  /// policy allow|revoke --qemu USER:GROUP: who, besides QEMU's configured identity, a DAC
+  /// label in this domain's XML may name to receive its lends.
+  int change_qemu(const std::string& uuid, bool allow) {
+    if (!is_valid_qemu_identity(qemu))
+      throw Error("--qemu '" + qemu + "' is not USER:GROUP (names or numbers, +N for a number)");
+    if (allow) {
+      // Refuse a typo now rather than at the VM's start.
+      std::vector<std::string> problems;
+      auto resolved = resolve_allowed_identities({qemu}, problems);
+      if (resolved.empty()) throw Error("QEMU identity '" + qemu + "' is not a user:group here");
+    }
+    auto policy = load_policy(file);
+    bool changed = allow ? policy.allow_qemu(uuid, qemu) : policy.revoke_qemu(uuid, qemu);
+    if (changed) save_policy(policy, file);
+    std::printf("%s: QEMU as %s %s\n", uuid.c_str(), qemu.c_str(),
+                changed ? (allow ? "may now receive lends" : "may no longer receive lends")
+                        : (allow ? "already could receive lends" : "was not allowed"));
+    return 0;
+  }
+
   int list() {
     try {
       auto policy = load_policy(file);
-      if (policy.rules().empty()) std::printf("no allowances (default deny)\n");
+      if (policy.rules().empty() && policy.qemu_rules().empty())
+        std::printf("no allowances (default deny)\n");
+      for (const auto& [uuid, identity] : policy.qemu_rules())
+        std::printf("%s  QEMU may run as %s\n", uuid.c_str(), identity.c_str());
       for (const auto& r : policy.rules()) {
         std::string plugins;
         for (const auto& p : r.plugins) plugins += (plugins.empty() ? "" : " ") + p;

@@ -111,8 +111,9 @@ void check_files(std::vector<Check>& out) {
   try {
     auto id = resolve_qemu_identity(std::nullopt, load_qemu_conf());
     out.push_back({Level::kOk,
-                   "QEMU runs as " + id.user + ":" + id.group + " (uid " + std::to_string(id.uid) +
-                       ", from " + id.source + ")",
+                   "QEMU runs as " + id.text() +
+                       "; a DAC label naming another identity needs 'sockhook policy allow "
+                       "--qemu'",
                    ""});
   } catch (const Error& e) {
     out.push_back({Level::kFail, e.what(), "set user and group in /etc/libvirt/qemu.conf"});
@@ -330,10 +331,13 @@ std::vector<Check> check_domain(const DomainCheckOptions& o) {
     out.push_back({Level::kFail, e.what(), ""});
     return out;
   }
-  out.push_back({Level::kOk,
-                 "QEMU runs as " + plan.qemu.user + " (uid " + std::to_string(plan.qemu.uid) +
-                     ", from " + plan.qemu.source + ")",
-                 ""});
+  // Who receives the lends, and by which of root's rules (issue 9).
+  bool refused = plan.qemu_decision.verdict == IdentityVerdict::kRefused;
+  out.push_back({refused ? Level::kFail : Level::kOk,
+                 "QEMU runs as " + plan.qemu.text() + ": " + plan.qemu_decision.text(),
+                 refused ? "sockhook policy allow --domain " + plan.uuid + " --qemu " +
+                               plan.qemu.user + ":" + plan.qemu.group
+                         : ""});
   // The planner's hints are shown as advice.
   auto line = [](const Problem& p) {
     return p.socket.empty() ? p.message : p.socket + ": " + p.message;

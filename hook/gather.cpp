@@ -51,7 +51,17 @@ void gather(Gathered& g, const GatherOptions& options) {
   in.policy = &g.policy;
   in.paths = options.paths;
   in.uid_min = regular_uid_min();
-  in.qemu = resolve_qemu_identity(g.domain.dac, load_qemu_conf(options.qemu_conf_path));
+  auto conf = load_qemu_conf(options.qemu_conf_path);
+  in.qemu = resolve_qemu_identity(g.domain.dac, conf);
+  // Root's answer to "who may receive this domain's lends": the configured identity, and
+  // those the policy names for this domain (issue 9: not whoever writes the XML).
+  try {
+    in.configured_qemu = resolve_qemu_identity(std::nullopt, conf);
+  } catch (const Error&) {
+    in.configured_qemu.reset();  // only a label names QEMU's identity: the policy must allow it
+  }
+  in.allowed_qemu =
+      resolve_allowed_identities(g.policy.qemu_identities(g.domain.uuid), in.identity_problems);
   for (const auto& req : g.domain.sockets) {
     auto [it, fresh] = in.owners.try_emplace(req.owner);
     if (fresh) it->second = lookup_user(req.owner);

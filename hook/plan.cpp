@@ -60,6 +60,9 @@ std::vector<std::string> traversal_dirs(const std::string& runtime_dir, const st
   return dirs;
 }
 
+void format_socket(std::ostream& out, const Plan& plan, const SocketPlan& s, int& n,
+                   const std::string& mark);
+
 class Planner {
  public:
   explicit Planner(const PlanInputs& in) : in_(in), domain_(*in.domain) {}
@@ -68,6 +71,8 @@ class Planner {
     plan_.domain = domain_.name;
     plan_.uuid = domain_.uuid;
     plan_.qemu = in_.qemu;
+    plan_.qemu_decision = decide_qemu_identity(in_.qemu, in_.configured_qemu, in_.allowed_qemu);
+    for (const auto& p : in_.identity_problems) plan_.warnings.push_back({"", p, ""});
     bool domain_ok = true;
     for (const auto& d : domain_.diagnostics) {
       if (!d.error) {
@@ -82,12 +87,12 @@ class Planner {
     if (!domain_ok) return std::move(plan_);
     plan_.lend_dir = in_.paths.lend_dir(domain_.uuid);
     for (const auto& req : domain_.sockets) plan_socket(req);
-    bool needs_dir = false;
-    for (const auto& s : plan_.sockets) {
-      needs_dir |= s.method == Method::kBind || s.method == Method::kProxy;
-      for (const auto& step : s.steps) needs_dir |= std::holds_alternative<CopyFile>(step);
+    MakeLendDir dir{plan_.lend_dir, in_.qemu.uid};
+    if (needs_lend_dir(plan_.sockets)) {
+      plan_.domain_steps.push_back(dir);
+    } else if (needs_lend_dir(plan_.blocked)) {
+      plan_.blocked_domain_steps.push_back(dir);
     }
-    if (needs_dir) plan_.domain_steps.push_back(MakeLendDir{plan_.lend_dir, in_.qemu.uid});
     return std::move(plan_);
   }
 
@@ -100,6 +105,36 @@ class Planner {
     }
   }
 
+  static bool needs_lend_dir(const std::vector<SocketPlan>& sockets) {
+    bool needs = false;
+    for (const auto& s : sockets) {
+      needs |= s.method == Method::kBind || s.method == Method::kProxy;
+      for (const auto& step : s.steps) needs |= std::holds_alternative<CopyFile>(step);
+    }
+    return needs;
+  }
+
+  /// What root has not allowed yet for this socket, each with the command that allows it.
+  std::vector<Problem> blockers(const SocketRequest& req, const User& owner,
+                                const Plugin& plugin) const {
+    std::vector<Problem> out;
+    if (!in_.policy->allows(domain_.uuid, owner.name, owner.uid, plugin.name))
+      out.push_back({req.name,
+                     "the policy does not allow " + owner.name + " to lend '" + plugin.name +
+                         "' to this domain",
+                     "sockhook policy allow --domain " + domain_.uuid + " --owner " + owner.name +
+                         " --plugin " + plugin.name});
+    // Who receives the lend is root's choice too: a DAC label in the XML may only name an
+    // identity that root configured or allowed for this domain.
+    if (plan_.qemu_decision.verdict == IdentityVerdict::kRefused) {
+      const auto& q = in_.qemu;
+      out.push_back(
+          {req.name, "QEMU would run as " + q.text() + ": " + plan_.qemu_decision.text(),
+           "sockhook policy allow --domain " + domain_.uuid + " --qemu " + q.user + ":" + q.group});
+    }
+    return out;
+  }
+
   void plan_socket(const SocketRequest& req) {
     std::string why;
     const Plugin* plugin = in_.plugins->find(req.plugin, &why);
@@ -109,14 +144,9 @@ class Planner {
       return fail(req, "owner '" + req.owner + "' is not a user on this host");
     const User& owner = *found->second;
     if (auto refusal = owner_refusal(owner, req.owner, in_.uid_min)) return fail(req, *refusal);
-    if (!in_.policy->allows(domain_.uuid, owner.name, owner.uid, plugin->name))
-      return fail(req,
-                  "the policy does not allow " + owner.name + " to lend '" + plugin->name +
-                      "' to this domain",
-                  "sockhook policy allow --domain " + domain_.uuid + " --owner " + owner.name +
-                      " --plugin " + plugin->name);
 
     SocketPlan sp;
+    sp.blocked_by = blockers(req, owner, *plugin);
     sp.request = req;
     sp.plugin_file = plugin->file;
     sp.owner = owner;
@@ -141,10 +171,11 @@ class Planner {
     }
     sp.target = socket_place(*plugin, owner, sp.method, in_.paths, plan_.lend_dir).target;
     // Two sockets of one domain must not land on one file (e.g. pipewire and jack).
-    for (const auto& other : plan_.sockets)
-      if (other.target == sp.target)
-        return fail(req, "its target " + sp.target + " is already used by socket '" +
-                             other.request.name + "'");
+    for (const auto* list : {&plan_.sockets, &plan_.blocked})
+      for (const auto& other : *list)
+        if (other.target == sp.target)
+          return fail(req, "its target " + sp.target + " is already used by socket '" +
+                               other.request.name + "'");
     int wait = req.wait_seconds.value_or(kDefaultWaitSeconds);
     auto base = absolute ? std::string("/") : runtime_dir;
     auto relative = absolute ? sp.source.substr(1) : plugin->socket_path;
@@ -221,6 +252,12 @@ class Planner {
                                    " --owner " + owner.name});
       }
     }
+    if (!sp.blocked_by.empty()) {
+      // Shown for review, never lent: the start fails (or the optional socket is skipped).
+      for (const auto& b : sp.blocked_by) fail(req, b.message, b.hint);
+      plan_.blocked.push_back(std::move(sp));
+      return;
+    }
     plan_.sockets.push_back(std::move(sp));
   }
 
@@ -294,16 +331,42 @@ std::string format_plan(const Plan& plan) {
   out << "domain " << plan.domain << " (uuid " << (plan.uuid.empty() ? "?" : plan.uuid) << ")\n";
   out << "QEMU runs as " << plan.qemu.user << ":" << plan.qemu.group << " (uid " << plan.qemu.uid
       << ", gid " << plan.qemu.gid << ", from " << plan.qemu.source << ")\n";
+  out << "  " << plan.qemu_decision.text() << "\n";
   int n = 0;
   for (const auto& step : plan.domain_steps) out << "  " << ++n << ". " << describe(step) << "\n";
-  for (const auto& s : plan.sockets) {
+  for (const auto& s : plan.sockets) format_socket(out, plan, s, n, "");
+  if (!plan.blocked.empty()) {
+    out << "\nBLOCKED by policy: the hook refuses these; a grant would bring:\n";
+    int b = 0;
+    for (const auto& step : plan.blocked_domain_steps)
+      out << "  [blocked] " << ++b << ". " << describe(step) << "\n";
+    for (const auto& s : plan.blocked) format_socket(out, plan, s, b, "[blocked] ");
+  }
+  if (plan.sockets.empty() && !plan.blocked.empty())
+    out << "\nnothing to lend until the policy allows it\n";
+  if (plan.sockets.empty() && plan.blocked.empty() && plan.errors.empty())
+    out << "\nnothing to lend\n";
+  if (!plan.warnings.empty() || !plan.errors.empty()) out << "\n";
+  for (const auto& w : plan.warnings) out << "warning: " << w.text() << "\n";
+  for (const auto& e : plan.errors) out << "error: " << e.text() << "\n";
+  return out.str();
+}
+
+namespace {
+
+void format_socket(std::ostream& out, const Plan& plan, const SocketPlan& s, int& n,
+                   const std::string& mark) {
+  {
     out << "\nsocket " << s.request.name << ": plugin " << s.request.plugin << ", owner "
         << s.owner.name << " (uid " << s.owner.uid << "), method " << to_string(s.method)
         << (s.request.required ? ", required" : ", optional") << "\n";
+    for (const auto& b : s.blocked_by)
+      out << "  blocked: " << b.message << "\n    grant with: " << b.hint << "\n";
     if (!s.method_note.empty()) out << "  (" << s.method_note << ")\n";
     out << "  source " << s.source << "\n  target " << s.target << "\n";
-    for (const auto& step : s.steps) out << "  " << ++n << ". " << describe(step) << "\n";
-    if (!s.env.empty()) out << "  QEMU environment:\n";
+    for (const auto& step : s.steps) out << "  " << mark << ++n << ". " << describe(step) << "\n";
+    if (!s.env.empty())
+      out << "  QEMU environment" << (mark.empty() ? "" : " (once granted)") << ":\n";
     for (const auto& e : s.env)
       out << "    " << e.name << "=" << e.value
           << (e.provided ? "  (provided by " + e.provided_by + ")"
@@ -316,12 +379,9 @@ std::string format_plan(const Plan& plan) {
     }
     for (const auto& w : s.warnings) out << "  warning: " << w.text() << "\n";
   }
-  if (plan.sockets.empty() && plan.errors.empty()) out << "\nnothing to lend\n";
-  if (!plan.warnings.empty() || !plan.errors.empty()) out << "\n";
-  for (const auto& w : plan.warnings) out << "warning: " << w.text() << "\n";
-  for (const auto& e : plan.errors) out << "error: " << e.text() << "\n";
-  return out.str();
 }
+
+}  // namespace
 
 nlohmann::json plan_to_json(const Plan& plan) {
   using nlohmann::json;
@@ -338,8 +398,19 @@ nlohmann::json plan_to_json(const Plan& plan) {
          {"sockets", json::array()},
          {"warnings", texts(plan.warnings)},
          {"errors", texts(plan.errors)}};
-  for (const auto& step : plan.domain_steps) j["steps"].push_back(to_json(step));
-  for (const auto& s : plan.sockets) {
+  j["qemu"]["verdict"] = to_string(plan.qemu_decision.verdict);
+  j["qemu"]["why"] = plan.qemu_decision.why;
+  // Every step and socket says whether it is blocked: a blocked one is what a grant would
+  // bring, and the hook refuses it until then.
+  auto step_json = [](const Step& step, bool blocked) {
+    auto sj = to_json(step);
+    sj["blocked"] = blocked;
+    return sj;
+  };
+  for (const auto& step : plan.domain_steps) j["steps"].push_back(step_json(step, false));
+  for (const auto& step : plan.blocked_domain_steps) j["steps"].push_back(step_json(step, true));
+  auto socket_json = [&](const SocketPlan& s) {
+    bool blocked = !s.blocked_by.empty();
     json sj{{"name", s.request.name},
             {"plugin", s.request.plugin},
             {"owner", s.owner.name},
@@ -348,18 +419,25 @@ nlohmann::json plan_to_json(const Plan& plan) {
             {"required", s.request.required},
             {"source", s.source},
             {"target", s.target},
+            {"blocked", blocked},
+            {"blocked_by", json::array()},
             {"steps", json::array()},
             {"env", json::array()},
             {"exposes", s.exposes},
             {"warnings", texts(s.warnings)}};
-    for (const auto& step : s.steps) sj["steps"].push_back(to_json(step));
+    for (const auto& b : s.blocked_by)
+      sj["blocked_by"].push_back({{"reason", b.message}, {"grant", b.hint}});
+    for (const auto& step : s.steps) sj["steps"].push_back(step_json(step, blocked));
     for (const auto& e : s.env)
       sj["env"].push_back({{"name", e.name},
                            {"value", e.value},
                            {"provided", e.provided},
-                           {"provided_by", e.provided_by}});
-    j["sockets"].push_back(std::move(sj));
-  }
+                           {"provided_by", e.provided_by},
+                           {"blocked", blocked}});
+    return sj;
+  };
+  for (const auto& s : plan.sockets) j["sockets"].push_back(socket_json(s));
+  for (const auto& s : plan.blocked) j["sockets"].push_back(socket_json(s));
   return j;
 }
 

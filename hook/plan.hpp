@@ -54,6 +54,9 @@ struct SocketPlan {
   std::vector<EnvNeed> env;
   std::vector<std::string> exposes;  ///< other entries an acl/group grant makes reachable
   std::vector<Problem> warnings;
+  /// Why the grant is not made yet (each with the command that grants it, in `hint`); a
+  /// blocked socket is shown, never executed: it lives in Plan::blocked, not Plan::sockets.
+  std::vector<Problem> blocked_by;
 };
 
 /// The whole plan for one domain and operation. Pure data.
@@ -61,9 +64,14 @@ struct Plan {
   std::string domain;
   std::string uuid;
   QemuIdentity qemu;
+  IdentityDecision qemu_decision;  ///< whether `qemu` may receive the lends, and why
   std::string lend_dir;
   std::vector<Step> domain_steps;  ///< before any socket: the lend directory
   std::vector<SocketPlan> sockets;
+  /// What a grant would bring: sockets the policy does not allow yet, and the domain steps
+  /// only they need. For review (`plan`); the executor never sees them.
+  std::vector<SocketPlan> blocked;
+  std::vector<Step> blocked_domain_steps;
   std::vector<Problem> errors;    ///< what fails the start
   std::vector<Problem> warnings;  ///< everything else worth saying
 
@@ -82,7 +90,10 @@ struct PlanInputs {
   const DomainInfo* domain = nullptr;
   const PluginSet* plugins = nullptr;
   const Policy* policy = nullptr;
-  QemuIdentity qemu;
+  QemuIdentity qemu;                            ///< what QEMU runs as (label, else configured)
+  std::optional<QemuIdentity> configured_qemu;  ///< qemu.conf or the default, if it resolves
+  std::vector<AllowedIdentity> allowed_qemu;    ///< the policy's qemu = ... for this domain
+  std::vector<std::string> identity_problems;   ///< policy identities that do not resolve
   std::map<std::string, std::optional<User>> owners;  ///< by owner as written
   uid_t uid_min = 1000;
   std::map<std::string, SourceFacts> sources;  ///< by socket name

@@ -22,8 +22,22 @@ namespace {
 
 constexpr std::size_t kMaxPolicyBytes = 1024 * 1024;
 
-/// Splits "dir/policy.conf" into the directory and the name.
+/// A user or group as qemu.conf writes it: a name, a number, or "+N".
+bool id_part_ok(std::string_view s) {
+  if (s.starts_with('+')) {
+    s.remove_prefix(1);
+    return !s.empty() && s.find_first_not_of("0123456789") == std::string_view::npos;
+  }
+  return is_valid_owner(s);
+}
+
 }  // namespace
+
+bool is_valid_qemu_identity(std::string_view s) {
+  auto colon = s.find(':');
+  return colon != std::string_view::npos && id_part_ok(s.substr(0, colon)) &&
+         id_part_ok(s.substr(colon + 1));
+}
 
 Policy Policy::parse(std::string_view text) {
   Policy policy;
@@ -34,6 +48,16 @@ Policy Policy::parse(std::string_view text) {
     auto uuid = to_lower(item.parents[0]);
     if (!is_valid_uuid(uuid))
       throw Error("cannot parse policy: section [" + item.parents[0] + "] is not a domain UUID");
+    if (item.name == kQemuKey) {
+      for (const auto& identity : item.inputs) {
+        if (identity.empty()) continue;
+        if (!is_valid_qemu_identity(identity))
+          throw Error("cannot parse policy: qemu identity '" + identity +
+                      "' is not USER:GROUP (names or numbers)");
+        policy.allow_qemu(uuid, identity);
+      }
+      continue;
+    }
     if (item.inputs.empty())
       throw Error("cannot parse policy: '" + item.name + "' lists no plugin");
     // Through allow(): one rule per (domain, owner) even if the file names the pair twice,
@@ -54,12 +78,22 @@ std::string Policy::format() const {
   std::ostringstream out;
   out << "# sockhook policy (SPEC S5): which owner may lend which plugins to which domain.\n"
          "# One [domain-uuid] section per domain; one 'owner = plugin ...' line per owner;\n"
-         "# '*' allows every plugin. Managed by 'sockhook policy' and 'sockhook annotate'.\n";
+         "# '*' allows every plugin. 'qemu = USER:GROUP ...' lets a DAC label in the domain's\n"
+         "# XML name these identities (QEMU's configured one needs no line) to receive lends.\n"
+         "# Managed by 'sockhook policy' and 'sockhook annotate'.\n";
   std::vector<std::string> uuids;
-  for (const auto& r : rules_)
-    if (std::find(uuids.begin(), uuids.end(), r.uuid) == uuids.end()) uuids.push_back(r.uuid);
+  auto add = [&](const std::string& uuid) {
+    if (std::find(uuids.begin(), uuids.end(), uuid) == uuids.end()) uuids.push_back(uuid);
+  };
+  for (const auto& [uuid, identity] : qemu_) add(uuid);
+  for (const auto& r : rules_) add(r.uuid);
   for (const auto& uuid : uuids) {
     out << "\n[" << uuid << "]\n";
+    if (auto ids = qemu_identities(uuid); !ids.empty()) {
+      out << kQemuKey << " =";
+      for (const auto& id : ids) out << ' ' << id;
+      out << '\n';
+    }
     for (const auto& r : rules_) {
       if (r.uuid != uuid) continue;
       out << r.owner << " =";
@@ -110,6 +144,28 @@ bool Policy::revoke(const std::string& uuid, const std::string& owner, const std
                               [](const PolicyRule& r) { return r.plugins.empty(); }),
                rules_.end());
   return changed;
+}
+
+std::vector<std::string> Policy::qemu_identities(std::string_view uuid) const {
+  auto id = to_lower(std::string(uuid));
+  std::vector<std::string> out;
+  for (const auto& [u, identity] : qemu_)
+    if (u == id) out.push_back(identity);
+  return out;
+}
+
+bool Policy::allow_qemu(const std::string& uuid, const std::string& identity) {
+  std::pair<std::string, std::string> rule{to_lower(uuid), identity};
+  if (std::find(qemu_.begin(), qemu_.end(), rule) != qemu_.end()) return false;
+  qemu_.push_back(std::move(rule));
+  return true;
+}
+
+bool Policy::revoke_qemu(const std::string& uuid, const std::string& identity) {
+  auto before = qemu_.size();
+  std::pair<std::string, std::string> rule{to_lower(uuid), identity};
+  qemu_.erase(std::remove(qemu_.begin(), qemu_.end(), rule), qemu_.end());
+  return qemu_.size() != before;
 }
 
 std::string policy_path() { return SOCKHOOK_SYSCONF_DIR "/policy.conf"; }

@@ -94,4 +94,69 @@ QemuIdentity resolve_qemu_identity(const std::optional<DacLabel>& dac, const Qem
   return make_identity(*user, gid, group_spec, conf.user || conf.group ? "qemu.conf" : "default");
 }
 
+std::string QemuIdentity::text() const {
+  return user + ":" + group + " (uid " + std::to_string(uid) + ", gid " + std::to_string(gid) +
+         ", from " + source + ")";
+}
+
+IdentityDecision decide_qemu_identity(const QemuIdentity& qemu,
+                                      const std::optional<QemuIdentity>& configured,
+                                      const std::vector<AllowedIdentity>& allowed) {
+  // What root configured for libvirt is what every domain's QEMU runs as by default.
+  if (!qemu.from_label()) return {IdentityVerdict::kConfigured, "QEMU's configured identity"};
+  if (configured && configured->uid == qemu.uid && configured->gid == qemu.gid)
+    return {
+        IdentityVerdict::kConfigured,
+        "the " + qemu.source + " names QEMU's configured identity (" + configured->source + ")"};
+  for (const auto& a : allowed)
+    if (a.uid == qemu.uid && a.gid == qemu.gid)
+      return {IdentityVerdict::kAllowedByPolicy,
+              "qemu = " + a.written + " in the domain's policy section"};
+  std::string conf = configured ? configured->user + ":" + configured->group : "none resolves";
+  return {IdentityVerdict::kRefused, "the " + qemu.source +
+                                         " names neither QEMU's configured identity (" + conf +
+                                         ") nor one the policy allows for this domain"};
+}
+
+std::string IdentityDecision::text() const {
+  switch (verdict) {
+    case IdentityVerdict::kConfigured:
+      return "identity configured: " + why;
+    case IdentityVerdict::kAllowedByPolicy:
+      return "identity allowed by the policy: " + why;
+    case IdentityVerdict::kRefused:
+      break;
+  }
+  return "identity refused: " + why;
+}
+
+std::string_view to_string(IdentityVerdict v) {
+  switch (v) {
+    case IdentityVerdict::kConfigured:
+      return "configured";
+    case IdentityVerdict::kAllowedByPolicy:
+      return "allowed_by_policy";
+    case IdentityVerdict::kRefused:
+      break;
+  }
+  return "refused";
+}
+
+std::vector<AllowedIdentity> resolve_allowed_identities(const std::vector<std::string>& written,
+                                                        std::vector<std::string>& problems) {
+  std::vector<AllowedIdentity> out;
+  for (const auto& w : written) {
+    auto colon = w.find(':');
+    auto user = colon == std::string::npos ? std::nullopt : lookup_user(w.substr(0, colon), true);
+    auto gid = colon == std::string::npos ? std::nullopt : lookup_group(w.substr(colon + 1));
+    if (!user || !gid) {
+      problems.push_back("the policy allows QEMU identity '" + w +
+                         "', which does not resolve on this host; ignored");
+      continue;
+    }
+    out.push_back({w, user->uid, *gid});
+  }
+  return out;
+}
+
 }  // namespace sockhook

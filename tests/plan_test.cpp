@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "error.hpp"
+#include "repo_plugins.hpp"
 #include "test_files.hpp"
 
 namespace sockhook {
@@ -22,15 +23,7 @@ const std::string kLend = "/run/sockhook/libvirt-" + kUuid;
 constexpr uid_t kQemuUid = 64055;
 constexpr gid_t kQemuGid = 64055;
 
-/// The repository's plugins, parsed directly (no ownership checks: planning is pure).
-PluginSet repo_plugins() {
-  PluginSet set;
-  for (const auto& e : fs::directory_iterator(fs::path(SOCKHOOK_SOURCE_DIR) / "plugins")) {
-    auto p = parse_plugin(read_text(e.path()), false, e.path().string());
-    set.plugins.emplace(p.name, std::move(p));
-  }
-  return set;
-}
+PluginSet repo_plugins() { return repo_plugin_set(); }
 
 /// Hand-built planning inputs: fake users, the repo's plugins, a policy allowing alice.
 struct Fixture {

@@ -1,8 +1,10 @@
 #!/bin/bash
 # start begin (SPEC §5): prepare guessed QEMU's identity (no DAC label yet: qemu.conf or the
 # distribution default); at start the XML carries libvirt's DAC label. If it names another
-# uid, the lend must be given to that uid instead: the old grant goes, the new one comes, and
-# release still leaves the host byte-identical. If it names the same uid, nothing changes.
+# uid, that identity must be allowed like any other (issue 9 item 2): not in the policy, start
+# fails with one line and the lend stays as prepare made it; once `qemu = +UID:+GID` is in the
+# domain's policy section, the lend moves to that uid: the old grant goes, the new one comes,
+# and release still leaves the host byte-identical. If it names the same uid, nothing changes.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/suite.bash" lend "$@"
 
@@ -23,9 +25,22 @@ lend_ping qemu "$L/pipewire-0" && ok "prepare: the default QEMU user ($qemu_user
 lend_hook start-dom start begin "$(label "$qemu_uid" "$qemu_gid")" || not_ok "start (same uid): $(cat "$TMP/hook.err")"
 lend_ping qemu "$L/pipewire-0" && ok "start with the same uid keeps the lend" || not_ok "start (same uid) broke the lend"
 
-# Another identity at start: the lend moves to it.
+# Another identity at start, not allowed: refused, and the lend stays as it was.
 other_uid=$lend_uid2
 other_gid=$lend_gid2
+if lend_hook start-dom start begin "$(label "$other_uid" "$other_gid")"; then
+  not_ok "start (other uid, not allowed) succeeded"
+else
+  ok "start with another uid that the policy does not allow fails"
+fi
+grep -q "^sockhook: error: start-dom: pipewire: .*uid $other_uid.*sockhook policy allow --domain $U --qemu " "$TMP/hook.err" &&
+  ok "start (other uid): one line names domain, socket, identity and the fix" ||
+  not_ok "start (other uid) said: $(cat "$TMP/hook.err")"
+lend_ping qemu "$L/pipewire-0" && ok "start refused: the lend stays with $qemu_user" ||
+  not_ok "start refused: $qemu_user lost the lend"
+
+# Allowed in the policy: the lend moves to it.
+printf 'qemu = +%s:+%s\n' "$other_uid" "$other_gid" >>"$etc/policy.conf"
 lend_hook start-dom start begin "$(label "$other_uid" "$other_gid")" ||
   not_ok "start (other uid): $(cat "$TMP/hook.err")"
 if setpriv --reuid="$other_uid" --regid="$other_gid" --clear-groups "$py" -c '
