@@ -16,7 +16,7 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/suite.bash" lend "$@"
 need_tools timeout
-[[ -c /dev/fuse ]] && grep -qw fuse /proc/filesystems || skip "no FUSE in this kernel"
+if [[ ! -c /dev/fuse ]] || ! grep -qw fuse /proc/filesystems; then skip "no FUSE in this kernel"; fi
 
 # The outer limit: far above the hook's own bounds (5 s read + 2 s reaping), never reached
 # unless a wait is unbounded.
@@ -61,7 +61,7 @@ while True:
     os.rename(report + ".tmp", report)
 PY
 
-fuse_pid= fuse_mnt=
+fuse_pid="" fuse_mnt=""
 # fuse_up DIR : the never-answering file system on DIR (bounded wait for it).
 fuse_up() {
   fuse_mnt=$1
@@ -76,7 +76,7 @@ fuse_down() {
   kill "$fuse_pid" 2>/dev/null
   wait "$fuse_pid" 2>/dev/null || true
   umount -l "$fuse_mnt" 2>/dev/null || true
-  fuse_pid= fuse_mnt=
+  fuse_pid="" fuse_mnt=""
 }
 on_exit fuse_down
 
