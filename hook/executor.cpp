@@ -334,7 +334,8 @@ std::vector<std::string> execute_release(const std::string& uuid, const ExecCont
   try {
     JournalStore store(ctx.paths, false);
     if (!store.exists()) return {};
-    DomainLock lock(store.dir(), uuid);
+    // A release must not give up and leave the lend behind: see DomainLock.
+    DomainLock lock(store.dir(), uuid, 30, DomainLock::Waiting::kTakeOver);
     DomainExecutor exec(ctx, store);
     auto problems = exec.release(uuid);
     if (problems.empty()) lock.remove_file();

@@ -8,11 +8,32 @@
 namespace sockhook {
 
 /// An exclusive lock on one domain: /run/sockhook/state/<uuid>.lock (flock). Hooks of the
-/// same domain take turns; different domains never wait for each other (R4).
+/// same domain take turns; different domains never wait for each other (R4). The holder
+/// writes its pid and start time into the file.
+///
+/// Why a release always makes progress. The lock is an flock, so the kernel drops it when its
+/// holder exits, however it exits; and only the hook process itself holds it: the children
+/// that run as the owner close every inherited descriptor first (sys/creds), so a child the
+/// owner stalls, even one that cannot die, holds no lock. The holder itself never waits without
+/// a bound (every wait on the owner is capped: socket wait, companion read, proxy spawn, inode
+/// locks), and root is never made to wait by the owner's FUSE mounts (FUSE refuses other users
+/// without allow_other, before asking the server). But those bounds add up over up to 32
+/// sockets, so a release does not rely on them alone: with Waiting::kTakeOver, when the lock is
+/// still held after the timeout, it kills the holder (identified by pid, start time and
+/// executable, through a pidfd) and takes the lock when the kernel releases it. That is safe
+/// for the host: the journal is written before every side effect (R3), so a holder killed at
+/// any point leaves a state that this release undoes completely; and a prepare or refresh of a
+/// domain that is being released has no future anyway.
 class DomainLock {
  public:
-  /// Takes the lock, waiting at most `timeout_seconds` (R6). Throws Error on timeout.
-  DomainLock(const Fd& state_dir, const std::string& uuid, int timeout_seconds = 30);
+  enum class Waiting {
+    kGiveUp,    ///< throw Error after the timeout
+    kTakeOver,  ///< after the timeout, kill the holder and take the lock (at most 5 s more)
+  };
+  /// Takes the lock, waiting at most `timeout_seconds` (R6), then as `waiting` says. Throws
+  /// Error on timeout.
+  DomainLock(const Fd& state_dir, const std::string& uuid, int timeout_seconds = 30,
+             Waiting waiting = Waiting::kGiveUp);
   DomainLock(DomainLock&&) = default;
   DomainLock& operator=(DomainLock&&) = default;
 

@@ -231,15 +231,18 @@ class Planner {
     // Companion files always go to the domain's own lend directory, for every method.
     for (const auto& file : plugin->files) {
       if (file.content) {
-        sp.steps.push_back(CopyFile{"", plan_.lend_dir + "/" + file.target, owner.uid, qemu.uid,
+        sp.steps.push_back(CopyFile{"", "", plan_.lend_dir + "/" + file.target, owner.uid, qemu.uid,
                                     kMaxCompanionBytes, false, file.content});
         continue;
       }
-      std::string src = file.path.starts_with("~/")  ? owner.home + file.path.substr(1)
-                        : file.path.starts_with("/") ? file.path
-                                                     : runtime_dir + "/" + file.path;
-      sp.steps.push_back(CopyFile{src, plan_.lend_dir + "/" + file.target, owner.uid, qemu.uid,
-                                  kMaxCompanionBytes, file.optional});
+      // Where the reader starts, and what lies beneath: the executor opens the base and
+      // resolves the rest beneath it without crossing a mount.
+      auto [from, beneath] =
+          file.path.starts_with("~/")  ? std::pair{owner.home, file.path.substr(2)}
+          : file.path.starts_with("/") ? std::pair{std::string("/"), file.path.substr(1)}
+                                       : std::pair{runtime_dir, file.path};
+      sp.steps.push_back(CopyFile{from, beneath, plan_.lend_dir + "/" + file.target, owner.uid,
+                                  qemu.uid, kMaxCompanionBytes, file.optional});
     }
     sp.env = socket_environment(*plugin, domain_, vars);
     for (const auto& need : sp.env) {

@@ -157,12 +157,16 @@ struct ChangeGroup {
   }
 };
 
-/// Copy a companion file: read as the owner (privileges dropped, no symlinks, capped), write
-/// into the lend directory owned by QEMU's user, mode 0400 (S8). With `content`, write that
-/// instead (fixed text from the plugin; nothing of the owner's is read).
+/// Copy a companion file: read as the owner (privileges dropped, no symlinks, no mount
+/// crossed beneath `base`, capped, bounded in time), write into the lend directory owned by
+/// QEMU's user, mode 0400 (S8). `base` is the owner's home or runtime directory (or "/" for a
+/// plugin's absolute path), named by the password database; the reader opens it, checks its
+/// owner, and resolves `relative` beneath it. With `content`, write that instead (fixed text
+/// from the plugin; nothing of the owner's is read).
 struct CopyFile {
   static constexpr const char* kAction = "copy_file";
-  std::string source;
+  std::string base;
+  std::string relative;
   std::string target;
   uid_t owner;
   uid_t qemu_uid;
@@ -172,7 +176,8 @@ struct CopyFile {
 
   template <typename Self, typename F>
   static void fields(Self& s, F&& f) {
-    f(Key{"source", "source"}, s.source);
+    f(Key{"base", "base"}, s.base);
+    f(Key{"relative", "relative"}, s.relative);
     f(Key{"target", "target"}, s.target);
     f(Key{"owner_uid", "owner"}, s.owner);
     f(Key{"qemu_uid", "qemu-uid"}, s.qemu_uid);
@@ -180,13 +185,15 @@ struct CopyFile {
     f(Key{"optional", "optional"}, s.optional);
     f(Key{"content", "content"}, s.content);
   }
+  /// The file read, for people: base and relative path joined.
+  std::string source() const { return base == "/" ? "/" + relative : base + "/" + relative; }
   std::string describe() const {
     auto into = " (owner uid " + std::to_string(qemu_uid) + ", 0400)";
     if (content)
       return "write the plugin's " + std::to_string(content->size()) + " bytes to " + target + into;
-    return "copy " + source + " as uid " + std::to_string(owner) + " (no symlinks, at most " +
-           std::to_string(max_bytes) + " bytes) to " + target + into +
-           (optional ? " if it exists" : "");
+    return "copy " + source() + " as uid " + std::to_string(owner) + " (resolved beneath " + base +
+           ": no symlinks, no mount crossing, at most " + std::to_string(max_bytes) +
+           " bytes) to " + target + into + (optional ? " if it exists" : "");
   }
   std::string describe_undo() const { return "remove " + target; }
 };

@@ -44,8 +44,8 @@ Journal sample() {
              BindMount{s.source, s.target},
              GrantAcl{s.source, 64055, "rw", true, false},
              ChangeGroup{s.source, 107},
-             CopyFile{"/home/alice/.config/pulse/cookie", j.lend_dir + "/pulse-cookie", 1000, 64055,
-                      65536, true},
+             CopyFile{"/home/alice", ".config/pulse/cookie", j.lend_dir + "/pulse-cookie", 1000,
+                      64055, 65536, true},
              StartProxy{j.lend_dir + "/p", s.source, 1000, 1000, 64055, 107}};
   j.sockets.push_back(s);
 

@@ -111,7 +111,8 @@ TEST_CASE("A bind lend of pulseaudio plans the exact steps, paths and environmen
   REQUIRE(s.steps.size() == 6);
   auto* conf = std::get_if<CopyFile>(&s.steps[5]);
   REQUIRE(conf != nullptr);
-  CHECK(conf->source.empty());
+  CHECK(conf->base.empty());
+  CHECK(conf->relative.empty());
   CHECK(conf->target == kLend + "/pulse-client.conf");
   CHECK(conf->content == std::optional<std::string>("enable-shm = no\n"));
   CHECK(conf->qemu_uid == kQemuUid);
@@ -142,7 +143,9 @@ TEST_CASE("A bind lend of pulseaudio plans the exact steps, paths and environmen
 
   auto* copy = std::get_if<CopyFile>(&s.steps[4]);
   REQUIRE(copy != nullptr);
-  CHECK(copy->source == "/home/alice/.config/pulse/cookie");
+  CHECK(copy->base == "/home/alice");
+  CHECK(copy->relative == ".config/pulse/cookie");
+  CHECK(copy->source() == "/home/alice/.config/pulse/cookie");
   CHECK(copy->target == kLend + "/pulse-cookie");
   CHECK(copy->owner == 1000);
   CHECK(copy->qemu_uid == kQemuUid);
@@ -572,7 +575,8 @@ TEST_CASE("format_plan and plan_to_json show the concrete paths") {
   CHECK(pa["steps"][3]["action"] == "grant_acl");
   CHECK(pa["steps"][3]["perms"] == "rw");
   CHECK(pa["steps"][4]["action"] == "copy_file");
-  CHECK(pa["steps"][4]["source"] == "/home/alice/.config/pulse/cookie");
+  CHECK(pa["steps"][4]["base"] == "/home/alice");
+  CHECK(pa["steps"][4]["relative"] == ".config/pulse/cookie");
   CHECK(pa["env"][0]["name"] == "PULSE_SERVER");
   CHECK(pa["env"][0]["value"] == "unix:" + kLend + "/pulse-native");
   CHECK(pa["env"][0]["provided"] == false);

@@ -21,7 +21,7 @@ TEST_CASE("Every step describes itself, its undo and its JSON form") {
       {BindMount{"/run/user/1000/pipewire-0", "/run/sockhook/u/t"}, "bind_mount"},
       {GrantAcl{"/run/user/1000", 64055, "x", true, true}, "grant_acl"},
       {ChangeGroup{"/run/user/1000/pipewire-0", 64055}, "change_group"},
-      {CopyFile{"/home/alice/c", "/run/sockhook/u/c", 1000, 64055, 256, true}, "copy_file"},
+      {CopyFile{"/home/alice", "c", "/run/sockhook/u/c", 1000, 64055, 256, true}, "copy_file"},
       {StartProxy{"/run/sockhook/u/t", "/run/user/1000/w", 1000, 1000, 64055, 64055},
        "start_proxy"},
   };
@@ -49,8 +49,8 @@ TEST_CASE("Every step describes itself, its undo and its JSON form") {
   CHECK(describe(steps[4].first) ==
         "add ACL entry u:64055:x on directory /run/user/1000 (only if its mode and ACL deny it)");
   CHECK(describe(steps[6].first) ==
-        "copy /home/alice/c as uid 1000 (no symlinks, at most 256 bytes) to /run/sockhook/u/c "
-        "(owner uid 64055, 0400) if it exists");
+        "copy /home/alice/c as uid 1000 (resolved beneath /home/alice: no symlinks, no mount "
+        "crossing, at most 256 bytes) to /run/sockhook/u/c (owner uid 64055, 0400) if it exists");
   CHECK(describe_undo(steps[3].first) ==
         "unmount /run/sockhook/u/t (if it still holds that inode)");
 }
@@ -73,7 +73,7 @@ TEST_CASE("A journal step with an unknown action or a bad number is refused") {
   }
   SUBCASE("an optional field stays absent") {
     doc.load_string(
-        "<step action='copy_file' source='/s' target='/t' owner='1000' qemu-uid='64055' "
+        "<step action='copy_file' base='/b' relative='s' target='/t' owner='1000' qemu-uid='64055' "
         "max-bytes='256' optional='no'/>");
     auto step = read_step(doc.child("step"));
     REQUIRE(std::holds_alternative<CopyFile>(step));

@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 
 #include "error.hpp"
@@ -41,19 +42,66 @@ bool drop_privileges(uid_t uid, gid_t gid, const std::vector<gid_t>& groups) {
   return true;
 }
 
+namespace {
+
+/// How long a killed child may take to die before we stop waiting for it. A process stuck
+/// in a request to a FUSE server that never answers does not die at SIGKILL (it is in
+/// uninterruptible sleep until the server answers or goes away).
+constexpr int kReapTimeoutMs = 1000;
+
+/// In the forked child, before dropping privileges: /dev/null becomes stdin, stdout and
+/// stderr, `keep` becomes fd 3, and every other descriptor is closed. Root's descriptors
+/// (the domain lock, the state and lend directories, the journal) must not reach a process
+/// the owner controls; and libvirt waits until every copy of the hook's stdout and stderr is
+/// closed, so a child that outlives the hook must not hold them. Async-signal-safe calls only.
+bool keep_only(int keep, int devnull) {
+  int k = ::fcntl(keep, F_DUPFD, 10), n = ::fcntl(devnull, F_DUPFD, 10);
+  if (k < 0 || n < 0) return false;
+  if (::dup2(n, 0) < 0 || ::dup2(n, 1) < 0 || ::dup2(n, 2) < 0 || ::dup2(k, 3) < 0) return false;
+  return ::syscall(SYS_close_range, 4U, ~0U, 0U) == 0;
+}
+
+/// Waits at most `ms` for child `pid` to end (through its pidfd, or polling without one)
+/// and reaps it. Returns false, leaving it unreaped, if it has not ended by then.
+bool reap_within(pid_t pid, const Fd& pidfd, int ms, int& status) {
+  using Clock = std::chrono::steady_clock;
+  auto deadline = Clock::now() + std::chrono::milliseconds(ms);
+  for (;;) {
+    pid_t r = retry_eintr([&] { return ::waitpid(pid, &status, WNOHANG); });
+    if (r == pid || (r < 0 && errno == ECHILD)) return true;
+    auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+    if (left <= 0) return false;
+    struct pollfd pfd {
+      pidfd.get(), POLLIN, 0
+    };
+    // Without a pidfd, poll() with no descriptor is a bounded sleep between the checks.
+    int wait_ms = pidfd ? static_cast<int>(left) : static_cast<int>(std::min<long>(left, 10));
+    retry_eintr([&] { return ::poll(&pfd, pidfd ? 1 : 0, wait_ms); });
+  }
+}
+
+}  // namespace
+
 ChildOutput run_as_user(uid_t uid, gid_t gid, const std::function<int(int)>& body,
                         std::size_t max_bytes, int timeout_ms, const std::vector<gid_t>& groups) {
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) throw_errno("cannot create a pipe");
   Fd read_end(fds[0]), write_end(fds[1]);
+  Fd devnull(::open("/dev/null", O_RDWR | O_CLOEXEC));
+  if (!devnull) throw_errno("cannot open /dev/null");
   pid_t pid = ::fork();
   if (pid < 0) throw_errno("cannot fork");
   if (pid == 0) {
-    read_end.release();
-    if (!drop_privileges(uid, gid, groups)) ::_exit(125);
-    ::_exit(body(write_end.get()));
+    // Only fd 3, the pipe, and /dev/null cross into the owner's hands.
+    if (!keep_only(write_end.get(), devnull.get()) || !drop_privileges(uid, gid, groups))
+      ::_exit(125);
+    ::_exit(body(3));
   }
+  // Our own unreaped child: the pid cannot be reused, so this pidfd is that process.
+  Fd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
   write_end.reset();
+  devnull.reset();
   ChildOutput out;
   using Clock = std::chrono::steady_clock;
   auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
@@ -76,11 +124,25 @@ ChildOutput run_as_user(uid_t uid, gid_t gid, const std::function<int(int)>& bod
     out.output.append(buf, static_cast<std::size_t>(n));
     if (out.output.size() > max_bytes) break;  // too much: the caller refuses it
   }
-  if (timed_out || out.output.size() > max_bytes) ::kill(pid, SIGKILL);
   read_end.reset();
   int status = 0;
-  retry_eintr([&] { return ::waitpid(pid, &status, 0); });
-  if (timed_out) throw Error("the reading process did not finish in time");
+  // The pipe's end (EOF) means the child is exiting; it still gets a bound, like a killed one.
+  bool reaped = !timed_out && out.output.size() <= max_bytes &&
+                reap_within(pid, pidfd, kReapTimeoutMs, status);
+  if (!reaped) {
+    // Safe: our own unreaped child, so `pid` is still that process and no other.
+    ::kill(pid, SIGKILL);
+    reaped = reap_within(pid, pidfd, kReapTimeoutMs, status);
+  }
+  // A child that does not die even at SIGKILL is abandoned, not waited for: when the hook
+  // exits it is reparented to init, which reaps it whenever it ends. That is safe: it runs
+  // as the owner with no capability and no_new_privs, holds only /dev/null and a pipe nobody
+  // reads (keep_only closed root's descriptors, the lock among them), and can change nothing
+  // the owner could not change anyway.
+  if (timed_out || !reaped)
+    throw Error(std::string("the process running as uid ") + std::to_string(uid) +
+                " did not finish within " + std::to_string(timeout_ms) + " ms" +
+                (reaped ? " and was killed" : " and does not die; abandoned"));
   out.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   return out;
 }

@@ -23,11 +23,14 @@ struct ChildOutput {
   std::string output;  ///< what it wrote to its pipe, at most max_bytes + 1
 };
 
-/// Forks; the child drops to uid/gid and calls `body(write_fd)`, whose return value is its
-/// exit code. The parent reads at most `max_bytes` + 1 bytes from the pipe (so that "too much"
-/// is visible), waits at most `timeout_ms`, and reaps the child. Throws Error if fork fails
-/// or the child does not finish in time (it is killed).
-/// `groups` as for drop_privileges. The child exits 125 if it could not drop privileges.
+/// Forks; the child keeps only /dev/null (as fds 0-2) and the pipe's write end (fd 3, passed
+/// to `body`), closing every other descriptor, then drops to uid/gid and calls `body(3)`, whose
+/// return value is its exit code. The parent reads at most `max_bytes` + 1 bytes from the pipe
+/// (so that "too much" is visible) for at most `timeout_ms`, then reaps the child, waiting at
+/// most 1 s more (killing it first if it has not ended). Throws Error if fork fails, or if the
+/// child does not finish in time (killed; abandoned if it does not die either). Never waits
+/// longer than timeout_ms + 2 s in all. `groups` as for drop_privileges. The child exits 125
+/// if it could not close descriptors or drop privileges.
 ChildOutput run_as_user(uid_t uid, gid_t gid, const std::function<int(int)>& body,
                         std::size_t max_bytes, int timeout_ms,
                         const std::vector<gid_t>& groups = {});
