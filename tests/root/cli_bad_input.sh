@@ -32,7 +32,7 @@ rm -rf "$etc"
 install -d -m 755 "$etc" "$etc/plugins"
 install -m 644 "$REPO"/plugins/*.xml "$etc/plugins/"
 policy=$TMP/policy.conf
-printf '[%s]\n%s = *\nroot = *\ndaemon = *\n' "$uuid" "$owner" >"$policy"
+printf '[%s]\n%s = *\nroot = *\ndaemon = *\nnobody = *\n' "$uuid" "$owner" >"$policy"
 install -m 644 "$policy" "$etc/policy.conf"
 install -d -m 755 "$TMP/plugins"
 install -m 644 "$REPO"/plugins/*.xml "$TMP/plugins/"
@@ -109,6 +109,9 @@ run_case "root owner" bad2 "pipewire: owner 'root' is root" \
   "$(domain bad2 $uuid "$(S "<sockhook:socket plugin='pipewire' owner='root'/>")")"
 run_case "system owner" bad3 "pipewire: owner 'daemon' (uid 1) is a system user" \
   "$(domain bad3 $uuid "$(S "<sockhook:socket plugin='pipewire' owner='daemon'/>")")"
+# Above the login range (UID_MAX of login.defs): nobody is no regular user either.
+run_case "owner above the login range" bad3b "pipewire: owner 'nobody' (uid $(id -u nobody)) is a system user" \
+  "$(domain bad3b $uuid "$(S "<sockhook:socket plugin='pipewire' owner='nobody'/>")")"
 run_case "unknown user" bad4 "pipewire: owner 'no-such-user-sh' is not a user on this host" \
   "$(domain bad4 $uuid "$(S "<sockhook:socket plugin='pipewire' owner='no-such-user-sh'/>")")"
 run_case "bad method" bad5 "pipewire: method='socat' is not one of" \
