@@ -182,9 +182,8 @@ struct PolicyCommand {
       if (!is_valid_uuid(domain)) uuid = Virt(connect).uuid_of(domain);
       auto user = lookup_user(owner);
       if (!user) throw Error("owner '" + owner + "' is not a user on this host");
-      if (allow && (user->uid == 0 || user->uid < regular_uid_min()))
-        throw Error("owner '" + owner +
-                    "' is root or a system user; sockhook lends only regular users' sockets");
+      if (allow)
+        if (auto why = owner_refusal(*user, owner, regular_uid_range())) throw Error(*why);
       auto policy = load_policy(file);
       bool changed = allow ? policy.allow(uuid, user->name, plugin.empty() ? "*" : plugin)
                            : policy.revoke(uuid, user->name, plugin);

@@ -50,7 +50,7 @@ void gather(Gathered& g, const GatherOptions& options) {
   in.plugins = &g.plugins;
   in.policy = &g.policy;
   in.paths = options.paths;
-  in.uid_min = regular_uid_min();
+  in.uids = regular_uid_range();
   in.qemu = resolve_qemu_identity(g.domain.dac, load_qemu_conf(options.qemu_conf_path));
   for (const auto& req : g.domain.sockets) {
     auto [it, fresh] = in.owners.try_emplace(req.owner);

@@ -108,7 +108,7 @@ class Planner {
     if (found == in_.owners.end() || !found->second)
       return fail(req, "owner '" + req.owner + "' is not a user on this host");
     const User& owner = *found->second;
-    if (auto refusal = owner_refusal(owner, req.owner, in_.uid_min)) return fail(req, *refusal);
+    if (auto refusal = owner_refusal(owner, req.owner, in_.uids)) return fail(req, *refusal);
     if (!in_.policy->allows(domain_.uuid, owner.name, owner.uid, plugin->name))
       return fail(req,
                   "the policy does not allow " + owner.name + " to lend '" + plugin->name +
@@ -234,13 +234,14 @@ class Planner {
 Plan make_plan(const PlanInputs& in) { return Planner(in).run(); }
 
 std::optional<std::string> owner_refusal(const User& owner, const std::string& written,
-                                         uid_t uid_min) {
+                                         const UidRange& uids) {
   // S2: only regular users' sockets; root and system users are always refused.
   if (owner.uid == 0)
     return "owner '" + written + "' is root; sockhook lends only regular users' sockets";
-  if (owner.uid < uid_min)
+  if (!uids.contains(owner.uid))
     return "owner '" + written + "' (uid " + std::to_string(owner.uid) +
-           ") is a system user; regular users start at uid " + std::to_string(uid_min);
+           ") is a system user; regular users have uids " + std::to_string(uids.min) + " to " +
+           std::to_string(uids.max) + " (UID_MIN, UID_MAX of login.defs)";
   return std::nullopt;
 }
 

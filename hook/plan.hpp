@@ -84,8 +84,8 @@ struct PlanInputs {
   const Policy* policy = nullptr;
   QemuIdentity qemu;
   std::map<std::string, std::optional<User>> owners;  ///< by owner as written
-  uid_t uid_min = 1000;
-  std::map<std::string, SourceFacts> sources;  ///< by socket name
+  UidRange uids;                                      ///< regular users (login.defs)
+  std::map<std::string, SourceFacts> sources;         ///< by socket name
   Paths paths;
 };
 
@@ -93,9 +93,10 @@ struct PlanInputs {
 Plan make_plan(const PlanInputs& in);
 
 /// Why `owner` (written as `written` in the XML) may not lend a socket, or nullopt: root and
-/// system users (uid below `uid_min`) are refused (S2).
+/// system users (a uid outside `uids`, the login range: below it or above it, like nobody
+/// or libvirt-qemu) are refused (S2).
 std::optional<std::string> owner_refusal(const User& owner, const std::string& written,
-                                         uid_t uid_min);
+                                         const UidRange& uids);
 
 /// Where a socket is and where QEMU finds it.
 struct SocketPlace {

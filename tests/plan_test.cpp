@@ -54,8 +54,9 @@ struct Fixture {
                  {"root", User{0, 0, "root", "/root"}},
                  {"0", User{0, 0, "root", "/root"}},
                  {"sys", User{100, 100, "sys", "/nonexistent"}},
+                 {"nobody", User{65534, 65534, "nobody", "/nonexistent"}},
                  {"ghost", std::nullopt}};
-    in.uid_min = 1000;
+    in.uids = UidRange{1000, 60000};
   }
   Fixture(const Fixture&) = delete;
 
@@ -405,9 +406,18 @@ TEST_CASE("Socket-level problems fail the plan with one line naming the socket")
   SUBCASE("a system user") {
     Fixture f("<s:socket plugin='pipewire' owner='sys'/>");
     f.policy.allow(kUuid, "sys", "*");
-    CHECK(texts(f.plan().errors) ==
-          std::vector<std::string>{"pipewire: owner 'sys' (uid 100) is a system user; regular "
-                                   "users start at uid 1000"});
+    CHECK(
+        texts(f.plan().errors) ==
+        std::vector<std::string>{"pipewire: owner 'sys' (uid 100) is a system user; regular "
+                                 "users have uids 1000 to 60000 (UID_MIN, UID_MAX of login.defs)"});
+  }
+  SUBCASE("a user above the login range") {
+    Fixture f("<s:socket plugin='pipewire' owner='nobody'/>");
+    f.policy.allow(kUuid, "nobody", "*");
+    CHECK(
+        texts(f.plan().errors) ==
+        std::vector<std::string>{"pipewire: owner 'nobody' (uid 65534) is a system user; regular "
+                                 "users have uids 1000 to 60000 (UID_MIN, UID_MAX of login.defs)"});
   }
   SUBCASE("the policy does not allow it") {
     Fixture f("<s:socket plugin='pipewire' owner='alice'/>");
