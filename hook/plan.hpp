@@ -75,6 +75,11 @@ struct Plan {
 struct SourceFacts {
   std::optional<bool> exists;                      ///< nullopt: could not look
   std::optional<std::vector<std::string>> nearby;  ///< entries of each granted directory
+  /// Whom else QEMU's u:rw on the socket would give rights to (acl_grant_gains), when QEMU
+  /// lacks them now; empty: nobody (or no grant needed); nullopt: could not look.
+  std::optional<std::vector<std::string>> socket_gains;
+  /// The same for u:x on each directory of the way down: the directory, whom it would give x.
+  std::vector<std::pair<std::string, std::vector<std::string>>> dir_gains;
 };
 
 /// Everything planning needs, gathered beforehand, so that make_plan makes no system calls.

@@ -205,8 +205,11 @@ TEST_CASE("A proxy lend plans one StartProxy step") {
 TEST_CASE("An acl lend grants traversal on each directory, then rw on the socket") {
   Fixture f("<s:socket plugin='pulseaudio' owner='alice' method='acl'/>");
   f.in.sources["pulseaudio"] = SourceFacts{
-      true, std::vector<std::string>{"/run/user/1000/bus", "/run/user/1000/pulse",
-                                     "/run/user/1000/pulse/native", "/run/user/1000/pulse/pid"}};
+      true,
+      std::vector<std::string>{"/run/user/1000/bus", "/run/user/1000/pulse",
+                               "/run/user/1000/pulse/native", "/run/user/1000/pulse/pid"},
+      std::nullopt,
+      {}};
   auto plan = f.plan();
   // QEMU uses the real path; the lend directory holds only the companion files.
   const auto& s = socket_after_lend_dir(plan);
@@ -274,11 +277,45 @@ TEST_CASE("A group lend changes the socket's group to QEMU's") {
                          "/run/user/1000/pipewire-0") == 1);
 }
 
+TEST_CASE("a grant that would widen the ACL mask for others: auto proxies, bind/acl/group refuse") {
+  const std::vector<std::string> bob{"user:1001:rw-"};
+  SUBCASE("auto: proxy, and the note says why") {
+    Fixture f("<s:socket plugin='pipewire' owner='alice'/>");
+    f.in.sources["pipewire"] = SourceFacts{true, std::nullopt, bob, {}};
+    const auto& s = only_socket(f.plan());
+    CHECK(s.method == Method::kProxy);
+    CHECK(contains(s.method_note, "would widen the ACL mask and so also give user:1001:rw-"));
+  }
+  for (const char* method : {"bind", "acl"}) {
+    CAPTURE(method);
+    Fixture f(std::string("<s:socket plugin='pipewire' owner='alice' method='") + method + "'/>");
+    f.in.sources["pipewire"] = SourceFacts{true, std::nullopt, bob, {}};
+    CHECK(texts(f.plan().errors) ==
+          std::vector<std::string>{
+              "pipewire: cannot add ACL entry u:64055:rw on /run/user/1000/pipewire-0: granting "
+              "u:64055:rw- would widen the ACL mask and so also give user:1001:rw- what the mask "
+              "now withholds; sockhook never widens what others get (use method proxy)"});
+  }
+  SUBCASE("group: the directory's x") {
+    Fixture f("<s:socket plugin='pipewire' owner='alice' method='group'/>");
+    f.in.sources["pipewire"] = SourceFacts{
+        true, std::nullopt, std::vector<std::string>{}, {{"/run/user/1000", {"group::r-x"}}}};
+    CHECK(count_containing(texts(f.plan().errors),
+                           "cannot add ACL entry u:64055:x on /run/user/1000: granting u:64055:--x "
+                           "would widen the ACL mask and so also give group::r-x") == 1);
+  }
+  SUBCASE("nobody gains: bind as usual") {
+    Fixture f("<s:socket plugin='pipewire' owner='alice' method='bind'/>");
+    f.in.sources["pipewire"] = SourceFacts{true, std::nullopt, std::vector<std::string>{}, {}};
+    CHECK(f.plan().errors.empty());
+  }
+}
+
 TEST_CASE("auto chooses bind or proxy from what is known about the source") {
   Fixture f("<s:socket plugin='pipewire' owner='alice'/>");
   for (bool exists : {true, false}) {
     CAPTURE(exists);
-    f.in.sources["pipewire"] = SourceFacts{exists, std::nullopt};
+    f.in.sources["pipewire"] = SourceFacts{exists, std::nullopt, std::nullopt, {}};
     const auto plan = f.plan();
     const auto& s = only_socket(plan);
     if (exists) {
@@ -300,7 +337,7 @@ TEST_CASE("auto chooses bind or proxy from what is known about the source") {
     CHECK(contains(s.method_note, "could not look now; planned as bind"));
   }
   SUBCASE("facts are looked up by socket name, not plugin") {
-    f.in.sources["other"] = SourceFacts{false, std::nullopt};
+    f.in.sources["other"] = SourceFacts{false, std::nullopt, std::nullopt, {}};
     const auto plan = f.plan();
     CHECK(only_socket(plan).method == Method::kBind);
   }
