@@ -278,6 +278,8 @@ struct LendsCommand {
     try {
       auto r = cleanup_lends(ExecContext{}, cleanup_domain, stale);
       for (const auto& uuid : r.done) std::printf("released %s\n", uuid.c_str());
+      for (const auto& uuid : r.nothing)
+        std::printf("%s: nothing recorded, nothing undone\n", uuid.c_str());
       for (const auto& p : r.problems) print_error(p);
       return r.problems.empty() ? 0 : 1;
     } catch (const Error& e) {
@@ -290,7 +292,7 @@ struct LendsCommand {
     try {
       auto r = refresh_lends(ExecContext{}, refresh_domain);
       for (const auto& name : r.done) std::printf("refreshed %s\n", name.c_str());
-      if (r.done.empty()) std::printf("nothing stale\n");
+      if (r.done.empty() && r.problems.empty()) std::printf("nothing stale\n");
       for (const auto& p : r.problems) print_error(refresh_domain + ": " + p);
       return r.problems.empty() ? 0 : 1;
     } catch (const Error& e) {
