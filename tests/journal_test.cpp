@@ -94,6 +94,14 @@ Journal sample() {
   return j;
 }
 
+/// A lend root and state directory inside `tmp`.
+Paths store_paths(const TempDir& tmp) {
+  Paths paths;
+  paths.lend_root = (tmp.path / "sockhook").string();
+  paths.state_dir = paths.lend_root + "/state";
+  return paths;
+}
+
 }  // namespace
 
 TEST_CASE("a journal survives a round trip through XML unchanged") {
@@ -174,9 +182,7 @@ TEST_CASE("the journal store writes atomically into a root-only directory") {
     return;
   }
   TempDir tmp;
-  Paths paths;
-  paths.lend_root = (tmp.path / "sockhook").string();
-  paths.state_dir = paths.lend_root + "/state";
+  auto paths = store_paths(tmp);
   JournalStore store(paths, true);
   auto st = fs::status(paths.state_dir);
   CHECK(st.permissions() == fs::perms::owner_all);
@@ -281,10 +287,7 @@ TEST_CASE("the store refuses to write a journal that load could not read") {
     return;
   }
   TempDir tmp;
-  Paths paths;
-  paths.lend_root = (tmp.path / "sockhook").string();
-  paths.state_dir = paths.lend_root + "/state";
-  JournalStore store(paths, true);
+  JournalStore store(store_paths(tmp), true);
   auto j = sample();
   j.domain = std::string(kMaxJournalBytes, 'n');
   CHECK_THROWS_AS(store.save(j), Error);

@@ -440,21 +440,16 @@ TEST_CASE("Socket-level problems fail the plan with one line naming the socket")
               "pipewire: owner 'root' is root; sockhook lends only regular users' sockets",
               "b: owner '0' is root; sockhook lends only regular users' sockets"});
   }
-  SUBCASE("a system user") {
-    Fixture f("<s:socket plugin='pipewire' owner='sys'/>");
-    f.policy.allow(kUuid, "sys", "*");
-    CHECK(
-        texts(f.plan().errors) ==
-        std::vector<std::string>{"pipewire: owner 'sys' (uid 100) is a system user; regular "
-                                 "users have uids 1000 to 60000 (UID_MIN, UID_MAX of login.defs)"});
-  }
-  SUBCASE("a user above the login range") {
-    Fixture f("<s:socket plugin='pipewire' owner='nobody'/>");
-    f.policy.allow(kUuid, "nobody", "*");
-    CHECK(
-        texts(f.plan().errors) ==
-        std::vector<std::string>{"pipewire: owner 'nobody' (uid 65534) is a system user; regular "
-                                 "users have uids 1000 to 60000 (UID_MIN, UID_MAX of login.defs)"});
+  SUBCASE("a system user, below or above the login range") {
+    for (auto [owner, uid] : {std::pair{"sys", "100"}, std::pair{"nobody", "65534"}}) {
+      CAPTURE(owner);
+      Fixture f(std::string("<s:socket plugin='pipewire' owner='") + owner + "'/>");
+      f.policy.allow(kUuid, owner, "*");
+      CHECK(texts(f.plan().errors) ==
+            std::vector<std::string>{"pipewire: owner '" + std::string(owner) + "' (uid " + uid +
+                                     ") is a system user; regular users have uids 1000 to 60000 "
+                                     "(UID_MIN, UID_MAX of login.defs)"});
+    }
   }
   SUBCASE("the policy does not allow it") {
     Fixture f("<s:socket plugin='pipewire' owner='alice'/>");
