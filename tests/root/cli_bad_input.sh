@@ -144,7 +144,7 @@ run_case "owner path" bad15 "pipewire: owner='../x' is not a user name or uid" \
 run_case "two sockets elements" bad16 "more than one <sockets> element" \
   "$(domain bad16 $uuid "$(S "<sockhook:socket plugin='pipewire' owner='$owner'/>")$(S "<sockhook:socket plugin='wayland' owner='$owner'/>")")"
 # Every field one past its bound (issue 9): one short line, nothing changes.
-p65=$(printf '%65s' | tr ' ' p)
+p65=$(head -c 65 /dev/zero | tr '\0' p)
 run_case "socket name of 65 bytes" bad19 "name='${p65:0:64}... (65 bytes)' is longer than 64 bytes" \
   "$(domain bad19 $uuid "$(S "<sockhook:socket name='$p65' plugin='pipewire' owner='$owner'/>")")"
 run_case "plugin name of 65 bytes" bad20 "plugin='${p65:0:64}... (65 bytes)' is longer than 64 bytes" \
@@ -152,7 +152,7 @@ run_case "plugin name of 65 bytes" bad20 "plugin='${p65:0:64}... (65 bytes)' is 
 run_case "owner of 33 bytes" bad21 "owner='${p65:0:33}' is longer than 32 bytes" \
   "$(domain bad21 $uuid "$(S "<sockhook:socket plugin='pipewire' owner='${p65:0:33}'/>")")"
 # plan names the domain by (the start of) its name, the hook by its argv.
-n252=$(printf '%252s' | tr ' ' n)
+n252=$(head -c 252 /dev/zero | tr '\0' n)
 xml_file=$TMP/case.xml
 domain "$n252" $uuid "$(S "<sockhook:socket plugin='pipewire' owner='$owner'/>")" >"$xml_file"
 expect_error "plan domain name of 252 bytes" "${n252:0:64}... (252 bytes)" "the domain name is longer than 251 bytes (252)" \
@@ -160,7 +160,7 @@ expect_error "plan domain name of 252 bytes" "${n252:0:64}... (252 bytes)" "the 
 expect_error "hook domain name of 252 bytes" bad22 "the domain name is longer than 251 bytes (252)" \
   "$SOCKHOOK" hook bad22 prepare begin -
 run_case "qemu:env of 4097 bytes" bad23 "<qemu:env name='PULSE_SERVER'> is longer than 4096 bytes" \
-  "$(domain bad23 $uuid "$(S "<sockhook:socket plugin='pipewire' owner='$owner'/>")" | sed "s|<memory|<qemu:commandline xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'><qemu:env name='PULSE_SERVER' value='$(printf '%4085s' | tr ' ' v)'/></qemu:commandline><memory|")"
+  "$(domain bad23 $uuid "$(S "<sockhook:socket plugin='pipewire' owner='$owner'/>")" | sed "s|<memory|<qemu:commandline xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'><qemu:env name='PULSE_SERVER' value='$(head -c 4085 /dev/zero | tr '\0' v)'/></qemu:commandline><memory|")"
 
 # Not XML: plan cannot know the domain's name and names the file; the hook names the domain.
 xml_file=$TMP/case.xml

@@ -57,10 +57,11 @@ acl_before=$(getfacl -cp "$sock")
 xml=$(lend_domain mask "$U" "pipewire:auto")
 if lend_hook mask prepare begin "$xml"; then
   if lend_ping qemu "$L/pipewire-0"; then ok "auto: QEMU's user reaches the lent socket"; else not_ok "auto: QEMU's user cannot reach $L/pipewire-0"; fi
-  [[ $(getfacl -cp "$sock") == "$acl_before" ]] && ok "auto: the socket's ACL is untouched while lent" ||
-    not_ok "auto: the socket's ACL changed: $(getfacl -cp "$sock" | tr '\n' ' ')"
+  if [[ $(getfacl -cp "$sock") == "$acl_before" ]]; then ok "auto: the socket's ACL is untouched while lent"
+  else not_ok "auto: the socket's ACL changed: $(getfacl -cp "$sock" | tr '\n' ' ')"; fi
   if lend_ping "$lend_user2" "$sock"; then not_ok "auto: $lend_user2 reaches the socket during the lend"; else ok "auto: $lend_user2 still cannot connect"; fi
-  grep -q " $L/pipewire-0 " /proc/self/mountinfo && not_ok "auto: bind-mounted instead of proxied" || ok "auto: not a bind mount (proxy)"
+  if grep -q " $L/pipewire-0 " /proc/self/mountinfo; then not_ok "auto: bind-mounted instead of proxied"
+  else ok "auto: not a bind mount (proxy)"; fi
 else
   not_ok "auto: prepare failed: $(cat "$TMP/hook.err")"
 fi

@@ -38,11 +38,11 @@ same_host "$TMP/before" "4.5 MB name"
 
 # ---- one past the limit, and exactly at it ---------------------------------------------------
 rc=0
-lend_hook short prepare begin "$(lend_domain "$(printf "%$((max_name + 1))s" | tr ' ' n)" "$U" "pipewire:bind")" || rc=$?
+lend_hook short prepare begin "$(lend_domain "$(head -c $((max_name + 1)) /dev/zero | tr '\0' n)" "$U" "pipewire:bind")" || rc=$?
 one_line "name of $((max_name + 1)) bytes" "$rc" "the domain name is longer than $max_name bytes"
 same_host "$TMP/before" "name of $((max_name + 1)) bytes"
 
-name=$(printf "%${max_name}s" | tr ' ' n)
+name=$(head -c "$max_name" /dev/zero | tr '\0' n)
 xml=$(lend_domain "$name" "$U" "pipewire:bind")
 if lend_hook "$name" prepare begin "$xml"; then
   ok "name of $max_name bytes: prepared"
