@@ -16,6 +16,13 @@ L=/run/sockhook/libvirt-$U
 sock=$runtime/pipewire-0
 lend_echo_server "$lend_user" "$sock" 0600
 
+# effective USER PATH: what USER's named entry on PATH really grants (its perms under the mask).
+# (A connect by USER cannot show it: USER cannot traverse the owner's 0700 runtime directory.)
+effective() {
+  getfacl -p "$2" 2>/dev/null | awk -v u="user:$1:" 'index($1, u) == 1 {
+    e = substr($1, length(u) + 1); if ($2 ~ /^#effective:/) e = substr($2, 12); print e }'
+}
+
 # refused WHAT METHOD EXPECT: prepare exits 1 with one line containing EXPECT, nothing changes.
 refused() {
   local what=$1 method=$2 expect=$3 xml rc=0
@@ -38,7 +45,7 @@ refused() {
 
 # ---- u:shlend2:rw masked to r-- on the socket ------------------------------------------------
 setfacl -m "u:$lend_user2:rw,m::r--" "$sock"
-if lend_ping "$lend_user2" "$sock"; then not_ok "setup: $lend_user2 reaches the socket"; fi
+[[ $(effective "$lend_user2" "$sock") == r-- ]] || not_ok "setup: $lend_user2 gets $(effective "$lend_user2" "$sock")"
 gain="would widen the ACL mask and so also give user:$lend_uid2:rw-"
 refused "bind, masked u:$lend_user2:rw" bind "$gain"
 refused "acl, masked u:$lend_user2:rw" acl "$gain"
@@ -59,7 +66,8 @@ if lend_hook mask prepare begin "$xml"; then
   if lend_ping qemu "$L/pipewire-0"; then ok "auto: QEMU's user reaches the lent socket"; else not_ok "auto: QEMU's user cannot reach $L/pipewire-0"; fi
   if [[ $(getfacl -cp "$sock") == "$acl_before" ]]; then ok "auto: the socket's ACL is untouched while lent"
   else not_ok "auto: the socket's ACL changed: $(getfacl -cp "$sock" | tr '\n' ' ')"; fi
-  if lend_ping "$lend_user2" "$sock"; then not_ok "auto: $lend_user2 reaches the socket during the lend"; else ok "auto: $lend_user2 still cannot connect"; fi
+  e=$(effective "$lend_user2" "$sock")
+  if [[ $e == r-- ]]; then ok "auto: $lend_user2 still gets only r-- during the lend"; else not_ok "auto: $lend_user2 gets $e during the lend"; fi
   if grep -q " $L/pipewire-0 " /proc/self/mountinfo; then not_ok "auto: bind-mounted instead of proxied"
   else ok "auto: not a bind mount (proxy)"; fi
 else
@@ -74,7 +82,8 @@ host_snapshot >"$TMP/before"
 xml=$(lend_domain mask "$U" "pipewire:bind")
 if lend_hook mask prepare begin "$xml"; then
   if lend_ping qemu "$L/pipewire-0"; then ok "bind, u:$lend_user2:r: QEMU's user reaches it"; else not_ok "bind, u:$lend_user2:r: QEMU's user cannot reach it"; fi
-  if lend_ping "$lend_user2" "$sock"; then not_ok "bind, u:$lend_user2:r: $lend_user2 reaches it"; else ok "bind, u:$lend_user2:r: $lend_user2 still cannot connect"; fi
+  e=$(effective "$lend_user2" "$sock")
+  if [[ $e == r-- ]]; then ok "bind, u:$lend_user2:r: $lend_user2 still gets only r--"; else not_ok "bind, u:$lend_user2:r: $lend_user2 gets $e"; fi
 else
   not_ok "bind, u:$lend_user2:r: prepare failed: $(cat "$TMP/hook.err")"
 fi
