@@ -341,7 +341,7 @@ Needs plan_needs(const DomainInfo& parsed, const std::string& socket, const Anno
   for (const auto& d : parsed.diagnostics)
     if (d.error && d.required && (d.socket.empty() || d.socket == socket))
       throw Error(d.socket.empty() ? d.message : d.socket + ": " + d.message);
-  if (auto why = owner_refusal(owner, req->owner, ctx.uid_min)) throw Error(socket + ": " + *why);
+  if (auto why = owner_refusal(owner, req->owner, ctx.uids)) throw Error(socket + ": " + *why);
   // Without a look at the host, auto plans as bind (as the planner does).
   auto method = req->method == Method::kAuto ? Method::kBind : req->method;
   auto lend_dir = ctx.paths.lend_dir(parsed.uuid);
@@ -826,7 +826,7 @@ int run_annotate(const AnnotateOptions& o) {
     // Stage 1: the plugin and the owner, as the hook will see them.
     PluginSet plugins;
     AnnotateContext ctx;
-    ctx.uid_min = regular_uid_min();
+    ctx.uids = regular_uid_range();
     if (!req.remove) {
       plugins = load_plugins(o.plugin_dirs, {0});
       std::string why;

@@ -28,7 +28,7 @@ struct AnnotateContext {
   const Plugin* plugin = nullptr;     ///< the installed plugin (adding only)
   std::optional<User> owner;          ///< the resolved owner (adding only)
   unsigned long libvirt_version = 0;  ///< decides native <audio> attribute vs <qemu:env>
-  uid_t uid_min = 1000;               ///< as the planner checks owners
+  UidRange uids;                      ///< regular users, as the planner checks owners
   Paths paths;                        ///< where lend directories are
 };
 

@@ -193,9 +193,8 @@ struct PolicyCommand {
       if (!qemu.empty()) return change_qemu(uuid, allow);
       auto user = lookup_user(owner);
       if (!user) throw Error("owner '" + owner + "' is not a user on this host");
-      if (allow && (user->uid == 0 || user->uid < regular_uid_min()))
-        throw Error("owner '" + owner +
-                    "' is root or a system user; sockhook lends only regular users' sockets");
+      if (allow)
+        if (auto why = owner_refusal(*user, owner, regular_uid_range())) throw Error(*why);
       auto policy = load_policy(file);
       auto key = policy_owner_key(user->name, user->uid);
       bool changed = allow ? policy.allow(uuid, key, plugin.empty() ? "*" : plugin)
@@ -314,6 +313,8 @@ struct LendsCommand {
     try {
       auto r = cleanup_lends(ExecContext{}, cleanup_domain, stale);
       for (const auto& uuid : r.done) std::printf("released %s\n", uuid.c_str());
+      for (const auto& uuid : r.nothing)
+        std::printf("%s: nothing recorded, nothing undone\n", uuid.c_str());
       for (const auto& p : r.problems) print_error(p);
       return r.problems.empty() ? 0 : 1;
     } catch (const Error& e) {
@@ -326,7 +327,7 @@ struct LendsCommand {
     try {
       auto r = refresh_lends(ExecContext{}, refresh_domain);
       for (const auto& name : r.done) std::printf("refreshed %s\n", name.c_str());
-      if (r.done.empty()) std::printf("nothing stale\n");
+      if (r.done.empty() && r.problems.empty()) std::printf("nothing stale\n");
       for (const auto& p : r.problems) print_error(refresh_domain + ": " + p);
       return r.problems.empty() ? 0 : 1;
     } catch (const Error& e) {

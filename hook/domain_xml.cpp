@@ -15,6 +15,23 @@ namespace {
 
 constexpr int kMaxWaitSeconds = 120;
 constexpr std::size_t kMaxSockets = 32;
+// Bounds of every field that can reach the journal or an error line (issue 9): a journal
+// must always load again, and one line must stay one readable line.
+// libvirt keeps a domain's XML as NAME.xml (config and status): NAME_MAX - 4.
+constexpr std::size_t kMaxDomainNameBytes = 251;
+constexpr std::size_t kMaxPluginNameBytes = 64;
+constexpr std::size_t kMaxSocketNameBytes = 64;
+constexpr std::size_t kMaxOwnerBytes = 32;  // useradd's limit
+// Compared with the values a lend needs (paths): PATH_MAX.
+constexpr std::size_t kMaxEnvBytes = 4096;
+// What an error line quotes of a value at most.
+constexpr std::size_t kMaxQuotedBytes = 64;
+
+/// `v` as an error line quotes it: whole when short, else its start and its length.
+std::string quoted(std::string_view v) {
+  if (v.size() <= kMaxQuotedBytes) return std::string(v);
+  return std::string(v.substr(0, kMaxQuotedBytes)) + "... (" + std::to_string(v.size()) + " bytes)";
+}
 
 bool all_of_chars(std::string_view s, bool (*ok)(char)) {
   return std::all_of(s.begin(), s.end(), ok);
@@ -28,13 +45,14 @@ bool is_name_char(char c) {
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
 
 bool plugin_name_ok(std::string_view s) {
-  return !s.empty() && s.size() <= 64 && s[0] != '-' && s[0] != '_' && all_of_chars(s, [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
-  });
+  return !s.empty() && s.size() <= kMaxPluginNameBytes && s[0] != '-' && s[0] != '_' &&
+         all_of_chars(s, [](char c) {
+           return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
+         });
 }
 
 bool owner_ok(std::string_view s) {
-  if (s.empty() || s.size() > 32) return false;
+  if (s.empty() || s.size() > kMaxOwnerBytes) return false;
   if (all_of_chars(s, is_digit)) return true;
   if (s[0] == '-' || s[0] == '.' || is_digit(s[0])) return false;
   auto body = s.back() == '$' ? s.substr(0, s.size() - 1) : s;
@@ -42,13 +60,16 @@ bool owner_ok(std::string_view s) {
 }
 
 bool valid_socket_name(std::string_view s) {
-  return !s.empty() && s.size() <= 64 && s[0] != '.' && s[0] != '-' &&
+  return !s.empty() && s.size() <= kMaxSocketNameBytes && s[0] != '.' && s[0] != '-' &&
          all_of_chars(s, is_name_char);
 }
 
 /// The name appears in logs and error lines; refuse what could forge or confuse them.
 std::optional<std::string> domain_name_problem(std::string_view name) {
   if (name.empty()) return "the domain has no <name>";
+  if (name.size() > kMaxDomainNameBytes)
+    return "the domain name is longer than " + std::to_string(kMaxDomainNameBytes) + " bytes (" +
+           std::to_string(name.size()) + "); libvirt names are short";
   if (name == "." || name == "..")
     return "the domain name '" + std::string(name) + "' is not allowed";
   for (char c : name) {
@@ -71,7 +92,7 @@ class SocketParser {
     if (required == "no") {
       req.required = false;
     } else if (required != "yes") {
-      error(label(el, index), "required='" + required + "' must be 'yes' or 'no'");
+      error(label(el, index), "required='" + quoted(required) + "' must be 'yes' or 'no'");
     }
     req_required_ = req.required;
 
@@ -80,22 +101,29 @@ class SocketParser {
     auto who = label(el, index);
     if (!el.attribute("plugin")) {
       error(who, "missing attribute 'plugin'");
+    } else if (req.plugin.size() > kMaxPluginNameBytes) {
+      error(who, "plugin='" + quoted(req.plugin) + "' is longer than " +
+                     std::to_string(kMaxPluginNameBytes) + " bytes");
     } else if (!plugin_name_ok(req.plugin)) {
-      error(who,
-            "plugin='" + req.plugin + "' is not a plugin name (plugins are named, never paths)");
+      error(who, "plugin='" + quoted(req.plugin) +
+                     "' is not a plugin name (plugins are named, never paths)");
     }
     if (!el.attribute("owner")) {
       error(who, "missing attribute 'owner'");
     } else {
       req.owner = el.attribute("owner").as_string();
-      if (!owner_ok(req.owner)) error(who, "owner='" + req.owner + "' is not a user name or uid");
+      if (req.owner.size() > kMaxOwnerBytes)
+        error(who, "owner='" + quoted(req.owner) + "' is longer than " +
+                       std::to_string(kMaxOwnerBytes) + " bytes");
+      else if (!owner_ok(req.owner))
+        error(who, "owner='" + quoted(req.owner) + "' is not a user name or uid");
     }
     if (auto m = el.attribute("method")) {
       if (auto parsed = parse_method(m.as_string())) {
         req.method = *parsed;
       } else {
-        error(who, std::string("method='") + m.as_string() +
-                       "' is not one of auto, bind, proxy, acl, group");
+        error(who,
+              "method='" + quoted(m.as_string()) + "' is not one of auto, bind, proxy, acl, group");
       }
     }
     if (auto w = el.attribute("wait")) {
@@ -104,7 +132,7 @@ class SocketParser {
       auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), seconds);
       if (ec != std::errc() || end != v.data() + v.size() || seconds < 0 ||
           seconds > kMaxWaitSeconds) {
-        error(who, "wait='" + std::string(v) + "' must be a whole number of seconds from 0 to " +
+        error(who, "wait='" + quoted(v) + "' must be a whole number of seconds from 0 to " +
                        std::to_string(kMaxWaitSeconds));
       } else {
         req.wait_seconds = seconds;
@@ -112,10 +140,13 @@ class SocketParser {
           warn(who, "wait has no effect with method='proxy' (the proxy connects lazily)");
       }
     }
-    if (el.attribute("name") && !valid_socket_name(req.name)) {
-      error(who, "name='" + req.name + "' may hold only letters, digits, '.', '_' and '-'");
+    if (el.attribute("name") && req.name.size() > kMaxSocketNameBytes) {
+      error(who, "name='" + quoted(req.name) + "' is longer than " +
+                     std::to_string(kMaxSocketNameBytes) + " bytes");
+    } else if (el.attribute("name") && !valid_socket_name(req.name)) {
+      error(who, "name='" + quoted(req.name) + "' may hold only letters, digits, '.', '_' and '-'");
     } else if (!req.name.empty() && !names_.insert(req.name).second) {
-      error(who, "name '" + req.name + "' is used by another socket of this domain" +
+      error(who, "name '" + quoted(req.name) + "' is used by another socket of this domain" +
                      (el.attribute("name") ? "" : " (set name= to tell them apart)"));
     }
     for (auto a : el.attributes()) {
@@ -123,12 +154,12 @@ class SocketParser {
       if (n == "plugin" || n == "owner" || n == "method" || n == "required" || n == "wait" ||
           n == "name" || n.starts_with("xmlns"))
         continue;
-      warn(who, "ignoring unknown attribute '" + std::string(n) + "'");
+      warn(who, "ignoring unknown attribute '" + quoted(n) + "'");
     }
     for (auto child : el.children()) {
       // <sockhook:added> records what `annotate` added, so that --remove can undo it.
       if (child.type() == pugi::node_element && !is_element(child, kMetadataNs, "added"))
-        warn(who, "ignoring unknown element <" + std::string(child.name()) + ">");
+        warn(who, "ignoring unknown element <" + quoted(child.name()) + ">");
     }
     if (!failed_) info_.sockets.push_back(std::move(req));
   }
@@ -165,8 +196,8 @@ void parse_metadata(const pugi::xml_node& metadata, DomainInfo& info) {
       // Someone meant sockhook but wrote another namespace: that must not pass silently.
       if (ns.starts_with("urn:sockhook:") || std::string_view(el.name()).starts_with("sockhook:"))
         info.diagnostics.push_back({"",
-                                    "metadata <" + std::string(el.name()) + "> uses namespace '" +
-                                        ns + "'; this sockhook understands only '" +
+                                    "metadata <" + quoted(el.name()) + "> uses namespace '" +
+                                        quoted(ns) + "'; this sockhook understands only '" +
                                         std::string(kMetadataNs) + "'",
                                     true, true});
       continue;
@@ -174,7 +205,7 @@ void parse_metadata(const pugi::xml_node& metadata, DomainInfo& info) {
     info.has_metadata = true;
     if (local_name(el.name()) != "sockets") {
       info.diagnostics.push_back(
-          {"", "ignoring unknown metadata element <" + std::string(el.name()) + ">", false, false});
+          {"", "ignoring unknown metadata element <" + quoted(el.name()) + ">", false, false});
       continue;
     }
     if (seen) {
@@ -190,7 +221,7 @@ void parse_metadata(const pugi::xml_node& metadata, DomainInfo& info) {
       if (is_element(child, kMetadataNs, "added")) continue;  // annotate's bookkeeping
       if (!is_element(child, kMetadataNs, "socket")) {
         info.diagnostics.push_back(
-            {"", "ignoring unknown element <" + std::string(child.name()) + "> in <sockets>", false,
+            {"", "ignoring unknown element <" + quoted(child.name()) + "> in <sockets>", false,
              false});
         continue;
       }
@@ -216,9 +247,19 @@ void parse_qemu_side(const pugi::xml_node& domain, DomainInfo& info) {
   for (auto el : domain.children()) {
     if (!is_element(el, kQemuNs, "commandline")) continue;
     for (auto env : el.children()) {
-      if (is_element(env, kQemuNs, "env"))
-        info.qemu_env.emplace_back(env.attribute("name").as_string(),
-                                   env.attribute("value").as_string());
+      if (!is_element(env, kQemuNs, "env")) continue;
+      std::string_view name = env.attribute("name").as_string();
+      std::string_view value = env.attribute("value").as_string();
+      // Only compared with what a lend needs, and quoted in warnings: bound them.
+      if (name.size() + value.size() > kMaxEnvBytes) {
+        if (info.has_metadata)  // someone else's domain: not ours to judge
+          info.diagnostics.push_back({"",
+                                      "<qemu:env name='" + quoted(name) + "'> is longer than " +
+                                          std::to_string(kMaxEnvBytes) + " bytes",
+                                      true, true});
+        continue;
+      }
+      info.qemu_env.emplace_back(name, value);
     }
   }
   for (auto audio : domain.child("devices").children("audio")) {
@@ -287,12 +328,14 @@ DomainInfo parse_domain_xml(std::string_view xml) {
   if (info.has_metadata) {
     if (auto problem = domain_name_problem(info.name))
       info.diagnostics.push_back({"", *problem, true, true});
+    // The name prefixes every line about this domain: keep those lines short.
+    if (info.name.size() > kMaxDomainNameBytes) info.name = quoted(info.name);
     if (info.uuid.empty()) {
       info.diagnostics.push_back(
           {"", "the domain has no <uuid>; lends are keyed by UUID", true, true});
     } else if (!is_valid_uuid(info.uuid)) {
       info.diagnostics.push_back(
-          {"", "the domain UUID '" + info.uuid + "' is malformed", true, true});
+          {"", "the domain UUID '" + quoted(info.uuid) + "' is malformed", true, true});
     }
   }
   info.uuid = to_lower(info.uuid);

@@ -1,23 +1,48 @@
 #include "gather.hpp"
 
 #include <fcntl.h>
+#include <linux/openat2.h>
 #include <sys/stat.h>
 
 #include "error.hpp"
+#include "sys/acl.hpp"
 #include "sys/file.hpp"
+#include "sys/resolve.hpp"
 
 namespace sockhook {
 namespace {
 
 /// Looks (as whoever runs this) whether the source exists and what else lies beside it.
 /// Informational only: the executor resolves again, securely, and acts on what it finds then.
-SourceFacts probe(const std::string& base, const std::string& relative) {
+/// Whom else a grant of `perms` to QEMU on `fd` would give rights to; empty when QEMU has them
+/// already (no grant then). Informational too: acl_grant_user refuses again when it acts.
+std::optional<std::vector<std::string>> gains_at(const Fd& fd, const QemuIdentity& qemu,
+                                                 Perms perms) {
+  struct stat st {};
+  if (!fd || ::fstat(fd.get(), &st) != 0) return std::nullopt;
+  try {
+    auto proc = fd.proc_path();
+    if (acl_allows(proc, st, qemu.uid, groups_of_uid(qemu.uid, qemu.gid), perms))
+      return std::vector<std::string>{};
+    return acl_grant_gains(proc, qemu.uid, perms);
+  } catch (const Error&) {
+    return std::nullopt;
+  }
+}
+
+SourceFacts probe(const std::string& base, const std::string& relative, const QemuIdentity& qemu) {
   SourceFacts facts;
   Fd dir(::open(base.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW));
   if (!dir) return facts;
   struct stat st {};
   if (::fstatat(dir.get(), relative.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
     facts.exists = S_ISSOCK(st.st_mode);
+    if (*facts.exists) {
+      // O_PATH, no symlinks followed: reads the ACL of what is there, changes nothing.
+      Fd sock(openat2_raw(dir.get(), relative, O_PATH | O_NOFOLLOW | O_CLOEXEC,
+                          RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH));
+      facts.socket_gains = gains_at(sock, qemu, 6);
+    }
   } else if (errno == ENOENT) {
     facts.exists = false;
   }
@@ -30,6 +55,8 @@ SourceFacts probe(const std::string& base, const std::string& relative) {
   for (;;) {
     Fd d(::open(dir_path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW));
     if (!d) break;
+    if (auto gains = gains_at(d, qemu, 1); gains && !gains->empty())
+      facts.dir_gains.emplace_back(dir_path, std::move(*gains));
     for (const auto& name : list_directory(d)) nearby.push_back(dir_path + "/" + name);
     auto slash = rest.find('/');
     if (slash == std::string::npos) break;
@@ -50,7 +77,7 @@ void gather(Gathered& g, const GatherOptions& options) {
   in.plugins = &g.plugins;
   in.policy = &g.policy;
   in.paths = options.paths;
-  in.uid_min = regular_uid_min();
+  in.uids = regular_uid_range();
   auto conf = load_qemu_conf(options.qemu_conf_path);
   in.qemu = resolve_qemu_identity(g.domain.dac, conf);
   // Root's answer to "who may receive this domain's lends": the configured identity, and
@@ -70,7 +97,7 @@ void gather(Gathered& g, const GatherOptions& options) {
     bool absolute = plugin->socket_path.front() == '/';
     auto base = absolute ? std::string("/") : options.paths.runtime_dir(it->second->uid);
     auto relative = absolute ? plugin->socket_path.substr(1) : plugin->socket_path;
-    in.sources[req.name] = probe(base, relative);
+    in.sources[req.name] = probe(base, relative, in.qemu);
   }
 }
 

@@ -21,7 +21,6 @@ namespace {
 
 using namespace journal_attr;
 
-constexpr std::size_t kMaxJournalBytes = 4 * 1024 * 1024;
 constexpr const char* kRoot = "sockhook-journal";
 
 void write_entry(pugi::xml_node parent, const JournalEntry& e) {
@@ -248,7 +247,14 @@ std::optional<Journal> JournalStore::load(const std::string& uuid) const {
 }
 
 void JournalStore::save(const Journal& journal) const {
-  write_file_atomic(dir_, journal.uuid + ".xml", journal_to_xml(journal), 0600);
+  auto text = journal_to_xml(journal);
+  // What load cannot read cannot guide an undo: never write it. Callers save before each side
+  // effect (R3), so a journal that would grow too large stops the lend before it acts.
+  if (text.size() > kMaxJournalBytes)
+    throw Error("the journal of " + journal.uuid + " would hold " + std::to_string(text.size()) +
+                " bytes, more than the " + std::to_string(kMaxJournalBytes) +
+                " that it may; nothing more is lent");
+  write_file_atomic(dir_, journal.uuid + ".xml", text, 0600);
 }
 
 bool JournalStore::has(const std::string& uuid) const {

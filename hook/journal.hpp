@@ -88,6 +88,10 @@ struct Journal {
   const JournalSocket* find_socket(const std::string& name) const;
 };
 
+/// The most a journal may hold: load reads no more, and save refuses to write more, so that
+/// every journal prepare writes can guide its undo again.
+inline constexpr std::size_t kMaxJournalBytes = 4 * 1024 * 1024;
+
 /// The journal as XML text (pugixml).
 std::string journal_to_xml(const Journal& journal);
 /// Parses journal text. Throws Error("corrupt journal: ...") for anything malformed.

@@ -6,6 +6,7 @@
 
 #include "confinement.hpp"
 #include "error.hpp"
+#include "sys/acl.hpp"
 
 namespace sockhook {
 namespace {
@@ -143,7 +144,7 @@ class Planner {
     if (found == in_.owners.end() || !found->second)
       return fail(req, "owner '" + req.owner + "' is not a user on this host");
     const User& owner = *found->second;
-    if (auto refusal = owner_refusal(owner, req.owner, in_.uid_min)) return fail(req, *refusal);
+    if (auto refusal = owner_refusal(owner, req.owner, in_.uids)) return fail(req, *refusal);
 
     SocketPlan sp;
     sp.blocked_by = blockers(req, owner, *plugin);
@@ -163,12 +164,28 @@ class Planner {
         sp.method_note =
             "auto: bind if the socket exists at prepare, otherwise proxy "
             "(could not look now; planned as bind)";
+      } else if (*facts.exists && facts.socket_gains && !facts.socket_gains->empty()) {
+        // S4: bind would widen the socket's ACL mask for others too; the proxy widens nothing.
+        sp.method = Method::kProxy;
+        sp.method_note = "auto: the socket exists, but " +
+                         acl_gains_refusal(in_.qemu.uid, 6, *facts.socket_gains) + "; so proxy";
       } else {
         sp.method = *facts.exists ? Method::kBind : Method::kProxy;
         sp.method_note = *facts.exists ? "auto: the socket exists, so bind"
                                        : "auto: the socket does not exist yet, so proxy";
       }
     }
+    // bind and acl grant u:QEMU:rw on the socket, acl and group u:QEMU:x on the directories:
+    // refused now when that would widen what others get (the grant itself refuses again).
+    if ((sp.method == Method::kBind || sp.method == Method::kAcl) && facts.socket_gains &&
+        !facts.socket_gains->empty())
+      return fail(req, "cannot add ACL entry u:" + std::to_string(in_.qemu.uid) + ":rw on " +
+                           sp.source + ": " +
+                           acl_gains_refusal(in_.qemu.uid, 6, *facts.socket_gains));
+    if ((sp.method == Method::kAcl || sp.method == Method::kGroup) && !facts.dir_gains.empty())
+      return fail(req, "cannot add ACL entry u:" + std::to_string(in_.qemu.uid) + ":x on " +
+                           facts.dir_gains.front().first + ": " +
+                           acl_gains_refusal(in_.qemu.uid, 1, facts.dir_gains.front().second));
     sp.target = socket_place(*plugin, owner, sp.method, in_.paths, plan_.lend_dir).target;
     // Two sockets of one domain must not land on one file (e.g. pipewire and jack).
     for (const auto* list : {&plan_.sockets, &plan_.blocked})
@@ -274,13 +291,14 @@ class Planner {
 Plan make_plan(const PlanInputs& in) { return Planner(in).run(); }
 
 std::optional<std::string> owner_refusal(const User& owner, const std::string& written,
-                                         uid_t uid_min) {
+                                         const UidRange& uids) {
   // S2: only regular users' sockets; root and system users are always refused.
   if (owner.uid == 0)
     return "owner '" + written + "' is root; sockhook lends only regular users' sockets";
-  if (owner.uid < uid_min)
+  if (!uids.contains(owner.uid))
     return "owner '" + written + "' (uid " + std::to_string(owner.uid) +
-           ") is a system user; regular users start at uid " + std::to_string(uid_min);
+           ") is a system user; regular users have uids " + std::to_string(uids.min) + " to " +
+           std::to_string(uids.max) + " (UID_MIN, UID_MAX of login.defs)";
   return std::nullopt;
 }
 

@@ -83,6 +83,11 @@ struct Plan {
 struct SourceFacts {
   std::optional<bool> exists;                      ///< nullopt: could not look
   std::optional<std::vector<std::string>> nearby;  ///< entries of each granted directory
+  /// Whom else QEMU's u:rw on the socket would give rights to (acl_grant_gains), when QEMU
+  /// lacks them now; empty: nobody (or no grant needed); nullopt: could not look.
+  std::optional<std::vector<std::string>> socket_gains;
+  /// The same for u:x on each directory of the way down: the directory, whom it would give x.
+  std::vector<std::pair<std::string, std::vector<std::string>>> dir_gains;
 };
 
 /// Everything planning needs, gathered beforehand, so that make_plan makes no system calls.
@@ -95,8 +100,8 @@ struct PlanInputs {
   std::vector<AllowedIdentity> allowed_qemu;    ///< the policy's qemu = ... for this domain
   std::vector<std::string> identity_problems;   ///< policy identities that do not resolve
   std::map<std::string, std::optional<User>> owners;  ///< by owner as written
-  uid_t uid_min = 1000;
-  std::map<std::string, SourceFacts> sources;  ///< by socket name
+  UidRange uids;                                      ///< regular users (login.defs)
+  std::map<std::string, SourceFacts> sources;         ///< by socket name
   Paths paths;
 };
 
@@ -104,9 +109,10 @@ struct PlanInputs {
 Plan make_plan(const PlanInputs& in);
 
 /// Why `owner` (written as `written` in the XML) may not lend a socket, or nullopt: root and
-/// system users (uid below `uid_min`) are refused (S2).
+/// system users (a uid outside `uids`, the login range: below it or above it, like nobody
+/// or libvirt-qemu) are refused (S2).
 std::optional<std::string> owner_refusal(const User& owner, const std::string& written,
-                                         uid_t uid_min);
+                                         const UidRange& uids);
 
 /// Where a socket is and where QEMU finds it.
 struct SocketPlace {

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <linux/openat2.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <fstream>
 #include <iterator>
@@ -134,9 +135,20 @@ LendsDone cleanup_lends(const ExecContext& ctx, const std::string& domain, bool 
   } else {
     uuids = matching(store, domain);
   }
-  for (const auto& uuid : uuids)
-    for (const auto& p : execute_release(uuid, ctx)) out.problems.push_back(uuid + ": " + p);
-  out.done = std::move(uuids);
+  for (const auto& uuid : uuids) {
+    // Say what was really done: a UUID without a journal had nothing undone, and one whose
+    // journal was moved aside as corrupt (now or by an earlier release) left its lend behind.
+    bool recorded = store.has(uuid);
+    auto problems = execute_release(uuid, ctx);
+    if (!recorded && store.exists() &&
+        ::faccessat(store.dir().get(), (uuid + ".xml.corrupt").c_str(), F_OK,
+                    AT_SYMLINK_NOFOLLOW) == 0)
+      problems.push_back("its journal is corrupt (" + uuid +
+                         ".xml.corrupt): nothing was undone; check what it lent by hand");
+    for (const auto& p : problems) out.problems.push_back(uuid + ": " + p);
+    if (!problems.empty()) continue;
+    (recorded ? out.done : out.nothing).push_back(uuid);
+  }
   return out;
 }
 
@@ -148,8 +160,10 @@ LendsDone refresh_lends(const ExecContext& ctx, const std::string& domain) {
     for (const auto& st : lend_status(ctx.paths))
       if (st.uuid == uuid && st.method == "bind" && st.health != "ok") names.push_back(st.socket);
     if (names.empty()) continue;
-    for (const auto& p : execute_refresh(uuid, ctx, names)) out.problems.push_back(p);
-    out.done.insert(out.done.end(), names.begin(), names.end());
+    auto problems = execute_refresh(uuid, ctx, names);
+    for (const auto& p : problems) out.problems.push_back(p);
+    // Only what was lent again counts as refreshed; the problems say what was not.
+    if (problems.empty()) out.done.insert(out.done.end(), names.begin(), names.end());
   }
   return out;
 }

@@ -24,12 +24,14 @@ std::vector<LendStatus> lend_status(const Paths& paths);
 
 /// What cleanup or refresh did: the UUIDs or sockets it handled, and the problems it met.
 struct LendsDone {
-  std::vector<std::string> done;
+  std::vector<std::string> done;     ///< undone (cleanup) or lent again (refresh) completely
+  std::vector<std::string> nothing;  ///< cleanup: UUIDs that had no journal, so nothing to undo
   std::vector<std::string> problems;
 };
 
 /// cleanup: releases the journals of `domain` (a name or UUID as recorded), or with `stale`
-/// every journal whose QEMU is not running. Returns the UUIDs released and the problems.
+/// every journal whose QEMU is not running. Returns the UUIDs released completely, those
+/// with nothing recorded, and the problems (a UUID with a problem is in neither list).
 /// Throws Error if `domain` matches no journal.
 LendsDone cleanup_lends(const ExecContext& ctx, const std::string& domain, bool stale);
 

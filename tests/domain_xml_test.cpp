@@ -229,7 +229,7 @@ TEST_CASE("Invalid socket attributes make that socket fail with a one-line reaso
       {"plugin='pipewire' owner='-alice'", "owner='-alice' is not a user name or uid"},
       {"plugin='pipewire' owner='al ice'", "owner='al ice' is not a user name or uid"},
       {"plugin='pipewire' owner='aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa'",
-       "owner='aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa' is not a user name or uid"},
+       "owner='aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa' is longer than 32 bytes"},
       {"plugin='pipewire' owner='alice' name='../x'",
        "name='../x' may hold only letters, digits, '.', '_' and '-'"},
       {"plugin='pipewire' owner='alice' name=''",
@@ -246,6 +246,39 @@ TEST_CASE("Invalid socket attributes make that socket fail with a one-line reaso
     CHECK(d.required);
     CHECK(d.message == c.message);
     CHECK(info.has_fatal_error());
+  }
+}
+
+TEST_CASE("Every field is bounded: at the bound it is read, one past it is one short line") {
+  const std::string at64(64, 'a'), past64(65, 'a'), owner32(32, 'a');
+  SUBCASE("at the bounds") {
+    auto info = parse_domain_xml(with_sockets("<sockhook:socket name='" + at64 + "' plugin='" +
+                                              at64 + "' owner='" + owner32 + "'/>"));
+    CHECK(info.diagnostics.empty());
+    REQUIRE(info.sockets.size() == 1u);
+    CHECK(info.sockets[0].name == at64);
+  }
+  struct Case {
+    std::string attrs, message;
+  };
+  const std::string huge(4500000, 'a');
+  const std::string shown = std::string(64, 'a') + "... (4500000 bytes)";
+  const Case cases[] = {
+      {"plugin='" + past64 + "' owner='alice'",
+       "plugin='" + at64 + "... (65 bytes)' is longer than 64 bytes"},
+      {"name='" + past64 + "' plugin='pipewire' owner='alice'",
+       "name='" + at64 + "... (65 bytes)' is longer than 64 bytes"},
+      {"plugin='pipewire' owner='" + huge + "'", "owner='" + shown + "' is longer than 32 bytes"},
+      {"plugin='pipewire' owner='alice' method='" + huge + "'",
+       "method='" + shown + "' is not one of auto, bind, proxy, acl, group"},
+      {"plugin='pipewire' owner='alice' wait='" + huge + "'",
+       "wait='" + shown + "' must be a whole number of seconds from 0 to 120"},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.message);
+    auto info = parse_domain_xml(with_sockets("<sockhook:socket " + c.attrs + "/>"));
+    CHECK(info.sockets.empty());
+    CHECK(only_diagnostic(info).message == c.message);
   }
 }
 
@@ -435,6 +468,10 @@ TEST_CASE("Domain names that could confuse paths or logs are refused") {
       {"vm\nsockhook: ok", "the domain name contains a control character"},
       {"vm&#9;1", "the domain name contains a control character"},
       {"", "the domain has no <name>"},
+      {std::string(252, 'n'),
+       "the domain name is longer than 251 bytes (252); libvirt names are short"},
+      {std::string(4500000, 'n'),
+       "the domain name is longer than 251 bytes (4500000); libvirt names are short"},
   };
   for (const auto& c : cases) {
     CAPTURE(c.name);
@@ -445,6 +482,11 @@ TEST_CASE("Domain names that could confuse paths or logs are refused") {
     CHECK(d.socket.empty());
     CHECK(d.message == c.message);
     CHECK(info.has_fatal_error());
+  }
+  SUBCASE("a name of exactly 251 bytes is fine") {
+    auto info = parse_domain_xml(
+        with_sockets("<sockhook:socket plugin='pipewire' owner='alice'/>", std::string(251, 'n')));
+    CHECK(info.diagnostics.empty());
   }
   SUBCASE("dots inside a name are fine") {
     auto info = parse_domain_xml(
@@ -561,6 +603,20 @@ TEST_CASE("qemu:env entries are read by namespace URI") {
   CHECK(info.qemu_env[0] == P{"A", "1"});
   CHECK(info.qemu_env[1] == P{"PULSE_SERVER", "unix:/x"});
   CHECK(info.qemu_env[2] == P{"B", ""});
+}
+
+TEST_CASE("a qemu:env longer than 4096 bytes is an error for our domains only") {
+  const std::string env = "<qemu:commandline><qemu:env name='PULSE_SERVER' value='" +
+                          std::string(4096, 'v') + "'/></qemu:commandline>";
+  const std::string ours =
+      "<sockhook:sockets xmlns:sockhook='urn:sockhook:domain:1'><sockhook:socket "
+      "plugin='pipewire' owner='alice'/></sockhook:sockets>";
+  auto info = parse_domain_xml(domain_xml(ours, "vm1", kUuid, env));
+  CHECK(info.qemu_env.empty());
+  CHECK(only_diagnostic(info).message ==
+        "<qemu:env name='PULSE_SERVER'> is longer than 4096 bytes");
+  auto foreign = parse_domain_xml(domain_xml("", "vm1", kUuid, env));
+  CHECK(foreign.diagnostics.empty());
 }
 
 TEST_CASE("<audio> backends keep their attributes and those of <input> and <output>") {

@@ -85,7 +85,7 @@ TEST_CASE("Every example domain parses cleanly and plans without errors") {
       in.policy = &policy;
       in.qemu = QemuIdentity{64055, 64055, "libvirt-qemu", "libvirt-qemu", "default"};
       in.owners = {{"alice", alice}, {"1000", alice}};
-      for (const auto& s : domain.sockets) in.sources[s.name] = SourceFacts{exists, {}};
+      for (const auto& s : domain.sockets) in.sources[s.name] = SourceFacts{exists, {}, {}, {}};
       auto plan = make_plan(in);
       CHECK(plan.errors.empty());
       CHECK(plan.warnings.empty());

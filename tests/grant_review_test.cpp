@@ -155,7 +155,7 @@ struct Fixture {
     in.qemu = configured();
     in.configured_qemu = configured();
     in.owners = {{"alice", User{1000, 1000, "alice", "/home/alice"}}};
-    in.uid_min = 1000;
+    in.uids = UidRange{1000, 60000};
   }
   Plan plan() {
     in.domain = &domain;

@@ -94,6 +94,14 @@ Journal sample() {
   return j;
 }
 
+/// A lend root and state directory inside `tmp`.
+Paths store_paths(const TempDir& tmp) {
+  Paths paths;
+  paths.lend_root = (tmp.path / "sockhook").string();
+  paths.state_dir = paths.lend_root + "/state";
+  return paths;
+}
+
 }  // namespace
 
 TEST_CASE("a journal survives a round trip through XML unchanged") {
@@ -174,9 +182,7 @@ TEST_CASE("the journal store writes atomically into a root-only directory") {
     return;
   }
   TempDir tmp;
-  Paths paths;
-  paths.lend_root = (tmp.path / "sockhook").string();
-  paths.state_dir = paths.lend_root + "/state";
+  auto paths = store_paths(tmp);
   JournalStore store(paths, true);
   auto st = fs::status(paths.state_dir);
   CHECK(st.permissions() == fs::perms::owner_all);
@@ -226,6 +232,69 @@ TEST_CASE("the journal store writes atomically into a root-only directory") {
     CHECK_NOTHROW(store.remove(kUuid));
     CHECK(store.uuids().empty());
   }
+}
+
+}  // namespace sockhook
+
+namespace sockhook {
+
+TEST_CASE("the largest journal prepare can write loads again") {
+  // Every field at its parse-time bound (hook/domain_xml.cpp): a 251-byte domain name, 32
+  // sockets with 64-byte names and plugins, 32-byte owners, and every path at PATH_MAX.
+  auto base = sample();
+  Journal j = base;
+  j.domain = std::string(251, 'n');
+  j.sockets.clear();
+  j.entries = {base.entries.front()};
+  const std::string long_path = "/run/user/1000/" + std::string(4096 - 16, 'p');
+  for (int i = 0; i < 32; ++i) {
+    JournalSocket s = base.sockets.front();
+    s.name = std::to_string(i) + std::string(62, 's');
+    s.name.resize(64);
+    s.plugin = std::string(64, 'q');
+    s.owner = std::string(32, 'o');
+    s.source = long_path;
+    s.target = j.lend_dir + "/" + std::string(200, 't');
+    for (auto& step : s.steps) {
+      if (auto* v = std::get_if<GrantAcl>(&step)) v->path = long_path;
+      if (auto* v = std::get_if<BindMount>(&step)) v->source = long_path;
+      if (auto* v = std::get_if<StartProxy>(&step)) v->source = long_path;
+      if (auto* v = std::get_if<CopyFile>(&step)) {
+        v->base = long_path;
+        v->relative = std::string(4096 - 16, 'r');
+      }
+    }
+    j.sockets.push_back(s);
+    for (auto e : base.entries) {
+      if (e.kind == EntryKind::kDir) continue;
+      e.socket = s.name;
+      e.path = long_path;
+      e.base = long_path;
+      e.relative = std::string(4096 - 16, 'r');
+      e.via_target = s.target;
+      e.label = j.domain + "/" + s.name + " " + j.uuid;
+      j.entries.push_back(e);
+    }
+  }
+  auto xml = journal_to_xml(j);
+  CAPTURE(xml.size());
+  CHECK(xml.size() < kMaxJournalBytes);
+  auto back = journal_from_xml(xml);
+  CHECK(journal_to_xml(back) == xml);
+  CHECK(back.sockets.size() == 32u);
+}
+
+TEST_CASE("the store refuses to write a journal that load could not read") {
+  if (::geteuid() != 0) {
+    MESSAGE("skipped: the store insists on a root-owned directory (run as root)");
+    return;
+  }
+  TempDir tmp;
+  JournalStore store(store_paths(tmp), true);
+  auto j = sample();
+  j.domain = std::string(kMaxJournalBytes, 'n');
+  CHECK_THROWS_AS(store.save(j), Error);
+  CHECK_FALSE(store.has(kUuid));
 }
 
 }  // namespace sockhook

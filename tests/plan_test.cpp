@@ -47,8 +47,9 @@ struct Fixture {
                  {"root", User{0, 0, "root", "/root"}},
                  {"0", User{0, 0, "root", "/root"}},
                  {"sys", User{100, 100, "sys", "/nonexistent"}},
+                 {"nobody", User{65534, 65534, "nobody", "/nonexistent"}},
                  {"ghost", std::nullopt}};
-    in.uid_min = 1000;
+    in.uids = UidRange{1000, 60000};
   }
   Fixture(const Fixture&) = delete;
 
@@ -201,8 +202,11 @@ TEST_CASE("A proxy lend plans one StartProxy step") {
 TEST_CASE("An acl lend grants traversal on each directory, then rw on the socket") {
   Fixture f("<s:socket plugin='pulseaudio' owner='alice' method='acl'/>");
   f.in.sources["pulseaudio"] = SourceFacts{
-      true, std::vector<std::string>{"/run/user/1000/bus", "/run/user/1000/pulse",
-                                     "/run/user/1000/pulse/native", "/run/user/1000/pulse/pid"}};
+      true,
+      std::vector<std::string>{"/run/user/1000/bus", "/run/user/1000/pulse",
+                               "/run/user/1000/pulse/native", "/run/user/1000/pulse/pid"},
+      std::nullopt,
+      {}};
   auto plan = f.plan();
   // QEMU uses the real path; the lend directory holds only the companion files.
   const auto& s = socket_after_lend_dir(plan);
@@ -270,11 +274,45 @@ TEST_CASE("A group lend changes the socket's group to QEMU's") {
                          "/run/user/1000/pipewire-0") == 1);
 }
 
+TEST_CASE("a grant that would widen the ACL mask for others: auto proxies, bind/acl/group refuse") {
+  const std::vector<std::string> bob{"user:1001:rw-"};
+  SUBCASE("auto: proxy, and the note says why") {
+    Fixture f("<s:socket plugin='pipewire' owner='alice'/>");
+    f.in.sources["pipewire"] = SourceFacts{true, std::nullopt, bob, {}};
+    const auto& s = only_socket(f.plan());
+    CHECK(s.method == Method::kProxy);
+    CHECK(contains(s.method_note, "would widen the ACL mask and so also give user:1001:rw-"));
+  }
+  for (const char* method : {"bind", "acl"}) {
+    CAPTURE(method);
+    Fixture f(std::string("<s:socket plugin='pipewire' owner='alice' method='") + method + "'/>");
+    f.in.sources["pipewire"] = SourceFacts{true, std::nullopt, bob, {}};
+    CHECK(texts(f.plan().errors) ==
+          std::vector<std::string>{
+              "pipewire: cannot add ACL entry u:64055:rw on /run/user/1000/pipewire-0: granting "
+              "u:64055:rw- would widen the ACL mask and so also give user:1001:rw- what the mask "
+              "now withholds; sockhook never widens what others get (use method proxy)"});
+  }
+  SUBCASE("group: the directory's x") {
+    Fixture f("<s:socket plugin='pipewire' owner='alice' method='group'/>");
+    f.in.sources["pipewire"] = SourceFacts{
+        true, std::nullopt, std::vector<std::string>{}, {{"/run/user/1000", {"group::r-x"}}}};
+    CHECK(count_containing(texts(f.plan().errors),
+                           "cannot add ACL entry u:64055:x on /run/user/1000: granting u:64055:--x "
+                           "would widen the ACL mask and so also give group::r-x") == 1);
+  }
+  SUBCASE("nobody gains: bind as usual") {
+    Fixture f("<s:socket plugin='pipewire' owner='alice' method='bind'/>");
+    f.in.sources["pipewire"] = SourceFacts{true, std::nullopt, std::vector<std::string>{}, {}};
+    CHECK(f.plan().errors.empty());
+  }
+}
+
 TEST_CASE("auto chooses bind or proxy from what is known about the source") {
   Fixture f("<s:socket plugin='pipewire' owner='alice'/>");
   for (bool exists : {true, false}) {
     CAPTURE(exists);
-    f.in.sources["pipewire"] = SourceFacts{exists, std::nullopt};
+    f.in.sources["pipewire"] = SourceFacts{exists, std::nullopt, std::nullopt, {}};
     const auto plan = f.plan();
     const auto& s = only_socket(plan);
     if (exists) {
@@ -296,7 +334,7 @@ TEST_CASE("auto chooses bind or proxy from what is known about the source") {
     CHECK(contains(s.method_note, "could not look now; planned as bind"));
   }
   SUBCASE("facts are looked up by socket name, not plugin") {
-    f.in.sources["other"] = SourceFacts{false, std::nullopt};
+    f.in.sources["other"] = SourceFacts{false, std::nullopt, std::nullopt, {}};
     const auto plan = f.plan();
     CHECK(only_socket(plan).method == Method::kBind);
   }
@@ -399,12 +437,16 @@ TEST_CASE("Socket-level problems fail the plan with one line naming the socket")
               "pipewire: owner 'root' is root; sockhook lends only regular users' sockets",
               "b: owner '0' is root; sockhook lends only regular users' sockets"});
   }
-  SUBCASE("a system user") {
-    Fixture f("<s:socket plugin='pipewire' owner='sys'/>");
-    f.policy.allow(kUuid, "sys", "*");
-    CHECK(texts(f.plan().errors) ==
-          std::vector<std::string>{"pipewire: owner 'sys' (uid 100) is a system user; regular "
-                                   "users start at uid 1000"});
+  SUBCASE("a system user, below or above the login range") {
+    for (auto [owner, uid] : {std::pair{"sys", "100"}, std::pair{"nobody", "65534"}}) {
+      CAPTURE(owner);
+      Fixture f(std::string("<s:socket plugin='pipewire' owner='") + owner + "'/>");
+      f.policy.allow(kUuid, owner, "*");
+      CHECK(texts(f.plan().errors) ==
+            std::vector<std::string>{"pipewire: owner '" + std::string(owner) + "' (uid " + uid +
+                                     ") is a system user; regular users have uids 1000 to 60000 "
+                                     "(UID_MIN, UID_MAX of login.defs)"});
+    }
   }
   SUBCASE("the policy does not allow it") {
     Fixture f("<s:socket plugin='pipewire' owner='alice'/>");

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include <doctest/doctest.h>
 
@@ -116,16 +117,15 @@ TEST_CASE("granting and revoking leaves the ACL byte-identical") {
     CHECK(snapshot(f.path) == before);
     CHECK(::getxattr(f.path.c_str(), "system.posix_acl_access", nullptr, 0) < 0);
   }
-  SUBCASE("another named entry and a narrow mask: the mask is restored, theirs untouched") {
+  SUBCASE("another named entry and a narrow mask it gains nothing from: widened, restored") {
     if (!have_setfacl()) return;
-    AclFile a(0600, "u:" + std::to_string(kOther) + ":rwx,m::r--");
+    AclFile a(0600, "u:" + std::to_string(kOther) + ":r--,m::r--");
     REQUIRE(a.prior.mask == 4u);
+    CHECK(acl_grant_gains(a.f.path, kQemu, 6).empty());
     acl_grant_user(a.f.path, kQemu, 6);
-    // Widened by exactly rw-; recomputing (as setfacl does) would have made it rwx and
-    // silently given the other user x.
     CHECK(entry_line(a.f.path, "mask::") == "mask::rw-");
-    CHECK(entry_line(a.f.path, "user:" + std::to_string(kOther))
-              .starts_with("user:" + std::to_string(kOther) + ":rwx"));
+    CHECK(entry_line(a.f.path, "user:" + std::to_string(kOther)) ==
+          "user:" + std::to_string(kOther) + ":r--");
     a.revoke_and_check();
   }
   SUBCASE("a pre-existing entry for QEMU's uid is put back as it was") {
@@ -150,6 +150,42 @@ TEST_CASE("granting and revoking leaves the ACL byte-identical") {
     REQUIRE(std::system(
                 ("setfacl -x u:" + std::to_string(kQemu) + " " + f.path.string()).c_str()) == 0);
     CHECK(snapshot(f.path) != before);
+  }
+}
+
+TEST_CASE("a grant that would widen the mask for others is refused, the ACL untouched") {
+  if (!have_setfacl()) return;
+  auto other = std::to_string(kOther);
+  SUBCASE("a masked named user: u:bob:rw with mask::r-- (bob would gain w)") {
+    AclFile a(0600, "u:" + other + ":rw-,m::r--");
+    auto gains = acl_grant_gains(a.f.path, kQemu, 6);
+    CHECK(gains == std::vector<std::string>{"user:" + other + ":rw-"});
+    std::string what;
+    try {
+      acl_grant_user(a.f.path, kQemu, 6);
+    } catch (const Error& e) {
+      what = e.what();
+    }
+    CHECK(what.find("would widen the ACL mask and so also give user:" + other + ":rw-") !=
+          std::string::npos);
+    CHECK(snapshot(a.f.path) == a.before);
+  }
+  SUBCASE("the owning group and a named group, masked, on a directory's x") {
+    AclFile a(0750, "g:4343:r-x,m::r--");
+    auto gains = acl_grant_gains(a.f.path, kQemu, 1);
+    CHECK(gains == std::vector<std::string>{"group::r-x", "group:4343:r-x"});
+    CHECK_THROWS_AS(acl_grant_user(a.f.path, kQemu, 1), Error);
+    CHECK(snapshot(a.f.path) == a.before);
+  }
+  SUBCASE("QEMU's own masked entry does not count; nor does a mask that already allows") {
+    AclFile a(0600, "u:" + std::to_string(kQemu) + ":rw-,u:" + other + ":rw-,m::rw-");
+    CHECK(acl_grant_gains(a.f.path, kQemu, 6).empty());
+    AclFile b(0600, "u:" + std::to_string(kQemu) + ":rw-,u:" + other + ":r--,m::r--");
+    CHECK(acl_grant_gains(b.f.path, kQemu, 6).empty());
+  }
+  SUBCASE("no ACL at all: the new mask gives the owning group nothing new") {
+    TempFile f(0660);
+    CHECK(acl_grant_gains(f.path, kQemu, 6).empty());
   }
 }
 

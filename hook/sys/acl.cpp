@@ -173,8 +173,52 @@ bool acl_allows(const std::string& path, const struct stat& st, uid_t uid,
   return has(other ? perms_of(other) : 0);
 }
 
+namespace {
+
+std::vector<std::string> gains_of(const AclPtr& acl, uid_t uid, Perms perms) {
+  std::vector<std::string> gains;
+  auto mask = find_entry(acl, ACL_MASK);
+  // No mask: the ACL is minimal (named entries need one); the new mask is the owning group's
+  // perms plus ours, so the owning group keeps exactly what it had.
+  if (!mask) return gains;
+  Perms withheld = perms & ~perms_of(mask);
+  if (withheld == 0) return gains;
+  for_each_entry(acl, [&](acl_entry_t e, acl_tag_t tag) {
+    std::string who;
+    if (tag == ACL_USER) {
+      if (qualifier_of(e) == uid) return true;
+      who = "user:" + std::to_string(qualifier_of(e));
+    } else if (tag == ACL_GROUP) {
+      who = "group:" + std::to_string(qualifier_of(e));
+    } else if (tag == ACL_GROUP_OBJ) {
+      who = "group:";
+    } else {
+      return true;
+    }
+    if (perms_of(e) & withheld) gains.push_back(who + ":" + perms_text(perms_of(e)));
+    return true;
+  });
+  return gains;
+}
+
+}  // namespace
+
+std::vector<std::string> acl_grant_gains(const std::string& path, uid_t uid, Perms perms) {
+  return gains_of(get_acl(path), uid, perms);
+}
+
+std::string acl_gains_refusal(uid_t uid, Perms perms, const std::vector<std::string>& gains) {
+  std::string list;
+  for (const auto& g : gains) list += (list.empty() ? "" : ", ") + g;
+  return "granting u:" + std::to_string(uid) + ":" + perms_text(perms) +
+         " would widen the ACL mask and so also give " + list +
+         " what the mask now withholds; sockhook never widens what others get (use method proxy)";
+}
+
 void acl_grant_user(const std::string& path, uid_t uid, Perms perms) {
   auto acl = get_acl(path);
+  if (auto gains = gains_of(acl, uid, perms); !gains.empty())
+    throw Error(acl_gains_refusal(uid, perms, gains));
   auto entry = find_entry(acl, ACL_USER, uid);
   if (!entry) {
     entry = create_entry(acl, ACL_USER);

@@ -35,8 +35,19 @@ AclState read_acl_state(const std::string& path, uid_t uid);
 bool acl_allows(const std::string& path, const struct stat& st, uid_t uid,
                 const std::vector<gid_t>& groups, Perms perms);
 
+/// Who else a grant of `perms` to `uid` would give rights to by widening the mask: every entry
+/// of the group class (the owning group, named users other than `uid`, named groups) that holds
+/// some of `perms` which the mask now withholds, as getfacl prints it ("user:1001:rw-"). Empty:
+/// the grant gives nobody but `uid` anything. `path` as for acl_grant_user. Throws Error.
+std::vector<std::string> acl_grant_gains(const std::string& path, uid_t uid, Perms perms);
+
+/// The one-line reason a grant is refused when acl_grant_gains found `gains`.
+std::string acl_gains_refusal(uid_t uid, Perms perms, const std::vector<std::string>& gains);
+
 /// Adds `perms` to the named-user entry of `uid` (creating it) and widens the mask by exactly
-/// `perms`. Acts on `path`, a /proc/self/fd/N magic link. Throws Error.
+/// `perms`. Refuses (Error, acl_gains_refusal) when widening the mask would give anyone else
+/// rights (acl_grant_gains): never widen what anyone but `uid` gets. Acts on `path`, a
+/// /proc/self/fd/N magic link. Throws Error.
 void acl_grant_user(const std::string& path, uid_t uid, Perms perms);
 
 /// Undoes acl_grant_user given the state recorded before it: puts the u:UID entry back as it

@@ -72,18 +72,25 @@ std::string group_name(gid_t gid) {
   return found ? std::string(found->gr_name) : std::to_string(gid);
 }
 
-uid_t regular_uid_min() {
-  // login.defs is "KEY<whitespace>VALUE" lines with '#' comments.
-  std::ifstream in("/etc/login.defs");
+UidRange parse_login_defs(std::istream& in) {
+  UidRange range;
   std::string line;
   while (std::getline(in, line)) {
     std::istringstream words(line);
     std::string key, value;
-    if (words >> key >> value && key == "UID_MIN") {
-      if (auto n = parse_number(value)) return static_cast<uid_t>(*n);
+    if (!(words >> key >> value)) continue;
+    if (key == "UID_MIN") {
+      if (auto n = parse_number(value)) range.min = static_cast<uid_t>(*n);
+    } else if (key == "UID_MAX") {
+      if (auto n = parse_number(value)) range.max = static_cast<uid_t>(*n);
     }
   }
-  return 1000;
+  return range;
+}
+
+UidRange regular_uid_range(const std::string& path) {
+  std::ifstream in(path);
+  return parse_login_defs(in);
 }
 
 }  // namespace sockhook

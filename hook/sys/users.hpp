@@ -2,6 +2,7 @@
 
 #include <sys/types.h>
 
+#include <istream>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -27,7 +28,18 @@ std::optional<gid_t> lookup_group(std::string_view name_or_gid);
 /// The group's name, or its number as text.
 std::string group_name(gid_t gid);
 
-/// UID_MIN from /etc/login.defs (1000 if absent): the first uid of a regular user.
-uid_t regular_uid_min();
+/// The uids of regular (login) users: UID_MIN..UID_MAX of login.defs, both included.
+struct UidRange {
+  uid_t min = 1000;
+  uid_t max = 60000;
+  bool contains(uid_t uid) const { return uid >= min && uid <= max; }
+};
+
+/// The range in a login.defs text ("KEY VALUE" lines, '#' comments); a key that is absent or
+/// not a number keeps shadow's default (1000, 60000).
+UidRange parse_login_defs(std::istream& in);
+
+/// The range of /etc/login.defs (`path`); the defaults when the file is missing.
+UidRange regular_uid_range(const std::string& path = "/etc/login.defs");
 
 }  // namespace sockhook

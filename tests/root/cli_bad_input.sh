@@ -32,7 +32,7 @@ rm -rf "$etc"
 install -d -m 755 "$etc" "$etc/plugins"
 install -m 644 "$REPO"/plugins/*.xml "$etc/plugins/"
 policy=$TMP/policy.conf
-printf '[%s]\n%s = *\nroot = *\ndaemon = *\n' "$uuid" "$owner" >"$policy"
+printf '[%s]\n%s = *\nroot = *\ndaemon = *\nnobody = *\n' "$uuid" "$owner" >"$policy"
 install -m 644 "$policy" "$etc/policy.conf"
 install -d -m 755 "$TMP/plugins"
 install -m 644 "$REPO"/plugins/*.xml "$TMP/plugins/"
@@ -109,6 +109,9 @@ run_case "root owner" bad2 "pipewire: owner 'root' is root" \
   "$(domain bad2 $uuid "$(S "<sockhook:socket plugin='pipewire' owner='root'/>")")"
 run_case "system owner" bad3 "pipewire: owner 'daemon' (uid 1) is a system user" \
   "$(domain bad3 $uuid "$(S "<sockhook:socket plugin='pipewire' owner='daemon'/>")")"
+# Above the login range (UID_MAX of login.defs): nobody is no regular user either.
+run_case "owner above the login range" bad3b "pipewire: owner 'nobody' (uid $(id -u nobody)) is a system user" \
+  "$(domain bad3b $uuid "$(S "<sockhook:socket plugin='pipewire' owner='nobody'/>")")"
 run_case "unknown user" bad4 "pipewire: owner 'no-such-user-sh' is not a user on this host" \
   "$(domain bad4 $uuid "$(S "<sockhook:socket plugin='pipewire' owner='no-such-user-sh'/>")")"
 run_case "bad method" bad5 "pipewire: method='socat' is not one of" \
@@ -140,6 +143,25 @@ run_case "owner path" bad15 "pipewire: owner='../x' is not a user name or uid" \
   "$(domain bad15 $uuid "$(S "<sockhook:socket plugin='pipewire' owner='../x'/>")")"
 run_case "two sockets elements" bad16 "more than one <sockets> element" \
   "$(domain bad16 $uuid "$(S "<sockhook:socket plugin='pipewire' owner='$owner'/>")$(S "<sockhook:socket plugin='wayland' owner='$owner'/>")")"
+# Every field one past its bound (issue 9): one short line, nothing changes.
+p65=$(head -c 65 /dev/zero | tr '\0' p)
+run_case "socket name of 65 bytes" bad19 "name='${p65:0:64}... (65 bytes)' is longer than 64 bytes" \
+  "$(domain bad19 $uuid "$(S "<sockhook:socket name='$p65' plugin='pipewire' owner='$owner'/>")")"
+run_case "plugin name of 65 bytes" bad20 "plugin='${p65:0:64}... (65 bytes)' is longer than 64 bytes" \
+  "$(domain bad20 $uuid "$(S "<sockhook:socket plugin='$p65' owner='$owner'/>")")"
+run_case "owner of 33 bytes" bad21 "owner='${p65:0:33}' is longer than 32 bytes" \
+  "$(domain bad21 $uuid "$(S "<sockhook:socket plugin='pipewire' owner='${p65:0:33}'/>")")"
+# plan names the domain by (the start of) its name, the hook by its argv.
+n252=$(head -c 252 /dev/zero | tr '\0' n)
+xml_file=$TMP/case.xml
+domain "$n252" $uuid "$(S "<sockhook:socket plugin='pipewire' owner='$owner'/>")" >"$xml_file"
+expect_error "plan domain name of 252 bytes" "${n252:0:64}... (252 bytes)" "the domain name is longer than 251 bytes (252)" \
+  "$SOCKHOOK" plan "$xml_file" --plugin-dir "$TMP/plugins" --policy "$policy"
+expect_error "hook domain name of 252 bytes" bad22 "the domain name is longer than 251 bytes (252)" \
+  "$SOCKHOOK" hook bad22 prepare begin -
+run_case "qemu:env of 4097 bytes" bad23 "<qemu:env name='PULSE_SERVER'> is longer than 4096 bytes" \
+  "$(domain bad23 $uuid "$(S "<sockhook:socket plugin='pipewire' owner='$owner'/>")" | sed "s|<memory|<qemu:commandline xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'><qemu:env name='PULSE_SERVER' value='$(head -c 4085 /dev/zero | tr '\0' v)'/></qemu:commandline><memory|")"
+
 # Not XML: plan cannot know the domain's name and names the file; the hook names the domain.
 xml_file=$TMP/case.xml
 echo "<domain><name>bad17</name><metadata><s:sockets xmlns:s='urn:sockhook:domain:1'>" >"$xml_file"
