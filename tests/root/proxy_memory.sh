@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
 # proxy_memory.sh - the proxy's memory is bounded and given back (issue 9, item 6). A real
 # `sockhook proxy` (product defaults: no limit flags) relays for nobody to an echo server.
-# 1024 clients of the peer uid connect; first each one sends and reads back 16 KiB, then each
-# one sends 512 KiB without reading, so that every queue in the proxy fills to its cap. The
-# proxy's RSS (VmRSS) must stay under a stated bound in both phases, and come back near idle
-# when all clients are gone. Memory figures are asserted; timings are not.
+# 1024 clients of the peer uid connect: the first 512 (the default connection cap) are served,
+# the others get EOF at once. First each one sends and reads back 16 KiB, then each one sends
+# 512 KiB without reading, so that every queue in the proxy fills to its cap (64 KiB per
+# direction by default). The proxy's RSS (VmRSS) must stay under a stated bound in both
+# phases, and come back near idle when all clients are gone. Memory figures are asserted;
+# timings are not.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/suite.bash" plain "$@"
 need_tools python3 setpriv timeout
 clients=1024
-bound_echoed_kib=$((32 * 1024))   # 1024 idle connections after one exchange each
-bound_full_kib=$((160 * 1024))    # every queue full: the cap on queued bytes x connections
+cap=512                           # ProxyLimits::max_connections, the product default
+bound_echoed_kib=$((16 * 1024))   # 512 idle connections after one exchange each
+bound_full_kib=$((80 * 1024))     # every queue full: 512 x 2 x 64 KiB = 64 MiB, and overhead
 bound_after_kib=$((8 * 1024))     # above idle, once every client has gone
 
 dir=$TMP
@@ -100,7 +103,8 @@ for i in range(count):
     s.connect(path)
     conns.append(s)
 block = os.urandom(16 * 1024)
-served = 0
+served = refused = 0
+live = []
 for s in conns:
     s.settimeout(10)
     try:
@@ -111,14 +115,18 @@ for s in conns:
             if not d:
                 break
             got += d
-        served += got == block
+        if got == block:
+            served += 1
+            live.append(s)
+        elif not got:
+            refused += 1  # EOF: beyond the cap
     except OSError:
-        pass
-say("echoed", served)
+        refused += 1
+say("echoed", served, refused)
 ctl.readline()
 # Fill every queue: send without reading until nothing more goes in.
 chunk = b"x" * 65536
-for s in conns:
+for s in live:
     s.setblocking(False)
     sent = 0
     while sent < 512 * 1024:
@@ -142,15 +150,16 @@ exec {ctl}>"$dir/ctl" {out}<"$dir/out"
 idle=$(rss)
 say "proxy idle RSS: $idle KiB"
 
-read -r -t 120 word served <&"$out" || die "the clients did not finish their exchange"
-[[ $word == echoed ]] || die "unexpected client output: $word $served"
-((served == clients)) && ok "all $clients clients of the peer uid were served" ||
-    not_ok "only $served of $clients clients were served"
+read -r -t 120 word served refused <&"$out" || die "the clients did not finish their exchange"
+[[ $word == echoed ]] || die "unexpected client output: $word $served $refused"
+((served == cap && refused == clients - cap)) &&
+    ok "of $clients clients of the peer uid, $served were served and $refused refused (cap $cap)" ||
+    not_ok "of $clients clients, $served were served and $refused refused; the cap is $cap"
 echoed=$(rss)
-say "RSS with $clients connections open after one exchange each: $echoed KiB"
+say "RSS with $served connections open after one exchange each: $echoed KiB"
 ((echoed - idle <= bound_echoed_kib)) &&
-    ok "RSS with $clients open connections: $((echoed - idle)) KiB above idle, bound $bound_echoed_kib" ||
-    not_ok "RSS with $clients open connections: $((echoed - idle)) KiB above idle, bound $bound_echoed_kib"
+    ok "RSS with $served open connections: $((echoed - idle)) KiB above idle, bound $bound_echoed_kib" ||
+    not_ok "RSS with $served open connections: $((echoed - idle)) KiB above idle, bound $bound_echoed_kib"
 
 echo >&"$ctl"
 read -r -t 120 word <&"$out" || die "the clients did not fill the queues"
