@@ -33,6 +33,7 @@
 #include <CLI/CLI.hpp>
 
 #include "error.hpp"
+#include "proc.hpp"
 #include "sys/creds.hpp"
 #include "sys/socket.hpp"
 
@@ -722,8 +723,22 @@ int run_proxy(Fd listen_fd, const ProxyOptions& options) {
   return rc;
 }
 
+/// Kills a child of ours that did not exec in time (SIGKILL ends a stopped process too) and
+/// reaps it, waiting at most kSpawnReapMs: a process the kernel cannot end at once (D state)
+/// is left to init rather than held on to.
+static void abandon_child(pid_t pid, const Fd& pidfd) {
+  // Safe: `pid` is our unreaped child, so the number cannot name another process yet.
+  if (pidfd)
+    sys_pidfd_send_signal(pidfd.get(), SIGKILL);
+  else
+    kill(pid, SIGKILL);
+  if (pidfd) wait_exit(pidfd.get(), kSpawnReapMs);
+  waitpid(pid, nullptr, WNOHANG);
+}
+
 ProxyProcess spawn_proxy(const std::string& exe, Fd listen_fd, const ProxyOptions& options,
-                         uid_t owner_uid, gid_t owner_gid, const std::string& label) {
+                         uid_t owner_uid, gid_t owner_gid, const std::string& label,
+                         const RecordProxy& record) {
   if (owner_uid == 0 || owner_gid == 0)
     throw Error("cannot start the proxy for " + options.connect_path + ": it never runs as root");
 
@@ -735,6 +750,12 @@ ProxyProcess spawn_proxy(const std::string& exe, Fd listen_fd, const ProxyOption
   if (pipe2(pipe_fds, O_CLOEXEC) < 0) throw_errno("cannot create a pipe");
   Fd report_read(pipe_fds[0]);
   Fd report_write(pipe_fds[1]);
+  // The go-ahead: a socket pair, so that sending to a child that died gives EPIPE, not SIGPIPE.
+  int go_fds[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, go_fds) < 0)
+    throw_errno("cannot create a socket pair");
+  Fd go_send(go_fds[0]);
+  Fd go_wait(go_fds[1]);
   std::vector<std::string> args = {"sockhook",
                                    "proxy",
                                    "--listen-fd",
@@ -759,17 +780,20 @@ ProxyProcess spawn_proxy(const std::string& exe, Fd listen_fd, const ProxyOption
   if (pid < 0) throw_errno("cannot fork the proxy");
   if (pid == 0) {
     int report = report_write.get();
+    // Our copy of the parent's end: closed, so that the parent's death reads as EOF.
+    close(go_send.get());
     // Signals blocked or ignored by the hook would survive exec; the proxy needs SIGTERM.
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, nullptr);
     signal(SIGTERM, SIG_DFL);
     signal(SIGINT, SIG_DFL);
-    // Move our three descriptors above 3 first, so the dup2 calls below cannot clobber one.
+    // Move our descriptors above 3 first, so the dup2 calls below cannot clobber one.
     const int listen_copy = fcntl(listen_fd.get(), F_DUPFD_CLOEXEC, 10);
     const int null_copy = fcntl(devnull.get(), F_DUPFD_CLOEXEC, 10);
+    const int go = fcntl(go_wait.get(), F_DUPFD_CLOEXEC, 10);
     report = fcntl(report, F_DUPFD_CLOEXEC, 10);
-    if (listen_copy < 0 || null_copy < 0 || report < 0) child_fail(pipe_fds[1], 0);
+    if (listen_copy < 0 || null_copy < 0 || go < 0 || report < 0) child_fail(pipe_fds[1], 0);
     // /dev/null replaces the hook's stdin, stdout and stderr: libvirt waits until every
     // copy of the hook's stdout and stderr is closed, so inheriting them would hang the VM
     // start. Every other descriptor is closed at exec (close_range marks them all).
@@ -779,6 +803,10 @@ ProxyProcess spawn_proxy(const std::string& exe, Fd listen_fd, const ProxyOption
     // Its own session: no controlling terminal, and not in libvirtd's process group, so a
     // signal to the hook's group does not reach the proxy. "/" pins no mount.
     if (setsid() < 0 || chdir("/") < 0) child_fail(report, 1);
+    // Still root, so the owner cannot signal us: wait until the parent has recorded who we
+    // are. Anything but the go-ahead byte (EOF: the hook died) ends us before any owner code.
+    char byte = 0;
+    if (retry_eintr([&] { return read(go, &byte, 1); }) != 1) _exit(0);
     // Drop root, groups first (changing groups needs root). After this the proxy holds
     // exactly the owner's identity: it can reach the owner's socket and nothing the owner
     // could not reach.
@@ -790,18 +818,46 @@ ProxyProcess spawn_proxy(const std::string& exe, Fd listen_fd, const ProxyOption
   ProxyProcess proxy{pid, Fd(static_cast<int>(sys_pidfd_open(pid)))};
   const int pidfd_errno = errno;
   report_write.reset();
+  go_wait.reset();
+  if (!proxy.pidfd) {
+    abandon_child(pid, proxy.pidfd);
+    throw_errno("cannot open a pidfd for the proxy", pidfd_errno);
+  }
+  try {
+    // Safe to read by number: `pid` is our unreaped child, which runs as root until the
+    // go-ahead, so neither the number nor the process can be swapped under us.
+    if (record) record(pid, process_starttime(pid));
+  } catch (...) {
+    abandon_child(pid, proxy.pidfd);
+    throw;
+  }
+  const char go = 1;
+  (void)!send(go_send.get(), &go, 1, MSG_NOSIGNAL);
+  go_send.reset();
+
+  // From here the child runs as the owner, who can stop it: every wait has a deadline.
+  pollfd p{report_read.get(), POLLIN, 0};
+  const int ready = retry_eintr([&] { return poll(&p, 1, kSpawnTimeoutMs); });
+  if (ready <= 0) {
+    abandon_child(pid, proxy.pidfd);
+    throw Error("cannot start the proxy for " + label + ": its process did not start within " +
+                std::to_string(kSpawnTimeoutMs / 1000) + " s (stopped by its owner?)");
+  }
   ChildFailure failure{};
   const ssize_t n = retry_eintr([&] { return read(report_read.get(), &failure, sizeof failure); });
   if (n > 0) {
-    waitpid(pid, nullptr, 0);  // it exits at once after reporting
+    abandon_child(pid, proxy.pidfd);  // it exits at once after reporting
     const int step = std::clamp(failure.step, 0, static_cast<int>(std::size(kChildSteps)) - 1);
     throw_errno(std::string("cannot start the proxy for ") + label + ": " + kChildSteps[step],
                 failure.err);
   }
-  if (!proxy.pidfd) {
-    kill(pid, SIGKILL);  // the pid cannot be reused yet: it is our unreaped child
-    waitpid(pid, nullptr, 0);
-    throw_errno("cannot open a pidfd for the proxy", pidfd_errno);
+  // EOF: exec closed the pipe, or the child died before it (killed by its owner).
+  siginfo_t info{};
+  if (waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(proxy.pidfd.get()), &info,
+             WEXITED | WNOHANG | WNOWAIT) == 0 &&
+      info.si_pid != 0) {
+    waitpid(pid, nullptr, WNOHANG);
+    throw Error("cannot start the proxy for " + label + ": its process ended before exec");
   }
   return proxy;
 }

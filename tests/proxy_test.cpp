@@ -25,6 +25,7 @@
 #include <doctest/doctest.h>
 
 #include "error.hpp"
+#include "proc.hpp"
 #include "sys/socket.hpp"
 
 namespace sockhook {
@@ -800,6 +801,44 @@ TEST_CASE("spawn_proxy runs the proxy as the owner, with nothing of the spawner'
 
   stop_proxy(proxy.pidfd.get());
   CHECK(kill(proxy.pid, 0) < 0);
+}
+
+TEST_CASE("spawn_proxy records the child's identity while it is still root") {
+  const auto exe = std::filesystem::read_symlink("/proc/self/exe").parent_path() / "sockhook";
+  if (geteuid() != 0 || !std::filesystem::exists(exe)) {
+    MESSAGE("skipped: needs root and " << exe.string());
+    return;
+  }
+  TempDir dir;
+  chmod(dir.path.c_str(), 0755);
+  ProxyOptions options{dir / "server", 64055, {}};
+  SUBCASE("the record runs before the child can run as the owner") {
+    pid_t recorded = 0;
+    unsigned long long started = 0;
+    std::string uid_then;
+    auto proxy = spawn_proxy(exe, listen_at(dir / "proxy"), options, 65534, 65534, "test/record",
+                             [&](pid_t pid, unsigned long long starttime) {
+                               recorded = pid;
+                               started = starttime;
+                               uid_then = status_field(pid, "Uid");
+                             });
+    CHECK(recorded == proxy.pid);
+    CHECK(started != 0);
+    CHECK(started == process_starttime(proxy.pid));
+    CHECK(uid_then == "0\t0\t0\t0");  // the owner could not have signalled it yet
+    stop_proxy(proxy.pidfd.get());
+  }
+  SUBCASE("a record that fails ends the child before it ran anything") {
+    pid_t child = 0;
+    CHECK_THROWS_AS(spawn_proxy(exe, listen_at(dir / "proxy"), options, 65534, 65534, "test/record",
+                                [&](pid_t pid, unsigned long long) {
+                                  child = pid;
+                                  throw Error("journal full");
+                                }),
+                    Error);
+    REQUIRE(child > 0);
+    CHECK(kill(child, 0) < 0);  // killed and reaped
+  }
 }
 
 }  // namespace sockhook
