@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
@@ -27,6 +28,7 @@
 #include <iostream>
 #include <list>
 #include <memory>
+#include <new>
 #include <optional>
 #include <vector>
 
@@ -60,24 +62,39 @@ constexpr auto kAcceptPause = std::chrono::milliseconds(100);
 constexpr int kStopTimeoutMs = 2000;
 constexpr int kKillTimeoutMs = 1000;
 
-/// Fixed-size byte buffers, recycled so that relaying does not allocate per message.
+/// Frees a buffer of `size` bytes straight back to the kernel (munmap).
+struct Unmap {
+  size_t size = 0;
+  void operator()(char* p) const {
+    if (p) munmap(p, size);
+  }
+};
+using Buffer = std::unique_ptr<char[], Unmap>;
+
+/// Fixed-size byte buffers, recycled so that relaying does not allocate per message. Each
+/// buffer is its own mapping: one that leaves the pool goes back to the kernel at once,
+/// whatever malloc would keep, so the proxy shrinks again when connections end.
 class BufferPool {
  public:
   explicit BufferPool(size_t size) : size_(size) {}
   size_t buffer_size() const { return size_; }
-  std::unique_ptr<char[]> get() {
-    if (free_.empty()) return std::make_unique_for_overwrite<char[]>(size_);
+  Buffer get() {
+    if (free_.empty()) {
+      void* p = mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      if (p == MAP_FAILED) throw std::bad_alloc();
+      return Buffer(static_cast<char*>(p), Unmap{size_});
+    }
     auto buffer = std::move(free_.back());
     free_.pop_back();
     return buffer;
   }
-  void put(std::unique_ptr<char[]> buffer) {
+  void put(Buffer buffer) {
     if (buffer && free_.size() < kPooledBuffers) free_.push_back(std::move(buffer));
   }
 
  private:
   size_t size_;
-  std::vector<std::unique_ptr<char[]>> free_;
+  std::vector<Buffer> free_;
 };
 
 /// Descriptors that arrived with the byte at stream position `pos`; they leave with it.
@@ -152,6 +169,14 @@ class Queue {
     }
   }
 
+  /// Returns the buffer if nothing is queued: an idle direction holds no memory.
+  void release_if_empty(BufferPool& pool) {
+    if (size_ == 0 && buffer_) {
+      head_ = 0;
+      pool.put(std::move(buffer_));
+    }
+  }
+
   /// Drops everything queued, closing the fds, and returns the buffer.
   void clear(BufferPool& pool) {
     sent_ += size_;
@@ -163,7 +188,7 @@ class Queue {
   }
 
  private:
-  std::unique_ptr<char[]> buffer_;
+  Buffer buffer_;
   size_t head_ = 0;
   size_t size_ = 0;
   uint64_t sent_ = 0;  // stream position of buffer_[head_]
@@ -574,6 +599,8 @@ bool Relay::pump(Side& from, Side& to, Direction& dir) {
     if (static_cast<size_t>(n) < wanted) break;  // drained; epoll says when there is more
   }
   if (!dir.blocked && !dir.queue.empty() && !flush(to, dir)) return false;
+  // A read that found nothing (EAGAIN, EOF) borrowed a buffer for nothing: give it back.
+  dir.queue.release_if_empty(pool_);
   return true;
 }
 

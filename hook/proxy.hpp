@@ -10,15 +10,18 @@
 
 namespace sockhook {
 
-/// Limits that bound one connection's memory (S6).
+/// Limits that bound the proxy's memory (S6): per connection at most 2 x max_queued_bytes of
+/// queue (only while bytes wait; an idle connection holds none) and max_queued_fds
+/// descriptors per direction; in total max_connections times that, 64 MiB of queue by default.
 struct ProxyLimits {
   /// Bytes queued in one direction of one connection before the proxy stops reading the
   /// sending side (back-pressure). Also the size of that direction's buffer.
-  size_t max_queued_bytes = 256 * 1024;
+  size_t max_queued_bytes = 64 * 1024;
   /// File descriptors queued in one direction before the proxy stops reading that side.
   size_t max_queued_fds = 256;
-  /// Clients served at the same time; further clients are accepted and closed at once.
-  size_t max_connections = 1024;
+  /// Clients served at the same time; further clients are accepted and closed at once, with
+  /// a log line.
+  size_t max_connections = 512;
 };
 
 /// What a proxy process serves.
