@@ -751,15 +751,20 @@ std::string status_field(pid_t pid, const std::string& field) {
   return "";
 }
 
+/// The sockhook binary next to this test binary, or "" (with a message) when the spawn tests
+/// cannot run: they need root (to drop privileges) and that binary.
+std::filesystem::path spawn_exe() {
+  const auto exe = std::filesystem::read_symlink("/proc/self/exe").parent_path() / "sockhook";
+  if (geteuid() == 0 && std::filesystem::exists(exe)) return exe;
+  MESSAGE("skipped: needs root and " << exe.string());
+  return {};
+}
+
 }  // namespace
 
 TEST_CASE("spawn_proxy runs the proxy as the owner, with nothing of the spawner's") {
-  // Needs root (to drop privileges) and the sockhook binary next to this test binary.
-  const auto exe = std::filesystem::read_symlink("/proc/self/exe").parent_path() / "sockhook";
-  if (geteuid() != 0 || !std::filesystem::exists(exe)) {
-    MESSAGE("skipped: needs root and " << exe.string());
-    return;
-  }
+  const auto exe = spawn_exe();
+  if (exe.empty()) return;
   TempDir dir;
   chmod(dir.path.c_str(), 0755);
   Fd listener = listen_at(dir / "proxy");
@@ -804,11 +809,8 @@ TEST_CASE("spawn_proxy runs the proxy as the owner, with nothing of the spawner'
 }
 
 TEST_CASE("spawn_proxy records the child's identity while it is still root") {
-  const auto exe = std::filesystem::read_symlink("/proc/self/exe").parent_path() / "sockhook";
-  if (geteuid() != 0 || !std::filesystem::exists(exe)) {
-    MESSAGE("skipped: needs root and " << exe.string());
-    return;
-  }
+  const auto exe = spawn_exe();
+  if (exe.empty()) return;
   TempDir dir;
   chmod(dir.path.c_str(), 0755);
   ProxyOptions options{dir / "server", 64055, {}};
