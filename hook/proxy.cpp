@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/capability.h>
+#include <malloc.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/epoll.h>
@@ -55,6 +56,8 @@ constexpr int kReadsPerWakeup = 16;
 /// Single-byte reads per wakeup while looking for where descriptors start.
 constexpr int kScanBytesPerWakeup = 4096;
 constexpr int kAcceptsPerWakeup = 64;
+/// Closed connections after which freed heap memory is handed back (malloc_trim).
+constexpr size_t kTrimAfterClosed = 64;
 /// A full backlog on the real server stalls the loop at most this long per client.
 constexpr int kConnectTimeoutMs = 500;
 /// After EMFILE and friends, accepting pauses this long instead of spinning.
@@ -269,6 +272,7 @@ class Relay {
   std::list<Pair> pairs_;
   std::vector<std::list<Pair>::iterator> dead_;
   bool listening_ = false;
+  size_t closed_since_trim_ = 0;
   Clock::time_point accept_resume_;
   alignas(cmsghdr) char control_[kControlSize];
 };
@@ -338,8 +342,17 @@ int Relay::run() {
         if (!side->pair->dead) on_side(*side, ev);
       }
     }
-    for (auto it : dead_) pairs_.erase(it);
-    dead_.clear();
+    if (!dead_.empty()) {
+      closed_since_trim_ += dead_.size();
+      for (auto it : dead_) pairs_.erase(it);
+      dead_.clear();
+      // malloc keeps what the closed connections' bookkeeping freed; hand it back once a
+      // good share of them went, or all did.
+      if (pairs_.empty() || closed_since_trim_ >= kTrimAfterClosed) {
+        malloc_trim(0);
+        closed_since_trim_ = 0;
+      }
+    }
     if (stop) return 0;
   }
 }
