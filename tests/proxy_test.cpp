@@ -25,6 +25,7 @@
 #include <doctest/doctest.h>
 
 #include "error.hpp"
+#include "lend_proxy.hpp"
 #include "proc.hpp"
 #include "sys/socket.hpp"
 
@@ -857,6 +858,24 @@ TEST_CASE("spawn_proxy records the child's identity while it is still root") {
     CHECK(uid_then == "0\t0\t0\t0");  // the owner could not have signalled it yet
     stop_proxy(proxy.pidfd.get());
   }
+  SUBCASE("a child stopped before it execs is abandoned within the bound") {
+    // The owner may SIGSTOP the child once it runs as the owner. Stopping it here, while it
+    // waits for the go-ahead, holds it before exec the same way, deterministically.
+    pid_t child = 0;
+    std::string what;
+    try {
+      spawn_proxy(exe, listen_at(dir / "proxy"), options, 65534, 65534, "test/stopped",
+                  [&](pid_t pid, unsigned long long) {
+                    child = pid;
+                    REQUIRE(kill(pid, SIGSTOP) == 0);
+                  });
+    } catch (const Error& e) {
+      what = e.what();
+    }
+    CHECK(what.find("test/stopped: its process did not start within") != std::string::npos);
+    REQUIRE(child > 0);
+    CHECK(kill(child, 0) < 0);  // killed (stopped or not) and reaped
+  }
   SUBCASE("a record that fails ends the child before it ran anything") {
     pid_t child = 0;
     CHECK_THROWS_AS(spawn_proxy(exe, listen_at(dir / "proxy"), options, 65534, 65534, "test/record",
@@ -868,6 +887,34 @@ TEST_CASE("spawn_proxy records the child's identity while it is still root") {
     REQUIRE(child > 0);
     CHECK(kill(child, 0) < 0);  // killed and reaped
   }
+}
+
+}  // namespace sockhook
+
+namespace sockhook {
+
+TEST_CASE("undo_proxy never kills by who holds the listening socket") {
+  // The owner can hand the proxy's listening socket to any process. With no pid in the
+  // journal, that process must survive the undo.
+  TempDir dir;
+  Fd listener = listen_at(dir / "lent");
+  struct stat st {};
+  REQUIRE(fstat(listener.get(), &st) == 0);
+  const pid_t holder = fork();
+  REQUIRE(holder >= 0);
+  if (holder == 0) {
+    for (;;) pause();  // holds `listener`, inherited
+  }
+  listener.reset();
+  JournalEntry e;
+  e.kind = EntryKind::kProxy;
+  e.path = dir / "lent";
+  e.listen_ino = st.st_ino;
+  (void)undo_proxy(e);
+  CHECK(kill(holder, 0) == 0);
+  CHECK(waitpid(holder, nullptr, WNOHANG) == 0);  // still running, not killed
+  kill(holder, SIGKILL);
+  waitpid(holder, nullptr, 0);
 }
 
 }  // namespace sockhook
