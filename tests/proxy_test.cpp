@@ -567,30 +567,39 @@ TEST_CASE("Without a server the client gets EOF, and a later client reaches the 
   CHECK(read_bytes(server.get(), 3) == "now");
 }
 
-TEST_CASE("Idle connections hold no buffer, and closed ones give the memory back") {
-  // With the default limits. Each of 300 connections moves 32 KiB each way and then idles:
-  // a direction that kept its buffer after the queue emptied would hold 2 x 64 KiB each
-  // (over 30 MiB for all); buffers are given back as soon as nothing waits.
+TEST_CASE("Queues are bounded by the default limits, and closed ones give the memory back") {
+  // Default limits. 100 clients each write until nothing more goes in while the server reads
+  // nothing, so that every upstream queue fills to its cap; then they all close.
   Setup s;
-  const auto data = pattern(32 * 1024, 11);
   {  // One connection first, so that the relay's code is paged in: idle means "has served".
     auto [client, server] = s.connect_pair();
+    const auto data = pattern(4096, 11);
     REQUIRE(transfer(client, server, data) == data);
   }
   const long idle = s.proxy->rss_kib();
   std::vector<std::pair<Fd, Fd>> pairs;
-  for (int i = 0; i < 300; ++i) {
+  const std::string chunk(65536, 'x');
+  for (int i = 0; i < 100; ++i) {
     auto [client, server] = s.connect_pair();
-    REQUIRE(transfer(client, server, data) == data);
-    REQUIRE(transfer(server, client, data) == data);
+    set_nonblocking(client);
+    for (int stuck = 0; stuck < 10;) {
+      if (send(client.get(), chunk.data(), chunk.size(), MSG_NOSIGNAL) > 0)
+        stuck = 0;
+      else
+        ++stuck, std::this_thread::sleep_for(2ms);
+    }
     pairs.emplace_back(std::move(client), std::move(server));
   }
-  const long open = s.proxy->rss_kib();
-  MESSAGE("proxy RSS: idle " << idle << " KiB, 300 idle connections " << open << " KiB");
-  CHECK(open - idle < 4096);
+  const long full = s.proxy->rss_kib();
+  MESSAGE("proxy RSS: idle " << idle << " KiB, 100 full queues " << full << " KiB");
+  // The stated bound: 64 KiB queued per direction (README), so 100 full queues take under
+  // 6.4 MiB, plus bookkeeping.
+  CHECK(ProxyLimits{}.max_queued_bytes == 64 * 1024);
+  CHECK(full - idle < 100 * 64 + 2048);
   pairs.clear();
   // Closed: the proxy notices (bounded wait); its RSS is back near idle.
   for (int i = 0; i < 100 && s.proxy->fd_count() > 8; ++i) std::this_thread::sleep_for(20ms);
+  MESSAGE("proxy RSS after close: " << s.proxy->rss_kib() << " KiB");
   CHECK(s.proxy->rss_kib() - idle < 2048);
 }
 
