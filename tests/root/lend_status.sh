@@ -55,7 +55,7 @@ lend_ping qemu "$L/wayland-0" && ok "reconnect: QEMU reaches the server through 
 lend_hook stat-dom prepare begin "$xml" || not_ok "prepare again"
 # Any user can start a process with "-uuid $U" in its arguments: that is no running QEMU
 # (libvirt's root-owned status file is what names one), so --stale still releases the lend.
-lend_spawn "$lend_user2" /bin/sh -c 'sleep 120; :' -uuid "$U"
+lend_spawn "$lend_user2" "$py" -c 'import time; time.sleep(120)' -uuid "$U"
 fake_qemu=$spawned
 wait_until 5 grep -q -- "-uuid" "/proc/$fake_qemu/cmdline" || not_ok "the fake QEMU did not start"
 "$SOCKHOOK" cleanup --stale | grep -qx "released $U" &&

@@ -30,9 +30,9 @@ host_snapshot >"$TMP/before"
 
 # ------------------------------------------------------------------ 1. the stall
 # The attacker, as the owner: SIGSTOP whatever the owner's newest processes are; keep stopped
-# the one that is still the hook's child (its command line is the hook's), let every other
-# one go on. It writes "landed PID" to its output once it holds one, and lets it go when it
-# exits or after 150 s.
+# the one that is still the proxy's child before exec (the hook's command line, and the
+# leader of its own session, seen once it is stopped), let every other one go on. It writes
+# "landed PID" to its output once it holds one, and lets it go when it exits or after 150 s.
 cat >"$TMP/stopper.py" <<'EOF'
 import os, signal, sys, time
 out = sys.argv[1]
@@ -44,6 +44,20 @@ def cmdline(pid):
             return f.read()
     except OSError:
         return b""
+def state(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return ""
+def session(pid):
+    # The proxy's child leads its own session (setsid) before it drops to the owner; the
+    # hook's other children (companion-file readers) do not.
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[3])
+    except (OSError, IndexError, ValueError):
+        return 0
 held = None
 while held is None:
     top = int(os.pread(last, 16, 0))
@@ -54,7 +68,13 @@ while held is None:
             os.kill(pid, signal.SIGSTOP)
         except OSError:
             continue  # not the owner's (EPERM) or gone
-        if b"\0hook\0" in cmdline(pid) and b"\0proxy\0" not in cmdline(pid):
+        # A stop that arrives during execve takes effect only after it (in the proxy):
+        # judge the process once it is stopped.
+        for _ in range(500):
+            if state(pid) in ("T", ""):
+                break
+            time.sleep(0.0001)
+        if state(pid) == "T" and b"\0hook\0" in cmdline(pid) and session(pid) == pid:
             held = pid
             break
         os.kill(pid, signal.SIGCONT)

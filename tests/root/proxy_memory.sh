@@ -9,7 +9,7 @@
 # timings are not.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/suite.bash" plain "$@"
-need_tools python3 setpriv timeout
+need_tools setpriv timeout
 clients=1024
 cap=512                           # ProxyLimits::max_connections, the product default
 bound_echoed_kib=$((16 * 1024))   # 512 idle connections after one exchange each
@@ -29,7 +29,7 @@ nobody_uid=$(id -u nobody)
 
 # The real server: a single-threaded echo that stops reading a client while its echo waits,
 # so that a client that does not read backs the whole path up.
-"${nobody[@]}" python3 - "$dir/server" <<'EOF' &
+"${nobody[@]}" "$py" - "$dir/server" <<'EOF' &
 import os, resource, selectors, socket, sys
 soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
 resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -67,7 +67,7 @@ EOF
 pids+=($!)
 
 # The proxy, as nobody, serving only nobody, with the listening socket as fd 3.
-python3 - "$dir" "$SOCKHOOK" "$nobody_uid" <<'EOF' &
+"$py" - "$dir" "$SOCKHOOK" "$nobody_uid" <<'EOF' &
 import os, socket, sys
 d, exe, peer = sys.argv[1:4]
 listener = socket.socket(socket.AF_UNIX)
@@ -89,7 +89,7 @@ rss() { awk '/^VmRSS:/ { print $2 }' "/proc/$proxy/status"; }
 # The clients, as nobody. They report on stdout and wait for a line on stdin between phases.
 mkfifo "$dir/ctl" "$dir/out"
 chmod 666 "$dir/ctl" "$dir/out"
-timeout -s KILL 300 "${nobody[@]}" python3 - "$dir/proxy" "$clients" <"$dir/ctl" >"$dir/out" <<'EOF' &
+timeout -s KILL 300 "${nobody[@]}" "$py" - "$dir/proxy" "$clients" <"$dir/ctl" >"$dir/out" <<'EOF' &
 import os, resource, select, socket, sys
 soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
 resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
