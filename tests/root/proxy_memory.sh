@@ -90,7 +90,7 @@ rss() { awk '/^VmRSS:/ { print $2 }' "/proc/$proxy/status"; }
 # The clients, as nobody. They report on stdout and wait for a line on stdin between phases.
 mkfifo "$dir/ctl" "$dir/out"
 chmod 666 "$dir/ctl" "$dir/out"
-timeout -s KILL 300 "${nobody[@]}" "$py" - "$dir/proxy" "$clients" <"$dir/ctl" >"$dir/out" <<'EOF' &
+cat >"$dir/clients.py" <<'EOF'
 import os, resource, select, socket, sys
 soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
 resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -146,6 +146,9 @@ for s in conns:
 say("closed")
 ctl.readline()
 EOF
+# stdin is the control fifo (not a here-document), so the phases wait for the suite.
+timeout -s KILL 300 "${nobody[@]}" "$py" "$dir/clients.py" "$dir/proxy" "$clients" \
+    <"$dir/ctl" >"$dir/out" &
 pids+=($!)
 exec {ctl}>"$dir/ctl" {out}<"$dir/out"
 idle=$(rss)
