@@ -152,7 +152,8 @@ timeout -s KILL 300 "${nobody[@]}" "$py" "$dir/clients.py" "$dir/proxy" "$client
 pids+=($!)
 exec {ctl}>"$dir/ctl" {out}<"$dir/out"
 idle=$(rss)
-say "proxy idle RSS: $idle KiB"
+idle_fds=$(ls "/proc/$proxy/fd" | wc -l)
+say "proxy idle RSS: $idle KiB, $idle_fds descriptors"
 
 read -r -t 120 word served refused <&"$out" || die "the clients did not finish their exchange"
 [[ $word == echoed ]] || die "unexpected client output: $word $served $refused"
@@ -176,8 +177,8 @@ say "RSS with every queue full: $full KiB"
 echo >&"$ctl"
 read -r -t 120 word <&"$out" || die "the clients did not close"
 # The proxy notices the closes as it goes; wait (bounded) until it holds no client socket.
-wait_until 60 bash -c "(( \$(ls /proc/$proxy/fd | wc -l) <= 8 ))" ||
-    not_ok "the proxy still holds $(ls "/proc/$proxy/fd" | wc -l) descriptors"
+wait_until 60 bash -c "(( \$(ls /proc/$proxy/fd | wc -l) <= $idle_fds ))" ||
+    not_ok "the proxy still holds $(ls "/proc/$proxy/fd" | wc -l) descriptors, $idle_fds when idle"
 after=$(rss)
 say "RSS after every client closed: $after KiB"
 ((after - idle <= bound_after_kib)) &&
