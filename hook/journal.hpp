@@ -66,8 +66,8 @@ struct JournalEntry {
   pid_t pid = 0;                      ///< proxy: 0 until it is known
   unsigned long long starttime = 0;   ///< proxy: /proc/PID/stat field 22
   std::string label;                  ///< proxy: its --label (shows in ps)
-  unsigned long long listen_ino = 0;  ///< proxy: the listening socket's inode, to find the
-                                      ///< process if it was killed before `pid` was recorded
+  unsigned long long listen_ino = 0;  ///< proxy: the listening socket's inode (diagnosis
+                                      ///< only: processes are never found by their sockets)
 };
 
 /// What an undo (or a reconnect) could not do: nullopt when it did everything, else one line

@@ -1,17 +1,12 @@
 #include "lend_proxy.hpp"
 
-#include <dirent.h>
 #include <fcntl.h>
-#include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cstring>
-#include <vector>
 
 #include "error.hpp"
 #include "lend_dir.hpp"
@@ -62,12 +57,15 @@ void launch(Transaction& tx, std::size_t index, JournalEntry e, const Fd& dir,
   options.connect_path = step.source;
   options.peer_uid = step.qemu_uid;
   // spawn_proxy gives the child /dev/null for stdin, stdout and stderr (libvirt waits for
-  // the hook's to close) and drops it to the owner before exec.
-  auto proxy =
-      spawn_proxy(ctx.self_exe, std::move(sock), options, step.owner, step.owner_gid, e.label);
-  e.pid = proxy.pid;
-  e.starttime = process_starttime(proxy.pid);
-  tx.update(index, e);
+  // the hook's to close) and drops it to the owner before exec. The journal holds the
+  // child's pid and start time before it runs any code as the owner: undo_proxy can always
+  // name exactly this process, and a hook killed before that leaves a child that exits.
+  spawn_proxy(ctx.self_exe, std::move(sock), options, step.owner, step.owner_gid, e.label,
+              [&](pid_t pid, unsigned long long starttime) {
+                e.pid = pid;
+                e.starttime = starttime;
+                tx.update(index, e);
+              });
 }
 
 }  // namespace
@@ -95,20 +93,10 @@ bool proxy_alive(const JournalEntry& e) {
 }
 
 UndoProblem undo_proxy(const JournalEntry& e) {
-  if (Fd fd = pidfd_if_same(e.pid, e.starttime)) {
-    stop_proxy(fd.get());
-  } else if (e.pid == 0) {
-    // Interrupted between the spawn and the journal update: find the process by the
-    // listening socket it holds, which only our fork can have.
-    for (pid_t pid : holders_of_socket(e.listen_ino)) {
-      Fd holder = pidfd_open(pid);
-      auto still = holders_of_socket(e.listen_ino);
-      if (holder && std::find(still.begin(), still.end(), pid) != still.end()) {
-        ::syscall(SYS_pidfd_send_signal, holder.get(), SIGKILL, nullptr, 0);
-        stop_proxy(holder.get());
-      }
-    }
-  }
+  // Only the process the journal names, verified by its start time, is ever stopped. With
+  // no pid recorded, the hook died before its child got the go-ahead: that child exits by
+  // itself, as root, without running anything (spawn_proxy).
+  if (Fd fd = pidfd_if_same(e.pid, e.starttime)) stop_proxy(fd.get());
   JournalEntry file = e;
   file.kind = EntryKind::kFile;
   return undo_file(file);

@@ -9,16 +9,16 @@ namespace sockhook {
 
 /// StartProxy: creates the listening socket in the lend directory as root (never more open
 /// than 0600, then owned by QEMU's user), and starts a proxy process as the owner
-/// (spawn_proxy). Records the socket's inode before the spawn and the pid and start time
-/// after it, so that a later process can find and stop exactly this proxy.
+/// (spawn_proxy). Records the socket's inode before the spawn, and the pid and start time
+/// before the child runs as the owner, so that a later process stops exactly this proxy.
 void start_proxy(SocketRun& run, const StartProxy& step);
 
 /// True if the proxy of a kProxy entry runs: its pid exists and has the recorded start time.
 bool proxy_alive(const JournalEntry& entry);
 
-/// Undoes a kProxy entry: stops the process (pidfd, checked start time; or, if the pid was
-/// never recorded, whichever process holds the recorded listening socket) and removes the
-/// listening socket. Returns what it could not do, or nullopt.
+/// Undoes a kProxy entry: stops the recorded process (pidfd, checked start time; nothing
+/// else, never "whoever holds the socket") and removes the listening socket. Returns what it could
+/// not do, or nullopt.
 UndoProblem undo_proxy(const JournalEntry& entry);
 
 /// reconnect: starts entry `index`'s proxy again on a fresh listening socket at the same path

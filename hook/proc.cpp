@@ -1,14 +1,22 @@
 #include "proc.hpp"
 
-#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
 #include <sstream>
 #include <string_view>
+
+#include <pugixml.hpp>
+
+#include "error.hpp"
+#include "sys/file.hpp"
 
 namespace sockhook {
 
@@ -55,49 +63,82 @@ Fd pidfd_if_same(pid_t pid, unsigned long long starttime) {
   return fd;
 }
 
-/// Processes that hold the socket inode `ino` (/proc/PID/fd/N → "socket:[ino]").
-std::vector<pid_t> holders_of_socket(unsigned long long ino) {
-  std::vector<pid_t> pids;
-  if (ino == 0) return pids;
-  auto wanted = "socket:[" + std::to_string(ino) + "]";
-  Dir proc(::opendir("/proc"));
-  if (!proc) return pids;
-  while (auto* e = ::readdir(proc.get())) {
-    char* end = nullptr;
-    long pid = std::strtol(e->d_name, &end, 10);
-    if (*end != '\0' || pid <= 0 || pid == ::getpid()) continue;
-    auto fd_dir = "/proc/" + std::string(e->d_name) + "/fd";
-    Dir fds(::opendir(fd_dir.c_str()));
-    if (!fds) continue;
-    while (auto* f = ::readdir(fds.get())) {
-      char link[64];
-      auto path = fd_dir + "/" + f->d_name;
-      auto n = ::readlink(path.c_str(), link, sizeof link - 1);
-      if (n > 0 && std::string_view(link, static_cast<std::size_t>(n)) == wanted) {
-        pids.push_back(static_cast<pid_t>(pid));
-        break;
-      }
-    }
-  }
-  return pids;
+namespace {
+
+/// True if `st` is root's and only root can write it.
+bool root_only_writable(const struct stat& st) {
+  return st.st_uid == 0 && (st.st_mode & (S_IWGRP | S_IWOTH)) == 0;
 }
 
-bool qemu_running(const std::string& uuid) {
-  Dir proc(::opendir("/proc"));
-  if (!proc) return false;
-  bool found = false;
-  while (auto* e = ::readdir(proc.get())) {
-    if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
-    std::ifstream in("/proc/" + std::string(e->d_name) + "/cmdline");
-    std::string cmdline((std::istreambuf_iterator<char>(in)), {});
-    // Arguments are NUL-separated: "-uuid\0<uuid>\0".
-    auto needle = std::string("-uuid") + '\0' + uuid;
-    if (cmdline.find(needle) != std::string::npos) {
-      found = true;
-      break;
-    }
+/// The pid libvirt recorded for the running domain `uuid` in its status file `name` (in
+/// `dir`), or 0. The file must be root's and writable by root only.
+pid_t status_file_pid(const Fd& dir, const std::string& name, const std::string& uuid,
+                      struct stat& st) {
+  Fd fd(::openat(dir.get(), name.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
+  if (!fd || ::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode) || !root_only_writable(st))
+    return 0;
+  std::string text;
+  try {
+    text = read_all(fd, kMaxStatusFileBytes);
+  } catch (const Error&) {
+    return 0;
   }
-  return found;
+  pugi::xml_document doc;
+  if (!doc.load_buffer(text.data(), text.size())) return 0;
+  auto status = doc.child("domstatus");
+  auto recorded = std::string(status.child("domain").child_value("uuid"));
+  if (recorded.size() != uuid.size() ||
+      !std::equal(recorded.begin(), recorded.end(), uuid.begin(),
+                  [](char a, char b) { return std::tolower(a) == std::tolower(b); }))
+    return 0;
+  return static_cast<pid_t>(status.attribute("pid").as_int(0));
+}
+
+/// The wall-clock second at which `pid` started (boot time + start ticks), or 0.
+long long start_wall_time(pid_t pid) {
+  auto ticks = process_starttime(pid);
+  if (ticks == 0) return 0;
+  std::ifstream stat("/proc/stat");
+  std::string key;
+  long long boot = 0;
+  while (stat >> key)
+    if (key == "btime" && (stat >> boot)) break;
+  const long hz = ::sysconf(_SC_CLK_TCK);
+  if (boot == 0 || hz <= 0) return 0;
+  return boot + static_cast<long long>(ticks / static_cast<unsigned long long>(hz));
+}
+
+}  // namespace
+
+bool qemu_running(const std::string& uuid, const std::string& status_dir) {
+  // libvirt's own record, which only root writes: a process anyone can start with
+  // "-uuid <uuid>" in its arguments proves nothing by itself.
+  Fd dir(::open(status_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW));
+  struct stat dst {};
+  if (!dir || ::fstat(dir.get(), &dst) != 0 || !root_only_writable(dst)) return false;
+  std::vector<std::string> names;
+  try {
+    names = list_directory(dir);
+  } catch (const Error&) {
+    return false;
+  }
+  for (const auto& name : names) {
+    if (!name.ends_with(".xml")) continue;
+    struct stat st {};
+    const pid_t pid = status_file_pid(dir, name, uuid, st);
+    if (pid <= 0) continue;
+    char state = process_state(pid);
+    if (state == 0 || state == 'Z' || state == 'X') continue;
+    // The pid is QEMU's only if that process started before libvirt last wrote the file
+    // (libvirt writes it after QEMU started): a later process reuses a stale record's pid.
+    auto started = start_wall_time(pid);
+    if (started == 0 || started > static_cast<long long>(st.st_mtim.tv_sec) + 1) continue;
+    // And it is a QEMU for this domain.
+    std::ifstream in("/proc/" + std::to_string(pid) + "/cmdline");
+    std::string cmdline((std::istreambuf_iterator<char>(in)), {});
+    if (cmdline.find(std::string("-uuid") + '\0' + uuid) != std::string::npos) return true;
+  }
+  return false;
 }
 
 }  // namespace sockhook

@@ -2,6 +2,7 @@
 
 #include <sys/types.h>
 
+#include <cstddef>
 #include <string>
 #include <vector>
 
@@ -23,10 +24,15 @@ Fd pidfd_open(pid_t pid);
 /// A pidfd for `pid` only if it is still the process that started at `starttime`.
 Fd pidfd_if_same(pid_t pid, unsigned long long starttime);
 
-/// Processes (other than this one) that hold the socket inode `ino` (/proc/PID/fd/N).
-std::vector<pid_t> holders_of_socket(unsigned long long ino);
+/// libvirt's status files of running QEMU domains (root's, written by libvirtd).
+inline constexpr const char* kLibvirtQemuStatusDir = "/run/libvirt/qemu";
+/// Status files larger than this are not libvirt's.
+inline constexpr std::size_t kMaxStatusFileBytes = 16 << 20;
 
-/// True if a QEMU process with `-uuid <uuid>` runs (from /proc/*/cmdline).
-bool qemu_running(const std::string& uuid);
+/// True if the QEMU of domain `uuid` runs, by a record no other user can fake: libvirt's
+/// root-owned status file (`status_dir`/<name>.xml) names the uuid and a pid, and that
+/// process lives, started before the file was last written, and has `-uuid <uuid>` in its
+/// arguments. Reads files only: works without libvirtd, never calls libvirt.
+bool qemu_running(const std::string& uuid, const std::string& status_dir = kLibvirtQemuStatusDir);
 
 }  // namespace sockhook

@@ -3,10 +3,12 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/capability.h>
+#include <malloc.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
@@ -28,12 +30,14 @@
 #include <iostream>
 #include <list>
 #include <memory>
+#include <new>
 #include <optional>
 #include <vector>
 
 #include <CLI/CLI.hpp>
 
 #include "error.hpp"
+#include "proc.hpp"
 #include "sys/creds.hpp"
 #include "sys/socket.hpp"
 
@@ -53,6 +57,8 @@ constexpr int kReadsPerWakeup = 16;
 /// Single-byte reads per wakeup while looking for where descriptors start.
 constexpr int kScanBytesPerWakeup = 4096;
 constexpr int kAcceptsPerWakeup = 64;
+/// Closed connections after which freed heap memory is handed back (malloc_trim).
+constexpr size_t kTrimAfterClosed = 64;
 /// A full backlog on the real server stalls the loop at most this long per client.
 constexpr int kConnectTimeoutMs = 500;
 /// After EMFILE and friends, accepting pauses this long instead of spinning.
@@ -63,24 +69,39 @@ constexpr int kRealtimePriority = 1;
 constexpr rlim_t kRealtimeBudgetUs = 200'000;
 constexpr int kKillTimeoutMs = 1000;
 
-/// Fixed-size byte buffers, recycled so that relaying does not allocate per message.
+/// Frees a buffer of `size` bytes straight back to the kernel (munmap).
+struct Unmap {
+  size_t size = 0;
+  void operator()(char* p) const {
+    if (p) munmap(p, size);
+  }
+};
+using Buffer = std::unique_ptr<char[], Unmap>;
+
+/// Fixed-size byte buffers, recycled so that relaying does not allocate per message. Each
+/// buffer is its own mapping: one that leaves the pool goes back to the kernel at once,
+/// whatever malloc would keep, so the proxy shrinks again when connections end.
 class BufferPool {
  public:
   explicit BufferPool(size_t size) : size_(size) {}
   size_t buffer_size() const { return size_; }
-  std::unique_ptr<char[]> get() {
-    if (free_.empty()) return std::make_unique_for_overwrite<char[]>(size_);
+  Buffer get() {
+    if (free_.empty()) {
+      void* p = mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      if (p == MAP_FAILED) throw std::bad_alloc();
+      return Buffer(static_cast<char*>(p), Unmap{size_});
+    }
     auto buffer = std::move(free_.back());
     free_.pop_back();
     return buffer;
   }
-  void put(std::unique_ptr<char[]> buffer) {
+  void put(Buffer buffer) {
     if (buffer && free_.size() < kPooledBuffers) free_.push_back(std::move(buffer));
   }
 
  private:
   size_t size_;
-  std::vector<std::unique_ptr<char[]>> free_;
+  std::vector<Buffer> free_;
 };
 
 /// Descriptors that arrived with the byte at stream position `pos`; they leave with it.
@@ -155,6 +176,14 @@ class Queue {
     }
   }
 
+  /// Returns the buffer if nothing is queued: an idle direction holds no memory.
+  void release_if_empty(BufferPool& pool) {
+    if (size_ == 0 && buffer_) {
+      head_ = 0;
+      pool.put(std::move(buffer_));
+    }
+  }
+
   /// Drops everything queued, closing the fds, and returns the buffer.
   void clear(BufferPool& pool) {
     sent_ += size_;
@@ -166,7 +195,7 @@ class Queue {
   }
 
  private:
-  std::unique_ptr<char[]> buffer_;
+  Buffer buffer_;
   size_t head_ = 0;
   size_t size_ = 0;
   uint64_t sent_ = 0;  // stream position of buffer_[head_]
@@ -247,6 +276,7 @@ class Relay {
   std::list<Pair> pairs_;
   std::vector<std::list<Pair>::iterator> dead_;
   bool listening_ = false;
+  size_t closed_since_trim_ = 0;
   Clock::time_point accept_resume_;
   alignas(cmsghdr) char control_[kControlSize];
 };
@@ -316,8 +346,17 @@ int Relay::run() {
         if (!side->pair->dead) on_side(*side, ev);
       }
     }
-    for (auto it : dead_) pairs_.erase(it);
-    dead_.clear();
+    if (!dead_.empty()) {
+      closed_since_trim_ += dead_.size();
+      for (auto it : dead_) pairs_.erase(it);
+      dead_.clear();
+      // malloc keeps what the closed connections' bookkeeping freed; hand it back once a
+      // good share of them went, or all did.
+      if (pairs_.empty() || closed_since_trim_ >= kTrimAfterClosed) {
+        malloc_trim(0);
+        closed_since_trim_ = 0;
+      }
+    }
     if (stop) return 0;
   }
 }
@@ -577,6 +616,8 @@ bool Relay::pump(Side& from, Side& to, Direction& dir) {
     if (static_cast<size_t>(n) < wanted) break;  // drained; epoll says when there is more
   }
   if (!dir.blocked && !dir.queue.empty() && !flush(to, dir)) return false;
+  // A read that found nothing (EAGAIN, EOF) borrowed a buffer for nothing: give it back.
+  dir.queue.release_if_empty(pool_);
   return true;
 }
 
@@ -752,8 +793,22 @@ int run_proxy(Fd listen_fd, const ProxyOptions& options) {
   return rc;
 }
 
+/// Kills a child of ours that did not exec in time (SIGKILL ends a stopped process too) and
+/// reaps it, waiting at most kSpawnReapMs: a process the kernel cannot end at once (D state)
+/// is left to init rather than held on to.
+static void abandon_child(pid_t pid, const Fd& pidfd) {
+  // Safe: `pid` is our unreaped child, so the number cannot name another process yet.
+  if (pidfd)
+    sys_pidfd_send_signal(pidfd.get(), SIGKILL);
+  else
+    kill(pid, SIGKILL);
+  if (pidfd) wait_exit(pidfd.get(), kSpawnReapMs);
+  waitpid(pid, nullptr, WNOHANG);
+}
+
 ProxyProcess spawn_proxy(const std::string& exe, Fd listen_fd, const ProxyOptions& options,
-                         uid_t owner_uid, gid_t owner_gid, const std::string& label) {
+                         uid_t owner_uid, gid_t owner_gid, const std::string& label,
+                         const RecordProxy& record) {
   if (owner_uid == 0 || owner_gid == 0)
     throw Error("cannot start the proxy for " + options.connect_path + ": it never runs as root");
 
@@ -765,6 +820,12 @@ ProxyProcess spawn_proxy(const std::string& exe, Fd listen_fd, const ProxyOption
   if (pipe2(pipe_fds, O_CLOEXEC) < 0) throw_errno("cannot create a pipe");
   Fd report_read(pipe_fds[0]);
   Fd report_write(pipe_fds[1]);
+  // The go-ahead: a socket pair, so that sending to a child that died gives EPIPE, not SIGPIPE.
+  int go_fds[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, go_fds) < 0)
+    throw_errno("cannot create a socket pair");
+  Fd go_send(go_fds[0]);
+  Fd go_wait(go_fds[1]);
   std::vector<std::string> args = {"sockhook",
                                    "proxy",
                                    "--listen-fd",
@@ -789,17 +850,20 @@ ProxyProcess spawn_proxy(const std::string& exe, Fd listen_fd, const ProxyOption
   if (pid < 0) throw_errno("cannot fork the proxy");
   if (pid == 0) {
     int report = report_write.get();
+    // Our copy of the parent's end: closed, so that the parent's death reads as EOF.
+    close(go_send.get());
     // Signals blocked or ignored by the hook would survive exec; the proxy needs SIGTERM.
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, nullptr);
     signal(SIGTERM, SIG_DFL);
     signal(SIGINT, SIG_DFL);
-    // Move our three descriptors above 3 first, so the dup2 calls below cannot clobber one.
+    // Move our descriptors above 3 first, so the dup2 calls below cannot clobber one.
     const int listen_copy = fcntl(listen_fd.get(), F_DUPFD_CLOEXEC, 10);
     const int null_copy = fcntl(devnull.get(), F_DUPFD_CLOEXEC, 10);
+    const int go = fcntl(go_wait.get(), F_DUPFD_CLOEXEC, 10);
     report = fcntl(report, F_DUPFD_CLOEXEC, 10);
-    if (listen_copy < 0 || null_copy < 0 || report < 0) child_fail(pipe_fds[1], 0);
+    if (listen_copy < 0 || null_copy < 0 || go < 0 || report < 0) child_fail(pipe_fds[1], 0);
     // /dev/null replaces the hook's stdin, stdout and stderr: libvirt waits until every
     // copy of the hook's stdout and stderr is closed, so inheriting them would hang the VM
     // start. Every other descriptor is closed at exec (close_range marks them all).
@@ -810,6 +874,10 @@ ProxyProcess spawn_proxy(const std::string& exe, Fd listen_fd, const ProxyOption
     // signal to the hook's group does not reach the proxy. "/" pins no mount.
     if (setsid() < 0 || chdir("/") < 0) child_fail(report, 1);
     give_audio_priority();
+    // Still root, so the owner cannot signal us: wait until the parent has recorded who we
+    // are. Anything but the go-ahead byte (EOF: the hook died) ends us before any owner code.
+    char byte = 0;
+    if (retry_eintr([&] { return read(go, &byte, 1); }) != 1) _exit(0);
     // Drop root, groups first (changing groups needs root). After this the proxy holds
     // exactly the owner's identity: it can reach the owner's socket and nothing the owner
     // could not reach.
@@ -821,18 +889,46 @@ ProxyProcess spawn_proxy(const std::string& exe, Fd listen_fd, const ProxyOption
   ProxyProcess proxy{pid, Fd(static_cast<int>(sys_pidfd_open(pid)))};
   const int pidfd_errno = errno;
   report_write.reset();
+  go_wait.reset();
+  if (!proxy.pidfd) {
+    abandon_child(pid, proxy.pidfd);
+    throw_errno("cannot open a pidfd for the proxy", pidfd_errno);
+  }
+  try {
+    // Safe to read by number: `pid` is our unreaped child, which runs as root until the
+    // go-ahead, so neither the number nor the process can be swapped under us.
+    if (record) record(pid, process_starttime(pid));
+  } catch (...) {
+    abandon_child(pid, proxy.pidfd);
+    throw;
+  }
+  const char go = 1;
+  (void)!send(go_send.get(), &go, 1, MSG_NOSIGNAL);
+  go_send.reset();
+
+  // From here the child runs as the owner, who can stop it: every wait has a deadline.
+  pollfd p{report_read.get(), POLLIN, 0};
+  const int ready = retry_eintr([&] { return poll(&p, 1, kSpawnTimeoutMs); });
+  if (ready <= 0) {
+    abandon_child(pid, proxy.pidfd);
+    throw Error("cannot start the proxy for " + label + ": its process did not start within " +
+                std::to_string(kSpawnTimeoutMs / 1000) + " s (stopped by its owner?)");
+  }
   ChildFailure failure{};
   const ssize_t n = retry_eintr([&] { return read(report_read.get(), &failure, sizeof failure); });
   if (n > 0) {
-    waitpid(pid, nullptr, 0);  // it exits at once after reporting
+    abandon_child(pid, proxy.pidfd);  // it exits at once after reporting
     const int step = std::clamp(failure.step, 0, static_cast<int>(std::size(kChildSteps)) - 1);
     throw_errno(std::string("cannot start the proxy for ") + label + ": " + kChildSteps[step],
                 failure.err);
   }
-  if (!proxy.pidfd) {
-    kill(pid, SIGKILL);  // the pid cannot be reused yet: it is our unreaped child
-    waitpid(pid, nullptr, 0);
-    throw_errno("cannot open a pidfd for the proxy", pidfd_errno);
+  // EOF: exec closed the pipe, or the child died before it (killed by its owner).
+  siginfo_t info{};
+  if (waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(proxy.pidfd.get()), &info,
+             WEXITED | WNOHANG | WNOWAIT) == 0 &&
+      info.si_pid != 0) {
+    waitpid(pid, nullptr, WNOHANG);
+    throw Error("cannot start the proxy for " + label + ": its process ended before exec");
   }
   return proxy;
 }

@@ -3,21 +3,25 @@
 #include <sys/types.h>
 
 #include <cstddef>
+#include <functional>
 #include <string>
 
 #include "sys/fd.hpp"
 
 namespace sockhook {
 
-/// Limits that bound one connection's memory (S6).
+/// Limits that bound the proxy's memory (S6): per connection at most 2 x max_queued_bytes of
+/// queue (only while bytes wait; an idle connection holds none) and max_queued_fds
+/// descriptors per direction; in total max_connections times that, 64 MiB of queue by default.
 struct ProxyLimits {
   /// Bytes queued in one direction of one connection before the proxy stops reading the
   /// sending side (back-pressure). Also the size of that direction's buffer.
-  size_t max_queued_bytes = 256 * 1024;
+  size_t max_queued_bytes = 64 * 1024;
   /// File descriptors queued in one direction before the proxy stops reading that side.
   size_t max_queued_fds = 256;
-  /// Clients served at the same time; further clients are accepted and closed at once.
-  size_t max_connections = 1024;
+  /// Clients served at the same time; further clients are accepted and closed at once, with
+  /// a log line.
+  size_t max_connections = 512;
 };
 
 /// What a proxy process serves.
@@ -46,14 +50,29 @@ struct ProxyProcess {
   Fd pidfd;
 };
 
+/// Called by spawn_proxy with the child's pid and start time while the child, still root,
+/// waits: it runs no code as the owner before this returns. Meant to make the identity
+/// durable (the journal), so that whoever stops the proxy later knows exactly which process
+/// it is. Throwing aborts the spawn (the child exits without running anything).
+using RecordProxy = std::function<void(pid_t pid, unsigned long long starttime)>;
+
+/// Longest spawn_proxy waits for the child to exec once it runs as the owner (who can stop
+/// it, e.g. with SIGSTOP); then the child is killed and reaped within kSpawnReapMs.
+inline constexpr int kSpawnTimeoutMs = 5000;
+inline constexpr int kSpawnReapMs = 1000;
+
 /// Forks a proxy: the child gets only `listen_fd` (as fd 3) and /dev/null on 0, 1 and 2,
-/// starts its own session, drops to owner_uid/owner_gid (supplementary groups exactly
-/// {owner_gid}, no_new_privs, checked that root cannot be regained), and execs `exe` as
+/// starts its own session, waits as root until `record` returned (the parent's go-ahead;
+/// EOF instead means the parent died, and the child exits), drops to owner_uid/owner_gid
+/// (supplementary groups exactly {owner_gid}, no_new_privs, checked that root cannot be
+/// regained), and execs `exe` as
 /// `sockhook proxy --listen-fd 3 --connect PATH --peer-uid N --label LABEL`. `label`
-/// (e.g. "win11/pipewire") only shows in ps. Throws Error if the child could not be set up
-/// or exec failed.
+/// (e.g. "win11/pipewire") only shows in ps. Every wait is bounded: a child that has not
+/// exec'd within kSpawnTimeoutMs is killed. Throws Error if the child could not be set up,
+/// did not exec in time, or exec failed.
 ProxyProcess spawn_proxy(const std::string& exe, Fd listen_fd, const ProxyOptions& options,
-                         uid_t owner_uid, gid_t owner_gid, const std::string& label);
+                         uid_t owner_uid, gid_t owner_gid, const std::string& label,
+                         const RecordProxy& record = {});
 
 /// Stops a proxy through its pidfd: SIGTERM, a wait of up to 2 s, then SIGKILL. Reaps it
 /// if it is our child. Harmless if it already exited.

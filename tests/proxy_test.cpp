@@ -25,6 +25,8 @@
 #include <doctest/doctest.h>
 
 #include "error.hpp"
+#include "lend_proxy.hpp"
+#include "proc.hpp"
 #include "sys/socket.hpp"
 
 namespace sockhook {
@@ -565,6 +567,42 @@ TEST_CASE("Without a server the client gets EOF, and a later client reaches the 
   CHECK(read_bytes(server.get(), 3) == "now");
 }
 
+TEST_CASE("Queues are bounded by the default limits, and closed ones give the memory back") {
+  // Default limits. 100 clients each write until nothing more goes in while the server reads
+  // nothing, so that every upstream queue fills to its cap; then they all close.
+  Setup s;
+  {  // One connection first, so that the relay's code is paged in: idle means "has served".
+    auto [client, server] = s.connect_pair();
+    const auto data = pattern(4096, 11);
+    REQUIRE(transfer(client, server, data) == data);
+  }
+  const long idle = s.proxy->rss_kib();
+  std::vector<std::pair<Fd, Fd>> pairs;
+  const std::string chunk(65536, 'x');
+  for (int i = 0; i < 100; ++i) {
+    auto [client, server] = s.connect_pair();
+    set_nonblocking(client);
+    for (int stuck = 0; stuck < 10;) {
+      if (send(client.get(), chunk.data(), chunk.size(), MSG_NOSIGNAL) > 0)
+        stuck = 0;
+      else
+        ++stuck, std::this_thread::sleep_for(2ms);
+    }
+    pairs.emplace_back(std::move(client), std::move(server));
+  }
+  const long full = s.proxy->rss_kib();
+  MESSAGE("proxy RSS: idle " << idle << " KiB, 100 full queues " << full << " KiB");
+  // The stated bound: 64 KiB queued per direction (README), so 100 full queues take under
+  // 6.4 MiB, plus bookkeeping.
+  CHECK(ProxyLimits{}.max_queued_bytes == 64 * 1024);
+  CHECK(full - idle < 100 * 64 + 2048);
+  pairs.clear();
+  // Closed: the proxy notices (bounded wait); its RSS is back near idle.
+  for (int i = 0; i < 100 && s.proxy->fd_count() > 8; ++i) std::this_thread::sleep_for(20ms);
+  MESSAGE("proxy RSS after close: " << s.proxy->rss_kib() << " KiB");
+  CHECK(s.proxy->rss_kib() - idle < 2048);
+}
+
 TEST_CASE("A fast writer and a slow reader keep the proxy's queue bounded") {
   Setup s(ProxyLimits{.max_queued_bytes = 64 * 1024, .max_queued_fds = 256});
   auto [client, server] = s.connect_pair();
@@ -750,15 +788,20 @@ std::string status_field(pid_t pid, const std::string& field) {
   return "";
 }
 
+/// The sockhook binary next to this test binary, or "" (with a message) when the spawn tests
+/// cannot run: they need root (to drop privileges) and that binary.
+std::filesystem::path spawn_exe() {
+  const auto exe = std::filesystem::read_symlink("/proc/self/exe").parent_path() / "sockhook";
+  if (geteuid() == 0 && std::filesystem::exists(exe)) return exe;
+  MESSAGE("skipped: needs root and " << exe.string());
+  return {};
+}
+
 }  // namespace
 
 TEST_CASE("spawn_proxy runs the proxy as the owner, with nothing of the spawner's") {
-  // Needs root (to drop privileges) and the sockhook binary next to this test binary.
-  const auto exe = std::filesystem::read_symlink("/proc/self/exe").parent_path() / "sockhook";
-  if (geteuid() != 0 || !std::filesystem::exists(exe)) {
-    MESSAGE("skipped: needs root and " << exe.string());
-    return;
-  }
+  const auto exe = spawn_exe();
+  if (exe.empty()) return;
   TempDir dir;
   chmod(dir.path.c_str(), 0755);
   Fd listener = listen_at(dir / "proxy");
@@ -800,6 +843,87 @@ TEST_CASE("spawn_proxy runs the proxy as the owner, with nothing of the spawner'
 
   stop_proxy(proxy.pidfd.get());
   CHECK(kill(proxy.pid, 0) < 0);
+}
+
+TEST_CASE("spawn_proxy records the child's identity while it is still root") {
+  const auto exe = spawn_exe();
+  if (exe.empty()) return;
+  TempDir dir;
+  chmod(dir.path.c_str(), 0755);
+  ProxyOptions options{dir / "server", 64055, {}};
+  SUBCASE("the record runs before the child can run as the owner") {
+    pid_t recorded = 0;
+    unsigned long long started = 0;
+    std::string uid_then;
+    auto proxy = spawn_proxy(exe, listen_at(dir / "proxy"), options, 65534, 65534, "test/record",
+                             [&](pid_t pid, unsigned long long starttime) {
+                               recorded = pid;
+                               started = starttime;
+                               uid_then = status_field(pid, "Uid");
+                             });
+    CHECK(recorded == proxy.pid);
+    CHECK(started != 0);
+    CHECK(started == process_starttime(proxy.pid));
+    CHECK(uid_then == "0\t0\t0\t0");  // the owner could not have signalled it yet
+    stop_proxy(proxy.pidfd.get());
+  }
+  SUBCASE("a child stopped before it execs is abandoned within the bound") {
+    // The owner may SIGSTOP the child once it runs as the owner. Stopping it here, while it
+    // waits for the go-ahead, holds it before exec the same way, deterministically.
+    pid_t child = 0;
+    std::string what;
+    try {
+      spawn_proxy(exe, listen_at(dir / "proxy"), options, 65534, 65534, "test/stopped",
+                  [&](pid_t pid, unsigned long long) {
+                    child = pid;
+                    REQUIRE(kill(pid, SIGSTOP) == 0);
+                  });
+    } catch (const Error& e) {
+      what = e.what();
+    }
+    CHECK(what.find("test/stopped: its process did not start within") != std::string::npos);
+    REQUIRE(child > 0);
+    CHECK(kill(child, 0) < 0);  // killed (stopped or not) and reaped
+  }
+  SUBCASE("a record that fails ends the child before it ran anything") {
+    pid_t child = 0;
+    CHECK_THROWS_AS(spawn_proxy(exe, listen_at(dir / "proxy"), options, 65534, 65534, "test/record",
+                                [&](pid_t pid, unsigned long long) {
+                                  child = pid;
+                                  throw Error("journal full");
+                                }),
+                    Error);
+    REQUIRE(child > 0);
+    CHECK(kill(child, 0) < 0);  // killed and reaped
+  }
+}
+
+}  // namespace sockhook
+
+namespace sockhook {
+
+TEST_CASE("undo_proxy never kills by who holds the listening socket") {
+  // The owner can hand the proxy's listening socket to any process. With no pid in the
+  // journal, that process must survive the undo.
+  TempDir dir;
+  Fd listener = listen_at(dir / "lent");
+  struct stat st {};
+  REQUIRE(fstat(listener.get(), &st) == 0);
+  const pid_t holder = fork();
+  REQUIRE(holder >= 0);
+  if (holder == 0) {
+    for (;;) pause();  // holds `listener`, inherited
+  }
+  listener.reset();
+  JournalEntry e;
+  e.kind = EntryKind::kProxy;
+  e.path = dir / "lent";
+  e.listen_ino = st.st_ino;
+  (void)undo_proxy(e);
+  CHECK(kill(holder, 0) == 0);
+  CHECK(waitpid(holder, nullptr, WNOHANG) == 0);  // still running, not killed
+  kill(holder, SIGKILL);
+  waitpid(holder, nullptr, 0);
 }
 
 }  // namespace sockhook

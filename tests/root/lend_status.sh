@@ -49,10 +49,20 @@ lend_hook stat-dom reconnect begin "$xml" || not_ok "reconnect exit"
 lend_echo_server "$lend_user" "$runtime/wayland-0" 0600
 lend_ping qemu "$L/wayland-0" && ok "reconnect: QEMU reaches the server through the new proxy" || not_ok "new proxy does not relay"
 
-# cleanup by name (no QEMU involved) and --stale (no QEMU runs with this uuid).
+# cleanup by name (no QEMU involved) and --stale (no QEMU runs with this uuid; another user's
+# process that only claims to be it does not count).
 "$SOCKHOOK" cleanup stat-dom | grep -qx "released $U" && ok "cleanup NAME released it" || not_ok "cleanup NAME"
 lend_hook stat-dom prepare begin "$xml" || not_ok "prepare again"
-"$SOCKHOOK" cleanup --stale | grep -qx "released $U" && ok "cleanup --stale released it (no qemu -uuid $U)" || not_ok "cleanup --stale"
+# Any user can start a process with "-uuid $U" in its arguments: that is no running QEMU
+# (libvirt's root-owned status file is what names one), so --stale still releases the lend.
+lend_spawn "$lend_user2" "$py" -c 'import time; time.sleep(120)' -uuid "$U"
+fake_qemu=$spawned
+wait_until 5 grep -q -- "-uuid" "/proc/$fake_qemu/cmdline" || not_ok "the fake QEMU did not start"
+"$SOCKHOOK" cleanup --stale | grep -qx "released $U" &&
+    ok "cleanup --stale released it although $lend_user2 runs a process with -uuid $U" ||
+    not_ok "cleanup --stale kept the lend: it took $lend_user2's process with -uuid $U for QEMU"
+kill "$fake_qemu"
+wait "$fake_qemu" 2>/dev/null || true
 kill "$echo_pid"
 wait "$echo_pid" 2>/dev/null || true
 rm -f "$runtime/wayland-0"
