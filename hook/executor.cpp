@@ -250,10 +250,9 @@ class DomainExecutor {
       e.path = step.path;
       tx.record(e);
       Fd root = ensure_root_dir(dir_name(step.path), 0711);
-      bool created = false;
-      return make_lend_dir(root, base_name(step.path), step.qemu_uid, &created);
+      return make_lend_dir(root, base_name(step.path), step.qemu_uid);
     } catch (const Error& e) {
-      throw Error("cannot create lend directory " + step.path + ": " + e.what(), e.err());
+      throw e.with_context("cannot create lend directory " + step.path);
     }
   }
 

@@ -47,8 +47,7 @@ void bind_mount(SocketRun& run, const BindMount& step) {
   try {
     bind_mount_fd(run.source->fd, run.target);
   } catch (const Error& err) {
-    throw Error("cannot bind-mount " + step.source + " onto " + step.target + ": " + err.what(),
-                err.err());
+    throw err.with_context("cannot bind-mount " + step.source + " onto " + step.target);
   }
   struct stat st {};
   if (::fstatat(run.lend_dir.get(), base_name(step.target).c_str(), &st, AT_SYMLINK_NOFOLLOW) !=
