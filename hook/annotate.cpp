@@ -795,9 +795,8 @@ int run_annotate(const AnnotateOptions& o) {
     ctx.uid_min = regular_uid_min();
     if (!req.remove) {
       plugins = load_plugins(o.plugin_dirs, {0});
-      std::string why;
-      ctx.plugin = plugins.find(req.plugin, &why);
-      if (!ctx.plugin) throw Error(req.plugin + ": " + why);
+      ctx.plugin = plugins.find(req.plugin);
+      if (!ctx.plugin) throw Error(req.plugin + ": " + plugins.why_missing(req.plugin));
       ctx.owner = lookup_user(req.owner);
       if (!ctx.owner)
         throw Error(req.plugin + ": owner '" + req.owner + "' is not a user on this host");

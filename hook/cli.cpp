@@ -126,10 +126,9 @@ int list_plugins(const std::string& name, const std::vector<std::string>& extra_
   auto set = load_plugins(dirs, trusted);
   for (const auto& p : set.problems) std::printf("warning: %s\n", p.c_str());
   if (!name.empty()) {
-    std::string why;
-    const Plugin* p = set.find(name, &why);
+    const Plugin* p = set.find(name);
     if (!p) {
-      print_error(why);
+      print_error(set.why_missing(name));
       return 1;
     }
     std::printf("%s: %s\n  file    %s\n  socket  {runtime_dir}/%s -> {lend_dir}/%s\n",
