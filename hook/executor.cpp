@@ -113,7 +113,8 @@ class DomainExecutor {
     std::vector<std::string> problems;
     try {
       remove_temp_files(store_, uuid);
-      auto journal = load_or_quarantine(uuid, problems);
+      auto [journal, unreadable] = load_or_quarantine(uuid);
+      if (unreadable) problems.push_back(*unreadable);
       if (!journal) return problems;
       auto more = undo_entries(store_, *journal, [](const JournalEntry&) { return true; });
       problems.insert(problems.end(), more.begin(), more.end());
@@ -226,19 +227,23 @@ class DomainExecutor {
     });
   }
 
-  std::optional<Journal> load_or_quarantine(const std::string& uuid,
-                                            std::vector<std::string>& problems) {
+  /// The journal of `uuid` (nullopt if there is none), or why it could not be read.
+  struct Loaded {
+    std::optional<Journal> journal;
+    std::optional<std::string> unreadable;  ///< the problem, when the journal was moved aside
+  };
+
+  Loaded load_or_quarantine(const std::string& uuid) {
     try {
-      return store_.load(uuid);
+      return {store_.load(uuid), std::nullopt};
     } catch (const Error& e) {
       // A journal nobody can read cannot guide an undo. Keep it for a person to look at,
       // under a name no later run mistakes for a journal.
       auto name = uuid + ".xml";
       auto aside = uuid + ".xml.corrupt";
       ::renameat(store_.dir().get(), name.c_str(), store_.dir().get(), aside.c_str());
-      problems.push_back(std::string(e.what()) + " (moved aside to " + aside +
-                         "; check what it lent by hand)");
-      return std::nullopt;
+      return {std::nullopt, std::string(e.what()) + " (moved aside to " + aside +
+                                "; check what it lent by hand)"};
     }
   }
 
@@ -312,10 +317,9 @@ void execute_start(const Plan& plan, const ExecContext& ctx) {
   JournalStore store(real.paths, true);
   DomainLock lock(store.dir(), plan.uuid);
   DomainExecutor exec(real, store);
-  std::vector<std::string> problems;
-  auto journal = exec.load_or_quarantine(plan.uuid, problems);
+  auto [journal, unreadable] = exec.load_or_quarantine(plan.uuid);
   if (!journal) {
-    for (const auto& p : problems) log_warning(plan.domain + ": " + p);
+    if (unreadable) log_warning(plan.domain + ": " + *unreadable);
     return;  // nothing was lent (or nothing we can trust): nothing to verify
   }
   if (journal->qemu_uid == plan.qemu.uid && journal->qemu_gid == plan.qemu.gid) return;
@@ -357,7 +361,8 @@ std::vector<std::string> with_journal(const std::string& uuid, const ExecContext
     if (!store.exists()) return {};
     DomainLock lock(store.dir(), uuid);
     DomainExecutor exec(real, store);
-    auto journal = exec.load_or_quarantine(uuid, problems);
+    auto [journal, unreadable] = exec.load_or_quarantine(uuid);
+    if (unreadable) problems.push_back(*unreadable);
     if (!journal) return problems;
     Transaction tx(store, *journal);
     body(exec, tx, *journal, real, problems);

@@ -38,7 +38,7 @@ Fd make_lend_dir(const Fd& lend_root, const std::string& name, uid_t qemu_uid) {
 }
 
 Fd open_lend_dir(const std::string& path) {
-  Fd dir(openat2_raw(AT_FDCWD, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC,
+  Fd dir(openat2_fd(AT_FDCWD, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC,
                      RESOLVE_NO_SYMLINKS));
   if (!dir) return dir;
   struct stat st {};

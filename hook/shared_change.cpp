@@ -18,7 +18,7 @@ RecordedInode reopen_recorded_inode(const JournalEntry& e) {
   if (!e.via_target.empty()) {
     // The mount target lies in the root-owned lend directory: nobody else can redirect it.
     Fd fd(
-        openat2_raw(AT_FDCWD, e.via_target, O_PATH | O_NOFOLLOW | O_CLOEXEC, RESOLVE_NO_SYMLINKS));
+        openat2_fd(AT_FDCWD, e.via_target, O_PATH | O_NOFOLLOW | O_CLOEXEC, RESOLVE_NO_SYMLINKS));
     if (matches(fd)) return {std::move(fd)};
   }
   // Otherwise resolve as prepare did; the dev/ino comparison decides, not the path. The owner
@@ -26,12 +26,12 @@ RecordedInode reopen_recorded_inode(const JournalEntry& e) {
   unsigned long long how = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS;
   if (e.base != "/") how |= RESOLVE_NO_XDEV;
   for (int attempt = 0; attempt < 64; ++attempt) {
-    Fd base(openat2_raw(AT_FDCWD, e.base, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC,
+    Fd base(openat2_fd(AT_FDCWD, e.base, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC,
                         RESOLVE_NO_SYMLINKS));
     if (!base) return {};
     Fd fd = e.relative.empty()
                 ? std::move(base)
-                : Fd(openat2_raw(base.get(), e.relative, O_PATH | O_NOFOLLOW | O_CLOEXEC, how));
+                : Fd(openat2_fd(base.get(), e.relative, O_PATH | O_NOFOLLOW | O_CLOEXEC, how));
     if (matches(fd)) return {std::move(fd)};
     struct stat st {};
     if (fd && ::fstat(fd.get(), &st) == 0 && (S_ISSOCK(st.st_mode) || S_ISDIR(st.st_mode))) {
