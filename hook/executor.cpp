@@ -3,7 +3,6 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cstddef>
 #include <functional>
 
@@ -61,16 +60,17 @@ UndoProblem undo_entry(const JournalEntry& e, const JournalStore& store, const J
   return std::nullopt;
 }
 
-/// Undoes the entries of `journal` that `pick` selects, newest first, and drops the ones that
-/// were undone. Entries that failed stay, so that a later release can try again. Never throws.
-/// `journal.entries` holds, at every moment, what is still to undo: an ACL undo writes it to
-/// `store` before it lets go of the inode's lock, so that other domains see the grant gone.
-template <typename Pick>
-std::vector<std::string> undo_entries(const JournalStore& store, Journal& journal, Pick pick) {
+/// Undoes the entries of `journal` at `order` (indices, newest first: see undo_order), and drops
+/// the ones that were undone. Entries that failed stay, so that a later release can try again.
+/// Never throws. `journal.entries` holds, at every moment, what is still to undo: an ACL undo
+/// writes it to `store` before it lets go of the inode's lock, so that other domains see the grant
+/// gone.
+std::vector<std::string> undo_entries(const JournalStore& store, Journal& journal,
+                                      const std::vector<std::size_t>& order) {
   std::vector<std::string> problems;
-  for (auto i = journal.entries.size(); i-- > 0;) {
+  // Descending indices: erasing entry i leaves every index still to come in place.
+  for (auto i : order) {
     const JournalEntry e = journal.entries[i];  // a copy: `forget` erases the original
-    if (!pick(e)) continue;
     bool forgotten = false;
     auto forget = [&] {
       Journal without = journal;
@@ -116,7 +116,7 @@ class DomainExecutor {
       auto [journal, unreadable] = load_or_quarantine(uuid);
       if (unreadable) problems.push_back(*unreadable);
       if (!journal) return problems;
-      auto more = undo_entries(store_, *journal, [](const JournalEntry&) { return true; });
+      auto more = undo_entries(store_, *journal, undo_order(journal->entries));
       problems.insert(problems.end(), more.begin(), more.end());
       if (journal->entries.empty()) {
         store_.remove(uuid);
@@ -212,19 +212,7 @@ class DomainExecutor {
   /// Undoes the entries of socket `name` recorded at or after `mark`.
   std::vector<std::string> undo_socket(Journal& journal, const std::string& name,
                                        std::size_t mark = 0) {
-    std::size_t i = 0;
-    std::vector<std::size_t> selected;
-    for (const auto& e : journal.entries) {
-      if (i >= mark && e.socket == name) selected.push_back(i);
-      ++i;
-    }
-    std::size_t index = 0;
-    // undo_entries walks newest first; count down to match indices.
-    index = journal.entries.size();
-    return undo_entries(store_, journal, [&](const JournalEntry&) {
-      --index;
-      return std::find(selected.begin(), selected.end(), index) != selected.end();
-    });
+    return undo_entries(store_, journal, undo_order(journal.entries, name, mark));
   }
 
   /// The journal of `uuid` (nullopt if there is none), or why it could not be read.
@@ -263,7 +251,7 @@ class DomainExecutor {
 
   /// Undoes everything and deletes the journal: prepare failed.
   void abort_all(Journal& journal) {
-    auto problems = undo_entries(store_, journal, [](const JournalEntry&) { return true; });
+    auto problems = undo_entries(store_, journal, undo_order(journal.entries));
     for (const auto& p : problems) log_warning(journal.domain + ": rollback: " + p);
     try {
       if (journal.entries.empty()) {

@@ -1,12 +1,9 @@
 #include "gather.hpp"
 
 #include <pwd.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstring>
 #include <filesystem>
 #include <string>
 #include <tuple>
@@ -14,23 +11,10 @@
 
 #include <doctest/doctest.h>
 
-#include "sys/fd.hpp"
 #include "test_files.hpp"
 
 namespace sockhook {
 namespace {
-
-/// A listening Unix socket at `path`, closed (not unlinked) when it goes.
-Fd bound_socket(const std::filesystem::path& path) {
-  Fd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  REQUIRE(fd);
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  REQUIRE(path.native().size() < sizeof addr.sun_path);
-  std::strcpy(addr.sun_path, path.c_str());
-  REQUIRE(::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-  return fd;
-}
 
 /// The user running the tests, by name: whoever it is, gather must find the same uid.
 std::string own_user_name() {

@@ -1,8 +1,10 @@
 #pragma once
 
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <sys/un.h>
 
 #include <filesystem>
 #include <fstream>
@@ -10,6 +12,8 @@
 #include <string>
 
 #include <doctest/doctest.h>
+
+#include "sys/fd.hpp"
 
 namespace sockhook {
 
@@ -44,5 +48,17 @@ struct TempDir {
     return p;
   }
 };
+
+/// A Unix stream socket bound at `path` (not listening), closed but not unlinked when it goes.
+inline Fd bound_socket(const std::filesystem::path& path) {
+  Fd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  REQUIRE(fd);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  REQUIRE(path.native().size() < sizeof addr.sun_path);
+  path.native().copy(addr.sun_path, path.native().size());
+  REQUIRE(::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  return fd;
+}
 
 }  // namespace sockhook
