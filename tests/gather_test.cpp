@@ -53,11 +53,8 @@ struct FakeHost {
     g.domain.name = "vm";
     g.domain.uuid = "11111111-2222-3333-4444-555555555555";
     for (const auto& [name, plugin, owner] : sockets) {
-      SocketRequest req;
-      req.name = name;
-      req.plugin = plugin;
-      req.owner = owner;
-      g.domain.sockets.push_back(req);
+      auto& req = g.domain.sockets.emplace_back();
+      std::tie(req.name, req.plugin, req.owner) = std::tie(name, plugin, owner);
     }
     gather(g, options);
   }
