@@ -169,10 +169,7 @@ TEST_CASE("a corrupt journal is refused with a clear reason") {
 }
 
 TEST_CASE("the journal store writes atomically into a root-only directory") {
-  if (::geteuid() != 0) {
-    MESSAGE("skipped: the store insists on a root-owned directory (run as root)");
-    return;
-  }
+  SKIP_UNLESS_ROOT("the store insists on a root-owned directory (run as root)");
   TempDir tmp;
   Paths paths;
   paths.lend_root = (tmp.path / "sockhook").string();

@@ -173,10 +173,7 @@ TEST_CASE("load_policy treats a missing file as default deny") {
 }
 
 TEST_CASE("load_policy trusts only a root-owned file that others cannot write") {
-  if (::geteuid() != 0) {
-    MESSAGE("skipped: ownership checks need root (files of ordinary users are never trusted)");
-    return;
-  }
+  SKIP_UNLESS_ROOT("ownership checks need root (files of ordinary users are never trusted)");
   TempDir dir;
   auto path = (dir.path / "policy.conf").string();
   std::ofstream(path) << two_domains();

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/un.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -14,6 +15,16 @@
 #include <doctest/doctest.h>
 
 #include "sys/fd.hpp"
+
+/// Ends the current test case (or SUBCASE) with a message saying why, unless it runs as root.
+/// A macro because it must return from the caller.
+#define SKIP_UNLESS_ROOT(why)        \
+  do {                               \
+    if (::geteuid() != 0) {          \
+      MESSAGE("skipped: " << (why)); \
+      return;                        \
+    }                                \
+  } while (false)
 
 namespace sockhook {
 
