@@ -28,6 +28,17 @@ void print_error(const std::string& line) {
   std::fprintf(stderr, "sockhook: error: %s\n", line.c_str());
 }
 
+/// Runs a command's body; an Error becomes one `sockhook: error:` line and status 1.
+template <typename Body>
+int reporting_errors(Body body) {
+  try {
+    return body();
+  } catch (const Error& e) {
+    print_error(e.what());
+    return 1;
+  }
+}
+
 /// Options shared by the commands that plan.
 struct PlanCommand {
   std::string file;
@@ -199,7 +210,7 @@ struct PolicyCommand {
   }
 
   int list() {
-    try {
+    return reporting_errors([&] {
       auto policy = load_policy(file);
       if (policy.rules().empty()) std::printf("no allowances (default deny)\n");
       for (const auto& r : policy.rules()) {
@@ -208,10 +219,7 @@ struct PolicyCommand {
         std::printf("%s  %-12s %s\n", r.uuid.c_str(), r.owner.c_str(), plugins.c_str());
       }
       return 0;
-    } catch (const Error& e) {
-      print_error(e.what());
-      return 1;
-    }
+    });
   }
 };
 
@@ -236,7 +244,7 @@ struct LendsCommand {
   }
 
   int show() {
-    try {
+    return reporting_errors([&] {
       auto lends = lend_status(Paths{});
       if (json) {
         auto out = nlohmann::json::array();
@@ -264,10 +272,7 @@ struct LendsCommand {
         std::printf("\n");
       }
       return 0;
-    } catch (const Error& e) {
-      print_error(e.what());
-      return 1;
-    }
+    });
   }
 
   int cleanup() {
@@ -275,28 +280,22 @@ struct LendsCommand {
       print_error("cleanup needs DOMAIN or --stale");
       return 2;
     }
-    try {
+    return reporting_errors([&] {
       auto r = cleanup_lends(ExecContext{}, cleanup_domain, stale);
       for (const auto& uuid : r.done) std::printf("released %s\n", uuid.c_str());
       for (const auto& p : r.problems) print_error(p);
       return r.problems.empty() ? 0 : 1;
-    } catch (const Error& e) {
-      print_error(e.what());
-      return 1;
-    }
+    });
   }
 
   int refresh() {
-    try {
+    return reporting_errors([&] {
       auto r = refresh_lends(ExecContext{}, refresh_domain);
       for (const auto& name : r.done) std::printf("refreshed %s\n", name.c_str());
       if (r.done.empty()) std::printf("nothing stale\n");
       for (const auto& p : r.problems) print_error(refresh_domain + ": " + p);
       return r.problems.empty() ? 0 : 1;
-    } catch (const Error& e) {
-      print_error(e.what());
-      return 1;
-    }
+    });
   }
 };
 

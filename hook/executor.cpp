@@ -279,19 +279,38 @@ ExecContext with_real_exe(const ExecContext& ctx) {
   return out;
 }
 
+/// A domain's executor with the journal store open (created if need be) and the domain's lock
+/// held, for the hook's prepare and start.
+struct LockedDomain {
+  ExecContext real;
+  JournalStore store;
+  DomainLock lock;
+  DomainExecutor exec;
+  LockedDomain(const ExecContext& ctx, const std::string& uuid)
+      : real(with_real_exe(ctx)),
+        store(real.paths, true),
+        lock(store.dir(), uuid),
+        exec(real, store) {}
+
+  /// Takes back what the journal records (problems logged after `why`), then lends `plan`;
+  /// entries that could not be undone stay in the new journal for the next release.
+  void lend_anew(const Plan& plan, const std::string& why) {
+    for (const auto& p : exec.release(plan.uuid)) log_warning(plan.domain + ": " + why + p);
+    std::vector<JournalEntry> leftovers;
+    if (auto old = store.load(plan.uuid)) leftovers = std::move(old->entries);
+    exec.prepare(plan, std::move(leftovers));
+  }
+};
+
 }  // namespace
 
 void execute_prepare(const Plan& plan, const ExecContext& ctx) {
-  auto real = with_real_exe(ctx);
-  JournalStore store(real.paths, true);
-  DomainLock lock(store.dir(), plan.uuid);
-  DomainExecutor exec(real, store);
-  // A previous prepare without release (a crash, a killed hook): take it all back first.
-  for (const auto& p : exec.release(plan.uuid)) log_warning(plan.domain + ": earlier lend: " + p);
-  std::vector<JournalEntry> leftovers;
-  if (auto old = store.load(plan.uuid)) leftovers = std::move(old->entries);
+  LockedDomain d(ctx, plan.uuid);
+  auto& store = d.store;
+  auto& lock = d.lock;
   try {
-    exec.prepare(plan, std::move(leftovers));
+    // A previous prepare without release (a crash, a killed hook): take it all back first.
+    d.lend_anew(plan, "earlier lend: ");
   } catch (const Error&) {
     // Rolled back: leave no lock file behind either (R2's "no file remains").
     if (!store.has(plan.uuid)) lock.remove_file();
@@ -301,11 +320,8 @@ void execute_prepare(const Plan& plan, const ExecContext& ctx) {
 }
 
 void execute_start(const Plan& plan, const ExecContext& ctx) {
-  auto real = with_real_exe(ctx);
-  JournalStore store(real.paths, true);
-  DomainLock lock(store.dir(), plan.uuid);
-  DomainExecutor exec(real, store);
-  auto [journal, unreadable] = exec.load_or_quarantine(plan.uuid);
+  LockedDomain d(ctx, plan.uuid);
+  auto [journal, unreadable] = d.exec.load_or_quarantine(plan.uuid);
   if (!journal) {
     if (unreadable) log_warning(plan.domain + ": " + *unreadable);
     return;  // nothing was lent (or nothing we can trust): nothing to verify
@@ -315,10 +331,7 @@ void execute_start(const Plan& plan, const ExecContext& ctx) {
   log_info(plan.domain + ": QEMU runs as " + std::to_string(plan.qemu.uid) + ":" +
            std::to_string(plan.qemu.gid) + ", not " + std::to_string(journal->qemu_uid) + ":" +
            std::to_string(journal->qemu_gid) + " as prepare assumed; lending again");
-  for (const auto& p : exec.release(plan.uuid)) log_warning(plan.domain + ": " + p);
-  std::vector<JournalEntry> leftovers;
-  if (auto old = store.load(plan.uuid)) leftovers = std::move(old->entries);
-  exec.prepare(plan, std::move(leftovers));
+  d.lend_anew(plan, "");
 }
 
 std::vector<std::string> execute_release(const std::string& uuid, const ExecContext& ctx) {

@@ -19,8 +19,8 @@
 namespace sockhook {
 namespace {
 
-namespace fs = std::filesystem;
 using Level = Check::Level;
+namespace fs = std::filesystem;
 
 struct FakeRoot {
   fs::path path;
