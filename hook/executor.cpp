@@ -279,16 +279,15 @@ ExecContext with_real_exe(const ExecContext& ctx) {
   return out;
 }
 
-/// A domain's executor with the journal store open (created if need be) and the domain's lock
-/// held, for the hook's prepare and start.
+/// A domain's executor with its journal store open and the domain's lock held.
 struct LockedDomain {
   ExecContext real;
   JournalStore store;
   DomainLock lock;
   DomainExecutor exec;
-  LockedDomain(const ExecContext& ctx, const std::string& uuid)
+  LockedDomain(const ExecContext& ctx, JournalStore open_store, const std::string& uuid)
       : real(with_real_exe(ctx)),
-        store(real.paths, true),
+        store(std::move(open_store)),
         lock(store.dir(), uuid),
         exec(real, store) {}
 
@@ -305,7 +304,7 @@ struct LockedDomain {
 }  // namespace
 
 void execute_prepare(const Plan& plan, const ExecContext& ctx) {
-  LockedDomain d(ctx, plan.uuid);
+  LockedDomain d(ctx, JournalStore(ctx.paths, true), plan.uuid);
   auto& store = d.store;
   auto& lock = d.lock;
   try {
@@ -320,7 +319,7 @@ void execute_prepare(const Plan& plan, const ExecContext& ctx) {
 }
 
 void execute_start(const Plan& plan, const ExecContext& ctx) {
-  LockedDomain d(ctx, plan.uuid);
+  LockedDomain d(ctx, JournalStore(ctx.paths, true), plan.uuid);
   auto [journal, unreadable] = d.exec.load_or_quarantine(plan.uuid);
   if (!journal) {
     if (unreadable) log_warning(plan.domain + ": " + *unreadable);
@@ -338,10 +337,9 @@ std::vector<std::string> execute_release(const std::string& uuid, const ExecCont
   try {
     JournalStore store(ctx.paths, false);
     if (!store.exists()) return {};
-    DomainLock lock(store.dir(), uuid);
-    DomainExecutor exec(ctx, store);
-    auto problems = exec.release(uuid);
-    if (problems.empty()) lock.remove_file();
+    LockedDomain d(ctx, std::move(store), uuid);
+    auto problems = d.exec.release(uuid);
+    if (problems.empty()) d.lock.remove_file();
     return problems;
   } catch (const std::exception& e) {
     log_warning("release " + uuid + ": " + e.what());
@@ -357,16 +355,14 @@ template <class Body>
 std::vector<std::string> with_journal(const std::string& uuid, const ExecContext& ctx, Body body) {
   std::vector<std::string> problems;
   try {
-    auto real = with_real_exe(ctx);
-    JournalStore store(real.paths, false);
+    JournalStore store(ctx.paths, false);
     if (!store.exists()) return {};
-    DomainLock lock(store.dir(), uuid);
-    DomainExecutor exec(real, store);
-    auto [journal, unreadable] = exec.load_or_quarantine(uuid);
+    LockedDomain d(ctx, std::move(store), uuid);
+    auto [journal, unreadable] = d.exec.load_or_quarantine(uuid);
     if (unreadable) problems.push_back(*unreadable);
     if (!journal) return problems;
-    Transaction tx(store, *journal);
-    body(exec, tx, *journal, real, problems);
+    Transaction tx(d.store, *journal);
+    body(d.exec, tx, *journal, d.real, problems);
   } catch (const std::exception& e) {
     problems.push_back(e.what());
   }
