@@ -21,6 +21,11 @@
 #include "virt.hpp"
 
 namespace sockhook {
+
+// `sockhook status --json`: one object per lend, its fields by these names.
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(LendStatus, domain, uuid, socket, method, owner, source, target,
+                                   health, why, proxy_pid)
+
 namespace {
 
 /// Prints `sockhook: error: <line>` to stderr.
@@ -248,17 +253,7 @@ struct LendsCommand {
       auto lends = lend_status(Paths{});
       if (json) {
         auto out = nlohmann::json::array();
-        for (const auto& l : lends)
-          out.push_back({{"domain", l.domain},
-                         {"uuid", l.uuid},
-                         {"socket", l.socket},
-                         {"method", l.method},
-                         {"owner", l.owner},
-                         {"source", l.source},
-                         {"target", l.target},
-                         {"health", l.health},
-                         {"why", l.why},
-                         {"proxy_pid", l.proxy_pid}});
+        for (const auto& l : lends) out.push_back(l);
         std::cout << out.dump(2) << "\n";
         return 0;
       }

@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <functional>
+#include <memory>
 
 #include "companion_file.hpp"
 #include "error.hpp"
@@ -301,6 +302,14 @@ struct LockedDomain {
   }
 };
 
+/// The domain locked in the existing journal store, or nullptr when there is no store (then
+/// nothing was ever lent).
+std::unique_ptr<LockedDomain> lock_existing(const ExecContext& ctx, const std::string& uuid) {
+  JournalStore store(ctx.paths, false);
+  if (!store.exists()) return nullptr;
+  return std::make_unique<LockedDomain>(ctx, std::move(store), uuid);
+}
+
 }  // namespace
 
 void execute_prepare(const Plan& plan, const ExecContext& ctx) {
@@ -335,11 +344,10 @@ void execute_start(const Plan& plan, const ExecContext& ctx) {
 
 std::vector<std::string> execute_release(const std::string& uuid, const ExecContext& ctx) {
   try {
-    JournalStore store(ctx.paths, false);
-    if (!store.exists()) return {};
-    LockedDomain d(ctx, std::move(store), uuid);
-    auto problems = d.exec.release(uuid);
-    if (problems.empty()) d.lock.remove_file();
+    auto d = lock_existing(ctx, uuid);
+    if (!d) return {};
+    auto problems = d->exec.release(uuid);
+    if (problems.empty()) d->lock.remove_file();
     return problems;
   } catch (const std::exception& e) {
     log_warning("release " + uuid + ": " + e.what());
@@ -355,14 +363,13 @@ template <class Body>
 std::vector<std::string> with_journal(const std::string& uuid, const ExecContext& ctx, Body body) {
   std::vector<std::string> problems;
   try {
-    JournalStore store(ctx.paths, false);
-    if (!store.exists()) return {};
-    LockedDomain d(ctx, std::move(store), uuid);
-    auto [journal, unreadable] = d.exec.load_or_quarantine(uuid);
+    auto d = lock_existing(ctx, uuid);
+    if (!d) return {};
+    auto [journal, unreadable] = d->exec.load_or_quarantine(uuid);
     if (unreadable) problems.push_back(*unreadable);
     if (!journal) return problems;
-    Transaction tx(d.store, *journal);
-    body(d.exec, tx, *journal, d.real, problems);
+    Transaction tx(d->store, *journal);
+    body(d->exec, tx, *journal, d->real, problems);
   } catch (const std::exception& e) {
     problems.push_back(e.what());
   }

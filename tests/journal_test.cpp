@@ -17,9 +17,9 @@
 namespace sockhook {
 namespace {
 
-namespace fs = std::filesystem;
-
 const std::string kUuid = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
+
+namespace fs = std::filesystem;
 
 /// A journal that uses every step and every entry kind, with awkward values.
 Journal sample() {
