@@ -53,20 +53,13 @@ TEST_CASE("allows matches domain, owner by name or uid, and plugin") {
     const char* plugin;
     bool allowed;
   };
+  // By name; by uid, with the wildcard; another user with the same uid text is not alice.
   const Ask asks[] = {
-      {kA, "alice", 1000, "pipewire", true},
-      {kA, "alice", 1000, "pulseaudio", true},
-      {kA, "alice", 1000, "wayland", false},
-      {kB, "alice", 1000, "wayland", true},
-      {kB, "alice", 1000, "pipewire", false},
-      // By uid, with the wildcard.
-      {kA, "bob", 1001, "pipewire", true},
-      {kA, "bob", 1001, "anything", true},
-      {kB, "bob", 1001, "wayland", false},
-      // Another user with the same uid text is not alice.
-      {kA, "alicia", 1000, "pipewire", false},
-      {kA, "", 1000, "pipewire", false},
-  };
+      {kA, "alice", 1000, "pipewire", true},   {kA, "alice", 1000, "pulseaudio", true},
+      {kA, "alice", 1000, "wayland", false},   {kB, "alice", 1000, "wayland", true},
+      {kB, "alice", 1000, "pipewire", false},  {kA, "bob", 1001, "pipewire", true},
+      {kA, "bob", 1001, "anything", true},     {kB, "bob", 1001, "wayland", false},
+      {kA, "alicia", 1000, "pipewire", false}, {kA, "", 1000, "pipewire", false}};
   for (const auto& a : asks) {
     CAPTURE(a.uuid);
     CAPTURE(a.owner);
