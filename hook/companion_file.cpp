@@ -54,7 +54,7 @@ int read_in_child(const Location& where, std::size_t max_bytes, int out) {
   Fd base(::open(where.base.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
   if (!base) return reply(errno == ENOENT ? 'M' : 'E', std::strerror(errno));
   Fd fd(openat2_fd(base.get(), where.relative, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC,
-                    RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS));
+                   RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS));
   if (!fd) {
     int err = errno;
     if (err == ENOENT) return reply('M', "it does not exist");

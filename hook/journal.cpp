@@ -220,7 +220,7 @@ JournalStore::JournalStore(const Paths& paths, bool create) {
     return;
   }
   dir_ = Fd(openat2_fd(AT_FDCWD, paths.state_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC,
-                        RESOLVE_NO_SYMLINKS));
+                       RESOLVE_NO_SYMLINKS));
   if (!dir_) {
     if (errno == ENOENT) return;
     throw_errno("cannot open " + paths.state_dir);

@@ -39,7 +39,7 @@ Fd make_lend_dir(const Fd& lend_root, const std::string& name, uid_t qemu_uid) {
 
 Fd open_lend_dir(const std::string& path) {
   Fd dir(openat2_fd(AT_FDCWD, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC,
-                     RESOLVE_NO_SYMLINKS));
+                    RESOLVE_NO_SYMLINKS));
   if (!dir) return dir;
   struct stat st {};
   if (::fstat(dir.get(), &st) != 0 || trust_problem(st)) return Fd();

@@ -44,7 +44,7 @@ Fd ensure_root_dir(const std::string& path, mode_t mode, const std::vector<uid_t
   bool created = ::mkdirat(parent.get(), name.c_str(), mode) == 0;
   if (!created && errno != EEXIST) throw_errno("cannot create " + path);
   Fd dir(openat2_fd(parent.get(), name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC,
-                     RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS));
+                    RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS));
   if (!dir) throw_errno("cannot open " + path);
   // The umask may have narrowed the mode; set it exactly on what we just made.
   if (created && ::fchmod(dir.get(), mode) != 0) throw_errno("cannot chmod " + path);

@@ -17,8 +17,7 @@ RecordedInode reopen_recorded_inode(const JournalEntry& e) {
   };
   if (!e.via_target.empty()) {
     // The mount target lies in the root-owned lend directory: nobody else can redirect it.
-    Fd fd(
-        openat2_fd(AT_FDCWD, e.via_target, O_PATH | O_NOFOLLOW | O_CLOEXEC, RESOLVE_NO_SYMLINKS));
+    Fd fd(openat2_fd(AT_FDCWD, e.via_target, O_PATH | O_NOFOLLOW | O_CLOEXEC, RESOLVE_NO_SYMLINKS));
     if (matches(fd)) return {std::move(fd)};
   }
   // Otherwise resolve as prepare did; the dev/ino comparison decides, not the path. The owner
@@ -27,7 +26,7 @@ RecordedInode reopen_recorded_inode(const JournalEntry& e) {
   if (e.base != "/") how |= RESOLVE_NO_XDEV;
   for (int attempt = 0; attempt < 64; ++attempt) {
     Fd base(openat2_fd(AT_FDCWD, e.base, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC,
-                        RESOLVE_NO_SYMLINKS));
+                       RESOLVE_NO_SYMLINKS));
     if (!base) return {};
     Fd fd = e.relative.empty()
                 ? std::move(base)
