@@ -87,9 +87,11 @@ Fd connect_to(const std::string& path) {
   return fd;
 }
 
-bool write_all(int fd, const char* data, size_t size) {
+/// Moves exactly `size` bytes with `io` (send or recv), retrying EINTR; false on EOF or error.
+template <typename Byte, typename Io>
+bool io_all(Byte* data, size_t size, Io io) {
   while (size > 0) {
-    const ssize_t n = send(fd, data, size, MSG_NOSIGNAL);
+    const ssize_t n = io(data, size);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) return false;
     data += n;
@@ -98,15 +100,12 @@ bool write_all(int fd, const char* data, size_t size) {
   return true;
 }
 
+bool write_all(int fd, const char* data, size_t size) {
+  return io_all(data, size, [fd](const char* p, size_t n) { return send(fd, p, n, MSG_NOSIGNAL); });
+}
+
 bool read_all(int fd, char* data, size_t size) {
-  while (size > 0) {
-    const ssize_t n = recv(fd, data, size, 0);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    data += n;
-    size -= static_cast<size_t>(n);
-  }
-  return true;
+  return io_all(data, size, [fd](char* p, size_t n) { return recv(fd, p, n, 0); });
 }
 
 // ---------------------------------------------------------------------------------------

@@ -72,20 +72,35 @@ pugi::xml_node last_element(const pugi::xml_node& parent) {
   return {};
 }
 
-/// Inserts element `name` right after `ref`, indented like `ref`.
-pugi::xml_node insert_after(pugi::xml_node parent, const pugi::xml_node& ref, const char* name) {
-  auto el = parent.insert_child_after(name, ref);
-  if (auto ws = whitespace_before(ref))
-    parent.insert_child_after(pugi::node_pcdata, ref).set_value(ws.value());
+/// Sets `attribute` back to the value that record `r` kept under `old_key`; with none kept (the
+/// annotation created it), calls `remove` instead.
+template <typename Remove>
+void restore_or(const pugi::xml_node& r, const char* old_key, pugi::xml_attribute attribute,
+                Remove remove) {
+  if (auto old = r.attribute(old_key)) {
+    attribute.set_value(old.value());
+  } else {
+    remove();
+  }
+}
+
+/// Inserts element `name` right after (or before) `ref`, indented like `ref`.
+pugi::xml_node insert_beside(pugi::xml_node parent, const pugi::xml_node& ref, const char* name,
+                             bool after) {
+  auto el = after ? parent.insert_child_after(name, ref) : parent.insert_child_before(name, ref);
+  // The first of the two now has ref's indentation before it; a copy goes between them.
+  const auto& first = after ? ref : el;
+  if (auto ws = whitespace_before(first))
+    parent.insert_child_after(pugi::node_pcdata, first).set_value(ws.value());
   return el;
 }
 
-/// Inserts element `name` right before `ref`, indented like `ref`.
+pugi::xml_node insert_after(pugi::xml_node parent, const pugi::xml_node& ref, const char* name) {
+  return insert_beside(parent, ref, name, true);
+}
+
 pugi::xml_node insert_before(pugi::xml_node parent, const pugi::xml_node& ref, const char* name) {
-  auto el = parent.insert_child_before(name, ref);
-  if (auto ws = whitespace_before(el))
-    parent.insert_child_after(pugi::node_pcdata, el).set_value(ws.value());
-  return el;
+  return insert_beside(parent, ref, name, false);
 }
 
 /// Appends element `name` after `parent`'s last element, indented like its siblings (or one
@@ -605,11 +620,7 @@ class Annotator {
       for (auto e : cl.children()) {
         if (!is_element(e, kQemuNs, "env") || !attr_is(e, "name", r.attribute("name").value()))
           continue;
-        if (auto old = r.attribute("old")) {
-          e.attribute("value").set_value(old.value());
-        } else {
-          remove_element(e);
-        }
+        restore_or(r, "old", e.attribute("value"), [&] { remove_element(e); });
         break;
       }
     } else if (kind == "audio-attribute") {
@@ -623,11 +634,8 @@ class Annotator {
         attribute = attribute.substr(dot + 1);
       }
       if (!target) return;
-      if (auto old = r.attribute("old")) {
-        target.attribute(attribute.c_str()).set_value(old.value());
-      } else {
-        target.remove_attribute(attribute.c_str());
-      }
+      restore_or(r, "old", target.attribute(attribute.c_str()),
+                 [&] { target.remove_attribute(attribute.c_str()); });
       if (attr_is(r, "created-child", "yes") && !target.first_attribute() && !has_elements(target))
         remove_element(target);
     } else if (kind == "graphics") {
@@ -647,11 +655,7 @@ class Annotator {
           if (std::string_view(a.name()) != "kind") copy.append_attribute(a.name()) = a.value();
         return;
       }
-      if (auto old = r.attribute("old-type")) {
-        audio.attribute("type").set_value(old.value());
-      } else {
-        remove_element(audio);
-      }
+      restore_or(r, "old-type", audio.attribute("type"), [&] { remove_element(audio); });
     }
   }
 
@@ -829,9 +833,8 @@ int run_annotate(const AnnotateOptions& o) {
     ctx.uids = regular_uid_range();
     if (!req.remove) {
       plugins = load_plugins(o.plugin_dirs, {0});
-      std::string why;
-      ctx.plugin = plugins.find(req.plugin, &why);
-      if (!ctx.plugin) throw Error(req.plugin + ": " + why);
+      ctx.plugin = plugins.find(req.plugin);
+      if (!ctx.plugin) throw Error(req.plugin + ": " + plugins.why_missing(req.plugin));
       ctx.owner = lookup_user(req.owner);
       if (!ctx.owner)
         throw Error(req.plugin + ": owner '" + req.owner + "' is not a user on this host");

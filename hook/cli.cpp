@@ -21,11 +21,27 @@
 #include "virt.hpp"
 
 namespace sockhook {
+
+// `sockhook status --json`: one object per lend, its fields by these names.
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(LendStatus, domain, uuid, socket, method, owner, source, target,
+                                   health, why, proxy_pid)
+
 namespace {
 
 /// Prints `sockhook: error: <line>` to stderr.
 void print_error(const std::string& line) {
   std::fprintf(stderr, "sockhook: error: %s\n", line.c_str());
+}
+
+/// Runs a command's body; an Error becomes one `sockhook: error:` line and status 1.
+template <typename Body>
+int reporting_errors(Body body) {
+  try {
+    return body();
+  } catch (const Error& e) {
+    print_error(e.what());
+    return 1;
+  }
 }
 
 /// Options shared by the commands that plan.
@@ -126,10 +142,9 @@ int list_plugins(const std::string& name, const std::vector<std::string>& extra_
   auto set = load_plugins(dirs, trusted);
   for (const auto& p : set.problems) std::printf("warning: %s\n", p.c_str());
   if (!name.empty()) {
-    std::string why;
-    const Plugin* p = set.find(name, &why);
+    const Plugin* p = set.find(name);
     if (!p) {
-      print_error(why);
+      print_error(set.why_missing(name));
       return 1;
     }
     std::printf("%s: %s\n  file    %s\n  socket  {runtime_dir}/%s -> {lend_dir}/%s\n",
@@ -231,7 +246,7 @@ struct PolicyCommand {
   }
 
   int list() {
-    try {
+    return reporting_errors([&] {
       auto policy = load_policy(file);
       if (policy.rules().empty() && policy.qemu_rules().empty())
         std::printf("no allowances (default deny)\n");
@@ -243,10 +258,7 @@ struct PolicyCommand {
         std::printf("%s  %-12s %s\n", r.uuid.c_str(), r.owner.c_str(), plugins.c_str());
       }
       return 0;
-    } catch (const Error& e) {
-      print_error(e.what());
-      return 1;
-    }
+    });
   }
 };
 
@@ -271,21 +283,11 @@ struct LendsCommand {
   }
 
   int show() {
-    try {
+    return reporting_errors([&] {
       auto lends = lend_status(Paths{});
       if (json) {
         auto out = nlohmann::json::array();
-        for (const auto& l : lends)
-          out.push_back({{"domain", l.domain},
-                         {"uuid", l.uuid},
-                         {"socket", l.socket},
-                         {"method", l.method},
-                         {"owner", l.owner},
-                         {"source", l.source},
-                         {"target", l.target},
-                         {"health", l.health},
-                         {"why", l.why},
-                         {"proxy_pid", l.proxy_pid}});
+        for (const auto& l : lends) out.push_back(l);
         std::cout << out.dump(2) << "\n";
         return 0;
       }
@@ -299,10 +301,7 @@ struct LendsCommand {
         std::printf("\n");
       }
       return 0;
-    } catch (const Error& e) {
-      print_error(e.what());
-      return 1;
-    }
+    });
   }
 
   int cleanup() {
@@ -310,30 +309,24 @@ struct LendsCommand {
       print_error("cleanup needs DOMAIN or --stale");
       return 2;
     }
-    try {
+    return reporting_errors([&] {
       auto r = cleanup_lends(ExecContext{}, cleanup_domain, stale);
       for (const auto& uuid : r.done) std::printf("released %s\n", uuid.c_str());
       for (const auto& uuid : r.nothing)
         std::printf("%s: nothing recorded, nothing undone\n", uuid.c_str());
       for (const auto& p : r.problems) print_error(p);
       return r.problems.empty() ? 0 : 1;
-    } catch (const Error& e) {
-      print_error(e.what());
-      return 1;
-    }
+    });
   }
 
   int refresh() {
-    try {
+    return reporting_errors([&] {
       auto r = refresh_lends(ExecContext{}, refresh_domain);
       for (const auto& name : r.done) std::printf("refreshed %s\n", name.c_str());
       if (r.done.empty() && r.problems.empty()) std::printf("nothing stale\n");
       for (const auto& p : r.problems) print_error(refresh_domain + ": " + p);
       return r.problems.empty() ? 0 : 1;
-    } catch (const Error& e) {
-      print_error(e.what());
-      return 1;
-    }
+    });
   }
 };
 

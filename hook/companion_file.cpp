@@ -50,8 +50,8 @@ int read_in_child(const CopyFile& step, int out) {
   // Beneath it, no symlink is followed (the owner cannot point us at a file only root could
   // read) and no mount is crossed: the owner can mount FUSE on any directory they own, and a
   // FUSE server that never answers would stall the read.
-  Fd fd(openat2_raw(base.get(), step.relative, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC,
-                    RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV));
+  auto fd = openat2_fd(base.get(), step.relative, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC,
+                       RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV);
   if (!fd) {
     int err = errno;
     if (err == ENOENT) return reply('M', "it does not exist");

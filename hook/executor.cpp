@@ -3,9 +3,9 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cstddef>
 #include <functional>
+#include <memory>
 
 #include "companion_file.hpp"
 #include "error.hpp"
@@ -61,16 +61,17 @@ UndoProblem undo_entry(const JournalEntry& e, const JournalStore& store, const J
   return std::nullopt;
 }
 
-/// Undoes the entries of `journal` that `pick` selects, newest first, and drops the ones that
-/// were undone. Entries that failed stay, so that a later release can try again. Never throws.
-/// `journal.entries` holds, at every moment, what is still to undo: an ACL undo writes it to
-/// `store` before it lets go of the inode's lock, so that other domains see the grant gone.
-template <typename Pick>
-std::vector<std::string> undo_entries(const JournalStore& store, Journal& journal, Pick pick) {
+/// Undoes the entries of `journal` at `order` (indices, newest first: see undo_order), and drops
+/// the ones that were undone. Entries that failed stay, so that a later release can try again.
+/// Never throws. `journal.entries` holds, at every moment, what is still to undo: an ACL undo
+/// writes it to `store` before it lets go of the inode's lock, so that other domains see the grant
+/// gone.
+std::vector<std::string> undo_entries(const JournalStore& store, Journal& journal,
+                                      const std::vector<std::size_t>& order) {
   std::vector<std::string> problems;
-  for (auto i = journal.entries.size(); i-- > 0;) {
+  // Descending indices: erasing entry i leaves every index still to come in place.
+  for (auto i : order) {
     const JournalEntry e = journal.entries[i];  // a copy: `forget` erases the original
-    if (!pick(e)) continue;
     bool forgotten = false;
     auto forget = [&] {
       Journal without = journal;
@@ -113,9 +114,10 @@ class DomainExecutor {
     std::vector<std::string> problems;
     try {
       remove_temp_files(store_, uuid);
-      auto journal = load_or_quarantine(uuid, problems);
+      auto [journal, unreadable] = load_or_quarantine(uuid);
+      if (unreadable) problems.push_back(*unreadable);
       if (!journal) return problems;
-      auto more = undo_entries(store_, *journal, [](const JournalEntry&) { return true; });
+      auto more = undo_entries(store_, *journal, undo_order(journal->entries));
       problems.insert(problems.end(), more.begin(), more.end());
       if (journal->entries.empty()) {
         store_.remove(uuid);
@@ -211,34 +213,26 @@ class DomainExecutor {
   /// Undoes the entries of socket `name` recorded at or after `mark`.
   std::vector<std::string> undo_socket(Journal& journal, const std::string& name,
                                        std::size_t mark = 0) {
-    std::size_t i = 0;
-    std::vector<std::size_t> selected;
-    for (const auto& e : journal.entries) {
-      if (i >= mark && e.socket == name) selected.push_back(i);
-      ++i;
-    }
-    std::size_t index = 0;
-    // undo_entries walks newest first; count down to match indices.
-    index = journal.entries.size();
-    return undo_entries(store_, journal, [&](const JournalEntry&) {
-      --index;
-      return std::find(selected.begin(), selected.end(), index) != selected.end();
-    });
+    return undo_entries(store_, journal, undo_order(journal.entries, name, mark));
   }
 
-  std::optional<Journal> load_or_quarantine(const std::string& uuid,
-                                            std::vector<std::string>& problems) {
+  /// The journal of `uuid` (nullopt if there is none), or why it could not be read.
+  struct Loaded {
+    std::optional<Journal> journal;
+    std::optional<std::string> unreadable;  ///< the problem, when the journal was moved aside
+  };
+
+  Loaded load_or_quarantine(const std::string& uuid) {
     try {
-      return store_.load(uuid);
+      return {store_.load(uuid), std::nullopt};
     } catch (const Error& e) {
       // A journal nobody can read cannot guide an undo. Keep it for a person to look at,
       // under a name no later run mistakes for a journal.
       auto name = uuid + ".xml";
       auto aside = uuid + ".xml.corrupt";
       ::renameat(store_.dir().get(), name.c_str(), store_.dir().get(), aside.c_str());
-      problems.push_back(std::string(e.what()) + " (moved aside to " + aside +
-                         "; check what it lent by hand)");
-      return std::nullopt;
+      return {std::nullopt, std::string(e.what()) + " (moved aside to " + aside +
+                                "; check what it lent by hand)"};
     }
   }
 
@@ -250,16 +244,15 @@ class DomainExecutor {
       e.path = step.path;
       tx.record(e);
       Fd root = ensure_root_dir(dir_name(step.path), 0711);
-      bool created = false;
-      return make_lend_dir(root, base_name(step.path), step.qemu_uid, &created);
+      return make_lend_dir(root, base_name(step.path), step.qemu_uid);
     } catch (const Error& e) {
-      throw Error("cannot create lend directory " + step.path + ": " + e.what(), e.err());
+      throw e.with_context("cannot create lend directory " + step.path);
     }
   }
 
   /// Undoes everything and deletes the journal: prepare failed.
   void abort_all(Journal& journal) {
-    auto problems = undo_entries(store_, journal, [](const JournalEntry&) { return true; });
+    auto problems = undo_entries(store_, journal, undo_order(journal.entries));
     for (const auto& p : problems) log_warning(journal.domain + ": rollback: " + p);
     try {
       if (journal.entries.empty()) {
@@ -287,19 +280,48 @@ ExecContext with_real_exe(const ExecContext& ctx) {
   return out;
 }
 
+/// A domain's executor with its journal store open and the domain's lock held.
+struct LockedDomain {
+  ExecContext real;
+  JournalStore store;
+  DomainLock lock;
+  DomainExecutor exec;
+  LockedDomain(const ExecContext& ctx, JournalStore open_store, const std::string& uuid,
+               DomainLock::Waiting waiting = DomainLock::Waiting::kGiveUp)
+      : real(with_real_exe(ctx)),
+        store(std::move(open_store)),
+        lock(store.dir(), uuid, 30, waiting),
+        exec(real, store) {}
+
+  /// Takes back what the journal records (problems logged after `why`), then lends `plan`;
+  /// entries that could not be undone stay in the new journal for the next release.
+  void lend_anew(const Plan& plan, const std::string& why) {
+    for (const auto& p : exec.release(plan.uuid)) log_warning(plan.domain + ": " + why + p);
+    std::vector<JournalEntry> leftovers;
+    if (auto old = store.load(plan.uuid)) leftovers = std::move(old->entries);
+    exec.prepare(plan, std::move(leftovers));
+  }
+};
+
+/// The domain locked in the existing journal store, or nullptr when there is no store (then
+/// nothing was ever lent).
+std::unique_ptr<LockedDomain> lock_existing(
+    const ExecContext& ctx, const std::string& uuid,
+    DomainLock::Waiting waiting = DomainLock::Waiting::kGiveUp) {
+  JournalStore store(ctx.paths, false);
+  if (!store.exists()) return nullptr;
+  return std::make_unique<LockedDomain>(ctx, std::move(store), uuid, waiting);
+}
+
 }  // namespace
 
 void execute_prepare(const Plan& plan, const ExecContext& ctx) {
-  auto real = with_real_exe(ctx);
-  JournalStore store(real.paths, true);
-  DomainLock lock(store.dir(), plan.uuid);
-  DomainExecutor exec(real, store);
-  // A previous prepare without release (a crash, a killed hook): take it all back first.
-  for (const auto& p : exec.release(plan.uuid)) log_warning(plan.domain + ": earlier lend: " + p);
-  std::vector<JournalEntry> leftovers;
-  if (auto old = store.load(plan.uuid)) leftovers = std::move(old->entries);
+  LockedDomain d(ctx, JournalStore(ctx.paths, true), plan.uuid);
+  auto& store = d.store;
+  auto& lock = d.lock;
   try {
-    exec.prepare(plan, std::move(leftovers));
+    // A previous prepare without release (a crash, a killed hook): take it all back first.
+    d.lend_anew(plan, "earlier lend: ");
   } catch (const Error&) {
     // Rolled back: leave no lock file behind either (R2's "no file remains").
     if (!store.has(plan.uuid)) lock.remove_file();
@@ -309,14 +331,10 @@ void execute_prepare(const Plan& plan, const ExecContext& ctx) {
 }
 
 void execute_start(const Plan& plan, const ExecContext& ctx) {
-  auto real = with_real_exe(ctx);
-  JournalStore store(real.paths, true);
-  DomainLock lock(store.dir(), plan.uuid);
-  DomainExecutor exec(real, store);
-  std::vector<std::string> problems;
-  auto journal = exec.load_or_quarantine(plan.uuid, problems);
+  LockedDomain d(ctx, JournalStore(ctx.paths, true), plan.uuid);
+  auto [journal, unreadable] = d.exec.load_or_quarantine(plan.uuid);
   if (!journal) {
-    for (const auto& p : problems) log_warning(plan.domain + ": " + p);
+    if (unreadable) log_warning(plan.domain + ": " + *unreadable);
     return;  // nothing was lent (or nothing we can trust): nothing to verify
   }
   if (journal->qemu_uid == plan.qemu.uid && journal->qemu_gid == plan.qemu.gid) return;
@@ -324,21 +342,16 @@ void execute_start(const Plan& plan, const ExecContext& ctx) {
   log_info(plan.domain + ": QEMU runs as " + std::to_string(plan.qemu.uid) + ":" +
            std::to_string(plan.qemu.gid) + ", not " + std::to_string(journal->qemu_uid) + ":" +
            std::to_string(journal->qemu_gid) + " as prepare assumed; lending again");
-  for (const auto& p : exec.release(plan.uuid)) log_warning(plan.domain + ": " + p);
-  std::vector<JournalEntry> leftovers;
-  if (auto old = store.load(plan.uuid)) leftovers = std::move(old->entries);
-  exec.prepare(plan, std::move(leftovers));
+  d.lend_anew(plan, "");
 }
 
 std::vector<std::string> execute_release(const std::string& uuid, const ExecContext& ctx) {
   try {
-    JournalStore store(ctx.paths, false);
-    if (!store.exists()) return {};
     // A release must not give up and leave the lend behind: see DomainLock.
-    DomainLock lock(store.dir(), uuid, 30, DomainLock::Waiting::kTakeOver);
-    DomainExecutor exec(ctx, store);
-    auto problems = exec.release(uuid);
-    if (problems.empty()) lock.remove_file();
+    auto d = lock_existing(ctx, uuid, DomainLock::Waiting::kTakeOver);
+    if (!d) return {};
+    auto problems = d->exec.release(uuid);
+    if (problems.empty()) d->lock.remove_file();
     return problems;
   } catch (const std::exception& e) {
     log_warning("release " + uuid + ": " + e.what());
@@ -354,15 +367,13 @@ template <class Body>
 std::vector<std::string> with_journal(const std::string& uuid, const ExecContext& ctx, Body body) {
   std::vector<std::string> problems;
   try {
-    auto real = with_real_exe(ctx);
-    JournalStore store(real.paths, false);
-    if (!store.exists()) return {};
-    DomainLock lock(store.dir(), uuid);
-    DomainExecutor exec(real, store);
-    auto journal = exec.load_or_quarantine(uuid, problems);
+    auto d = lock_existing(ctx, uuid);
+    if (!d) return {};
+    auto [journal, unreadable] = d->exec.load_or_quarantine(uuid);
+    if (unreadable) problems.push_back(*unreadable);
     if (!journal) return problems;
-    Transaction tx(store, *journal);
-    body(exec, tx, *journal, real, problems);
+    Transaction tx(d->store, *journal);
+    body(d->exec, tx, *journal, d->real, problems);
   } catch (const std::exception& e) {
     problems.push_back(e.what());
   }

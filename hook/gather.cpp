@@ -39,8 +39,8 @@ SourceFacts probe(const std::string& base, const std::string& relative, const Qe
     facts.exists = S_ISSOCK(st.st_mode);
     if (*facts.exists) {
       // O_PATH, no symlinks followed: reads the ACL of what is there, changes nothing.
-      Fd sock(openat2_raw(dir.get(), relative, O_PATH | O_NOFOLLOW | O_CLOEXEC,
-                          RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH));
+      auto sock = openat2_fd(dir.get(), relative, O_PATH | O_NOFOLLOW | O_CLOEXEC,
+                             RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH);
       facts.socket_gains = gains_at(sock, qemu, 6);
     }
   } else if (errno == ENOENT) {

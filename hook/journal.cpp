@@ -218,8 +218,8 @@ JournalStore::JournalStore(const Paths& paths, bool create) {
     dir_ = ensure_root_dir(paths.state_dir, 0700);
     return;
   }
-  dir_ = Fd(openat2_raw(AT_FDCWD, paths.state_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC,
-                        RESOLVE_NO_SYMLINKS));
+  dir_ = Fd(openat2_fd(AT_FDCWD, paths.state_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC,
+                       RESOLVE_NO_SYMLINKS));
   if (!dir_) {
     if (errno == ENOENT) return;
     throw_errno("cannot open " + paths.state_dir);

@@ -81,7 +81,7 @@ void grant_acl(SocketRun& run, const GrantAcl& step) {
     // crashed before granting, or the owner took the entry away) add it ourselves.
     if (!allowed) acl_grant_user(proc, step.uid, perms);
   } catch (const Error& err) {
-    throw Error(what + ": " + err.what(), err.err());
+    throw err.with_context(what);
   }
 }
 

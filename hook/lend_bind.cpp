@@ -47,8 +47,7 @@ void bind_mount(SocketRun& run, const BindMount& step) {
   try {
     bind_mount_fd(run.source->fd, run.target);
   } catch (const Error& err) {
-    throw Error("cannot bind-mount " + step.source + " onto " + step.target + ": " + err.what(),
-                err.err());
+    throw err.with_context("cannot bind-mount " + step.source + " onto " + step.target);
   }
   struct stat st {};
   if (::fstatat(run.lend_dir.get(), base_name(step.target).c_str(), &st, AT_SYMLINK_NOFOLLOW) !=
@@ -63,7 +62,7 @@ UndoProblem undo_mount(const JournalEntry& e) {
   // The target lies in the root-owned lend directory, so its path is safe to use again; the
   // inode check makes sure we detach our mount and nothing else.
   for (int i = 0; i < 8; ++i) {
-    Fd fd(openat2_raw(AT_FDCWD, e.path, O_PATH | O_NOFOLLOW | O_CLOEXEC, RESOLVE_NO_SYMLINKS));
+    Fd fd(openat2_fd(AT_FDCWD, e.path, O_PATH | O_NOFOLLOW | O_CLOEXEC, RESOLVE_NO_SYMLINKS));
     struct stat st {};
     if (!fd || ::fstat(fd.get(), &st) != 0 || inode_of(st) != e.inode) return std::nullopt;
     fd.reset();

@@ -15,31 +15,31 @@
 
 namespace sockhook {
 
-Fd make_lend_dir(const Fd& lend_root, const std::string& name, uid_t qemu_uid, bool* created) {
+Fd make_lend_dir(const Fd& lend_root, const std::string& name, uid_t qemu_uid) {
   // Safe: beneath the fd of the root-owned lend root, which nobody else can write; 0700.
-  *created = ::mkdirat(lend_root.get(), name.c_str(), 0700) == 0;
-  if (!*created && errno != EEXIST) throw_errno("cannot create the lend directory");
+  bool created = ::mkdirat(lend_root.get(), name.c_str(), 0700) == 0;
+  if (!created && errno != EEXIST) throw_errno("mkdir");
   // The lend root is root-owned and not writable by anyone else, so what is at `name` was
   // made by root; O_NOFOLLOW and the checks below are defence in depth.
   Fd dir(::openat(lend_root.get(), name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-  if (!dir) throw_errno("cannot open the lend directory");
-  auto st = fstat_or_throw(dir, "the lend directory");
-  if (st.st_uid != 0) throw Error("the lend directory exists and is not owned by root");
-  if (!*created && !list_directory(dir).empty())
-    throw Error("the lend directory exists and is not empty (hint: sockhook cleanup)");
+  if (!dir) throw_errno("open");
+  auto st = fstat_or_throw(dir, name);
+  if (st.st_uid != 0) throw Error("it exists and is not owned by root");
+  if (!created && !list_directory(dir).empty())
+    throw Error("it exists and is not empty (hint: sockhook cleanup)");
   // Safe: on the fd of the root-owned directory just checked, narrowing it to root alone.
-  if (::fchmod(dir.get(), 0700) != 0) throw_errno("cannot chmod the lend directory");
+  if (::fchmod(dir.get(), 0700) != 0) throw_errno("chmod");
   // Traversal for QEMU's user only: it may open the names it is told, not list or write.
-  if (!acl_allows(dir.proc_path(), fstat_or_throw(dir, "the lend directory"), qemu_uid,
-                  {static_cast<gid_t>(-1)}, 1))
+  if (!acl_allows(dir.proc_path(), fstat_or_throw(dir, name), qemu_uid, {static_cast<gid_t>(-1)},
+                  1))
     // Safe: through /proc/self/fd of the verified directory; traversal (--x) only.
     acl_grant_user(dir.proc_path(), qemu_uid, 1);
   return dir;
 }
 
 Fd open_lend_dir(const std::string& path) {
-  Fd dir(openat2_raw(AT_FDCWD, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC,
-                     RESOLVE_NO_SYMLINKS));
+  Fd dir(openat2_fd(AT_FDCWD, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC,
+                    RESOLVE_NO_SYMLINKS));
   if (!dir) return dir;
   struct stat st {};
   if (::fstat(dir.get(), &st) != 0 || trust_problem(st)) return Fd();

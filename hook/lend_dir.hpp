@@ -13,8 +13,9 @@ namespace sockhook {
 /// Creates the domain's lend directory `name` in `lend_root`: owned by root, mode 0700 plus
 /// the ACL entry u:QEMU:--x, so that only QEMU's user can traverse it and nobody but root can
 /// write it (S4). An empty root-owned directory left by an interrupted release is adopted;
-/// anything else in the way is refused. Sets `*created` if it made the directory. Throws Error.
-Fd make_lend_dir(const Fd& lend_root, const std::string& name, uid_t qemu_uid, bool* created);
+/// anything else in the way is refused. Throws Error whose message is the reason alone (the
+/// caller names the directory).
+Fd make_lend_dir(const Fd& lend_root, const std::string& name, uid_t qemu_uid);
 
 /// Opens an existing lend directory (for release), checking it is a root-owned directory.
 /// Returns an invalid Fd if it is missing or not ours.

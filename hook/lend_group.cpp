@@ -41,7 +41,7 @@ void change_group(SocketRun& run, const ChangeGroup& step) {
     // fchmod fails on O_PATH fds; chmod through the magic link reaches the same inode.
     if (::chmod(proc.c_str(), (st.st_mode | 060) & 07777) != 0) throw_errno("chmod");
   } catch (const Error& err) {
-    throw Error(what + ": " + err.what(), err.err());
+    throw err.with_context(what);
   }
 }
 

@@ -81,7 +81,7 @@ void start_proxy(SocketRun& run, const StartProxy& step) {
   try {
     launch(run.tx, index, e, run.lend_dir, step, run.ctx, run.qemu_gid);
   } catch (const Error& err) {
-    throw Error(what + ": " + err.what(), err.err());
+    throw err.with_context(what);
   }
 }
 
@@ -117,7 +117,7 @@ UndoProblem restart_proxy(Transaction& tx, std::size_t index, const StartProxy& 
     launch(tx, index, e, dir, step, ctx, qemu_gid);
     return std::nullopt;
   } catch (const Error& err) {
-    return "cannot restart the proxy on " + step.listen_path + ": " + err.what();
+    return err.with_context("cannot restart the proxy on " + step.listen_path).what();
   }
 }
 

@@ -137,9 +137,8 @@ class Planner {
   }
 
   void plan_socket(const SocketRequest& req) {
-    std::string why;
-    const Plugin* plugin = in_.plugins->find(req.plugin, &why);
-    if (!plugin) return fail(req, why);
+    const Plugin* plugin = in_.plugins->find(req.plugin);
+    if (!plugin) return fail(req, in_.plugins->why_missing(req.plugin));
     auto found = in_.owners.find(req.owner);
     if (found == in_.owners.end() || !found->second)
       return fail(req, "owner '" + req.owner + "' is not a user on this host");

@@ -171,13 +171,14 @@ Plugin parse_plugin(std::string_view xml, bool admin, const std::string& file) {
   return p;
 }
 
-const Plugin* PluginSet::find(const std::string& name, std::string* why) const {
-  if (auto it = plugins.find(name); it != plugins.end()) return &it->second;
-  if (why) {
-    auto r = refused.find(name);
-    *why = r != refused.end() ? r->second : "no plugin named '" + name + "' is installed";
-  }
-  return nullptr;
+const Plugin* PluginSet::find(const std::string& name) const {
+  auto it = plugins.find(name);
+  return it != plugins.end() ? &it->second : nullptr;
+}
+
+std::string PluginSet::why_missing(const std::string& name) const {
+  auto r = refused.find(name);
+  return r != refused.end() ? r->second : "no plugin named '" + name + "' is installed";
 }
 
 std::vector<PluginDir> default_plugin_dirs() {

@@ -80,8 +80,11 @@ struct PluginSet {
   std::map<std::string, std::string> refused;  ///< plugin name (file stem) → reason
   std::vector<std::string> problems;           ///< directory-level problems
 
-  /// The plugin, or nullptr; `why` gets the reason when it is missing or refused.
-  const Plugin* find(const std::string& name, std::string* why = nullptr) const;
+  /// The plugin, or nullptr (then `why_missing` says why).
+  const Plugin* find(const std::string& name) const;
+
+  /// Why `name` is not in `plugins`: the reason it was refused, or that none is installed.
+  std::string why_missing(const std::string& name) const;
 };
 
 /// A directory on the plugin search path.

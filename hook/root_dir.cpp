@@ -38,13 +38,13 @@ Fd ensure_root_dir(const std::string& path, mode_t mode, const std::vector<uid_t
   auto name = base_name(path);
   // The parent (/run) belongs to root; still, never follow a symlink on the way.
   Fd parent(
-      openat2_raw(AT_FDCWD, parent_path, O_PATH | O_DIRECTORY | O_CLOEXEC, RESOLVE_NO_SYMLINKS));
+      openat2_fd(AT_FDCWD, parent_path, O_PATH | O_DIRECTORY | O_CLOEXEC, RESOLVE_NO_SYMLINKS));
   if (!parent) throw_errno("cannot open " + parent_path);
   // Safe: beneath the parent's fd (reached without symlinks); checked as trusted below.
   bool created = ::mkdirat(parent.get(), name.c_str(), mode) == 0;
   if (!created && errno != EEXIST) throw_errno("cannot create " + path);
-  Fd dir(openat2_raw(parent.get(), name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC,
-                     RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS));
+  Fd dir(openat2_fd(parent.get(), name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC,
+                    RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS));
   if (!dir) throw_errno("cannot open " + path);
   // The umask may have narrowed the mode; set it exactly on what we just made.
   if (created && ::fchmod(dir.get(), mode) != 0) throw_errno("cannot chmod " + path);

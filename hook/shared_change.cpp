@@ -9,43 +9,41 @@
 
 namespace sockhook {
 
-Fd reopen_recorded_inode(const JournalEntry& e, bool* unsure) {
-  *unsure = false;
+RecordedInode reopen_recorded_inode(const JournalEntry& e) {
+  bool unsure = false;
   auto matches = [&](const Fd& fd) {
     struct stat st {};
     return fd && ::fstat(fd.get(), &st) == 0 && inode_of(st) == e.inode;
   };
   if (!e.via_target.empty()) {
     // The mount target lies in the root-owned lend directory: nobody else can redirect it.
-    Fd fd(
-        openat2_raw(AT_FDCWD, e.via_target, O_PATH | O_NOFOLLOW | O_CLOEXEC, RESOLVE_NO_SYMLINKS));
-    if (matches(fd)) return fd;
+    Fd fd(openat2_fd(AT_FDCWD, e.via_target, O_PATH | O_NOFOLLOW | O_CLOEXEC, RESOLVE_NO_SYMLINKS));
+    if (matches(fd)) return {std::move(fd)};
   }
   // Otherwise resolve as prepare did; the dev/ino comparison decides, not the path. The owner
   // may be renaming things in the directory right now: look a few times before concluding.
   unsigned long long how = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS;
   if (e.base != "/") how |= RESOLVE_NO_XDEV;
   for (int attempt = 0; attempt < 64; ++attempt) {
-    Fd base(openat2_raw(AT_FDCWD, e.base, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC,
-                        RESOLVE_NO_SYMLINKS));
-    if (!base) return Fd();
+    Fd base(openat2_fd(AT_FDCWD, e.base, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC,
+                       RESOLVE_NO_SYMLINKS));
+    if (!base) return {};
     Fd fd = e.relative.empty()
                 ? std::move(base)
-                : Fd(openat2_raw(base.get(), e.relative, O_PATH | O_NOFOLLOW | O_CLOEXEC, how));
-    if (matches(fd)) return fd;
+                : Fd(openat2_fd(base.get(), e.relative, O_PATH | O_NOFOLLOW | O_CLOEXEC, how));
+    if (matches(fd)) return {std::move(fd)};
     struct stat st {};
     if (fd && ::fstat(fd.get(), &st) == 0 && (S_ISSOCK(st.st_mode) || S_ISDIR(st.st_mode))) {
       // Another socket (or directory) under that name: the server restarted, and our change
       // went with the old inode.
-      *unsure = false;
-      return Fd();
+      return {};
     }
     // Nothing there, a symlink, a FIFO...: perhaps the owner is renaming things. The inode may
     // live on, so the caller keeps its entry for a later release; when the runtime directory
     // itself goes (logout), the base check above drops it.
-    *unsure = true;
+    unsure = true;
   }
-  return Fd();
+  return {Fd(), unsure};
 }
 
 std::optional<JournalEntry> other_domains_grant(const JournalStore& store,
@@ -72,8 +70,7 @@ UndoProblem undo_shared_change(const JournalEntry& e, const JournalStore& store,
                                const std::string& uuid, unsigned id, const std::string& what,
                                const std::function<void()>& forget,
                                const std::function<void(const Fd&)>& restore) {
-  bool unsure = false;
-  Fd fd = reopen_recorded_inode(e, &unsure);
+  auto [fd, unsure] = reopen_recorded_inode(e);
   // Someone swapped the name for something else: keep the entry, a later release tries again.
   if (!fd && unsure)
     return "cannot find " + e.path + " again (the name holds something else now); will retry";
@@ -85,7 +82,7 @@ UndoProblem undo_shared_change(const JournalEntry& e, const JournalStore& store,
     forget();
     return std::nullopt;
   } catch (const Error& err) {
-    return what + ": " + err.what();
+    return err.with_context(what).what();
   }
 }
 

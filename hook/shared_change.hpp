@@ -13,13 +13,19 @@ namespace sockhook {
 // Changes that several domains may share on one inode (an ACL entry, a group change): the
 // last domain released restores the inode (see lend_acl.cpp for the rule).
 
+/// What reopen_recorded_inode found.
+struct RecordedInode {
+  Fd fd;  ///< the recorded inode, or invalid if it was not found (dev/ino differ)
+  /// Not found, but it may live on under another name (nothing, a symlink or a FIFO holds the
+  /// name: the owner may be renaming): the caller keeps such entries for a later try. False
+  /// when it is surely gone (the runtime directory is gone, or another socket holds the name:
+  /// the server restarted).
+  bool unsure = false;
+};
+
 /// Finds again the inode that an acl or group entry changed: through the mount target that
-/// shows it, else resolved securely beneath the recorded base (as prepare did). Returns an
-/// invalid Fd if that inode is not found (dev/ino differ). Then `*unsure` is false when it is
-/// surely gone (the runtime directory is gone, or another socket holds the name: the server
-/// restarted) and true when it may live on under another name (nothing, a symlink or a FIFO
-/// holds the name: the owner may be renaming): the caller keeps such entries for a later try.
-Fd reopen_recorded_inode(const JournalEntry& entry, bool* unsure);
+/// shows it, else resolved securely beneath the recorded base (as prepare did).
+RecordedInode reopen_recorded_inode(const JournalEntry& entry);
 
 /// The entry of another domain's journal (not `own_uuid`) that records a change of `kind` on
 /// `inode` for `id` (QEMU's uid for kAcl, its gid for kGroup), or nullopt. Call with the

@@ -34,4 +34,12 @@ void verify_source(SocketRun& run, const VerifySource& step) {
   }
 }
 
+std::vector<std::size_t> undo_order(const std::vector<JournalEntry>& entries,
+                                    const std::optional<std::string>& socket, std::size_t mark) {
+  std::vector<std::size_t> order;
+  for (auto i = entries.size(); i-- > 0;)
+    if (!socket || (i >= mark && entries[i].socket == *socket)) order.push_back(i);
+  return order;
+}
+
 }  // namespace sockhook

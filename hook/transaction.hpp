@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "journal.hpp"
 #include "paths.hpp"
@@ -61,9 +62,12 @@ struct SocketRun {
   }
 };
 
-}  // namespace sockhook
-
-namespace sockhook {
+/// The indices of the entries an undo takes back, newest first (the reverse of the order they
+/// were made in, so that a mount goes before the placeholder under it and the directory last):
+/// every entry, or with `socket`, only that socket's entries recorded at index `mark` or later.
+std::vector<std::size_t> undo_order(const std::vector<JournalEntry>& entries,
+                                    const std::optional<std::string>& socket = std::nullopt,
+                                    std::size_t mark = 0);
 
 /// VerifySource: resolves the socket once (S1, S2), waiting if needed, into `run.source`.
 void verify_source(SocketRun& run, const VerifySource& step);

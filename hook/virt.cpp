@@ -2,6 +2,9 @@
 
 #include <dlfcn.h>
 
+#include <cstdlib>
+#include <memory>
+
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
 
@@ -82,6 +85,15 @@ struct Virt::Impl {
     if (!d) fail("cannot find domain '" + id + "'");
     return DomainPtr(d);
   }
+
+  /// The domain's XML with `flags`; `what` names it in the error ("the XML").
+  std::string xml(const std::string& id, unsigned int flags, const std::string& what) {
+    auto d = lookup(id);
+    // libvirt hands over a malloc'd string: owned here until copied.
+    std::unique_ptr<char, decltype(&::free)> text(api().get_xml(d.get(), flags), &::free);
+    if (!text) fail("cannot read " + what + " of '" + id + "'");
+    return text.get();
+  }
 };
 
 Virt::Virt(const std::string& uri) : impl_(std::make_unique<Impl>()) {
@@ -108,21 +120,12 @@ std::string Virt::name_of(const std::string& id) {
 }
 
 std::string Virt::xml_of(const std::string& id, bool inactive) {
-  auto d = impl_->lookup(id);
-  char* xml = api().get_xml(d.get(), inactive ? VIR_DOMAIN_XML_INACTIVE : 0);
-  if (!xml) fail("cannot read the XML of '" + id + "'");
-  std::string out(xml);
-  ::free(xml);
-  return out;
+  return impl_->xml(id, inactive ? VIR_DOMAIN_XML_INACTIVE : 0, "the XML");
 }
 
 std::string Virt::xml_for_edit(const std::string& id) {
-  auto d = impl_->lookup(id);
-  char* xml = api().get_xml(d.get(), VIR_DOMAIN_XML_INACTIVE | VIR_DOMAIN_XML_SECURE);
-  if (!xml) fail("cannot read the persistent definition of '" + id + "'");
-  std::string out(xml);
-  ::free(xml);
-  return out;
+  return impl_->xml(id, VIR_DOMAIN_XML_INACTIVE | VIR_DOMAIN_XML_SECURE,
+                    "the persistent definition");
 }
 
 void Virt::define(const std::string& xml) {

@@ -19,23 +19,22 @@
 namespace sockhook {
 namespace {
 
-namespace fs = std::filesystem;
 using Level = Check::Level;
 
 struct FakeRoot {
-  fs::path path;
+  std::filesystem::path path;
   FakeRoot() {
     char name[] = "/tmp/sockhook-confinement-test-XXXXXX";
     REQUIRE(::mkdtemp(name) != nullptr);
     path = name;
   }
-  ~FakeRoot() { fs::remove_all(path); }
+  ~FakeRoot() { std::filesystem::remove_all(path); }
   FakeRoot(const FakeRoot&) = delete;
   FakeRoot& operator=(const FakeRoot&) = delete;
 
   void write(const std::string& name, const std::string& text) const {
     auto p = path / name;
-    fs::create_directories(p.parent_path());
+    std::filesystem::create_directories(p.parent_path());
     std::ofstream(p) << text;
   }
   std::string root() const { return path.string(); }
@@ -126,8 +125,8 @@ TEST_CASE("doctor says when the rules sit in a directory that libvirt does not i
   r.libvirt(false);  // Debian 12 has no abstractions/libvirt-qemu.d include
   r.write("etc/apparmor.d/abstractions/libvirt-qemu.d/sockhook",
           "/run/sockhook/@{profile_name}/ r,\n/run/sockhook/@{profile_name}/* rw,\n");
-  auto checks = check_apparmor_rules(r.root());
-  CHECK(count(checks, Level::kFail, "does not include that directory") == 1);
+  CHECK(count(check_apparmor_rules(r.root()), Level::kFail, "does not include that directory") ==
+        1);
 }
 
 TEST_CASE("doctor fails a rule that opens every VM's lend directory to every VM") {
@@ -140,7 +139,7 @@ TEST_CASE("doctor fails a rule that opens every VM's lend directory to every VM"
   CHECK(count(checks, Level::kFail, "'/run/sockhook/** rw,'") == 1);
   CHECK(count(checks, Level::kFail, "every other VM's lent sockets") == 1);
   // A dotfile or a package manager's leftover is not read by AppArmor, nor by doctor.
-  fs::remove(r.path / "etc/apparmor.d/abstractions/libvirt-qemu.d/local-audio");
+  std::filesystem::remove(r.path / "etc/apparmor.d/abstractions/libvirt-qemu.d/local-audio");
   r.write("etc/apparmor.d/abstractions/libvirt-qemu.d/.old", "/run/sockhook/** rw,\n");
   r.write("etc/apparmor.d/abstractions/libvirt-qemu.d/x.dpkg-old", "/run/sockhook/** rw,\n");
   CHECK_FALSE(any_fail(check_apparmor_rules(r.root())));
@@ -164,7 +163,7 @@ TEST_CASE("doctor fails a template that does not include the abstraction") {
   REQUIRE(r.installer("install") == 0);
   r.write("etc/apparmor.d/libvirt/TEMPLATE.qemu", "profile LIBVIRT_TEMPLATE {\n}\n");
   CHECK(count(check_apparmor_rules(r.root()), Level::kFail, "does not include") == 1);
-  fs::remove(r.path / "etc/apparmor.d/libvirt/TEMPLATE.qemu");
+  std::filesystem::remove(r.path / "etc/apparmor.d/libvirt/TEMPLATE.qemu");
   CHECK(count(check_apparmor_rules(r.root()), Level::kFail, "is missing") == 1);
 }
 

@@ -17,9 +17,9 @@
 namespace sockhook {
 namespace {
 
-namespace fs = std::filesystem;
-
 const std::string kUuid = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
+
+namespace fs = std::filesystem;
 
 /// A journal that uses every step and every entry kind, with awkward values.
 Journal sample() {
@@ -177,10 +177,7 @@ TEST_CASE("a corrupt journal is refused with a clear reason") {
 }
 
 TEST_CASE("the journal store writes atomically into a root-only directory") {
-  if (::geteuid() != 0) {
-    MESSAGE("skipped: the store insists on a root-owned directory (run as root)");
-    return;
-  }
+  SKIP_UNLESS_ROOT("the store insists on a root-owned directory (run as root)");
   TempDir tmp;
   auto paths = store_paths(tmp);
   JournalStore store(paths, true);

@@ -46,19 +46,25 @@ TEST_CASE("An empty policy denies everything") {
 
 TEST_CASE("allows matches domain, owner by name or uid, and plugin") {
   auto p = Policy::parse(two_domains());
-  CHECK(p.allows(kA, "alice", 1000, "pipewire"));
-  CHECK(p.allows(kA, "alice", 1000, "pulseaudio"));
-  CHECK_FALSE(p.allows(kA, "alice", 1000, "wayland"));
-  CHECK(p.allows(kB, "alice", 1000, "wayland"));
-  CHECK_FALSE(p.allows(kB, "alice", 1000, "pipewire"));
-  SUBCASE("by uid, with the wildcard") {
-    CHECK(p.allows(kA, "bob", 1001, "pipewire"));
-    CHECK(p.allows(kA, "bob", 1001, "anything"));
-    CHECK_FALSE(p.allows(kB, "bob", 1001, "wayland"));
-  }
-  SUBCASE("another user with the same uid text is not alice") {
-    CHECK_FALSE(p.allows(kA, "alicia", 1000, "pipewire"));
-    CHECK_FALSE(p.allows(kA, "", 1000, "pipewire"));
+  struct Ask {
+    const char* uuid;
+    const char* owner;
+    uid_t uid;
+    const char* plugin;
+    bool allowed;
+  };
+  // By name; by uid, with the wildcard; another user with the same uid text is not alice.
+  const Ask asks[] = {
+      {kA, "alice", 1000, "pipewire", true},   {kA, "alice", 1000, "pulseaudio", true},
+      {kA, "alice", 1000, "wayland", false},   {kB, "alice", 1000, "wayland", true},
+      {kB, "alice", 1000, "pipewire", false},  {kA, "bob", 1001, "pipewire", true},
+      {kA, "bob", 1001, "anything", true},     {kB, "bob", 1001, "wayland", false},
+      {kA, "alicia", 1000, "pipewire", false}, {kA, "", 1000, "pipewire", false}};
+  for (const auto& a : asks) {
+    CAPTURE(a.uuid);
+    CAPTURE(a.owner);
+    CAPTURE(a.plugin);
+    CHECK(p.allows(a.uuid, a.owner, a.uid, a.plugin) == a.allowed);
   }
   SUBCASE("the UUID is compared case-insensitively") {
     CHECK(p.allows("3F6C1A52-8D7E-4B1F-9A0C-2E5D7F8A9B01", "alice", 1000, "pipewire"));
@@ -173,10 +179,7 @@ TEST_CASE("load_policy treats a missing file as default deny") {
 }
 
 TEST_CASE("load_policy trusts only a root-owned file that others cannot write") {
-  if (::geteuid() != 0) {
-    MESSAGE("skipped: ownership checks need root (files of ordinary users are never trusted)");
-    return;
-  }
+  SKIP_UNLESS_ROOT("ownership checks need root (files of ordinary users are never trusted)");
   TempDir dir;
   auto path = (dir.path / "policy.conf").string();
   std::ofstream(path) << two_domains();

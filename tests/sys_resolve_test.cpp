@@ -14,6 +14,7 @@
 
 #include "error.hpp"
 #include "sys/resolve.hpp"
+#include "test_files.hpp"
 
 namespace sockhook {
 namespace {
@@ -22,23 +23,11 @@ namespace fs = std::filesystem;
 
 /// A runtime directory owned by whoever runs the test, with a real listening socket.
 struct Runtime {
-  fs::path dir;
+  TempDir tmp;
+  const fs::path& dir = tmp.path;
   uid_t owner = ::geteuid();
-  Runtime() {
-    char name[] = "/tmp/sockhook-resolve-test-XXXXXX";
-    dir = ::mkdtemp(name);
-  }
-  ~Runtime() { fs::remove_all(dir); }
 
-  int make_socket(const std::string& rel) {
-    int s = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_un addr {};
-    addr.sun_family = AF_UNIX;
-    auto p = (dir / rel).string();
-    std::strncpy(addr.sun_path, p.c_str(), sizeof addr.sun_path - 1);
-    REQUIRE(::bind(s, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-    return s;
-  }
+  Fd make_socket(const std::string& rel) const { return bound_socket(dir / rel); }
   SourceSpec spec(const std::string& rel, int wait = 0) const {
     return SourceSpec{dir.string(), rel, owner, wait};
   }
@@ -58,7 +47,7 @@ std::string why(const SourceSpec& spec) {
 TEST_CASE("a socket owned by the owner resolves, with its directory chain") {
   Runtime rt;
   fs::create_directory(rt.dir / "pulse");
-  int s = rt.make_socket("pulse/native");
+  auto s = rt.make_socket("pulse/native");
   auto src = resolve_source(rt.spec("pulse/native"));
   CHECK(S_ISSOCK(src.st.st_mode));
   REQUIRE(src.dirs.size() == 2);
@@ -68,12 +57,11 @@ TEST_CASE("a socket owned by the owner resolves, with its directory chain") {
   struct stat st {};
   ::stat((rt.dir / "pulse/native").c_str(), &st);
   CHECK(inode_of(src.st) == inode_of(st));
-  ::close(s);
 }
 
 TEST_CASE("resolution refuses every path game") {
   Runtime rt;
-  int s = rt.make_socket("real");
+  auto s = rt.make_socket("real");
   SUBCASE("a symlink as the final component is not followed and is refused") {
     fs::create_symlink(rt.dir / "real", rt.dir / "link");
     CHECK(why(rt.spec("link")) == "not a socket (it is a symbolic link)");
@@ -81,8 +69,7 @@ TEST_CASE("resolution refuses every path game") {
   SUBCASE("a symlink in the middle fails with ELOOP") {
     fs::create_directory(rt.dir / "d");
     fs::create_directory_symlink(rt.dir / "d", rt.dir / "pulse");
-    s = -1;
-    int s2 = rt.make_socket("d/native");
+    auto s2 = rt.make_socket("d/native");
     try {
       resolve_source(rt.spec("pulse/native"));
       FAIL("resolved through a symlink");
@@ -90,14 +77,13 @@ TEST_CASE("resolution refuses every path game") {
       CHECK(e.err() == ELOOP);
       CHECK(std::string(e.what()).find("symbolic link") != std::string::npos);
     }
-    ::close(s2);
   }
   SUBCASE("a FIFO is refused") {
     REQUIRE(::mkfifo((rt.dir / "fifo").c_str(), 0600) == 0);
     CHECK(why(rt.spec("fifo")) == "not a socket (it is a FIFO)");
   }
   SUBCASE("a regular file is refused") {
-    ::close(::open((rt.dir / "file").c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0600));
+    rt.tmp.write("file", "", 0600);
     CHECK(why(rt.spec("file")) == "not a socket (it is a regular file)");
   }
   SUBCASE("escaping with .. is refused") {
@@ -113,10 +99,7 @@ TEST_CASE("resolution refuses every path game") {
     CHECK(why(spec).find("not by the owner") != std::string::npos);
   }
   SUBCASE("a socket owned by someone else is refused") {
-    if (::geteuid() != 0) {
-      MESSAGE("skipped: only root can give a socket away");
-      return;
-    }
+    SKIP_UNLESS_ROOT("only root can give a socket away");
     // The directory belongs to the owner, the socket to another user.
     auto spec = rt.spec("real");
     spec.owner = 2345;
@@ -131,7 +114,6 @@ TEST_CASE("resolution refuses every path game") {
     CHECK(!why(spec).empty());
     fs::remove(link);
   }
-  if (s >= 0) ::close(s);
 }
 
 TEST_CASE("a missing socket is waited for, and only as long as allowed") {
@@ -142,7 +124,7 @@ TEST_CASE("a missing socket is waited for, and only as long as allowed") {
     CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds(500));
   }
   SUBCASE("it appears (in a directory that does not exist yet) while we wait") {
-    int s = -1;
+    Fd s;
     std::thread maker([&] {
       std::this_thread::sleep_for(std::chrono::milliseconds(150));
       fs::create_directory(rt.dir / "pulse");
@@ -155,7 +137,6 @@ TEST_CASE("a missing socket is waited for, and only as long as allowed") {
     maker.join();
     CHECK(S_ISSOCK(src.st.st_mode));
     CHECK(took < std::chrono::seconds(2));
-    ::close(s);
   }
   SUBCASE("it never appears: fails after the wait") {
     auto t0 = std::chrono::steady_clock::now();

@@ -1,8 +1,11 @@
 #pragma once
 
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -10,6 +13,18 @@
 #include <string>
 
 #include <doctest/doctest.h>
+
+#include "sys/fd.hpp"
+
+/// Ends the current test case (or SUBCASE) with a message saying why, unless it runs as root.
+/// A macro because it must return from the caller.
+#define SKIP_UNLESS_ROOT(why)        \
+  do {                               \
+    if (::geteuid() != 0) {          \
+      MESSAGE("skipped: " << (why)); \
+      return;                        \
+    }                                \
+  } while (false)
 
 namespace sockhook {
 
@@ -44,5 +59,17 @@ struct TempDir {
     return p;
   }
 };
+
+/// A Unix stream socket bound at `path` (not listening), closed but not unlinked when it goes.
+inline Fd bound_socket(const std::filesystem::path& path) {
+  Fd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  REQUIRE(fd);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  REQUIRE(path.native().size() < sizeof addr.sun_path);
+  path.native().copy(addr.sun_path, path.native().size());
+  REQUIRE(::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  return fd;
+}
 
 }  // namespace sockhook

@@ -50,7 +50,7 @@ std::string resolve_reason(int err, const std::string& path) {
 /// missing (to watch), or a hard failure (thrown).
 struct Attempt {
   std::optional<VerifiedSource> source;
-  int missing_in = -1;  ///< fd of the directory that lacks the next component
+  Fd missing_in;  ///< the directory that lacks the next component
   InodeId missing_in_id;
   std::string missing_path;
 };
@@ -74,8 +74,8 @@ class Resolver {
     // symlink anywhere on the way (RESOLVE_NO_SYMLINKS from the root).
     VerifiedDir base;
     base.path = spec_.base;
-    base.fd = Fd(openat2_raw(AT_FDCWD, spec_.base, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC,
-                             RESOLVE_NO_SYMLINKS));
+    base.fd = openat2_fd(AT_FDCWD, spec_.base, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC,
+                         RESOLVE_NO_SYMLINKS);
     if (!base.fd) {
       int err = errno;
       if (err == ENOENT) throw Error(spec_.base + " does not exist (is the owner logged in?)", err);
@@ -100,7 +100,7 @@ class Resolver {
       VerifiedDir dir;
       dir.relative = walked;
       dir.path = (admin_ ? "" : spec_.base) + "/" + walked;
-      dir.fd = Fd(openat2_raw(parent.fd.get(), name, O_PATH | O_NOFOLLOW | O_CLOEXEC, flags_));
+      dir.fd = openat2_fd(parent.fd.get(), name, O_PATH | O_NOFOLLOW | O_CLOEXEC, flags_);
       if (!dir.fd) {
         int err = errno;
         if (err == ENOENT) return missing(src.dirs.back(), dir.path);
@@ -120,8 +120,7 @@ class Resolver {
 
     // The socket itself. With O_PATH|O_NOFOLLOW, openat2 returns a final symlink as itself,
     // so the type check below is what refuses it.
-    src.fd =
-        Fd(openat2_raw(src.dirs.back().fd.get(), rest, O_PATH | O_NOFOLLOW | O_CLOEXEC, flags_));
+    src.fd = openat2_fd(src.dirs.back().fd.get(), rest, O_PATH | O_NOFOLLOW | O_CLOEXEC, flags_);
     if (!src.fd) {
       int err = errno;
       if (err == ENOENT) return missing(src.dirs.back(), src.path);
@@ -147,7 +146,9 @@ class Resolver {
  private:
   static Attempt missing(const VerifiedDir& dir, const std::string& path) {
     Attempt out;
-    out.missing_in = ::fcntl(dir.fd.get(), F_DUPFD_CLOEXEC, 0);
+    // A duplicate: the chain that owns `dir` ends with this attempt; the watch outlives it.
+    out.missing_in = Fd(::fcntl(dir.fd.get(), F_DUPFD_CLOEXEC, 0));
+    if (!out.missing_in) throw_errno("cannot wait for " + path + ": dup");
     out.missing_in_id = inode_of(dir.st);
     out.missing_path = path;
     return out;
@@ -166,12 +167,12 @@ class Resolver {
 
 }  // namespace
 
-int openat2_raw(int dirfd, const std::string& path, int flags, unsigned long long resolve) {
+Fd openat2_fd(int dirfd, const std::string& path, int flags, unsigned long long resolve) {
   struct open_how how {};
   how.flags = static_cast<unsigned long long>(flags);
   how.resolve = resolve;
-  return static_cast<int>(
-      retry_eintr([&] { return ::syscall(SYS_openat2, dirfd, path.c_str(), &how, sizeof how); }));
+  return Fd(static_cast<int>(
+      retry_eintr([&] { return ::syscall(SYS_openat2, dirfd, path.c_str(), &how, sizeof how); })));
 }
 
 VerifiedSource resolve_source(const SourceSpec& spec) {
@@ -183,7 +184,7 @@ VerifiedSource resolve_source(const SourceSpec& spec) {
   for (;;) {
     auto attempt = resolver.attempt();
     if (attempt.source) return std::move(*attempt.source);
-    Fd dir(attempt.missing_in);
+    Fd dir = std::move(attempt.missing_in);
     auto remaining =
         std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
     if (remaining <= 0) {

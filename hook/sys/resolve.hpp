@@ -11,8 +11,8 @@
 namespace sockhook {
 
 /// openat2(dirfd, path, flags, resolve) through syscall() (Debian 12's glibc has no wrapper).
-/// Returns the new fd or -1 with errno set.
-int openat2_raw(int dirfd, const std::string& path, int flags, unsigned long long resolve);
+/// Returns the new fd, or an invalid Fd with errno set.
+Fd openat2_fd(int dirfd, const std::string& path, int flags, unsigned long long resolve);
 
 /// A directory of a verified chain, with the name it has relative to the runtime directory
 /// ("" for the runtime directory itself).

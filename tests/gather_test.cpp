@@ -1,0 +1,143 @@
+#include "gather.hpp"
+
+#include <pwd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include <doctest/doctest.h>
+
+#include "test_files.hpp"
+
+namespace sockhook {
+namespace {
+
+/// The user running the tests, by name: whoever it is, gather must find the same uid.
+std::string own_user_name() {
+  const passwd* pw = ::getpwuid(::geteuid());
+  REQUIRE(pw != nullptr);
+  return pw->pw_name;
+}
+
+/// A host in a temporary directory: the runtime root, one plugin directory, qemu.conf naming
+/// the test's own uid and gid, and no policy file. Nothing outside the directory is read,
+/// except the user database for the test's own user.
+struct FakeHost {
+  TempDir root;
+  GatherOptions options;
+  std::filesystem::path runtime_dir;
+
+  FakeHost() {
+    std::filesystem::create_directory(root.path / "plugins");
+    root.write("plugins/snd.xml",
+               "<plugin name='snd' summary='test'><socket path='sub/snd-0' target='snd-0'/>"
+               "</plugin>");
+    root.write("qemu.conf", "user = \"+" + std::to_string(::geteuid()) + "\"\ngroup = \"+" +
+                                std::to_string(::getegid()) + "\"\n");
+    runtime_dir = root.path / "user" / std::to_string(::geteuid());
+    std::filesystem::create_directories(runtime_dir / "sub");
+    options.plugin_dirs = {{(root.path / "plugins").string(), false}};
+    options.trusted_uids = {::geteuid()};
+    options.policy_path = (root.path / "policy.conf").string();
+    options.qemu_conf_path = (root.path / "qemu.conf").string();
+    options.paths.user_runtime_root = (root.path / "user").string();
+  }
+
+  /// Gathers for a domain with one socket per (name, plugin, owner).
+  void gather_for(Gathered& g,
+                  const std::vector<std::tuple<std::string, std::string, std::string>>& sockets) {
+    g.domain.name = "vm";
+    g.domain.uuid = "11111111-2222-3333-4444-555555555555";
+    for (const auto& [name, plugin, owner] : sockets) {
+      auto& req = g.domain.sockets.emplace_back();
+      std::tie(req.name, req.plugin, req.owner) = std::tie(name, plugin, owner);
+    }
+    gather(g, options);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("gather reads plugins, owners, QEMU's identity and the relocated paths") {
+  FakeHost host;
+  auto me = own_user_name();
+  Gathered g;
+  host.gather_for(g, {{"snd", "snd", me}});
+  const auto& in = g.inputs;
+  CHECK(in.domain == &g.domain);
+  CHECK(in.plugins == &g.plugins);
+  CHECK(in.policy == &g.policy);
+  REQUIRE(g.plugins.find("snd") != nullptr);
+  CHECK(g.plugins.find("snd")->socket_path == "sub/snd-0");
+  CHECK(in.paths.user_runtime_root == host.options.paths.user_runtime_root);
+  CHECK(in.qemu.uid == ::geteuid());
+  CHECK(in.qemu.gid == ::getegid());
+  CHECK(in.qemu.source == "qemu.conf");
+  REQUIRE(in.owners.count(me) == 1);
+  REQUIRE(in.owners.at(me).has_value());
+  CHECK(in.owners.at(me)->uid == ::geteuid());
+}
+
+TEST_CASE("gather probes each source beneath the relocated runtime directory") {
+  FakeHost host;
+  auto me = own_user_name();
+  SUBCASE("a socket that exists, with what lies beside it on the way down") {
+    auto sock = bound_socket(host.runtime_dir / "sub" / "snd-0");
+    host.root.write("user/" + std::to_string(::geteuid()) + "/other", "x");
+    Gathered g;
+    host.gather_for(g, {{"snd", "snd", me}});
+    REQUIRE(g.inputs.sources.count("snd") == 1);
+    const auto& facts = g.inputs.sources.at("snd");
+    CHECK(facts.exists == std::optional<bool>(true));
+    REQUIRE(facts.nearby.has_value());
+    auto nearby = *facts.nearby;
+    std::sort(nearby.begin(), nearby.end());
+    auto dir = host.runtime_dir.string();
+    CHECK(nearby == std::vector<std::string>{dir + "/other", dir + "/sub", dir + "/sub/snd-0"});
+  }
+  SUBCASE("a missing socket is known to be missing") {
+    Gathered g;
+    host.gather_for(g, {{"snd", "snd", me}});
+    REQUIRE(g.inputs.sources.count("snd") == 1);
+    CHECK(g.inputs.sources.at("snd").exists == std::optional<bool>(false));
+  }
+  SUBCASE("a regular file in the socket's place is not a source") {
+    host.root.write("user/" + std::to_string(::geteuid()) + "/sub/snd-0", "x");
+    Gathered g;
+    host.gather_for(g, {{"snd", "snd", me}});
+    CHECK(g.inputs.sources.at("snd").exists == std::optional<bool>(false));
+  }
+  SUBCASE("a missing runtime directory means: could not look") {
+    std::filesystem::remove_all(host.runtime_dir);
+    Gathered g;
+    host.gather_for(g, {{"snd", "snd", me}});
+    REQUIRE(g.inputs.sources.count("snd") == 1);
+    CHECK_FALSE(g.inputs.sources.at("snd").exists.has_value());
+    CHECK_FALSE(g.inputs.sources.at("snd").nearby.has_value());
+  }
+  SUBCASE("without probing, no source is looked at") {
+    auto sock = bound_socket(host.runtime_dir / "sub" / "snd-0");
+    host.options.probe_sources = false;
+    Gathered g;
+    host.gather_for(g, {{"snd", "snd", me}});
+    CHECK(g.inputs.sources.empty());
+  }
+}
+
+TEST_CASE("gather leaves unknown plugins and owners to the planner") {
+  FakeHost host;
+  auto me = own_user_name();
+  Gathered g;
+  host.gather_for(g, {{"a", "nosuch", me}, {"b", "snd", "no-such-user-sockhook"}});
+  // Neither is an exception: the planner turns both into a problem of that socket.
+  CHECK(g.plugins.find("nosuch") == nullptr);
+  REQUIRE(g.inputs.owners.count("no-such-user-sockhook") == 1);
+  CHECK_FALSE(g.inputs.owners.at("no-such-user-sockhook").has_value());
+  CHECK(g.inputs.sources.empty());
+}
+
+}  // namespace sockhook
