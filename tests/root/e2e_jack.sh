@@ -55,9 +55,6 @@ hook_enable
 check "the host is byte-identical after the negative" same_as_before "$BEFORE"
 
 say "annotate --remove"
-annotate "$J" --plugin jack --remove >/dev/null
-check "annotate --remove restores the persistent definition exactly" \
-    diff <(printf '%s\n' "$ORIGINAL") <(virsh_ dumpxml --inactive "$J")
-check "annotate --remove revokes the allowance" bash -c "! grep -q -i $UJ $ETC/policy.conf"
+annotate_removed "$J" jack "$ORIGINAL"
 
 finish

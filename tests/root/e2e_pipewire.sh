@@ -102,9 +102,6 @@ hook_enable
 check "the host is byte-identical after the negative" same_as_before "$BEFORE"
 
 say "annotate --remove"
-annotate "$W" --plugin pipewire --remove >/dev/null
-check "annotate --remove restores the persistent definition exactly" \
-    diff <(printf '%s\n' "$ORIGINAL") <(virsh_ dumpxml --inactive "$W")
-check "annotate --remove revokes the allowance" bash -c "! grep -q -i $UW $ETC/policy.conf"
+annotate_removed "$W" pipewire "$ORIGINAL"
 
 finish

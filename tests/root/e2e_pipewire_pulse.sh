@@ -83,9 +83,6 @@ hook_enable
 check "no lend without the hook leaves the host byte-identical" same_as_before "$BEFORE"
 
 say "annotate --remove"
-annotate "$A" --plugin pulseaudio --remove >/dev/null
-check "annotate --remove restores the persistent definition exactly" \
-    diff <(printf '%s\n' "$ORIGINAL") <(virsh_ dumpxml --inactive "$A")
-check "annotate --remove revokes the allowance" bash -c "! grep -q -i $UA $ETC/policy.conf"
+annotate_removed "$A" pulseaudio "$ORIGINAL"
 
 finish

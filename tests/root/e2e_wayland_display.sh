@@ -157,9 +157,6 @@ hook_enable
 check "the host is byte-identical after the negative" same_as_before "$BEFORE"
 
 say "annotate --remove (the <graphics> goes with it)"
-annotate "$D" --plugin wayland --remove >/dev/null
-check "annotate --remove restores the persistent definition exactly" \
-    diff <(printf '%s\n' "$ORIGINAL") <(virsh_ dumpxml --inactive "$D")
-check "annotate --remove revokes the allowance" bash -c "! grep -q -i $UD $ETC/policy.conf"
+annotate_removed "$D" wayland "$ORIGINAL"
 
 finish

@@ -68,21 +68,7 @@ EOF
 pids+=($!)
 
 # The proxy, as nobody, serving only nobody, with the listening socket as fd 3.
-"$py" - "$dir" "$SOCKHOOK" "$nobody_uid" <<'EOF' &
-import os, socket, sys
-d, exe, peer = sys.argv[1:4]
-listener = socket.socket(socket.AF_UNIX)
-listener.bind(d + "/proxy")
-os.chmod(d + "/proxy", 0o777)
-listener.listen(4096)
-if listener.fileno() != 3:
-    os.dup2(listener.fileno(), 3)
-os.set_inheritable(3, True)
-os.execvp("setpriv", ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
-                      "--no-new-privs", exe, "proxy", "--listen-fd", "3", "--connect",
-                      d + "/server", "--peer-uid", peer, "--label", "test/memory"])
-EOF
-proxy=$!
+proxy_as_nobody "$dir" 4096 test/memory
 pids+=("$proxy")
 wait_until 10 test -S "$dir/proxy" -a -S "$dir/server" || die "the proxy or the server did not start"
 rss() { awk '/^VmRSS:/ { print $2 }' "/proc/$proxy/status"; }

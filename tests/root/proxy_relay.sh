@@ -21,21 +21,7 @@ socat "UNIX-LISTEN:$dir/server,fork,mode=777" EXEC:cat &
 pids+=($!)
 
 # The proxy as nobody, serving only nobody, with the listening socket as fd 3.
-python3 - "$dir" "$SOCKHOOK" "$nobody_uid" <<'EOF' &
-import os, socket, sys
-d, exe, peer = sys.argv[1:4]
-listener = socket.socket(socket.AF_UNIX)
-listener.bind(d + "/proxy")
-os.chmod(d + "/proxy", 0o777)
-listener.listen(16)
-if listener.fileno() != 3:
-    os.dup2(listener.fileno(), 3)
-os.set_inheritable(3, True)
-os.execvp("setpriv", ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
-                      "--no-new-privs", exe, "proxy", "--listen-fd", "3", "--connect",
-                      d + "/server", "--peer-uid", peer, "--label", "test/relay"])
-EOF
-proxy=$!
+proxy_as_nobody "$dir" 16 test/relay
 pids+=("$proxy")
 wait_until 5 test -S "$dir/proxy" -a -S "$dir/server" || true
 sleep 0.3

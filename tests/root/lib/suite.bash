@@ -245,6 +245,27 @@ lend_uuids=()                  # domains this test lends to; only these are clea
 created_users=()
 mounted=()
 
+# proxy_as_nobody DIR BACKLOG LABEL : `sockhook proxy` as nobody, serving only nobody
+# ($nobody_uid), listening on DIR/proxy (passed as fd 3) and relaying to DIR/server; its pid
+# is left in $proxy.
+proxy_as_nobody() {
+    "$py" - "$1" "$SOCKHOOK" "$nobody_uid" "$2" "$3" <<'EOF' &
+import os, socket, sys
+d, exe, peer, backlog, label = sys.argv[1:6]
+listener = socket.socket(socket.AF_UNIX)
+listener.bind(d + "/proxy")
+os.chmod(d + "/proxy", 0o777)
+listener.listen(int(backlog))
+if listener.fileno() != 3:
+    os.dup2(listener.fileno(), 3)
+os.set_inheritable(3, True)
+os.execvp("setpriv", ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+                      "--no-new-privs", exe, "proxy", "--listen-fd", "3", "--connect",
+                      d + "/server", "--peer-uid", peer, "--label", label])
+EOF
+    proxy=$!
+}
+
 # lend_init : users, their runtime directories, our own configuration, the cleanup. The
 # configuration is passed with `hook --config-dir` (the libvirt entry cannot do that), so
 # that these suites never touch /etc/sockhook.
@@ -592,6 +613,16 @@ no_pipewire_qemu() { ! pipewire_has_qemu; }
 # (-r: below QEMU's root directory; in a chroot, such as CI's Debian 13 root, the
 # namespace's own root is the host's.)
 in_qemu_ns() { local pid; pid=$(qemu_pid "$1"); shift; nsenter -t "$pid" -m -r "$@"; }
+
+# annotate_removed NAME PLUGIN ORIGINAL_XML : annotate --remove gives back the persistent
+# definition exactly as ORIGINAL_XML and revokes the domain's allowance.
+annotate_removed() {
+    local uuid; uuid=$(uuid_of "$1")
+    annotate "$1" --plugin "$2" --remove >/dev/null
+    check "annotate --remove restores the persistent definition exactly" \
+        diff <(printf '%s\n' "$3") <(virsh_ dumpxml --inactive "$1")
+    check "annotate --remove revokes the allowance" bash -c "! grep -q -i $uuid $ETC/policy.conf"
+}
 
 # annotate NAME ARGS... : sockhook annotate as root (records the policy, like a user would).
 annotate() { local d=$1; shift; "$SOCKHOOK" annotate "$d" "$@" 2>&1; }
