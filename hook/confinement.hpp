@@ -3,7 +3,7 @@
 #include <string>
 #include <vector>
 
-#include "doctor.hpp"
+#include "check.hpp"
 
 namespace sockhook {
 

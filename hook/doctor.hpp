@@ -3,14 +3,9 @@
 #include <string>
 #include <vector>
 
-namespace sockhook {
+#include "check.hpp"
 
-/// One finding of `sockhook doctor`.
-struct Check {
-  enum class Level { kOk, kWarn, kFail } level;
-  std::string what;
-  std::string advice;  ///< what to do about it, if anything
-};
+namespace sockhook {
 
 /// Checks the host (SPEC §6 doctor): hook, libvirt, QEMU's user, plugins, policy, config,
 /// kernel features, ACL support, AppArmor/SELinux.
