@@ -176,6 +176,9 @@ do_uninstall() {
   elif [[ -x $aa ]]; then
     "$aa" remove
   fi
+  # Earlier versions installed the examples here (now share/doc/sockhook/examples); the
+  # directory is ours alone, and an upgraded host must not keep it after --uninstall.
+  rm -rf "$prefix/share/sockhook/xml-examples"
   if [[ -f $build/install_manifest.txt ]]; then
     xargs -d '\n' rm -f <"$build/install_manifest.txt"
     rmdir -p --ignore-fail-on-non-empty "$prefix/share/sockhook/plugins" \
