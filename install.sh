@@ -40,6 +40,13 @@ say() { printf 'install.sh: %s\n' "$*"; }
 # The defaults the Debian package ships as conffiles too: one source, so that installing the
 # package over an install.sh installation finds identical files and asks nothing.
 default_config() { cat "$src/dist/sockhook.conf"; }
+# The default configuration as earlier versions of install.sh wrote it. A file that still
+# reads so was never edited: it is brought up to date, and --uninstall removes it.
+earlier_default_config() {
+  printf '%s\n' '# sockhook configuration. See README.md.' \
+    '# dry_run = true makes the hook log its plan and change nothing.' 'dry_run = false'
+}
+is_default_config() { cmp -s "$1" <(default_config) || cmp -s "$1" <(earlier_default_config); }
 default_policy() { cat "$src/dist/policy.conf"; }
 
 install_deps() {
@@ -141,7 +148,9 @@ do_install() {
   "$(apparmor_script)" install || say "the AppArmor rules are not installed (see above)"
 
   install -d -m 0755 -o root -g root "$etc" "$etc/plugins"
-  if [[ ! -e $etc/sockhook.conf ]]; then
+  if [[ ! -e $etc/sockhook.conf ]] ||
+    { ! owned_by_package "$etc/sockhook.conf" && is_default_config "$etc/sockhook.conf" &&
+      ! cmp -s "$etc/sockhook.conf" <(default_config); }; then
     default_config | install -m 0644 -o root -g root /dev/stdin "$etc/sockhook.conf"
     say "wrote $etc/sockhook.conf"
   fi
@@ -194,7 +203,7 @@ do_uninstall() {
   fi
   # Files the Debian package owns stay its own (apt purge removes them).
   if [[ -f $etc/sockhook.conf ]] && ! owned_by_package "$etc/sockhook.conf" &&
-    cmp -s "$etc/sockhook.conf" <(default_config); then
+    is_default_config "$etc/sockhook.conf"; then
     rm -f "$etc/sockhook.conf"
   fi
   if [[ -f $etc/policy.conf ]] && ! owned_by_package "$etc/policy.conf" &&
