@@ -17,7 +17,12 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/suite.bash" e2e "$@"
 need_tools Xvfb weston weston-debug weston-screenshooter python3
 
 PNG_STATS=$(dirname "${BASH_SOURCE[0]}")/lib/png_stats.py
-ARTIFACTS=${E2E_ARTIFACTS:-$(dirname "$SOCKHOOK")/artifacts}
+# Beside the build tree's binary; an installed one (/usr/bin) gets a directory under /tmp.
+if [[ $E2E_INSTALLED == 1 ]]; then
+    ARTIFACTS=${E2E_ARTIFACTS:-/tmp/sockhook-artifacts}
+else
+    ARTIFACTS=${E2E_ARTIFACTS:-$(dirname "$SOCKHOOK")/artifacts}
+fi
 install -d -m 0755 "$ARTIFACTS"
 D=${E2E_PREFIX}display
 "$DESKTOP" start weston-seat >/dev/null
