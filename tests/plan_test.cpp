@@ -279,7 +279,8 @@ TEST_CASE("a grant that would widen the ACL mask for others: auto proxies, bind/
   SUBCASE("auto: proxy, and the note says why") {
     Fixture f("<s:socket plugin='pipewire' owner='alice'/>");
     f.in.sources["pipewire"] = SourceFacts{true, std::nullopt, bob, {}};
-    const auto& s = only_socket(f.plan());
+    const auto plan = f.plan();  // the socket lives in the plan: keep it
+    const auto& s = only_socket(plan);
     CHECK(s.method == Method::kProxy);
     CHECK(contains(s.method_note, "would widen the ACL mask and so also give user:1001:rw-"));
   }
