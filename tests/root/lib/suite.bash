@@ -496,7 +496,7 @@ e2e_restore() {
     [[ -e $BACKUP/etc-sockhook ]] && cp -a "$BACKUP/etc-sockhook" "$ETC"
     if [[ $E2E_INSTALLED == 1 ]]; then
         # Only a hook a negative test moved aside goes back; the installed one stays.
-        [[ -e $BACKUP/hook-under-test ]] && mv "$BACKUP/hook-under-test" "$HOOK"
+        [[ -e $HOOK_PARKED ]] && mv "$HOOK_PARKED" "$HOOK"
     else
         rm -f "$HOOK"
         [[ -e $BACKUP/hook ]] && cp -a "$BACKUP/hook" "$HOOK"
@@ -548,8 +548,12 @@ e2e_cleanup() {
 
 # hook_disable / hook_enable : the hook leaves libvirt's hook directory and comes back (the
 # negative scenarios); e2e_restore puts it back should the suite stop in between.
-hook_disable() { mv "$HOOK" "$BACKUP/hook-under-test"; "$LIBVIRT" reload; }
-hook_enable() { mv "$BACKUP/hook-under-test" "$HOOK"; "$LIBVIRT" reload; }
+# The hook is parked beside qemu.d, on the same file system, so that it keeps its inode (a
+# move to /run would copy it, and the snapshot would see a new inode); libvirt runs nothing
+# of that name (only hooks/qemu and hooks/qemu.d/*; a dotfile in qemu.d would run).
+HOOK_PARKED=/etc/libvirt/hooks/.sockhook-under-test
+hook_disable() { mv "$HOOK" "$HOOK_PARKED"; "$LIBVIRT" reload; }
+hook_enable() { mv "$HOOK_PARKED" "$HOOK"; "$LIBVIRT" reload; }
 
 # define_domain NAME [DEVICES_FILE] : a small TCG domain (libvirt.sh's FINDINGS template).
 define_domain() {
