@@ -166,9 +166,18 @@ host_snapshot() {
             # Inode locks live only while a hook runs (a killed hook may leave one; the next
             # lend of that inode takes it over); everything else counts.
             # Sizes of regular files only: a directory's size on ext4 never shrinks back.
-            find "$d" -xdev \( -type f -printf '%p %y %m %U %G %i %n %s\n' \) -o \
-                -printf '%p %y %m %U %G %i %n\n' 2>/dev/null |
-                grep -v -E '^/run/sockhook/state/inode-[0-9-]+\.lock ' | sort
+            if [[ $d == /etc/* ]]; then
+                # Configuration is rewritten by rename on purpose (annotate, policy): its
+                # content counts, not its inode (ext4 may hand the old number back, overlayfs
+                # never does).
+                find "$d" -xdev \( -type f -printf '%p %y %m %U %G %n %s\n' \) -o \
+                    -printf '%p %y %m %U %G %n %l\n' 2>/dev/null | sort
+                find "$d" -xdev -type f -print0 2>/dev/null | sort -z | xargs -0 -r sha256sum
+            else
+                find "$d" -xdev \( -type f -printf '%p %y %m %U %G %i %n %s\n' \) -o \
+                    -printf '%p %y %m %U %G %i %n\n' 2>/dev/null |
+                    grep -v -E '^/run/sockhook/state/inode-[0-9-]+\.lock ' | sort
+            fi
             find "$d" -xdev ! -name 'inode-*.lock' -print0 2>/dev/null | sort -z |
                 xargs -0 -r getfacl -p 2>/dev/null || true
         done
