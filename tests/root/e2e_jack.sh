@@ -9,32 +9,26 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/suite.bash" e2e "$@"
 
 J=${E2E_PREFIX}jack
 "$DESKTOP" start pipewire >/dev/null
-define_domain "$J"
-UJ=$(uuid_of "$J")
-ORIGINAL=$(virsh_ dumpxml --inactive "$J")
+define_domain "$J" UJ
 
-say "annotate"
-out=$(annotate "$J" --plugin jack --owner "$SH_USER") || not_ok "annotate exits 0: $out"
-show "$out"
-XML=$(virsh_ dumpxml --inactive "$J")
+annotate_ok "$J" --plugin jack --owner "$SH_USER"
 check "annotate makes the audio backend jack" grep -q "<audio id='1' type='jack'/>" <<<"$XML"
-check "annotate gives QEMU PIPEWIRE_RUNTIME_DIR" \
-    grep -q "<qemu:env name='PIPEWIRE_RUNTIME_DIR' value='/run/sockhook/libvirt-$UJ'/>" <<<"$XML"
-check "annotate gives QEMU PipeWire's libjack" \
-    grep -q "<qemu:env name='LD_LIBRARY_PATH' value='/usr/lib/x86_64-linux-gnu/pipewire-0.3/jack'/>" <<<"$XML"
+qemu_env_has "annotate gives QEMU PIPEWIRE_RUNTIME_DIR" \
+    PIPEWIRE_RUNTIME_DIR "/run/sockhook/libvirt-$UJ"
+qemu_env_has "annotate gives QEMU PipeWire's libjack" \
+    LD_LIBRARY_PATH /usr/lib/x86_64-linux-gnu/pipewire-0.3/jack
 check "annotate recorded the policy allowance" policy_has "$UJ"
 doctor_ok "$J"
 
 say "start: QEMU becomes a PipeWire client"
-BEFORE=$TMP/before
 host_snapshot >"$BEFORE"
-if start "$J"; then ok "virsh start $J ($START_TIME s)"; else not_ok "virsh start $J: $START_OUT"; fi
-check "pw-cli ls Client lists qemu-system-x86_64" wait_until "$E2E_TIMEOUT" pipewire_has_qemu
-lent_in_ns "$J" "$UJ" pipewire-0 "pipewire-0 is inside QEMU's mount namespace"
-# The socket is 0755 (umask 022): the bind lend needs one ACL entry for QEMU's user.
-check "the socket inode carries exactly one entry for QEMU's user while lent" \
-    bash -c "getfacl -p '$SH_PIPEWIRE_SOCKET' 2>/dev/null | grep -c '^user:libvirt-qemu:rw-' | grep -qx 1"
-stop "$J"
+if started "$J"; then
+    check "pw-cli ls Client lists qemu-system-x86_64" wait_until "$E2E_TIMEOUT" pipewire_has_qemu
+    lent_in_ns "$J" "$UJ" pipewire-0 "pipewire-0 is inside QEMU's mount namespace"
+    # The socket is 0755 (umask 022): the bind lend needs one ACL entry for QEMU's user.
+    one_qemu_acl_entry "$SH_PIPEWIRE_SOCKET"
+    stop "$J"
+fi
 check "virsh destroy leaves the host byte-identical (ACL entry gone)" same_as_before "$BEFORE"
 check "QEMU is no longer a PipeWire client" wait_until 5 no_pipewire_qemu
 
@@ -55,6 +49,6 @@ hook_enable
 check "the host is byte-identical after the negative" same_as_before "$BEFORE"
 
 say "annotate --remove"
-annotate_removed "$J" jack "$ORIGINAL"
+annotate_removed "$J" jack
 
 finish

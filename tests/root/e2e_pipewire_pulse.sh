@@ -17,9 +17,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/suite.bash" e2e "$@"
 A=${E2E_PREFIX}pwpulse
 "$DESKTOP" stop pulseaudio >/dev/null
 "$DESKTOP" start pipewire-pulse >/dev/null
-define_domain "$A"
-UA=$(uuid_of "$A")
-ORIGINAL=$(virsh_ dumpxml --inactive "$A")
+define_domain "$A" UA
 server=$("$DESKTOP" as-user pactl info 2>/dev/null | sed -n 's/^Server Name: //p')
 say "pulse/native is served by: $server"
 check "pulse/native is pipewire-pulse's, not a PulseAudio daemon's" grep -q 'on PipeWire' <<<"$server"
@@ -36,13 +34,10 @@ sys.exit(0 if any(p.get("application.process.binary") == "qemu-system-x86_64"
 
 no_pulse_clients() { ! has_pulse_clients 1; }
 
-BEFORE=$TMP/before
 for method in bind acl; do
     say "method $method"
-    out=$(annotate "$A" --plugin pulseaudio --owner "$SH_USER" --method "$method") ||
-        not_ok "annotate --method $method exits 0: $out"
+    annotate_ok "$A" --plugin pulseaudio --owner "$SH_USER" --method "$method"
     host_snapshot >"$BEFORE"  # after annotate, which rewrote the policy on purpose
-    XML=$(virsh_ dumpxml --inactive "$A")
     if [[ $method == bind ]]; then
         check "annotate sets serverName to the lent socket" \
             grep -q "<audio id='1' type='pulseaudio' serverName='unix:/run/sockhook/libvirt-$UA/pulse-native'/>" <<<"$XML"
@@ -50,18 +45,13 @@ for method in bind acl; do
         check "annotate points serverName at the owner's socket itself" \
             grep -q "<audio id='1' type='pulseaudio' serverName='unix:$SH_PULSE_SOCKET'/>" <<<"$XML"
     fi
-    doc=$("$SOCKHOOK" doctor "$A" 2>&1) && rc=0 || rc=$?
-    printf '%s\n' "$doc" | sed 's/^/#   /'
-    check "doctor $A ($method) finds nothing that would stop the lend" test "$rc" -eq 0
-    if start "$A"; then
-        ok "virsh start $A, method $method ($START_TIME s)"
+    doctor_ok "$A" "$method"
+    if started "$A" "method $method"; then
         check "pactl (pipewire-pulse) lists qemu-system-x86_64 ($method)" \
             wait_until "$E2E_TIMEOUT" has_pulse_clients 1
         check "PipeWire lists QEMU as a pipewire-pulse client ($method)" \
             wait_until "$E2E_TIMEOUT" pipewire_pulse_has_qemu
         stop "$A"
-    else
-        not_ok "virsh start $A, method $method: $(tr '\n' ' ' <<<"$START_OUT")"
     fi
     check "virsh destroy leaves the host byte-identical ($method)" same_as_before "$BEFORE"
     check "QEMU is no longer a pulse client ($method)" wait_until 5 no_pulse_clients
@@ -70,19 +60,11 @@ done
 say "negative: the same domain without the hook"
 annotate "$A" --plugin pulseaudio --owner "$SH_USER" --method bind >/dev/null
 host_snapshot >"$BEFORE"
-hook_disable
-if start "$A"; then
-    not_ok "without the hook virsh start must fail (it succeeded)"
-    stop "$A"
-else
-    printf '%s\n' "$START_OUT" | sed 's/^/#   /'
-    check "without the hook virsh start fails because QEMU cannot reach pipewire-pulse" \
-        grep -q -E "Could not init .pa. audio driver|could not connect to PulseAudio server" <<<"$START_OUT"
-fi
-hook_enable
+refused_without_hook "$A" "without the hook virsh start fails because QEMU cannot reach pipewire-pulse" \
+    "$PA_REFUSED"
 check "no lend without the hook leaves the host byte-identical" same_as_before "$BEFORE"
 
 say "annotate --remove"
-annotate_removed "$A" pulseaudio "$ORIGINAL"
+annotate_removed "$A" pulseaudio
 
 finish

@@ -28,13 +28,7 @@ D=${E2E_PREFIX}display
 "$DESKTOP" start weston-seat >/dev/null
 
 # The test domain with a VGA card: libvirt.sh's template has <video> model none.
-XMLF=$TMP/display.xml
-"$LIBVIRT" xml "$D" | sed "s|<model type='none'/>|<model type='vga'/>|" >"$XMLF"
-"$LIBVIRT" undefine "$D" >/dev/null 2>&1 || true
-virsh_ define "$XMLF" >/dev/null
-UD=$(uuid_of "$D")
-E2E_UUIDS+=("$UD")
-ORIGINAL=$(virsh_ dumpxml --inactive "$D")
+define_domain "$D" UD "s|<model type='none'/>|<model type='vga'/>|"
 
 # ---------------------------------------------------------------- what weston shows
 
@@ -91,21 +85,15 @@ check "the scene graph has no QEMU window" no_qemu_window
 run_method() {
     local method=$1
     say "method $method"
-    local out; out=$(annotate "$D" --plugin wayland --owner "$SH_USER" --method "$method") ||
-        not_ok "annotate --method $method exits 0: $out"
-    local xml; xml=$(virsh_ dumpxml --inactive "$D")
-    check "annotate adds <graphics type='sdl'/>" grep -q "<graphics type='sdl'/>" <<<"$xml"
-    check "annotate gives QEMU WAYLAND_DISPLAY as an absolute path" \
-        grep -q "<qemu:env name='WAYLAND_DISPLAY' value='/run/sockhook/libvirt-$UD/wayland-0'/>" <<<"$xml"
-    check "annotate gives QEMU SDL_VIDEODRIVER=wayland" \
-        grep -q "<qemu:env name='SDL_VIDEODRIVER' value='wayland'/>" <<<"$xml"
-    check "annotate gives QEMU SDL_RENDER_DRIVER=software" \
-        grep -q "<qemu:env name='SDL_RENDER_DRIVER' value='software'/>" <<<"$xml"
+    annotate_ok "$D" --plugin wayland --owner "$SH_USER" --method "$method"
+    check "annotate adds <graphics type='sdl'/>" grep -q "<graphics type='sdl'/>" <<<"$XML"
+    qemu_env_has "annotate gives QEMU WAYLAND_DISPLAY as an absolute path" \
+        WAYLAND_DISPLAY "/run/sockhook/libvirt-$UD/wayland-0"
+    qemu_env_has "annotate gives QEMU SDL_VIDEODRIVER=wayland" SDL_VIDEODRIVER wayland
+    qemu_env_has "annotate gives QEMU SDL_RENDER_DRIVER=software" SDL_RENDER_DRIVER software
     check "annotate recorded the policy allowance" policy_has "$UD"
-    local before=$TMP/before-$method
-    host_snapshot >"$before"
-    if start "$D"; then
-        ok "virsh start $D ($START_TIME s)"
+    host_snapshot >"$BEFORE"
+    if started "$D" "method $method"; then
         check "weston's scene graph lists QEMU's window" wait_until "$E2E_TIMEOUT" has_qemu_window
         local pid want
         pid=$(qemu_window_pid)
@@ -113,8 +101,7 @@ run_method() {
             want=$(qemu_pid "$D")
             check "the window's client is QEMU itself (pid $want), through the bind-mounted socket" \
                 test "$pid" = "$want"
-            check "the socket inode carries exactly one entry for QEMU's user while lent" \
-                bash -c "getfacl -p '$SH_WAYLAND_SOCKET' 2>/dev/null | grep -c '^user:libvirt-qemu:rw-' | grep -qx 1"
+            one_qemu_acl_entry "$SH_WAYLAND_SOCKET"
         else
             want=$(proxy_pids)
             check "the window's client is the owner's proxy (pid $want)" test "$pid" = "$want"
@@ -128,10 +115,8 @@ run_method() {
         say "screenshot: $(describe "$keep")"
         say "screenshot kept at $keep"
         stop "$D"
-    else
-        not_ok "virsh start $D ($method): $(tr '\n' ' ' <<<"$START_OUT")"
     fi
-    check "virsh destroy leaves the host byte-identical" same_as_before "$before"
+    check "virsh destroy leaves the host byte-identical" same_as_before "$BEFORE"
     check "QEMU's window is gone" wait_until 5 no_qemu_window
 }
 
@@ -140,28 +125,18 @@ run_method proxy
 
 say "negative: the annotated domain without the hook"
 annotate "$D" --plugin wayland --owner "$SH_USER" --method bind >/dev/null
-BEFORE=$TMP/before-negative
 host_snapshot >"$BEFORE"
-hook_disable
-if start "$D"; then
-    not_ok "without the lend virsh start must fail (QEMU's SDL display has no Wayland)"
-    check "and at least it has no window" no_qemu_window
-    stop "$D"
-else
-    printf '%s\n' "$START_OUT" | sed 's/^/#   /'
-    check "without the lend QEMU refuses to start: SDL cannot initialise" \
-        grep -q "Could not initialize SDL" <<<"$START_OUT"
-    check "and weston's scene graph has no QEMU window" no_qemu_window
-fi
+refused_without_hook "$D" "without the lend QEMU refuses to start: SDL cannot initialise" \
+    "Could not initialize SDL"
+check "and weston's scene graph has no QEMU window" no_qemu_window
 if screenshot "$SHOT"; then
     check "and the output is still the background" only_background "$SHOT"
 else
     not_ok "weston-screenshooter after the negative"
 fi
-hook_enable
 check "the host is byte-identical after the negative" same_as_before "$BEFORE"
 
 say "annotate --remove (the <graphics> goes with it)"
-annotate_removed "$D" wayland "$ORIGINAL"
+annotate_removed "$D" wayland
 
 finish

@@ -465,6 +465,8 @@ e2e_init() {
     E2E_INSTALLED=${SOCKHOOK_TEST_INSTALLED:-0}
     [[ $E2E_INSTALLED == 1 ]] && e2e_check_installed
     BACKUP=$(mktemp -d /run/sockhook-e2e-backup.XXXXXX)
+    # shellcheck disable=SC2034 # the scripts' reference host_snapshot, for same_as_before
+    BEFORE=$TMP/before
     # What runs already is someone else's: we stop only what we start.
     LIBVIRTD_WAS_UP=no
     "$LIBVIRT" status 2>/dev/null | grep -q '^libvirtd running' && LIBVIRTD_WAS_UP=yes
@@ -564,11 +566,18 @@ HOOK_PARKED=/etc/libvirt/hooks/.sockhook-under-test
 hook_disable() { mv "$HOOK" "$HOOK_PARKED"; "$LIBVIRT" reload; }
 hook_enable() { mv "$HOOK_PARKED" "$HOOK"; "$LIBVIRT" reload; }
 
-# define_domain NAME [DEVICES_FILE] : a small TCG domain (libvirt.sh's FINDINGS template).
+# define_domain NAME [UUID_VAR [SED_SCRIPT]] : a small TCG domain (libvirt.sh's FINDINGS
+# template, edited by SED_SCRIPT); its UUID goes to the EXIT trap and into the variable
+# UUID_VAR, its definition as defined is kept for annotate_removed.
 define_domain() {
+    local xml=$TMP/$1.defined.xml uuid
     "$LIBVIRT" undefine "$1" >/dev/null 2>&1 || true
-    "$LIBVIRT" define "$@" >/dev/null
-    E2E_UUIDS+=("$(uuid_of "$1")")  # what the EXIT trap may release
+    "$LIBVIRT" xml "$1" | sed "${3:-}" >"$xml"
+    virsh_ define "$xml" >/dev/null
+    uuid=$(uuid_of "$1")
+    E2E_UUIDS+=("$uuid")  # what the EXIT trap may release
+    [[ -z ${2:-} ]] || printf -v "$2" '%s' "$uuid"
+    virsh_ dumpxml --inactive "$1" >"$TMP/$1.original.xml"
 }
 
 uuid_of() { virsh_ domuuid "$1" | tr -d '[:space:]'; }
@@ -592,15 +601,56 @@ stop() {
     wait_until "$E2E_TIMEOUT" is_shut_off "$1"
 }
 
+# started NAME [HOW] : virsh start NAME, ok with its wall time, or not ok with virsh's output
+# on one line; the status is start's.
+started() {
+    local how=${2:+, $2}
+    if start "$1"; then
+        ok "virsh start $1$how ($START_TIME s)"
+    else
+        not_ok "virsh start $1$how: $(tr '\n' ' ' <<<"$START_OUT")"
+        return 1
+    fi
+}
+
+# start_fails NAME WHAT PATTERN : virsh start NAME must fail, saying PATTERN (grep -E; the
+# check WHAT). A start that succeeds is not ok, and the domain is stopped again.
+start_fails() {
+    if start "$1"; then
+        not_ok "$2 (virsh start $1 succeeded)"
+        stop "$1"
+        return 0
+    fi
+    show "$START_OUT"
+    check "$2" grep -q -E "$3" <<<"$START_OUT"
+}
+
+# refused_without_hook NAME WHAT PATTERN : the negative, start_fails with the hook out of
+# libvirt's hook directory.
+refused_without_hook() {
+    hook_disable
+    start_fails "$@"
+    hook_enable
+}
+
 # show TEXT : TEXT indented as a comment.
 show() { printf '%s\n' "$1" | sed 's/^/#   /'; }
 
-# doctor_ok NAME : `sockhook doctor NAME` (shown) finds nothing that would stop the lend.
+# doctor_ok NAME [NOTE] : `sockhook doctor NAME` (shown) finds nothing that would stop the
+# lend.
 doctor_ok() {
     local doc rc=0
     doc=$("$SOCKHOOK" doctor "$1" 2>&1) || rc=$?
     show "$doc"
-    check "doctor $1 finds nothing that would stop the lend" test "$rc" -eq 0
+    check "doctor $1${2:+ ($2)} finds nothing that would stop the lend" test "$rc" -eq 0
+}
+
+# plan_ok NAME : `sockhook plan --domain NAME` finds every variable provided.
+plan_ok() {
+    local plan
+    plan=$("$SOCKHOOK" plan --domain "$1") || true  # judged by what it prints
+    check "plan finds every variable provided" \
+        bash -c "grep -q 'provided by' <<<\"\$1\" && ! grep -q MISSING <<<\"\$1\"" _ "$plan"
 }
 
 # lent_in_ns NAME UUID SOCKET WHAT : SOCKET is a socket in UUID's lend directory inside QEMU's
@@ -610,6 +660,17 @@ lent_in_ns() {
     show "$NS"
     check "$4" grep -q "^s.* $3\$" <<<"$NS"
 }
+
+# one_qemu_acl_entry SOCKET : while lent by bind, SOCKET's inode carries exactly one ACL entry
+# for QEMU's user.
+one_qemu_acl_entry() {
+    check "the socket inode carries exactly one entry for QEMU's user while lent" \
+        bash -c "getfacl -p '$1' 2>/dev/null | grep -c '^user:libvirt-qemu:rw-' | grep -qx 1"
+}
+
+# What QEMU says when its pa audiodev cannot reach the server (grep -E).
+# shellcheck disable=SC2034 # read by the scripts
+PA_REFUSED='Could not init .pa. audio driver|could not connect to PulseAudio server'
 
 pulse_client_count() {
     "$DESKTOP" as-user pactl list short clients 2>/dev/null | grep -c 'qemu-system-x86_64' || true
@@ -627,18 +688,33 @@ no_pipewire_qemu() { ! pipewire_has_qemu; }
 # namespace's own root is the host's.)
 in_qemu_ns() { local pid; pid=$(qemu_pid "$1"); shift; nsenter -t "$pid" -m -r "$@"; }
 
-# annotate_removed NAME PLUGIN ORIGINAL_XML : annotate --remove gives back the persistent
-# definition exactly as ORIGINAL_XML and revokes the domain's allowance.
+# annotate_removed NAME PLUGIN : annotate --remove gives back the persistent definition
+# exactly as define_domain defined it and revokes the domain's allowance.
 annotate_removed() {
     local uuid; uuid=$(uuid_of "$1")
     annotate "$1" --plugin "$2" --remove >/dev/null
     check "annotate --remove restores the persistent definition exactly" \
-        diff <(printf '%s\n' "$3") <(virsh_ dumpxml --inactive "$1")
+        diff "$TMP/$1.original.xml" <(virsh_ dumpxml --inactive "$1")
     check "annotate --remove revokes the allowance" bash -c "! grep -q -i $uuid $ETC/policy.conf"
 }
 
 # annotate NAME ARGS... : sockhook annotate as root (records the policy, like a user would).
 annotate() { local d=$1; shift; "$SOCKHOOK" annotate "$d" "$@" 2>&1; }
+
+# annotate_ok NAME ARGS... : says and runs annotate, which must exit 0 (its output shown);
+# the persistent definition it leaves is in $XML.
+annotate_ok() {
+    local out
+    say "annotate $*"
+    out=$(annotate "$@") || not_ok "annotate ${*:2} exits 0: $out"
+    show "$out"
+    XML=$(virsh_ dumpxml --inactive "$1")
+}
+
+# qemu_env_has WHAT NAME VALUE : $XML gives QEMU the variable NAME=VALUE (<qemu:env>).
+qemu_env_has() {
+    check "$1" grep -q "<qemu:env name='$2' value='$3'/>" <<<"$XML"
+}
 
 policy_has() { grep -q -i "$1" "$ETC/policy.conf"; }
 
