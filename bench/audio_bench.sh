@@ -203,6 +203,28 @@ make_lend() {
 release_lend() {
   "$sockhook" hook --config-dir "$etc" "$1" release end - <"$tmp/$1.xml" 2>/dev/null || true
 }
+# bind_and_proxy PLUGIN DIRS: a bind and a proxy lend of PLUGIN, their directories in the
+# associative array DIRS[bind] and DIRS[proxy]; then how the hook left the proxy.
+bind_and_proxy() {
+  local -n dirs=$2
+  local method
+  for method in bind proxy; do
+    make_lend "$1" "$method"
+    # shellcheck disable=SC2034 # the caller's associative array
+    dirs["$method"]=$lend_dir
+  done
+  proxy_sched "$1"
+}
+
+# socat_relay SOCKET TARGET: socat as the guides run it, listening on SOCKET for QEMU's user
+# and connecting each client to TARGET; waits (bounded) for SOCKET. Its pid in $socat_pid.
+socat_relay() {
+  socat "UNIX-LISTEN:$1,fork,user=libvirt-qemu,mode=600" "UNIX-CONNECT:$2" </dev/null >/dev/null 2>&1 &
+  socat_pid=$!
+  bg+=("$socat_pid")
+  local i
+  for ((i = 0; i < 100; i++)); do [[ -S $1 ]] && break; sleep 0.05; done
+}
 
 # QEMU's identity as libvirt sets it up, with a clean environment; and the owner's session.
 as_qemu=(setpriv --reuid="$qemu_uid" --regid="$qemu_gid" --init-groups
@@ -210,10 +232,9 @@ as_qemu=(setpriv --reuid="$qemu_uid" --regid="$qemu_gid" --init-groups
 as_owner=("$desktop" as-user)
 
 # ---------------------------------------------------------------- PulseAudio
-# pulse_run PATH LATENCY_MS → one JSON object
+# pulse_run PATH LATENCY_MS OUT → one JSON object (pacat's output in OUT)
 pulse_run() {
-  local path=$1 lat=$2
-  local out=$tmp/out/pulseaudio-$path-$lat-$cur_load-$round.txt
+  local path=$1 lat=$2 out=$3
   local -a run
   case $path in
     direct) run=("${as_owner[@]}") ;;
@@ -243,26 +264,17 @@ declare -A pulse_lend pw_lend
 pulse_setup() {
   "$desktop" start pulseaudio >/dev/null
   rt_servers_pulse
-  make_lend pulseaudio bind
-  pulse_lend[bind]=$lend_dir  # the socket and the companion files (cookie, client.conf)
-  make_lend pulseaudio proxy
-  pulse_lend[proxy]=$lend_dir
-  proxy_sched pulseaudio
+  bind_and_proxy pulseaudio pulse_lend  # the socket and the companion files (cookie, client.conf)
   # socat as the guides run it, with the cookie and client.conf a user would copy by hand.
   install -m 644 "$(getent passwd "$SH_USER" | cut -d: -f6)/.config/pulse/cookie" "$tmp/socat/pulse-cookie"
   printf 'enable-shm = no\n' >"$tmp/socat/pulse-client.conf"
-  socat "UNIX-LISTEN:$tmp/socat/pulse-native,fork,user=libvirt-qemu,mode=600" \
-    "UNIX-CONNECT:$runtime/pulse/native" </dev/null >/dev/null 2>&1 &
-  bg+=($!)
-  local i
-  for ((i = 0; i < 100; i++)); do [[ -S $tmp/socat/pulse-native ]] && break; sleep 0.05; done
+  socat_relay "$tmp/socat/pulse-native" "$runtime/pulse/native"
 }
 
 # ---------------------------------------------------------------- PipeWire
-# pw_run PATH QUANTUM → one JSON object
+# pw_run PATH QUANTUM OUT → one JSON object (pw-cat's output in OUT)
 pw_run() {
-  local path=$1 q=$2 prof=$tmp/prof/profiler.log
-  local out=$tmp/out/pipewire-$path-$q-$cur_load-$round.txt
+  local path=$1 q=$2 out=$3 prof=$tmp/prof/profiler.log
   local -a run
   case $path in
     direct) run=("${as_owner[@]}") ;;
@@ -333,21 +345,14 @@ pw_setup() {
   "$desktop" stop pulseaudio >/dev/null
   "$desktop" start pipewire >/dev/null
   rt_servers_pipewire
-  make_lend pipewire bind
-  pw_lend[bind]=$lend_dir
-  make_lend pipewire proxy
-  pw_lend[proxy]=$lend_dir
-  proxy_sched pipewire
+  bind_and_proxy pipewire pw_lend
 }
 
 # pw_socat_error: PipeWire through socat, once: the error line the client prints.
 pw_socat_error() {
   install -d -m 755 "$tmp/socat-pw"
-  socat "UNIX-LISTEN:$tmp/socat-pw/pipewire-0,fork,user=libvirt-qemu,mode=600" \
-    "UNIX-CONNECT:$runtime/pipewire-0" </dev/null >/dev/null 2>&1 &
-  local s=$! i
-  bg+=("$s")
-  for ((i = 0; i < 100; i++)); do [[ -S $tmp/socat-pw/pipewire-0 ]] && break; sleep 0.05; done
+  socat_relay "$tmp/socat-pw/pipewire-0" "$runtime/pipewire-0"
+  local s=$socat_pid
   local log=$SH_STATE/pipewire.log from
   from=$(($(stat -c %s "$log") + 1))
   timeout -s INT 10 "${as_qemu[@]}" PIPEWIRE_RUNTIME_DIR="$tmp/socat-pw" pw-cat -v -p --latency=128 \
@@ -381,41 +386,36 @@ stop_load() {
 }
 loads=(idle busy)
 [[ $load == both ]] || loads=("$load")
+# sweep SERVER RUNNER UNIT BUFFERS PATH...: every load, buffer, round and path in turn,
+# RUNNER PATH BUFFER OUT's JSON object (with its load and slice) into $results; the client's
+# output stays in OUT under $tmp/out.
+sweep() {
+  local server=$1 runner=$2 unit=$3 buffers=$4 l b round path
+  shift 4
+  for l in "${loads[@]}"; do
+    [[ $l == busy ]] && start_load
+    for b in $buffers; do
+      for ((round = 1; round <= rounds; round++)); do
+        for path in "$@"; do
+          echo "audio_bench: $server $path $b $unit, $l, round $round/$rounds" >&2
+          "$runner" "$path" "$b" "$tmp/out/$server-$path-$b-$l-$round.txt" | sed "s/^{/{\"load\": \"$l\", \"seconds\": $slice, /" >>"$results"
+        done
+      done
+    done
+    if [[ $l == busy ]]; then stop_load; fi
+  done
+}
 began=$SECONDS
 
 if [[ -z $only || $only == pulseaudio ]]; then
   pulse_setup
-  for l in "${loads[@]}"; do
-    cur_load=$l
-    [[ $l == busy ]] && start_load
-    for lat in $pulse_latencies; do
-      for ((round = 1; round <= rounds; round++)); do
-        for path in direct no-shm bind proxy socat; do
-          echo "audio_bench: pulseaudio $path ${lat} ms, $l, round $round/$rounds" >&2
-          pulse_run "$path" "$lat" | sed "s/^{/{\"load\": \"$l\", \"seconds\": $slice, /" >>"$results"
-        done
-      done
-    done
-    [[ $l == busy ]] && stop_load
-  done
+  sweep pulseaudio pulse_run ms "$pulse_latencies" direct no-shm bind proxy socat
 fi
 pw_socat=
 if [[ -z $only || $only == pipewire ]]; then
   pw_setup
   pw_socat=$(pw_socat_error)
-  for l in "${loads[@]}"; do
-    cur_load=$l
-    [[ $l == busy ]] && start_load
-    for q in $pw_quanta; do
-      for ((round = 1; round <= rounds; round++)); do
-        for path in direct bind proxy; do
-          echo "audio_bench: pipewire $path $q frames, $l, round $round/$rounds" >&2
-          pw_run "$path" "$q" | sed "s/^{/{\"load\": \"$l\", \"seconds\": $slice, /" >>"$results"
-        done
-      done
-    done
-    [[ $l == busy ]] && stop_load
-  done
+  sweep pipewire pw_run frames "$pw_quanta" direct bind proxy
 fi
 elapsed=$((SECONDS - began))
 priority_note+=$proxies_seen
