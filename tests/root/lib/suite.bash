@@ -344,6 +344,43 @@ lend_allow() {
     lend_uuids+=("$@")
 }
 
+# lend_setup UUID [SERVER...]: the start of a suite that lends to one domain. The policy lets
+# $lend_user lend to UUID, which is left in $U, $L is its lend directory, and $lend_user
+# serves each SERVER: NAME[:MODE] an echo server on $runtime/NAME (mode MODE, 0600 unless
+# given; the last one's pid in $echo_pid), "pulse" lend_pulse_server.
+lend_setup() {
+    U=$1
+    shift
+    lend_allow "$U"
+    L=/run/sockhook/libvirt-$U
+    local s
+    for s in "$@"; do
+        if [[ $s == pulse ]]; then
+            lend_pulse_server
+        elif [[ $s == *:* ]]; then
+            lend_echo_server "$lend_user" "$runtime/${s%%:*}" "${s#*:}"
+        else
+            lend_echo_server "$lend_user" "$runtime/$s"
+        fi
+    done
+}
+
+# lend_one_line WHAT RC EXPECT: the hook exited (RC) 1 with exactly one line on stderr
+# ($TMP/hook.err), and that line contains EXPECT.
+lend_one_line() {
+    local what=$1 rc=$2 expect=$3 lines
+    lines=$(wc -l <"$TMP/hook.err")
+    if [[ $rc -ne 1 ]]; then
+        not_ok "$what: exit $rc, want 1 ($(head -c 300 "$TMP/hook.err"))"
+    elif [[ $lines -ne 1 ]]; then
+        not_ok "$what: $lines lines on stderr, want 1: $(head -c 300 "$TMP/hook.err")"
+    elif ! grep -qF -- "$expect" "$TMP/hook.err"; then
+        not_ok "$what: stderr lacks '$expect': $(head -c 300 "$TMP/hook.err")"
+    else
+        ok "$what: $(cat "$TMP/hook.err")"
+    fi
+}
+
 # lend_as USER CMD...: runs CMD as USER (own group only, no supplementary groups).
 lend_as() {
     local user=$1
