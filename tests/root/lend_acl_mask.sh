@@ -10,11 +10,8 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/suite.bash" lend "$@"
 need_tools setfacl getfacl
 
-U=3a2b1c0d-9e8f-4a7b-8c6d-5e4f3a2b1c01
-lend_allow "$U"
-L=/run/sockhook/libvirt-$U
+lend_setup 3a2b1c0d-9e8f-4a7b-8c6d-5e4f3a2b1c01 pipewire-0
 sock=$runtime/pipewire-0
-lend_echo_server "$lend_user" "$sock" 0600
 
 # effective USER PATH: what USER's named entry on PATH really grants (its perms under the mask).
 # (A connect by USER cannot show it: USER cannot traverse the owner's 0700 runtime directory.)
@@ -29,15 +26,25 @@ refused() {
   host_snapshot >"$TMP/before"
   xml=$(lend_domain mask "$U" "pipewire:$method")
   lend_hook mask prepare begin "$xml" || rc=$?
-  local lines; lines=$(wc -l <"$TMP/hook.err")
-  if [[ $rc -ne 1 ]]; then
-    not_ok "$what: prepare exit $rc, want 1 ($(cat "$TMP/hook.err"))"
-  elif [[ $lines -ne 1 ]]; then
-    not_ok "$what: $lines lines on stderr, want 1: $(cat "$TMP/hook.err")"
-  elif ! grep -qF -- "$expect" "$TMP/hook.err"; then
-    not_ok "$what: stderr lacks '$expect': $(cat "$TMP/hook.err")"
+  lend_one_line "$what" "$rc" "$expect"
+  lend_hook mask release end "$xml" || not_ok "$what: release exit $?"
+  same_host "$TMP/before" "$what"
+}
+
+# lent WHAT METHOD [CHECK]: prepare lends the socket by METHOD; while it is lent, QEMU's user
+# reaches it, $lend_user2 still gets only r-- on it, and the function CHECK (given WHAT) checks
+# the rest; release leaves the host byte-identical.
+lent() {
+  local what=$1 method=$2 check=${3:-} xml e
+  host_snapshot >"$TMP/before"
+  xml=$(lend_domain mask "$U" "pipewire:$method")
+  if lend_hook mask prepare begin "$xml"; then
+    if lend_ping qemu "$L/pipewire-0"; then ok "$what: QEMU's user reaches the lent socket"; else not_ok "$what: QEMU's user cannot reach $L/pipewire-0"; fi
+    e=$(effective "$lend_user2" "$sock")
+    if [[ $e == r-- ]]; then ok "$what: $lend_user2 still gets only r-- during the lend"; else not_ok "$what: $lend_user2 gets $e during the lend"; fi
+    [[ -z $check ]] || "$check" "$what"
   else
-    ok "$what: $(cat "$TMP/hook.err")"
+    not_ok "$what: prepare failed: $(cat "$TMP/hook.err")"
   fi
   lend_hook mask release end "$xml" || not_ok "$what: release exit $?"
   same_host "$TMP/before" "$what"
@@ -59,36 +66,19 @@ elif grep -qF -- "$gain" "$TMP/plan.out"; then ok "plan bind: says the mask woul
 else not_ok "plan bind: $(cat "$TMP/plan.out")"; fi
 
 # auto: by proxy, the socket's ACL untouched while lent, shlend2 still held to r--.
-host_snapshot >"$TMP/before"
+# proxied WHAT: the lend is no bind mount, and the socket's ACL is still $acl_before.
+proxied() {
+  if [[ $(getfacl -cp "$sock") == "$acl_before" ]]; then ok "$1: the socket's ACL is untouched while lent"
+  else not_ok "$1: the socket's ACL changed: $(getfacl -cp "$sock" | tr '\n' ' ')"; fi
+  if grep -q " $L/pipewire-0 " /proc/self/mountinfo; then not_ok "$1: bind-mounted instead of proxied"
+  else ok "$1: not a bind mount (proxy)"; fi
+}
 acl_before=$(getfacl -cp "$sock")
-xml=$(lend_domain mask "$U" "pipewire:auto")
-if lend_hook mask prepare begin "$xml"; then
-  if lend_ping qemu "$L/pipewire-0"; then ok "auto: QEMU's user reaches the lent socket"; else not_ok "auto: QEMU's user cannot reach $L/pipewire-0"; fi
-  if [[ $(getfacl -cp "$sock") == "$acl_before" ]]; then ok "auto: the socket's ACL is untouched while lent"
-  else not_ok "auto: the socket's ACL changed: $(getfacl -cp "$sock" | tr '\n' ' ')"; fi
-  e=$(effective "$lend_user2" "$sock")
-  if [[ $e == r-- ]]; then ok "auto: $lend_user2 still gets only r-- during the lend"; else not_ok "auto: $lend_user2 gets $e during the lend"; fi
-  if grep -q " $L/pipewire-0 " /proc/self/mountinfo; then not_ok "auto: bind-mounted instead of proxied"
-  else ok "auto: not a bind mount (proxy)"; fi
-else
-  not_ok "auto: prepare failed: $(cat "$TMP/hook.err")"
-fi
-lend_hook mask release end "$xml" || not_ok "auto: release exit $?"
-same_host "$TMP/before" "auto, masked u:$lend_user2:rw"
+lent "auto, masked u:$lend_user2:rw" auto proxied
 
 # ---- the widening gives nobody anything: u:shlend2:r with mask::r-- --------------------------
 setfacl -m "u:$lend_user2:r,m::r--" "$sock"
-host_snapshot >"$TMP/before"
-xml=$(lend_domain mask "$U" "pipewire:bind")
-if lend_hook mask prepare begin "$xml"; then
-  if lend_ping qemu "$L/pipewire-0"; then ok "bind, u:$lend_user2:r: QEMU's user reaches it"; else not_ok "bind, u:$lend_user2:r: QEMU's user cannot reach it"; fi
-  e=$(effective "$lend_user2" "$sock")
-  if [[ $e == r-- ]]; then ok "bind, u:$lend_user2:r: $lend_user2 still gets only r--"; else not_ok "bind, u:$lend_user2:r: $lend_user2 gets $e"; fi
-else
-  not_ok "bind, u:$lend_user2:r: prepare failed: $(cat "$TMP/hook.err")"
-fi
-lend_hook mask release end "$xml" || not_ok "bind, u:$lend_user2:r: release exit $?"
-same_host "$TMP/before" "bind, u:$lend_user2:r (nobody gains)"
+lent "bind, u:$lend_user2:r (nobody gains)" bind
 setfacl -b "$sock"
 
 # ---- the directory: u:shlend2:r-x masked to --- on the runtime directory ---------------------

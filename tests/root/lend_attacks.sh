@@ -12,9 +12,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/suite.bash" lend "$@"
 cycles=${2:-300}
 
-U=7c6b5a49-3827-4f16-8e5d-4c3b2a190801
-lend_allow "$U"
-L=/run/sockhook/libvirt-$U
+lend_setup 7c6b5a49-3827-4f16-8e5d-4c3b2a190801 pipewire-0
 
 # ---- The race --------------------------------------------------------------------------------
 victim=/etc/sockhook-victim-$$
@@ -25,7 +23,6 @@ victim_before=$(victim_state)
 cleanup_victim() { rm -f "$victim"; }
 on_exit cleanup_victim
 
-lend_echo_server "$lend_user" "$runtime/pipewire-0" 0600
 sock_ino=$(stat -c %i "$runtime/pipewire-0")
 runtime_dev=$(mountpoint -d "$runtime")
 # The owner's loop: the name flips between the real socket and a symlink to the victim, with

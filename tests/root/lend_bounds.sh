@@ -9,21 +9,8 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/suite.bash" lend "$@"
 
-U=6b5a4938-2716-4f05-9e4d-3c2b1a098701
-lend_allow "$U"
-L=/run/sockhook/libvirt-$U
-lend_echo_server "$lend_user" "$runtime/pipewire-0" 0600
+lend_setup 6b5a4938-2716-4f05-9e4d-3c2b1a098701 pipewire-0
 max_name=251  # the bound in hook/domain_xml.cpp (libvirt keeps NAME.xml: NAME_MAX - 4)
-
-# one_line WHAT RC EXPECT: the hook exited 1 with exactly one stderr line containing EXPECT.
-one_line() {
-  local what=$1 rc=$2 expect=$3 lines
-  lines=$(wc -l <"$TMP/hook.err")
-  if [[ $rc -ne 1 ]]; then not_ok "$what: exit $rc, want 1 ($(head -c 300 "$TMP/hook.err"))"
-  elif [[ $lines -ne 1 ]]; then not_ok "$what: $lines lines on stderr, want 1: $(head -c 300 "$TMP/hook.err")"
-  elif ! grep -qF -- "$expect" "$TMP/hook.err"; then not_ok "$what: stderr lacks '$expect': $(head -c 300 "$TMP/hook.err")"
-  else ok "$what: $(cat "$TMP/hook.err")"; fi
-}
 
 # ---- a 4.5 MB name --------------------------------------------------------------------------
 host_snapshot >"$TMP/before"
@@ -32,14 +19,14 @@ lend_domain "$huge" "$U" "pipewire:bind" >"$TMP/huge.xml"
 rc=0
 timeout 120 "$SOCKHOOK" hook --config-dir "$etc" short prepare begin - <"$TMP/huge.xml" \
   2>"$TMP/hook.err" || rc=$?
-one_line "4.5 MB name" "$rc" "the domain name is longer than $max_name bytes"
+lend_one_line "4.5 MB name" "$rc" "the domain name is longer than $max_name bytes"
 lend_hook short release end "$(lend_domain short "$U" "pipewire:bind")" || not_ok "4.5 MB name: release exit $?"
 same_host "$TMP/before" "4.5 MB name"
 
 # ---- one past the limit, and exactly at it ---------------------------------------------------
 rc=0
 lend_hook short prepare begin "$(lend_domain "$(head -c $((max_name + 1)) /dev/zero | tr '\0' n)" "$U" "pipewire:bind")" || rc=$?
-one_line "name of $((max_name + 1)) bytes" "$rc" "the domain name is longer than $max_name bytes"
+lend_one_line "name of $((max_name + 1)) bytes" "$rc" "the domain name is longer than $max_name bytes"
 same_host "$TMP/before" "name of $((max_name + 1)) bytes"
 
 name=$(head -c "$max_name" /dev/zero | tr '\0' n)

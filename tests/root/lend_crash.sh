@@ -9,10 +9,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/suite.bash" lend "$@"
 kills=${2:-100}
 
-U=2f1e0d9c-8b7a-4695-a4b3-c2d1e0f9a801
-lend_allow "$U"
-lend_echo_server "$lend_user" "$runtime/pipewire-0" 0600
-lend_pulse_server
+lend_setup 2f1e0d9c-8b7a-4695-a4b3-c2d1e0f9a801 pipewire-0 pulse
 
 xml=$(lend_domain crashy "$U" pipewire:bind pulseaudio:bind wayland:proxy:no)
 printf '%s' "$xml" >"$TMP/domain.xml"

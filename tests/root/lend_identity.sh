@@ -7,11 +7,7 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/suite.bash" lend "$@"
 
-U=3d6b1f0e-2a4c-4e8d-9b7a-5c1d2e3f4a60
-lend_allow "$U"
-lend_echo_server "$lend_user" "$runtime/pipewire-0" 0600
-lend_pulse_server
-L=/run/sockhook/libvirt-$U
+lend_setup 3d6b1f0e-2a4c-4e8d-9b7a-5c1d2e3f4a60 pipewire-0 pulse
 # The XML a user who may define domains writes: a static label naming someone else.
 xml=$(lend_domain ident-dom "$U" pipewire:bind pulseaudio:bind |
   sed "s|</domain>|<seclabel type='static' model='dac' relabel='yes'><label>$lend_user2:$lend_user2</label></seclabel></domain>|")

@@ -7,11 +7,7 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/suite.bash" lend "$@"
 
-U=5e4d3c2b-1a09-4f8e-9d7c-6b5a4f3e2d01
-lend_allow "$U"
-lend_echo_server "$lend_user" "$runtime/pipewire-0" 0600
-lend_echo_server "$lend_user" "$runtime/wayland-0" 0777
-lend_pulse_server
+lend_setup 5e4d3c2b-1a09-4f8e-9d7c-6b5a4f3e2d01 pipewire-0 wayland-0:0777 pulse
 
 # check_lend NAME SOCKET TARGET: prepare, reach, refuse nobody, release, compare.
 check_lend() {

@@ -22,11 +22,8 @@ if [[ ! -c /dev/fuse ]] || ! grep -qw fuse /proc/filesystems; then skip "no FUSE
 # unless a wait is unbounded.
 OUTER=${STALL_OUTER_TIMEOUT:-60}
 
-U=3d1f0c2e-5b4a-4c69-9e7d-0a1b2c3d4e5f
-lend_allow "$U"
-L=/run/sockhook/libvirt-$U
+lend_setup 3d1f0c2e-5b4a-4c69-9e7d-0a1b2c3d4e5f pulse
 warm_run_sockhook
-lend_pulse_server
 # The same plugin with a required cookie.
 sed -e 's/name="pulseaudio"/name="pulsereq"/' -e 's/optional="yes"/optional="no"/' \
     "$REPO/plugins/pulseaudio.xml" >"$etc/plugins/pulsereq.xml"

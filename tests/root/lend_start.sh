@@ -8,10 +8,7 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/suite.bash" lend "$@"
 
-U=7c1f4e2a-9b3d-4c5e-8f60-1a2b3c4d5e6f
-lend_allow "$U"
-lend_echo_server "$lend_user" "$runtime/pipewire-0" 0600
-L=/run/sockhook/libvirt-$U
+lend_setup 7c1f4e2a-9b3d-4c5e-8f60-1a2b3c4d5e6f pipewire-0
 prepare_xml=$(lend_domain start-dom "$U" pipewire:bind)
 # libvirt adds the DAC label after prepare; here it names another uid than the default.
 label() { sed "s|</domain>|<seclabel type='dynamic' model='dac' relabel='yes'><label>+$1:+$2</label></seclabel></domain>|" <<<"$prepare_xml"; }

@@ -6,14 +6,11 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/suite.bash" lend "$@"
 
-U=3b2a1908-7f6e-4d5c-8b4a-39281706f501
-lend_allow "$U"
-lend_echo_server "$lend_user" "$runtime/pipewire-0" 0600
+lend_setup 3b2a1908-7f6e-4d5c-8b4a-39281706f501 pipewire-0
 server=$echo_pid
 host_snapshot >"$TMP/before"
 xml=$(lend_domain stat-dom "$U" pipewire:bind wayland:proxy)
 lend_hook stat-dom prepare begin "$xml" || not_ok "prepare: $(cat "$TMP/hook.err")"
-L=/run/sockhook/libvirt-$U
 
 health() { "$SOCKHOOK" status --json | "$py" -c "import json,sys; print(' '.join(l['socket']+'='+l['health'] for l in json.load(sys.stdin) if l['uuid']=='$U'))"; }
 [[ $(health) == "pipewire=ok wayland=ok" ]] && ok "status: both ok" || not_ok "status: $(health)"

@@ -20,11 +20,8 @@ need_tools timeout
 attempts=${2:-200}
 outer=120  # seconds: far above the code's own bound, so only a hook with no bound hits it
 
-U=6a1c0e2d-3b4f-4a5e-9c6d-7e8f9a0b1c21
-lend_allow "$U"
-lend_echo_server "$lend_user" "$runtime/pipewire-0" 0600
+lend_setup 6a1c0e2d-3b4f-4a5e-9c6d-7e8f9a0b1c21 pipewire-0
 xml=$(lend_domain stally "$U" pipewire:proxy)
-L=/run/sockhook/libvirt-$U
 J=/run/sockhook/state/$U.xml
 host_snapshot >"$TMP/before"
 

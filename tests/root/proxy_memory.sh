@@ -16,17 +16,11 @@ bound_echoed_kib=$((16 * 1024))   # 512 idle connections after one exchange each
 bound_full_kib=$((80 * 1024))     # every queue full: 512 x 2 x 64 KiB = 64 MiB, and overhead
 bound_after_kib=$((8 * 1024))     # above idle, once every client has gone
 
+proxy_init
 dir=$TMP
 chmod 777 "$dir"
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-}
-on_exit cleanup
 trap '' PIPE  # a client that died makes a write fail (and the suite say so), not kill the suite
 nobody=(setpriv --reuid=nobody --regid=nogroup --clear-groups)
-nobody_uid=$(id -u nobody)
 
 # The real server: a single-threaded echo that stops reading a client while its echo waits,
 # so that a client that does not read backs the whole path up.
@@ -65,13 +59,20 @@ while True:
             sel.unregister(s); del pending[s]; s.close(); continue
         sel.modify(s, selectors.EVENT_WRITE if pending[s] else selectors.EVENT_READ)
 EOF
-pids+=($!)
+bg_pids+=($!)
 
 # The proxy, as nobody, serving only nobody, with the listening socket as fd 3.
 proxy_as_nobody "$dir" 4096 test/memory
-pids+=("$proxy")
 wait_until 10 test -S "$dir/proxy" -a -S "$dir/server" || die "the proxy or the server did not start"
 rss() { awk '/^VmRSS:/ { print $2 }' "/proc/$proxy/status"; }
+# rss_check WHAT BOUND: the proxy's RSS now, said, and at most BOUND KiB above $idle.
+rss_check() {
+    local now; now=$(rss)
+    say "$1: $now KiB"
+    ((now - idle <= $2)) &&
+        ok "$1: $((now - idle)) KiB above idle, bound $2" ||
+        not_ok "$1: $((now - idle)) KiB above idle, bound $2"
+}
 
 # The clients, as nobody. They report on stdout and wait for a line on stdin between phases.
 mkfifo "$dir/ctl" "$dir/out"
@@ -135,7 +136,7 @@ EOF
 # stdin is the control fifo (not a here-document), so the phases wait for the suite.
 timeout -s KILL 300 "${nobody[@]}" "$py" "$dir/clients.py" "$dir/proxy" "$clients" \
     <"$dir/ctl" >"$dir/out" &
-pids+=($!)
+bg_pids+=($!)
 exec {ctl}>"$dir/ctl" {out}<"$dir/out"
 idle=$(rss)
 idle_fds=$(ls "/proc/$proxy/fd" | wc -l)
@@ -146,30 +147,18 @@ read -r -t 120 word served refused <&"$out" || die "the clients did not finish t
 ((served == cap && refused == clients - cap)) &&
     ok "of $clients clients of the peer uid, $served were served and $refused refused (cap $cap)" ||
     not_ok "of $clients clients, $served were served and $refused refused; the cap is $cap"
-echoed=$(rss)
-say "RSS with $served connections open after one exchange each: $echoed KiB"
-((echoed - idle <= bound_echoed_kib)) &&
-    ok "RSS with $served open connections: $((echoed - idle)) KiB above idle, bound $bound_echoed_kib" ||
-    not_ok "RSS with $served open connections: $((echoed - idle)) KiB above idle, bound $bound_echoed_kib"
+rss_check "RSS with $served open connections (one exchange each)" "$bound_echoed_kib"
 
 echo >&"$ctl"
 read -r -t 120 word <&"$out" || die "the clients did not fill the queues"
-full=$(rss)
-say "RSS with every queue full: $full KiB"
-((full - idle <= bound_full_kib)) &&
-    ok "RSS with every queue full: $((full - idle)) KiB above idle, bound $bound_full_kib" ||
-    not_ok "RSS with every queue full: $((full - idle)) KiB above idle, bound $bound_full_kib"
+rss_check "RSS with every queue full" "$bound_full_kib"
 
 echo >&"$ctl"
 read -r -t 120 word <&"$out" || die "the clients did not close"
 # The proxy notices the closes as it goes; wait (bounded) until it holds no client socket.
 wait_until 60 bash -c "(( \$(ls /proc/$proxy/fd | wc -l) <= $idle_fds ))" ||
     say "the proxy still holds $(ls "/proc/$proxy/fd" | wc -l) descriptors, $idle_fds when idle: a pair whose client left keeps its server side until the server takes the bytes queued for it (this echo server stops reading while its echo waits)"
-after=$(rss)
-say "RSS after every client closed: $after KiB"
-((after - idle <= bound_after_kib)) &&
-    ok "RSS after close: $((after - idle)) KiB above idle, bound $bound_after_kib" ||
-    not_ok "RSS after close: $((after - idle)) KiB above idle, bound $bound_after_kib"
+rss_check "RSS after every client closed" "$bound_after_kib"
 echo >&"$ctl"
 exec {ctl}>&- {out}<&-
 kill -0 "$proxy" && ok "the proxy still runs" || not_ok "the proxy died"

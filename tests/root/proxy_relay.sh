@@ -7,22 +7,15 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/suite.bash" plain "$@"
 need_tools python3 socat setpriv timeout
 
+proxy_init
 dir=$TMP
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-}
-on_exit cleanup
-nobody_uid=$(id -u nobody)
 
 # The real server: an echo that anyone may reach (the proxy runs as nobody).
 socat "UNIX-LISTEN:$dir/server,fork,mode=777" EXEC:cat &
-pids+=($!)
+bg_pids+=($!)
 
 # The proxy as nobody, serving only nobody, with the listening socket as fd 3.
 proxy_as_nobody "$dir" 16 test/relay
-pids+=("$proxy")
 wait_until 5 test -S "$dir/proxy" -a -S "$dir/server" || true
 sleep 0.3
 kill -0 "$proxy" 2>/dev/null || die "the proxy exited at once (is 'sockhook proxy' wired?)"

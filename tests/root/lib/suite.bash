@@ -254,9 +254,17 @@ lend_uuids=()                  # domains this test lends to; only these are clea
 created_users=()
 mounted=()
 
+# proxy_init : the start of the suites that run `sockhook proxy` by hand (KIND plain): what
+# they start in the background (bg_pids) stops at exit, and $nobody_uid is the uid that
+# proxy_as_nobody runs as and serves.
+proxy_init() {
+    on_exit lend_stop_bg
+    nobody_uid=$(id -u nobody)
+}
+
 # proxy_as_nobody DIR BACKLOG LABEL : `sockhook proxy` as nobody, serving only nobody
-# ($nobody_uid), listening on DIR/proxy (passed as fd 3) and relaying to DIR/server; its pid
-# is left in $proxy.
+# ($nobody_uid, see proxy_init), listening on DIR/proxy (passed as fd 3) and relaying to
+# DIR/server; its pid is left in $proxy and bg_pids.
 proxy_as_nobody() {
     "$py" - "$1" "$SOCKHOOK" "$nobody_uid" "$2" "$3" <<'EOF' &
 import os, socket, sys
@@ -273,6 +281,7 @@ os.execvp("setpriv", ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-g
                       d + "/server", "--peer-uid", peer, "--label", label])
 EOF
     proxy=$!
+    bg_pids+=("$proxy")
 }
 
 # lend_init : users, their runtime directories, our own configuration, the cleanup. The
@@ -307,10 +316,15 @@ lend_init() {
     warm_run_sockhook
 }
 
-lend_cleanup() {
+# lend_stop_bg : stops what the suite started in the background (bg_pids) and reaps it.
+lend_stop_bg() {
     local pid
     for pid in "${bg_pids[@]}"; do kill "$pid" 2>/dev/null; done
     for pid in "${bg_pids[@]}"; do wait "$pid" 2>/dev/null; done
+}
+
+lend_cleanup() {
+    lend_stop_bg
     # Whatever a failed test left lent: release it through sockhook itself, then make sure.
     local u m
     for u in "${lend_uuids[@]}"; do
@@ -342,6 +356,43 @@ lend_allow() {
     local u
     for u in "$@"; do printf '[%s]\n%s = *\n' "$u" "$lend_user"; done >"$etc/policy.conf"
     lend_uuids+=("$@")
+}
+
+# lend_setup UUID [SERVER...]: the start of a suite that lends to one domain. The policy lets
+# $lend_user lend to UUID, which is left in $U, $L is its lend directory, and $lend_user
+# serves each SERVER: NAME[:MODE] an echo server on $runtime/NAME (mode MODE, 0600 unless
+# given; the last one's pid in $echo_pid), "pulse" lend_pulse_server.
+lend_setup() {
+    U=$1
+    shift
+    lend_allow "$U"
+    L=/run/sockhook/libvirt-$U
+    local s
+    for s in "$@"; do
+        if [[ $s == pulse ]]; then
+            lend_pulse_server
+        elif [[ $s == *:* ]]; then
+            lend_echo_server "$lend_user" "$runtime/${s%%:*}" "${s#*:}"
+        else
+            lend_echo_server "$lend_user" "$runtime/$s"
+        fi
+    done
+}
+
+# lend_one_line WHAT RC EXPECT: the hook exited (RC) 1 with exactly one line on stderr
+# ($TMP/hook.err), and that line contains EXPECT.
+lend_one_line() {
+    local what=$1 rc=$2 expect=$3 lines
+    lines=$(wc -l <"$TMP/hook.err")
+    if [[ $rc -ne 1 ]]; then
+        not_ok "$what: exit $rc, want 1 ($(head -c 300 "$TMP/hook.err"))"
+    elif [[ $lines -ne 1 ]]; then
+        not_ok "$what: $lines lines on stderr, want 1: $(head -c 300 "$TMP/hook.err")"
+    elif ! grep -qF -- "$expect" "$TMP/hook.err"; then
+        not_ok "$what: stderr lacks '$expect': $(head -c 300 "$TMP/hook.err")"
+    else
+        ok "$what: $(cat "$TMP/hook.err")"
+    fi
 }
 
 # lend_as USER CMD...: runs CMD as USER (own group only, no supplementary groups).
