@@ -7,7 +7,7 @@
 
 #include "domain_xml.hpp"
 #include "error.hpp"
-#include "plan.hpp"
+#include "fixtures.hpp"
 #include "sys/file.hpp"
 
 namespace sockhook {
@@ -93,16 +93,9 @@ Plan plan_for(const std::string& xml, const std::vector<const Plugin*>& plugins)
     policy.allow(kUuid, "alice", p->name);
   }
   PlanInputs in;
-  in.domain = &info;
-  in.plugins = &set;
-  in.policy = &policy;
-  in.qemu = QemuIdentity{64055, 64055, "libvirt-qemu", "libvirt-qemu", "default"};
+  in.qemu = default_qemu();
   in.owners["alice"] = kAlice;
-  return make_plan(in);
-}
-
-bool contains(const std::string& hay, const std::string& needle) {
-  return hay.find(needle) != std::string::npos;
+  return plan_with(in, info, set, policy);
 }
 
 /// What annotate added plans without a warning, and removing it gives back `original`.
@@ -449,13 +442,13 @@ TEST_CASE("Every shipped example survives adding and removing every shipped plug
 }
 
 TEST_CASE("libvirt versions parse from text and numbers") {
-  CHECK(parse_libvirt_version("9.0.0") == 9000000UL);
-  CHECK(parse_libvirt_version("9.10") == 9010000UL);
-  CHECK(parse_libvirt_version("7002000") == 7002000UL);
-  CHECK_FALSE(parse_libvirt_version("9.0.0.1"));
-  CHECK_FALSE(parse_libvirt_version("9.x"));
-  CHECK_FALSE(parse_libvirt_version(""));
-  CHECK_FALSE(parse_libvirt_version("9.1000"));
+  for (auto [text, version] : {std::pair{"9.0.0", 9000000UL}, std::pair{"9.10", 9010000UL},
+                               std::pair{"7002000", 7002000UL}}) {
+    CAPTURE(text);
+    CHECK(parse_libvirt_version(text) == version);
+  }
+  check_accepts_only([](const std::string& s) { return parse_libvirt_version(s).has_value(); }, {},
+                     {"9.0.0.1", "9.x", "", "9.1000"});
 }
 
 }  // namespace

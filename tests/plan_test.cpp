@@ -10,7 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "error.hpp"
-#include "repo_plugins.hpp"
+#include "fixtures.hpp"
 #include "test_files.hpp"
 
 namespace sockhook {
@@ -23,24 +23,13 @@ const std::string kLend = "/run/sockhook/libvirt-" + kUuid;
 constexpr uid_t kQemuUid = 64055;
 constexpr gid_t kQemuGid = 64055;
 
-PluginSet repo_plugins() { return repo_plugin_set(); }
-
 /// Hand-built planning inputs: fake users, the repo's plugins, a policy allowing alice.
-struct Fixture {
-  DomainInfo domain;
-  PluginSet plugins = repo_plugins();
-  Policy policy;
-  PlanInputs in;
-
+struct Fixture : PlanFixture {
   explicit Fixture(const std::string& sockets, const std::string& extra = "",
-                   const std::string& uuid = kUuid) {
-    domain = parse_domain_xml(
-        "<domain xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'><name>vm1</name>" +
-        (uuid.empty() ? std::string() : "<uuid>" + uuid + "</uuid>") +
-        "<metadata><s:sockets xmlns:s='urn:sockhook:domain:1'>" + sockets +
-        "</s:sockets></metadata>" + extra + "</domain>");
+                   const std::string& uuid = kUuid)
+      : PlanFixture(sockets, extra, uuid) {
     policy.allow(kUuid, "alice", "*");
-    in.qemu = QemuIdentity{kQemuUid, kQemuGid, "libvirt-qemu", "libvirt-qemu", "default"};
+    in.qemu = default_qemu();
     User alice{1000, 1000, "alice", "/home/alice"};
     in.owners = {{"alice", alice},
                  {"1000", alice},
@@ -51,19 +40,12 @@ struct Fixture {
                  {"ghost", std::nullopt}};
     in.uids = UidRange{1000, 60000};
   }
-  Fixture(const Fixture&) = delete;
-
-  Plan plan() {
-    in.domain = &domain;
-    in.plugins = &plugins;
-    in.policy = &policy;
-    return make_plan(in);
-  }
 };
 
-const SocketPlan& only_socket(const Plan& plan) {
-  REQUIRE(plan.sockets.size() == 1);
-  return plan.sockets[0];
+/// The plan of a domain with these sockets (and `extra`, `uuid`), with nothing else changed.
+Plan plan_of(const std::string& sockets, const std::string& extra = "",
+             const std::string& uuid = kUuid) {
+  return Fixture(sockets, extra, uuid).plan();
 }
 
 /// The only socket of a plan without errors whose first step makes the lend directory.
@@ -72,10 +54,6 @@ const SocketPlan& socket_after_lend_dir(const Plan& plan) {
   REQUIRE(plan.domain_steps.size() == 1);
   CHECK(std::holds_alternative<MakeLendDir>(plan.domain_steps[0]));
   return only_socket(plan);
-}
-
-bool contains(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
 }
 
 int count_containing(const std::vector<std::string>& lines, const std::string& needle) {
@@ -89,8 +67,7 @@ std::string qemu_env(const std::string& name, const std::string& value) {
 }
 
 TEST_CASE("A bind lend of pulseaudio plans the exact steps, paths and environment") {
-  Fixture f("<s:socket plugin='pulseaudio' owner='alice' method='bind'/>");
-  auto plan = f.plan();
+  auto plan = plan_of("<s:socket plugin='pulseaudio' owner='alice' method='bind'/>");
   CHECK(plan.errors.empty());
   CHECK(plan.warnings.empty());
   CHECK(plan.domain == "vm1");
@@ -170,8 +147,7 @@ TEST_CASE("A bind lend of pulseaudio plans the exact steps, paths and environmen
 }
 
 TEST_CASE("wait= and a numeric owner reach the plan") {
-  Fixture f("<s:socket plugin='wayland' owner='1000' method='bind' wait='12'/>");
-  auto plan = f.plan();
+  auto plan = plan_of("<s:socket plugin='wayland' owner='1000' method='bind' wait='12'/>");
   CHECK(plan.errors.empty());
   const auto& s = only_socket(plan);
   CHECK(s.owner.name == "alice");
@@ -183,8 +159,7 @@ TEST_CASE("wait= and a numeric owner reach the plan") {
 }
 
 TEST_CASE("A proxy lend plans one StartProxy step") {
-  Fixture f("<s:socket plugin='wayland' owner='alice' method='proxy'/>");
-  auto plan = f.plan();
+  auto plan = plan_of("<s:socket plugin='wayland' owner='alice' method='proxy'/>");
   const auto& s = socket_after_lend_dir(plan);
   CHECK(s.method == Method::kProxy);
   REQUIRE(s.steps.size() == 1);
@@ -246,8 +221,7 @@ TEST_CASE("An acl lend grants traversal on each directory, then rw on the socket
 }
 
 TEST_CASE("An acl lend without source facts says it could not list") {
-  Fixture f("<s:socket plugin='pipewire' owner='alice' method='acl'/>");
-  auto plan = f.plan();
+  auto plan = plan_of("<s:socket plugin='pipewire' owner='alice' method='acl'/>");
   const auto& s = only_socket(plan);
   REQUIRE(s.steps.size() == 3);
   CHECK(std::get<GrantAcl>(s.steps[1]).path == "/run/user/1000");
@@ -256,8 +230,7 @@ TEST_CASE("An acl lend without source facts says it could not list") {
 }
 
 TEST_CASE("A group lend changes the socket's group to QEMU's") {
-  Fixture f("<s:socket plugin='pipewire' owner='alice' method='group'/>");
-  auto plan = f.plan();
+  auto plan = plan_of("<s:socket plugin='pipewire' owner='alice' method='group'/>");
   CHECK(plan.errors.empty());
   CHECK(plan.domain_steps.empty());
   const auto& s = only_socket(plan);
@@ -344,8 +317,7 @@ TEST_CASE("auto chooses bind or proxy from what is known about the source") {
 TEST_CASE("The environment QEMU needs is checked against the domain XML") {
   const std::string pw = "<s:socket plugin='pipewire' owner='alice' method='bind'/>";
   SUBCASE("provided by qemu:env") {
-    Fixture f(pw, qemu_env("PIPEWIRE_RUNTIME_DIR", kLend));
-    auto plan = f.plan();
+    auto plan = plan_of(pw, qemu_env("PIPEWIRE_RUNTIME_DIR", kLend));
     const auto& s = only_socket(plan);
     REQUIRE(s.env.size() == 1);
     CHECK(s.env[0].provided);
@@ -354,44 +326,37 @@ TEST_CASE("The environment QEMU needs is checked against the domain XML") {
     CHECK(contains(format_plan(plan), "(provided by qemu:env)"));
   }
   SUBCASE("provided by a native <audio> attribute") {
-    Fixture f("<s:socket plugin='pulseaudio' owner='alice' method='bind'/>",
-              "<devices><audio id='1' type='pulseaudio' serverName='unix:" + kLend +
-                  "/pulse-native'/></devices>" + qemu_env("PULSE_COOKIE", kLend + "/pulse-cookie") +
-                  qemu_env("PULSE_CLIENTCONFIG", kLend + "/pulse-client.conf"));
-    auto plan = f.plan();
+    auto plan = plan_of("<s:socket plugin='pulseaudio' owner='alice' method='bind'/>",
+                        "<devices><audio id='1' type='pulseaudio' serverName='unix:" + kLend +
+                            "/pulse-native'/></devices>" +
+                            qemu_env("PULSE_COOKIE", kLend + "/pulse-cookie") +
+                            qemu_env("PULSE_CLIENTCONFIG", kLend + "/pulse-client.conf"));
     const auto& s = only_socket(plan);
     REQUIRE(s.env.size() == 3);
-    CHECK(s.env[0].provided);
+    for (const auto& e : s.env) CHECK_MESSAGE(e.provided, e.name);
     CHECK(s.env[0].provided_by == "<audio type='pulseaudio' serverName=...>");
-    CHECK(s.env[1].provided);
-    CHECK(s.env[2].provided);
     CHECK(s.warnings.empty());
   }
   SUBCASE("a native attribute of another audio type does not count") {
-    Fixture f("<s:socket plugin='pulseaudio' owner='alice' method='bind'/>",
-              "<devices><audio id='1' type='jack' serverName='unix:" + kLend +
-                  "/pulse-native'/></devices>");
-    auto plan = f.plan();
+    auto plan = plan_of("<s:socket plugin='pulseaudio' owner='alice' method='bind'/>",
+                        "<devices><audio id='1' type='jack' serverName='unix:" + kLend +
+                            "/pulse-native'/></devices>");
     CHECK_FALSE(only_socket(plan).env.at(0).provided);
   }
   SUBCASE("missing") {
-    Fixture f(pw);
-    auto plan = f.plan();
+    auto plan = plan_of(pw);
     const auto& s = only_socket(plan);
     CHECK_FALSE(s.env.at(0).provided);
-    REQUIRE(s.warnings.size() == 1);
-    CHECK(s.warnings[0].text() ==
+    CHECK(only_text(s.warnings) ==
           "the domain XML does not give QEMU PIPEWIRE_RUNTIME_DIR=" + kLend +
               " (hint: sockhook annotate vm1 --plugin pipewire --owner alice)");
     CHECK(contains(format_plan(plan), "(MISSING from the domain XML)"));
   }
   SUBCASE("set to another value: exactly one warning") {
-    Fixture f(pw, qemu_env("PIPEWIRE_RUNTIME_DIR", "/run/user/1000"));
-    auto plan = f.plan();
+    auto plan = plan_of(pw, qemu_env("PIPEWIRE_RUNTIME_DIR", "/run/user/1000"));
     const auto& s = only_socket(plan);
     CHECK_FALSE(s.env.at(0).provided);
-    REQUIRE(s.warnings.size() == 1);
-    CHECK(s.warnings[0].text() ==
+    CHECK(only_text(s.warnings) ==
           "the domain sets PIPEWIRE_RUNTIME_DIR=/run/user/1000 but this lend "
           "needs PIPEWIRE_RUNTIME_DIR=" +
               kLend);
@@ -400,12 +365,10 @@ TEST_CASE("The environment QEMU needs is checked against the domain XML") {
 
 TEST_CASE("Socket-level problems fail the plan with one line naming the socket") {
   SUBCASE("an unknown plugin") {
-    Fixture f("<s:socket plugin='nope' owner='alice'/>");
-    auto plan = f.plan();
+    auto plan = plan_of("<s:socket plugin='nope' owner='alice'/>");
     CHECK(texts(plan.errors) ==
           std::vector<std::string>{"nope: no plugin named 'nope' is installed"});
-    CHECK(plan.sockets.empty());
-    CHECK(plan.domain_steps.empty());
+    check_executes_nothing(plan);
     CHECK(plan.failed());
   }
   SUBCASE("a refused plugin gives the refusal's reason") {
@@ -419,13 +382,11 @@ TEST_CASE("Socket-level problems fail the plan with one line naming the socket")
                                    "refused: it is writable by others"});
   }
   SUBCASE("an unknown owner") {
-    Fixture f("<s:socket plugin='pipewire' owner='ghost'/>");
-    CHECK(texts(f.plan().errors) ==
+    CHECK(texts(plan_of("<s:socket plugin='pipewire' owner='ghost'/>").errors) ==
           std::vector<std::string>{"pipewire: owner 'ghost' is not a user on this host"});
   }
   SUBCASE("an owner missing from the gathered map counts as unknown") {
-    Fixture f("<s:socket plugin='pipewire' owner='bob'/>");
-    CHECK(texts(f.plan().errors) ==
+    CHECK(texts(plan_of("<s:socket plugin='pipewire' owner='bob'/>").errors) ==
           std::vector<std::string>{"pipewire: owner 'bob' is not a user on this host"});
   }
   SUBCASE("root, by name or by uid") {
@@ -468,23 +429,20 @@ TEST_CASE("Socket-level problems fail the plan with one line naming the socket")
     CHECK(f.plan().errors.empty());
   }
   SUBCASE("two sockets on one target") {
-    Fixture f(
+    auto plan = plan_of(
         "<s:socket plugin='pipewire' owner='alice' method='bind'/>"
         "<s:socket plugin='jack' owner='alice' method='bind'/>");
-    auto plan = f.plan();
     CHECK(texts(plan.errors) ==
           std::vector<std::string>{"jack: its target " + kLend +
                                    "/pipewire-0 is already used by socket 'pipewire'"});
     CHECK(plan.sockets.size() == 1);
   }
   SUBCASE("two acl lends of the same socket") {
-    Fixture f(
+    auto plan = plan_of(
         "<s:socket plugin='pipewire' owner='alice' method='acl'/>"
         "<s:socket plugin='jack' owner='alice' method='group'/>");
-    auto plan = f.plan();
-    REQUIRE(plan.errors.size() == 1);
-    CHECK(plan.errors[0].text().starts_with(
-        "jack: its target /run/user/1000/pipewire-0 is already used"));
+    CHECK(only_text(plan.errors)
+              .starts_with("jack: its target /run/user/1000/pipewire-0 is already used"));
   }
   SUBCASE("acl with an absolute admin socket path") {
     Fixture f("<s:socket plugin='abs' owner='alice' method='acl'/>");
@@ -496,10 +454,10 @@ TEST_CASE("Socket-level problems fail the plan with one line naming the socket")
               "abs: methods acl and group need a socket in the runtime directory"});
   }
   SUBCASE("every failing socket is reported, not just the first") {
-    Fixture f(
-        "<s:socket plugin='nope' owner='alice'/><s:socket plugin='pipewire' owner='root'/>"
-        "<s:socket plugin='wayland' owner='ghost'/>");
-    CHECK(f.plan().errors.size() == 3);
+    CHECK(
+        plan_of("<s:socket plugin='nope' owner='alice'/><s:socket plugin='pipewire' owner='root'/>"
+                "<s:socket plugin='wayland' owner='ghost'/>")
+            .errors.size() == 3);
   }
 }
 
@@ -537,8 +495,7 @@ TEST_CASE("Failures of optional sockets become warnings") {
 }
 
 TEST_CASE("Metadata warnings are carried into the plan") {
-  Fixture f("<s:socket plugin='pipewire' owner='alice' colour='red'/>");
-  auto plan = f.plan();
+  auto plan = plan_of("<s:socket plugin='pipewire' owner='alice' colour='red'/>");
   CHECK(plan.errors.empty());
   CHECK(texts(plan.warnings) ==
         std::vector<std::string>{"pipewire: ignoring unknown attribute 'colour'"});
@@ -546,36 +503,30 @@ TEST_CASE("Metadata warnings are carried into the plan") {
 
 TEST_CASE("Domain-level errors stop planning before any socket") {
   SUBCASE("no UUID") {
-    Fixture f("<s:socket plugin='pipewire' owner='alice'/>", "", "");
-    auto plan = f.plan();
+    auto plan = plan_of("<s:socket plugin='pipewire' owner='alice'/>", "", "");
     CHECK(texts(plan.errors) ==
           std::vector<std::string>{"the domain has no <uuid>; lends are keyed by UUID"});
-    CHECK(plan.sockets.empty());
-    CHECK(plan.domain_steps.empty());
+    check_executes_nothing(plan);
     CHECK(plan.lend_dir.empty());
   }
   SUBCASE("a socket error plus a domain error") {
-    Fixture f("<s:socket plugin='pipewire' owner='alice' method='x'/>", "", "not-a-uuid");
-    auto plan = f.plan();
+    auto plan = plan_of("<s:socket plugin='pipewire' owner='alice' method='x'/>", "", "not-a-uuid");
     CHECK(plan.errors.size() == 2);
     CHECK(plan.sockets.empty());
   }
 }
 
 TEST_CASE("A domain with metadata but no sockets plans nothing") {
-  Fixture f("");
-  auto plan = f.plan();
+  auto plan = plan_of("");
   CHECK_FALSE(plan.failed());
-  CHECK(plan.sockets.empty());
-  CHECK(plan.domain_steps.empty());
+  check_executes_nothing(plan);
   CHECK(contains(format_plan(plan), "nothing to lend"));
 }
 
 TEST_CASE("format_plan and plan_to_json show the concrete paths") {
-  Fixture f(
+  auto plan = plan_of(
       "<s:socket plugin='pulseaudio' owner='alice' method='bind'/>"
       "<s:socket plugin='wayland' owner='alice' method='proxy' required='no'/>");
-  auto plan = f.plan();
   REQUIRE(plan.errors.empty());
   auto text = format_plan(plan);
   CHECK(contains(text, "domain vm1 (uuid " + kUuid + ")\n"));
@@ -631,8 +582,7 @@ TEST_CASE("format_plan and plan_to_json show the concrete paths") {
 }
 
 TEST_CASE("Errors appear in format_plan and plan_to_json") {
-  Fixture f("<s:socket plugin='nope' owner='alice'/>");
-  auto plan = f.plan();
+  auto plan = plan_of("<s:socket plugin='nope' owner='alice'/>");
   CHECK(contains(format_plan(plan), "error: nope: no plugin named 'nope' is installed\n"));
   auto j = plan_to_json(plan);
   REQUIRE(j["errors"].size() == 1);
