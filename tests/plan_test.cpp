@@ -40,6 +40,12 @@ struct Fixture : PlanFixture {
                  {"ghost", std::nullopt}};
     in.uids = UidRange{1000, 60000};
   }
+
+  /// Replaces the policy with one that allows `owner` to lend only `plugin`.
+  void allow_only(const std::string& owner, const std::string& plugin) {
+    policy = Policy{};
+    policy.allow(kUuid, owner, plugin);
+  }
 };
 
 /// The plan of a domain with these sockets (and `extra`, `uuid`), with nothing else changed.
@@ -55,6 +61,32 @@ const SocketPlan& clean_socket(const Plan& plan, bool lend_dir = true) {
   REQUIRE(plan.domain_steps.size() == (lend_dir ? 1u : 0u));
   if (lend_dir) CHECK(std::holds_alternative<MakeLendDir>(plan.domain_steps[0]));
   return only_socket(plan);
+}
+
+/// Step `index` of the socket `s`, which must be a `T`.
+template <class T>
+const T& step_as(const SocketPlan& s, std::size_t index) {
+  const auto* step = std::get_if<T>(&s.steps.at(index));
+  REQUIRE(step != nullptr);
+  return *step;
+}
+
+/// Checks that step `index` of `s` grants QEMU's uid `perms` on `path`, a directory or not.
+void check_grant(const SocketPlan& s, std::size_t index, const std::string& path,
+                 const std::string& perms, bool directory) {
+  const auto& acl = step_as<GrantAcl>(s, index);
+  CHECK(acl.path == path);
+  CHECK(acl.perms == perms);
+  CHECK(acl.directory == directory);
+  CHECK(acl.uid == kQemuUid);
+}
+
+/// Checks that the JSON object `got` has each member of `want`, with the same value.
+void check_members(const nlohmann::json& got, const nlohmann::json& want) {
+  for (const auto& member : want.items()) {
+    CAPTURE(member.key());
+    CHECK(got.at(member.key()) == member.value());
+  }
 }
 
 int count_containing(const std::vector<std::string>& lines, const std::string& needle) {
@@ -85,48 +117,38 @@ TEST_CASE("A bind lend of pulseaudio plans the exact steps, paths and environmen
   CHECK(s.target == kLend + "/pulse-native");
   CHECK(s.plugin_file.ends_with("/plugins/pulseaudio.xml"));
   REQUIRE(s.steps.size() == 6);
-  auto* conf = std::get_if<CopyFile>(&s.steps[5]);
-  REQUIRE(conf != nullptr);
-  CHECK(conf->base.empty());
-  CHECK(conf->relative.empty());
-  CHECK(conf->target == kLend + "/pulse-client.conf");
-  CHECK(conf->content == std::optional<std::string>("enable-shm = no\n"));
-  CHECK(conf->qemu_uid == kQemuUid);
+  const auto& conf = step_as<CopyFile>(s, 5);
+  CHECK(conf.base.empty());
+  CHECK(conf.relative.empty());
+  CHECK(conf.target == kLend + "/pulse-client.conf");
+  CHECK(conf.content == std::optional<std::string>("enable-shm = no\n"));
+  CHECK(conf.qemu_uid == kQemuUid);
 
-  auto* verify = std::get_if<VerifySource>(&s.steps[0]);
-  REQUIRE(verify != nullptr);
-  CHECK(verify->runtime_dir == "/run/user/1000");
-  CHECK(verify->relative == "pulse/native");
-  CHECK(verify->owner == 1000);
-  CHECK(verify->wait_seconds == kDefaultWaitSeconds);
+  const auto& verify = step_as<VerifySource>(s, 0);
+  CHECK(verify.runtime_dir == "/run/user/1000");
+  CHECK(verify.relative == "pulse/native");
+  CHECK(verify.owner == 1000);
+  CHECK(verify.wait_seconds == kDefaultWaitSeconds);
 
-  auto* create = std::get_if<CreateTarget>(&s.steps[1]);
-  REQUIRE(create != nullptr);
-  CHECK(create->path == kLend + "/pulse-native");
+  const auto& create = step_as<CreateTarget>(s, 1);
+  CHECK(create.path == kLend + "/pulse-native");
 
-  auto* bind = std::get_if<BindMount>(&s.steps[2]);
-  REQUIRE(bind != nullptr);
-  CHECK(bind->source == "/run/user/1000/pulse/native");
-  CHECK(bind->target == kLend + "/pulse-native");
+  const auto& bind = step_as<BindMount>(s, 2);
+  CHECK(bind.source == "/run/user/1000/pulse/native");
+  CHECK(bind.target == kLend + "/pulse-native");
 
-  auto* acl = std::get_if<GrantAcl>(&s.steps[3]);
-  REQUIRE(acl != nullptr);
-  CHECK(acl->path == "/run/user/1000/pulse/native");
-  CHECK(acl->uid == kQemuUid);
-  CHECK(acl->perms == "rw");
-  CHECK(acl->only_if_denied);
-  CHECK_FALSE(acl->directory);
+  check_grant(s, 3, "/run/user/1000/pulse/native", "rw", false);
+  CHECK(std::get<GrantAcl>(s.steps[3]).only_if_denied);
 
-  auto* copy = std::get_if<CopyFile>(&s.steps[4]);
-  REQUIRE(copy != nullptr);
-  CHECK(copy->base == "/home/alice");
-  CHECK(copy->relative == ".config/pulse/cookie");
-  CHECK(copy->source() == "/home/alice/.config/pulse/cookie");
-  CHECK(copy->target == kLend + "/pulse-cookie");
-  CHECK(copy->owner == 1000);
-  CHECK(copy->qemu_uid == kQemuUid);
-  CHECK(copy->max_bytes == kMaxCompanionBytes);
-  CHECK(copy->optional);
+  const auto& copy = step_as<CopyFile>(s, 4);
+  CHECK(copy.base == "/home/alice");
+  CHECK(copy.relative == ".config/pulse/cookie");
+  CHECK(copy.source() == "/home/alice/.config/pulse/cookie");
+  CHECK(copy.target == kLend + "/pulse-cookie");
+  CHECK(copy.owner == 1000);
+  CHECK(copy.qemu_uid == kQemuUid);
+  CHECK(copy.max_bytes == kMaxCompanionBytes);
+  CHECK(copy.optional);
 
   REQUIRE(s.env.size() == 3);
   CHECK(s.env[0].name == "PULSE_SERVER");
@@ -161,14 +183,13 @@ TEST_CASE("A proxy lend plans one StartProxy step") {
   const auto& s = clean_socket(plan);
   CHECK(s.method == Method::kProxy);
   REQUIRE(s.steps.size() == 1);
-  auto* proxy = std::get_if<StartProxy>(&s.steps[0]);
-  REQUIRE(proxy != nullptr);
-  CHECK(proxy->listen_path == kLend + "/wayland-0");
-  CHECK(proxy->source == "/run/user/1000/wayland-0");
-  CHECK(proxy->owner == 1000);
-  CHECK(proxy->owner_gid == 1000);
-  CHECK(proxy->qemu_uid == kQemuUid);
-  CHECK(proxy->qemu_gid == kQemuGid);
+  const auto& proxy = step_as<StartProxy>(s, 0);
+  CHECK(proxy.listen_path == kLend + "/wayland-0");
+  CHECK(proxy.source == "/run/user/1000/wayland-0");
+  CHECK(proxy.owner == 1000);
+  CHECK(proxy.owner_gid == 1000);
+  CHECK(proxy.qemu_uid == kQemuUid);
+  CHECK(proxy.qemu_gid == kQemuGid);
   CHECK(s.target == kLend + "/wayland-0");
 }
 
@@ -188,19 +209,9 @@ TEST_CASE("An acl lend grants traversal on each directory, then rw on the socket
   CHECK(s.target == "/run/user/1000/pulse/native");
   REQUIRE(s.steps.size() == 6);
   CHECK(std::holds_alternative<VerifySource>(s.steps[0]));
-  auto dir1 = std::get<GrantAcl>(s.steps[1]);
-  CHECK(dir1.path == "/run/user/1000");
-  CHECK(dir1.perms == "x");
-  CHECK(dir1.directory);
-  CHECK(dir1.uid == kQemuUid);
-  auto dir2 = std::get<GrantAcl>(s.steps[2]);
-  CHECK(dir2.path == "/run/user/1000/pulse");
-  CHECK(dir2.perms == "x");
-  CHECK(dir2.directory);
-  auto sock = std::get<GrantAcl>(s.steps[3]);
-  CHECK(sock.path == "/run/user/1000/pulse/native");
-  CHECK(sock.perms == "rw");
-  CHECK_FALSE(sock.directory);
+  check_grant(s, 1, "/run/user/1000", "x", true);
+  check_grant(s, 2, "/run/user/1000/pulse", "x", true);
+  check_grant(s, 3, "/run/user/1000/pulse/native", "rw", false);
   CHECK(s.exposes == std::vector<std::string>{"/run/user/1000/bus", "/run/user/1000/pulse",
                                               "/run/user/1000/pulse/pid"});
   // The cookie and client.conf still go to the domain's lend directory ({files_dir}).
@@ -233,10 +244,9 @@ TEST_CASE("A group lend changes the socket's group to QEMU's") {
   REQUIRE(s.steps.size() == 3);
   CHECK(std::holds_alternative<VerifySource>(s.steps[0]));
   CHECK(std::get<GrantAcl>(s.steps[1]).path == "/run/user/1000");
-  auto* chgrp = std::get_if<ChangeGroup>(&s.steps[2]);
-  REQUIRE(chgrp != nullptr);
-  CHECK(chgrp->path == "/run/user/1000/pipewire-0");
-  CHECK(chgrp->gid == kQemuGid);
+  const auto& chgrp = step_as<ChangeGroup>(s, 2);
+  CHECK(chgrp.path == "/run/user/1000/pipewire-0");
+  CHECK(chgrp.gid == kQemuGid);
   CHECK(s.env.at(0).value == "/run/user/1000");
   CHECK(count_containing(texts(s.warnings),
                          "method group points QEMU at the original path "
@@ -408,8 +418,7 @@ TEST_CASE("Socket-level problems fail the plan with one line naming the socket")
   }
   SUBCASE("the policy does not allow it") {
     Fixture f("<s:socket plugin='pipewire' owner='alice'/>");
-    f.policy = Policy{};
-    f.policy.allow(kUuid, "alice", "wayland");
+    f.allow_only("alice", "wayland");
     auto plan = f.plan();
     CHECK(texts(plan.errors) ==
           std::vector<std::string>{
@@ -420,8 +429,7 @@ TEST_CASE("Socket-level problems fail the plan with one line naming the socket")
   }
   SUBCASE("the policy allows by uid") {
     Fixture f("<s:socket plugin='pipewire' owner='alice'/>");
-    f.policy = Policy{};
-    f.policy.allow(kUuid, "1000", "pipewire");
+    f.allow_only("1000", "pipewire");
     CHECK(f.plan().errors.empty());
   }
   SUBCASE("two sockets on one target") {
@@ -544,37 +552,33 @@ TEST_CASE("format_plan and plan_to_json show the concrete paths") {
   CHECK(contains(text, "  warning: the domain XML does not give QEMU WAYLAND_DISPLAY="));
 
   auto j = plan_to_json(plan);
-  CHECK(j["domain"] == "vm1");
-  CHECK(j["uuid"] == kUuid);
-  CHECK(j["lend_dir"] == kLend);
+  check_members(j, {{"domain", "vm1"}, {"uuid", kUuid}, {"lend_dir", kLend}});
   CHECK(j["qemu"]["uid"] == 64055);
   REQUIRE(j["steps"].size() == 1);
   CHECK(j["steps"][0]["action"] == "make_lend_dir");
   REQUIRE(j["sockets"].size() == 2);
   auto pa = j["sockets"][0];
-  CHECK(pa["name"] == "pulseaudio");
-  CHECK(pa["method"] == "bind");
-  CHECK(pa["required"] == true);
-  CHECK(pa["source"] == "/run/user/1000/pulse/native");
-  CHECK(pa["target"] == kLend + "/pulse-native");
+  check_members(pa, {{"name", "pulseaudio"},
+                     {"method", "bind"},
+                     {"required", true},
+                     {"source", "/run/user/1000/pulse/native"},
+                     {"target", kLend + "/pulse-native"}});
   REQUIRE(pa["steps"].size() == 6);
-  CHECK(pa["steps"][5]["content"] == "enable-shm = no\n");
-  CHECK(pa["steps"][0]["action"] == "verify_source");
-  CHECK(pa["steps"][0]["relative"] == "pulse/native");
-  CHECK(pa["steps"][2]["action"] == "bind_mount");
-  CHECK(pa["steps"][3]["action"] == "grant_acl");
-  CHECK(pa["steps"][3]["perms"] == "rw");
-  CHECK(pa["steps"][4]["action"] == "copy_file");
-  CHECK(pa["steps"][4]["base"] == "/home/alice");
-  CHECK(pa["steps"][4]["relative"] == ".config/pulse/cookie");
-  CHECK(pa["env"][0]["name"] == "PULSE_SERVER");
-  CHECK(pa["env"][0]["value"] == "unix:" + kLend + "/pulse-native");
-  CHECK(pa["env"][0]["provided"] == false);
+  check_members(pa["steps"][0], {{"action", "verify_source"}, {"relative", "pulse/native"}});
+  check_members(pa["steps"][2], {{"action", "bind_mount"}});
+  check_members(pa["steps"][3], {{"action", "grant_acl"}, {"perms", "rw"}});
+  check_members(
+      pa["steps"][4],
+      {{"action", "copy_file"}, {"base", "/home/alice"}, {"relative", ".config/pulse/cookie"}});
+  check_members(pa["steps"][5], {{"content", "enable-shm = no\n"}});
+  check_members(pa["env"][0], {{"name", "PULSE_SERVER"},
+                               {"value", "unix:" + kLend + "/pulse-native"},
+                               {"provided", false}});
   auto wl = j["sockets"][1];
   CHECK(wl["required"] == false);
-  CHECK(wl["steps"][0]["action"] == "start_proxy");
-  CHECK(wl["steps"][0]["listen"] == kLend + "/wayland-0");
-  CHECK(wl["steps"][0]["source"] == "/run/user/1000/wayland-0");
+  check_members(wl["steps"][0], {{"action", "start_proxy"},
+                                 {"listen", kLend + "/wayland-0"},
+                                 {"source", "/run/user/1000/wayland-0"}});
 }
 
 TEST_CASE("Errors appear in format_plan and plan_to_json") {
