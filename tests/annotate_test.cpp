@@ -1,13 +1,15 @@
 #include "annotate.hpp"
 
+#include <algorithm>
 #include <filesystem>
+#include <initializer_list>
 #include <string>
 
 #include <doctest/doctest.h>
 
 #include "domain_xml.hpp"
 #include "error.hpp"
-#include "plan.hpp"
+#include "fixtures.hpp"
 #include "sys/file.hpp"
 
 namespace sockhook {
@@ -93,16 +95,21 @@ Plan plan_for(const std::string& xml, const std::vector<const Plugin*>& plugins)
     policy.allow(kUuid, "alice", p->name);
   }
   PlanInputs in;
-  in.domain = &info;
-  in.plugins = &set;
-  in.policy = &policy;
-  in.qemu = QemuIdentity{64055, 64055, "libvirt-qemu", "libvirt-qemu", "default"};
+  in.qemu = default_qemu();
   in.owners["alice"] = kAlice;
-  return make_plan(in);
+  return plan_with(in, info, set, policy);
 }
 
-bool contains(const std::string& hay, const std::string& needle) {
-  return hay.find(needle) != std::string::npos;
+/// Checks that `xml` holds each of `present` and none of `absent`.
+void check_holds(const std::string& xml, std::initializer_list<std::string> present,
+                 std::initializer_list<std::string> absent = {}) {
+  check_accepts_only([&](const std::string& part) { return contains(xml, part); }, present, absent);
+}
+
+/// Whether one of annotate's notes says `what`.
+bool notes_say(const AnnotateResult& r, const std::string& what) {
+  return std::any_of(r.notes.begin(), r.notes.end(),
+                     [&](const std::string& n) { return contains(n, what); });
 }
 
 /// What annotate added plans without a warning, and removing it gives back `original`.
@@ -120,13 +127,13 @@ TEST_CASE("Annotating for PulseAudio on libvirt 9.0 uses serverName and qemu:env
   CHECK(r.uuid == kUuid);
   const std::string lend = std::string("/run/sockhook/libvirt-") + kUuid;
   // The default <audio type='none'> becomes the PulseAudio backend (FINDINGS (a)).
-  CHECK(contains(r.xml,
-                 "<audio id='1' type='pulseaudio' serverName='unix:" + lend + "/pulse-native'/>"));
   // PULSE_SERVER through qemu:env fails with QEMU 7.2: it must not be there.
-  CHECK_FALSE(contains(r.xml, "PULSE_SERVER"));
-  CHECK(contains(r.xml, "<qemu:env name='PULSE_COOKIE' value='" + lend + "/pulse-cookie'/>"));
-  CHECK(contains(r.xml, "xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'"));
-  CHECK(contains(r.xml, "<sockhook:socket plugin='pulseaudio' owner='alice'>"));
+  check_holds(r.xml,
+              {"<audio id='1' type='pulseaudio' serverName='unix:" + lend + "/pulse-native'/>",
+               "<qemu:env name='PULSE_COOKIE' value='" + lend + "/pulse-cookie'/>",
+               "xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'",
+               "<sockhook:socket plugin='pulseaudio' owner='alice'>"},
+              {"PULSE_SERVER"});
 
   SUBCASE("the hook's parser accepts the bookkeeping without a warning") {
     auto info = parse_domain_xml(r.xml);
@@ -196,9 +203,9 @@ TEST_CASE("The round trip add then remove is byte-identical for many shapes of d
 TEST_CASE("Other namespaces in the metadata stay exactly as they were") {
   Fixture f("pulseaudio");
   auto r = f.add(libvirt_domain(kOsinfo, kSoundNone));
-  CHECK(contains(r.xml, kOsinfo.substr(0, kOsinfo.find("  </metadata>"))));
-  // Quoted as libvirt (libxml2) writes metadata, like the neighbour.
-  CHECK(contains(r.xml, "<sockhook:sockets xmlns:sockhook=\"urn:sockhook:domain:1\">"));
+  // Ours is quoted as libvirt (libxml2) writes metadata, like the neighbour.
+  check_holds(r.xml, {kOsinfo.substr(0, kOsinfo.find("  </metadata>")),
+                      "<sockhook:sockets xmlns:sockhook=\"urn:sockhook:domain:1\">"});
 }
 
 TEST_CASE("Annotating twice is the same as annotating once") {
@@ -215,17 +222,17 @@ TEST_CASE("Annotating twice is the same as annotating once") {
 TEST_CASE("An update replaces the socket's attributes and what they needed") {
   Fixture f("pulseaudio");
   auto xml = libvirt_domain("", kSoundNone);
-  auto first = f.add(xml);
+  const auto first = f.add(xml).xml;
   const User bob{1001, 1001, "bob", "/home/bob"};
   f.req.owner = "bob";
   f.req.method = "proxy";
   f.req.required = false;
   f.ctx.owner = bob;
-  auto second = f.add(first.xml);
+  auto second = f.add(first);
   CHECK(second.changed);
-  CHECK(contains(second.xml,
-                 "<sockhook:socket plugin='pulseaudio' owner='bob' method='proxy' required='no'>"));
-  CHECK_FALSE(contains(second.xml, "owner='alice'"));
+  check_holds(second.xml,
+              {"<sockhook:socket plugin='pulseaudio' owner='bob' method='proxy' required='no'>"},
+              {"owner='alice'"});
   CHECK(parse_domain_xml(second.xml).sockets.size() == 1);
   CHECK(f.remove(second.xml).xml == xml);
 }
@@ -234,10 +241,11 @@ TEST_CASE("The libvirt version decides between the native attribute and qemu:env
   SUBCASE("PulseAudio before libvirt 7.2 has only the environment") {
     Fixture f("pulseaudio", 7001000);
     auto r = f.add(libvirt_domain("", kSoundNone));
-    CHECK(contains(r.xml, "<qemu:env name='PULSE_SERVER' value='unix:/run/sockhook/"));
-    CHECK_FALSE(contains(r.xml, "serverName"));
     // The plugin's purpose is audio: the backend is still PulseAudio.
-    CHECK(contains(r.xml, "<audio id='1' type='pulseaudio'/>"));
+    check_holds(r.xml,
+                {"<qemu:env name='PULSE_SERVER' value='unix:/run/sockhook/",
+                 "<audio id='1' type='pulseaudio'/>"},
+                {"serverName"});
     CHECK(plan_for(r.xml, {&f.plugin}).sockets[0].warnings.empty());
   }
   SUBCASE("PulseAudio from libvirt 7.2 on") {
@@ -248,23 +256,23 @@ TEST_CASE("The libvirt version decides between the native attribute and qemu:env
   SUBCASE("PipeWire on libvirt 9.0 gets PIPEWIRE_RUNTIME_DIR and no audio backend") {
     Fixture f("pipewire");
     auto xml = libvirt_domain();
-    auto r = f.add(xml);
-    CHECK(contains(
-        r.xml, std::string("<qemu:env name='PIPEWIRE_RUNTIME_DIR' value='/run/sockhook/libvirt-") +
-                   kUuid + "'/>"));
-    CHECK_FALSE(contains(r.xml, "<audio"));
-    CHECK_FALSE(contains(r.xml, "<sound"));
-    CHECK(f.remove(r.xml).xml == xml);
+    const auto added = f.add(xml).xml;
+    check_holds(
+        added,
+        {std::string("<qemu:env name='PIPEWIRE_RUNTIME_DIR' value='/run/sockhook/libvirt-") +
+         kUuid + "'/>"},
+        {"<audio", "<sound"});
+    CHECK(f.remove(added).xml == xml);
   }
   SUBCASE("PipeWire on libvirt 9.10 gets <audio type='pipewire' runtimeDir>") {
     Fixture f("pipewire", 9010000);
     auto xml = libvirt_domain();
     auto r = f.add(xml);
-    CHECK(contains(r.xml,
-                   std::string("<audio id='1' type='pipewire' runtimeDir='/run/sockhook/libvirt-") +
-                       kUuid + "'/>"));
-    CHECK(contains(r.xml, "<sound model='ich9'/>"));
-    CHECK_FALSE(contains(r.xml, "qemu:env"));
+    check_holds(r.xml,
+                {std::string("<audio id='1' type='pipewire' runtimeDir='/run/sockhook/libvirt-") +
+                     kUuid + "'/>",
+                 "<sound model='ich9'/>"},
+                {"qemu:env"});
     check_plans_clean_and_undoes(f, r, xml);
   }
 }
@@ -273,12 +281,10 @@ TEST_CASE("JACK gets an <audio type='jack'> backend and its environment through 
   Fixture f("jack");
   auto xml = libvirt_domain();
   auto r = f.add(xml);
-  CHECK(contains(r.xml, "<sound model='ich9'/>"));
-  CHECK(contains(r.xml, "<audio id='1' type='jack'/>"));
-  CHECK(contains(r.xml, "<qemu:env name='PIPEWIRE_RUNTIME_DIR'"));
-  CHECK(contains(r.xml,
-                 "<qemu:env name='LD_LIBRARY_PATH' "
-                 "value='/usr/lib/x86_64-linux-gnu/pipewire-0.3/jack'/>"));
+  check_holds(r.xml, {"<sound model='ich9'/>", "<audio id='1' type='jack'/>",
+                      "<qemu:env name='PIPEWIRE_RUNTIME_DIR'",
+                      "<qemu:env name='LD_LIBRARY_PATH' "
+                      "value='/usr/lib/x86_64-linux-gnu/pipewire-0.3/jack'/>"});
   CHECK(r.notes.size() >= 2);  // says it added the sound card and the backend
   check_plans_clean_and_undoes(f, r, xml);
 }
@@ -290,41 +296,35 @@ TEST_CASE("Wayland gets QEMU's SDL display and the environment SDL needs on Wayl
     auto xml =
         libvirt_domain("", kSoundNone + "    <video>\n      <model type='vga'/>\n    </video>\n");
     auto r = f.add(xml);
-    CHECK(contains(r.xml, "    <graphics type='sdl'/>\n    <sound model='ich9'>"));
-    CHECK(contains(r.xml, "<qemu:env name='WAYLAND_DISPLAY' value='" + lend + "/wayland-0'/>"));
-    CHECK(contains(r.xml, "<qemu:env name='SDL_VIDEODRIVER' value='wayland'/>"));
-    CHECK(contains(r.xml, "<qemu:env name='SDL_RENDER_DRIVER' value='software'/>"));
-    CHECK(contains(r.xml, "<sockhook:added kind='graphics' graphics-type='sdl'/>"));
+    check_holds(r.xml, {"    <graphics type='sdl'/>\n    <sound model='ich9'>",
+                        "<qemu:env name='WAYLAND_DISPLAY' value='" + lend + "/wayland-0'/>",
+                        "<qemu:env name='SDL_VIDEODRIVER' value='wayland'/>",
+                        "<qemu:env name='SDL_RENDER_DRIVER' value='software'/>",
+                        "<sockhook:added kind='graphics' graphics-type='sdl'/>"});
     CHECK(plan_for(r.xml, {&f.plugin}).sockets[0].warnings.empty());
     CHECK(f.remove(r.xml).xml == xml);
   }
   SUBCASE("an SDL display the domain has already is kept, also at removal") {
     auto xml = libvirt_domain("", "    <graphics type='sdl' display=':0'/>\n");
     auto r = f.add(xml);
-    CHECK(contains(r.xml, "<graphics type='sdl' display=':0'/>"));
-    CHECK_FALSE(contains(r.xml, "kind='graphics'"));
+    check_holds(r.xml, {"<graphics type='sdl' display=':0'/>"}, {"kind='graphics'"});
     auto back = f.remove(r.xml);
     CHECK(back.xml == xml);
   }
   SUBCASE("a VNC display stays next to the new SDL one") {
     auto xml = libvirt_domain("", "    <graphics type='vnc' port='-1'/>\n");
     auto r = f.add(xml);
-    CHECK(contains(r.xml, "<graphics type='vnc' port='-1'/>"));
-    CHECK(contains(r.xml, "<graphics type='sdl'/>"));
+    check_holds(r.xml, {"<graphics type='vnc' port='-1'/>", "<graphics type='sdl'/>"});
     CHECK(f.remove(r.xml).xml == xml);
   }
   SUBCASE("an optional lend: annotate says the display is not optional") {
     f.req.required = false;
     auto r = f.add(libvirt_domain());
-    bool said = false;
-    for (const auto& n : r.notes) said |= contains(n, "does not make the display optional");
-    CHECK(said);
+    CHECK(notes_say(r, "does not make the display optional"));
   }
   SUBCASE("a domain without a video device: annotate says so") {
     auto r = f.add(libvirt_domain());
-    bool said = false;
-    for (const auto& n : r.notes) said |= contains(n, "no video device");
-    CHECK(said);
+    CHECK(notes_say(r, "no video device"));
   }
 }
 
@@ -341,15 +341,13 @@ TEST_CASE("Two sockets come out in either order and leave the original") {
 
   SUBCASE("pulseaudio first") {
     auto one = pulse.remove(both);
-    CHECK(contains(one.xml, "WAYLAND_DISPLAY"));
-    CHECK(contains(one.xml, "<audio id='1' type='none'/>"));
+    check_holds(one.xml, {"WAYLAND_DISPLAY", "<audio id='1' type='none'/>"});
     CHECK(parse_domain_xml(one.xml).sockets.size() == 1);
     CHECK(wayland.remove(one.xml).xml == xml);
   }
   SUBCASE("wayland first") {
     auto one = wayland.remove(both);
-    CHECK_FALSE(contains(one.xml, "WAYLAND_DISPLAY"));
-    CHECK(contains(one.xml, "PULSE_COOKIE"));
+    check_holds(one.xml, {"PULSE_COOKIE"}, {"WAYLAND_DISPLAY"});
     CHECK(pulse.remove(one.xml).xml == xml);
   }
 }
@@ -369,17 +367,14 @@ TEST_CASE("A removal keeps the allowance while another socket lends the same plu
 }
 
 TEST_CASE("A second socket cannot claim what another socket already set") {
-  Fixture a("pulseaudio");
-  Fixture b("pulseaudio");
-  b.req.name = "second";
-  auto xml = a.add(libvirt_domain()).xml;
-  // A second PulseAudio socket would set serverName on the same backend: refused.
-  CHECK_THROWS_AS(b.add(xml), Error);
-  Fixture w("wayland");
-  Fixture w2("wayland");
-  w2.req.name = "wl2";
-  auto two = w.add(libvirt_domain()).xml;
-  CHECK_THROWS_AS(w2.add(two), Error);  // WAYLAND_DISPLAY is claimed
+  // A second PulseAudio socket would set serverName on the same backend; a second Wayland
+  // socket, WAYLAND_DISPLAY: both refused.
+  for (const char* plugin : {"pulseaudio", "wayland"}) {
+    CAPTURE(plugin);
+    Fixture first(plugin), second(plugin);
+    second.req.name = "second";
+    CHECK_THROWS_AS(second.add(first.add(libvirt_domain()).xml), Error);
+  }
 }
 
 TEST_CASE("Removing what is not there changes nothing") {
@@ -449,13 +444,13 @@ TEST_CASE("Every shipped example survives adding and removing every shipped plug
 }
 
 TEST_CASE("libvirt versions parse from text and numbers") {
-  CHECK(parse_libvirt_version("9.0.0") == 9000000UL);
-  CHECK(parse_libvirt_version("9.10") == 9010000UL);
-  CHECK(parse_libvirt_version("7002000") == 7002000UL);
-  CHECK_FALSE(parse_libvirt_version("9.0.0.1"));
-  CHECK_FALSE(parse_libvirt_version("9.x"));
-  CHECK_FALSE(parse_libvirt_version(""));
-  CHECK_FALSE(parse_libvirt_version("9.1000"));
+  for (auto [text, version] : {std::pair{"9.0.0", 9000000UL}, std::pair{"9.10", 9010000UL},
+                               std::pair{"7002000", 7002000UL}}) {
+    CAPTURE(text);
+    CHECK(parse_libvirt_version(text) == version);
+  }
+  check_accepts_only([](const std::string& s) { return parse_libvirt_version(s).has_value(); }, {},
+                     {"9.0.0.1", "9.x", "", "9.1000"});
 }
 
 }  // namespace

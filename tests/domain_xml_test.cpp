@@ -6,6 +6,7 @@
 #include <doctest/doctest.h>
 
 #include "error.hpp"
+#include "fixtures.hpp"
 
 namespace sockhook {
 namespace {
@@ -181,11 +182,7 @@ TEST_CASE("The metadata namespace is matched on its URI, never on its prefix") {
 }
 
 TEST_CASE("Invalid socket attributes make that socket fail with a one-line reason") {
-  struct Case {
-    const char* attrs;
-    const char* message;
-  };
-  const Case cases[] = {
+  const std::pair<const char*, const char*> cases[] = {
       {"plugin='pipewire' owner='alice' method='socat'",
        "method='socat' is not one of auto, bind, proxy, acl, group"},
       {"plugin='pipewire' owner='alice' method=''",
@@ -237,14 +234,14 @@ TEST_CASE("Invalid socket attributes make that socket fail with a one-line reaso
       {"plugin='pipewire' owner='alice' name='a b'",
        "name='a b' may hold only letters, digits, '.', '_' and '-'"},
   };
-  for (const auto& c : cases) {
-    CAPTURE(c.attrs);
-    auto info = parse_domain_xml(with_sockets(std::string("<sockhook:socket ") + c.attrs + "/>"));
+  for (const auto& [attrs, message] : cases) {
+    CAPTURE(attrs);
+    auto info = parse_domain_xml(with_sockets(std::string("<sockhook:socket ") + attrs + "/>"));
     CHECK(info.sockets.empty());
     auto d = only_diagnostic(info);
     CHECK(d.error);
     CHECK(d.required);
-    CHECK(d.message == c.message);
+    CHECK(d.message == message);
     CHECK(info.has_fatal_error());
   }
 }
@@ -258,12 +255,9 @@ TEST_CASE("Every field is bounded: at the bound it is read, one past it is one s
     REQUIRE(info.sockets.size() == 1u);
     CHECK(info.sockets[0].name == at64);
   }
-  struct Case {
-    std::string attrs, message;
-  };
   const std::string huge(4500000, 'a');
   const std::string shown = std::string(64, 'a') + "... (4500000 bytes)";
-  const Case cases[] = {
+  const std::pair<std::string, std::string> cases[] = {
       {"plugin='" + past64 + "' owner='alice'",
        "plugin='" + at64 + "... (65 bytes)' is longer than 64 bytes"},
       {"name='" + past64 + "' plugin='pipewire' owner='alice'",
@@ -274,11 +268,11 @@ TEST_CASE("Every field is bounded: at the bound it is read, one past it is one s
       {"plugin='pipewire' owner='alice' wait='" + huge + "'",
        "wait='" + shown + "' must be a whole number of seconds from 0 to 120"},
   };
-  for (const auto& c : cases) {
-    CAPTURE(c.message);
-    auto info = parse_domain_xml(with_sockets("<sockhook:socket " + c.attrs + "/>"));
+  for (const auto& [attrs, message] : cases) {
+    CAPTURE(message);
+    auto info = parse_domain_xml(with_sockets("<sockhook:socket " + attrs + "/>"));
     CHECK(info.sockets.empty());
-    CHECK(only_diagnostic(info).message == c.message);
+    CHECK(only_diagnostic(info).message == message);
   }
 }
 
@@ -457,11 +451,7 @@ TEST_CASE("More than 32 sockets are a fatal error") {
 }
 
 TEST_CASE("Domain names that could confuse paths or logs are refused") {
-  struct Case {
-    std::string name;
-    std::string message;
-  };
-  const Case cases[] = {
+  const std::pair<std::string, std::string> cases[] = {
       {"..", "the domain name '..' is not allowed"},
       {".", "the domain name '.' is not allowed"},
       {"a/b", "the domain name contains '/'"},
@@ -473,14 +463,14 @@ TEST_CASE("Domain names that could confuse paths or logs are refused") {
       {std::string(4500000, 'n'),
        "the domain name is longer than 251 bytes (4500000); libvirt names are short"},
   };
-  for (const auto& c : cases) {
-    CAPTURE(c.name);
-    auto info = parse_domain_xml(
-        with_sockets("<sockhook:socket plugin='pipewire' owner='alice'/>", c.name));
+  for (const auto& [name, message] : cases) {
+    CAPTURE(name);
+    auto info =
+        parse_domain_xml(with_sockets("<sockhook:socket plugin='pipewire' owner='alice'/>", name));
     auto d = only_diagnostic(info);
     CHECK(d.error);
     CHECK(d.socket.empty());
-    CHECK(d.message == c.message);
+    CHECK(d.message == message);
     CHECK(info.has_fatal_error());
   }
   SUBCASE("a name of exactly 251 bytes is fine") {
@@ -528,12 +518,11 @@ TEST_CASE("The domain UUID is required, validated and lower-cased") {
 }
 
 TEST_CASE("is_valid_uuid accepts only the canonical textual form") {
-  CHECK(is_valid_uuid("3f6c1a52-8d7e-4b1f-9a0c-2e5d7f8a9b01"));
-  CHECK(is_valid_uuid("3F6C1A52-8D7E-4B1F-9A0C-2E5D7F8A9B01"));
-  CHECK_FALSE(is_valid_uuid(""));
-  CHECK_FALSE(is_valid_uuid("3f6c1a52-8d7e-4b1f-9a0c-2e5d7f8a9b011"));
-  CHECK_FALSE(is_valid_uuid("3f6c1a52-8d7e-4b1f-9a0c2-e5d7f8a9b01"));
-  CHECK_FALSE(is_valid_uuid("{3f6c1a52-8d7e-4b1f-9a0c-2e5d7f8a9b}"));
+  check_accepts_only(
+      [](const std::string& s) { return is_valid_uuid(s); },
+      {"3f6c1a52-8d7e-4b1f-9a0c-2e5d7f8a9b01", "3F6C1A52-8D7E-4B1F-9A0C-2E5D7F8A9B01"},
+      {"", "3f6c1a52-8d7e-4b1f-9a0c-2e5d7f8a9b011", "3f6c1a52-8d7e-4b1f-9a0c2-e5d7f8a9b01",
+       "{3f6c1a52-8d7e-4b1f-9a0c-2e5d7f8a9b}"});
 }
 
 TEST_CASE("Input that is not a domain is an Error") {

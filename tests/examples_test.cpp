@@ -10,7 +10,7 @@
 #include <doctest/doctest.h>
 
 #include "domain_xml.hpp"
-#include "plan.hpp"
+#include "fixtures.hpp"
 #include "plugin.hpp"
 #include "policy.hpp"
 #include "test_files.hpp"
@@ -80,13 +80,10 @@ TEST_CASE("Every example domain parses cleanly and plans without errors") {
          {std::optional<bool>{}, std::optional<bool>{true}, std::optional<bool>{false}}) {
       CAPTURE(exists.has_value() ? (*exists ? "exists" : "missing") : "unknown");
       PlanInputs in;
-      in.domain = &domain;
-      in.plugins = &plugins;
-      in.policy = &policy;
-      in.qemu = QemuIdentity{64055, 64055, "libvirt-qemu", "libvirt-qemu", "default"};
+      in.qemu = default_qemu();
       in.owners = {{"alice", alice}, {"1000", alice}};
       for (const auto& s : domain.sockets) in.sources[s.name] = SourceFacts{exists, {}, {}, {}};
-      auto plan = make_plan(in);
+      auto plan = plan_with(in, domain, plugins, policy);
       CHECK(plan.errors.empty());
       CHECK(plan.warnings.empty());
       CHECK(plan.sockets.size() == domain.sockets.size());

@@ -9,10 +9,9 @@
 #include <nlohmann/json.hpp>
 
 #include "error.hpp"
-#include "plan.hpp"
+#include "fixtures.hpp"
 #include "policy.hpp"
 #include "qemu_identity.hpp"
-#include "repo_plugins.hpp"
 #include "test_files.hpp"
 
 namespace sockhook {
@@ -23,10 +22,6 @@ const std::string kUuid = "5b7d9f1a-3c5e-4a6b-8d0f-2a4c6e8a0b1c";
 QemuIdentity configured() { return {64055, 64055, "libvirt-qemu", "libvirt-qemu", "qemu.conf"}; }
 QemuIdentity label(uid_t uid, gid_t gid, const std::string& user, bool is_static = true) {
   return {uid, gid, user, user, is_static ? "static seclabel" : "DAC label"};
-}
-
-bool contains(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
 }
 
 TEST_CASE("decide_qemu_identity: configured, allowed by the policy, or refused") {
@@ -129,41 +124,27 @@ TEST_CASE("An owner named like the qemu key is recorded by uid") {
 }
 
 TEST_CASE("A malformed qemu identity in the policy is an Error") {
-  for (const char* bad : {"bob", "bob:", ":bob", "bob:bob:bob", "b ob:x", "+x:1", "+:1"}) {
-    CAPTURE(bad);
-    CHECK_FALSE(is_valid_qemu_identity(bad));
-  }
-  for (const char* good : {"bob:bob", "+1001:+1001", "1001:kvm", "libvirt-qemu:kvm"}) {
-    CAPTURE(good);
-    CHECK(is_valid_qemu_identity(good));
-  }
+  check_accepts_only([](const std::string& s) { return is_valid_qemu_identity(s); },
+                     {"bob:bob", "+1001:+1001", "1001:kvm", "libvirt-qemu:kvm"},
+                     {"bob", "bob:", ":bob", "bob:bob:bob", "b ob:x", "+x:1", "+:1"});
   CHECK_THROWS_AS(Policy::parse("[" + kUuid + "]\nqemu = bob\n"), Error);
 }
 
-PluginSet repo_plugins() { return repo_plugin_set(); }
-
-struct Fixture {
-  DomainInfo domain;
-  PluginSet plugins = repo_plugins();
-  Policy policy;
-  PlanInputs in;
-
-  explicit Fixture(const std::string& sockets) {
-    domain = parse_domain_xml("<domain><name>vm1</name><uuid>" + kUuid +
-                              "</uuid><metadata><s:sockets xmlns:s='urn:sockhook:domain:1'>" +
-                              sockets + "</s:sockets></metadata></domain>");
+/// A domain whose sockets no policy allows yet, QEMU as configured, alice as the owner.
+struct Fixture : PlanFixture {
+  explicit Fixture(const std::string& sockets) : PlanFixture(sockets, "", kUuid) {
     in.qemu = configured();
     in.configured_qemu = configured();
     in.owners = {{"alice", User{1000, 1000, "alice", "/home/alice"}}};
     in.uids = UidRange{1000, 60000};
   }
-  Plan plan() {
-    in.domain = &domain;
-    in.plugins = &plugins;
-    in.policy = &policy;
-    return make_plan(in);
-  }
 };
+
+/// Checks how many sockets `plan` lends now and how many wait for a grant.
+void check_lent_and_blocked(const Plan& plan, std::size_t lent, std::size_t blocked) {
+  REQUIRE(plan.sockets.size() == lent);
+  REQUIRE(plan.blocked.size() == blocked);
+}
 
 TEST_CASE("plan of an unallowed domain shows what the grant would bring, blocked") {
   Fixture f("<s:socket plugin='pulseaudio' owner='alice' method='bind'/>");
@@ -172,10 +153,8 @@ TEST_CASE("plan of an unallowed domain shows what the grant would bring, blocked
       "sockhook policy allow --domain " + kUuid + " --owner alice --plugin pulseaudio";
   // The hook's view: nothing to execute, and the start fails as before.
   CHECK(plan.failed());
-  CHECK(plan.sockets.empty());
-  CHECK(plan.domain_steps.empty());
-  REQUIRE(plan.errors.size() == 1);
-  CHECK(plan.errors[0].text() ==
+  check_executes_nothing(plan);
+  CHECK(only_text(plan.errors) ==
         "pulseaudio: the policy does not allow alice to lend 'pulseaudio' to this domain "
         "(hint: " +
             grant + ")");
@@ -213,8 +192,7 @@ TEST_CASE("plan of an unallowed domain shows what the grant would bring, blocked
     f.policy.allow(kUuid, "alice", "*");
     auto allowed = f.plan();
     CHECK_FALSE(allowed.failed());
-    CHECK(allowed.blocked.empty());
-    REQUIRE(allowed.sockets.size() == 1);
+    check_lent_and_blocked(allowed, 1, 0);
     CHECK(allowed.sockets[0].steps.size() == b.steps.size());
     auto aj = plan_to_json(allowed);
     CHECK(aj["sockets"][0]["blocked"] == false);
@@ -225,10 +203,8 @@ TEST_CASE("plan of an unallowed domain shows what the grant would bring, blocked
     Fixture g("<s:socket plugin='pipewire' owner='alice' required='no'/>");
     auto p = g.plan();
     CHECK_FALSE(p.failed());
-    CHECK(p.sockets.empty());
-    CHECK(p.blocked.size() == 1);
-    REQUIRE(p.warnings.size() == 1);
-    CHECK(contains(p.warnings[0].text(), "(optional socket skipped)"));
+    check_lent_and_blocked(p, 0, 1);
+    CHECK(contains(only_text(p.warnings), "(optional socket skipped)"));
   }
 }
 
@@ -240,8 +216,7 @@ TEST_CASE("A DAC label naming another identity blocks every socket until the pol
   f.in.qemu = label(1001, 1001, "bob");
   auto plan = f.plan();
   CHECK(plan.qemu_decision.verdict == IdentityVerdict::kRefused);
-  CHECK(plan.sockets.empty());
-  CHECK(plan.blocked.size() == 2);
+  check_lent_and_blocked(plan, 0, 2);
   REQUIRE(plan.errors.size() == 2);
   const std::string fix = "sockhook policy allow --domain " + kUuid + " --qemu bob:bob";
   CHECK(plan.errors[0].socket == "pipewire");

@@ -10,7 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "error.hpp"
-#include "repo_plugins.hpp"
+#include "fixtures.hpp"
 #include "test_files.hpp"
 
 namespace sockhook {
@@ -23,24 +23,13 @@ const std::string kLend = "/run/sockhook/libvirt-" + kUuid;
 constexpr uid_t kQemuUid = 64055;
 constexpr gid_t kQemuGid = 64055;
 
-PluginSet repo_plugins() { return repo_plugin_set(); }
-
 /// Hand-built planning inputs: fake users, the repo's plugins, a policy allowing alice.
-struct Fixture {
-  DomainInfo domain;
-  PluginSet plugins = repo_plugins();
-  Policy policy;
-  PlanInputs in;
-
+struct Fixture : PlanFixture {
   explicit Fixture(const std::string& sockets, const std::string& extra = "",
-                   const std::string& uuid = kUuid) {
-    domain = parse_domain_xml(
-        "<domain xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'><name>vm1</name>" +
-        (uuid.empty() ? std::string() : "<uuid>" + uuid + "</uuid>") +
-        "<metadata><s:sockets xmlns:s='urn:sockhook:domain:1'>" + sockets +
-        "</s:sockets></metadata>" + extra + "</domain>");
+                   const std::string& uuid = kUuid)
+      : PlanFixture(sockets, extra, uuid) {
     policy.allow(kUuid, "alice", "*");
-    in.qemu = QemuIdentity{kQemuUid, kQemuGid, "libvirt-qemu", "libvirt-qemu", "default"};
+    in.qemu = default_qemu();
     User alice{1000, 1000, "alice", "/home/alice"};
     in.owners = {{"alice", alice},
                  {"1000", alice},
@@ -51,31 +40,53 @@ struct Fixture {
                  {"ghost", std::nullopt}};
     in.uids = UidRange{1000, 60000};
   }
-  Fixture(const Fixture&) = delete;
 
-  Plan plan() {
-    in.domain = &domain;
-    in.plugins = &plugins;
-    in.policy = &policy;
-    return make_plan(in);
+  /// Replaces the policy with one that allows `owner` to lend only `plugin`.
+  void allow_only(const std::string& owner, const std::string& plugin) {
+    policy = Policy{};
+    policy.allow(kUuid, owner, plugin);
   }
 };
 
-const SocketPlan& only_socket(const Plan& plan) {
-  REQUIRE(plan.sockets.size() == 1);
-  return plan.sockets[0];
+/// The plan of a domain with these sockets (and `extra`, `uuid`), with nothing else changed.
+Plan plan_of(const std::string& sockets, const std::string& extra = "",
+             const std::string& uuid = kUuid) {
+  return Fixture(sockets, extra, uuid).plan();
 }
 
-/// The only socket of a plan without errors whose first step makes the lend directory.
-const SocketPlan& socket_after_lend_dir(const Plan& plan) {
+/// The only socket of a plan without errors, whose one domain step makes the lend directory
+/// or, unless `lend_dir`, which has no domain step at all.
+const SocketPlan& clean_socket(const Plan& plan, bool lend_dir = true) {
   CHECK(plan.errors.empty());
-  REQUIRE(plan.domain_steps.size() == 1);
-  CHECK(std::holds_alternative<MakeLendDir>(plan.domain_steps[0]));
+  REQUIRE(plan.domain_steps.size() == (lend_dir ? 1u : 0u));
+  if (lend_dir) CHECK(std::holds_alternative<MakeLendDir>(plan.domain_steps[0]));
   return only_socket(plan);
 }
 
-bool contains(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
+/// Step `index` of the socket `s`, which must be a `T`.
+template <class T>
+const T& step_as(const SocketPlan& s, std::size_t index) {
+  const auto* step = std::get_if<T>(&s.steps.at(index));
+  REQUIRE(step != nullptr);
+  return *step;
+}
+
+/// Checks that step `index` of `s` grants QEMU's uid `perms` on `path`, a directory or not.
+void check_grant(const SocketPlan& s, std::size_t index, const std::string& path,
+                 const std::string& perms, bool directory) {
+  const auto& acl = step_as<GrantAcl>(s, index);
+  CHECK(acl.path == path);
+  CHECK(acl.perms == perms);
+  CHECK(acl.directory == directory);
+  CHECK(acl.uid == kQemuUid);
+}
+
+/// Checks that the JSON object `got` has each member of `want`, with the same value.
+void check_members(const nlohmann::json& got, const nlohmann::json& want) {
+  for (const auto& member : want.items()) {
+    CAPTURE(member.key());
+    CHECK(got.at(member.key()) == member.value());
+  }
 }
 
 int count_containing(const std::vector<std::string>& lines, const std::string& needle) {
@@ -89,20 +100,16 @@ std::string qemu_env(const std::string& name, const std::string& value) {
 }
 
 TEST_CASE("A bind lend of pulseaudio plans the exact steps, paths and environment") {
-  Fixture f("<s:socket plugin='pulseaudio' owner='alice' method='bind'/>");
-  auto plan = f.plan();
-  CHECK(plan.errors.empty());
+  auto plan = plan_of("<s:socket plugin='pulseaudio' owner='alice' method='bind'/>");
+  const auto& s = clean_socket(plan);
   CHECK(plan.warnings.empty());
   CHECK(plan.domain == "vm1");
   CHECK(plan.uuid == kUuid);
   CHECK(plan.lend_dir == kLend);
-  REQUIRE(plan.domain_steps.size() == 1);
-  auto* dir = std::get_if<MakeLendDir>(&plan.domain_steps[0]);
-  REQUIRE(dir != nullptr);
-  CHECK(dir->path == kLend);
-  CHECK(dir->qemu_uid == kQemuUid);
+  const auto& dir = std::get<MakeLendDir>(plan.domain_steps[0]);
+  CHECK(dir.path == kLend);
+  CHECK(dir.qemu_uid == kQemuUid);
 
-  const auto& s = only_socket(plan);
   CHECK(s.method == Method::kBind);
   CHECK(s.method_note.empty());
   CHECK(s.owner.uid == 1000);
@@ -110,48 +117,38 @@ TEST_CASE("A bind lend of pulseaudio plans the exact steps, paths and environmen
   CHECK(s.target == kLend + "/pulse-native");
   CHECK(s.plugin_file.ends_with("/plugins/pulseaudio.xml"));
   REQUIRE(s.steps.size() == 6);
-  auto* conf = std::get_if<CopyFile>(&s.steps[5]);
-  REQUIRE(conf != nullptr);
-  CHECK(conf->base.empty());
-  CHECK(conf->relative.empty());
-  CHECK(conf->target == kLend + "/pulse-client.conf");
-  CHECK(conf->content == std::optional<std::string>("enable-shm = no\n"));
-  CHECK(conf->qemu_uid == kQemuUid);
+  const auto& conf = step_as<CopyFile>(s, 5);
+  CHECK(conf.base.empty());
+  CHECK(conf.relative.empty());
+  CHECK(conf.target == kLend + "/pulse-client.conf");
+  CHECK(conf.content == std::optional<std::string>("enable-shm = no\n"));
+  CHECK(conf.qemu_uid == kQemuUid);
 
-  auto* verify = std::get_if<VerifySource>(&s.steps[0]);
-  REQUIRE(verify != nullptr);
-  CHECK(verify->runtime_dir == "/run/user/1000");
-  CHECK(verify->relative == "pulse/native");
-  CHECK(verify->owner == 1000);
-  CHECK(verify->wait_seconds == kDefaultWaitSeconds);
+  const auto& verify = step_as<VerifySource>(s, 0);
+  CHECK(verify.runtime_dir == "/run/user/1000");
+  CHECK(verify.relative == "pulse/native");
+  CHECK(verify.owner == 1000);
+  CHECK(verify.wait_seconds == kDefaultWaitSeconds);
 
-  auto* create = std::get_if<CreateTarget>(&s.steps[1]);
-  REQUIRE(create != nullptr);
-  CHECK(create->path == kLend + "/pulse-native");
+  const auto& create = step_as<CreateTarget>(s, 1);
+  CHECK(create.path == kLend + "/pulse-native");
 
-  auto* bind = std::get_if<BindMount>(&s.steps[2]);
-  REQUIRE(bind != nullptr);
-  CHECK(bind->source == "/run/user/1000/pulse/native");
-  CHECK(bind->target == kLend + "/pulse-native");
+  const auto& bind = step_as<BindMount>(s, 2);
+  CHECK(bind.source == "/run/user/1000/pulse/native");
+  CHECK(bind.target == kLend + "/pulse-native");
 
-  auto* acl = std::get_if<GrantAcl>(&s.steps[3]);
-  REQUIRE(acl != nullptr);
-  CHECK(acl->path == "/run/user/1000/pulse/native");
-  CHECK(acl->uid == kQemuUid);
-  CHECK(acl->perms == "rw");
-  CHECK(acl->only_if_denied);
-  CHECK_FALSE(acl->directory);
+  check_grant(s, 3, "/run/user/1000/pulse/native", "rw", false);
+  CHECK(std::get<GrantAcl>(s.steps[3]).only_if_denied);
 
-  auto* copy = std::get_if<CopyFile>(&s.steps[4]);
-  REQUIRE(copy != nullptr);
-  CHECK(copy->base == "/home/alice");
-  CHECK(copy->relative == ".config/pulse/cookie");
-  CHECK(copy->source() == "/home/alice/.config/pulse/cookie");
-  CHECK(copy->target == kLend + "/pulse-cookie");
-  CHECK(copy->owner == 1000);
-  CHECK(copy->qemu_uid == kQemuUid);
-  CHECK(copy->max_bytes == kMaxCompanionBytes);
-  CHECK(copy->optional);
+  const auto& copy = step_as<CopyFile>(s, 4);
+  CHECK(copy.base == "/home/alice");
+  CHECK(copy.relative == ".config/pulse/cookie");
+  CHECK(copy.source() == "/home/alice/.config/pulse/cookie");
+  CHECK(copy.target == kLend + "/pulse-cookie");
+  CHECK(copy.owner == 1000);
+  CHECK(copy.qemu_uid == kQemuUid);
+  CHECK(copy.max_bytes == kMaxCompanionBytes);
+  CHECK(copy.optional);
 
   REQUIRE(s.env.size() == 3);
   CHECK(s.env[0].name == "PULSE_SERVER");
@@ -170,8 +167,7 @@ TEST_CASE("A bind lend of pulseaudio plans the exact steps, paths and environmen
 }
 
 TEST_CASE("wait= and a numeric owner reach the plan") {
-  Fixture f("<s:socket plugin='wayland' owner='1000' method='bind' wait='12'/>");
-  auto plan = f.plan();
+  auto plan = plan_of("<s:socket plugin='wayland' owner='1000' method='bind' wait='12'/>");
   CHECK(plan.errors.empty());
   const auto& s = only_socket(plan);
   CHECK(s.owner.name == "alice");
@@ -183,19 +179,17 @@ TEST_CASE("wait= and a numeric owner reach the plan") {
 }
 
 TEST_CASE("A proxy lend plans one StartProxy step") {
-  Fixture f("<s:socket plugin='wayland' owner='alice' method='proxy'/>");
-  auto plan = f.plan();
-  const auto& s = socket_after_lend_dir(plan);
+  auto plan = plan_of("<s:socket plugin='wayland' owner='alice' method='proxy'/>");
+  const auto& s = clean_socket(plan);
   CHECK(s.method == Method::kProxy);
   REQUIRE(s.steps.size() == 1);
-  auto* proxy = std::get_if<StartProxy>(&s.steps[0]);
-  REQUIRE(proxy != nullptr);
-  CHECK(proxy->listen_path == kLend + "/wayland-0");
-  CHECK(proxy->source == "/run/user/1000/wayland-0");
-  CHECK(proxy->owner == 1000);
-  CHECK(proxy->owner_gid == 1000);
-  CHECK(proxy->qemu_uid == kQemuUid);
-  CHECK(proxy->qemu_gid == kQemuGid);
+  const auto& proxy = step_as<StartProxy>(s, 0);
+  CHECK(proxy.listen_path == kLend + "/wayland-0");
+  CHECK(proxy.source == "/run/user/1000/wayland-0");
+  CHECK(proxy.owner == 1000);
+  CHECK(proxy.owner_gid == 1000);
+  CHECK(proxy.qemu_uid == kQemuUid);
+  CHECK(proxy.qemu_gid == kQemuGid);
   CHECK(s.target == kLend + "/wayland-0");
 }
 
@@ -209,25 +203,15 @@ TEST_CASE("An acl lend grants traversal on each directory, then rw on the socket
       {}};
   auto plan = f.plan();
   // QEMU uses the real path; the lend directory holds only the companion files.
-  const auto& s = socket_after_lend_dir(plan);
+  const auto& s = clean_socket(plan);
   CHECK(s.method == Method::kAcl);
   CHECK(s.source == "/run/user/1000/pulse/native");
   CHECK(s.target == "/run/user/1000/pulse/native");
   REQUIRE(s.steps.size() == 6);
   CHECK(std::holds_alternative<VerifySource>(s.steps[0]));
-  auto dir1 = std::get<GrantAcl>(s.steps[1]);
-  CHECK(dir1.path == "/run/user/1000");
-  CHECK(dir1.perms == "x");
-  CHECK(dir1.directory);
-  CHECK(dir1.uid == kQemuUid);
-  auto dir2 = std::get<GrantAcl>(s.steps[2]);
-  CHECK(dir2.path == "/run/user/1000/pulse");
-  CHECK(dir2.perms == "x");
-  CHECK(dir2.directory);
-  auto sock = std::get<GrantAcl>(s.steps[3]);
-  CHECK(sock.path == "/run/user/1000/pulse/native");
-  CHECK(sock.perms == "rw");
-  CHECK_FALSE(sock.directory);
+  check_grant(s, 1, "/run/user/1000", "x", true);
+  check_grant(s, 2, "/run/user/1000/pulse", "x", true);
+  check_grant(s, 3, "/run/user/1000/pulse/native", "rw", false);
   CHECK(s.exposes == std::vector<std::string>{"/run/user/1000/bus", "/run/user/1000/pulse",
                                               "/run/user/1000/pulse/pid"});
   // The cookie and client.conf still go to the domain's lend directory ({files_dir}).
@@ -246,8 +230,7 @@ TEST_CASE("An acl lend grants traversal on each directory, then rw on the socket
 }
 
 TEST_CASE("An acl lend without source facts says it could not list") {
-  Fixture f("<s:socket plugin='pipewire' owner='alice' method='acl'/>");
-  auto plan = f.plan();
+  auto plan = plan_of("<s:socket plugin='pipewire' owner='alice' method='acl'/>");
   const auto& s = only_socket(plan);
   REQUIRE(s.steps.size() == 3);
   CHECK(std::get<GrantAcl>(s.steps[1]).path == "/run/user/1000");
@@ -256,18 +239,14 @@ TEST_CASE("An acl lend without source facts says it could not list") {
 }
 
 TEST_CASE("A group lend changes the socket's group to QEMU's") {
-  Fixture f("<s:socket plugin='pipewire' owner='alice' method='group'/>");
-  auto plan = f.plan();
-  CHECK(plan.errors.empty());
-  CHECK(plan.domain_steps.empty());
-  const auto& s = only_socket(plan);
+  auto plan = plan_of("<s:socket plugin='pipewire' owner='alice' method='group'/>");
+  const auto& s = clean_socket(plan, false);
   REQUIRE(s.steps.size() == 3);
   CHECK(std::holds_alternative<VerifySource>(s.steps[0]));
   CHECK(std::get<GrantAcl>(s.steps[1]).path == "/run/user/1000");
-  auto* chgrp = std::get_if<ChangeGroup>(&s.steps[2]);
-  REQUIRE(chgrp != nullptr);
-  CHECK(chgrp->path == "/run/user/1000/pipewire-0");
-  CHECK(chgrp->gid == kQemuGid);
+  const auto& chgrp = step_as<ChangeGroup>(s, 2);
+  CHECK(chgrp.path == "/run/user/1000/pipewire-0");
+  CHECK(chgrp.gid == kQemuGid);
   CHECK(s.env.at(0).value == "/run/user/1000");
   CHECK(count_containing(texts(s.warnings),
                          "method group points QEMU at the original path "
@@ -344,8 +323,7 @@ TEST_CASE("auto chooses bind or proxy from what is known about the source") {
 TEST_CASE("The environment QEMU needs is checked against the domain XML") {
   const std::string pw = "<s:socket plugin='pipewire' owner='alice' method='bind'/>";
   SUBCASE("provided by qemu:env") {
-    Fixture f(pw, qemu_env("PIPEWIRE_RUNTIME_DIR", kLend));
-    auto plan = f.plan();
+    auto plan = plan_of(pw, qemu_env("PIPEWIRE_RUNTIME_DIR", kLend));
     const auto& s = only_socket(plan);
     REQUIRE(s.env.size() == 1);
     CHECK(s.env[0].provided);
@@ -354,44 +332,37 @@ TEST_CASE("The environment QEMU needs is checked against the domain XML") {
     CHECK(contains(format_plan(plan), "(provided by qemu:env)"));
   }
   SUBCASE("provided by a native <audio> attribute") {
-    Fixture f("<s:socket plugin='pulseaudio' owner='alice' method='bind'/>",
-              "<devices><audio id='1' type='pulseaudio' serverName='unix:" + kLend +
-                  "/pulse-native'/></devices>" + qemu_env("PULSE_COOKIE", kLend + "/pulse-cookie") +
-                  qemu_env("PULSE_CLIENTCONFIG", kLend + "/pulse-client.conf"));
-    auto plan = f.plan();
+    auto plan = plan_of("<s:socket plugin='pulseaudio' owner='alice' method='bind'/>",
+                        "<devices><audio id='1' type='pulseaudio' serverName='unix:" + kLend +
+                            "/pulse-native'/></devices>" +
+                            qemu_env("PULSE_COOKIE", kLend + "/pulse-cookie") +
+                            qemu_env("PULSE_CLIENTCONFIG", kLend + "/pulse-client.conf"));
     const auto& s = only_socket(plan);
     REQUIRE(s.env.size() == 3);
-    CHECK(s.env[0].provided);
+    for (const auto& e : s.env) CHECK_MESSAGE(e.provided, e.name);
     CHECK(s.env[0].provided_by == "<audio type='pulseaudio' serverName=...>");
-    CHECK(s.env[1].provided);
-    CHECK(s.env[2].provided);
     CHECK(s.warnings.empty());
   }
   SUBCASE("a native attribute of another audio type does not count") {
-    Fixture f("<s:socket plugin='pulseaudio' owner='alice' method='bind'/>",
-              "<devices><audio id='1' type='jack' serverName='unix:" + kLend +
-                  "/pulse-native'/></devices>");
-    auto plan = f.plan();
+    auto plan = plan_of("<s:socket plugin='pulseaudio' owner='alice' method='bind'/>",
+                        "<devices><audio id='1' type='jack' serverName='unix:" + kLend +
+                            "/pulse-native'/></devices>");
     CHECK_FALSE(only_socket(plan).env.at(0).provided);
   }
   SUBCASE("missing") {
-    Fixture f(pw);
-    auto plan = f.plan();
+    auto plan = plan_of(pw);
     const auto& s = only_socket(plan);
     CHECK_FALSE(s.env.at(0).provided);
-    REQUIRE(s.warnings.size() == 1);
-    CHECK(s.warnings[0].text() ==
+    CHECK(only_text(s.warnings) ==
           "the domain XML does not give QEMU PIPEWIRE_RUNTIME_DIR=" + kLend +
               " (hint: sockhook annotate vm1 --plugin pipewire --owner alice)");
     CHECK(contains(format_plan(plan), "(MISSING from the domain XML)"));
   }
   SUBCASE("set to another value: exactly one warning") {
-    Fixture f(pw, qemu_env("PIPEWIRE_RUNTIME_DIR", "/run/user/1000"));
-    auto plan = f.plan();
+    auto plan = plan_of(pw, qemu_env("PIPEWIRE_RUNTIME_DIR", "/run/user/1000"));
     const auto& s = only_socket(plan);
     CHECK_FALSE(s.env.at(0).provided);
-    REQUIRE(s.warnings.size() == 1);
-    CHECK(s.warnings[0].text() ==
+    CHECK(only_text(s.warnings) ==
           "the domain sets PIPEWIRE_RUNTIME_DIR=/run/user/1000 but this lend "
           "needs PIPEWIRE_RUNTIME_DIR=" +
               kLend);
@@ -400,12 +371,10 @@ TEST_CASE("The environment QEMU needs is checked against the domain XML") {
 
 TEST_CASE("Socket-level problems fail the plan with one line naming the socket") {
   SUBCASE("an unknown plugin") {
-    Fixture f("<s:socket plugin='nope' owner='alice'/>");
-    auto plan = f.plan();
+    auto plan = plan_of("<s:socket plugin='nope' owner='alice'/>");
     CHECK(texts(plan.errors) ==
           std::vector<std::string>{"nope: no plugin named 'nope' is installed"});
-    CHECK(plan.sockets.empty());
-    CHECK(plan.domain_steps.empty());
+    check_executes_nothing(plan);
     CHECK(plan.failed());
   }
   SUBCASE("a refused plugin gives the refusal's reason") {
@@ -419,13 +388,11 @@ TEST_CASE("Socket-level problems fail the plan with one line naming the socket")
                                    "refused: it is writable by others"});
   }
   SUBCASE("an unknown owner") {
-    Fixture f("<s:socket plugin='pipewire' owner='ghost'/>");
-    CHECK(texts(f.plan().errors) ==
+    CHECK(texts(plan_of("<s:socket plugin='pipewire' owner='ghost'/>").errors) ==
           std::vector<std::string>{"pipewire: owner 'ghost' is not a user on this host"});
   }
   SUBCASE("an owner missing from the gathered map counts as unknown") {
-    Fixture f("<s:socket plugin='pipewire' owner='bob'/>");
-    CHECK(texts(f.plan().errors) ==
+    CHECK(texts(plan_of("<s:socket plugin='pipewire' owner='bob'/>").errors) ==
           std::vector<std::string>{"pipewire: owner 'bob' is not a user on this host"});
   }
   SUBCASE("root, by name or by uid") {
@@ -451,8 +418,7 @@ TEST_CASE("Socket-level problems fail the plan with one line naming the socket")
   }
   SUBCASE("the policy does not allow it") {
     Fixture f("<s:socket plugin='pipewire' owner='alice'/>");
-    f.policy = Policy{};
-    f.policy.allow(kUuid, "alice", "wayland");
+    f.allow_only("alice", "wayland");
     auto plan = f.plan();
     CHECK(texts(plan.errors) ==
           std::vector<std::string>{
@@ -463,28 +429,24 @@ TEST_CASE("Socket-level problems fail the plan with one line naming the socket")
   }
   SUBCASE("the policy allows by uid") {
     Fixture f("<s:socket plugin='pipewire' owner='alice'/>");
-    f.policy = Policy{};
-    f.policy.allow(kUuid, "1000", "pipewire");
+    f.allow_only("1000", "pipewire");
     CHECK(f.plan().errors.empty());
   }
   SUBCASE("two sockets on one target") {
-    Fixture f(
+    auto plan = plan_of(
         "<s:socket plugin='pipewire' owner='alice' method='bind'/>"
         "<s:socket plugin='jack' owner='alice' method='bind'/>");
-    auto plan = f.plan();
     CHECK(texts(plan.errors) ==
           std::vector<std::string>{"jack: its target " + kLend +
                                    "/pipewire-0 is already used by socket 'pipewire'"});
     CHECK(plan.sockets.size() == 1);
   }
   SUBCASE("two acl lends of the same socket") {
-    Fixture f(
+    auto plan = plan_of(
         "<s:socket plugin='pipewire' owner='alice' method='acl'/>"
         "<s:socket plugin='jack' owner='alice' method='group'/>");
-    auto plan = f.plan();
-    REQUIRE(plan.errors.size() == 1);
-    CHECK(plan.errors[0].text().starts_with(
-        "jack: its target /run/user/1000/pipewire-0 is already used"));
+    CHECK(only_text(plan.errors)
+              .starts_with("jack: its target /run/user/1000/pipewire-0 is already used"));
   }
   SUBCASE("acl with an absolute admin socket path") {
     Fixture f("<s:socket plugin='abs' owner='alice' method='acl'/>");
@@ -496,10 +458,10 @@ TEST_CASE("Socket-level problems fail the plan with one line naming the socket")
               "abs: methods acl and group need a socket in the runtime directory"});
   }
   SUBCASE("every failing socket is reported, not just the first") {
-    Fixture f(
-        "<s:socket plugin='nope' owner='alice'/><s:socket plugin='pipewire' owner='root'/>"
-        "<s:socket plugin='wayland' owner='ghost'/>");
-    CHECK(f.plan().errors.size() == 3);
+    CHECK(
+        plan_of("<s:socket plugin='nope' owner='alice'/><s:socket plugin='pipewire' owner='root'/>"
+                "<s:socket plugin='wayland' owner='ghost'/>")
+            .errors.size() == 3);
   }
 }
 
@@ -537,8 +499,7 @@ TEST_CASE("Failures of optional sockets become warnings") {
 }
 
 TEST_CASE("Metadata warnings are carried into the plan") {
-  Fixture f("<s:socket plugin='pipewire' owner='alice' colour='red'/>");
-  auto plan = f.plan();
+  auto plan = plan_of("<s:socket plugin='pipewire' owner='alice' colour='red'/>");
   CHECK(plan.errors.empty());
   CHECK(texts(plan.warnings) ==
         std::vector<std::string>{"pipewire: ignoring unknown attribute 'colour'"});
@@ -546,36 +507,30 @@ TEST_CASE("Metadata warnings are carried into the plan") {
 
 TEST_CASE("Domain-level errors stop planning before any socket") {
   SUBCASE("no UUID") {
-    Fixture f("<s:socket plugin='pipewire' owner='alice'/>", "", "");
-    auto plan = f.plan();
+    auto plan = plan_of("<s:socket plugin='pipewire' owner='alice'/>", "", "");
     CHECK(texts(plan.errors) ==
           std::vector<std::string>{"the domain has no <uuid>; lends are keyed by UUID"});
-    CHECK(plan.sockets.empty());
-    CHECK(plan.domain_steps.empty());
+    check_executes_nothing(plan);
     CHECK(plan.lend_dir.empty());
   }
   SUBCASE("a socket error plus a domain error") {
-    Fixture f("<s:socket plugin='pipewire' owner='alice' method='x'/>", "", "not-a-uuid");
-    auto plan = f.plan();
+    auto plan = plan_of("<s:socket plugin='pipewire' owner='alice' method='x'/>", "", "not-a-uuid");
     CHECK(plan.errors.size() == 2);
     CHECK(plan.sockets.empty());
   }
 }
 
 TEST_CASE("A domain with metadata but no sockets plans nothing") {
-  Fixture f("");
-  auto plan = f.plan();
+  auto plan = plan_of("");
   CHECK_FALSE(plan.failed());
-  CHECK(plan.sockets.empty());
-  CHECK(plan.domain_steps.empty());
+  check_executes_nothing(plan);
   CHECK(contains(format_plan(plan), "nothing to lend"));
 }
 
 TEST_CASE("format_plan and plan_to_json show the concrete paths") {
-  Fixture f(
+  auto plan = plan_of(
       "<s:socket plugin='pulseaudio' owner='alice' method='bind'/>"
       "<s:socket plugin='wayland' owner='alice' method='proxy' required='no'/>");
-  auto plan = f.plan();
   REQUIRE(plan.errors.empty());
   auto text = format_plan(plan);
   CHECK(contains(text, "domain vm1 (uuid " + kUuid + ")\n"));
@@ -597,42 +552,37 @@ TEST_CASE("format_plan and plan_to_json show the concrete paths") {
   CHECK(contains(text, "  warning: the domain XML does not give QEMU WAYLAND_DISPLAY="));
 
   auto j = plan_to_json(plan);
-  CHECK(j["domain"] == "vm1");
-  CHECK(j["uuid"] == kUuid);
-  CHECK(j["lend_dir"] == kLend);
+  check_members(j, {{"domain", "vm1"}, {"uuid", kUuid}, {"lend_dir", kLend}});
   CHECK(j["qemu"]["uid"] == 64055);
   REQUIRE(j["steps"].size() == 1);
   CHECK(j["steps"][0]["action"] == "make_lend_dir");
   REQUIRE(j["sockets"].size() == 2);
   auto pa = j["sockets"][0];
-  CHECK(pa["name"] == "pulseaudio");
-  CHECK(pa["method"] == "bind");
-  CHECK(pa["required"] == true);
-  CHECK(pa["source"] == "/run/user/1000/pulse/native");
-  CHECK(pa["target"] == kLend + "/pulse-native");
+  check_members(pa, {{"name", "pulseaudio"},
+                     {"method", "bind"},
+                     {"required", true},
+                     {"source", "/run/user/1000/pulse/native"},
+                     {"target", kLend + "/pulse-native"}});
   REQUIRE(pa["steps"].size() == 6);
-  CHECK(pa["steps"][5]["content"] == "enable-shm = no\n");
-  CHECK(pa["steps"][0]["action"] == "verify_source");
-  CHECK(pa["steps"][0]["relative"] == "pulse/native");
-  CHECK(pa["steps"][2]["action"] == "bind_mount");
-  CHECK(pa["steps"][3]["action"] == "grant_acl");
-  CHECK(pa["steps"][3]["perms"] == "rw");
-  CHECK(pa["steps"][4]["action"] == "copy_file");
-  CHECK(pa["steps"][4]["base"] == "/home/alice");
-  CHECK(pa["steps"][4]["relative"] == ".config/pulse/cookie");
-  CHECK(pa["env"][0]["name"] == "PULSE_SERVER");
-  CHECK(pa["env"][0]["value"] == "unix:" + kLend + "/pulse-native");
-  CHECK(pa["env"][0]["provided"] == false);
+  check_members(pa["steps"][0], {{"action", "verify_source"}, {"relative", "pulse/native"}});
+  check_members(pa["steps"][2], {{"action", "bind_mount"}});
+  check_members(pa["steps"][3], {{"action", "grant_acl"}, {"perms", "rw"}});
+  check_members(
+      pa["steps"][4],
+      {{"action", "copy_file"}, {"base", "/home/alice"}, {"relative", ".config/pulse/cookie"}});
+  check_members(pa["steps"][5], {{"content", "enable-shm = no\n"}});
+  check_members(pa["env"][0], {{"name", "PULSE_SERVER"},
+                               {"value", "unix:" + kLend + "/pulse-native"},
+                               {"provided", false}});
   auto wl = j["sockets"][1];
   CHECK(wl["required"] == false);
-  CHECK(wl["steps"][0]["action"] == "start_proxy");
-  CHECK(wl["steps"][0]["listen"] == kLend + "/wayland-0");
-  CHECK(wl["steps"][0]["source"] == "/run/user/1000/wayland-0");
+  check_members(wl["steps"][0], {{"action", "start_proxy"},
+                                 {"listen", kLend + "/wayland-0"},
+                                 {"source", "/run/user/1000/wayland-0"}});
 }
 
 TEST_CASE("Errors appear in format_plan and plan_to_json") {
-  Fixture f("<s:socket plugin='nope' owner='alice'/>");
-  auto plan = f.plan();
+  auto plan = plan_of("<s:socket plugin='nope' owner='alice'/>");
   CHECK(contains(format_plan(plan), "error: nope: no plugin named 'nope' is installed\n"));
   auto j = plan_to_json(plan);
   REQUIRE(j["errors"].size() == 1);

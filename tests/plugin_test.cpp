@@ -11,6 +11,7 @@
 #include <doctest/doctest.h>
 
 #include "error.hpp"
+#include "fixtures.hpp"
 #include "test_files.hpp"
 
 namespace sockhook {
@@ -34,6 +35,23 @@ Plugin shipped(const std::string& name, const std::string& socket_path, std::siz
   return p;
 }
 
+/// Checks that `env` sets `name` to `value`.
+void check_variable(const PluginEnv& env, const std::string& name, const std::string& value) {
+  CHECK(env.name == name);
+  CHECK(env.value == value);
+}
+
+/// Checks the plugin's single native <audio> attribute against `want`.
+void check_only_audio(const Plugin& p, const PluginAudioAttr& want) {
+  REQUIRE(p.audio.size() == 1);
+  const auto& audio = p.audio[0];
+  CHECK(audio.audio_type == want.audio_type);
+  CHECK(audio.attribute == want.attribute);
+  CHECK(audio.value == want.value);
+  CHECK(audio.covers == want.covers);
+  CHECK(audio.min_libvirt == want.min_libvirt);
+}
+
 TEST_CASE("Each shipped plugin parses") {
   SUBCASE("pipewire") {
     auto p = shipped("pipewire", "pipewire-0", 1);
@@ -41,13 +59,8 @@ TEST_CASE("Each shipped plugin parses") {
     CHECK_FALSE(p.admin);
     CHECK(p.socket_target == "pipewire-0");
     CHECK(p.files.empty());
-    CHECK(p.env[0].name == "PIPEWIRE_RUNTIME_DIR");
-    CHECK(p.env[0].value == "{lend_dir}");
-    REQUIRE(p.audio.size() == 1);
-    CHECK(p.audio[0].audio_type == "pipewire");
-    CHECK(p.audio[0].attribute == "runtimeDir");
-    CHECK(p.audio[0].covers == "PIPEWIRE_RUNTIME_DIR");
-    CHECK(p.audio[0].min_libvirt == 9010000);
+    check_variable(p.env[0], "PIPEWIRE_RUNTIME_DIR", "{lend_dir}");
+    check_only_audio(p, {"pipewire", "runtimeDir", "{lend_dir}", "PIPEWIRE_RUNTIME_DIR", 9010000});
   }
   SUBCASE("pulseaudio") {
     auto p = shipped("pulseaudio", "pulse/native", 3);
@@ -60,26 +73,21 @@ TEST_CASE("Each shipped plugin parses") {
     CHECK(p.files[1].path.empty());
     CHECK(p.files[1].target == "pulse-client.conf");
     CHECK(p.files[1].content == std::optional<std::string>("enable-shm = no\n"));
-    CHECK(p.env[0].name == "PULSE_SERVER");
-    CHECK(p.env[0].value == "unix:{target}");
-    CHECK(p.env[1].name == "PULSE_COOKIE");
-    CHECK(p.env[2].name == "PULSE_CLIENTCONFIG");
-    CHECK(p.env[1].value == "{files_dir}/pulse-cookie");
-    CHECK(p.env[2].value == "{files_dir}/pulse-client.conf");
-    REQUIRE(p.audio.size() == 1);
-    CHECK(p.audio[0].attribute == "serverName");
-    CHECK(p.audio[0].min_libvirt == 7002000);
+    check_only_audio(p, {"pulseaudio", "serverName", "unix:{target}", "PULSE_SERVER", 7002000});
+    check_variable(p.env[0], "PULSE_SERVER", "unix:{target}");
+    check_variable(p.env[1], "PULSE_COOKIE", "{files_dir}/pulse-cookie");
+    check_variable(p.env[2], "PULSE_CLIENTCONFIG", "{files_dir}/pulse-client.conf");
   }
   SUBCASE("jack") {
     auto p = shipped("jack", "pipewire-0", 2);
-    CHECK(p.env[1].name == "LD_LIBRARY_PATH");
+    check_variable(p.env[1], "LD_LIBRARY_PATH", "/usr/lib/x86_64-linux-gnu/pipewire-0.3/jack");
   }
   SUBCASE("wayland") {
     auto p = shipped("wayland", "wayland-0", 3);
+    check_variable(p.env[0], "WAYLAND_DISPLAY", "{target}");
+    check_variable(p.env[1], "SDL_VIDEODRIVER", "wayland");
+    check_variable(p.env[2], "SDL_RENDER_DRIVER", "software");
     CHECK(p.graphics == "sdl");
-    CHECK(p.env[0].value == "{target}");
-    CHECK(p.env[1].name == "SDL_VIDEODRIVER");
-    CHECK(p.env[2].name == "SDL_RENDER_DRIVER");
   }
 }
 
@@ -102,11 +110,7 @@ TEST_CASE("Absolute paths are allowed only in the administrator's plugins") {
 }
 
 TEST_CASE("Invalid plugins are refused with a one-line reason") {
-  struct Case {
-    const char* xml;
-    const char* message;
-  };
-  const Case cases[] = {
+  const std::pair<const char*, const char*> cases[] = {
       {"<plugin name='p'><socket path='../x' target='t'/></plugin>",
        "socket path '../x' is not a clean path"},
       {"<plugin name='p'><socket path='a/../../x' target='t'/></plugin>",
@@ -161,9 +165,9 @@ TEST_CASE("Invalid plugins are refused with a one-line reason") {
       {"<plugin name='p' graphics='sdl/../x'><socket path='s' target='t'/></plugin>",
        "graphics='sdl/../x' is not a libvirt graphics type (sdl, vnc, ...)"},
   };
-  for (const auto& c : cases) {
-    CAPTURE(c.xml);
-    CHECK_THROWS_WITH_AS(parse_plugin(c.xml, true, "f"), c.message, Error);
+  for (const auto& [xml, message] : cases) {
+    CAPTURE(xml);
+    CHECK_THROWS_WITH_AS(parse_plugin(xml, true, "f"), message, Error);
   }
   SUBCASE("not XML at all") {
     CHECK_THROWS_AS(parse_plugin("<plugin name='p'>", false, "f"), Error);
@@ -186,17 +190,9 @@ TEST_CASE("Companion file paths may be home-relative, runtime-relative or admin 
 }
 
 TEST_CASE("is_plain_file_name refuses separators, dot names and control characters") {
-  CHECK(is_plain_file_name("pipewire-0"));
-  CHECK(is_plain_file_name("..."));
-  CHECK(is_plain_file_name(".hidden"));
-  CHECK_FALSE(is_plain_file_name(""));
-  CHECK_FALSE(is_plain_file_name("."));
-  CHECK_FALSE(is_plain_file_name(".."));
-  CHECK_FALSE(is_plain_file_name("a/b"));
-  CHECK_FALSE(is_plain_file_name("a\nb"));
-  CHECK_FALSE(is_plain_file_name(std::string("a\0b", 3)));
-  CHECK_FALSE(is_plain_file_name(std::string(256, 'x')));
-  CHECK(is_plain_file_name(std::string(255, 'x')));
+  check_accepts_only([](const std::string& s) { return is_plain_file_name(s); },
+                     {"pipewire-0", "...", ".hidden", std::string(255, 'x')},
+                     {"", ".", "..", "a/b", "a\nb", std::string("a\0b", 3), std::string(256, 'x')});
 }
 
 TEST_CASE("expand replaces every variable") {
@@ -235,16 +231,37 @@ TEST_CASE("The default plugin search path puts the administrator first") {
   CHECK_FALSE(dirs[1].admin);
 }
 
+/// Why `set` refused the plugin file named `stem`.xml; fails the test unless it did, once.
+std::string refusal(const PluginSet& set, const std::string& stem) {
+  REQUIRE(set.refused.count(stem) == 1);
+  return set.refused.at(stem);
+}
+
+/// The reason load_plugins gives for refusing the file at `path` because of `why`.
+std::string refused_because(const fs::path& path, const std::string& why) {
+  return "plugin file " + path.string() + " is refused: " + why;
+}
+
+/// The single directory-level problem of `set`; fails the test if there is not exactly one.
+std::string only_problem(const PluginSet& set) {
+  REQUIRE(set.problems.size() == 1);
+  return set.problems[0];
+}
+
 TEST_CASE("load_plugins reads trusted directories and refuses untrusted files") {
   // Everything here is created by the test's own user, which we declare trusted.
   const std::vector<uid_t> me{::geteuid()};
   TempDir admin(0755), data(0755);
+  // Only the data directory, as the package installs it, trusting `trusted`.
+  auto load_data = [&](const std::vector<uid_t>& trusted) {
+    return load_plugins({{data.path, false}}, trusted);
+  };
 
   SUBCASE("the shipped plugins load from the repository") {
     // The repository checkout may be group-writable; copy it into a directory we control.
     for (const auto& e : fs::directory_iterator(repo_plugins()))
       data.write(e.path().filename(), read_text(e.path()));
-    auto set = load_plugins({{data.path, false}}, me);
+    auto set = load_data(me);
     CHECK(set.refused.empty());
     CHECK(set.problems.empty());
     CHECK(set.plugins.size() == 4);
@@ -275,11 +292,9 @@ TEST_CASE("load_plugins reads trusted directories and refuses untrusted files") 
   }
   SUBCASE("a file writable by others is refused") {
     auto p = data.write("snd.xml", simple_plugin("snd"), 0646);
-    auto set = load_plugins({{data.path, false}}, me);
+    auto set = load_data(me);
     CHECK(set.plugins.empty());
-    REQUIRE(set.refused.count("snd") == 1);
-    CHECK(set.refused.at("snd") ==
-          "plugin file " + p.string() + " is refused: it is writable by others");
+    CHECK(refusal(set, "snd") == refused_because(p, "it is writable by others"));
     CHECK(set.find("snd") == nullptr);
     CHECK(set.why_missing("snd") == set.refused.at("snd"));
   }
@@ -291,32 +306,27 @@ TEST_CASE("load_plugins reads trusted directories and refuses untrusted files") 
       // Running as root with group root: make it a non-root group.
       REQUIRE(::chown(p.c_str(), static_cast<uid_t>(-1), 65534) == 0);
     }
-    auto set = load_plugins({{data.path, false}}, me);
+    auto set = load_data(me);
     CHECK(set.plugins.empty());
-    REQUIRE(set.refused.count("snd") == 1);
-    CHECK(set.refused.at("snd") ==
-          "plugin file " + p.string() + " is refused: it is writable by its group");
+    CHECK(refusal(set, "snd") == refused_because(p, "it is writable by its group"));
   }
   SUBCASE("a file owned by an untrusted uid is refused") {
     auto p = data.write("snd.xml", simple_plugin("snd"));
     // Trust some other uid only: our own directory and file are then "not owned by root".
     uid_t other = ::geteuid() == 0 ? 1 : 0;
-    auto set = load_plugins({{data.path, false}}, {other});
+    auto set = load_data({other});
     // The directory is checked first, so the whole directory is ignored.
     CHECK(set.plugins.empty());
-    REQUIRE(set.problems.size() == 1);
-    CHECK(set.problems[0] == "ignoring plugin directory " + data.path.string() +
-                                 ": it is owned by uid " + std::to_string(::geteuid()) +
-                                 ", not root");
+    CHECK(only_problem(set) == "ignoring plugin directory " + data.path.string() +
+                                   ": it is owned by uid " + std::to_string(::geteuid()) +
+                                   ", not root");
     if (::geteuid() == 0) {
       // As root we can make the directory trusted and only the file foreign.
       REQUIRE(::chown(data.path.c_str(), other, static_cast<gid_t>(-1)) == 0);
       REQUIRE(::chown(p.c_str(), 65534, static_cast<gid_t>(-1)) == 0);
-      auto set2 = load_plugins({{data.path, false}}, {other});
+      auto set2 = load_data({other});
       CHECK(set2.plugins.empty());
-      REQUIRE(set2.refused.count("snd") == 1);
-      CHECK(set2.refused.at("snd") ==
-            "plugin file " + p.string() + " is refused: it is owned by uid 65534, not root");
+      CHECK(refusal(set2, "snd") == refused_because(p, "it is owned by uid 65534, not root"));
     } else {
       MESSAGE("not root: the foreign-owned file case is covered only for the directory");
     }
@@ -324,11 +334,9 @@ TEST_CASE("load_plugins reads trusted directories and refuses untrusted files") 
   SUBCASE("a symlinked plugin file is refused, even to a trusted file") {
     auto real = admin.write("real.xml", simple_plugin("snd"));
     REQUIRE(::symlink(real.c_str(), (data.path / "snd.xml").c_str()) == 0);
-    auto set = load_plugins({{data.path, false}}, me);
+    auto set = load_data(me);
     CHECK(set.plugins.empty());
-    REQUIRE(set.refused.count("snd") == 1);
-    CHECK(set.refused.at("snd").starts_with("plugin file " + (data.path / "snd.xml").string() +
-                                            " is refused: cannot open"));
+    CHECK(refusal(set, "snd").starts_with(refused_because(data.path / "snd.xml", "cannot open")));
   }
   SUBCASE("a symlinked plugin directory is not followed") {
     data.write("snd.xml", simple_plugin("snd"));
@@ -336,28 +344,23 @@ TEST_CASE("load_plugins reads trusted directories and refuses untrusted files") 
     REQUIRE(::symlink(data.path.c_str(), link.c_str()) == 0);
     auto set = load_plugins({{link, false}}, me);
     CHECK(set.plugins.empty());
-    REQUIRE(set.problems.size() == 1);
-    CHECK(set.problems[0].starts_with("cannot open " + link.string() + ": "));
+    CHECK(only_problem(set).starts_with("cannot open " + link.string() + ": "));
   }
   SUBCASE("a plugin whose name differs from its file name is refused") {
     auto p = data.write("snd.xml", simple_plugin("pipewire"));
-    auto set = load_plugins({{data.path, false}}, me);
+    auto set = load_data(me);
     CHECK(set.find("pipewire") == nullptr);
-    REQUIRE(set.refused.count("snd") == 1);
-    CHECK(set.refused.at("snd") == "plugin file " + p.string() +
-                                       " is refused: it names itself 'pipewire'; the file must "
-                                       "be pipewire.xml");
+    CHECK(refusal(set, "snd") ==
+          refused_because(p, "it names itself 'pipewire'; the file must be pipewire.xml"));
   }
   SUBCASE("an invalid plugin is refused with the parser's reason") {
     auto p = data.write("snd.xml", simple_plugin("snd", "../x"));
-    auto set = load_plugins({{data.path, false}}, me);
-    REQUIRE(set.refused.count("snd") == 1);
-    CHECK(set.refused.at("snd") ==
-          "plugin file " + p.string() + " is refused: socket path '../x' is not a clean path");
+    CHECK(refusal(load_data(me), "snd") ==
+          refused_because(p, "socket path '../x' is not a clean path"));
   }
   SUBCASE("a non-admin directory may not use absolute paths") {
     data.write("snd.xml", simple_plugin("snd", "/run/snd"));
-    auto set = load_plugins({{data.path, false}}, me);
+    auto set = load_data(me);
     CHECK(set.plugins.empty());
     CHECK(set.refused.count("snd") == 1);
   }
@@ -366,29 +369,24 @@ TEST_CASE("load_plugins reads trusted directories and refuses untrusted files") 
     data.write("README", "not a plugin");
     data.write(".xml", simple_plugin("x"));
     data.write("ok.xml", simple_plugin("ok"));
-    auto set = load_plugins({{data.path, false}}, me);
+    auto set = load_data(me);
     CHECK(set.refused.empty());
     REQUIRE(set.plugins.size() == 1);
     CHECK(set.plugins.begin()->first == "ok");
   }
   SUBCASE("a directory named *.xml is refused, not read") {
     fs::create_directory(data.path / "dir.xml");
-    auto set = load_plugins({{data.path, false}}, me);
+    auto set = load_data(me);
     CHECK(set.plugins.empty());
-    REQUIRE(set.refused.count("dir") == 1);
-    CHECK(set.refused.at("dir").find("it is not a regular file") != std::string::npos);
+    CHECK(contains(refusal(set, "dir"), "it is not a regular file"));
   }
   SUBCASE("a FIFO named *.xml does not block loading") {
     REQUIRE(::mkfifo((data.path / "fifo.xml").c_str(), 0644) == 0);
-    auto set = load_plugins({{data.path, false}}, me);
-    REQUIRE(set.refused.count("fifo") == 1);
-    CHECK(set.refused.at("fifo").find("it is not a regular file") != std::string::npos);
+    CHECK(contains(refusal(load_data(me), "fifo"), "it is not a regular file"));
   }
   SUBCASE("an oversized plugin file is refused") {
     data.write("big.xml", "<plugin name='big'>" + std::string(70 * 1024, ' ') + "</plugin>");
-    auto set = load_plugins({{data.path, false}}, me);
-    REQUIRE(set.refused.count("big") == 1);
-    CHECK(set.refused.at("big").find("larger than") != std::string::npos);
+    CHECK(contains(refusal(load_data(me), "big"), "larger than"));
   }
   SUBCASE("a directory writable by others is ignored with a problem line") {
     data.write("snd.xml", simple_plugin("snd"));
@@ -397,8 +395,7 @@ TEST_CASE("load_plugins reads trusted directories and refuses untrusted files") 
     auto set = load_plugins({{data.path, false}, {admin.path, true}}, me);
     CHECK(set.find("snd") == nullptr);
     CHECK(set.find("other") != nullptr);
-    REQUIRE(set.problems.size() == 1);
-    CHECK(set.problems[0] ==
+    CHECK(only_problem(set) ==
           "ignoring plugin directory " + data.path.string() + ": it is writable by others");
   }
   SUBCASE("a missing directory is silently skipped") {
