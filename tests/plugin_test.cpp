@@ -27,18 +27,19 @@ std::string simple_plugin(const std::string& name, const std::string& socket = "
 }
 
 /// The shipped plugin `name`, parsed, with its name, socket path and number of variables checked.
-Plugin shipped(const std::string& name, const std::string& socket_path, std::size_t env_count) {
+/// The shipped plugin `name`, checked for its socket and its whole environment, in order.
+Plugin shipped(const std::string& name, const std::string& socket_path,
+               const std::vector<std::pair<std::string, std::string>>& env) {
   auto p = parse_plugin(read_text(repo_plugins() / (name + ".xml")), false, name + ".xml");
   CHECK(p.name == name);
   CHECK(p.socket_path == socket_path);
-  REQUIRE(p.env.size() == env_count);
+  REQUIRE(p.env.size() == env.size());
+  for (std::size_t i = 0; i < env.size(); ++i) {
+    CAPTURE(i);
+    CHECK(p.env[i].name == env[i].first);
+    CHECK(p.env[i].value == env[i].second);
+  }
   return p;
-}
-
-/// Checks that `env` sets `name` to `value`.
-void check_variable(const PluginEnv& env, const std::string& name, const std::string& value) {
-  CHECK(env.name == name);
-  CHECK(env.value == value);
 }
 
 /// Checks the plugin's single native <audio> attribute against `want`.
@@ -54,16 +55,18 @@ void check_only_audio(const Plugin& p, const PluginAudioAttr& want) {
 
 TEST_CASE("Each shipped plugin parses") {
   SUBCASE("pipewire") {
-    auto p = shipped("pipewire", "pipewire-0", 1);
+    auto p = shipped("pipewire", "pipewire-0", {{"PIPEWIRE_RUNTIME_DIR", "{lend_dir}"}});
     CHECK(p.file == "pipewire.xml");
     CHECK_FALSE(p.admin);
     CHECK(p.socket_target == "pipewire-0");
     CHECK(p.files.empty());
-    check_variable(p.env[0], "PIPEWIRE_RUNTIME_DIR", "{lend_dir}");
     check_only_audio(p, {"pipewire", "runtimeDir", "{lend_dir}", "PIPEWIRE_RUNTIME_DIR", 9010000});
   }
   SUBCASE("pulseaudio") {
-    auto p = shipped("pulseaudio", "pulse/native", 3);
+    auto p = shipped("pulseaudio", "pulse/native",
+                     {{"PULSE_SERVER", "unix:{target}"},
+                      {"PULSE_COOKIE", "{files_dir}/pulse-cookie"},
+                      {"PULSE_CLIENTCONFIG", "{files_dir}/pulse-client.conf"}});
     CHECK(p.socket_target == "pulse-native");
     REQUIRE(p.files.size() == 2);
     CHECK(p.files[0].path == "~/.config/pulse/cookie");
@@ -74,19 +77,18 @@ TEST_CASE("Each shipped plugin parses") {
     CHECK(p.files[1].target == "pulse-client.conf");
     CHECK(p.files[1].content == std::optional<std::string>("enable-shm = no\n"));
     check_only_audio(p, {"pulseaudio", "serverName", "unix:{target}", "PULSE_SERVER", 7002000});
-    check_variable(p.env[0], "PULSE_SERVER", "unix:{target}");
-    check_variable(p.env[1], "PULSE_COOKIE", "{files_dir}/pulse-cookie");
-    check_variable(p.env[2], "PULSE_CLIENTCONFIG", "{files_dir}/pulse-client.conf");
   }
   SUBCASE("jack") {
-    auto p = shipped("jack", "pipewire-0", 2);
-    check_variable(p.env[1], "LD_LIBRARY_PATH", "/usr/lib/x86_64-linux-gnu/pipewire-0.3/jack");
+    auto p = shipped("jack", "pipewire-0",
+                     {{"PIPEWIRE_RUNTIME_DIR", "{lend_dir}"},
+                      {"LD_LIBRARY_PATH", "/usr/lib/x86_64-linux-gnu/pipewire-0.3/jack"}});
+    CHECK(p.audio_backend == "jack");
   }
   SUBCASE("wayland") {
-    auto p = shipped("wayland", "wayland-0", 3);
-    check_variable(p.env[0], "WAYLAND_DISPLAY", "{target}");
-    check_variable(p.env[1], "SDL_VIDEODRIVER", "wayland");
-    check_variable(p.env[2], "SDL_RENDER_DRIVER", "software");
+    auto p = shipped("wayland", "wayland-0",
+                     {{"WAYLAND_DISPLAY", "{target}"},
+                      {"SDL_VIDEODRIVER", "wayland"},
+                      {"SDL_RENDER_DRIVER", "software"}});
     CHECK(p.graphics == "sdl");
   }
 }
