@@ -25,16 +25,14 @@ namespace {
 
 namespace fs = std::filesystem;
 
-/// A private state directory and the fd the locks take it by.
-struct StateDir {
-  TempDir tmp;
-  const fs::path& dir = tmp.path;
-  Fd fd{::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
+/// A private state directory, with the fd the locks take it by.
+struct StateDir : TempDir {
+  Fd fd{::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
 
   /// Whether someone holds the flock on the file `name` now: tried, without waiting, from an
   /// open file description of our own (flocks of two descriptions conflict even in one process).
   bool held(const std::string& name) const {
-    Fd probe(::open((dir / name).c_str(), O_RDONLY | O_CLOEXEC));
+    Fd probe(::open((path / name).c_str(), O_RDONLY | O_CLOEXEC));
     if (!probe) return false;
     if (::flock(probe.get(), LOCK_EX | LOCK_NB) == 0) return false;
     return errno == EWOULDBLOCK;
@@ -121,18 +119,18 @@ TEST_CASE("a domain lock serialises one domain and never blocks another") {
     CHECK(state.held("bbbb.lock"));
     CHECK(state.held("aaaa.lock"));
     held.remove_file();
-    CHECK_FALSE(fs::exists(state.dir / "aaaa.lock"));
+    CHECK_FALSE(fs::exists(state.path / "aaaa.lock"));
   }
   // Removed while held: the next taker gets a fresh file.
   DomainLock again(state.fd, "aaaa", 1);
-  CHECK(fs::exists(state.dir / "aaaa.lock"));
+  CHECK(fs::exists(state.path / "aaaa.lock"));
 }
 
 TEST_CASE("a domain lock's waiter takes it as soon as the holder lets go") {
   StateDir state;
   std::optional<DomainLock> held;
   check_taken_on_release(
-      state.dir / "eeee.lock", [&] { held.emplace(state.fd, "eeee"); }, [&] { held.reset(); },
+      state.path / "eeee.lock", [&] { held.emplace(state.fd, "eeee"); }, [&] { held.reset(); },
       [&] { DomainLock(state.fd, "eeee", kLongerThanTheTest); });
 }
 
@@ -176,7 +174,7 @@ TEST_CASE("an inode lock serialises one inode, never blocks another, and leaves 
   InodeId a{8, 1234}, b{8, 1235};
   {
     InodeLock held(state.fd, a);
-    CHECK(fs::exists(state.dir / "inode-8-1234.lock"));
+    CHECK(fs::exists(state.path / "inode-8-1234.lock"));
     CHECK_THROWS_WITH_AS(
         InodeLock(state.fd, a, 1),
         doctest::Contains("busy with this inode's ACL (waited 1 s for inode-8-1234.lock)"), Error);
@@ -185,10 +183,10 @@ TEST_CASE("an inode lock serialises one inode, never blocks another, and leaves 
     InodeLock other(state.fd, b, 0);
     CHECK(state.held("inode-8-1235.lock"));
   }
-  CHECK(fs::is_empty(state.dir));
+  CHECK(fs::is_empty(state.path));
   // Taken again after release: a fresh file, and gone again afterwards.
   { InodeLock again(state.fd, a, 1); }
-  CHECK(fs::is_empty(state.dir));
+  CHECK(fs::is_empty(state.path));
 }
 
 TEST_CASE("an inode lock's waiter takes it when the holder lets go and removes the file") {
@@ -197,9 +195,9 @@ TEST_CASE("an inode lock's waiter takes it when the holder lets go and removes t
   InodeId a{8, 4321};
   std::optional<InodeLock> held;
   check_taken_on_release(
-      state.dir / "inode-8-4321.lock", [&] { held.emplace(state.fd, a); }, [&] { held.reset(); },
+      state.path / "inode-8-4321.lock", [&] { held.emplace(state.fd, a); }, [&] { held.reset(); },
       [&] { InodeLock(state.fd, a, kLongerThanTheTest); });
-  CHECK(fs::is_empty(state.dir));
+  CHECK(fs::is_empty(state.path));
 }
 
 }  // namespace sockhook
