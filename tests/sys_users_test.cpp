@@ -1,4 +1,6 @@
+#include <initializer_list>
 #include <sstream>
+#include <utility>
 
 #include <doctest/doctest.h>
 
@@ -8,29 +10,23 @@ using namespace sockhook;
 
 TEST_CASE("login.defs: the regular uid range") {
   SUBCASE("the keys that count, and shadow's defaults (1000, 60000) otherwise") {
-    struct Case {
-      const char* what;
-      const char* text;
-      uid_t min, max;
-    };
-    const Case cases[] = {
-        {"both keys, among others and comments",
-         "# UID_MIN 1\n"
-         "MAIL_DIR        /var/mail\n"
-         "UID_MIN                  2000\n"
-         "UID_MAX\t\t\t50000\n"
-         "SYS_UID_MAX               999\n",
-         2000, 50000},
-        {"absent keys keep shadow's defaults", "GID_MIN 5000\n", 1000, 60000},
-        {"a value that is no number is ignored", "UID_MIN lots\nUID_MAX -1\n", 1000, 60000},
-        {"a commented-out key does not count", "#UID_MAX 70000\n", 1000, 60000},
-    };
-    for (const auto& c : cases) {
-      INFO(c.what);
-      std::istringstream in(c.text);
+    for (const auto& [text, expected] : std::initializer_list<std::pair<const char*, UidRange>>{
+             // Both keys, among others and comments.
+             {"# UID_MIN 1\n"
+              "MAIL_DIR        /var/mail\n"
+              "UID_MIN                  2000\n"
+              "UID_MAX\t\t\t50000\n"
+              "SYS_UID_MAX               999\n",
+              {2000, 50000}},
+             {"GID_MIN 5000\n", {1000, 60000}},              // absent keys keep the defaults
+             {"UID_MIN lots\nUID_MAX -1\n", {1000, 60000}},  // a value that is no number is ignored
+             {"#UID_MAX 70000\n", {1000, 60000}},            // a commented-out key does not count
+         }) {
+      INFO(text);
+      std::istringstream in(text);
       auto r = parse_login_defs(in);
-      CHECK(r.min == c.min);
-      CHECK(r.max == c.max);
+      CHECK(r.min == expected.min);
+      CHECK(r.max == expected.max);
     }
   }
   SUBCASE("contains: both ends included, nobody and libvirt-qemu outside") {
