@@ -301,6 +301,12 @@ struct Setup {
     REQUIRE(server.valid());
     return {std::move(client), std::move(server)};
   }
+
+  /// What the server reads when a new client sends `bytes` through the proxy.
+  std::string relayed_from_new_client(const std::string& bytes) {
+    auto [client, server] = connect_pair();
+    return relayed(client, server, bytes);
+  }
 };
 
 /// Moves `data` from `from` to `to` with both ends non-blocking, reading as it writes (the
@@ -564,8 +570,7 @@ TEST_CASE("Without a server the client gets EOF, and a later client reaches the 
   CHECK(kill(s.proxy->pid(), 0) == 0);  // the proxy outlives the failed connection
 
   s.server_listener = listen_at(s.dir / "server");
-  auto [client, server] = s.connect_pair();
-  CHECK(relayed(client, server, "now") == "now");
+  CHECK(s.relayed_from_new_client("now") == "now");
 }
 
 TEST_CASE("Queues are bounded by the default limits, and closed ones give the memory back") {
@@ -682,8 +687,7 @@ TEST_CASE("Truncated control data closes that connection without leaking descrip
   }
   CHECK(s.proxy->fd_count_settles_at(baseline) == baseline);
   // The proxy goes on serving.
-  auto [client, server] = s.connect_pair();
-  CHECK(relayed(client, server, "ok") == "ok");
+  CHECK(s.relayed_from_new_client("ok") == "ok");
 }
 
 TEST_CASE("Credentials a client sends never reach the server") {
