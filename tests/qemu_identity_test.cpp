@@ -62,6 +62,21 @@ namespaces = [ "mount" ]
 
 bool have_libvirt_qemu() { return lookup_user("libvirt-qemu").has_value(); }
 
+/// What a resolved identity must be; a field left out is not checked.
+struct Expected {
+  std::optional<uid_t> uid{};
+  std::optional<gid_t> gid{};
+  std::optional<std::string> user{}, group{}, source{};
+};
+
+void check_identity(const QemuIdentity& id, const Expected& expected) {
+  if (expected.uid) CHECK(id.uid == *expected.uid);
+  if (expected.gid) CHECK(id.gid == *expected.gid);
+  if (expected.user) CHECK(id.user == *expected.user);
+  if (expected.group) CHECK(id.group == *expected.group);
+  if (expected.source) CHECK(id.source == *expected.source);
+}
+
 TEST_CASE("parse_qemu_conf reads user and group as libvirt does") {
   struct Case {
     const char* what;
@@ -112,76 +127,48 @@ TEST_CASE("resolve_qemu_identity prefers the DAC label, then qemu.conf, then the
 
   SUBCASE("a static DAC label beats qemu.conf") {
     DacLabel dac{"+" + std::to_string(qemu.uid), "+107", true};
-    auto id = resolve_qemu_identity(dac, QemuConf{"nobody", "nogroup"});
-    CHECK(id.uid == qemu.uid);
-    CHECK(id.gid == 107);
-    CHECK(id.user == "libvirt-qemu");
-    CHECK(id.group == group_name(107));
-    CHECK(id.source == "static seclabel");
+    check_identity(resolve_qemu_identity(dac, QemuConf{"nobody", "nogroup"}),
+                   {qemu.uid, 107, "libvirt-qemu", group_name(107), "static seclabel"});
   }
   SUBCASE("a dynamic DAC label by name") {
     DacLabel dac{"nobody", "nogroup", false};
     REQUIRE(nogroup.has_value());
-    auto id = resolve_qemu_identity(dac, conf);
-    CHECK(id.uid == nobody->uid);
-    CHECK(id.gid == *nogroup);
-    CHECK(id.user == "nobody");
-    CHECK(id.group == "nogroup");
-    CHECK(id.source == "DAC label");
+    check_identity(resolve_qemu_identity(dac, conf),
+                   {nobody->uid, *nogroup, "nobody", "nogroup", "DAC label"});
   }
   SUBCASE("a numeric label without a passwd entry still resolves") {
     DacLabel dac{"+4000000", "+4000001", true};
-    auto id = resolve_qemu_identity(dac, {});
-    CHECK(id.uid == 4000000);
-    CHECK(id.gid == 4000001);
-    CHECK(id.user == "+4000000");
-    CHECK(id.group == "4000001");
+    check_identity(resolve_qemu_identity(dac, {}), {4000000, 4000001, "+4000000", "4000001"});
   }
   SUBCASE("qemu.conf beats the default") {
-    auto id = resolve_qemu_identity(std::nullopt, QemuConf{"nobody", "+107"});
-    CHECK(id.uid == nobody->uid);
-    CHECK(id.gid == 107);
-    CHECK(id.user == "nobody");
-    CHECK(id.group == group_name(107));
-    CHECK(id.source == "qemu.conf");
+    check_identity(resolve_qemu_identity(std::nullopt, QemuConf{"nobody", "+107"}),
+                   {nobody->uid, 107, "nobody", group_name(107), "qemu.conf"});
   }
   SUBCASE("qemu.conf with a numeric user") {
-    auto id = resolve_qemu_identity(std::nullopt, QemuConf{"+" + std::to_string(qemu.uid), {}});
-    CHECK(id.uid == qemu.uid);
-    CHECK(id.user == "libvirt-qemu");
-    CHECK(id.source == "qemu.conf");
+    check_identity(
+        resolve_qemu_identity(std::nullopt, QemuConf{"+" + std::to_string(qemu.uid), {}}),
+        {.uid = qemu.uid, .user = "libvirt-qemu", .source = "qemu.conf"});
   }
   SUBCASE("qemu.conf that sets only the group keeps the default user") {
     auto kvm = lookup_group("kvm");
     REQUIRE(kvm.has_value());
-    auto id = resolve_qemu_identity(std::nullopt, QemuConf{std::nullopt, "kvm"});
-    CHECK(id.uid == qemu.uid);
-    CHECK(id.user == "libvirt-qemu");
-    CHECK(id.gid == *kvm);
-    CHECK(id.source == "qemu.conf");
+    check_identity(resolve_qemu_identity(std::nullopt, QemuConf{std::nullopt, "kvm"}),
+                   {.uid = qemu.uid, .gid = *kvm, .user = "libvirt-qemu", .source = "qemu.conf"});
   }
   SUBCASE("qemu.conf that sets only the user keeps the default group") {
     REQUIRE(libvirt_qemu_gid.has_value());
-    auto id = resolve_qemu_identity(std::nullopt, QemuConf{"nobody", std::nullopt});
-    CHECK(id.uid == nobody->uid);
-    CHECK(id.gid == *libvirt_qemu_gid);
-    CHECK(id.group == "libvirt-qemu");
+    check_identity(resolve_qemu_identity(std::nullopt, QemuConf{"nobody", std::nullopt}),
+                   {.uid = nobody->uid, .gid = *libvirt_qemu_gid, .group = "libvirt-qemu"});
   }
   SUBCASE("the realistic qemu.conf") {
-    auto id = resolve_qemu_identity(std::nullopt, parse_qemu_conf(kDebianQemuConf));
-    CHECK(id.uid == qemu.uid);
-    CHECK(id.gid == 64055);
-    CHECK(id.group == group_name(64055));
-    CHECK(id.source == "qemu.conf");
+    check_identity(
+        resolve_qemu_identity(std::nullopt, parse_qemu_conf(kDebianQemuConf)),
+        {.uid = qemu.uid, .gid = 64055, .group = group_name(64055), .source = "qemu.conf"});
   }
   SUBCASE("the distribution default") {
-    auto id = resolve_qemu_identity(std::nullopt, {});
-    CHECK(id.uid == qemu.uid);
-    CHECK(id.user == "libvirt-qemu");
     REQUIRE(libvirt_qemu_gid.has_value());
-    CHECK(id.gid == *libvirt_qemu_gid);
-    CHECK(id.group == "libvirt-qemu");
-    CHECK(id.source == "default");
+    check_identity(resolve_qemu_identity(std::nullopt, {}),
+                   {qemu.uid, *libvirt_qemu_gid, "libvirt-qemu", "libvirt-qemu", "default"});
   }
 }
 
