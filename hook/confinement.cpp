@@ -6,6 +6,7 @@
 #include <set>
 
 #include "error.hpp"
+#include "split.hpp"
 #include "sys/file.hpp"
 
 namespace sockhook {
@@ -47,12 +48,8 @@ PolicyFile read_policy(const std::string& path) {
   f.exists = true;
   // "#include <x>", "include <x>", "include if exists <x>" (AppArmor 3 and 4 accept all).
   static const std::regex include(R"(^#?include\s+(?:if\s+exists\s+)?<([^>]+)>)");
-  std::size_t start = 0;
-  while (start <= text.size()) {
-    auto end = text.find('\n', start);
-    if (end == std::string::npos) end = text.size();
-    auto line = trim(text.substr(start, end - start));
-    start = end + 1;
+  for (auto raw : split(text, '\n')) {
+    auto line = trim(std::string(raw));
     std::smatch m;
     if (std::regex_search(line, m, include)) {
       f.includes.push_back(m[1]);
