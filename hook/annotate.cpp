@@ -140,6 +140,15 @@ bool attr_is(const pugi::xml_node& el, const char* name, std::string_view value)
   return a && std::string_view(a.value()) == value;
 }
 
+/// The last child `name` of `parent` whose attribute `attribute` is `value`; null if none.
+pugi::xml_node last_child_with(const pugi::xml_node& parent, const char* name,
+                               const char* attribute, std::string_view value) {
+  pugi::xml_node last;
+  for (auto c : parent.children(name))
+    if (attr_is(c, attribute, value)) last = c;
+  return last;
+}
+
 std::string audio_ref(const std::string& type, const std::string& id) {
   return "<audio" + (id.empty() ? "" : " id='" + id + "'") + " type='" + type + "'>";
 }
@@ -403,10 +412,9 @@ class Annotator {
           !Editor::records(s, "audio").empty() || !Editor::records(s, "audio-attribute").empty();
     for (auto r : Editor::records(sockets, "sound")) {
       if (audio_in_use) continue;
-      pugi::xml_node last;
-      for (auto s : ed_.devices().children("sound"))
-        if (attr_is(s, "model", r.attribute("model").value())) last = s;
-      if (last) remove_element(last);
+      if (auto last =
+              last_child_with(ed_.devices(), "sound", "model", r.attribute("model").value()))
+        remove_element(last);
       remove_element(r);
     }
     if (!sockets_left.empty()) return;
@@ -640,10 +648,9 @@ class Annotator {
         remove_element(target);
     } else if (kind == "graphics") {
       // The last one of its type: libvirt keeps the order, and ours was the only one.
-      pugi::xml_node last;
-      for (auto g : ed_.devices().children("graphics"))
-        if (attr_is(g, "type", r.attribute("graphics-type").value())) last = g;
-      if (last) remove_element(last);
+      if (auto last = last_child_with(ed_.devices(), "graphics", "type",
+                                      r.attribute("graphics-type").value()))
+        remove_element(last);
     } else if (kind == "audio") {
       std::string id = r.attribute("audio-id").value();
       auto audio = ed_.find_audio(id, r.attribute("audio-type").value());

@@ -6,6 +6,7 @@
 #include <set>
 
 #include "error.hpp"
+#include "split.hpp"
 #include "sys/file.hpp"
 
 namespace sockhook {
@@ -38,21 +39,13 @@ std::string trim(const std::string& s) {
 
 PolicyFile read_policy(const std::string& path) {
   PolicyFile f{path, false, {}, {}};
-  std::string text;
-  try {
-    text = read_file(path, kMaxProfileBytes);
-  } catch (const Error&) {
-    return f;
-  }
+  auto text = try_read_file(path, kMaxProfileBytes);
+  if (!text) return f;
   f.exists = true;
   // "#include <x>", "include <x>", "include if exists <x>" (AppArmor 3 and 4 accept all).
   static const std::regex include(R"(^#?include\s+(?:if\s+exists\s+)?<([^>]+)>)");
-  std::size_t start = 0;
-  while (start <= text.size()) {
-    auto end = text.find('\n', start);
-    if (end == std::string::npos) end = text.size();
-    auto line = trim(text.substr(start, end - start));
-    start = end + 1;
+  for (auto raw : split(*text, '\n')) {
+    auto line = trim(std::string(raw));
     std::smatch m;
     if (std::regex_search(line, m, include)) {
       f.includes.push_back(m[1]);
@@ -138,11 +131,8 @@ std::string original_path_apparmor_warning(const std::string& method, const std:
 }
 
 bool apparmor_enabled(const std::string& root) {
-  try {
-    return read_file(root + "/sys/module/apparmor/parameters/enabled", 16).starts_with("Y");
-  } catch (const Error&) {
-    return false;
-  }
+  auto enabled = try_read_file(root + "/sys/module/apparmor/parameters/enabled", 16);
+  return enabled && enabled->starts_with("Y");
 }
 
 std::vector<Check> check_apparmor_rules(const std::string& root) {
@@ -218,14 +208,12 @@ std::vector<Check> check_confinement(const std::string& root) {
   } else {
     out.push_back({Level::kOk, "AppArmor is not enabled in this kernel", ""});
   }
-  std::string enforce;
-  try {
-    enforce = read_file(base + "/sys/fs/selinux/enforce", 16);
-  } catch (const Error&) {
+  auto enforce = try_read_file(base + "/sys/fs/selinux/enforce", 16);
+  if (!enforce) {
     out.push_back({Level::kOk, "SELinux is not present", ""});
     return out;
   }
-  const bool enforcing = enforce.starts_with("1");
+  const bool enforcing = enforce->starts_with("1");
   out.push_back({Level::kWarn,
                  std::string("SELinux is ") +
                      (enforcing ? "enforcing" : "permissive (denials are only logged)") +

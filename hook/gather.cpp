@@ -8,6 +8,7 @@
 #include "sys/acl.hpp"
 #include "sys/file.hpp"
 #include "sys/resolve.hpp"
+#include "sys/users.hpp"
 
 namespace sockhook {
 namespace {

@@ -7,6 +7,7 @@
 #include "log.hpp"
 #include "shared_change.hpp"
 #include "sys/acl.hpp"
+#include "sys/users.hpp"
 
 // Shared grants. Two domains may lend the same socket (two VMs on one PipeWire), and acl lends
 // may traverse the same directories. They then need the same u:QEMU entry on one inode, and the

@@ -12,6 +12,7 @@
 #include <pugixml.hpp>
 
 #include "error.hpp"
+#include "split.hpp"
 #include "sys/fd.hpp"
 #include "sys/file.hpp"
 #include "sys/trust.hpp"
@@ -31,15 +32,8 @@ bool is_env_name(std::string_view s) {
 /// A relative path that stays below its base: no "..", no empty or "." components.
 bool is_clean_relative(std::string_view p) {
   if (p.empty() || p.front() == '/' || p.back() == '/') return false;
-  std::size_t start = 0;
-  while (start <= p.size()) {
-    auto end = p.find('/', start);
-    if (end == std::string_view::npos) end = p.size();
-    auto part = p.substr(start, end - start);
-    if (!is_plain_file_name(part)) return false;
-    start = end + 1;
-  }
-  return true;
+  auto parts = split(p, '/');
+  return std::all_of(parts.begin(), parts.end(), is_plain_file_name);
 }
 
 bool is_clean_absolute(std::string_view p) {

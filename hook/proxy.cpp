@@ -122,13 +122,7 @@ class Queue {
   /// Up to two iovecs covering the free space; borrows a buffer if needed.
   int free_iov(BufferPool& pool, iovec (&iov)[2]) {
     if (!buffer_) buffer_ = pool.get();
-    const size_t cap = pool.buffer_size();
-    const size_t free = cap - size_;
-    const size_t tail = (head_ + size_) % cap;
-    const size_t first = std::min(free, cap - tail);
-    iov[0] = {buffer_.get() + tail, first};
-    iov[1] = {buffer_.get(), free - first};
-    return free > first ? 2 : 1;
+    return ring_iov(pool, (head_ + size_) % pool.buffer_size(), free_space(pool), iov);
   }
 
   /// Records `n` bytes just read into the free space, and the fds that came with them.
@@ -153,11 +147,7 @@ class Queue {
         limit = static_cast<size_t>(batches_.front().pos - sent_);
       }
     }
-    const size_t cap = pool.buffer_size();
-    const size_t first = std::min(limit, cap - head_);
-    iov[0] = {buffer_.get() + head_, first};
-    iov[1] = {buffer_.get(), limit - first};
-    return limit > first ? 2 : 1;
+    return ring_iov(pool, head_, limit, iov);
   }
 
   /// Records that `n` (> 0) bytes were sent; the fds of the front batch went with them if
@@ -195,6 +185,14 @@ class Queue {
   }
 
  private:
+  /// The iovecs (one, or two where the ring wraps) for `len` bytes from offset `start`.
+  int ring_iov(const BufferPool& pool, size_t start, size_t len, iovec (&iov)[2]) const {
+    const size_t first = std::min(len, pool.buffer_size() - start);
+    iov[0] = {buffer_.get() + start, first};
+    iov[1] = {buffer_.get(), len - first};
+    return len > first ? 2 : 1;
+  }
+
   Buffer buffer_;
   size_t head_ = 0;
   size_t size_ = 0;
@@ -496,6 +494,17 @@ void Relay::on_side(Side& side, uint32_t events) {
   update_interest(pair.server, pair.down, pair.up, pair.client);
 }
 
+/// Takes ownership of the descriptors an SCM_RIGHTS message `c` carries, appending them to `out`.
+void take_fds(const cmsghdr* c, std::vector<Fd>& out) {
+  const size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+  out.reserve(out.size() + count);
+  for (size_t k = 0; k < count; ++k) {
+    int fd;
+    std::memcpy(&fd, CMSG_DATA(c) + k * sizeof(int), sizeof fd);
+    out.emplace_back(fd);
+  }
+}
+
 /// Whether descriptors wait anywhere in the receive queue of `fd`.
 ///
 /// A stream recvmsg glues the fd-less data queued before a segment with descriptors onto
@@ -520,16 +529,12 @@ bool fds_pending(int fd) {
   auto msg = message_header(&iov, 1, control, sizeof control);
   if (recvmsg(fd, &msg, MSG_DONTWAIT | MSG_PEEK | MSG_CMSG_CLOEXEC) <= 0) return false;
   bool pending = (msg.msg_flags & MSG_CTRUNC) != 0;
-  // The peek made copies of the descriptors; close them.
+  // The peek made copies of the descriptors; owned here, they close on return.
+  std::vector<Fd> copies;
   for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
     if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
     pending = true;
-    const size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-    for (size_t k = 0; k < count; ++k) {
-      int copy;
-      std::memcpy(&copy, CMSG_DATA(c) + k * sizeof(int), sizeof copy);
-      close(copy);
-    }
+    take_fds(c, copies);
   }
   return pending;
 }
@@ -568,15 +573,8 @@ bool Relay::pump(Side& from, Side& to, Direction& dir) {
     std::vector<Fd> fds;
     bool foreign = false;
     for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
-      const size_t payload = c->cmsg_len - CMSG_LEN(0);
       if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
-        const size_t count = payload / sizeof(int);
-        fds.reserve(fds.size() + count);
-        for (size_t k = 0; k < count; ++k) {
-          int fd;
-          std::memcpy(&fd, CMSG_DATA(c) + k * sizeof(int), sizeof fd);
-          fds.emplace_back(fd);
-        }
+        take_fds(c, fds);
       } else {
 #ifdef SCM_PIDFD
         if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_PIDFD) {

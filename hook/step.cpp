@@ -1,5 +1,6 @@
 #include "step.hpp"
 
+#include <tuple>
 #include <type_traits>
 
 #include <nlohmann/json.hpp>
@@ -14,6 +15,13 @@ template <typename T>
 struct IsOptional : std::false_type {};
 template <typename T>
 struct IsOptional<std::optional<T>> : std::true_type {};
+
+/// Calls `f(field, value)` for each field of the step `s`, in the order its `kFields` lists them.
+template <typename S, typename F>
+void for_each_field(S& s, F&& f) {
+  std::apply([&](const auto&... field) { (f(field, s.*field.member), ...); },
+             std::remove_const_t<S>::kFields);
+}
 
 /// The step alternative whose kAction is `action`, default-constructed; nullopt if none.
 template <typename... Ts>
@@ -37,11 +45,11 @@ nlohmann::json to_json(const Step& step) {
   return std::visit(
       [](const auto& s) {
         nlohmann::json j{{"action", s.kAction}};
-        s.fields(s, [&](Key key, const auto& value) {
+        for_each_field(s, [&](const auto& field, const auto& value) {
           if constexpr (IsOptional<std::decay_t<decltype(value)>>::value) {
-            if (value) j[key.json] = *value;
+            if (value) j[field.json] = *value;
           } else {
-            j[key.json] = value;
+            j[field.json] = value;
           }
         });
         return j;
@@ -55,14 +63,14 @@ void write_step(pugi::xml_node parent, const Step& step) {
   std::visit(
       [&](const auto& s) {
         put(n, "action", std::string(s.kAction));
-        s.fields(s, [&](Key key, const auto& value) {
+        for_each_field(s, [&](const auto& field, const auto& value) {
           using T = std::decay_t<decltype(value)>;
           if constexpr (IsOptional<T>::value) {
-            if (value) put(n, key.journal, *value);
+            if (value) put(n, field.journal, *value);
           } else if constexpr (std::is_same_v<T, bool>) {
-            put_flag(n, key.journal, value);
+            put_flag(n, field.journal, value);
           } else {
-            put(n, key.journal, value);
+            put(n, field.journal, value);
           }
         });
       },
@@ -76,16 +84,16 @@ Step read_step(const pugi::xml_node& n) {
   if (!step) corrupt("unknown step action '" + action + "'");
   std::visit(
       [&](auto& s) {
-        s.fields(s, [&](Key key, auto& value) {
+        for_each_field(s, [&](const auto& field, auto& value) {
           using T = std::decay_t<decltype(value)>;
           if constexpr (IsOptional<T>::value) {
-            if (n.attribute(key.journal)) value = text(n, key.journal);
+            if (n.attribute(field.journal)) value = text(n, field.journal);
           } else if constexpr (std::is_same_v<T, std::string>) {
-            value = text(n, key.journal);
+            value = text(n, field.journal);
           } else if constexpr (std::is_same_v<T, bool>) {
-            value = flag(n, key.journal);
+            value = flag(n, field.journal);
           } else {
-            value = number<T>(n, key.journal);
+            value = number<T>(n, field.journal);
           }
         });
       },

@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <variant>
 
 #include <nlohmann/json_fwd.hpp>
@@ -17,16 +18,21 @@ namespace sockhook {
 
 // ---- The steps of a prepare. Each is plain data; executors carry them out. ----
 //
-// Each step lists its fields once, in `fields`: step.cpp derives its JSON form and its journal
-// record from that list. `describe` and `describe_undo` say in one line what it does and how
-// release undoes it. Adding a step: the struct here (and in `Step`), the planner that emits it
-// (plan.cpp), the executor that runs it (executor.cpp).
+// Each step lists its fields once, as data in `kFields`: step.cpp derives its JSON form and its
+// journal record from that list. `describe` and `describe_undo` say in one line what it does
+// and how release undoes it. Adding a step: the struct here (and in `Step`), the planner that
+// emits it (plan.cpp), the executor that runs it (executor.cpp).
 
-/// A field's names: in JSON (snake_case) and as a journal attribute (kebab-case).
-struct Key {
+/// One field of step `S`: its names in JSON (snake_case) and as a journal attribute
+/// (kebab-case), and the member that holds it.
+template <typename S, typename T>
+struct Field {
   const char* json;
   const char* journal;
+  T S::*member;
 };
+template <typename S, typename T>
+Field(const char*, const char*, T S::*) -> Field<S, T>;
 
 /// Create the domain's lend directory: root-owned 0700, plus one ACL entry u:QEMU:--x, so
 /// that only QEMU's user can traverse it and nobody but root can write it (S4).
@@ -35,11 +41,10 @@ struct MakeLendDir {
   std::string path;
   uid_t qemu_uid;
 
-  template <typename Self, typename F>
-  static void fields(Self& s, F&& f) {
-    f(Key{"path", "path"}, s.path);
-    f(Key{"qemu_uid", "qemu-uid"}, s.qemu_uid);
-  }
+  static constexpr std::tuple kFields{
+      Field{"path", "path", &MakeLendDir::path},
+      Field{"qemu_uid", "qemu-uid", &MakeLendDir::qemu_uid},
+  };
   std::string describe() const {
     return "create lend directory " + path + " (root, 0700, ACL u:" + std::to_string(qemu_uid) +
            ":--x)";
@@ -57,13 +62,12 @@ struct VerifySource {
   uid_t owner;
   int wait_seconds;
 
-  template <typename Self, typename F>
-  static void fields(Self& s, F&& f) {
-    f(Key{"runtime_dir", "runtime-dir"}, s.runtime_dir);
-    f(Key{"relative", "relative"}, s.relative);
-    f(Key{"owner_uid", "owner"}, s.owner);
-    f(Key{"wait_seconds", "wait"}, s.wait_seconds);
-  }
+  static constexpr std::tuple kFields{
+      Field{"runtime_dir", "runtime-dir", &VerifySource::runtime_dir},
+      Field{"relative", "relative", &VerifySource::relative},
+      Field{"owner_uid", "owner", &VerifySource::owner},
+      Field{"wait_seconds", "wait", &VerifySource::wait_seconds},
+  };
   std::string describe() const {
     return "open " + runtime_dir + " and resolve " + relative +
            " beneath it (openat2, no symlinks, no mount crossing); require a socket owned by "
@@ -78,10 +82,9 @@ struct CreateTarget {
   static constexpr const char* kAction = "create_target";
   std::string path;
 
-  template <typename Self, typename F>
-  static void fields(Self& s, F&& f) {
-    f(Key{"path", "path"}, s.path);
-  }
+  static constexpr std::tuple kFields{
+      Field{"path", "path", &CreateTarget::path},
+  };
   std::string describe() const {
     return "create empty mount point " + path + " (O_EXCL|O_NOFOLLOW)";
   }
@@ -94,11 +97,10 @@ struct BindMount {
   std::string source;
   std::string target;
 
-  template <typename Self, typename F>
-  static void fields(Self& s, F&& f) {
-    f(Key{"source", "source"}, s.source);
-    f(Key{"target", "target"}, s.target);
-  }
+  static constexpr std::tuple kFields{
+      Field{"source", "source", &BindMount::source},
+      Field{"target", "target", &BindMount::target},
+  };
   std::string describe() const {
     return "bind-mount the verified inode of " + source + " onto " + target +
            " (open_tree + move_mount)";
@@ -118,14 +120,13 @@ struct GrantAcl {
   bool only_if_denied;
   bool directory;  ///< a traversal grant on a directory of the path (acl/group methods)
 
-  template <typename Self, typename F>
-  static void fields(Self& s, F&& f) {
-    f(Key{"path", "path"}, s.path);
-    f(Key{"uid", "uid"}, s.uid);
-    f(Key{"perms", "perms"}, s.perms);
-    f(Key{"only_if_denied", "only-if-denied"}, s.only_if_denied);
-    f(Key{"directory", "directory"}, s.directory);
-  }
+  static constexpr std::tuple kFields{
+      Field{"path", "path", &GrantAcl::path},
+      Field{"uid", "uid", &GrantAcl::uid},
+      Field{"perms", "perms", &GrantAcl::perms},
+      Field{"only_if_denied", "only-if-denied", &GrantAcl::only_if_denied},
+      Field{"directory", "directory", &GrantAcl::directory},
+  };
   std::string describe() const {
     return "add ACL entry u:" + std::to_string(uid) + ":" + perms + " on " +
            (directory ? "directory " : "the verified inode of ") + path +
@@ -143,11 +144,10 @@ struct ChangeGroup {
   std::string path;
   gid_t gid;
 
-  template <typename Self, typename F>
-  static void fields(Self& s, F&& f) {
-    f(Key{"path", "path"}, s.path);
-    f(Key{"gid", "gid"}, s.gid);
-  }
+  static constexpr std::tuple kFields{
+      Field{"path", "path", &ChangeGroup::path},
+      Field{"gid", "gid", &ChangeGroup::gid},
+  };
   std::string describe() const {
     return "change group of the verified inode of " + path + " to gid " + std::to_string(gid) +
            " and add g+rw";
@@ -174,17 +174,16 @@ struct CopyFile {
   bool optional;
   std::optional<std::string> content = std::nullopt;
 
-  template <typename Self, typename F>
-  static void fields(Self& s, F&& f) {
-    f(Key{"base", "base"}, s.base);
-    f(Key{"relative", "relative"}, s.relative);
-    f(Key{"target", "target"}, s.target);
-    f(Key{"owner_uid", "owner"}, s.owner);
-    f(Key{"qemu_uid", "qemu-uid"}, s.qemu_uid);
-    f(Key{"max_bytes", "max-bytes"}, s.max_bytes);
-    f(Key{"optional", "optional"}, s.optional);
-    f(Key{"content", "content"}, s.content);
-  }
+  static constexpr std::tuple kFields{
+      Field{"base", "base", &CopyFile::base},
+      Field{"relative", "relative", &CopyFile::relative},
+      Field{"target", "target", &CopyFile::target},
+      Field{"owner_uid", "owner", &CopyFile::owner},
+      Field{"qemu_uid", "qemu-uid", &CopyFile::qemu_uid},
+      Field{"max_bytes", "max-bytes", &CopyFile::max_bytes},
+      Field{"optional", "optional", &CopyFile::optional},
+      Field{"content", "content", &CopyFile::content},
+  };
   /// The file read, for people: base and relative path joined.
   std::string source() const { return base == "/" ? "/" + relative : base + "/" + relative; }
   std::string describe() const {
@@ -209,15 +208,14 @@ struct StartProxy {
   uid_t qemu_uid;
   gid_t qemu_gid;
 
-  template <typename Self, typename F>
-  static void fields(Self& s, F&& f) {
-    f(Key{"listen", "listen"}, s.listen_path);
-    f(Key{"source", "source"}, s.source);
-    f(Key{"owner_uid", "owner"}, s.owner);
-    f(Key{"owner_gid", "owner-gid"}, s.owner_gid);
-    f(Key{"qemu_uid", "qemu-uid"}, s.qemu_uid);
-    f(Key{"qemu_gid", "qemu-gid"}, s.qemu_gid);
-  }
+  static constexpr std::tuple kFields{
+      Field{"listen", "listen", &StartProxy::listen_path},
+      Field{"source", "source", &StartProxy::source},
+      Field{"owner_uid", "owner", &StartProxy::owner},
+      Field{"owner_gid", "owner-gid", &StartProxy::owner_gid},
+      Field{"qemu_uid", "qemu-uid", &StartProxy::qemu_uid},
+      Field{"qemu_gid", "qemu-gid", &StartProxy::qemu_gid},
+  };
   std::string describe() const {
     return "listen on " + listen_path + " (owner uid " + std::to_string(qemu_uid) +
            ", 0600) and start a proxy as uid " + std::to_string(owner) + " that connects to " +

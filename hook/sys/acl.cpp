@@ -1,7 +1,5 @@
 #include "sys/acl.hpp"
 
-#include <grp.h>
-#include <pwd.h>
 #include <sys/acl.h>
 #include <sys/xattr.h>
 
@@ -277,23 +275,6 @@ std::string acl_text(const std::string& path) {
   std::string out(text);
   ::acl_free(text);
   return out;
-}
-
-std::vector<gid_t> groups_of_uid(uid_t uid, gid_t fallback_gid) {
-  std::vector<char> buf(16384);
-  struct passwd pw {};
-  struct passwd* found = nullptr;
-  ::getpwuid_r(uid, &pw, buf.data(), buf.size(), &found);
-  if (!found) return {fallback_gid};
-  int n = 64;
-  std::vector<gid_t> groups(static_cast<std::size_t>(n));
-  // libvirt starts QEMU with the configured group and the user's supplementary groups.
-  if (::getgrouplist(found->pw_name, fallback_gid, groups.data(), &n) < 0) {
-    groups.resize(static_cast<std::size_t>(n));
-    ::getgrouplist(found->pw_name, fallback_gid, groups.data(), &n);
-  }
-  groups.resize(static_cast<std::size_t>(n));
-  return groups;
 }
 
 }  // namespace sockhook

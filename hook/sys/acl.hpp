@@ -60,7 +60,4 @@ void acl_revoke_user(const std::string& path, uid_t uid, const AclState& prior);
 /// The text getfacl would print for the entries (acl_to_text), for tests and status.
 std::string acl_text(const std::string& path);
 
-/// The groups a process of `uid` gets: its primary group and supplementary groups.
-std::vector<gid_t> groups_of_uid(uid_t uid, gid_t fallback_gid);
-
 }  // namespace sockhook

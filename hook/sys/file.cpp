@@ -35,6 +35,14 @@ std::string read_file(const std::string& path, std::size_t max_bytes) {
   }
 }
 
+std::optional<std::string> try_read_file(const std::string& path, std::size_t max_bytes) {
+  try {
+    return read_file(path, max_bytes);
+  } catch (const Error&) {
+    return std::nullopt;
+  }
+}
+
 std::vector<std::string> list_directory(const Fd& dir) {
   // A duplicate, so that the caller's fd keeps its own offset and stays usable.
   Fd copy(::openat(dir.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));

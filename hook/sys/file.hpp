@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,9 @@ std::string read_all(const Fd& fd, std::size_t max_bytes);
 
 /// Reads a whole file by path (O_NOFOLLOW), failing if larger than `max_bytes`.
 std::string read_file(const std::string& path, std::size_t max_bytes);
+
+/// read_file for a file that may be absent: nullopt if it cannot be read, for any reason.
+std::optional<std::string> try_read_file(const std::string& path, std::size_t max_bytes);
 
 /// The names in a directory, without "." and "..", sorted.
 std::vector<std::string> list_directory(const Fd& dir);

@@ -74,19 +74,13 @@ class Resolver {
     // symlink anywhere on the way (RESOLVE_NO_SYMLINKS from the root).
     VerifiedDir base;
     base.path = spec_.base;
-    base.fd = openat2_fd(AT_FDCWD, spec_.base, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC,
-                         RESOLVE_NO_SYMLINKS);
-    if (!base.fd) {
-      int err = errno;
-      if (err == ENOENT) throw Error(spec_.base + " does not exist (is the owner logged in?)", err);
-      throw Error(resolve_reason(err, spec_.base), err);
-    }
+    base.fd = open_if_exists(AT_FDCWD, spec_.base, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC,
+                             RESOLVE_NO_SYMLINKS, spec_.base);
+    if (!base.fd) throw Error(spec_.base + " does not exist (is the owner logged in?)", ENOENT);
     base.st = fstat_checked(base.fd, spec_.base);
     if (!S_ISDIR(base.st.st_mode)) throw Error(spec_.base + " is not a directory");
     // S2: the runtime directory must be the owner's own.
-    if (!admin_ && base.st.st_uid != spec_.owner)
-      throw Error(spec_.base + " is owned by uid " + std::to_string(base.st.st_uid) +
-                  ", not by the owner (uid " + std::to_string(spec_.owner) + ")");
+    if (!admin_) require_owner(base.st, spec_.base);
     src.dirs.push_back(std::move(base));
 
     // Each directory on the way down, beneath the previous one.
@@ -100,38 +94,28 @@ class Resolver {
       VerifiedDir dir;
       dir.relative = walked;
       dir.path = (admin_ ? "" : spec_.base) + "/" + walked;
-      dir.fd = openat2_fd(parent.fd.get(), name, O_PATH | O_NOFOLLOW | O_CLOEXEC, flags_);
-      if (!dir.fd) {
-        int err = errno;
-        if (err == ENOENT) return missing(src.dirs.back(), dir.path);
-        throw Error(resolve_reason(err, dir.path), err);
-      }
+      dir.fd =
+          open_if_exists(parent.fd.get(), name, O_PATH | O_NOFOLLOW | O_CLOEXEC, flags_, dir.path);
+      if (!dir.fd) return missing(parent, dir.path);
       dir.st = fstat_checked(dir.fd, dir.path);
       // One component at a time, so a symlink here comes back as itself: refuse it as
       // openat2 refuses one in the middle of a path.
       if (S_ISLNK(dir.st.st_mode)) throw Error(dir.path + " is a symbolic link", ELOOP);
       if (!S_ISDIR(dir.st.st_mode))
         throw Error(dir.path + " is " + kind_of(dir.st.st_mode) + ", not a directory");
-      if (!admin_ && dir.st.st_uid != spec_.owner)
-        throw Error(dir.path + " is owned by uid " + std::to_string(dir.st.st_uid) +
-                    ", not by the owner (uid " + std::to_string(spec_.owner) + ")");
+      if (!admin_) require_owner(dir.st, dir.path);
       src.dirs.push_back(std::move(dir));
     }
 
     // The socket itself. With O_PATH|O_NOFOLLOW, openat2 returns a final symlink as itself,
     // so the type check below is what refuses it.
-    src.fd = openat2_fd(src.dirs.back().fd.get(), rest, O_PATH | O_NOFOLLOW | O_CLOEXEC, flags_);
-    if (!src.fd) {
-      int err = errno;
-      if (err == ENOENT) return missing(src.dirs.back(), src.path);
-      throw Error(resolve_reason(err, src.path), err);
-    }
+    src.fd = open_if_exists(src.dirs.back().fd.get(), rest, O_PATH | O_NOFOLLOW | O_CLOEXEC, flags_,
+                            src.path);
+    if (!src.fd) return missing(src.dirs.back(), src.path);
     src.st = fstat_checked(src.fd, src.path);
     if (!S_ISSOCK(src.st.st_mode))
       throw Error("not a socket (it is " + kind_of(src.st.st_mode) + ")");
-    if (src.st.st_uid != spec_.owner)
-      throw Error("it is owned by uid " + std::to_string(src.st.st_uid) +
-                  ", not by the owner (uid " + std::to_string(spec_.owner) + ")");
+    require_owner(src.st, "it");
     // The owner check above already refuses a hard link to anyone else's socket (and the
     // kernel's protected_hardlinks forbids linking a socket one does not own). A second
     // link to the owner's own socket would be harmless, but no server makes one, so refusing
@@ -152,6 +136,25 @@ class Resolver {
     out.missing_in_id = inode_of(dir.st);
     out.missing_path = path;
     return out;
+  }
+
+  /// openat2 of `name` beneath `dirfd`: an invalid Fd if it does not exist; any other failure
+  /// throws, saying why in terms of `path`.
+  static Fd open_if_exists(int dirfd, const std::string& name, int flags,
+                           unsigned long long resolve, const std::string& path) {
+    Fd fd = openat2_fd(dirfd, name, flags, resolve);
+    if (!fd && errno != ENOENT) {
+      int err = errno;
+      throw Error(resolve_reason(err, path), err);
+    }
+    return fd;
+  }
+
+  /// S2: `what` (a directory on the way, or "it", the socket) must belong to the owner.
+  void require_owner(const struct stat& st, const std::string& what) const {
+    if (st.st_uid != spec_.owner)
+      throw Error(what + " is owned by uid " + std::to_string(st.st_uid) +
+                  ", not by the owner (uid " + std::to_string(spec_.owner) + ")");
   }
 
   static struct stat fstat_checked(const Fd& fd, const std::string& path) {

@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace sockhook {
 
@@ -27,6 +28,9 @@ std::optional<gid_t> lookup_group(std::string_view name_or_gid);
 
 /// The group's name, or its number as text.
 std::string group_name(gid_t gid);
+
+/// The groups a process of `uid` gets: its primary group and supplementary groups.
+std::vector<gid_t> groups_of_uid(uid_t uid, gid_t fallback_gid);
 
 /// The uids of regular (login) users: UID_MIN..UID_MAX of login.defs, both included.
 struct UidRange {
