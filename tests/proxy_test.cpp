@@ -69,6 +69,11 @@ Fd unix_socket(const std::string& path, bool listening) {
 }
 
 Fd listen_at(const std::string& path) { return unix_socket(path, true); }
+/// How long a test waits for something it expects to happen (a connection, bytes, EOF, an
+/// exit): ended at once by the event, so only a failing test waits this long, and long enough
+/// that a loaded machine never fails a test that works.
+constexpr int kPatienceMs = 30000;
+
 Fd connect_to(const std::string& path) { return unix_socket(path, false); }
 
 bool wait_for(int fd, short events, int timeout_ms) {
@@ -76,7 +81,7 @@ bool wait_for(int fd, short events, int timeout_ms) {
   return retry_eintr([&] { return poll(&p, 1, timeout_ms); }) > 0;
 }
 
-Fd accept_within(const Fd& listener, int timeout_ms = 2000) {
+Fd accept_within(const Fd& listener, int timeout_ms = kPatienceMs) {
   if (!wait_for(listener.get(), POLLIN, timeout_ms)) return Fd();
   return Fd(accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
 }
@@ -101,7 +106,7 @@ struct Received {
   ucred cred{};
 };
 
-Received receive(int fd, int timeout_ms = 2000, size_t max = 65536) {
+Received receive(int fd, int timeout_ms = kPatienceMs, size_t max = 65536) {
   Received r;
   if (!wait_for(fd, POLLIN, timeout_ms)) return r;
   std::string buffer(max, '\0');
@@ -134,7 +139,7 @@ Received receive(int fd, int timeout_ms = 2000, size_t max = 65536) {
 Received receive_exactly(int fd, size_t size) {
   Received all;
   while (all.bytes.size() < size) {
-    auto r = receive(fd, 2000, size - all.bytes.size());
+    auto r = receive(fd, kPatienceMs, size - all.bytes.size());
     if (r.n <= 0) break;
     all.bytes += r.bytes;
     all.ctrunc |= r.ctrunc;
@@ -145,7 +150,7 @@ Received receive_exactly(int fd, size_t size) {
 }
 
 /// Reads exactly `size` bytes (fewer on EOF or after the timeout).
-std::string read_bytes(int fd, size_t size, int timeout_ms = 2000) {
+std::string read_bytes(int fd, size_t size, int timeout_ms = kPatienceMs) {
   std::string out;
   while (out.size() < size) {
     auto r = receive(fd, timeout_ms, size - out.size());
@@ -162,7 +167,7 @@ std::string relayed(const Fd& from, const Fd& to, const std::string& bytes) {
 }
 
 /// True if the next read on `fd` reports EOF (or a reset) within the timeout.
-bool gets_eof(int fd, int timeout_ms = 2000) {
+bool gets_eof(int fd, int timeout_ms = kPatienceMs) {
   auto r = receive(fd, timeout_ms, 1);
   return r.n == 0 || (r.n < 0 && errno == ECONNRESET);
 }
@@ -218,7 +223,7 @@ class ProxyChild {
   int stop() {
     if (pid_ <= 0) return status_;
     kill(pid_, SIGTERM);
-    for (int i = 0; i < 300; ++i) {
+    for (int i = 0; i < kPatienceMs / 10; ++i) {
       int status = 0;
       if (waitpid(pid_, &status, WNOHANG) == pid_) {
         pid_ = -1;
@@ -242,10 +247,11 @@ class ProxyChild {
     return count;
   }
 
-  /// The descriptor count once it stops changing (open connections being closed).
+  /// The descriptor count once it has not changed for half a second (open connections
+  /// being closed).
   size_t settled_fd_count() const {
     size_t count = fd_count();
-    for (int same = 0, i = 0; same < 5 && i < 200; ++i) {
+    for (int same = 0, i = 0; same < 25 && i < kPatienceMs / 20; ++i) {
       std::this_thread::sleep_for(20ms);
       const size_t now = fd_count();
       same = now == count ? same + 1 : 0;
@@ -257,7 +263,7 @@ class ProxyChild {
   /// Waits until the proxy holds `expected` descriptors; returns the last count seen.
   size_t fd_count_settles_at(size_t expected) const {
     size_t count = fd_count();
-    for (int i = 0; i < 200 && count != expected; ++i) {
+    for (int i = 0; i < kPatienceMs / 10 && count != expected; ++i) {
       std::this_thread::sleep_for(10ms);
       count = fd_count();
     }
@@ -604,7 +610,8 @@ TEST_CASE("Queues are bounded by the default limits, and closed ones give the me
   CHECK(full - idle < 100 * 64 + 2048);
   pairs.clear();
   // Closed: the proxy notices (bounded wait); its RSS is back near idle.
-  for (int i = 0; i < 100 && s.proxy->fd_count() > 8; ++i) std::this_thread::sleep_for(20ms);
+  for (int i = 0; i < kPatienceMs / 20 && s.proxy->fd_count() > 8; ++i)
+    std::this_thread::sleep_for(20ms);
   MESSAGE("proxy RSS after close: " << s.proxy->rss_kib() << " KiB");
   CHECK(s.proxy->rss_kib() - idle < 2048);
 }
@@ -831,7 +838,7 @@ TEST_CASE("spawn_proxy runs the proxy as the owner, with nothing of the spawner'
   CHECK(std::filesystem::read_symlink(fd_dir + "3").string().rfind("socket:", 0) == 0);
   // Only the spawner holds the leaked pipe: closing our end gives EOF at once.
   leak_write.reset();
-  CHECK(wait_for(leak_read.get(), POLLIN, 1000));
+  CHECK(wait_for(leak_read.get(), POLLIN, kPatienceMs));
   char byte;
   CHECK(read(leak_read.get(), &byte, 1) == 0);
   std::ifstream cmdline("/proc/" + std::to_string(proxy.pid) + "/cmdline");
