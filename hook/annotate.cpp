@@ -47,6 +47,9 @@ constexpr unsigned kParseFlags = pugi::parse_cdata | pugi::parse_escapes | pugi:
                                  pugi::parse_pi | pugi::parse_comments | pugi::parse_declaration |
                                  pugi::parse_doctype | pugi::parse_ws_pcdata;
 constexpr const char* kSoundModel = "ich9";
+/// The X authority file of an SDL display that annotate adds: never created (see
+/// ensure_graphics).
+constexpr const char* kSdlXauth = "{lend_dir}/no-xauthority";
 
 std::string prefix_of(const pugi::xml_node& node) {
   std::string_view qname = node.name();
@@ -429,7 +432,7 @@ class Annotator {
   void apply(pugi::xml_node socket, const Plugin& plugin, const Needs& needs) {
     auto version = ed_.ctx().libvirt_version;
     if (!plugin.audio_backend.empty()) ensure_audio(socket, plugin.audio_backend);
-    if (!plugin.graphics.empty()) ensure_graphics(socket, plugin.graphics);
+    if (!plugin.graphics.empty()) ensure_graphics(socket, plugin.graphics, needs.vars);
     for (const auto& need : needs.env) {
       const PluginAudioAttr* native = nullptr;
       for (const auto& alt : plugin.audio)
@@ -512,20 +515,38 @@ class Annotator {
 
   /// A <graphics type=...> for QEMU's own display (e.g. SDL on the owner's Wayland), unless
   /// the domain has one of that type. libvirt lists graphics before sound, audio and video.
-  void ensure_graphics(pugi::xml_node socket, const std::string& type) {
+  ///
+  /// SDL gets an xauth naming a file in the lend directory that never exists: libvirt's
+  /// virt-aa-helper refuses an SDL display without one ("invalid VM definition"), so under
+  /// AppArmor the VM would not start. A Wayland client reads no X authority; the profile
+  /// only gains a read rule for a path nobody can create (the lend directory is root's).
+  void ensure_graphics(pugi::xml_node socket, const std::string& type, const Variables& vars) {
     auto devices = ed_.devices();
     if (!devices)
       throw Error(name(socket) + ": cannot add <graphics>: the domain has no <devices>");
-    for (auto g : devices.children("graphics"))
-      if (attr_is(g, "type", type)) return;
+    for (auto g : devices.children("graphics")) {
+      if (!attr_is(g, "type", type)) continue;
+      if (type == "sdl" && !g.attribute("xauth"))
+        note(
+            "the domain's <graphics type='sdl'> has no xauth: under AppArmor libvirt refuses "
+            "to start it (virt-aa-helper: invalid VM definition); give it xauth='" +
+            expand(kSdlXauth, vars) + "' or the owner's X authority file");
+      return;
+    }
     pugi::xml_node before;
     for (const char* n : {"sound", "audio", "video"})
       if (!before) before = devices.child(n);
     auto g =
         before ? insert_before(devices, before, "graphics") : append_element(devices, "graphics");
     g.append_attribute("type") = type.c_str();
+    std::string shown = "<graphics type='" + type + "'";
+    if (type == "sdl") {
+      const auto xauth = expand(kSdlXauth, vars);
+      g.append_attribute("xauth") = xauth.c_str();
+      shown += " xauth='" + xauth + "'";
+    }
     ed_.record(socket, "graphics").append_attribute("graphics-type") = type.c_str();
-    note("added <graphics type='" + type + "'/>: QEMU opens its own display window");
+    note("added " + shown + "/>: QEMU opens its own display window");
     if (attr_is(socket, "required", "no"))
       note("required='no' does not make the display optional: QEMU's " + type +
            " display, and so the VM, does not start while the compositor is away");

@@ -292,11 +292,13 @@ TEST_CASE("JACK gets an <audio type='jack'> backend and its environment through 
 TEST_CASE("Wayland gets QEMU's SDL display and the environment SDL needs on Wayland") {
   Fixture f("wayland");
   const std::string lend = std::string("/run/sockhook/libvirt-") + kUuid;
-  SUBCASE("a domain without graphics gets <graphics type='sdl'/> before its sound card") {
+  const std::string sdl = "<graphics type='sdl' xauth='" + lend + "/no-xauthority'/>";
+  SUBCASE("a domain without graphics gets an SDL display before its sound card") {
     auto xml =
         libvirt_domain("", kSoundNone + "    <video>\n      <model type='vga'/>\n    </video>\n");
     auto r = f.add(xml);
-    check_holds(r.xml, {"    <graphics type='sdl'/>\n    <sound model='ich9'>",
+    // With an xauth, which virt-aa-helper needs, that names a file nobody can create.
+    check_holds(r.xml, {"    " + sdl + "\n    <sound model='ich9'>",
                         "<qemu:env name='WAYLAND_DISPLAY' value='" + lend + "/wayland-0'/>",
                         "<qemu:env name='SDL_VIDEODRIVER' value='wayland'/>",
                         "<qemu:env name='SDL_RENDER_DRIVER' value='software'/>",
@@ -308,13 +310,21 @@ TEST_CASE("Wayland gets QEMU's SDL display and the environment SDL needs on Wayl
     auto xml = libvirt_domain("", "    <graphics type='sdl' display=':0'/>\n");
     auto r = f.add(xml);
     check_holds(r.xml, {"<graphics type='sdl' display=':0'/>"}, {"kind='graphics'"});
+    // Without an xauth AppArmor hosts refuse to start it: annotate says so, and how to fix it.
+    CHECK(notes_say(r, "has no xauth: under AppArmor libvirt refuses to start it"));
+    CHECK(notes_say(r, "xauth='" + lend + "/no-xauthority'"));
     auto back = f.remove(r.xml);
     CHECK(back.xml == xml);
+  }
+  SUBCASE("an SDL display with an X authority is kept without a note about it") {
+    auto xml = libvirt_domain("", "    <graphics type='sdl' display=':0' xauth='/x/auth'/>\n");
+    auto r = f.add(xml);
+    CHECK_FALSE(notes_say(r, "xauth"));
   }
   SUBCASE("a VNC display stays next to the new SDL one") {
     auto xml = libvirt_domain("", "    <graphics type='vnc' port='-1'/>\n");
     auto r = f.add(xml);
-    check_holds(r.xml, {"<graphics type='vnc' port='-1'/>", "<graphics type='sdl'/>"});
+    check_holds(r.xml, {"<graphics type='vnc' port='-1'/>", sdl});
     CHECK(f.remove(r.xml).xml == xml);
   }
   SUBCASE("an optional lend: annotate says the display is not optional") {

@@ -86,7 +86,8 @@ run_method() {
     local method=$1
     say "method $method"
     annotate_ok "$D" --plugin wayland --owner "$SH_USER" --method "$method"
-    check "annotate adds <graphics type='sdl'/>" grep -q "<graphics type='sdl'/>" <<<"$XML"
+    check "annotate adds an SDL display with the xauth virt-aa-helper needs" grep -q \
+        "<graphics type='sdl' xauth='/run/sockhook/libvirt-$UD/no-xauthority'/>" <<<"$XML"
     qemu_env_has "annotate gives QEMU WAYLAND_DISPLAY as an absolute path" \
         WAYLAND_DISPLAY "/run/sockhook/libvirt-$UD/wayland-0"
     qemu_env_has "annotate gives QEMU SDL_VIDEODRIVER=wayland" SDL_VIDEODRIVER wayland
