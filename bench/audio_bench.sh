@@ -198,7 +198,11 @@ make_lend() {
       { echo "audio_bench.sh: the $method lend of $plugin failed: $(cat "$tmp/hook.err")" >&2; exit 1; }
   done
   lent+=("$name")
-  lend_dir=/run/sockhook/$uuid
+  # The hook's lend directory (README, Files); a bench that measured a client failing to find
+  # it would report a path as broken, so say so and stop.
+  lend_dir=/run/sockhook/libvirt-$uuid
+  [[ -d $lend_dir ]] ||
+    { echo "audio_bench.sh: the $method lend of $plugin made no $lend_dir" >&2; exit 1; }
 }
 release_lend() {
   "$sockhook" hook --config-dir "$etc" "$1" release end - <"$tmp/$1.xml" 2>/dev/null || true
