@@ -161,13 +161,9 @@ int serve(const std::string& path) {
           reply.msg_controllen = msg.msg_controllen;
         }
         if (out.iov_len > 0 && sendmsg(fd, &reply, MSG_NOSIGNAL) < 0) done = true;
+        std::vector<Fd> received;  // echoed above; closed here
         for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c))
-          if (c->cmsg_type == SCM_RIGHTS)
-            for (size_t k = 0; k < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int); ++k) {
-              int received;
-              std::memcpy(&received, CMSG_DATA(c) + k * sizeof(int), sizeof received);
-              close(received);
-            }
+          if (c->cmsg_type == SCM_RIGHTS) take_rights(*c, received);
       } else if (!done && conn.mode == 'S') {
         conn.count += size - offset;
       } else if (!done && conn.mode == 'G' && size >= 9) {

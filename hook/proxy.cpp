@@ -494,17 +494,6 @@ void Relay::on_side(Side& side, uint32_t events) {
   update_interest(pair.server, pair.down, pair.up, pair.client);
 }
 
-/// Takes ownership of the descriptors an SCM_RIGHTS message `c` carries, appending them to `out`.
-void take_fds(const cmsghdr* c, std::vector<Fd>& out) {
-  const size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-  out.reserve(out.size() + count);
-  for (size_t k = 0; k < count; ++k) {
-    int fd;
-    std::memcpy(&fd, CMSG_DATA(c) + k * sizeof(int), sizeof fd);
-    out.emplace_back(fd);
-  }
-}
-
 /// Whether descriptors wait anywhere in the receive queue of `fd`.
 ///
 /// A stream recvmsg glues the fd-less data queued before a segment with descriptors onto
@@ -534,7 +523,7 @@ bool fds_pending(int fd) {
   for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
     if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
     pending = true;
-    take_fds(c, copies);
+    take_rights(*c, copies);
   }
   return pending;
 }
@@ -574,7 +563,7 @@ bool Relay::pump(Side& from, Side& to, Direction& dir) {
     bool foreign = false;
     for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
       if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
-        take_fds(c, fds);
+        take_rights(*c, fds);
       } else {
 #ifdef SCM_PIDFD
         if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_PIDFD) {

@@ -120,12 +120,7 @@ Received receive(int fd, int timeout_ms = kPatienceMs, size_t max = 65536) {
   for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
     if (c->cmsg_level != SOL_SOCKET) continue;
     if (c->cmsg_type == SCM_RIGHTS) {
-      const size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-      for (size_t k = 0; k < count; ++k) {
-        int received;
-        std::memcpy(&received, CMSG_DATA(c) + k * sizeof(int), sizeof received);
-        r.fds.emplace_back(received);
-      }
+      take_rights(*c, r.fds);
     } else if (c->cmsg_type == SCM_CREDENTIALS) {
       r.creds = true;
       std::memcpy(&r.cred, CMSG_DATA(c), sizeof r.cred);

@@ -22,4 +22,14 @@ ssize_t send_with_control(int fd, std::string_view bytes, int type, const void* 
   return ::sendmsg(fd, &msg, flags);
 }
 
+void take_rights(const cmsghdr& c, std::vector<Fd>& out) {
+  const size_t count = (c.cmsg_len - CMSG_LEN(0)) / sizeof(int);
+  out.reserve(out.size() + count);
+  for (size_t k = 0; k < count; ++k) {
+    int fd;
+    std::memcpy(&fd, CMSG_DATA(&c) + k * sizeof(int), sizeof fd);
+    out.emplace_back(fd);
+  }
+}
+
 }  // namespace sockhook

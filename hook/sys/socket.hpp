@@ -5,6 +5,9 @@
 
 #include <cstddef>
 #include <string_view>
+#include <vector>
+
+#include "sys/fd.hpp"
 
 namespace sockhook {
 
@@ -25,5 +28,9 @@ inline msghdr message_header(iovec* iov, std::size_t iovlen, void* control,
 /// 0). Returns what sendmsg returns.
 ssize_t send_with_control(int fd, std::string_view bytes, int type, const void* data,
                           std::size_t size, int flags);
+
+/// Takes ownership of the descriptors that the SCM_RIGHTS control message `c` carries (the
+/// kernel installed them in this process), appending them to `out`.
+void take_rights(const cmsghdr& c, std::vector<Fd>& out);
 
 }  // namespace sockhook
