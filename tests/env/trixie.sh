@@ -45,7 +45,10 @@ log() { echo "trixie.sh: $*" >&2; }
 
 # Everything the build, tests/deps.sh and the root suites need on Debian 13. jack_lsp is in
 # jack-example-tools there (Debian 12's jackd2 still ships it); apparmor brings
-# apparmor_parser for the AppArmor test, libvirt-daemon-system its virt-aa-helper.
+# apparmor_parser for the AppArmor test, libvirt-daemon-system its virt-aa-helper. The kernel
+# (linux-image-amd64) and sway are for tests/env/aa-kernel.sh, which boots this root as a
+# disk image under Debian 13's own kernel with AppArmor enforcing; sway is the compositor
+# that listens on wayland-1 and offers a security context.
 packages() {
     cat <<'EOF'
 build-essential
@@ -90,6 +93,9 @@ weston
 xvfb
 dbus
 apparmor
+linux-image-amd64
+kmod
+sway
 EOF
 }
 
