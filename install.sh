@@ -4,22 +4,26 @@
 # default configuration and policy; reloads libvirt so that it sees the hook; then checks the
 # host with `sockhook doctor`.
 #
-#   sudo ./install.sh [--prefix DIR] [--no-deps]
-#   sudo ./install.sh --uninstall [--prefix DIR]
+#   sudo ./install.sh [--prefix DIR] [--no-deps] [--build-dir DIR]
+#   sudo ./install.sh --uninstall [--prefix DIR] [--build-dir DIR]
 #
+# --build-dir DIR installs what an existing, configured and built tree in DIR holds (a CI
+# build, say) instead of building build-release; cmake --install writes its manifest there.
 # Running it twice is harmless. --uninstall reverses everything it did, and keeps a
 # configuration or policy that was changed after installation (it says so).
 set -euo pipefail
 
 prefix=/usr/local
 deps=yes
+prebuilt=
 action=install
 while (($#)); do
   case $1 in
     --prefix) prefix=$2; shift ;;
     --no-deps) deps=no ;;
+    --build-dir) prebuilt=$(cd "${2:?--build-dir needs a directory}" && pwd); shift ;;
     --uninstall) action=uninstall ;;
-    -h | --help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "install.sh: unknown option '$1' (try --help)" >&2; exit 2 ;;
   esac
   shift
@@ -31,7 +35,7 @@ if ((EUID != 0)); then
 fi
 
 src=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-build=$src/build-release
+build=${prebuilt:-$src/build-release}
 hooks=/etc/libvirt/hooks
 etc=/etc/sockhook
 
@@ -117,12 +121,18 @@ package_installed() {
 }
 
 do_install() {
-  [[ $deps == yes ]] && install_deps
-  say "building (Release) in $build"
-  cmake -S "$src" -B "$build" -DCMAKE_BUILD_TYPE=Release -DSOCKHOOK_TESTS=OFF \
-    -DCMAKE_INSTALL_PREFIX="$prefix" >/dev/null
-  cmake --build "$build" -j"$(nproc)"
-  cmake --install "$build"
+  if [[ -n $prebuilt ]]; then
+    [[ -f $build/CMakeCache.txt ]] || { say "$build is not a configured build tree" >&2; exit 1; }
+    say "installing the existing build in $build"
+    cmake --install "$build" --prefix "$prefix"
+  else
+    [[ $deps == yes ]] && install_deps
+    say "building (Release) in $build"
+    cmake -S "$src" -B "$build" -DCMAKE_BUILD_TYPE=Release -DSOCKHOOK_TESTS=OFF \
+      -DCMAKE_INSTALL_PREFIX="$prefix" >/dev/null
+    cmake --build "$build" -j"$(nproc)"
+    cmake --install "$build"
+  fi
 
   # A copy, not a symlink: AppArmor mediates hooks by the path libvirtd executes, and its
   # profile allows /etc/libvirt/hooks/**.
