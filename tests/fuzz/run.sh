@@ -5,15 +5,31 @@
 #
 # BUILD_DIR was configured with -DSOCKHOOK_FUZZ=ON (clang). Exits non-zero if any target
 # crashes, leaks or times out; the crashing input is kept in BUILD_DIR/fuzz-artifacts/.
+#
+# The seeds are the files sockhook ships (shipped_seeds below), copied at run time so that
+# they can never go stale, plus tests/fuzz/corpus/TARGET/: only inputs that ship nowhere
+# (hostile or odd cases).
 set -u
 build=${1:?usage: run.sh BUILD_DIR [SECONDS]}
 seconds=${2:-60}
 here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/../.." && pwd)
 build=$(cd "$build" && pwd)
 work=$(mktemp -d /tmp/sockhook-fuzz-XXXXXX)
 trap 'rm -rf "$work"' EXIT
 artifacts=$build/fuzz-artifacts
 mkdir -p "$artifacts"
+
+# The shipped files each target parses, one per line, relative to the source tree (run it
+# there, for the globs).
+shipped_seeds() {
+  case $1 in
+    domain_xml) printf '%s\n' xml-examples/*.xml ;;
+    plugin) printf '%s\n' plugins/*.xml ;;
+    policy) printf '%s\n' dist/policy.conf ;;
+    qemu_conf) printf '%s\n' dist/sockhook.conf ;;
+  esac
+}
 
 status=0
 found=0
@@ -29,8 +45,17 @@ for src in "$here"/*_fuzz.cpp; do
   found=$((found + 1))
   corpus=$work/$seeds
   mkdir -p "$corpus"
-  # A copy, so that the repository's seed corpus is never modified.
+  # Copies, so that neither the shipped files nor the repository's corpus is ever modified.
   [[ -d $here/corpus/$seeds ]] && cp -r "$here/corpus/$seeds/." "$corpus/"
+  # An unmatched glob stays as it is written, and is then reported as missing.
+  while IFS= read -r f; do
+    if [[ -f $top/$f ]]; then
+      cp "$top/$f" "$corpus/shipped-${f//\//-}"
+    else
+      echo "$name: MISSING seed $f (moved? update shipped_seeds in $0)"
+      status=1
+    fi
+  done < <(cd "$top" && shipped_seeds "$seeds")
   log=$work/$name.log
   "$bin" "$corpus" -max_total_time="$seconds" -timeout=5 -rss_limit_mb=2048 -print_final_stats=1 \
     -artifact_prefix="$artifacts/$name-" >"$log" 2>&1
