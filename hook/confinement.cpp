@@ -119,6 +119,58 @@ bool is_shared_rule(const std::string& rule) {
   return rule.compare(at, kPerVmPath.size(), kPerVmPath) != 0;
 }
 
+/// The hook's rules in a libvirt daemon's profile: dist/apparmor/sockhook-libvirtd.
+bool is_hook_mount_rule(const std::string& rule) {
+  return rule.starts_with("mount") && rule.find("move") != std::string::npos &&
+         rule.find("-> /run/sockhook/libvirt-*/*") != std::string::npos;
+}
+
+/// The mode a loaded profile is in ("enforce", "complain", ...), from the kernel's list, or
+/// empty when `name` is not loaded.
+std::string loaded_profile_mode(const std::string& base, const std::string& name) {
+  auto list = try_read_file(base + "/sys/kernel/security/apparmor/profiles", kMaxProfileBytes);
+  if (!list) return "";
+  for (auto raw : split(*list, '\n')) {
+    std::string line(raw);
+    auto open = line.rfind(" (");
+    if (open == std::string::npos || line.substr(0, open) != name) continue;
+    return line.substr(open + 2, line.size() - open - 3);
+  }
+  return "";
+}
+
+/// The hook runs inside the libvirt daemon's own profile (`/etc/libvirt/hooks/** rmix`), which
+/// lets it move mounts only under /run/libvirt/qemu: without sockhook's block in the daemon's
+/// local file, every bind lend is refused (LIBVIRT-NOTES, "An enforcing AppArmor kernel").
+void check_daemon_rules(const std::string& root, const std::string& aa, std::vector<Check>& out) {
+  const auto base = root == "/" ? std::string() : root;
+  for (const std::string daemon : {"libvirtd", "virtqemud"}) {
+    const auto profile_path = aa + "/usr.sbin." + daemon;
+    auto profile = read_policy(profile_path);
+    if (!profile.exists) continue;
+    const auto local = "local/usr.sbin." + daemon;
+    auto mode = loaded_profile_mode(base, daemon);
+    if (mode.empty()) mode = loaded_profile_mode(base, "/usr/sbin/" + daemon);
+    const auto confined = mode.empty()
+                              ? daemon + "'s profile is not loaded now"
+                              : "the hook runs inside " + daemon + "'s profile (" + mode + ")";
+    auto rules = read_policy(aa + "/" + local);
+    bool has = includes(profile, local) &&
+               std::any_of(rules.rules.begin(), rules.rules.end(), is_hook_mount_rule);
+    if (has) {
+      out.push_back({Level::kOk,
+                     "AppArmor: " + confined + ", and " + aa + "/" + local +
+                         " lets it mount in /run/sockhook/libvirt-*/ (bind lends)",
+                     ""});
+    } else {
+      out.push_back({mode.empty() ? Level::kWarn : Level::kFail,
+                     "AppArmor: " + confined + ", and " + aa + "/" + local +
+                         " lacks sockhook's mount rules, so the kernel refuses every bind lend",
+                     installer_hint()});
+    }
+  }
+}
+
 }  // namespace
 
 std::string original_path_apparmor_warning(const std::string& method, const std::string& path) {
@@ -128,6 +180,26 @@ std::string original_path_apparmor_warning(const std::string& method, const std:
          "local/abstractions/libvirt-qemu on Debian 12), and that rule reaches every VM: "
          "AppArmor tells VMs apart only by their lend directories (use method bind or proxy "
          "to keep the socket to this VM)";
+}
+
+std::string original_path_apparmor_refusal(const std::string& method, const std::string& path) {
+  return "cannot lend with method " + method + ": it points QEMU at " + path +
+         ", which the kernel's AppArmor profile for this VM does not let QEMU reach, and a rule "
+         "that did would reach every VM";
+}
+
+bool libvirt_confines_with_apparmor(const std::string& root) {
+  const auto base = root == "/" ? std::string() : root;
+  std::error_code ec;
+  return apparmor_enabled(root) && fs::exists(base + "/etc/apparmor.d/libvirt/TEMPLATE.qemu", ec);
+}
+
+bool apparmor_mediates_unix_sockets(const std::string& root) {
+  const auto features =
+      (root == "/" ? std::string() : root) + "/sys/kernel/security/apparmor/features";
+  std::error_code ec;
+  return fs::exists(features + "/network_v9/af_unix", ec) ||
+         fs::exists(features + "/network/af_unix", ec);
 }
 
 bool apparmor_enabled(const std::string& root) {
@@ -161,6 +233,7 @@ std::vector<Check> check_apparmor_rules(const std::string& root) {
   std::set<std::string> seen{abstraction_path};
   collect(aa, abstraction, 0, seen, files);
 
+  check_daemon_rules(root, aa, out);
   std::vector<std::string> per_vm;
   for (const auto& f : files) {
     for (const auto& rule : f.rules) {
@@ -205,6 +278,14 @@ std::vector<Check> check_confinement(const std::string& root) {
   const auto base = root == "/" ? std::string() : root;
   if (apparmor_enabled(root)) {
     out = check_apparmor_rules(root);
+    if (!apparmor_mediates_unix_sockets(root))
+      out.push_back({Level::kWarn,
+                     "AppArmor in this kernel does not mediate connecting to sockets (no "
+                     "af_unix in its features): each VM's profile keeps it from another VM's "
+                     "lent files, but every VM's QEMU can connect to every VM's lent sockets, "
+                     "and with acl or group to the owner's own",
+                     "nothing sockhook can set: bind, acl and group lends reach every VM's QEMU "
+                     "on this kernel"});
   } else {
     out.push_back({Level::kOk, "AppArmor is not enabled in this kernel", ""});
   }

@@ -16,6 +16,23 @@ std::string original_path_apparmor_warning(const std::string& method, const std:
 /// reads Y.
 bool apparmor_enabled(const std::string& root = "/");
 
+/// Whether libvirt confines each VM's QEMU with a profile of its own: the kernel has AppArmor
+/// enabled and libvirt's template for those profiles, <root>/etc/apparmor.d/libvirt/
+/// TEMPLATE.qemu, is installed (libvirt's AppArmor driver is then its default).
+bool libvirt_confines_with_apparmor(const std::string& root = "/");
+
+/// Whether the kernel's AppArmor decides connect() to a socket by its path (fine-grained
+/// af_unix mediation: <root>/sys/kernel/security/apparmor/features/network_v9/af_unix or
+/// network/af_unix). Debian 13's 6.12 has only network_v8 (socket families): there a profile
+/// refuses opening another VM's files but not connecting to its sockets (proven by
+/// tests/root/aa_confinement.sh under that kernel).
+bool apparmor_mediates_unix_sockets(const std::string& root = "/");
+
+/// The refusal for a lend that points QEMU at the socket's original path (methods acl and
+/// group) where the kernel's AppArmor mediates connecting to sockets: QEMU's profile has no
+/// rule for /run/user, and the rule that would allow it reaches every VM.
+std::string original_path_apparmor_refusal(const std::string& method, const std::string& path);
+
 /// Checks, by parsing the files under <root>/etc/apparmor.d, that every VM's profile includes
 /// sockhook's per-VM rules: TEMPLATE.qemu includes abstractions/libvirt-qemu, which includes
 /// its drop-in directory or the local file, which holds /run/sockhook/@{profile_name}/ rules

@@ -4,6 +4,7 @@
 #include <linux/openat2.h>
 #include <sys/stat.h>
 
+#include "confinement.hpp"
 #include "error.hpp"
 #include "sys/acl.hpp"
 #include "sys/file.hpp"
@@ -79,6 +80,8 @@ void gather(Gathered& g, const GatherOptions& options) {
   in.policy = &g.policy;
   in.paths = options.paths;
   in.uids = regular_uid_range();
+  in.apparmor_refuses_original_path =
+      libvirt_confines_with_apparmor() && apparmor_mediates_unix_sockets();
   auto conf = load_qemu_conf(options.qemu_conf_path);
   in.qemu = resolve_qemu_identity(g.domain.dac, conf);
   // Root's answer to "who may receive this domain's lends": the configured identity, and

@@ -212,6 +212,12 @@ class Planner {
       case Method::kGroup:
         if (absolute)
           return fail(req, "methods acl and group need a socket in the runtime directory");
+        // QEMU's profile has no rule for /run/user: where the kernel mediates connect() by
+        // path the lend would only make the VM fail later, and with less clarity.
+        if (in_.apparmor_refuses_original_path)
+          return fail(req,
+                      original_path_apparmor_refusal(std::string(to_string(sp.method)), sp.source),
+                      "use method bind or proxy (auto picks one of them)");
         sp.steps.push_back(VerifySource{base, relative, owner.uid, wait});
         for (const auto& dir : traversal_dirs(runtime_dir, sp.source))
           sp.steps.push_back(GrantAcl{dir, qemu.uid, "x", true, true});

@@ -103,6 +103,9 @@ struct PlanInputs {
   UidRange uids;                                      ///< regular users (login.defs)
   std::map<std::string, SourceFacts> sources;         ///< by socket name
   Paths paths;
+  /// libvirt confines each QEMU with an AppArmor profile of its own and the kernel mediates
+  /// connecting to sockets by path: methods acl and group cannot work there.
+  bool apparmor_refuses_original_path = false;
 };
 
 /// Turns the gathered inputs into a plan. Pure: no system calls, no I/O.

@@ -238,6 +238,28 @@ TEST_CASE("An acl lend without source facts says it could not list") {
   CHECK(count_containing(texts(s.warnings), "could not list /run/user/1000") == 1);
 }
 
+TEST_CASE("Where AppArmor decides connect() by path, acl and group refuse and auto binds") {
+  // QEMU's profile has no rule for /run/user/...: on a kernel with af_unix mediation the
+  // connect would be refused (Debian 13's 6.12 has none: tests/root/aa_confinement.sh).
+  for (const char* method : {"acl", "group"}) {
+    CAPTURE(method);
+    Fixture f(std::string("<s:socket plugin='pipewire' owner='alice' method='") + method + "'/>");
+    f.in.apparmor_refuses_original_path = true;
+    auto plan = f.plan();
+    REQUIRE(plan.errors.size() == 1);
+    CHECK(plan.errors[0].message == std::string("cannot lend with method ") + method +
+                                        ": it points QEMU at /run/user/1000/pipewire-0, which the "
+                                        "kernel's AppArmor profile for this VM does not let QEMU "
+                                        "reach, and a rule that did would reach every VM");
+    CHECK(plan.errors[0].hint == "use method bind or proxy (auto picks one of them)");
+    CHECK(plan.sockets.empty());
+  }
+  Fixture f("<s:socket plugin='pipewire' owner='alice'/>");
+  f.in.apparmor_refuses_original_path = true;
+  f.in.sources["pipewire"] = SourceFacts{true, std::nullopt, std::vector<std::string>{}, {}};
+  CHECK(only_socket(f.plan()).method == Method::kBind);
+}
+
 TEST_CASE("A group lend changes the socket's group to QEMU's") {
   auto plan = plan_of("<s:socket plugin='pipewire' owner='alice' method='group'/>");
   const auto& s = clean_socket(plan, false);
