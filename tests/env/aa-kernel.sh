@@ -15,8 +15,8 @@
 #   aa-kernel.sh clean          remove the cached images
 #
 # The image is /var/cache/sockhook-ci/aa-<hash>.img: ext4 made by `mkfs.ext4 -d` from the
-# cached trixie root plus a four-line init (/sbin/sockhook-aa-init), keyed by the root and
-# the init. QEMU opens it with snapshot=on: a run's writes go to a temporary file that QEMU
+# cached trixie root plus a five-line init, /usr/sbin/sockhook-aa-init (not /sbin, which is a
+# symlink there that the overlay would shadow), keyed by the root, the init and its place. QEMU opens it with snapshot=on: a run's writes go to a temporary file that QEMU
 # deletes, so the cache never changes and no run sees an earlier run's users or domains.
 # Everything else travels over virtio-9p shares: this script itself (the guest half below,
 # so that editing it needs no new image), the command, its exit status, /src and /out.
@@ -44,7 +44,8 @@ log() { echo "aa-kernel.sh: $*" >&2; }
 init_script() {
     cat <<'EOF'
 #!/bin/sh
-mount -t proc proc /proc; mount -t sysfs sysfs /sys; mount -t devtmpfs devtmpfs /dev
+mountpoint -q /proc || mount -t proc proc /proc; mountpoint -q /sys || mount -t sysfs sysfs /sys
+mountpoint -q /dev || mount -t devtmpfs devtmpfs /dev
 modprobe -q 9pnet_virtio; modprobe -q 9p; mkdir -p /ctl
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 ctl /ctl && exec /bin/bash /ctl/aa-kernel.sh __guest
 echo "sockhook-aa-init: cannot mount the control share"; exec /bin/sh
@@ -53,7 +54,7 @@ EOF
 
 image_path() {
     local root; root=$("$TRIXIE" path)
-    local key; key=$({ echo "$root"; init_script; } | sha256sum | cut -c1-16)
+    local key; key=$({ echo "$root /usr/sbin/sockhook-aa-init"; init_script; } | sha256sum | cut -c1-16)
     echo "$CACHE/aa-$key.img"
 }
 
@@ -71,9 +72,9 @@ cmd_image() {
         stage=$(mktemp -d "$CACHE/aa-stage.XXXXXX")
         # The init goes in through an overlay in a private mount namespace: the cached root
         # stays as trixie.sh made it, and the overlay vanishes with the namespace.
-        mkdir -p "$stage/upper/sbin" "$stage/work" "$stage/merged"
-        init_script >"$stage/upper/sbin/sockhook-aa-init"
-        chmod 0755 "$stage/upper/sbin/sockhook-aa-init"
+        mkdir -p "$stage/upper/usr/sbin" "$stage/work" "$stage/merged"
+        init_script >"$stage/upper/usr/sbin/sockhook-aa-init"
+        chmod 0755 "$stage/upper/usr/sbin/sockhook-aa-init"
         local size_mb
         size_mb=$(($(du -sm "$root" | cut -f1) + 3072))  # room for logs, users, domains
         truncate -s "${size_mb}M" "$img.tmp"
@@ -105,7 +106,7 @@ boot() {
     local -a a
     if [[ $accel == kvm ]]; then a=(-accel kvm -cpu host); else a=(-accel tcg,thread=multi -cpu max); fi
     a+=(-m "${AA_KERNEL_MEM:-4096}" -smp 2 -kernel "$kernel" -initrd "$initrd"
-        -append "console=ttyS0 root=/dev/vda rw init=/sbin/sockhook-aa-init apparmor=1 security=apparmor quiet loglevel=4 panic=-1"
+        -append "console=ttyS0 root=/dev/vda rw init=/usr/sbin/sockhook-aa-init apparmor=1 security=apparmor quiet loglevel=4 log_buf_len=8M panic=-1"
         -drive "file=$img,format=raw,if=virtio,snapshot=on,cache=unsafe"
         -virtfs "local,path=$ctl,mount_tag=ctl,security_model=none"
         -virtfs "local,path=$src,mount_tag=src,security_model=none,readonly=on"
@@ -238,18 +239,25 @@ cmd_run() {
 cmd_guest() {
     export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
     : >/ctl/booted
-    mount -t securityfs securityfs /sys/kernel/security
-    mount -t cgroup2 cgroup2 /sys/fs/cgroup
+    # The initramfs has moved /dev (with /dev/pts), /proc, /sys and /run into the root already;
+    # a second mount on top would give libvirt two /dev/pts to move into QEMU's namespace, and
+    # its second move fails ("Unable to move /dev/pts mount ...: Invalid argument").
+    mountpoint -q /sys/kernel/security || mount -t securityfs securityfs /sys/kernel/security
+    mountpoint -q /sys/fs/cgroup || mount -t cgroup2 cgroup2 /sys/fs/cgroup
     mkdir -p /dev/pts /dev/shm
-    mount -t devpts -o ptmxmode=0666,mode=0620,gid=5 devpts /dev/pts
-    mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /dev/shm
-    mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs /run
-    mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /tmp
+    mountpoint -q /dev/pts || mount -t devpts -o ptmxmode=0666,mode=0620,gid=5 devpts /dev/pts
+    mountpoint -q /dev/shm || mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /dev/shm
+    mountpoint -q /run || mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs /run
+    mountpoint -q /tmp || mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /tmp
+    # As systemd leaves it: mounts propagate (libvirt makes QEMU's namespace a slave of it).
     mount --make-rshared /
     mkdir -p /src /out
     mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144,ro src /src
     [[ -f /ctl/has-out ]] && mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 out /out
     hostname aa-kernel
+    # Every AppArmor denial reaches the kernel log (the tests read it): without auditd, the
+    # audit records go through printk, whose rate limit would drop some.
+    sysctl -qw kernel.printk_ratelimit=0
     ip link set lo up 2>/dev/null || true
     # The profiles that matter here: libvirtd's (the hook runs inside it) and
     # virt-aa-helper's (which writes each VM's); libvirt loads each VM's own at its start.
