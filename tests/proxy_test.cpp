@@ -430,7 +430,7 @@ TEST_CASE("Once a direction carried descriptors, they leave with their own messa
   // exactly the first message must get no descriptor, and the next read must.
   Setup s;
   auto [client, server] = s.connect_pair();
-  // The first descriptors arm exact placement on this direction (see fds_pending).
+  // The first descriptors arm exact placement on this direction (see fds_end).
   Fd arming = make_memfd("first");
   REQUIRE(send_with_fds(server.get(), "x", {arming.get()}));
   auto armed = receive_exactly(client.get(), 1);
