@@ -6,7 +6,8 @@
 #    measures the share it still gets. The proxy used to run at SCHED_RR, where such a client
 #    never trips RLIMIT_RTTIME (the proxy blocks between messages) and the busy loop lost
 #    about 92% of its CPU. Asserted: the proxy's policy is SCHED_OTHER (the kernel's own
-#    /proc/PID/sched, not a timing); the shares are printed, not asserted.
+#    /proc/PID/sched, not a timing); the shares are printed, not asserted. Also shown: the
+#    proxy is in the cgroup of whatever ran the hook (libvirtd's, under libvirt).
 # 2. Placing descriptors. A real `sockhook proxy` relays for nobody, on a direction that has
 #    carried descriptors. Stopped while the client queues 48 KB and then one descriptor, it
 #    glues them on its next read; it used to find the descriptor's byte by reading one byte at
@@ -40,6 +41,10 @@ pid=$(sed -n 's/.* pid="\([0-9]*\)".*/\1/p' "/run/sockhook/state/$U.xml" | head 
 say "proxy pid $pid: $(chrt -p "$pid" | tr '\n' ' ')"
 check "the proxy the hook started is SCHED_OTHER (policy $(policy_of "$pid"))" \
   test "$(policy_of "$pid")" = 0
+# Where it lives (README, "Where the proxy lives"): in the cgroup of whatever ran the hook,
+# which under libvirt is libvirtd's.
+check "the proxy is in the cgroup of the hook's caller ($(grep "^0::" "/proc/$pid/cgroup"))" \
+  test "$(cat "/proc/$pid/cgroup")" = "$(cat /proc/self/cgroup)"
 
 # The proxy on CPU 0; the echo server and the client on CPU 1, so that only the proxy and
 # the busy loop compete for CPU 0.
