@@ -20,7 +20,7 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/suite.bash" lend "$@"
 need_tools setpriv taskset timeout
-((($(nproc) >= 2))) || skip "needs 2 CPUs (the client and server on one, the proxy on another)"
+(($(nproc) >= 2)) || skip "needs 2 CPUs (the client and server on one, the proxy on another)"
 proxy_init
 seconds=3      # of ping-pong per measurement
 rounds=30      # per kind in part 2
