@@ -40,7 +40,8 @@
 # and main thread (nice -11); pw-cat's data thread (libpipewire's module-rt: 83 → 20) and
 # main thread (nice -11). pacat and socat ask for nothing (libpulse clients do not use
 # rtkit), so they stay SCHED_OTHER nice 0, like QEMU's audio thread. The proxy runs as the
-# hook started it (SCHED_RR 1, see hook/proxy.cpp); the table says what it found.
+# hook started it (SCHED_OTHER since issue 22; SCHED_RR 1 before); the table says what it
+# found.
 #
 # AUDIO_BENCH_PROXY_SCHED=other demotes the proxy to SCHED_OTHER first (to compare);
 # AUDIO_BENCH_KEEP=1 keeps every client's output and profiler log in the temporary directory.

@@ -378,7 +378,17 @@ std::string format_plan(const Plan& plan) {
   return out.str();
 }
 
+bool revocable(Method method) { return method == Method::kProxy; }
+
 namespace {
+
+/// One line for people: what release can take back after `method` (see revocable).
+std::string revocability(Method method) {
+  if (revocable(method))
+    return "revocable: yes (release stops the proxy; a descriptor QEMU kept reaches nothing)";
+  return "revocable: no (a descriptor QEMU keeps of the socket, even O_PATH, still connects "
+         "after release; only method proxy can be revoked)";
+}
 
 void format_socket(std::ostream& out, const Plan& plan, const SocketPlan& s, int& n,
                    const std::string& mark) {
@@ -389,6 +399,7 @@ void format_socket(std::ostream& out, const Plan& plan, const SocketPlan& s, int
     for (const auto& b : s.blocked_by)
       out << "  blocked: " << b.message << "\n    grant with: " << b.hint << "\n";
     if (!s.method_note.empty()) out << "  (" << s.method_note << ")\n";
+    out << "  " << revocability(s.method) << "\n";
     out << "  source " << s.source << "\n  target " << s.target << "\n";
     for (const auto& step : s.steps) out << "  " << mark << ++n << ". " << describe(step) << "\n";
     if (!s.env.empty())
@@ -442,6 +453,7 @@ nlohmann::json plan_to_json(const Plan& plan) {
             {"owner", s.owner.name},
             {"owner_uid", s.owner.uid},
             {"method", to_string(s.method)},
+            {"revocable", revocable(s.method)},
             {"required", s.request.required},
             {"source", s.source},
             {"target", s.target},

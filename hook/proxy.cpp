@@ -54,8 +54,11 @@ constexpr size_t kControlSize = CMSG_SPACE(sizeof(int) * kScmMaxFd) + CMSG_SPACE
 constexpr size_t kPooledBuffers = 4;
 /// Reads per wakeup from one socket, so that one busy client cannot starve the others.
 constexpr int kReadsPerWakeup = 16;
-/// Single-byte reads per wakeup while looking for where descriptors start.
-constexpr int kScanBytesPerWakeup = 4096;
+/// Reads per wakeup while placing descriptors (see fds_end).
+constexpr int kScanReadsPerWakeup = 512;
+/// The last bytes before the end of a write with descriptors that are read one at a time, so
+/// that its descriptors leave with its first byte when the write is no longer than this.
+constexpr size_t kExactWindow = 64;
 constexpr int kAcceptsPerWakeup = 64;
 /// Closed connections after which freed heap memory is handed back (malloc_trim).
 constexpr size_t kTrimAfterClosed = 64;
@@ -64,9 +67,6 @@ constexpr int kConnectTimeoutMs = 500;
 /// After EMFILE and friends, accepting pauses this long instead of spinning.
 constexpr auto kAcceptPause = std::chrono::milliseconds(100);
 constexpr int kStopTimeoutMs = 2000;
-/// The proxy's realtime priority and rtkit's CPU budget for it; see give_audio_priority.
-constexpr int kRealtimePriority = 1;
-constexpr rlim_t kRealtimeBudgetUs = 200'000;
 constexpr int kKillTimeoutMs = 1000;
 
 /// Frees a buffer of `size` bytes straight back to the kernel (munmap).
@@ -494,29 +494,35 @@ void Relay::on_side(Side& side, uint32_t events) {
   update_interest(pair.server, pair.down, pair.up, pair.client);
 }
 
-/// Whether descriptors wait anywhere in the receive queue of `fd`.
+/// Where the first write with descriptors waiting in the receive queue of `fd` ends, in
+/// bytes from the front (at most the `iov` space, which is scratch); nothing if none waits.
 ///
-/// A stream recvmsg glues the fd-less data queued before a segment with descriptors onto
-/// that segment and returns the descriptors with all of it. Forwarded like that, they would
-/// reach the peer with an earlier message than the one they belong to, and real PulseAudio,
-/// which reads frame by frame, then pairs a memfd with the wrong packet ("Expected 1 memfd fd
-/// to be received"). A 1-byte MSG_PEEK reports the descriptors of the first segment that has
-/// any, wherever it is in the queue (the kernel walks on with empty chunks), so it is a cheap
-/// test; when it says yes, the relay reads byte by byte until the descriptors come, which
-/// puts them exactly at their segment's first byte.
+/// A stream recvmsg glues the fd-less data queued before a write with descriptors onto that
+/// write and returns the descriptors with all of it. Forwarded like that, they would reach
+/// the peer with an earlier message than the one they belong to, and real PulseAudio, which
+/// reads frame by frame, then pairs a memfd with the wrong packet ("Expected 1 memfd fd to
+/// be received"). The kernel tells where such a write ends, never where it starts: a peek
+/// stops right after the first write with descriptors and reports them (it walks on past the
+/// bytes asked for). So pump reads everything up to kExactWindow bytes before that end at
+/// once, and the window byte by byte until the descriptors come. A write with descriptors
+/// then costs one peek, one read and at most kExactWindow single-byte reads, whatever was
+/// queued before it. Reading byte by byte from the front instead, 48 KB queued before one
+/// descriptor cost the proxy 7000 times the CPU of 48 KB alone; now about twice
+/// (tests/root/proxy_cpu.sh; issue 22).
 ///
-/// The peek costs a system call per read (pinned 64-byte round trip 2.6x -> 3.1x direct), so a
-/// direction pays it only once it has carried descriptors. The first batch on a direction may
-/// therefore leave with the first byte of a read that glued earlier data onto it: early, never
-/// late, and in order, which is what Wayland and PipeWire need (they queue descriptors).
-/// PulseAudio, the one protocol here that pairs descriptors with frames, sends none through
-/// the proxy: the pulseaudio plugin turns shared memory off on QEMU's side.
-bool fds_pending(int fd) {
-  char byte;
-  iovec iov{&byte, 1};
+/// What this gives up: a write with descriptors longer than the window, queued behind
+/// fd-less data, leaves early by what precedes it in the window's read: early, never late,
+/// and in order, which is what Wayland and PipeWire need (they queue descriptors). PulseAudio,
+/// the one protocol here that pairs descriptors with frames, sends its memfds with the
+/// 20-byte frame descriptor and a short packet, and through the proxy none at all: the
+/// pulseaudio plugin turns shared memory off on QEMU's side. The peek costs a system call per
+/// read, so a direction pays it only once it has carried descriptors; the first batch on a
+/// direction may leave with the first byte of a glued read the same way.
+std::optional<size_t> fds_end(int fd, iovec (&iov)[2], size_t iovlen) {
   alignas(cmsghdr) char control[kControlSize];
-  auto msg = message_header(&iov, 1, control, sizeof control);
-  if (recvmsg(fd, &msg, MSG_DONTWAIT | MSG_PEEK | MSG_CMSG_CLOEXEC) <= 0) return false;
+  auto msg = message_header(iov, iovlen, control, sizeof control);
+  const ssize_t n = recvmsg(fd, &msg, MSG_DONTWAIT | MSG_PEEK | MSG_CMSG_CLOEXEC);
+  if (n <= 0) return std::nullopt;
   bool pending = (msg.msg_flags & MSG_CTRUNC) != 0;
   // The peek made copies of the descriptors; owned here, they close on return.
   std::vector<Fd> copies;
@@ -525,16 +531,26 @@ bool fds_pending(int fd) {
     pending = true;
     take_rights(*c, copies);
   }
-  return pending;
+  if (!pending) return std::nullopt;
+  return static_cast<size_t>(n);
+}
+
+/// Shortens the iovecs from free_iov to `len` bytes in all.
+size_t trim_iov(iovec (&iov)[2], size_t iovlen, size_t len) {
+  iov[0].iov_len = std::min(iov[0].iov_len, len);
+  if (iovlen < 2 || iov[0].iov_len == len) return 1;
+  iov[1].iov_len = std::min(iov[1].iov_len, len - iov[0].iov_len);
+  return 2;
 }
 
 bool Relay::pump(Side& from, Side& to, Direction& dir) {
-  // Byte-by-byte reads (see fds_pending) are bounded per wakeup, so that one connection
-  // cannot hold the loop; the socket stays readable and the scan goes on next time.
+  // Reads that place descriptors (see fds_end) are bounded per wakeup, so that one
+  // connection cannot hold the loop; the socket stays readable and placing goes on next time.
   int reads = 0;
   bool scanning = false;
+  size_t to_fds = 0;  // bytes up to the end of a write whose descriptors have not come yet
   bool held = false;
-  while (can_read(dir, to) && reads++ < (scanning ? kScanBytesPerWakeup : kReadsPerWakeup)) {
+  while (can_read(dir, to) && reads++ < (scanning ? kScanReadsPerWakeup : kReadsPerWakeup)) {
     iovec iov[2];
     msghdr msg{};
     msg.msg_iov = iov;
@@ -542,12 +558,13 @@ bool Relay::pump(Side& from, Side& to, Direction& dir) {
     msg.msg_control = control_;
     msg.msg_controllen = sizeof control_;
     size_t wanted = iov[0].iov_len + (msg.msg_iovlen > 1 ? iov[1].iov_len : 0);
-    // Only a direction that has carried descriptors pays for the peek; see fds_pending.
-    scanning = dir.carries_fds && fds_pending(from.fd.get());
+    // Only a direction that has carried descriptors pays for the peek; see fds_end.
+    if (dir.carries_fds && to_fds == 0)
+      to_fds = fds_end(from.fd.get(), iov, msg.msg_iovlen).value_or(0);
+    scanning = to_fds > 0;
     if (scanning) {
-      iov[0].iov_len = 1;
-      msg.msg_iovlen = 1;
-      wanted = 1;
+      wanted = std::min(wanted, to_fds > kExactWindow ? to_fds - kExactWindow : 1);
+      msg.msg_iovlen = trim_iov(iov, msg.msg_iovlen, wanted);
     }
     const ssize_t n = recvmsg(from.fd.get(), &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
     if (n < 0) {
@@ -594,6 +611,7 @@ bool Relay::pump(Side& from, Side& to, Direction& dir) {
       return false;
     }
     if (!fds.empty()) dir.carries_fds = true;
+    to_fds = fds.empty() ? to_fds - std::min(to_fds, static_cast<size_t>(n)) : 0;
     dir.queue.commit(static_cast<size_t>(n), std::move(fds));
     // Fast path: pass the bytes on at once; they are queued only if the other side is full.
     // Once a scan began, bytes gather until the end of this wakeup, so that the descriptors
@@ -720,31 +738,6 @@ constexpr const char* kChildSteps[] = {
     "cannot exec",
 };
 
-/// A PulseAudio lend puts the proxy in the middle of the audio: every chunk QEMU plays and
-/// every request for more crosses it, one wake-up each way. As an ordinary process on a busy
-/// CPU each wake-up can wait a whole scheduler slice, and small-buffer streams underran
-/// through the proxy where the owner's own client, or a bind lend, did not
-/// (bench/audio_bench.sh). A desktop gives its audio threads realtime priority through rtkit;
-/// the proxy asks no one, so the hook, still root here, gives it what rtkit would:
-/// SCHED_RR at priority 1, below the servers' own audio threads (PulseAudio asks for 5,
-/// PipeWire for 20), reset on fork; and rtkit's safety net, RLIMIT_RTTIME: after 200 ms of CPU
-/// without blocking the kernel sends SIGXCPU and the proxy drops back to SCHED_OTHER (see
-/// run_proxy); the hard limit kills it if even that failed. Best effort: a kernel or
-/// container that refuses realtime leaves it an ordinary process, which still works.
-void give_audio_priority() {
-  const rlimit budget{kRealtimeBudgetUs, 2 * kRealtimeBudgetUs};
-  if (setrlimit(RLIMIT_RTTIME, &budget) < 0) return;  // no safety net, no realtime
-  const sched_param param{.sched_priority = kRealtimePriority};
-  sched_setscheduler(0, SCHED_RR | SCHED_RESET_ON_FORK, &param);
-}
-
-/// SIGXCPU: the proxy used its realtime budget without blocking; it goes on as an ordinary
-/// process (allowed without privilege; the reset-on-fork flag must stay). A system call only.
-void leave_realtime(int) {
-  const sched_param param{.sched_priority = 0};
-  sched_setscheduler(0, SCHED_OTHER | SCHED_RESET_ON_FORK, &param);
-}
-
 [[noreturn]] void child_fail(int pipe_fd, int step) {
   const ChildFailure failure{step, errno};
   (void)!write(pipe_fd, &failure, sizeof failure);
@@ -755,8 +748,7 @@ void leave_realtime(int) {
 
 int run_proxy_until(Fd listen_fd, const ProxyOptions& options, int stop_fd) {
   openlog("sockhook", LOG_PID | LOG_NDELAY, LOG_DAEMON);
-  signal(SIGPIPE, SIG_IGN);         // every send uses MSG_NOSIGNAL; this is a second guard
-  signal(SIGXCPU, leave_realtime);  // the realtime budget is spent; see give_audio_priority
+  signal(SIGPIPE, SIG_IGN);  // every send uses MSG_NOSIGNAL; this is a second guard
   raise_fd_limit();
   Relay relay(std::move(listen_fd), options, stop_fd);
   return relay.run();
@@ -860,7 +852,12 @@ ProxyProcess spawn_proxy(const std::string& exe, Fd listen_fd, const ProxyOption
     // Its own session: no controlling terminal, and not in libvirtd's process group, so a
     // signal to the hook's group does not reach the proxy. "/" pins no mount.
     if (setsid() < 0 || chdir("/") < 0) child_fail(report, 1);
-    give_audio_priority();
+    // An ordinary process, whatever libvirtd runs at: QEMU drives the proxy, so a realtime
+    // proxy would let a guest take a CPU from everything else on it (issue 22), and the audio
+    // benchmark showed no listener it helped (README, "What a listener hears"). Lowering a
+    // priority needs no privilege and only concerns this process.
+    const sched_param ordinary{.sched_priority = 0};
+    sched_setscheduler(0, SCHED_OTHER, &ordinary);
     // Still root, so the owner cannot signal us: wait until the parent has recorded who we
     // are. Anything but the go-ahead byte (EOF: the hook died) ends us before any owner code.
     char byte = 0;

@@ -89,6 +89,57 @@ for fw in "${frameworks[@]}"; do
   fi
 done
 
+# Hostile names (issue 22): libvirt accepts a domain named `$(touch${IFS}x)`, and the old
+# completion handed names to `compgen -W`, which ran that as root on TAB. A stub virsh and a
+# stub sockhook offer such names; every one must come back as exactly one candidate, as it
+# is, and nothing may run. (A newline cannot be part of a domain name: libvirt refuses it at
+# define, and the passwd database cannot hold one; each line is one name.)
+hostile=$tmp/hostile
+mkdir -p "$hostile/bin" "$hostile/cwd"
+cat >"$hostile/names" <<'NAMES'
+$(touch${IFS}ran-dollar)
+`touch ran-backtick`
+acc see bind
+it's "quoted"
+$HOME
+*
+a\b
+NAMES
+# shellcheck disable=SC2016 # the stubs print the names file as it is
+printf '#!/bin/sh\ncat "%s"\n' "$hostile/names" >"$hostile/bin/virsh"
+# shellcheck disable=SC2016
+printf '#!/bin/sh\n[ "$1" = plugins ] && grep -v " " "%s" | sed "s/\\$/  a summary/"\n' \
+  "$hostile/names" >"$hostile/bin/sockhook"
+chmod +x "$hostile/bin/virsh" "$hostile/bin/sockhook"
+# hostile_words WORD... : what the completion offers with the stubs first on PATH, one per
+# line as they are, run in an empty directory where anything that runs would leave a file.
+hostile_words() {
+  (cd "$hostile/cwd" && PATH="$hostile/bin:$PATH" bash --norc --noprofile -c '
+    file=$1; shift
+    source "$file"
+    COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); COMP_LINE="$*"; COMP_POINT=${#COMP_LINE}
+    _sockhook sockhook "${COMP_WORDS[COMP_CWORD]}" "${COMP_WORDS[COMP_CWORD-1]}"
+    printf "%s\n" "${COMPREPLY[@]}"' _ "$file" "$@") | sort
+}
+names=$(sort "$hostile/names")
+check "'sockhook cleanup ' offers hostile domain names as they are" "$names" \
+  "$(hostile_words sockhook cleanup '')"
+check "'--domain ' offers hostile domain names as they are" "$names" \
+  "$(hostile_words sockhook policy allow --domain '')"
+# `sockhook plugins` prints "NAME  SUMMARY": a plugin name has no space (the stub prints the
+# names without one).
+check "'sockhook plugins ' offers hostile plugin names as they are" "$(grep -v ' ' <<<"$names")" \
+  "$(hostile_words sockhook plugins '')"
+check "'sockhook refresh acc' offers 'acc see bind' as one candidate" "acc see bind" \
+  "$(hostile_words sockhook refresh acc)"
+check "'sockhook refresh acc\\ s' (typed quoted) offers 'acc see bind'" "acc see bind" \
+  "$(hostile_words sockhook refresh 'acc\ s')"
+check "sockhook refresh typed with a double quote offers the quoted name" "it's \"quoted\"" \
+  "$(hostile_words sockhook refresh '"it'"'"'s')"
+check "'sockhook refresh \$(' offers only the name that starts so" '$(touch${IFS}ran-dollar)' \
+  "$(hostile_words sockhook refresh '$(')"
+check "completing hostile names ran nothing (no file appeared)" "" "$(ls -A "$hostile/cwd")"
+
 # Each command's options, as the completion offers them after '-', against its --help.
 for cmd in "" plan annotate status refresh cleanup doctor plugins policy "policy allow" \
   "policy revoke" "policy list" hook; do

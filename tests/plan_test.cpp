@@ -571,6 +571,9 @@ TEST_CASE("format_plan and plan_to_json show the concrete paths") {
                            kLend + "/pulse-native"));
   CHECK(contains(text, "PULSE_SERVER=unix:" + kLend + "/pulse-native"));
   CHECK(contains(text, "listen on " + kLend + "/wayland-0"));
+  // Revocability is the method's (issue 22): bind cannot be taken back, the proxy can.
+  CHECK(contains(text, "method bind, required\n  revocable: no (a descriptor QEMU keeps"));
+  CHECK(contains(text, "method proxy, optional\n  revocable: yes (release stops the proxy"));
   CHECK(contains(text, "  warning: the domain XML does not give QEMU WAYLAND_DISPLAY="));
 
   auto j = plan_to_json(plan);
@@ -582,6 +585,7 @@ TEST_CASE("format_plan and plan_to_json show the concrete paths") {
   auto pa = j["sockets"][0];
   check_members(pa, {{"name", "pulseaudio"},
                      {"method", "bind"},
+                     {"revocable", false},
                      {"required", true},
                      {"source", "/run/user/1000/pulse/native"},
                      {"target", kLend + "/pulse-native"}});
@@ -598,6 +602,7 @@ TEST_CASE("format_plan and plan_to_json show the concrete paths") {
                                {"provided", false}});
   auto wl = j["sockets"][1];
   CHECK(wl["required"] == false);
+  CHECK(wl["revocable"] == true);
   check_members(wl["steps"][0], {{"action", "start_proxy"},
                                  {"listen", kLend + "/wayland-0"},
                                  {"source", "/run/user/1000/wayland-0"}});

@@ -430,7 +430,7 @@ TEST_CASE("Once a direction carried descriptors, they leave with their own messa
   // exactly the first message must get no descriptor, and the next read must.
   Setup s;
   auto [client, server] = s.connect_pair();
-  // The first descriptors arm exact placement on this direction (see fds_pending).
+  // The first descriptors arm exact placement on this direction (see fds_end).
   Fd arming = make_memfd("first");
   REQUIRE(send_with_fds(server.get(), "x", {arming.get()}));
   auto armed = receive_exactly(client.get(), 1);
@@ -450,6 +450,33 @@ TEST_CASE("Once a direction carried descriptors, they leave with their own messa
     CHECK(second.bytes == "with-fd");
     REQUIRE(second.fds.size() == 1);
     CHECK(file_content(second.fds[0]) == "frame " + std::to_string(round));
+  }
+}
+
+TEST_CASE("Descriptors of a long write queued behind data leave early, never late") {
+  // The proxy reads byte by byte only the last 64 bytes before the end of a write with
+  // descriptors (see fds_end): a longer write, glued to the data before it, gets its
+  // descriptors with an earlier byte of that read, never with a later one.
+  Setup s;
+  auto [client, server] = s.connect_pair();
+  Fd arming = make_memfd("first");
+  REQUIRE(send_with_fds(server.get(), "x", {arming.get()}));
+  REQUIRE(receive_exactly(client.get(), 1).fds.size() == 1);
+  for (int round = 0; round < 5; ++round) {
+    REQUIRE(kill(s.proxy->pid(), SIGSTOP) == 0);
+    const std::string plain(1000, 'p');
+    const std::string long_write(300, 'w');
+    REQUIRE(send_with_fds(server.get(), plain, {}));
+    Fd memfd = make_memfd("long " + std::to_string(round));
+    REQUIRE(send_with_fds(server.get(), long_write, {memfd.get()}));
+    REQUIRE(kill(s.proxy->pid(), SIGCONT) == 0);
+
+    // The descriptor comes with a read that starts at or before the long write's first byte.
+    auto first = receive_exactly(client.get(), plain.size() + 1);
+    CHECK(first.bytes == plain + "w");
+    REQUIRE(first.fds.size() == 1);
+    CHECK(file_content(first.fds[0]) == "long " + std::to_string(round));
+    CHECK(receive_exactly(client.get(), long_write.size() - 1).bytes == long_write.substr(1));
   }
 }
 
