@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <string_view>
 
@@ -51,6 +52,7 @@ bool any_journal(const Paths& paths) {
 /// prepare/start: parse → load plugins, policy, identity → plan → (dry run: log) → execute.
 int lend_sockets(const HookArgs& args, std::string_view xml, bool is_start,
                  const std::string& config_dir) {
+  const auto started = std::chrono::steady_clock::now();  // the sockets' waits count from here
   const auto& name = args.domain;
   // Stage 1: parse the XML; a domain without our metadata costs nothing more.
   Gathered g;
@@ -81,6 +83,7 @@ int lend_sockets(const HookArgs& args, std::string_view xml, bool is_start,
   }
   // Stage 5: execute through the journal.
   ExecContext ctx{options.paths};
+  ctx.started = started;
   if (is_start) {
     execute_start(plan, ctx);
   } else {

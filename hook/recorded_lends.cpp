@@ -26,7 +26,7 @@ std::optional<InodeId> source_inode_now(const JournalSocket& s) {
   for (const auto& step : s.steps) {
     if (const auto* v = std::get_if<VerifySource>(&step)) {
       try {
-        auto src = resolve_source({v->runtime_dir, v->relative, v->owner, 0});
+        auto src = resolve_source({v->runtime_dir, v->relative, v->owner, 0, std::nullopt});
         return inode_of(src.st);
       } catch (const Error&) {
         return std::nullopt;
