@@ -266,6 +266,7 @@ struct PolicyCommand {
 struct LendsCommand {
   bool json = false, stale = false;
   std::string cleanup_domain, refresh_domain;
+  std::string policy_file = policy_path();
 
   void add_to(CLI::App& app, int* status) {
     auto* st = app.add_subcommand("status", "List every active lend and its health");
@@ -279,6 +280,8 @@ struct LendsCommand {
     cl->callback([this, status] { *status = cleanup(); });
     auto* rf = app.add_subcommand("refresh", "Bind the stale lends of a domain again");
     rf->add_option("domain", refresh_domain, "Domain name or UUID")->required();
+    rf->add_option("--policy-file", policy_file, "Policy file: what it still allows is re-bound")
+        ->capture_default_str();
     rf->callback([this, status] { *status = refresh(); });
   }
 
@@ -321,7 +324,7 @@ struct LendsCommand {
 
   int refresh() {
     return reporting_errors([&] {
-      auto r = refresh_lends(ExecContext{}, refresh_domain);
+      auto r = refresh_lends(ExecContext{}, refresh_domain, load_policy(policy_file));
       for (const auto& name : r.done) std::printf("refreshed %s\n", name.c_str());
       if (r.done.empty() && r.problems.empty()) std::printf("nothing stale\n");
       for (const auto& p : r.problems) print_error(refresh_domain + ": " + p);

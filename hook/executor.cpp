@@ -382,11 +382,19 @@ std::vector<std::string> with_journal(const std::string& uuid, const ExecContext
 
 }  // namespace
 
-std::vector<std::string> execute_reconnect(const std::string& uuid, const ExecContext& ctx) {
+std::optional<std::string> relend_refusal(const Policy& policy, const Journal& journal,
+                                          const JournalSocket& s) {
+  if (policy.allows(journal.uuid, s.owner, s.owner_uid, s.plugin)) return std::nullopt;
+  return s.name + ": not lent again: the policy no longer allows " + s.owner + " to lend '" +
+         s.plugin + "' to this domain (what is lent stays until release)";
+}
+
+std::vector<std::string> execute_reconnect(const std::string& uuid, const ExecContext& ctx,
+                                           const Policy& policy) {
   auto problems =
       with_journal(uuid, ctx,
-                   [](DomainExecutor&, Transaction& tx, Journal& journal, const ExecContext& real,
-                      std::vector<std::string>& out) {
+                   [&](DomainExecutor&, Transaction& tx, Journal& journal, const ExecContext& real,
+                       std::vector<std::string>& out) {
                      for (std::size_t i = 0; i < journal.entries.size(); ++i) {
                        const auto& e = journal.entries[i];
                        if (e.kind != EntryKind::kProxy || proxy_alive(e)) continue;
@@ -396,6 +404,11 @@ std::vector<std::string> execute_reconnect(const std::string& uuid, const ExecCo
                          for (const auto& st : s->steps)
                            if (const auto* p = std::get_if<StartProxy>(&st)) step = *p;
                        if (!step) continue;
+                       // A new proxy is a new lend: only with the policy's consent.
+                       if (auto refused = relend_refusal(policy, journal, *s)) {
+                         log_warning(journal.domain + ": " + *refused);
+                         continue;
+                       }
                        auto copy = *step;
                        auto label = journal.domain + "/" + e.socket + " " + journal.uuid;
                        if (auto p = restart_proxy(tx, i, copy, real, label, journal.qemu_gid)) {
@@ -410,25 +423,34 @@ std::vector<std::string> execute_reconnect(const std::string& uuid, const ExecCo
 }
 
 std::vector<std::string> execute_refresh(const std::string& uuid, const ExecContext& ctx,
-                                         const std::vector<std::string>& sockets) {
-  return with_journal(uuid, ctx,
-                      [&](DomainExecutor& exec, Transaction& tx, Journal& journal,
-                          const ExecContext&, std::vector<std::string>& out) {
-                        Fd lend_dir = open_lend_dir(journal.lend_dir);
-                        for (const auto& name : sockets) {
-                          // Take back this socket's lend (the mount and grant on the old inode) and
-                          // lend it anew.
-                          for (const auto& p : exec.undo_socket(journal, name)) out.push_back(p);
-                          tx.save();
-                          try {
-                            exec.run_socket(tx, journal.sockets, name, lend_dir);
-                          } catch (const Error& e) {
-                            out.push_back(name + ": " + e.what());
-                            for (const auto& p : exec.undo_socket(journal, name)) out.push_back(p);
-                            tx.save();
-                          }
-                        }
-                      });
+                                         const std::vector<std::string>& sockets,
+                                         const Policy& policy) {
+  return with_journal(
+      uuid, ctx,
+      [&](DomainExecutor& exec, Transaction& tx, Journal& journal, const ExecContext&,
+          std::vector<std::string>& out) {
+        Fd lend_dir = open_lend_dir(journal.lend_dir);
+        for (const auto& name : sockets) {
+          // Asked before anything is undone: a refused socket keeps its lend
+          // (stale, it reaches nothing new) until release.
+          const auto* s = journal.find_socket(name);
+          if (auto refused = s ? relend_refusal(policy, journal, *s) : std::nullopt) {
+            out.push_back(*refused);
+            continue;
+          }
+          // Take back this socket's lend (the mount and grant on the old inode) and
+          // lend it anew.
+          for (const auto& p : exec.undo_socket(journal, name)) out.push_back(p);
+          tx.save();
+          try {
+            exec.run_socket(tx, journal.sockets, name, lend_dir);
+          } catch (const Error& e) {
+            out.push_back(name + ": " + e.what());
+            for (const auto& p : exec.undo_socket(journal, name)) out.push_back(p);
+            tx.save();
+          }
+        }
+      });
 }
 
 }  // namespace sockhook

@@ -16,6 +16,7 @@
 #include "log.hpp"
 #include "pipeline.hpp"
 #include "plan.hpp"
+#include "policy.hpp"
 #include "recorded_lends.hpp"
 #include "sys/fd.hpp"
 
@@ -147,13 +148,23 @@ int run_hook(const HookArgs& args, const std::string& config_dir) {
     auto uuid = uuid_of(xml);
     if (uuid.empty()) return 0;
     ExecContext ctx{paths};
-    auto problems = release ? execute_release(uuid, ctx) : execute_reconnect(uuid, ctx);
+    // A reconnect lends again only what the policy still allows (issue 22, item 5); a policy
+    // that cannot be read allows nothing.
+    Policy policy;
+    if (reconnect) {
+      try {
+        policy = load_policy(config_dir.empty() ? policy_path() : config_dir + "/policy.conf");
+      } catch (const Error& e) {
+        log_warning(args.domain + ": reconnect: nothing is lent again: " + e.what());
+      }
+    }
+    auto problems = release ? execute_release(uuid, ctx) : execute_reconnect(uuid, ctx, policy);
     // After a libvirtd restart, also re-bind bind lends whose server restarted meanwhile
     // (SPEC §4: the mount pins the old inode). Where / is shared (systemd), the new mount
     // reaches QEMU's namespace too.
     if (reconnect) {
       try {
-        auto refreshed = refresh_lends(ctx, uuid);
+        auto refreshed = refresh_lends(ctx, uuid, policy);
         for (const auto& s : refreshed.done)
           log_info(args.domain + ": " + s + ": stale bind lend re-bound");
         problems.insert(problems.end(), refreshed.problems.begin(), refreshed.problems.end());

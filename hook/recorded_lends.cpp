@@ -152,7 +152,7 @@ LendsDone cleanup_lends(const ExecContext& ctx, const std::string& domain, bool 
   return out;
 }
 
-LendsDone refresh_lends(const ExecContext& ctx, const std::string& domain) {
+LendsDone refresh_lends(const ExecContext& ctx, const std::string& domain, const Policy& policy) {
   JournalStore store(ctx.paths, false);
   LendsDone out;
   for (const auto& uuid : matching(store, domain)) {
@@ -160,7 +160,7 @@ LendsDone refresh_lends(const ExecContext& ctx, const std::string& domain) {
     for (const auto& st : lend_status(ctx.paths))
       if (st.uuid == uuid && st.method == "bind" && st.health != "ok") names.push_back(st.socket);
     if (names.empty()) continue;
-    auto problems = execute_refresh(uuid, ctx, names);
+    auto problems = execute_refresh(uuid, ctx, names, policy);
     for (const auto& p : problems) out.problems.push_back(p);
     // Only what was lent again counts as refreshed; the problems say what was not.
     if (problems.empty()) out.done.insert(out.done.end(), names.begin(), names.end());

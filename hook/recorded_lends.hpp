@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "paths.hpp"
+#include "policy.hpp"
 
 namespace sockhook {
 
@@ -35,8 +36,9 @@ struct LendsDone {
 /// Throws Error if `domain` matches no journal.
 LendsDone cleanup_lends(const ExecContext& ctx, const std::string& domain, bool stale);
 
-/// refresh: lends the stale bind sockets of `domain` (name or UUID) again. Returns the sockets
-/// refreshed and the problems. Throws Error if `domain` matches no journal.
-LendsDone refresh_lends(const ExecContext& ctx, const std::string& domain);
+/// refresh: lends the stale bind sockets of `domain` (name or UUID) again, those that `policy`
+/// still allows. Returns the sockets refreshed and the problems (a refusal is one). Throws
+/// Error if `domain` matches no journal.
+LendsDone refresh_lends(const ExecContext& ctx, const std::string& domain, const Policy& policy);
 
 }  // namespace sockhook
