@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
 
@@ -264,7 +265,7 @@ struct PolicyCommand {
 
 /// sockhook status [--json] | cleanup [DOMAIN|--stale] | refresh DOMAIN: the journals' view.
 struct LendsCommand {
-  bool json = false, stale = false;
+  bool json = false, stale = false, forget = false;
   std::string cleanup_domain, refresh_domain;
   std::string policy_file = policy_path();
 
@@ -277,6 +278,8 @@ struct LendsCommand {
                                   "whose QEMU is not running (--stale)");
     cl->add_option("domain", cleanup_domain, "Domain name or UUID");
     cl->add_flag("--stale", stale, "Every domain whose QEMU is not running");
+    cl->add_flag("--forget", forget,
+                 "Drop what cannot be undone from the journal, after saying what may remain");
     cl->callback([this, status] { *status = cleanup(); });
     auto* rf = app.add_subcommand("refresh", "Bind the stale lends of a domain again");
     rf->add_option("domain", refresh_domain, "Domain name or UUID")->required();
@@ -313,11 +316,22 @@ struct LendsCommand {
       return 2;
     }
     return reporting_errors([&] {
-      auto r = cleanup_lends(ExecContext{}, cleanup_domain, stale);
-      for (const auto& uuid : r.done) std::printf("released %s\n", uuid.c_str());
+      auto r = cleanup_lends(ExecContext{}, cleanup_domain, stale, forget);
+      for (const auto& uuid : r.done) {
+        bool dropped = std::any_of(r.forgotten.begin(), r.forgotten.end(),
+                                   [&](const std::string& f) { return f.starts_with(uuid + ":"); });
+        std::printf(dropped ? "ended %s (journal dropped: see the warnings)\n" : "released %s\n",
+                    uuid.c_str());
+      }
       for (const auto& uuid : r.nothing)
         std::printf("%s: nothing recorded, nothing undone\n", uuid.c_str());
+      // Ended all the same: warnings, one line each, for a person to check by hand.
+      for (const auto& f : r.forgotten) std::fprintf(stderr, "sockhook: warning: %s\n", f.c_str());
       for (const auto& p : r.problems) print_error(p);
+      if (!r.problems.empty() && !forget)
+        std::fprintf(stderr,
+                     "sockhook: hint: --forget ends a journal anyway, after saying what may "
+                     "remain\n");
       return r.problems.empty() ? 0 : 1;
     });
   }

@@ -19,6 +19,7 @@
 #include "log.hpp"
 #include "overloaded.hpp"
 #include "root_dir.hpp"
+#include "sys/acl.hpp"
 #include "sys/file.hpp"
 #include "transaction.hpp"
 
@@ -357,6 +358,54 @@ std::vector<std::string> execute_release(const std::string& uuid, const ExecCont
     log_warning("release " + uuid + ": " + e.what());
     return {e.what()};
   }
+}
+
+namespace {
+
+/// What entry `e` may have left on the host if it is never undone, as a person checks it.
+std::string left_behind(const JournalEntry& e) {
+  auto inode = "inode " + std::to_string(e.inode.dev) + ":" + std::to_string(e.inode.ino);
+  auto who = e.socket.empty() ? std::string() : e.socket + ": ";
+  switch (e.kind) {
+    case EntryKind::kDir:
+      return who + "the lend directory " + e.path;
+    case EntryKind::kFile:
+      return who + "the file " + e.path;
+    case EntryKind::kMount:
+      return who + "a bind mount on " + e.path;
+    case EntryKind::kAcl:
+      return who + "ACL entry u:" + std::to_string(e.uid) + ":" + perms_text(e.perms) + " on " +
+             inode + " (last seen as " + e.path + ")";
+    case EntryKind::kGroup:
+      return who + "group " + std::to_string(e.gid) + " and g+rw on " + inode + " (last seen as " +
+             e.path + "; it had group " + std::to_string(e.prior_gid) + ")";
+    case EntryKind::kProxy:
+      return who + "the proxy pid " + std::to_string(e.pid) + " listening on " + e.path;
+  }
+  return who + e.path;
+}
+
+}  // namespace
+
+std::vector<std::string> execute_forget(const std::string& uuid, const ExecContext& ctx) {
+  std::vector<std::string> left;
+  try {
+    auto d = lock_existing(ctx, uuid, DomainLock::Waiting::kTakeOver);
+    if (!d) return {};
+    auto [journal, unreadable] = d->exec.load_or_quarantine(uuid);
+    if (unreadable) left.push_back(*unreadable);
+    if (journal)
+      for (const auto& e : journal->entries) left.push_back(left_behind(e));
+    // Safe: only root writes the state directory; this is the domain's own journal, whose
+    // entries were just reported. What they changed is not touched.
+    d->store.remove(uuid);
+    d->lock.remove_file();
+  } catch (const std::exception& e) {
+    left.push_back(std::string("cannot drop the journal: ") + e.what());
+  }
+  for (const auto& l : left)
+    log_warning("cleanup --forget " + uuid + ": dropped, may remain: " + l);
+  return left;
 }
 
 namespace {

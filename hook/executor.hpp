@@ -27,6 +27,12 @@ void execute_start(const Plan& plan, const ExecContext& ctx);
 /// matches (S7, R2). Idempotent; never throws. Returns the problems it met (already logged).
 std::vector<std::string> execute_release(const std::string& uuid, const ExecContext& ctx);
 
+/// cleanup --forget, after a release that could not undo everything: drops the journal of
+/// `uuid` (and its lock file) and returns, one line each, what its remaining entries may have
+/// left on the host, for a person to check (each also logged). Never throws; an empty list
+/// when nothing was left.
+std::vector<std::string> execute_forget(const std::string& uuid, const ExecContext& ctx);
+
 /// reconnect begin: checks every lend of `uuid` and restarts dead proxies that `policy` still
 /// allows (a restart is a new lend); a refused one stays as it is, with one log line saying
 /// why. Never throws.

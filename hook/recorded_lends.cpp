@@ -124,7 +124,8 @@ std::vector<LendStatus> lend_status(const Paths& paths) {
   return out;
 }
 
-LendsDone cleanup_lends(const ExecContext& ctx, const std::string& domain, bool stale) {
+LendsDone cleanup_lends(const ExecContext& ctx, const std::string& domain, bool stale,
+                        bool forget) {
   LendsDone out;
   JournalStore store(ctx.paths, false);
   std::vector<std::string> uuids;
@@ -145,6 +146,14 @@ LendsDone cleanup_lends(const ExecContext& ctx, const std::string& domain, bool 
                     AT_SYMLINK_NOFOLLOW) == 0)
       problems.push_back("its journal is corrupt (" + uuid +
                          ".xml.corrupt): nothing was undone; check what it lent by hand");
+    if (!problems.empty() && forget && store.has(uuid)) {
+      // The person asked to end it: say why and what may stay, then drop the journal.
+      for (const auto& p : problems) out.forgotten.push_back(uuid + ": not undone: " + p);
+      for (const auto& left : execute_forget(uuid, ctx))
+        out.forgotten.push_back(uuid + ": dropped from the journal, may remain: " + left);
+      out.done.push_back(uuid);
+      continue;
+    }
     for (const auto& p : problems) out.problems.push_back(uuid + ": " + p);
     if (!problems.empty()) continue;
     (recorded ? out.done : out.nothing).push_back(uuid);

@@ -1,10 +1,15 @@
 #!/bin/bash
-# Issue 22 item 5: nothing is lent again without the policy.
+# Issue 22 items 5 and 8: nothing is lent again without the policy, and a journal can always
+# be ended.
 #   5. After `sockhook policy revoke`, the owner's server restarts (a new socket inode) and a
 #      proxy dies. libvirtd's `reconnect` must not bind-mount the new inode, add u:QEMU:rw to
 #      it or start a new proxy (it used to do all three from the journal); it says so in one
 #      log line per socket. `refresh` and `start` refuse too. Allowed again, reconnect re-binds
 #      (so the checks can see a re-lend).
+#   8. After an acl lend, the owner moves the socket away: release and cleanup cannot find the
+#      inode again and keep the entry (rightly: it may still carry u:QEMU:rw). They say what is
+#      left; `cleanup DOMAIN --forget` and `cleanup --stale --forget` end the journal after
+#      saying so, and the package's prerm no longer refuses `apt remove` for ever.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/suite.bash" lend "$@"
 
@@ -74,4 +79,58 @@ sed -i "$SNAP_SED" "$TMP/before"
 same_host "$TMP/before" "re-lend refused, then released"
 SNAP_SED=
 
+# ---- 8. a journal the owner pins -------------------------------------------------------------
+host_snapshot >"$TMP/before"
+xml=$(lend_domain pinned "$U" pipewire:acl)
+# moved_away : an acl lend, then the owner moves the socket to another name.
+moved_away() {
+  lend_hook pinned prepare begin "$xml" || die "acl prepare: $(cat "$TMP/hook.err")"
+  getfacl -p "$runtime/pipewire-0" | grep -q "^user:$qemu_user:rw" || not_ok "acl: no entry for $qemu_user"
+  lend_as "$lend_user" mv "$runtime/pipewire-0" "$runtime/pipewire-0.moved"
+}
+# by_hand : what the dropped entry left (u:QEMU on the moved inode) undone by hand, the name back.
+by_hand() {
+  setfacl -b "$runtime/pipewire-0.moved"  # it had no ACL before the lend
+  lend_as "$lend_user" mv "$runtime/pipewire-0.moved" "$runtime/pipewire-0"
+}
+
+moved_away
+lend_hook pinned release end "$xml" || not_ok "moved away, release: exit $?"
+for attempt in first second; do
+  rc=0
+  "$SOCKHOOK" cleanup pinned >"$TMP/out" 2>"$TMP/err" || rc=$?
+  check "moved away, $attempt cleanup: exit 1, naming what may be left ($(head -1 "$TMP/err"))" \
+    bash -c "[[ $rc -eq 1 ]] && grep -q 'may still carry the change' '$TMP/err'"
+done
+check "moved away: the journal is still there" test -e "/run/sockhook/state/$U.xml"
+rc=0
+"$SOCKHOOK" cleanup pinned --forget >"$TMP/out" 2>"$TMP/err" || rc=$?
+sed 's/^/#   /' "$TMP/err"
+check "cleanup --forget: exit 0 ($(cat "$TMP/out"))" test "$rc" -eq 0
+check "cleanup --forget: says the ACL entry on the moved inode may remain" \
+  grep -q "may remain: pipewire: ACL entry u:$qemu_uid:rw" "$TMP/err"
+check "cleanup --forget: the journal is gone" test ! -e "/run/sockhook/state/$U.xml"
+check "status: nothing left of $U" bash -c "! '$SOCKHOOK' status | grep -q '$U'"
+by_hand
+same_host "$TMP/before" "cleanup --forget, then the moved inode undone by hand"
+
+# cleanup --stale --forget, as the package's prerm runs it (the domain has no QEMU). --stale
+# acts on every domain of the host without a running QEMU: only while no e2e suite runs.
+exec 8>/run/sockhook-e2e.lock
+flock -w 900 8 || die "another e2e script holds /run/sockhook-e2e.lock"
+host_snapshot >"$TMP/before"
+moved_away
+lend_hook pinned release end "$xml" || not_ok "moved away, release: exit $?"
+# prerm, with its two host paths pointed at the binary under test and at `true` (the
+# AppArmor rules on this host are not ours to remove).
+sed -e "s|/usr/bin/sockhook|$SOCKHOOK|g" -e "s|/usr/share/sockhook/apparmor/sockhook-apparmor|true|" \
+  "$REPO/debian/sockhook.prerm" >"$TMP/prerm"
+rc=0
+timeout 120 sh "$TMP/prerm" remove >"$TMP/out" 2>"$TMP/err" || rc=$?
+sed 's/^/#   /' "$TMP/err"
+check "prerm remove with a pinned journal of a stopped domain: exit 0" test "$rc" -eq 0
+check "prerm: the journal is gone" test ! -e "/run/sockhook/state/$U.xml"
+by_hand
+same_host "$TMP/before" "prerm's cleanup --stale --forget, then the moved inode undone by hand"
+flock -u 8
 finish
