@@ -325,6 +325,9 @@ struct LendsCommand {
       }
       for (const auto& uuid : r.nothing)
         std::printf("%s: nothing recorded, nothing undone\n", uuid.c_str());
+      for (const auto& uuid : r.busy)
+        std::printf("%s: left alone: a hook of this domain runs now (it is starting or stopping)\n",
+                    uuid.c_str());
       // Ended all the same: warnings, one line each, for a person to check by hand.
       for (const auto& f : r.forgotten) std::fprintf(stderr, "sockhook: warning: %s\n", f.c_str());
       for (const auto& p : r.problems) print_error(p);

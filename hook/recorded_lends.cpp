@@ -14,6 +14,7 @@
 #include "executor.hpp"
 #include "journal.hpp"
 #include "lend_proxy.hpp"
+#include "lock.hpp"
 #include "proc.hpp"
 #include "sys/file.hpp"
 #include "sys/resolve.hpp"
@@ -105,6 +106,18 @@ std::vector<std::string> orphan_locks(const JournalStore& store) {
   return out;
 }
 
+/// Whether a hook of `uuid` holds the domain's lock right now: the domain is being started or
+/// stopped (a prepare may wait up to 120 s for a socket), so it is in use, not stale. Before,
+/// cleanup --stale waited 30 s for the lock, then killed that hook and undid its lends.
+bool hook_running(const JournalStore& store, const std::string& uuid) {
+  try {
+    DomainLock probe(store.dir(), uuid, 0);  // let go at once: the release below takes it again
+    return false;
+  } catch (const Error&) {
+    return true;
+  }
+}
+
 }  // namespace
 
 std::vector<LendStatus> lend_status(const Paths& paths) {
@@ -137,6 +150,10 @@ LendsDone cleanup_lends(const ExecContext& ctx, const std::string& domain, bool 
     uuids = matching(store, domain);
   }
   for (const auto& uuid : uuids) {
+    if (stale && hook_running(store, uuid)) {
+      out.busy.push_back(uuid);
+      continue;
+    }
     // Say what was really done: a UUID without a journal had nothing undone, and one whose
     // journal was moved aside as corrupt (now or by an earlier release) left its lend behind.
     bool recorded = store.has(uuid);

@@ -31,10 +31,13 @@ struct LendsDone {
   /// cleanup --forget: for each journal dropped with entries left, why ("<uuid>: not undone:
   /// ...") and what may remain on the host ("<uuid>: dropped from the journal, may remain: ...")
   std::vector<std::string> forgotten;
+  /// cleanup --stale: UUIDs left alone because a hook of theirs holds the domain's lock now
+  std::vector<std::string> busy;
 };
 
 /// cleanup: releases the journals of `domain` (a name or UUID as recorded), or with `stale`
-/// every journal whose QEMU is not running. Returns the UUIDs released completely, those
+/// every journal whose QEMU is not running and no hook of which runs now (a domain being
+/// started or stopped is in use, not stale: `busy`). Returns the UUIDs released completely, those
 /// with nothing recorded, and the problems (a UUID with a problem is in neither list).
 /// With `forget`, a journal that still holds entries after the release is dropped all the
 /// same, so that it can always be ended: its UUID counts as released, and `forgotten` lists

@@ -10,6 +10,9 @@
 #      inode again and keep the entry (rightly: it may still carry u:QEMU:rw). They say what is
 #      left; `cleanup DOMAIN --forget` and `cleanup --stale --forget` end the journal after
 #      saying so, and the package's prerm no longer refuses `apt remove` for ever.
+#   From reading: `cleanup --stale` took a domain between prepare and QEMU's start for stale.
+#      While a prepare waits for its socket (QEMU not started yet), --stale waited 30 s for the
+#      domain's lock, killed the hook and undid its lends; now it leaves that domain alone.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/suite.bash" lend "$@"
 
@@ -114,10 +117,42 @@ check "status: nothing left of $U" bash -c "! '$SOCKHOOK' status | grep -q '$U'"
 by_hand
 same_host "$TMP/before" "cleanup --forget, then the moved inode undone by hand"
 
-# cleanup --stale --forget, as the package's prerm runs it (the domain has no QEMU). --stale
-# acts on every domain of the host without a running QEMU: only while no e2e suite runs.
+# --stale acts on every domain of the host without a running QEMU: only while no e2e suite runs.
 exec 8>/run/sockhook-e2e.lock
 flock -w 900 8 || die "another e2e script holds /run/sockhook-e2e.lock"
+
+# ---- from reading: cleanup --stale and a domain being started ---------------------------------
+# A prepare that waits for its socket holds the domain's lock; its QEMU does not run yet. The
+# old cleanup --stale took that for stale: it waited 30 s for the lock, killed the hook and
+# undid its lends. Now it leaves a domain whose hook runs alone, and says so.
+host_snapshot >"$TMP/before"
+mv "$runtime/pipewire-0" "$runtime/.pipewire-0.away"  # the socket is not there yet
+xml=$(lend_wait=120 lend_domain starting "$U" pipewire:bind)
+printf '%s' "$xml" | "$SOCKHOOK" hook --config-dir "$etc" starting prepare begin - 2>"$TMP/hook.err" &
+hook=$!
+# watching_runtime : the hook waits for the socket (its inotify watch on the runtime directory).
+watching_runtime() {
+  local id; id=$(printf 'ino:%x sdev:%x ' "$(stat -c %i "$runtime")" $(($(stat -c %Hd "$runtime") << 20 | $(stat -c %Ld "$runtime"))))
+  grep -qs "$id" /proc/"$hook"/fdinfo/*
+}
+wait_until 30 watching_runtime || not_ok "the prepare does not wait for its socket"
+rc=0
+timeout 120 "$SOCKHOOK" cleanup --stale >"$TMP/out" 2>"$TMP/err" || rc=$?
+sed 's/^/#   cleanup --stale: /' "$TMP/out" "$TMP/err"
+check "a prepare waiting for its socket: cleanup --stale leaves that hook running" kill -0 "$hook"
+check "a prepare waiting for its socket: cleanup --stale says it left the domain alone" \
+  grep -qx "$U: left alone: a hook of this domain runs now (it is starting or stopping)" "$TMP/out"
+# The socket comes: the prepare lends it, as if nothing had happened.
+mv "$runtime/.pipewire-0.away" "$runtime/pipewire-0"
+rc=0
+wait "$hook" || rc=$?
+check "the prepare then lends the socket that appeared (exit $rc: $(cat "$TMP/hook.err"))" test "$rc" -eq 0
+check "QEMU reaches it" lend_ping qemu "$L/pipewire-0"
+lend_hook starting release end "$xml" || not_ok "release: exit $?"
+same_host "$TMP/before" "cleanup --stale beside a running prepare, then release"
+
+# cleanup --stale --forget, as the package's prerm runs it (the domain has no QEMU).
+xml=$(lend_domain pinned "$U" pipewire:acl)
 host_snapshot >"$TMP/before"
 moved_away
 lend_hook pinned release end "$xml" || not_ok "moved away, release: exit $?"
