@@ -143,7 +143,7 @@ check "a prepare waiting for its socket: cleanup --stale leaves that hook runnin
 check "a prepare waiting for its socket: cleanup --stale says it left the domain alone" \
   grep -qx "$U: left alone: a hook of this domain runs now (it is starting or stopping)" "$TMP/out"
 # The socket comes: the prepare lends it, as if nothing had happened.
-mv "$runtime/.pipewire-0.away" "$runtime/pipewire-0"
+mv "$runtime/.pipewire-0.away" "$runtime/pipewire-0" || not_ok "the socket was not where the test left it"
 rc=0
 wait "$hook" || rc=$?
 check "the prepare then lends the socket that appeared (exit $rc: $(cat "$TMP/hook.err"))" test "$rc" -eq 0
