@@ -105,10 +105,25 @@ libvirt_has_qemu_d() {
   return 0  # libvirt not installed yet: every current release has qemu.d
 }
 
+# The files cmake --install wrote, from its install_manifest.txt: only those under $prefix.
+# The manifest lies in the checkout, which whoever owns it can write, and --uninstall deletes
+# what it lists as root: a line such as /etc/shadow is skipped, and said so.
+manifest_files() {
+  [[ -f $build/install_manifest.txt ]] || return 0
+  local f
+  while IFS= read -r f; do
+    if [[ $f == "$prefix"/* && $f != *"/../"* && $f != *"/.." ]]; then
+      printf '%s\n' "$f"
+    else
+      say "skipped '$f' of $build/install_manifest.txt: not under $prefix" >&2
+    fi
+  done <"$build/install_manifest.txt"
+}
+
 # The AppArmor installer, where cmake --install put it (its install_manifest.txt knows).
 apparmor_script() {
   local s
-  s=$(grep -m1 '/sockhook-apparmor$' "$build/install_manifest.txt" 2>/dev/null) || true
+  s=$(manifest_files 2>/dev/null | grep -m1 '/sockhook-apparmor$') || true
   printf '%s\n' "${s:-$prefix/share/sockhook/apparmor/sockhook-apparmor}"
 }
 
@@ -199,7 +214,7 @@ do_uninstall() {
   # directory is ours alone, and an upgraded host must not keep it after --uninstall.
   rm -rf "$prefix/share/sockhook/xml-examples"
   if [[ -f $build/install_manifest.txt ]]; then
-    xargs -d '\n' rm -f <"$build/install_manifest.txt"
+    manifest_files | xargs -d '\n' -r rm -f
     rmdir -p --ignore-fail-on-non-empty "$prefix/share/sockhook/plugins" \
       "$prefix/share/doc/sockhook/examples" "$prefix/share/sockhook/apparmor" 2>/dev/null || true
     # Only directories cmake --install may have created, and only when empty.

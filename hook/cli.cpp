@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
 
@@ -264,8 +265,9 @@ struct PolicyCommand {
 
 /// sockhook status [--json] | cleanup [DOMAIN|--stale] | refresh DOMAIN: the journals' view.
 struct LendsCommand {
-  bool json = false, stale = false;
+  bool json = false, stale = false, forget = false;
   std::string cleanup_domain, refresh_domain;
+  std::string policy_file = policy_path();
 
   void add_to(CLI::App& app, int* status) {
     auto* st = app.add_subcommand("status", "List every active lend and its health");
@@ -276,9 +278,13 @@ struct LendsCommand {
                                   "whose QEMU is not running (--stale)");
     cl->add_option("domain", cleanup_domain, "Domain name or UUID");
     cl->add_flag("--stale", stale, "Every domain whose QEMU is not running");
+    cl->add_flag("--forget", forget,
+                 "Drop what cannot be undone from the journal, after saying what may remain");
     cl->callback([this, status] { *status = cleanup(); });
     auto* rf = app.add_subcommand("refresh", "Bind the stale lends of a domain again");
     rf->add_option("domain", refresh_domain, "Domain name or UUID")->required();
+    rf->add_option("--policy-file", policy_file, "Policy file: what it still allows is re-bound")
+        ->capture_default_str();
     rf->callback([this, status] { *status = refresh(); });
   }
 
@@ -310,18 +316,32 @@ struct LendsCommand {
       return 2;
     }
     return reporting_errors([&] {
-      auto r = cleanup_lends(ExecContext{}, cleanup_domain, stale);
-      for (const auto& uuid : r.done) std::printf("released %s\n", uuid.c_str());
+      auto r = cleanup_lends(ExecContext{}, cleanup_domain, stale, forget);
+      for (const auto& uuid : r.done) {
+        bool dropped = std::any_of(r.forgotten.begin(), r.forgotten.end(),
+                                   [&](const std::string& f) { return f.starts_with(uuid + ":"); });
+        std::printf(dropped ? "ended %s (journal dropped: see the warnings)\n" : "released %s\n",
+                    uuid.c_str());
+      }
       for (const auto& uuid : r.nothing)
         std::printf("%s: nothing recorded, nothing undone\n", uuid.c_str());
+      for (const auto& uuid : r.busy)
+        std::printf("%s: left alone: a hook of this domain runs now (it is starting or stopping)\n",
+                    uuid.c_str());
+      // Ended all the same: warnings, one line each, for a person to check by hand.
+      for (const auto& f : r.forgotten) std::fprintf(stderr, "sockhook: warning: %s\n", f.c_str());
       for (const auto& p : r.problems) print_error(p);
+      if (!r.problems.empty() && !forget)
+        std::fprintf(stderr,
+                     "sockhook: hint: --forget ends a journal anyway, after saying what may "
+                     "remain\n");
       return r.problems.empty() ? 0 : 1;
     });
   }
 
   int refresh() {
     return reporting_errors([&] {
-      auto r = refresh_lends(ExecContext{}, refresh_domain);
+      auto r = refresh_lends(ExecContext{}, refresh_domain, load_policy(policy_file));
       for (const auto& name : r.done) std::printf("refreshed %s\n", name.c_str());
       if (r.done.empty() && r.problems.empty()) std::printf("nothing stale\n");
       for (const auto& p : r.problems) print_error(refresh_domain + ": " + p);

@@ -19,6 +19,7 @@
 #include "log.hpp"
 #include "overloaded.hpp"
 #include "root_dir.hpp"
+#include "sys/acl.hpp"
 #include "sys/file.hpp"
 #include "transaction.hpp"
 
@@ -361,6 +362,54 @@ std::vector<std::string> execute_release(const std::string& uuid, const ExecCont
 
 namespace {
 
+/// What entry `e` may have left on the host if it is never undone, as a person checks it.
+std::string left_behind(const JournalEntry& e) {
+  auto inode = "inode " + std::to_string(e.inode.dev) + ":" + std::to_string(e.inode.ino);
+  auto who = e.socket.empty() ? std::string() : e.socket + ": ";
+  switch (e.kind) {
+    case EntryKind::kDir:
+      return who + "the lend directory " + e.path;
+    case EntryKind::kFile:
+      return who + "the file " + e.path;
+    case EntryKind::kMount:
+      return who + "a bind mount on " + e.path;
+    case EntryKind::kAcl:
+      return who + "ACL entry u:" + std::to_string(e.uid) + ":" + perms_text(e.perms) + " on " +
+             inode + " (last seen as " + e.path + ")";
+    case EntryKind::kGroup:
+      return who + "group " + std::to_string(e.gid) + " and g+rw on " + inode + " (last seen as " +
+             e.path + "; it had group " + std::to_string(e.prior_gid) + ")";
+    case EntryKind::kProxy:
+      return who + "the proxy pid " + std::to_string(e.pid) + " listening on " + e.path;
+  }
+  return who + e.path;
+}
+
+}  // namespace
+
+std::vector<std::string> execute_forget(const std::string& uuid, const ExecContext& ctx) {
+  std::vector<std::string> left;
+  try {
+    auto d = lock_existing(ctx, uuid, DomainLock::Waiting::kTakeOver);
+    if (!d) return {};
+    auto [journal, unreadable] = d->exec.load_or_quarantine(uuid);
+    if (unreadable) left.push_back(*unreadable);
+    if (journal)
+      for (const auto& e : journal->entries) left.push_back(left_behind(e));
+    // Safe: only root writes the state directory; this is the domain's own journal, whose
+    // entries were just reported. What they changed is not touched.
+    d->store.remove(uuid);
+    d->lock.remove_file();
+  } catch (const std::exception& e) {
+    left.push_back(std::string("cannot drop the journal: ") + e.what());
+  }
+  for (const auto& l : left)
+    log_warning("cleanup --forget " + uuid + ": dropped, may remain: " + l);
+  return left;
+}
+
+namespace {
+
 /// Runs `body(exec, tx, journal, ctx, problems)` on the journal of `uuid` under the domain's
 /// lock; does nothing if there is none. Collects problems instead of throwing.
 template <class Body>
@@ -382,11 +431,19 @@ std::vector<std::string> with_journal(const std::string& uuid, const ExecContext
 
 }  // namespace
 
-std::vector<std::string> execute_reconnect(const std::string& uuid, const ExecContext& ctx) {
+std::optional<std::string> relend_refusal(const Policy& policy, const Journal& journal,
+                                          const JournalSocket& s) {
+  if (policy.allows(journal.uuid, s.owner, s.owner_uid, s.plugin)) return std::nullopt;
+  return s.name + ": not lent again: the policy no longer allows " + s.owner + " to lend '" +
+         s.plugin + "' to this domain (what is lent stays until release)";
+}
+
+std::vector<std::string> execute_reconnect(const std::string& uuid, const ExecContext& ctx,
+                                           const Policy& policy) {
   auto problems =
       with_journal(uuid, ctx,
-                   [](DomainExecutor&, Transaction& tx, Journal& journal, const ExecContext& real,
-                      std::vector<std::string>& out) {
+                   [&](DomainExecutor&, Transaction& tx, Journal& journal, const ExecContext& real,
+                       std::vector<std::string>& out) {
                      for (std::size_t i = 0; i < journal.entries.size(); ++i) {
                        const auto& e = journal.entries[i];
                        if (e.kind != EntryKind::kProxy || proxy_alive(e)) continue;
@@ -396,6 +453,11 @@ std::vector<std::string> execute_reconnect(const std::string& uuid, const ExecCo
                          for (const auto& st : s->steps)
                            if (const auto* p = std::get_if<StartProxy>(&st)) step = *p;
                        if (!step) continue;
+                       // A new proxy is a new lend: only with the policy's consent.
+                       if (auto refused = relend_refusal(policy, journal, *s)) {
+                         log_warning(journal.domain + ": " + *refused);
+                         continue;
+                       }
                        auto copy = *step;
                        auto label = journal.domain + "/" + e.socket + " " + journal.uuid;
                        if (auto p = restart_proxy(tx, i, copy, real, label, journal.qemu_gid)) {
@@ -410,25 +472,34 @@ std::vector<std::string> execute_reconnect(const std::string& uuid, const ExecCo
 }
 
 std::vector<std::string> execute_refresh(const std::string& uuid, const ExecContext& ctx,
-                                         const std::vector<std::string>& sockets) {
-  return with_journal(uuid, ctx,
-                      [&](DomainExecutor& exec, Transaction& tx, Journal& journal,
-                          const ExecContext&, std::vector<std::string>& out) {
-                        Fd lend_dir = open_lend_dir(journal.lend_dir);
-                        for (const auto& name : sockets) {
-                          // Take back this socket's lend (the mount and grant on the old inode) and
-                          // lend it anew.
-                          for (const auto& p : exec.undo_socket(journal, name)) out.push_back(p);
-                          tx.save();
-                          try {
-                            exec.run_socket(tx, journal.sockets, name, lend_dir);
-                          } catch (const Error& e) {
-                            out.push_back(name + ": " + e.what());
-                            for (const auto& p : exec.undo_socket(journal, name)) out.push_back(p);
-                            tx.save();
-                          }
-                        }
-                      });
+                                         const std::vector<std::string>& sockets,
+                                         const Policy& policy) {
+  return with_journal(
+      uuid, ctx,
+      [&](DomainExecutor& exec, Transaction& tx, Journal& journal, const ExecContext&,
+          std::vector<std::string>& out) {
+        Fd lend_dir = open_lend_dir(journal.lend_dir);
+        for (const auto& name : sockets) {
+          // Asked before anything is undone: a refused socket keeps its lend
+          // (stale, it reaches nothing new) until release.
+          const auto* s = journal.find_socket(name);
+          if (auto refused = s ? relend_refusal(policy, journal, *s) : std::nullopt) {
+            out.push_back(*refused);
+            continue;
+          }
+          // Take back this socket's lend (the mount and grant on the old inode) and
+          // lend it anew.
+          for (const auto& p : exec.undo_socket(journal, name)) out.push_back(p);
+          tx.save();
+          try {
+            exec.run_socket(tx, journal.sockets, name, lend_dir);
+          } catch (const Error& e) {
+            out.push_back(name + ": " + e.what());
+            for (const auto& p : exec.undo_socket(journal, name)) out.push_back(p);
+            tx.save();
+          }
+        }
+      });
 }
 
 }  // namespace sockhook

@@ -2,11 +2,14 @@
 
 #include <sys/types.h>
 
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "journal.hpp"
 #include "paths.hpp"
 #include "plan.hpp"
+#include "policy.hpp"
 
 namespace sockhook {
 
@@ -24,16 +27,33 @@ void execute_start(const Plan& plan, const ExecContext& ctx);
 /// matches (S7, R2). Idempotent; never throws. Returns the problems it met (already logged).
 std::vector<std::string> execute_release(const std::string& uuid, const ExecContext& ctx);
 
-/// reconnect begin: checks every lend of `uuid` and restarts dead proxies. Never throws.
-std::vector<std::string> execute_reconnect(const std::string& uuid, const ExecContext& ctx);
+/// cleanup --forget, after a release that could not undo everything: drops the journal of
+/// `uuid` (and its lock file) and returns, one line each, what its remaining entries may have
+/// left on the host, for a person to check (each also logged). Never throws; an empty list
+/// when nothing was left.
+std::vector<std::string> execute_forget(const std::string& uuid, const ExecContext& ctx);
+
+/// reconnect begin: checks every lend of `uuid` and restarts dead proxies that `policy` still
+/// allows (a restart is a new lend); a refused one stays as it is, with one log line saying
+/// why. Never throws.
+std::vector<std::string> execute_reconnect(const std::string& uuid, const ExecContext& ctx,
+                                           const Policy& policy);
 
 }  // namespace sockhook
 
 namespace sockhook {
 
 /// refresh: lends the named sockets of `uuid` again from their journal records (a bind lend
-/// whose server restarted points at a dead inode). Never throws; returns the problems.
+/// whose server restarted points at a dead inode), each only if `policy` still allows it; a
+/// refused one is left as it is. Never throws; returns the problems (a refusal is one).
 std::vector<std::string> execute_refresh(const std::string& uuid, const ExecContext& ctx,
-                                         const std::vector<std::string>& sockets);
+                                         const std::vector<std::string>& sockets,
+                                         const Policy& policy);
+
+/// Why `policy` no longer lets socket `s` of `journal` be lent again ("<socket>: not lent
+/// again: the policy no longer allows ..."), or nullopt. A re-lend asks the policy as prepare
+/// did (S5): revoking must hold at reconnect and refresh too, not only at the next start.
+std::optional<std::string> relend_refusal(const Policy& policy, const Journal& journal,
+                                          const JournalSocket& s);
 
 }  // namespace sockhook

@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <string_view>
 
@@ -15,6 +16,7 @@
 #include "log.hpp"
 #include "pipeline.hpp"
 #include "plan.hpp"
+#include "policy.hpp"
 #include "recorded_lends.hpp"
 #include "sys/fd.hpp"
 
@@ -51,6 +53,7 @@ bool any_journal(const Paths& paths) {
 /// prepare/start: parse → load plugins, policy, identity → plan → (dry run: log) → execute.
 int lend_sockets(const HookArgs& args, std::string_view xml, bool is_start,
                  const std::string& config_dir) {
+  const auto started = std::chrono::steady_clock::now();  // the sockets' waits count from here
   const auto& name = args.domain;
   // Stage 1: parse the XML; a domain without our metadata costs nothing more.
   Gathered g;
@@ -81,6 +84,7 @@ int lend_sockets(const HookArgs& args, std::string_view xml, bool is_start,
   }
   // Stage 5: execute through the journal.
   ExecContext ctx{options.paths};
+  ctx.started = started;
   if (is_start) {
     execute_start(plan, ctx);
   } else {
@@ -144,13 +148,23 @@ int run_hook(const HookArgs& args, const std::string& config_dir) {
     auto uuid = uuid_of(xml);
     if (uuid.empty()) return 0;
     ExecContext ctx{paths};
-    auto problems = release ? execute_release(uuid, ctx) : execute_reconnect(uuid, ctx);
+    // A reconnect lends again only what the policy still allows (issue 22, item 5); a policy
+    // that cannot be read allows nothing.
+    Policy policy;
+    if (reconnect) {
+      try {
+        policy = load_policy(config_dir.empty() ? policy_path() : config_dir + "/policy.conf");
+      } catch (const Error& e) {
+        log_warning(args.domain + ": reconnect: nothing is lent again: " + e.what());
+      }
+    }
+    auto problems = release ? execute_release(uuid, ctx) : execute_reconnect(uuid, ctx, policy);
     // After a libvirtd restart, also re-bind bind lends whose server restarted meanwhile
     // (SPEC §4: the mount pins the old inode). Where / is shared (systemd), the new mount
     // reaches QEMU's namespace too.
     if (reconnect) {
       try {
-        auto refreshed = refresh_lends(ctx, uuid);
+        auto refreshed = refresh_lends(ctx, uuid, policy);
         for (const auto& s : refreshed.done)
           log_info(args.domain + ": " + s + ": stale bind lend re-bound");
         problems.insert(problems.end(), refreshed.problems.begin(), refreshed.problems.end());

@@ -2,6 +2,7 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <string>
 
 namespace sockhook {
@@ -23,6 +24,9 @@ struct Paths {
 struct ExecContext {
   Paths paths;
   std::string self_exe = "/proc/self/exe";  ///< the binary that proxies are started from
+  /// When this run began. Every socket's `wait` counts from here, so that one bound holds for
+  /// the whole run of a domain (the largest wait), however many sockets wait (README).
+  std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
 };
 
 }  // namespace sockhook

@@ -14,6 +14,7 @@
 #include "executor.hpp"
 #include "journal.hpp"
 #include "lend_proxy.hpp"
+#include "lock.hpp"
 #include "proc.hpp"
 #include "sys/file.hpp"
 #include "sys/resolve.hpp"
@@ -26,7 +27,7 @@ std::optional<InodeId> source_inode_now(const JournalSocket& s) {
   for (const auto& step : s.steps) {
     if (const auto* v = std::get_if<VerifySource>(&step)) {
       try {
-        auto src = resolve_source({v->runtime_dir, v->relative, v->owner, 0});
+        auto src = resolve_source({v->runtime_dir, v->relative, v->owner, 0, std::nullopt});
         return inode_of(src.st);
       } catch (const Error&) {
         return std::nullopt;
@@ -105,6 +106,18 @@ std::vector<std::string> orphan_locks(const JournalStore& store) {
   return out;
 }
 
+/// Whether a hook of `uuid` holds the domain's lock right now: the domain is being started or
+/// stopped (a prepare may wait up to 120 s for a socket), so it is in use, not stale. Before,
+/// cleanup --stale waited 30 s for the lock, then killed that hook and undid its lends.
+bool hook_running(const JournalStore& store, const std::string& uuid) {
+  try {
+    DomainLock probe(store.dir(), uuid, 0);  // let go at once: the release below takes it again
+    return false;
+  } catch (const Error&) {
+    return true;
+  }
+}
+
 }  // namespace
 
 std::vector<LendStatus> lend_status(const Paths& paths) {
@@ -124,7 +137,8 @@ std::vector<LendStatus> lend_status(const Paths& paths) {
   return out;
 }
 
-LendsDone cleanup_lends(const ExecContext& ctx, const std::string& domain, bool stale) {
+LendsDone cleanup_lends(const ExecContext& ctx, const std::string& domain, bool stale,
+                        bool forget) {
   LendsDone out;
   JournalStore store(ctx.paths, false);
   std::vector<std::string> uuids;
@@ -136,6 +150,10 @@ LendsDone cleanup_lends(const ExecContext& ctx, const std::string& domain, bool 
     uuids = matching(store, domain);
   }
   for (const auto& uuid : uuids) {
+    if (stale && hook_running(store, uuid)) {
+      out.busy.push_back(uuid);
+      continue;
+    }
     // Say what was really done: a UUID without a journal had nothing undone, and one whose
     // journal was moved aside as corrupt (now or by an earlier release) left its lend behind.
     bool recorded = store.has(uuid);
@@ -145,6 +163,14 @@ LendsDone cleanup_lends(const ExecContext& ctx, const std::string& domain, bool 
                     AT_SYMLINK_NOFOLLOW) == 0)
       problems.push_back("its journal is corrupt (" + uuid +
                          ".xml.corrupt): nothing was undone; check what it lent by hand");
+    if (!problems.empty() && forget && store.has(uuid)) {
+      // The person asked to end it: say why and what may stay, then drop the journal.
+      for (const auto& p : problems) out.forgotten.push_back(uuid + ": not undone: " + p);
+      for (const auto& left : execute_forget(uuid, ctx))
+        out.forgotten.push_back(uuid + ": dropped from the journal, may remain: " + left);
+      out.done.push_back(uuid);
+      continue;
+    }
     for (const auto& p : problems) out.problems.push_back(uuid + ": " + p);
     if (!problems.empty()) continue;
     (recorded ? out.done : out.nothing).push_back(uuid);
@@ -152,7 +178,7 @@ LendsDone cleanup_lends(const ExecContext& ctx, const std::string& domain, bool 
   return out;
 }
 
-LendsDone refresh_lends(const ExecContext& ctx, const std::string& domain) {
+LendsDone refresh_lends(const ExecContext& ctx, const std::string& domain, const Policy& policy) {
   JournalStore store(ctx.paths, false);
   LendsDone out;
   for (const auto& uuid : matching(store, domain)) {
@@ -160,7 +186,7 @@ LendsDone refresh_lends(const ExecContext& ctx, const std::string& domain) {
     for (const auto& st : lend_status(ctx.paths))
       if (st.uuid == uuid && st.method == "bind" && st.health != "ok") names.push_back(st.socket);
     if (names.empty()) continue;
-    auto problems = execute_refresh(uuid, ctx, names);
+    auto problems = execute_refresh(uuid, ctx, names, policy);
     for (const auto& p : problems) out.problems.push_back(p);
     // Only what was lent again counts as refreshed; the problems say what was not.
     if (problems.empty()) out.done.insert(out.done.end(), names.begin(), names.end());

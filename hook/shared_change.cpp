@@ -72,8 +72,13 @@ UndoProblem undo_shared_change(const JournalEntry& e, const JournalStore& store,
                                const std::function<void(const Fd&)>& restore) {
   auto [fd, unsure] = reopen_recorded_inode(e);
   // Someone swapped the name for something else: keep the entry, a later release tries again.
+  // Say what stays behind and how to end the journal anyway (issue 22, item 8): the owner can
+  // keep the inode out of reach for ever, by moving it.
   if (!fd && unsure)
-    return "cannot find " + e.path + " again (the name holds something else now); will retry";
+    return what + ": inode " + std::to_string(e.inode.dev) + ":" + std::to_string(e.inode.ino) +
+           " is no longer at that name (moved, or the name holds something else now), and may "
+           "still carry the change; kept for the next try ('sockhook cleanup " +
+           uuid + " --forget' drops it)";
   // The inode is gone or replaced (the server restarted): our change went with it.
   if (!fd) return std::nullopt;
   try {

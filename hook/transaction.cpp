@@ -25,7 +25,9 @@ void Transaction::update(std::size_t index, JournalEntry entry) {
 }
 
 void verify_source(SocketRun& run, const VerifySource& step) {
-  run.spec = SourceSpec{step.runtime_dir, step.relative, step.owner, step.wait_seconds};
+  // The wait counts from the run's start: the sockets of one domain wait side by side.
+  run.spec =
+      SourceSpec{step.runtime_dir, step.relative, step.owner, step.wait_seconds, run.ctx.started};
   auto path = (step.runtime_dir == "/" ? "" : step.runtime_dir) + "/" + step.relative;
   try {
     run.source = resolve_source(run.spec);

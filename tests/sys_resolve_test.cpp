@@ -34,7 +34,7 @@ struct Runtime {
 
   Fd make_socket(const std::string& rel) const { return bound_socket(dir / rel); }
   SourceSpec spec(const std::string& rel, int wait = 0) const {
-    return SourceSpec{dir.string(), rel, owner, wait};
+    return SourceSpec{dir.string(), rel, owner, wait, std::nullopt};
   }
 };
 
@@ -190,6 +190,23 @@ TEST_CASE("a missing socket is waited for, and only as long as allowed") {
     auto failed = failure(rt.spec("never", 1));
     CHECK(failed.what == "it does not exist (waited 1 s)");
     CHECK(failed.err == ENOENT);
+  }
+  SUBCASE("a wait counted from the hook's start ends there, however late the socket's turn") {
+    // Issue 22, item 9: the hook's earlier sockets used up this one's hour already. A resolver
+    // that counted from its own call would wait that hour (and the test would hang); one that
+    // counts from the start looks once and gives up, without ever watching the directory.
+    auto spec = rt.spec("never", kLongerThanTheTest);
+    spec.waits_from = std::chrono::steady_clock::now() - std::chrono::seconds(kLongerThanTheTest);
+    auto failed = failure(spec);
+    CHECK(failed.what == "it does not exist (its wait of " + std::to_string(kLongerThanTheTest) +
+                             " s, counted from the hook's start, is over)");
+    CHECK(failed.err == ENOENT);
+  }
+  SUBCASE("a socket already there is found whatever is left of the wait") {
+    auto s = rt.make_socket("here");
+    auto spec = rt.spec("here", 1);
+    spec.waits_from = std::chrono::steady_clock::now() - std::chrono::seconds(kLongerThanTheTest);
+    CHECK(why(spec).empty());
   }
 }
 

@@ -180,7 +180,7 @@ Fd openat2_fd(int dirfd, const std::string& path, int flags, unsigned long long 
 
 VerifiedSource resolve_source(const SourceSpec& spec) {
   using Clock = std::chrono::steady_clock;
-  auto deadline = Clock::now() + std::chrono::seconds(spec.wait_seconds);
+  auto deadline = spec.waits_from.value_or(Clock::now()) + std::chrono::seconds(spec.wait_seconds);
   Resolver resolver(spec);
   Fd inotify;
   std::set<std::pair<dev_t, ino_t>> watched;
@@ -191,8 +191,11 @@ VerifiedSource resolve_source(const SourceSpec& spec) {
     auto remaining =
         std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
     if (remaining <= 0) {
-      std::string waited =
-          spec.wait_seconds > 0 ? " (waited " + std::to_string(spec.wait_seconds) + " s)" : "";
+      std::string waited;
+      if (spec.wait_seconds > 0)
+        waited = spec.waits_from ? " (its wait of " + std::to_string(spec.wait_seconds) +
+                                       " s, counted from the hook's start, is over)"
+                                 : " (waited " + std::to_string(spec.wait_seconds) + " s)";
       // The socket itself: "it"; a directory on the way: by name.
       auto what =
           attempt.missing_path == resolver.path() ? std::string("it") : attempt.missing_path;

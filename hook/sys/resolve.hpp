@@ -3,6 +3,8 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 
+#include <chrono>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -38,6 +40,10 @@ struct SourceSpec {
   std::string relative;  ///< beneath `base`, no leading '/'
   uid_t owner;
   int wait_seconds = 0;  ///< wait this long (inotify) for a missing socket
+  /// Count the wait from here (the hook's start) instead of from the call, so that the waits
+  /// of a domain's sockets overlap: the hook waits as long as the largest of them, not their
+  /// sum (issue 22, item 9).
+  std::optional<std::chrono::steady_clock::time_point> waits_from;
 };
 
 /// Opens `spec.base` (no symlinks anywhere, must be a directory owned by the owner unless it

@@ -22,7 +22,7 @@ wait "$server" 2>/dev/null || true
 rm -f "$runtime/pipewire-0"
 lend_echo_server "$lend_user" "$runtime/pipewire-0" 0600
 [[ $(health) == "pipewire=stale wayland=ok" ]] && ok "status: stale after the server restarted" || not_ok "status after restart: $(health)"
-"$SOCKHOOK" refresh stat-dom | grep -qx "refreshed pipewire" && ok "refresh: re-bound pipewire" || not_ok "refresh"
+"$SOCKHOOK" refresh stat-dom --policy-file "$etc/policy.conf" | grep -qx "refreshed pipewire" && ok "refresh: re-bound pipewire" || not_ok "refresh"
 [[ $(health) == "pipewire=ok wayland=ok" ]] && ok "status: ok after refresh" || not_ok "status after refresh: $(health)"
 lend_ping qemu "$L/pipewire-0" && ok "refresh: QEMU reaches the new server" || not_ok "refresh: QEMU cannot reach the new server"
 

@@ -492,6 +492,37 @@ lend_hook() {
     printf '%s' "$4" | "$SOCKHOOK" hook --config-dir "$etc" "$1" "$2" "$3" - 2>"$TMP/hook.err"
 }
 
+# syslog_listen : the hook logs to syslog only. Without a syslog daemon here, a listener on
+# /dev/log (removed at exit) keeps the lines in $TMP/syslog for `logged_once`; with one (or
+# another suite's listener), nothing is kept and logged_once says so.
+SYSLOG_PID=
+syslog_listen() {
+  [[ -e /dev/log ]] && return 0
+  : >"$TMP/syslog"
+  "$py" -c '
+import os, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind("/dev/log")
+os.chmod("/dev/log", 0o666)
+with open(sys.argv[1], "ab", buffering=0) as out:
+    while True:
+        out.write(s.recv(65536) + b"\n")
+' "$TMP/syslog" &
+  SYSLOG_PID=$!
+  on_exit syslog_stop
+  wait_until 5 test -S /dev/log || die "cannot listen on /dev/log"
+}
+syslog_stop() { [[ -z $SYSLOG_PID ]] || { kill "$SYSLOG_PID"; wait "$SYSLOG_PID"; rm -f /dev/log; } 2>/dev/null; }
+
+# logged_once TEXT : exactly one line that the hook logged contains TEXT (without a listener,
+# true, saying that the text was not checked).
+logged_once() {
+  [[ -n $SYSLOG_PID ]] || { say "a syslog daemon runs: '$1' is not checked"; return 0; }
+  sleep 0.2  # datagrams already sent are read within this
+  [[ $(grep -c -F -- "$1" "$TMP/syslog") -eq 1 ]] ||
+    { say "logged $(grep -c -F -- "$1" "$TMP/syslog") times: $1"; return 1; }
+}
+
 # ---------------------------------------------------------------- e2e suites (libvirt, QEMU)
 
 HOOK=/etc/libvirt/hooks/qemu.d/sockhook
