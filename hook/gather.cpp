@@ -4,6 +4,8 @@
 #include <linux/openat2.h>
 #include <sys/stat.h>
 
+#include <algorithm>
+
 #include "error.hpp"
 #include "sys/acl.hpp"
 #include "sys/file.hpp"
@@ -70,10 +72,42 @@ SourceFacts probe(const std::string& base, const std::string& relative, const Qe
 
 }  // namespace
 
-void gather(Gathered& g, const GatherOptions& options) {
-  auto& in = g.inputs;
+void load_rules(Gathered& g, const GatherOptions& options) {
   g.plugins = load_plugins(options.plugin_dirs, options.trusted_uids);
   g.policy = load_policy(options.policy_path);
+}
+
+std::optional<Problem> policy_refusal(const Gathered& g) {
+  const auto& domain = g.domain;
+  if (g.policy.allows_any(domain.uuid)) return std::nullopt;
+  // Whatever the XML holds, the one line names the policy and the first socket (a required
+  // one if there is one), and nothing found on the host.
+  const auto& sockets = domain.sockets;
+  auto first = std::find_if(sockets.begin(), sockets.end(),
+                            [](const SocketRequest& r) { return r.required; });
+  if (first == sockets.end()) first = sockets.begin();
+  if (first == sockets.end()) return Problem{"", "the policy allows nothing for this domain", ""};
+  auto user = lookup_user(first->owner);
+  auto owner = user ? user->name : first->owner;
+  auto others = sockets.size() - 1;
+  Problem p{
+      first->name,
+      "the policy does not allow " + owner + " to lend '" + first->plugin + "' to this domain" +
+          (others == 0 ? "" : " (nor any of its " + std::to_string(others) + " other sockets)"),
+      ""};
+  if (is_valid_uuid(domain.uuid))
+    p.hint = "sockhook policy allow --domain " + domain.uuid + " --owner " + owner + " --plugin " +
+             first->plugin;
+  return p;
+}
+
+void gather(Gathered& g, const GatherOptions& options) {
+  load_rules(g, options);
+  gather_host(g, options);
+}
+
+void gather_host(Gathered& g, const GatherOptions& options) {
+  auto& in = g.inputs;
   in.domain = &g.domain;
   in.plugins = &g.plugins;
   in.policy = &g.policy;
@@ -95,8 +129,13 @@ void gather(Gathered& g, const GatherOptions& options) {
     if (fresh) it->second = lookup_user(req.owner);
     const auto* plugin = g.plugins.find(req.plugin);
     if (!options.probe_sources || !plugin || !it->second) continue;
+    // An owner's files are looked at only once root has allowed this socket (issue 22).
+    const auto& owner = *it->second;
+    if (!options.probe_unallowed &&
+        !g.policy.allows(g.domain.uuid, owner.name, owner.uid, plugin->name))
+      continue;
     bool absolute = plugin->socket_path.front() == '/';
-    auto base = absolute ? std::string("/") : options.paths.runtime_dir(it->second->uid);
+    auto base = absolute ? std::string("/") : options.paths.runtime_dir(owner.uid);
     auto relative = absolute ? plugin->socket_path.substr(1) : plugin->socket_path;
     in.sources[req.name] = probe(base, relative, in.qemu);
   }
