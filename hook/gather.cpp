@@ -90,11 +90,13 @@ std::optional<Problem> policy_refusal(const Gathered& g) {
   auto user = lookup_user(first->owner);
   auto owner = user ? user->name : first->owner;
   auto others = sockets.size() - 1;
-  Problem p{
-      first->name,
-      "the policy does not allow " + owner + " to lend '" + first->plugin + "' to this domain" +
-          (others == 0 ? "" : " (nor any of its " + std::to_string(others) + " other sockets)"),
-      ""};
+  std::string also;
+  if (others == 1) also = " (nor its other socket)";
+  if (others > 1) also = " (nor any of its " + std::to_string(others) + " other sockets)";
+  Problem p{first->name,
+            "the policy does not allow " + owner + " to lend '" + first->plugin +
+                "' to this domain" + also,
+            ""};
   if (is_valid_uuid(domain.uuid))
     p.hint = "sockhook policy allow --domain " + domain.uuid + " --owner " + owner + " --plugin " +
              first->plugin;
