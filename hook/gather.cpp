@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <string_view>
 
 #include "error.hpp"
 #include "sys/acl.hpp"
@@ -33,37 +34,63 @@ std::optional<std::vector<std::string>> gains_at(const Fd& fd, const QemuIdentit
   }
 }
 
+// Beneath the base only, no symlink followed and no mount crossed: the probe looks at nothing
+// the executor would refuse to resolve (issue 22: a plain fstatat followed an intermediate
+// symlink as root, and told the owner whether a root-only path existed).
+constexpr unsigned long long kBeneath = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV;
+// The names kept of one directory: enough to review, bounded whatever the owner puts there
+// (issue 22: a runtime directory of 150,000 entries cost the hook 8.2 s and 1.36 GB).
+constexpr std::size_t kMaxListed = 256;
+
+/// Adds up to kMaxListed names of the directory `dir` (an O_RDONLY fd, taken) as
+/// "dir_path/name" to `out`; true if it holds more, which are neither read nor kept.
+bool list_bounded(Fd dir, const std::string& dir_path, std::vector<std::string>& out) {
+  Dir d(::fdopendir(dir.get()));
+  if (!d) return false;
+  dir.release();  // owned by `d` now
+  std::size_t listed = 0;
+  while (auto* e = ::readdir(d.get())) {
+    std::string_view n = e->d_name;
+    if (n == "." || n == "..") continue;
+    if (listed++ == kMaxListed) return true;
+    out.push_back(dir_path + "/" + std::string(n));
+  }
+  return false;
+}
+
 SourceFacts probe(const std::string& base, const std::string& relative, const QemuIdentity& qemu) {
   SourceFacts facts;
-  Fd dir(::open(base.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW));
-  if (!dir) return facts;
+  Fd root(::open(base.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW));
+  if (!root) return facts;
+  // O_PATH, resolved beneath the base: reads the ACL of what is there, changes nothing.
+  auto sock = openat2_fd(root.get(), relative, O_PATH | O_NOFOLLOW | O_CLOEXEC, kBeneath);
   struct stat st {};
-  if (::fstatat(dir.get(), relative.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
+  if (sock && ::fstat(sock.get(), &st) == 0) {
     facts.exists = S_ISSOCK(st.st_mode);
-    if (*facts.exists) {
-      // O_PATH, no symlinks followed: reads the ACL of what is there, changes nothing.
-      auto sock = openat2_fd(dir.get(), relative, O_PATH | O_NOFOLLOW | O_CLOEXEC,
-                             RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH);
-      facts.socket_gains = gains_at(sock, qemu, 6);
-    }
-  } else if (errno == ENOENT) {
+    if (*facts.exists) facts.socket_gains = gains_at(sock, qemu, 6);
+  } else if (!sock && errno == ENOENT) {
     facts.exists = false;
   }
-  Fd listable(::open(base.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW));
-  if (!listable) return facts;
+  // Every directory on the way down gets a traversal grant, so list each of them (bounded).
   std::vector<std::string> nearby;
-  // Every directory on the way down gets a traversal grant, so list each of them.
+  std::string rel_dir = ".";
   std::string dir_path = base;
   std::string rest = relative;
   for (;;) {
-    Fd d(::open(dir_path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW));
-    if (!d) break;
+    auto d =
+        openat2_fd(root.get(), rel_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW, kBeneath);
+    if (!d) {
+      if (rel_dir == ".") return facts;  // the base cannot be listed: nothing to show
+      break;
+    }
     if (auto gains = gains_at(d, qemu, 1); gains && !gains->empty())
       facts.dir_gains.emplace_back(dir_path, std::move(*gains));
-    for (const auto& name : list_directory(d)) nearby.push_back(dir_path + "/" + name);
+    if (list_bounded(std::move(d), dir_path, nearby)) facts.unlisted_dirs.push_back(dir_path);
     auto slash = rest.find('/');
     if (slash == std::string::npos) break;
-    dir_path += "/" + rest.substr(0, slash);
+    auto name = rest.substr(0, slash);
+    rel_dir = rel_dir == "." ? name : rel_dir + "/" + name;
+    dir_path += "/" + name;
     rest = rest.substr(slash + 1);
   }
   facts.nearby = std::move(nearby);

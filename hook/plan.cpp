@@ -235,6 +235,11 @@ class Planner {
         if (facts.nearby) {
           for (const auto& entry : *facts.nearby)
             if (entry != sp.source) sp.exposes.push_back(entry);
+          for (const auto& dir : facts.unlisted_dirs)
+            sp.warnings.push_back({"",
+                                   dir + " holds more entries than are listed here; they become "
+                                         "reachable too",
+                                   ""});
         } else {
           sp.warnings.push_back({"",
                                  "could not list " + runtime_dir +

@@ -113,6 +113,31 @@ TEST_CASE("gather probes each source beneath the relocated runtime directory") {
     host.gather_for(g, {{"snd", "snd", me}});
     CHECK(g.inputs.sources.at("snd").exists == std::optional<bool>(false));
   }
+  SUBCASE("a symlinked directory on the way is not followed (issue 22)") {
+    // The owner points sub/ at a directory they may not read: the probe must not say
+    // whether a socket lies there, nor list it.
+    std::filesystem::create_directory(host.root.path / "elsewhere");
+    auto sock = bound_socket(host.root.path / "elsewhere" / "snd-0");
+    std::filesystem::remove(host.runtime_dir / "sub");
+    std::filesystem::create_directory_symlink(host.root.path / "elsewhere",
+                                              host.runtime_dir / "sub");
+    Gathered g;
+    host.gather_for(g, {{"snd", "snd", me}});
+    const auto& facts = g.inputs.sources.at("snd");
+    CHECK_FALSE(facts.exists.has_value());
+    REQUIRE(facts.nearby.has_value());
+    CHECK(*facts.nearby == std::vector<std::string>{host.runtime_dir.string() + "/sub"});
+  }
+  SUBCASE("a listing is bounded, and says that it is (issue 22)") {
+    for (int i = 0; i < 300; ++i)
+      host.root.write("user/" + std::to_string(::geteuid()) + "/f" + std::to_string(i), "");
+    Gathered g;
+    host.gather_for(g, {{"snd", "snd", me}});
+    const auto& facts = g.inputs.sources.at("snd");
+    REQUIRE(facts.nearby.has_value());
+    CHECK(facts.nearby->size() == 256);  // the runtime directory's first 256; sub/ is empty
+    CHECK(facts.unlisted_dirs == std::vector<std::string>{host.runtime_dir.string()});
+  }
   SUBCASE("a missing runtime directory means: could not look") {
     std::filesystem::remove_all(host.runtime_dir);
     Gathered g;
