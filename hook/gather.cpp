@@ -107,6 +107,10 @@ void load_rules(Gathered& g, const GatherOptions& options) {
 std::optional<Problem> policy_refusal(const Gathered& g) {
   const auto& domain = g.domain;
   if (g.policy.allows_any(domain.uuid)) return std::nullopt;
+  // A domain-level error of the XML (no UUID, a bad name) is the line: no policy can allow
+  // such a domain, and the line says only what the XML says.
+  for (const auto& d : domain.diagnostics)
+    if (d.error && d.required && d.socket.empty()) return Problem{"", d.message, ""};
   // Whatever the XML holds, the one line names the policy and the first socket (a required
   // one if there is one), and nothing found on the host.
   const auto& sockets = domain.sockets;

@@ -32,8 +32,9 @@ struct GatherOptions {
 void load_rules(Gathered& g, const GatherOptions& options);
 
 /// The policy gate, between load_rules and gather_host: nullopt when the policy allows this
-/// domain anything; else the one refusal to report. Reads only the user database, to name the
-/// owner; never an owner's files, whatever the XML says.
+/// domain anything; else the one refusal to report: the first domain-level error of the XML
+/// if there is one, else the policy's. Reads only the user database, to name the owner; never
+/// an owner's files, whatever the XML says.
 std::optional<Problem> policy_refusal(const Gathered& g);
 
 /// Stage two: users, QEMU's identity, and the facts of the sources the policy allows (all

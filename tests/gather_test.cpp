@@ -207,6 +207,14 @@ TEST_CASE("The policy gate refuses in one line, naming the policy and the first 
     g.policy.allow(g.domain.uuid, "someone-else", "other");
     CHECK_FALSE(policy_refusal(g));
   }
+  SUBCASE("a domain-level error of the XML is the line: no policy could allow it") {
+    add("req", true);
+    g.domain.diagnostics.push_back(
+        {"", "the domain has no <uuid>; lends are keyed by UUID", true, true});
+    auto refusal = policy_refusal(g);
+    REQUIRE(refusal);
+    CHECK(refusal->text() == "the domain has no <uuid>; lends are keyed by UUID");
+  }
   SUBCASE("an allowance for another domain does not") {
     add("req", true);
     g.policy.allow("99999999-2222-3333-4444-555555555555", me, "*");
