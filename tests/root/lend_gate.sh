@@ -6,6 +6,8 @@
 #   - a domain the policy does not allow: the hook looks at nothing of the owner's (no path in
 #     the owner's runtime directory is named in any system call), where it used to stat the
 #     sockets through symlinks and list every directory on the way;
+#   - of an allowed domain, the probe resolves beneath the runtime directory without following
+#     a symlinked directory, and lists at most 256 entries of each directory;
 #   - a refusal leaks nothing: a socket whose ACL names other users, lent with method bind to a
 #     domain the policy does not allow (wholly, or only that socket), is refused by the policy,
 #     and the line shows nobody's ACL entries.
@@ -120,6 +122,36 @@ fi
 grep -q getdents64 "$TMP/strace" && say "(directories the hook listed: $(grep -c getdents64 "$TMP/strace") getdents64 calls)"
 same_host "$TMP/before" "unallowed acl and auto"
 rm "$runtime/pulse"
+
+# ---- item 3, allowed: the probe stays beneath the runtime directory, and is bounded ------------
+# $runtime/pulse points at a root-only directory that holds a socket: the probe must not say
+# (here: auto's choice) whether it is there. 300 entries beside pipewire-0: the listing for
+# acl stops at 256 and says so. A dry run logs the plan and lends nothing.
+install -d -m 0700 "$TMP/secret"
+"$py" -c 'import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' "$TMP/secret/native"
+ln -s "$TMP/secret" "$runtime/pulse"
+chown -h "$lend_user:" "$runtime/pulse"
+for i in $(seq 300); do : >"$runtime/e$i"; done
+chown "$lend_user:" "$runtime"/e*
+host_snapshot >"$TMP/before"
+echo "dry_run = true" >"$etc/sockhook.conf"
+lend_domain probed-dom "$U" pulseaudio:auto pipewire:acl >"$TMP/probed.xml"
+hook_logged probed-dom prepare begin "$TMP/probed.xml"
+rm -f "$etc/sockhook.conf"
+[[ $rc == 0 ]] && ok "allowed, probed: dry run passes" || not_ok "allowed, probed: exit $rc: $(cat "$TMP/hook.err")"
+plan_line=$(grep "dry run, prepare would do" "$TMP/syslog" | tail -1)
+if [[ $plan_line == *"auto: the socket exists"* ]]; then
+  not_ok "allowed, probed: the probe followed pulse -> $TMP/secret and found the socket there"
+elif [[ $plan_line == *"could not look now"* ]]; then
+  ok "allowed, probed: the probe did not follow the symlinked directory (auto could not look)"
+else
+  not_ok "allowed, probed: no plan in the log: ${plan_line:0:300}"
+fi
+[[ $plan_line == *"$runtime holds more entries than are listed here"* ]] &&
+  ok "allowed, probed: the listing of 302 entries is bounded, and the plan says so" ||
+  not_ok "allowed, probed: the plan does not say the listing was bounded"
+same_host "$TMP/before" "allowed, probed (dry run)"
+rm -f "$runtime/pulse" "$runtime"/e*
 
 # ---- item 4: a refusal leaks nothing -----------------------------------------------------------
 # Named entries held back by the mask: QEMU's u:rw would widen it and give them rw.
