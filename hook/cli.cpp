@@ -92,6 +92,9 @@ struct PlanCommand {
     options.qemu_conf_path = qemu_conf;
     // A dry run by an ordinary user may trust that user's own plugin files: it grants nothing.
     options.trusted_uids = {0, ::geteuid()};
+    // A review shows what a grant would expose, so it looks at the sources the policy has
+    // not allowed yet, with the rights of whoever runs it; the hook never does (issue 22).
+    options.probe_unallowed = true;
     std::vector<PluginDir> dirs;
     for (const auto& d : plugin_dirs) dirs.push_back({d, false});
     for (const auto& d : options.plugin_dirs) dirs.push_back(d);

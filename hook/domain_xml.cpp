@@ -26,6 +26,41 @@ constexpr std::size_t kMaxOwnerBytes = 32;  // useradd's limit
 constexpr std::size_t kMaxEnvBytes = 4096;
 // What an error line quotes of a value at most.
 constexpr std::size_t kMaxQuotedBytes = 64;
+// The problems kept of one domain's XML; the rest are counted in one summary (issue 22: a
+// million unknown elements made two million log lines per start). Enough for one problem on
+// each of kMaxSockets sockets and the domain's own.
+constexpr std::size_t kMaxDiagnostics = 64;
+
+/// Keeps the first kMaxDiagnostics problems and counts the rest, so that what the XML alone
+/// makes the hook keep and log is bounded whatever its size.
+class Diagnostics {
+ public:
+  explicit Diagnostics(std::vector<Diagnostic>& out) : out_(out) {}
+
+  void add(Diagnostic d) {
+    if (out_.size() < kMaxDiagnostics) {
+      out_.push_back(std::move(d));
+      return;
+    }
+    ++omitted_;
+    omitted_fatal_ |= d.error && d.required;
+  }
+
+  /// The one line for what was left out: an error if anything left out was fatal, so that
+  /// leaving a problem out never lets a start pass that it would have failed.
+  void summarize() {
+    if (omitted_ == 0) return;
+    out_.push_back({"",
+                    std::to_string(omitted_) + " more problems in the metadata are not shown (" +
+                        std::to_string(kMaxDiagnostics) + " are)",
+                    omitted_fatal_, omitted_fatal_});
+  }
+
+ private:
+  std::vector<Diagnostic>& out_;
+  std::size_t omitted_ = 0;
+  bool omitted_fatal_ = false;
+};
 
 /// `v` as an error line quotes it: whole when short, else its start and its length.
 std::string quoted(std::string_view v) {
@@ -83,7 +118,8 @@ std::optional<std::string> domain_name_problem(std::string_view name) {
 /// Collects diagnostics for one <socket> element while validating it.
 class SocketParser {
  public:
-  SocketParser(DomainInfo& info, std::set<std::string>& names) : info_(info), names_(names) {}
+  SocketParser(DomainInfo& info, Diagnostics& diagnostics, std::set<std::string>& names)
+      : info_(info), diagnostics_(diagnostics), names_(names) {}
 
   void parse(const pugi::xml_node& el, std::size_t index) {
     SocketRequest req;
@@ -175,19 +211,20 @@ class SocketParser {
   }
   void error(const std::string& who, std::string msg) {
     failed_ = true;
-    info_.diagnostics.push_back({who, std::move(msg), true, req_required_});
+    diagnostics_.add({who, std::move(msg), true, req_required_});
   }
   void warn(const std::string& who, std::string msg) {
-    info_.diagnostics.push_back({who, std::move(msg), false, false});
+    diagnostics_.add({who, std::move(msg), false, false});
   }
 
   DomainInfo& info_;
+  Diagnostics& diagnostics_;
   std::set<std::string>& names_;
   bool failed_ = false;
   bool req_required_ = true;
 };
 
-void parse_metadata(const pugi::xml_node& metadata, DomainInfo& info) {
+void parse_metadata(const pugi::xml_node& metadata, DomainInfo& info, Diagnostics& diagnostics) {
   bool seen = false;
   for (auto el : metadata.children()) {
     if (el.type() != pugi::node_element) continue;
@@ -195,21 +232,20 @@ void parse_metadata(const pugi::xml_node& metadata, DomainInfo& info) {
     if (ns != kMetadataNs) {
       // Someone meant sockhook but wrote another namespace: that must not pass silently.
       if (ns.starts_with("urn:sockhook:") || std::string_view(el.name()).starts_with("sockhook:"))
-        info.diagnostics.push_back({"",
-                                    "metadata <" + quoted(el.name()) + "> uses namespace '" +
-                                        quoted(ns) + "'; this sockhook understands only '" +
-                                        std::string(kMetadataNs) + "'",
-                                    true, true});
+        diagnostics.add({"",
+                         "metadata <" + quoted(el.name()) + "> uses namespace '" + quoted(ns) +
+                             "'; this sockhook understands only '" + std::string(kMetadataNs) + "'",
+                         true, true});
       continue;
     }
     info.has_metadata = true;
     if (local_name(el.name()) != "sockets") {
-      info.diagnostics.push_back(
+      diagnostics.add(
           {"", "ignoring unknown metadata element <" + quoted(el.name()) + ">", false, false});
       continue;
     }
     if (seen) {
-      info.diagnostics.push_back(
+      diagnostics.add(
           {"", "more than one <sockets> element; all must be merged into one", true, true});
       continue;
     }
@@ -220,22 +256,20 @@ void parse_metadata(const pugi::xml_node& metadata, DomainInfo& info) {
       if (child.type() != pugi::node_element) continue;
       if (is_element(child, kMetadataNs, "added")) continue;  // annotate's bookkeeping
       if (!is_element(child, kMetadataNs, "socket")) {
-        info.diagnostics.push_back(
-            {"", "ignoring unknown element <" + quoted(child.name()) + "> in <sockets>", false,
-             false});
+        diagnostics.add({"", "ignoring unknown element <" + quoted(child.name()) + "> in <sockets>",
+                         false, false});
         continue;
       }
       if (index == kMaxSockets) {
-        info.diagnostics.push_back(
-            {"", "more than " + std::to_string(kMaxSockets) + " sockets", true, true});
+        diagnostics.add({"", "more than " + std::to_string(kMaxSockets) + " sockets", true, true});
         break;
       }
-      SocketParser(info, names).parse(child, index++);
+      SocketParser(info, diagnostics, names).parse(child, index++);
     }
   }
 }
 
-void parse_qemu_side(const pugi::xml_node& domain, DomainInfo& info) {
+void parse_qemu_side(const pugi::xml_node& domain, DomainInfo& info, Diagnostics& diagnostics) {
   for (auto seclabel : domain.children("seclabel")) {
     if (std::string_view(seclabel.attribute("model").as_string()) != "dac") continue;
     std::string_view label = seclabel.child_value("label");
@@ -253,10 +287,10 @@ void parse_qemu_side(const pugi::xml_node& domain, DomainInfo& info) {
       // Only compared with what a lend needs, and quoted in warnings: bound them.
       if (name.size() + value.size() > kMaxEnvBytes) {
         if (info.has_metadata)  // someone else's domain: not ours to judge
-          info.diagnostics.push_back({"",
-                                      "<qemu:env name='" + quoted(name) + "'> is longer than " +
-                                          std::to_string(kMaxEnvBytes) + " bytes",
-                                      true, true});
+          diagnostics.add({"",
+                           "<qemu:env name='" + quoted(name) + "'> is longer than " +
+                               std::to_string(kMaxEnvBytes) + " bytes",
+                           true, true});
         continue;
       }
       info.qemu_env.emplace_back(name, value);
@@ -323,21 +357,20 @@ DomainInfo parse_domain_xml(std::string_view xml) {
   DomainInfo info;
   info.name = domain.child_value("name");
   info.uuid = domain.child_value("uuid");
-  parse_metadata(domain.child("metadata"), info);
-  parse_qemu_side(domain, info);
+  Diagnostics diagnostics(info.diagnostics);
+  parse_metadata(domain.child("metadata"), info, diagnostics);
+  parse_qemu_side(domain, info, diagnostics);
   if (info.has_metadata) {
-    if (auto problem = domain_name_problem(info.name))
-      info.diagnostics.push_back({"", *problem, true, true});
+    if (auto problem = domain_name_problem(info.name)) diagnostics.add({"", *problem, true, true});
     // The name prefixes every line about this domain: keep those lines short.
     if (info.name.size() > kMaxDomainNameBytes) info.name = quoted(info.name);
     if (info.uuid.empty()) {
-      info.diagnostics.push_back(
-          {"", "the domain has no <uuid>; lends are keyed by UUID", true, true});
+      diagnostics.add({"", "the domain has no <uuid>; lends are keyed by UUID", true, true});
     } else if (!is_valid_uuid(info.uuid)) {
-      info.diagnostics.push_back(
-          {"", "the domain UUID '" + quoted(info.uuid) + "' is malformed", true, true});
+      diagnostics.add({"", "the domain UUID '" + quoted(info.uuid) + "' is malformed", true, true});
     }
   }
+  diagnostics.summarize();
   info.uuid = to_lower(info.uuid);
   return info;
 }

@@ -4,6 +4,9 @@
 #include <linux/openat2.h>
 #include <sys/stat.h>
 
+#include <algorithm>
+#include <string_view>
+
 #include "confinement.hpp"
 #include "error.hpp"
 #include "sys/acl.hpp"
@@ -32,37 +35,63 @@ std::optional<std::vector<std::string>> gains_at(const Fd& fd, const QemuIdentit
   }
 }
 
+// Beneath the base only, no symlink followed and no mount crossed: the probe looks at nothing
+// the executor would refuse to resolve (issue 22: a plain fstatat followed an intermediate
+// symlink as root, and told the owner whether a root-only path existed).
+constexpr unsigned long long kBeneath = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV;
+// The names kept of one directory: enough to review, bounded whatever the owner puts there
+// (issue 22: a runtime directory of 150,000 entries cost the hook 8.2 s and 1.36 GB).
+constexpr std::size_t kMaxListed = 256;
+
+/// Adds up to kMaxListed names of the directory `dir` (an O_RDONLY fd, taken) as
+/// "dir_path/name" to `out`; true if it holds more, which are neither read nor kept.
+bool list_bounded(Fd dir, const std::string& dir_path, std::vector<std::string>& out) {
+  Dir d(::fdopendir(dir.get()));
+  if (!d) return false;
+  dir.release();  // owned by `d` now
+  std::size_t listed = 0;
+  while (auto* e = ::readdir(d.get())) {
+    std::string_view n = e->d_name;
+    if (n == "." || n == "..") continue;
+    if (listed++ == kMaxListed) return true;
+    out.push_back(dir_path + "/" + std::string(n));
+  }
+  return false;
+}
+
 SourceFacts probe(const std::string& base, const std::string& relative, const QemuIdentity& qemu) {
   SourceFacts facts;
-  Fd dir(::open(base.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW));
-  if (!dir) return facts;
+  Fd root(::open(base.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW));
+  if (!root) return facts;
+  // O_PATH, resolved beneath the base: reads the ACL of what is there, changes nothing.
+  auto sock = openat2_fd(root.get(), relative, O_PATH | O_NOFOLLOW | O_CLOEXEC, kBeneath);
   struct stat st {};
-  if (::fstatat(dir.get(), relative.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
+  if (sock && ::fstat(sock.get(), &st) == 0) {
     facts.exists = S_ISSOCK(st.st_mode);
-    if (*facts.exists) {
-      // O_PATH, no symlinks followed: reads the ACL of what is there, changes nothing.
-      auto sock = openat2_fd(dir.get(), relative, O_PATH | O_NOFOLLOW | O_CLOEXEC,
-                             RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH);
-      facts.socket_gains = gains_at(sock, qemu, 6);
-    }
-  } else if (errno == ENOENT) {
+    if (*facts.exists) facts.socket_gains = gains_at(sock, qemu, 6);
+  } else if (!sock && errno == ENOENT) {
     facts.exists = false;
   }
-  Fd listable(::open(base.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW));
-  if (!listable) return facts;
+  // Every directory on the way down gets a traversal grant, so list each of them (bounded).
   std::vector<std::string> nearby;
-  // Every directory on the way down gets a traversal grant, so list each of them.
+  std::string rel_dir = ".";
   std::string dir_path = base;
   std::string rest = relative;
   for (;;) {
-    Fd d(::open(dir_path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW));
-    if (!d) break;
+    auto d =
+        openat2_fd(root.get(), rel_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW, kBeneath);
+    if (!d) {
+      if (rel_dir == ".") return facts;  // the base cannot be listed: nothing to show
+      break;
+    }
     if (auto gains = gains_at(d, qemu, 1); gains && !gains->empty())
       facts.dir_gains.emplace_back(dir_path, std::move(*gains));
-    for (const auto& name : list_directory(d)) nearby.push_back(dir_path + "/" + name);
+    if (list_bounded(std::move(d), dir_path, nearby)) facts.unlisted_dirs.push_back(dir_path);
     auto slash = rest.find('/');
     if (slash == std::string::npos) break;
-    dir_path += "/" + rest.substr(0, slash);
+    auto name = rest.substr(0, slash);
+    rel_dir = rel_dir == "." ? name : rel_dir + "/" + name;
+    dir_path += "/" + name;
     rest = rest.substr(slash + 1);
   }
   facts.nearby = std::move(nearby);
@@ -71,10 +100,48 @@ SourceFacts probe(const std::string& base, const std::string& relative, const Qe
 
 }  // namespace
 
-void gather(Gathered& g, const GatherOptions& options) {
-  auto& in = g.inputs;
+void load_rules(Gathered& g, const GatherOptions& options) {
   g.plugins = load_plugins(options.plugin_dirs, options.trusted_uids);
   g.policy = load_policy(options.policy_path);
+}
+
+std::optional<Problem> policy_refusal(const Gathered& g) {
+  const auto& domain = g.domain;
+  if (g.policy.allows_any(domain.uuid)) return std::nullopt;
+  // A domain-level error of the XML (no UUID, a bad name) is the line: no policy can allow
+  // such a domain, and the line says only what the XML says.
+  for (const auto& d : domain.diagnostics)
+    if (d.error && d.required && d.socket.empty()) return Problem{"", d.message, ""};
+  // Whatever the XML holds, the one line names the policy and the first socket (a required
+  // one if there is one), and nothing found on the host.
+  const auto& sockets = domain.sockets;
+  auto first = std::find_if(sockets.begin(), sockets.end(),
+                            [](const SocketRequest& r) { return r.required; });
+  if (first == sockets.end()) first = sockets.begin();
+  if (first == sockets.end()) return Problem{"", "the policy allows nothing for this domain", ""};
+  auto user = lookup_user(first->owner);
+  auto owner = user ? user->name : first->owner;
+  auto others = sockets.size() - 1;
+  std::string also;
+  if (others == 1) also = " (nor its other socket)";
+  if (others > 1) also = " (nor any of its " + std::to_string(others) + " other sockets)";
+  Problem p{first->name,
+            "the policy does not allow " + owner + " to lend '" + first->plugin +
+                "' to this domain" + also,
+            ""};
+  if (is_valid_uuid(domain.uuid))
+    p.hint = "sockhook policy allow --domain " + domain.uuid + " --owner " + owner + " --plugin " +
+             first->plugin;
+  return p;
+}
+
+void gather(Gathered& g, const GatherOptions& options) {
+  load_rules(g, options);
+  gather_host(g, options);
+}
+
+void gather_host(Gathered& g, const GatherOptions& options) {
+  auto& in = g.inputs;
   in.domain = &g.domain;
   in.plugins = &g.plugins;
   in.policy = &g.policy;
@@ -98,8 +165,13 @@ void gather(Gathered& g, const GatherOptions& options) {
     if (fresh) it->second = lookup_user(req.owner);
     const auto* plugin = g.plugins.find(req.plugin);
     if (!options.probe_sources || !plugin || !it->second) continue;
+    // An owner's files are looked at only once root has allowed this socket (issue 22).
+    const auto& owner = *it->second;
+    if (!options.probe_unallowed &&
+        !g.policy.allows(g.domain.uuid, owner.name, owner.uid, plugin->name))
+      continue;
     bool absolute = plugin->socket_path.front() == '/';
-    auto base = absolute ? std::string("/") : options.paths.runtime_dir(it->second->uid);
+    auto base = absolute ? std::string("/") : options.paths.runtime_dir(owner.uid);
     auto relative = absolute ? plugin->socket_path.substr(1) : plugin->socket_path;
     in.sources[req.name] = probe(base, relative, in.qemu);
   }

@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <string_view>
@@ -50,16 +51,19 @@ bool any_journal(const Paths& paths) {
   return found;
 }
 
-/// prepare/start: parse → load plugins, policy, identity → plan → (dry run: log) → execute.
+/// prepare/start: parse → policy gate → configuration, users, identity, sources → plan →
+/// (dry run: log) → execute.
 int lend_sockets(const HookArgs& args, std::string_view xml, bool is_start,
                  const std::string& config_dir) {
   const auto started = std::chrono::steady_clock::now();  // the sockets' waits count from here
   const auto& name = args.domain;
-  // Stage 1: parse the XML; a domain without our metadata costs nothing more.
+  // Stage 1: parse the XML (its problems bounded); a domain without our metadata costs
+  // nothing more.
   Gathered g;
   g.domain = parse_domain_xml(xml);
   if (!g.domain.has_metadata && g.domain.diagnostics.empty()) return 0;
-  // Stage 2: configuration, plugins, policy, users, QEMU's identity.
+  // Stage 2: root's rules, then the policy gate: a domain the policy allows nothing costs one
+  // line, and nothing of any owner's is looked at (issue 22).
   GatherOptions options;
   auto conf = config_path();
   if (!config_dir.empty()) {
@@ -67,9 +71,22 @@ int lend_sockets(const HookArgs& args, std::string_view xml, bool is_start,
     options.policy_path = config_dir + "/policy.conf";
     options.plugin_dirs = {{config_dir + "/plugins", true}};
   }
+  load_rules(g, options);
+  if (auto refusal = policy_refusal(g)) {
+    const auto& d = g.domain;
+    bool fails = d.has_fatal_error() || std::any_of(d.sockets.begin(), d.sockets.end(),
+                                                    [](const auto& s) { return s.required; });
+    if (!fails) {
+      log_info(name + ": " + refusal->text() + " (optional sockets skipped)");
+      return 0;
+    }
+    report(name, refusal->text());
+    return 1;
+  }
+  // Stage 3: configuration, users, QEMU's identity, the allowed sources; then the plan.
   auto config = load_config(conf);
-  // Stage 3: the host facts, then the plan (pure data).
-  Plan plan = gather_and_plan(g, options);
+  gather_host(g, options);
+  Plan plan = make_plan(g.inputs);
   for (const auto& w : plan.warnings) log_warning(name + ": " + w.text());
   for (const auto& s : plan.sockets)
     for (const auto& w : s.warnings) log_warning(name + ": " + s.request.name + ": " + w.text());

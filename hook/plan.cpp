@@ -176,15 +176,19 @@ class Planner {
     }
     // bind and acl grant u:QEMU:rw on the socket, acl and group u:QEMU:x on the directories:
     // refused now when that would widen what others get (the grant itself refuses again).
+    std::optional<std::string> widens;
     if ((sp.method == Method::kBind || sp.method == Method::kAcl) && facts.socket_gains &&
         !facts.socket_gains->empty())
-      return fail(req, "cannot add ACL entry u:" + std::to_string(in_.qemu.uid) + ":rw on " +
-                           sp.source + ": " +
-                           acl_gains_refusal(in_.qemu.uid, 6, *facts.socket_gains));
-    if ((sp.method == Method::kAcl || sp.method == Method::kGroup) && !facts.dir_gains.empty())
-      return fail(req, "cannot add ACL entry u:" + std::to_string(in_.qemu.uid) + ":x on " +
-                           facts.dir_gains.front().first + ": " +
-                           acl_gains_refusal(in_.qemu.uid, 1, facts.dir_gains.front().second));
+      widens = "cannot add ACL entry u:" + std::to_string(in_.qemu.uid) + ":rw on " + sp.source +
+               ": " + acl_gains_refusal(in_.qemu.uid, 6, *facts.socket_gains);
+    else if ((sp.method == Method::kAcl || sp.method == Method::kGroup) && !facts.dir_gains.empty())
+      widens = "cannot add ACL entry u:" + std::to_string(in_.qemu.uid) + ":x on " +
+               facts.dir_gains.front().first + ": " +
+               acl_gains_refusal(in_.qemu.uid, 1, facts.dir_gains.front().second);
+    // A socket the policy blocks is refused by the policy alone: what its source would refuse
+    // is for the review, never in the refusal, which must not show anyone's ACL (issue 22).
+    if (widens && sp.blocked_by.empty()) return fail(req, *widens);
+    if (widens) sp.warnings.push_back({"", "once allowed: " + *widens, ""});
     sp.target = socket_place(*plugin, owner, sp.method, in_.paths, plan_.lend_dir).target;
     // Two sockets of one domain must not land on one file (e.g. pipewire and jack).
     for (const auto* list : {&plan_.sockets, &plan_.blocked})
@@ -237,6 +241,11 @@ class Planner {
         if (facts.nearby) {
           for (const auto& entry : *facts.nearby)
             if (entry != sp.source) sp.exposes.push_back(entry);
+          for (const auto& dir : facts.unlisted_dirs)
+            sp.warnings.push_back({"",
+                                   dir + " holds more entries than are listed here; they become "
+                                         "reachable too",
+                                   ""});
         } else {
           sp.warnings.push_back({"",
                                  "could not list " + runtime_dir +

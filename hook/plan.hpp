@@ -88,6 +88,8 @@ struct SourceFacts {
   std::optional<std::vector<std::string>> socket_gains;
   /// The same for u:x on each directory of the way down: the directory, whom it would give x.
   std::vector<std::pair<std::string, std::vector<std::string>>> dir_gains;
+  /// Granted directories with more entries than a probe lists: the rest are not named.
+  std::vector<std::string> unlisted_dirs = {};  // = {}: older aggregate initializers stay whole
 };
 
 /// Everything planning needs, gathered beforehand, so that make_plan makes no system calls.

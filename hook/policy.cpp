@@ -115,6 +115,12 @@ bool Policy::allows(std::string_view uuid, std::string_view owner_name, unsigned
   });
 }
 
+bool Policy::allows_any(std::string_view uuid) const {
+  auto id = to_lower(std::string(uuid));
+  return std::any_of(rules_.begin(), rules_.end(),
+                     [&](const PolicyRule& r) { return r.uuid == id && !r.plugins.empty(); });
+}
+
 bool Policy::allow(const std::string& uuid, const std::string& owner, const std::string& plugin) {
   auto id = to_lower(uuid);
   for (auto& r : rules_) {

@@ -48,6 +48,9 @@ class Policy {
   bool allows(std::string_view uuid, std::string_view owner_name, unsigned owner_uid,
               std::string_view plugin) const;
 
+  /// Whether any owner may lend any plugin to `uuid`: the policy gate (issue 22).
+  bool allows_any(std::string_view uuid) const;
+
   /// Adds an allowance; returns false if it was already there.
   bool allow(const std::string& uuid, const std::string& owner, const std::string& plugin);
   /// Removes an allowance (all plugins when `plugin` is empty); returns false if absent.

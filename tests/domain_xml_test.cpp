@@ -415,6 +415,40 @@ TEST_CASE("Unknown attributes and elements warn and do not fail") {
   }
 }
 
+TEST_CASE("Problems are kept up to 64 and the rest counted in one line (XML alone is bounded)") {
+  auto repeat = [](const std::string& what, int n) {
+    std::string s;
+    for (int i = 0; i < n; ++i) s += what;
+    return s;
+  };
+  SUBCASE("10,000 unknown elements: 64 warnings and one summary warning") {
+    auto info = parse_domain_xml(with_sockets("<sockhook:socket plugin='pipewire' owner='alice'/>" +
+                                              repeat("<sockhook:x/>", 10000)));
+    CHECK(info.sockets.size() == 1);
+    REQUIRE(info.diagnostics.size() == 65);
+    CHECK(count_warnings(info) == 65);
+    CHECK(info.diagnostics.back().message ==
+          "9936 more problems in the metadata are not shown (64 are)");
+    CHECK_FALSE(info.has_fatal_error());
+  }
+  SUBCASE("a fatal error past the bound still fails the domain") {
+    // 64 warnings first, then a second <sockets> element: the summary carries the error.
+    auto info = parse_domain_xml(domain_xml(
+        "<a:sockets xmlns:a='urn:sockhook:domain:1'><a:socket plugin='pipewire' owner='alice'/>" +
+        repeat("<a:x/>", 64) + "</a:sockets><b:sockets xmlns:b='urn:sockhook:domain:1'/>"));
+    REQUIRE(info.diagnostics.size() == 65);
+    CHECK(count_errors(info) == 1);
+    CHECK(info.diagnostics.back().message ==
+          "1 more problems in the metadata are not shown (64 are)");
+    CHECK(info.has_fatal_error());
+  }
+  SUBCASE("exactly 64 problems: no summary") {
+    auto info = parse_domain_xml(with_sockets("<sockhook:socket plugin='pipewire' owner='alice'/>" +
+                                              repeat("<sockhook:x/>", 64)));
+    CHECK(info.diagnostics.size() == 64);
+  }
+}
+
 TEST_CASE("Two <sockets> elements are a fatal error") {
   auto info = parse_domain_xml(domain_xml(
       "<a:sockets xmlns:a='urn:sockhook:domain:1'><a:socket plugin='pipewire' owner='alice'/>"

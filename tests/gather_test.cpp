@@ -45,6 +45,8 @@ struct FakeHost {
     options.policy_path = (root.path / "policy.conf").string();
     options.qemu_conf_path = (root.path / "qemu.conf").string();
     options.paths.user_runtime_root = (root.path / "user").string();
+    // These tests are about probing, with no policy file: `plan`'s review mode.
+    options.probe_unallowed = true;
   }
 
   /// Gathers for a domain with one socket per (name, plugin, owner).
@@ -111,6 +113,31 @@ TEST_CASE("gather probes each source beneath the relocated runtime directory") {
     host.gather_for(g, {{"snd", "snd", me}});
     CHECK(g.inputs.sources.at("snd").exists == std::optional<bool>(false));
   }
+  SUBCASE("a symlinked directory on the way is not followed (issue 22)") {
+    // The owner points sub/ at a directory they may not read: the probe must not say
+    // whether a socket lies there, nor list it.
+    std::filesystem::create_directory(host.root.path / "elsewhere");
+    auto sock = bound_socket(host.root.path / "elsewhere" / "snd-0");
+    std::filesystem::remove(host.runtime_dir / "sub");
+    std::filesystem::create_directory_symlink(host.root.path / "elsewhere",
+                                              host.runtime_dir / "sub");
+    Gathered g;
+    host.gather_for(g, {{"snd", "snd", me}});
+    const auto& facts = g.inputs.sources.at("snd");
+    CHECK_FALSE(facts.exists.has_value());
+    REQUIRE(facts.nearby.has_value());
+    CHECK(*facts.nearby == std::vector<std::string>{host.runtime_dir.string() + "/sub"});
+  }
+  SUBCASE("a listing is bounded, and says that it is (issue 22)") {
+    for (int i = 0; i < 300; ++i)
+      host.root.write("user/" + std::to_string(::geteuid()) + "/f" + std::to_string(i), "");
+    Gathered g;
+    host.gather_for(g, {{"snd", "snd", me}});
+    const auto& facts = g.inputs.sources.at("snd");
+    REQUIRE(facts.nearby.has_value());
+    CHECK(facts.nearby->size() == 256);  // the runtime directory's first 256; sub/ is empty
+    CHECK(facts.unlisted_dirs == std::vector<std::string>{host.runtime_dir.string()});
+  }
   SUBCASE("a missing runtime directory means: could not look") {
     std::filesystem::remove_all(host.runtime_dir);
     Gathered g;
@@ -125,6 +152,73 @@ TEST_CASE("gather probes each source beneath the relocated runtime directory") {
     Gathered g;
     host.gather_for(g, {{"snd", "snd", me}});
     CHECK(g.inputs.sources.empty());
+  }
+}
+
+TEST_CASE("The hook's gather looks only at the sources the policy allows") {
+  FakeHost host;
+  host.options.probe_unallowed = false;
+  auto me = own_user_name();
+  auto sock = bound_socket(host.runtime_dir / "sub" / "snd-0");
+  auto gather_with = [&](bool allowed) {
+    Gathered g;
+    g.domain.uuid = "11111111-2222-3333-4444-555555555555";
+    auto& req = g.domain.sockets.emplace_back();
+    std::tie(req.name, req.plugin, req.owner) = std::tie("snd", "snd", me);
+    load_rules(g, host.options);
+    if (allowed) g.policy.allow(g.domain.uuid, me, "snd");
+    gather_host(g, host.options);
+    return g.inputs.sources;
+  };
+  CHECK(gather_with(false).empty());
+  auto sources = gather_with(true);
+  REQUIRE(sources.count("snd") == 1);
+  CHECK(sources.at("snd").exists == std::optional<bool>(true));
+}
+
+TEST_CASE("The policy gate refuses in one line, naming the policy and the first socket") {
+  FakeHost host;
+  auto me = own_user_name();
+  Gathered g;
+  g.domain.uuid = "11111111-2222-3333-4444-555555555555";
+  auto add = [&](const char* name, bool required) {
+    auto& req = g.domain.sockets.emplace_back();
+    std::tie(req.name, req.plugin, req.owner, req.required) = std::tie(name, "snd", me, required);
+  };
+  load_rules(g, host.options);
+  SUBCASE("nothing to lend: the policy allows nothing") {
+    auto refusal = policy_refusal(g);
+    REQUIRE(refusal);
+    CHECK(refusal->text() == "the policy allows nothing for this domain");
+  }
+  SUBCASE("a required socket is named first, the others counted") {
+    add("opt", false);
+    add("req", true);
+    add("opt2", false);
+    auto refusal = policy_refusal(g);
+    REQUIRE(refusal);
+    CHECK(refusal->text() == "req: the policy does not allow " + me +
+                                 " to lend 'snd' to this domain (nor any of its 2 other sockets) "
+                                 "(hint: sockhook policy allow --domain " +
+                                 g.domain.uuid + " --owner " + me + " --plugin snd)");
+  }
+  SUBCASE("any allowance for the domain opens the gate; the plan judges each socket") {
+    add("req", true);
+    g.policy.allow(g.domain.uuid, "someone-else", "other");
+    CHECK_FALSE(policy_refusal(g));
+  }
+  SUBCASE("a domain-level error of the XML is the line: no policy could allow it") {
+    add("req", true);
+    g.domain.diagnostics.push_back(
+        {"", "the domain has no <uuid>; lends are keyed by UUID", true, true});
+    auto refusal = policy_refusal(g);
+    REQUIRE(refusal);
+    CHECK(refusal->text() == "the domain has no <uuid>; lends are keyed by UUID");
+  }
+  SUBCASE("an allowance for another domain does not") {
+    add("req", true);
+    g.policy.allow("99999999-2222-3333-4444-555555555555", me, "*");
+    CHECK(policy_refusal(g));
   }
 }
 

@@ -208,6 +208,34 @@ TEST_CASE("plan of an unallowed domain shows what the grant would bring, blocked
   }
 }
 
+TEST_CASE("A blocked socket is refused by the policy alone; its source's ACL is for review") {
+  // The socket's ACL names other users: bind would widen them. Unallowed, the refusal must
+  // say the policy refused and show nobody's ACL entries (issue 22 item 4).
+  Fixture f("<s:socket plugin='pipewire' owner='alice' method='bind'/>");
+  SourceFacts facts;
+  facts.exists = true;
+  facts.socket_gains = std::vector<std::string>{"user:4321:rw-", "group:4322:rw-"};
+  f.in.sources["pipewire"] = facts;
+  auto plan = f.plan();
+  CHECK(plan.failed());
+  check_executes_nothing(plan);
+  auto refusal = only_text(plan.errors);
+  CHECK(contains(refusal, "the policy does not allow alice to lend 'pipewire'"));
+  CHECK_FALSE(contains(refusal, "4321"));
+  REQUIRE(plan.blocked.size() == 1);
+  auto review = texts(plan.blocked[0].warnings);
+  CHECK(std::any_of(review.begin(), review.end(), [](const std::string& w) {
+    return contains(w, "once allowed: cannot add ACL entry u:") && contains(w, "user:4321:rw-");
+  }));
+
+  SUBCASE("once allowed, the same ACL refuses the socket") {
+    f.policy.allow(kUuid, "alice", "*");
+    auto allowed = f.plan();
+    CHECK(allowed.failed());
+    CHECK(contains(only_text(allowed.errors), "user:4321:rw-"));
+  }
+}
+
 TEST_CASE("A DAC label naming another identity blocks every socket until the policy allows it") {
   Fixture f(
       "<s:socket plugin='pipewire' owner='alice' method='bind'/>"
