@@ -16,8 +16,9 @@
 #
 # The image is /var/cache/sockhook-ci/aa-<hash>.img: ext4 made by `mkfs.ext4 -d` from the
 # cached trixie root plus a five-line init, /usr/sbin/sockhook-aa-init (not /sbin, which is a
-# symlink there that the overlay would shadow), keyed by the root, the init and its place. QEMU opens it with snapshot=on: a run's writes go to a temporary file that QEMU
-# deletes, so the cache never changes and no run sees an earlier run's users or domains.
+# symlink there that the overlay would shadow), keyed by the root, the init and its place.
+# QEMU opens it with snapshot=on: a run's writes go to a temporary file that QEMU deletes, so
+# the cache never changes and no run sees an earlier run's users or domains.
 # Everything else travels over virtio-9p shares: this script itself (the guest half below,
 # so that editing it needs no new image), the command, its exit status, /src and /out.
 #
