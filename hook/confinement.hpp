@@ -23,9 +23,10 @@ bool libvirt_confines_with_apparmor(const std::string& root = "/");
 
 /// Whether the kernel's AppArmor decides connect() to a socket by its path (fine-grained
 /// af_unix mediation: <root>/sys/kernel/security/apparmor/features/network_v9/af_unix or
-/// network/af_unix). Debian 13's 6.12 has only network_v8 (socket families): there a profile
-/// refuses opening another VM's files but not connecting to its sockets (proven by
-/// tests/root/aa_confinement.sh under that kernel).
+/// network/af_unix), and the feature set policy is compiled against (parser.conf's
+/// policy-features, which Debian pins) has it too. Debian 13's 6.12 has only network_v8
+/// (socket families), and so has Debian's pinned set: there a profile refuses opening another
+/// VM's files but not connecting to its sockets (tests/root/aa_confinement.sh, that kernel).
 bool apparmor_mediates_unix_sockets(const std::string& root = "/");
 
 /// The refusal for a lend that points QEMU at the socket's original path (methods acl and

@@ -189,4 +189,56 @@ TEST_CASE("The warning for acl and group names the path, the rule and that it re
   CHECK(w.find("reaches every VM") != std::string::npos);
 }
 
+TEST_CASE("doctor checks the hook's mount rules in libvirtd's profile, loaded or not") {
+  FakeRoot r;
+  r.libvirt(true);
+  r.write("etc/apparmor.d/usr.sbin.libvirtd",
+          "profile libvirtd /usr/sbin/libvirtd {\n  /etc/libvirt/hooks/** rmix,\n"
+          "  include if exists <local/usr.sbin.libvirtd>\n}\n");
+  r.write("etc/apparmor.d/local/usr.sbin.libvirtd", "# Site-specific additions\n");
+  SUBCASE("loaded and enforcing, no rules: the kernel refuses every bind lend") {
+    r.write("sys/kernel/security/apparmor/profiles", "libvirtd (enforce)\nother (complain)\n");
+    auto checks = check_apparmor_rules(r.root());
+    CHECK(count(checks, Level::kFail,
+                "the hook runs inside libvirtd's profile (enforce), and " + r.root() +
+                    "/etc/apparmor.d/local/usr.sbin.libvirtd lacks sockhook's mount rules") == 1);
+    CHECK(r.installer("install") == 0);
+    checks = check_apparmor_rules(r.root());
+    CHECK(count(checks, Level::kOk, "lets it mount in /run/sockhook/libvirt-*/ (bind lends)") == 1);
+    CHECK_FALSE(any_fail(checks));
+    CHECK(r.installer("remove") == 0);
+  }
+  SUBCASE("not loaded: a warning, not a failure") {
+    auto checks = check_apparmor_rules(r.root());
+    CHECK(count(checks, Level::kWarn, "libvirtd's profile is not loaded now") == 1);
+  }
+}
+
+TEST_CASE("connect() counts as mediated only with af_unix in the kernel and in a pinned set") {
+  FakeRoot r;
+  CHECK_FALSE(apparmor_mediates_unix_sockets(r.root()));  // Debian 13's 6.12: network_v8 only
+  r.write("sys/kernel/security/apparmor/features/network_v8/af_mask", "unspec unix inet\n");
+  CHECK_FALSE(apparmor_mediates_unix_sockets(r.root()));
+  r.write("sys/kernel/security/apparmor/features/network_v9/af_unix", "yes\n");
+  CHECK(apparmor_mediates_unix_sockets(r.root()));  // no parser.conf: the kernel's set
+  r.write("etc/apparmor/parser.conf",
+          "# pinned\npolicy-features=/usr/share/apparmor-features/features\n");
+  CHECK_FALSE(apparmor_mediates_unix_sockets(r.root()));  // pinned file unreadable: unsure
+  r.write("usr/share/apparmor-features/features", "network_v8 {af_mask {unspec unix inet}}\n");
+  CHECK_FALSE(apparmor_mediates_unix_sockets(r.root()));  // Debian's pinned set: no af_unix
+  r.write("usr/share/apparmor-features/features", "network_v9 {af_unix {yes}}\n");
+  CHECK(apparmor_mediates_unix_sockets(r.root()));
+}
+
+TEST_CASE("doctor warns where AppArmor does not mediate connecting to sockets") {
+  FakeRoot r;
+  r.libvirt(true);
+  auto checks = check_confinement(r.root());
+  CHECK(count(checks, Level::kWarn,
+              "AppArmor in this kernel does not mediate connecting to sockets") == 1);
+  r.write("sys/kernel/security/apparmor/features/network_v9/af_unix", "yes\n");
+  checks = check_confinement(r.root());
+  CHECK(count(checks, Level::kWarn, "does not mediate connecting to sockets") == 0);
+}
+
 }  // namespace sockhook

@@ -71,6 +71,8 @@ cmd_image() {
         rm -f "$img" "$img.ok" "$img.tmp"
         local t0=$SECONDS stage
         stage=$(mktemp -d "$CACHE/aa-stage.XXXXXX")
+        # shellcheck disable=SC2064 # expand now
+        trap "rm -rf '$stage' '$img.tmp'" EXIT
         # The init goes in through an overlay in a private mount namespace: the cached root
         # stays as trixie.sh made it, and the overlay vanishes with the namespace.
         mkdir -p "$stage/upper/usr/sbin" "$stage/work" "$stage/merged"
@@ -85,6 +87,7 @@ cmd_image() {
             { rm -rf "$stage" "$img.tmp"; die "mkfs.ext4 -d failed"; }
         rm -rf "$stage"
         mv "$img.tmp" "$img"
+        trap - EXIT
         touch "$img.ok"
         log "made $img (${size_mb} MiB) in $((SECONDS - t0)) s"
         local old
@@ -96,8 +99,9 @@ cmd_image() {
     echo "$img"
 }
 
-# boot ACCEL IMG CTL SRC OUT MEM : start QEMU in the background, console to CTL/console.log;
-# prints QEMU's pid.
+# boot ACCEL IMG CTL SRC OUT : start QEMU in the background, console to CTL/console.log; sets
+# QEMU_PID. QEMU is this shell's own child and gets SIGKILL when this script dies, however it
+# dies (setpriv --pdeathsig), so no VM outlives its run.
 boot() {
     local accel=$1 img=$2 ctl=$3 src=$4 out=$5 root kernel initrd cpu
     root=$("$TRIXIE" path)
@@ -114,8 +118,8 @@ boot() {
         -display none -monitor none -serial "file:$ctl/console.log" -no-reboot -nic none
         -name sockhook-aa-kernel -pidfile "$ctl/qemu.pid")
     [[ -n $out ]] && a+=(-virtfs "local,path=$out,mount_tag=out,security_model=none")
-    qemu-system-x86_64 "${a[@]}" </dev/null >"$ctl/qemu.log" 2>&1 &
-    echo $!
+    setpriv --pdeathsig KILL -- qemu-system-x86_64 "${a[@]}" </dev/null >"$ctl/qemu.log" 2>&1 &
+    QEMU_PID=$!
 }
 
 # follow CTL PID DEADLINE : copy the console here as it grows, until QEMU ends, the guest has
@@ -142,6 +146,7 @@ follow() {
     return 0
 }
 
+# end_qemu PID : end our own QEMU child (TERM, then KILL after 5 s) and reap it.
 end_qemu() {
     local pid=$1 i
     kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
@@ -151,18 +156,20 @@ end_qemu() {
     wait "$pid" 2>/dev/null || true
 }
 
-# sweep : end the VMs of runs that died without ending them (their script was SIGKILLed):
-# each run's control directory names its script's pid; QEMU's pidfile names the VM.
+# sweep : end the VMs of runs that died without ending them (with --pdeathsig there should be
+# none) and remove their control directories. Those live in $CACHE/runs (root's, 0700), so no
+# other user can plant one; a pid is read only if it is a number, and a process is ended only
+# if its command line names that run's own pidfile.
 sweep() {
     local d owner q
-    for d in /tmp/aa-kernel.*; do
+    for d in "$CACHE"/runs/aa-kernel.*; do
         [[ -d $d ]] || continue
-        owner=$(cat "$d/owner" 2>/dev/null || echo 0)
-        ((owner > 0)) && kill -0 "$owner" 2>/dev/null && continue
-        q=$(cat "$d/qemu.pid" 2>/dev/null || echo 0)
-        if ((q > 0)) && grep -qF "$d" "/proc/$q/cmdline" 2>/dev/null; then
+        owner=$(cat "$d/owner" 2>/dev/null || true)
+        [[ $owner =~ ^[0-9]+$ ]] && kill -0 "$owner" 2>/dev/null && continue
+        q=$(cat "$d/qemu.pid" 2>/dev/null || true)
+        if [[ $q =~ ^[0-9]+$ ]] && tr '\0' '\n' <"/proc/$q/cmdline" 2>/dev/null | grep -qxF "$d/qemu.pid"; then
             log "ending the VM of a run that did not finish: pid $q"
-            end_qemu "$q"
+            kill -KILL "$q" 2>/dev/null || true
         fi
         rm -rf "$d"
     done
@@ -183,8 +190,9 @@ cmd_run() {
     [[ -d $src ]] || die "no directory $src"
     [[ -z $out || -d $out ]] || die "no directory $out"
     local img; img=$(cmd_image)
+    install -d -m 0700 "$CACHE/runs"
     sweep
-    local ctl; ctl=$(mktemp -d /tmp/aa-kernel.XXXXXX)
+    local ctl; ctl=$(mktemp -d "$CACHE/runs/aa-kernel.XXXXXX")
     echo $$ >"$ctl/owner"
     # shellcheck disable=SC2064 # expand $ctl now; $QEMU_PID is read when the trap runs
     trap 'if [[ -n $QEMU_PID ]]; then end_qemu "$QEMU_PID"; fi; rm -rf "'"$ctl"'"' EXIT
@@ -196,7 +204,7 @@ cmd_run() {
     local deadline=$(($(date +%s) + timeout)) t0=$SECONDS ran=
     if [[ $accel == auto || $accel == kvm ]] && [[ -w /dev/kvm ]]; then
         echo "kvm" >"$ctl/accel"
-        QEMU_PID=$(boot kvm "$img" "$ctl" "$src" "$out")
+        boot kvm "$img" "$ctl" "$src" "$out"
         local i
         for ((i = 0; i < 60; i++)); do
             [[ -f $ctl/booted ]] && break
@@ -214,7 +222,7 @@ cmd_run() {
     fi
     if [[ -z $ran ]]; then
         echo "tcg" >"$ctl/accel"
-        QEMU_PID=$(boot tcg "$img" "$ctl" "$src" "$out")
+        boot tcg "$img" "$ctl" "$src" "$out"
         ran=tcg
     fi
     log "booting Debian 13's kernel under ${ran^^} (timeout ${timeout} s)"
