@@ -111,7 +111,7 @@ libvirt_has_qemu_d() {
 manifest_files() {
   [[ -f $build/install_manifest.txt ]] || return 0
   local f
-  while IFS= read -r f; do
+  while IFS= read -r f || [[ -n $f ]]; do  # cmake ends the manifest without a newline
     if [[ $f == "$prefix"/* && $f != *"/../"* && $f != *"/.." ]]; then
       printf '%s\n' "$f"
     else

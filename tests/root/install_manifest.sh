@@ -19,9 +19,12 @@ cp -r "$REPO/dist" "$src/"
 printf '#!/bin/sh\nexit 1\n' >"$TMP/bin/pkill"
 chmod +x "$TMP/bin/pkill"
 echo "installed" | tee "$prefix/bin/sockhook" "$prefix/share/man/man8/sockhook.8" "$TMP/victim" >/dev/null
-# What cmake --install wrote, plus what the checkout's owner added.
-printf '%s\n' "$prefix/bin/sockhook" "$prefix/share/man/man8/sockhook.8" "$TMP/victim" \
-  "$prefix/../victim" >"$src/build-release/install_manifest.txt"
+# What cmake --install wrote, plus what the checkout's owner added. cmake ends the manifest
+# without a newline: its last file must go too.
+{
+  printf '%s\n' "$TMP/victim" "$prefix/../victim" "$prefix/bin/sockhook"
+  printf '%s' "$prefix/share/man/man8/sockhook.8"
+} >"$src/build-release/install_manifest.txt"
 
 rc=0
 # shellcheck disable=SC2016 # $1.. belong to the inner bash
