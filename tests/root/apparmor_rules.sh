@@ -73,6 +73,8 @@ aa=$root/etc/apparmor.d
 # drop-in directory, which libvirt does not ship, is gone.
 [[ -f $aa/local/abstractions/libvirt-qemu ]] && : >"$aa/local/abstractions/libvirt-qemu"
 rm -rf "$aa/abstractions/libvirt-qemu.d"
+# Nor the hook's block in the daemons' local files (install.sh or the package put it there).
+"$installer" remove --root "$root" --rules "$rules" --no-reload >/dev/null
 snapshot() { (cd "$aa" && find . -printf '%p %y %m %s\n' | sort && find . -type f -exec sha256sum {} + | sort); }
 before=$(snapshot)
 out=$("$installer" install --root "$root" --rules "$rules") || fail "install: $out"
