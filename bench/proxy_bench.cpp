@@ -1,5 +1,9 @@
-// Side-by-side benchmark of a unix socket reached directly, through the sockhook proxy and
-// through socat (SPEC §9). One command, one run; prints a table and can write JSON.
+// Side-by-side benchmark of a unix socket reached directly, through the sockhook proxy, through
+// the proxy with its per-connection VM check (S10: the peer's cgroup must be its domain's) and
+// through socat. One command, one run; prints a table and can write JSON. The checked proxy
+// needs root: the benchmark moves itself into a stand-in domain cgroup
+// (/machine/qemu-<id>-proxybench.libvirt-qemu in the cgroup2 hierarchy) for the run and
+// removes it after; without root that column is left out, and says so.
 //
 //   proxy_bench [--quick] [--json FILE] [--no-pinned]
 //
@@ -30,11 +34,13 @@
 #include <iostream>
 #include <map>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "domain_cgroup.hpp"
 #include "proxy.hpp"
 #include "sys/fd.hpp"
 #include "sys/socket.hpp"
@@ -381,6 +387,62 @@ bool passes_fds(const std::string& path) {
   return false;
 }
 
+/// A stand-in for a running domain's cgroup, which this process joins for the benchmark (so
+/// that its connections pass the checked proxy), and leaves and removes when destroyed.
+class BenchDomain {
+ public:
+  BenchDomain() {
+    if (geteuid() != 0) {
+      why_not_ = "not root: cannot join a domain's cgroup";
+      return;
+    }
+    std::ifstream mounts("/proc/self/mountinfo");
+    for (std::string line; std::getline(mounts, line);) {
+      // "... MOUNTPOINT OPTIONS ... - cgroup2 ..."
+      if (line.find(" - cgroup2 ") == std::string::npos) continue;
+      std::istringstream fields(line);
+      std::string f;
+      for (int i = 0; i < 5 && fields >> f; ++i) root_ = f;
+      break;
+    }
+    if (root_.empty()) {
+      why_not_ = "no cgroup2 hierarchy is mounted";
+      return;
+    }
+    std::ifstream own("/proc/self/cgroup");
+    for (std::string line; std::getline(own, line);)
+      if (line.starts_with("0::")) original_ = root_ + line.substr(3);
+    id_ = 900000 + getpid() % 100000;
+    made_machine_ = mkdir((root_ + "/machine").c_str(), 0755) == 0;
+    dir_ = root_ + "/machine/qemu-" + std::to_string(id_) + "-proxybench.libvirt-qemu";
+    if (mkdir(dir_.c_str(), 0755) != 0 || !join(dir_)) {
+      why_not_ = "cannot join " + dir_;
+      id_ = -1;
+    }
+  }
+  ~BenchDomain() {
+    if (dir_.empty()) return;
+    if (!original_.empty()) join(original_);
+    rmdir(dir_.c_str());
+    if (made_machine_) rmdir((root_ + "/machine").c_str());
+  }
+  /// "ID:/machine" for --peer-domain, or "" when the benchmark could not join.
+  std::string spec() const { return id_ < 0 ? "" : std::to_string(id_) + ":/machine"; }
+  const std::string& why_not() const { return why_not_; }
+
+ private:
+  /// Moves this process into cgroup directory `dir`.
+  static bool join(const std::string& dir) {
+    std::ofstream procs(dir + "/cgroup.procs");
+    procs << getpid() << std::flush;
+    return static_cast<bool>(procs);
+  }
+
+  std::string root_, original_, dir_, why_not_;
+  long id_ = -1;
+  bool made_machine_ = false;
+};
+
 nlohmann::json measure(const std::string& path, const Options& options, pid_t proxy) {
   const int rtts = options.quick ? 2000 : 20000;
   const int warmup = options.quick ? 200 : 2000;
@@ -409,7 +471,8 @@ nlohmann::json measure(const std::string& path, const Options& options, pid_t pr
 }
 
 /// One run: fresh server, proxy and socat, measured side by side.
-nlohmann::json run(const std::string& self, const Options& options, bool pinned) {
+nlohmann::json run(const std::string& self, const Options& options, bool pinned,
+                   const BenchDomain& domain) {
   cpu_set_t all;
   sched_getaffinity(0, sizeof all, &all);
   if (pinned) {
@@ -424,6 +487,7 @@ nlohmann::json run(const std::string& self, const Options& options, bool pinned)
   const std::string server = dir + "/server";
   const std::string proxy = dir + "/proxy";
   const std::string socat = dir + "/socat";
+  const std::string checked = dir + "/checked";
 
   // Children inherit the affinity set above.
   g_children.push_back(spawn({self, "--serve", server}));
@@ -433,10 +497,18 @@ nlohmann::json run(const std::string& self, const Options& options, bool pinned)
       spawn({self, "--relay", server, std::to_string(getuid())}, proxy_listener.get());
   g_children.push_back(proxy_pid);
   proxy_listener.reset();
+  pid_t checked_pid = 0;
+  if (!domain.spec().empty()) {
+    Fd checked_listener = listen_at(checked);
+    checked_pid = spawn({self, "--relay", server, std::to_string(getuid()), domain.spec()},
+                        checked_listener.get());
+    g_children.push_back(checked_pid);
+  }
   g_children.push_back(
       spawn({"socat", "UNIX-LISTEN:" + socat + ",fork,backlog=4096", "UNIX-CONNECT:" + server}));
   wait_listening(proxy);
   wait_listening(socat);
+  if (checked_pid > 0) wait_listening(checked);
   usleep(100000);
 
   nlohmann::json result;
@@ -444,6 +516,7 @@ nlohmann::json run(const std::string& self, const Options& options, bool pinned)
   result["proxy_idle_rss_kib"] = status_kib(proxy_pid, "VmRSS");
   result["direct"] = measure(server, options, 0);
   result["sockhook"] = measure(proxy, options, proxy_pid);
+  if (checked_pid > 0) result["checked"] = measure(checked, options, checked_pid);
   result["socat"] = measure(socat, options, 0);
 
   kill_children();
@@ -457,17 +530,19 @@ void print(const nlohmann::json& r) {
               r["pinned"].get<bool>() ? "pinned to CPU 0" : "unpinned",
               r["proxy_idle_rss_kib"].get<long>(), r["sockhook"]["rss_under_load_kib"].get<long>(),
               r["sockhook"]["rss_peak_kib"].get<long>());
-  std::printf("%-24s %12s %12s %12s %14s %13s\n", "metric", "direct", "sockhook", "socat",
-              "sockhook/direct", "sockhook/socat");
+  std::printf("%-24s %12s %12s %12s %12s %14s %13s %15s\n", "metric", "direct", "sockhook",
+              "checked", "socat", "sockhook/direct", "sockhook/socat", "checked/sockhook");
   const auto& d = r["direct"];
   const auto& p = r["sockhook"];
   const auto& s = r["socat"];
+  const bool has_checked = r.contains("checked");
   auto row = [&](const char* name, const char* key) {
     const double dv = d[key].get<double>();
     const double pv = p[key].get<double>();
     const double sv = s[key].get<double>();
-    std::printf("%-24s %12.1f %12.1f %12.1f %14.2fx %12.2fx\n", name, dv, pv, sv,
-                dv > 0 ? pv / dv : 0.0, sv > 0 ? pv / sv : 0.0);
+    const double cv = has_checked ? r["checked"][key].get<double>() : 0.0;
+    std::printf("%-24s %12.1f %12.1f %12.1f %12.1f %14.2fx %12.2fx %14.2fx\n", name, dv, pv, cv, sv,
+                dv > 0 ? pv / dv : 0.0, sv > 0 ? pv / sv : 0.0, pv > 0 ? cv / pv : 0.0);
   };
   row("rtt 64 B p50 (us)", "rtt64_p50_us");
   row("rtt 64 B p99 (us)", "rtt64_p99_us");
@@ -489,10 +564,11 @@ void print(const nlohmann::json& r) {
 int main(int argc, char** argv) {
   // Internal modes: the processes the benchmark starts.
   if (argc == 3 && std::string(argv[1]) == "--serve") return serve(argv[2]);
-  if (argc == 4 && std::string(argv[1]) == "--relay") {
+  if ((argc == 4 || argc == 5) && std::string(argv[1]) == "--relay") {
     sockhook::ProxyOptions options;
     options.connect_path = argv[2];
     options.peer_uid = static_cast<uid_t>(std::stoul(argv[3]));
+    if (argc == 5) options.peer_domain = sockhook::DomainCgroup::parse(argv[4]);
     return sockhook::run_proxy(Fd(3), options);
   }
 
@@ -519,11 +595,16 @@ int main(int argc, char** argv) {
   const std::string self = std::filesystem::read_symlink("/proc/self/exe");
   nlohmann::json report;
   report["quick"] = options.quick;
-  report["runs"].push_back(run(self, options, false));
-  print(report["runs"].back());
-  if (pinned_run) {
-    report["runs"].push_back(run(self, options, true));
+  {
+    const BenchDomain domain;
+    if (domain.spec().empty())
+      std::printf("the checked proxy is left out: %s\n", domain.why_not().c_str());
+    report["runs"].push_back(run(self, options, false, domain));
     print(report["runs"].back());
+    if (pinned_run) {
+      report["runs"].push_back(run(self, options, true, domain));
+      print(report["runs"].back());
+    }
   }
   if (!json_path.empty()) std::ofstream(json_path) << report.dump(2) << '\n';
   return 0;

@@ -286,22 +286,37 @@ std::vector<Check> check_apparmor_rules(const std::string& root) {
   return out;
 }
 
+std::string vm_lend_separation_gap(const std::string& root) {
+  if (!apparmor_enabled(root)) return "no AppArmor confines each VM's QEMU on this kernel";
+  if (!libvirt_confines_with_apparmor(root))
+    return "libvirt does not confine each VM's QEMU with an AppArmor profile of its own";
+  if (!apparmor_mediates_unix_sockets(root))
+    return "this kernel's AppArmor does not mediate connecting to sockets (no af_unix in its "
+           "features)";
+  return "";
+}
+
 std::vector<Check> check_confinement(const std::string& root) {
   std::vector<Check> out;
   const auto base = root == "/" ? std::string() : root;
   if (apparmor_enabled(root)) {
     out = check_apparmor_rules(root);
-    if (!apparmor_mediates_unix_sockets(root))
-      out.push_back({Level::kWarn,
-                     "AppArmor in this kernel does not mediate connecting to sockets (no "
-                     "af_unix in its features): each VM's profile keeps it from another VM's "
-                     "lent files, but every VM's QEMU can connect to every VM's lent sockets, "
-                     "and with acl or group to the owner's own",
-                     "nothing sockhook can set: bind, acl and group lends reach every VM's QEMU "
-                     "on this kernel"});
   } else {
     out.push_back({Level::kOk, "AppArmor is not enabled in this kernel", ""});
   }
+  // S10: what keeps one VM from another's lends, for each method.
+  if (auto gap = vm_lend_separation_gap(root); gap.empty())
+    out.push_back({Level::kOk,
+                   "VMs apart: each VM's AppArmor profile keeps its QEMU to its own lend "
+                   "directory, and the proxy serves only its own VM's QEMU",
+                   ""});
+  else
+    out.push_back({Level::kWarn,
+                   "VMs apart: " + gap +
+                       ", so a bind, acl or group lend reaches every VM's QEMU (they all run as "
+                       "one user); a proxy lend serves only its own VM's QEMU, checked by cgroup",
+                   "auto picks proxy here; name method bind, acl or group only for a socket "
+                   "every VM may use"});
   auto enforce = try_read_file(base + "/sys/fs/selinux/enforce", 16);
   if (!enforce) {
     out.push_back({Level::kOk, "SELinux is not present", ""});

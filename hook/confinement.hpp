@@ -29,6 +29,12 @@ bool libvirt_confines_with_apparmor(const std::string& root = "/");
 /// VM's files but not connecting to its sockets (tests/root/aa_confinement.sh, that kernel).
 bool apparmor_mediates_unix_sockets(const std::string& root = "/");
 
+/// Why every VM's QEMU can connect to a socket in another VM's lend directory here, or "" when
+/// nothing can: libvirt confines each VM's QEMU with an AppArmor profile of its own and the
+/// kernel mediates connect() by path. All QEMUs share one uid, so without that only the
+/// proxy's cgroup check keeps one VM's lends from another (S10).
+std::string vm_lend_separation_gap(const std::string& root = "/");
+
 /// The refusal for a lend that points QEMU at the socket's original path (methods acl and
 /// group) where the kernel's AppArmor mediates connecting to sockets: QEMU's profile has no
 /// rule for /run/user, and the rule that would allow it reaches every VM.

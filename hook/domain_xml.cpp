@@ -357,6 +357,17 @@ DomainInfo parse_domain_xml(std::string_view xml) {
   DomainInfo info;
   info.name = domain.child_value("name");
   info.uuid = domain.child_value("uuid");
+  // libvirt writes id='N' for a running domain (and for the one it is starting) and nothing
+  // otherwise; anything else is not an id it would have given.
+  if (auto id = domain.attribute("id")) {
+    std::string_view text = id.as_string();
+    long value = -1;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (!text.empty() && ec == std::errc() && end == text.data() + text.size() && value >= 0)
+      info.id = value;
+  }
+  if (std::string partition = domain.child("resource").child_value("partition"); !partition.empty())
+    info.partition = partition;
   Diagnostics diagnostics(info.diagnostics);
   parse_metadata(domain.child("metadata"), info, diagnostics);
   parse_qemu_side(domain, info, diagnostics);

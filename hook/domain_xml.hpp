@@ -55,6 +55,12 @@ struct AudioBackend {
 struct DomainInfo {
   std::string name;
   std::string uuid;
+  /// libvirt's id of the running domain (<domain id=...>; the hook's XML has it from prepare
+  /// on), -1 when the domain does not run.
+  long id = -1;
+  /// <resource><partition>: the cgroup partition libvirt puts QEMU under ("/machine" unless
+  /// the domain names another).
+  std::string partition = "/machine";
   bool has_metadata = false;
   std::vector<SocketRequest> sockets;  ///< only the valid ones
   std::vector<Diagnostic> diagnostics;

@@ -149,6 +149,7 @@ void gather_host(Gathered& g, const GatherOptions& options) {
   in.uids = regular_uid_range();
   in.apparmor_refuses_original_path =
       libvirt_confines_with_apparmor() && apparmor_mediates_unix_sockets();
+  in.vm_separation_gap = vm_lend_separation_gap();
   auto conf = load_qemu_conf(options.qemu_conf_path);
   in.qemu = resolve_qemu_identity(g.domain.dac, conf);
   // Root's answer to "who may receive this domain's lends": the configured identity, and

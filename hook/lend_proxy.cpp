@@ -8,6 +8,7 @@
 
 #include <cstring>
 
+#include "domain_cgroup.hpp"
 #include "error.hpp"
 #include "lend_dir.hpp"
 #include "log.hpp"
@@ -47,6 +48,14 @@ Fd make_listen_socket(const Fd& dir, const std::string& name, uid_t uid, gid_t g
 /// restart. `e` is entry `index` of the journal.
 void launch(Transaction& tx, std::size_t index, JournalEntry e, const Fd& dir,
             const StartProxy& step, const ExecContext& ctx, gid_t qemu_gid) {
+  // Which VM's QEMU alone may connect (S10): checked before anything is created.
+  auto domain = DomainCgroup::parse(step.peer_domain.value_or(""));
+  if (!domain)
+    throw Error(
+        "the journal names no domain for the proxy to serve (written before sockhook "
+        "checked the peer's VM); restart the VM to lend again");
+  if (domain->id < 0)
+    throw Error("the domain has no id, so its QEMU cannot be told from another VM's");
   auto name = base_name(step.listen_path);
   Fd sock = make_listen_socket(dir, name, step.qemu_uid, qemu_gid);
   struct stat st {};
@@ -56,6 +65,7 @@ void launch(Transaction& tx, std::size_t index, JournalEntry e, const Fd& dir,
   ProxyOptions options;
   options.connect_path = step.source;
   options.peer_uid = step.qemu_uid;
+  options.peer_domain = domain;
   // spawn_proxy gives the child /dev/null for stdin, stdout and stderr (libvirt waits for
   // the hook's to close) and drops it to the owner before exec. The journal holds the
   // child's pid and start time before it runs any code as the owner: undo_proxy can always

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "confinement.hpp"
+#include "domain_cgroup.hpp"
 #include "error.hpp"
 #include "sys/acl.hpp"
 
@@ -157,7 +158,12 @@ class Planner {
     SourceFacts facts = facts_it == in_.sources.end() ? SourceFacts{} : facts_it->second;
 
     sp.method = req.method;
-    if (req.method == Method::kAuto) {
+    if (req.method == Method::kAuto && !in_.vm_separation_gap.empty()) {
+      // S10: here only the proxy's cgroup check keeps other VMs from this VM's lend.
+      sp.method = Method::kProxy;
+      sp.method_note = "auto: proxy, which serves only this VM's QEMU: " + in_.vm_separation_gap +
+                       ", so a bind lend would reach every VM's QEMU";
+    } else if (req.method == Method::kAuto) {
       if (!facts.exists) {
         sp.method = Method::kBind;
         sp.method_note =
@@ -173,6 +179,11 @@ class Planner {
         sp.method_note = *facts.exists ? "auto: the socket exists, so bind"
                                        : "auto: the socket does not exist yet, so proxy";
       }
+    } else if (sp.method != Method::kProxy && !in_.vm_separation_gap.empty()) {
+      sp.warnings.push_back({"",
+                             "every VM's QEMU can reach this lend, not only this VM's: " +
+                                 in_.vm_separation_gap + " (method proxy serves only this VM)",
+                             ""});
     }
     // bind and acl grant u:QEMU:rw on the socket, acl and group u:QEMU:x on the directories:
     // refused now when that would widen what others get (the grant itself refuses again).
@@ -209,8 +220,9 @@ class Planner {
         sp.steps.push_back(GrantAcl{sp.source, qemu.uid, "rw", true, false});
         break;
       case Method::kProxy:
-        sp.steps.push_back(
-            StartProxy{sp.target, sp.source, owner.uid, owner.gid, qemu.uid, qemu.gid});
+        sp.steps.push_back(StartProxy{sp.target, sp.source, owner.uid, owner.gid, qemu.uid,
+                                      qemu.gid,
+                                      DomainCgroup{domain_.id, domain_.partition}.to_string()});
         break;
       case Method::kAcl:
       case Method::kGroup:

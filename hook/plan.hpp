@@ -108,6 +108,11 @@ struct PlanInputs {
   /// libvirt confines each QEMU with an AppArmor profile of its own and the kernel mediates
   /// connecting to sockets by path: methods acl and group cannot work there.
   bool apparmor_refuses_original_path = false;
+  /// Why every VM's QEMU could reach a socket in this VM's lend directory (e.g. "no AppArmor
+  /// confines each VM's QEMU on this kernel"), or "" when an LSM keeps each VM to its own
+  /// (vm_lend_separation_gap). Not "" unless gathered: then auto prefers the proxy, which
+  /// serves only this VM's QEMU (S10).
+  std::string vm_separation_gap = "not known whether an LSM keeps VMs apart here";
 };
 
 /// Turns the gathered inputs into a plan. Pure: no system calls, no I/O.

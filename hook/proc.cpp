@@ -1,13 +1,17 @@
 #include "proc.hpp"
 
 #include <fcntl.h>
+#include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <iterator>
 #include <sstream>
@@ -139,6 +143,68 @@ bool qemu_running(const std::string& uuid, const std::string& status_dir) {
     if (cmdline.find(std::string("-uuid") + '\0' + uuid) != std::string::npos) return true;
   }
   return false;
+}
+
+namespace {
+
+#ifndef SO_PEERPIDFD
+constexpr int SO_PEERPIDFD = 77;  // Linux 6.5; older headers lack it
+#endif
+
+/// Whether the process behind `pidfd` has not exited (EPERM: it lives, as another user).
+bool pidfd_alive(int pidfd) {
+  return ::syscall(SYS_pidfd_send_signal, pidfd, 0, nullptr, 0) == 0 || errno == EPERM;
+}
+
+}  // namespace
+
+SocketPeer read_socket_peer(int sock, bool kernel_pidfd) {
+  SocketPeer peer;
+  ucred cred{};
+  socklen_t len = sizeof cred;
+  // SO_PEERCRED is set by the kernel at connect() and cannot be forged by the client.
+  if (::getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
+    peer.problem = "cannot read its credentials";
+    return peer;
+  }
+  peer.pid = cred.pid;
+  peer.uid = cred.uid;
+  if (cred.pid <= 0) {
+    peer.problem = "the kernel gave no pid for it";
+    return peer;
+  }
+  Fd pidfd;
+  if (kernel_pidfd) {
+    int fd = -1;
+    len = sizeof fd;
+    if (::getsockopt(sock, SOL_SOCKET, SO_PEERPIDFD, &fd, &len) == 0) {
+      pidfd = Fd(fd);
+    } else if (errno != ENOPROTOOPT && errno != EINVAL) {
+      peer.problem = errno == ESRCH ? "it exited" : "cannot take a pidfd of it";
+      return peer;
+    }
+  }
+  if (!pidfd) pidfd = pidfd_open(cred.pid);
+  if (!pidfd) {
+    peer.problem = "it exited";
+    return peer;
+  }
+  auto path = "/proc/" + std::to_string(cred.pid) + "/cgroup";
+  // Safe: /proc/PID/cgroup is the kernel's text; O_NONBLOCK, no symlink in the way we follow.
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
+  if (!fd) {
+    peer.problem = "cannot read " + path + " (" + std::strerror(errno) + ")";
+    return peer;
+  }
+  char buf[4096];
+  for (ssize_t n; peer.cgroup.size() < 65536 && (n = ::read(fd.get(), buf, sizeof buf)) > 0;)
+    peer.cgroup.append(buf, static_cast<std::size_t>(n));
+  // Still alive after the read: the pid was this process's all along, so the text is its.
+  if (!pidfd_alive(pidfd.get())) {
+    peer.cgroup.clear();
+    peer.problem = "it exited while it was checked";
+  }
+  return peer;
 }
 
 }  // namespace sockhook

@@ -35,4 +35,20 @@ inline constexpr std::size_t kMaxStatusFileBytes = 16 << 20;
 /// arguments. Reads files only: works without libvirtd, never calls libvirt.
 bool qemu_running(const std::string& uuid, const std::string& status_dir = kLibvirtQemuStatusDir);
 
+/// Who is at the other end of a connected unix socket: its uid, pid and /proc/PID/cgroup,
+/// read so that the cgroup is the connecting process's and no other's (S10). The pid comes
+/// from SO_PEERCRED and a pidfd from SO_PEERPIDFD (Linux 6.5), which names the very process
+/// that connected; the cgroup is read and the pidfd then found still alive, so the pid had not
+/// been reused during the read. Where the kernel lacks SO_PEERPIDFD (or `kernel_pidfd` is
+/// false, for tests) the pidfd is opened from the pid, which leaves one window: the connecting
+/// process exits and its pid is reused by a process in the expected cgroup between connect and
+/// accept (docs/invariants.md, S10).
+struct SocketPeer {
+  pid_t pid = 0;
+  uid_t uid = static_cast<uid_t>(-1);
+  std::string cgroup;   ///< /proc/PID/cgroup as read
+  std::string problem;  ///< why the peer could not be identified ("" if it was)
+};
+SocketPeer read_socket_peer(int sock, bool kernel_pidfd = true);
+
 }  // namespace sockhook

@@ -64,6 +64,8 @@ constexpr int kAcceptsPerWakeup = 64;
 constexpr size_t kTrimAfterClosed = 64;
 /// A full backlog on the real server stalls the loop at most this long per client.
 constexpr int kConnectTimeoutMs = 500;
+/// Refused connections logged per second; the rest are counted in one line.
+constexpr int kRefusalLinesPerSecond = 10;
 /// After EMFILE and friends, accepting pauses this long instead of spinning.
 constexpr auto kAcceptPause = std::chrono::milliseconds(100);
 constexpr int kStopTimeoutMs = 2000;
@@ -255,6 +257,11 @@ class Relay {
   void update_interest(Side& side, const Direction& out, const Direction& in, const Side& other);
   void close_pair(Pair& pair);
   void set_listening(bool on);
+  /// Why `peer` may not use the lend, or nullopt if it may.
+  std::optional<std::string> refusal_of(const SocketPeer& peer) const;
+  /// Logs a refused connection: at most kRefusalLinesPerSecond lines a second, then one line
+  /// that counts the rest, so that a flood of connections cannot flood the log.
+  void log_refusal(const std::string& text);
   /// Logs "proxy for PATH: TEXT".
   void log(int priority, const std::string& text) const {
     syslog(priority, "proxy for %s: %s", options_.connect_path.c_str(), text.c_str());
@@ -276,6 +283,9 @@ class Relay {
   bool listening_ = false;
   size_t closed_since_trim_ = 0;
   Clock::time_point accept_resume_;
+  Clock::time_point refusal_window_;
+  int refusals_in_window_ = 0;
+  int refusals_unlogged_ = 0;
   alignas(cmsghdr) char control_[kControlSize];
 };
 
@@ -393,22 +403,15 @@ bool Relay::accept_clients() {
           return false;
       }
     }
-    // Only the QEMU uid may use the lent socket (S6). SO_PEERCRED is set by the kernel at
-    // connect() and cannot be forged by the client.
-    ucred cred{};
-    socklen_t len = sizeof cred;
-    if (getsockopt(client.get(), SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
-      log_errno(LOG_WARNING, "cannot read peer credentials");
-      continue;
-    }
-    if (cred.uid != options_.peer_uid) {
-      log(LOG_WARNING, "refused peer uid " + std::to_string(cred.uid) + " (pid " +
-                           std::to_string(cred.pid) + "): only uid " +
-                           std::to_string(options_.peer_uid) + " is served");
+    // Only this domain's QEMU may use the lent socket: QEMU's uid (S6) and its domain's
+    // cgroup (S10). A refused client costs one log line, rate-limited, and nothing else.
+    auto peer = read_socket_peer(client.get(), options_.kernel_peer_pidfd);
+    if (auto refusal = refusal_of(peer)) {
+      log_refusal(*refusal);
       continue;
     }
     if (pairs_.size() >= options_.limits.max_connections) {
-      log(LOG_WARNING, "refused pid " + std::to_string(cred.pid) + ": " +
+      log(LOG_WARNING, "refused pid " + std::to_string(peer.pid) + ": " +
                            std::to_string(options_.limits.max_connections) +
                            " connections is the limit");
       continue;
@@ -425,6 +428,37 @@ bool Relay::accept_clients() {
     on_side(pair.client, EPOLLIN);
   }
   return true;
+}
+
+std::optional<std::string> Relay::refusal_of(const SocketPeer& peer) const {
+  auto who = "peer pid " + std::to_string(peer.pid) + " uid " +
+             (peer.uid == static_cast<uid_t>(-1) ? std::string("?") : std::to_string(peer.uid));
+  if (peer.uid != options_.peer_uid)
+    return who + ": only uid " + std::to_string(options_.peer_uid) + " is served";
+  if (!options_.peer_domain) return std::nullopt;
+  if (!peer.problem.empty()) return who + ": cannot tell which VM it belongs to: " + peer.problem;
+  if (proc_cgroup_in_domain(peer.cgroup, *options_.peer_domain)) return std::nullopt;
+  // The cgroups on one line: "0::/machine/qemu-7-b.libvirt-qemu/emulator; 4:memory:/...".
+  std::string cgroups;
+  for (char c : peer.cgroup.substr(0, 512)) cgroups += c == '\n' ? ';' : c;
+  while (!cgroups.empty() && cgroups.back() == ';') cgroups.pop_back();
+  return who + " cgroup " + cgroups + ": not in this VM's cgroup (" +
+         describe_domain_cgroup(*options_.peer_domain) + ")";
+}
+
+void Relay::log_refusal(const std::string& text) {
+  auto now = Clock::now();
+  if (now - refusal_window_ >= std::chrono::seconds(1)) {
+    if (refusals_unlogged_ > 0)
+      log(LOG_WARNING, std::to_string(refusals_unlogged_) + " more connections refused");
+    refusal_window_ = now;
+    refusals_in_window_ = 0;
+    refusals_unlogged_ = 0;
+  }
+  if (refusals_in_window_++ < kRefusalLinesPerSecond)
+    log(LOG_WARNING, "refused " + text);
+  else
+    ++refusals_unlogged_;
 }
 
 Fd Relay::connect_server() {
@@ -790,6 +824,9 @@ ProxyProcess spawn_proxy(const std::string& exe, Fd listen_fd, const ProxyOption
                          const RecordProxy& record) {
   if (owner_uid == 0 || owner_gid == 0)
     throw Error("cannot start the proxy for " + options.connect_path + ": it never runs as root");
+  if (!options.peer_domain || options.peer_domain->id < 0)
+    throw Error("cannot start the proxy for " + options.connect_path +
+                ": the domain has no id, so its QEMU cannot be told from another VM's");
 
   // Everything the child needs is prepared here: between fork and exec it only makes
   // system calls, so it is safe even if this process had threads.
@@ -813,6 +850,8 @@ ProxyProcess spawn_proxy(const std::string& exe, Fd listen_fd, const ProxyOption
                                    options.connect_path,
                                    "--peer-uid",
                                    std::to_string(options.peer_uid),
+                                   "--peer-domain",
+                                   options.peer_domain ? options.peer_domain->to_string() : "",
                                    "--label",
                                    label,
                                    "--max-queued-bytes",
@@ -936,6 +975,8 @@ int proxy_command(int argc, char** argv) {
   app.add_option("--listen-fd", listen_fd, "listening unix socket")->required();
   app.add_option("--connect", options.connect_path, "absolute path of the real socket")->required();
   app.add_option("--peer-uid", options.peer_uid, "the only uid served")->required();
+  std::string peer_domain;
+  app.add_option("--peer-domain", peer_domain, "ID:PARTITION, the only domain served")->required();
   app.add_option("--label", label, "shown in ps and logs");
   app.add_option("--max-queued-bytes", options.limits.max_queued_bytes);
   app.add_option("--max-queued-fds", options.limits.max_queued_fds);
@@ -959,6 +1000,9 @@ int proxy_command(int argc, char** argv) {
          getsockopt(listen_fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &len)) < 0 ||
         !accepting)
       throw Error("--listen-fd " + std::to_string(listen_fd) + " is not a listening stream socket");
+    options.peer_domain = DomainCgroup::parse(peer_domain);
+    if (!options.peer_domain)
+      throw Error("--peer-domain '" + peer_domain + "' is not ID:PARTITION");
     Fd listen(listen_fd);
     fcntl(listen.get(), F_SETFD, FD_CLOEXEC);
     return run_proxy(std::move(listen), options);

@@ -4,8 +4,10 @@
 
 #include <cstddef>
 #include <functional>
+#include <optional>
 #include <string>
 
+#include "domain_cgroup.hpp"
 #include "sys/fd.hpp"
 
 namespace sockhook {
@@ -33,6 +35,14 @@ struct ProxyOptions {
   uid_t peer_uid = static_cast<uid_t>(-1);
   /// Per-connection caps.
   ProxyLimits limits;
+  /// When set, a client is served only if it is also in this domain's cgroup (S10): every
+  /// VM's QEMU has the same uid, so the uid alone does not tell this VM from another. A peer
+  /// whose cgroup cannot be read is refused. `sockhook proxy` requires it; only tests and
+  /// benchmarks of the relay leave it unset.
+  std::optional<DomainCgroup> peer_domain;
+  /// Take the peer's pidfd from the kernel (SO_PEERPIDFD) where it can; false makes the proxy
+  /// use the fallback of older kernels (tests).
+  bool kernel_peer_pidfd = true;
 };
 
 /// Runs the relay on an already-listening SOCK_STREAM unix socket until SIGTERM/SIGINT, or
@@ -66,8 +76,9 @@ inline constexpr int kSpawnReapMs = 1000;
 /// EOF instead means the parent died, and the child exits), drops to owner_uid/owner_gid
 /// (supplementary groups exactly {owner_gid}, no_new_privs, checked that root cannot be
 /// regained), and execs `exe` as
-/// `sockhook proxy --listen-fd 3 --connect PATH --peer-uid N --label LABEL`. `label`
-/// (e.g. "win11/pipewire") only shows in ps. Every wait is bounded: a child that has not
+/// `sockhook proxy --listen-fd 3 --connect PATH --peer-uid N --peer-domain ID:PARTITION
+/// --label LABEL`. `options.peer_domain` must be set: a lend's proxy never serves by uid alone.
+/// `label` (e.g. "win11/pipewire") only shows in ps. Every wait is bounded: a child that has not
 /// exec'd within kSpawnTimeoutMs is killed. Throws Error if the child could not be set up,
 /// did not exec in time, or exec failed.
 ProxyProcess spawn_proxy(const std::string& exe, Fd listen_fd, const ProxyOptions& options,

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <pugixml.hpp>
 
+#include "domain_cgroup.hpp"
 #include "journal_attr.hpp"
 
 namespace sockhook {
@@ -99,6 +100,17 @@ Step read_step(const pugi::xml_node& n) {
       },
       *step);
   return *step;
+}
+
+std::string StartProxy::describe() const {
+  auto domain = DomainCgroup::parse(peer_domain.value_or(""));
+  auto cgroup = !domain          ? std::string("(none recorded: the proxy is not started)")
+                : domain->id < 0 ? describe_domain_cgroup(*domain) + " (<id>: libvirt's at start)"
+                                 : describe_domain_cgroup(*domain);
+  return "listen on " + listen_path + " (owner uid " + std::to_string(qemu_uid) +
+         ", 0600) and start a proxy as uid " + std::to_string(owner) + " that connects to " +
+         source + " per client, serving only uid " + std::to_string(qemu_uid) + " in cgroup " +
+         cgroup;
 }
 
 }  // namespace sockhook

@@ -207,6 +207,9 @@ struct StartProxy {
   gid_t owner_gid;
   uid_t qemu_uid;
   gid_t qemu_gid;
+  /// The domain whose QEMU alone is served, "ID:PARTITION" (DomainCgroup, S10). Absent in a
+  /// journal written before the check existed: such a proxy is not restarted.
+  std::optional<std::string> peer_domain;
 
   static constexpr std::tuple kFields{
       Field{"listen", "listen", &StartProxy::listen_path},
@@ -215,12 +218,9 @@ struct StartProxy {
       Field{"owner_gid", "owner-gid", &StartProxy::owner_gid},
       Field{"qemu_uid", "qemu-uid", &StartProxy::qemu_uid},
       Field{"qemu_gid", "qemu-gid", &StartProxy::qemu_gid},
+      Field{"peer_domain", "peer-domain", &StartProxy::peer_domain},
   };
-  std::string describe() const {
-    return "listen on " + listen_path + " (owner uid " + std::to_string(qemu_uid) +
-           ", 0600) and start a proxy as uid " + std::to_string(owner) + " that connects to " +
-           source + " per client, serving only uid " + std::to_string(qemu_uid);
-  }
+  std::string describe() const;
   std::string describe_undo() const {
     return "stop the proxy (through its pidfd) and remove " + listen_path;
   }

@@ -175,7 +175,7 @@ TEST_CASE("doctor on an SELinux host says what works, what does not, and what to
   CHECK(count(checks, Level::kWarn, "SELinux is enforcing") == 1);
   CHECK(count(checks, Level::kWarn, "user_tmp_t") == 1);
   CHECK(count(checks, Level::kWarn, "use method proxy") == 1);
-  CHECK(count(checks, Level::kWarn, "reaches every VM") == 1);
+  CHECK(count(checks, Level::kWarn, "Either reaches every VM") == 1);
   r.write("sys/fs/selinux/enforce", "0");
   checks = check_confinement(r.root());
   CHECK(count(checks, Level::kWarn, "permissive") == 1);
@@ -230,15 +230,22 @@ TEST_CASE("connect() counts as mediated only with af_unix in the kernel and in a
   CHECK(apparmor_mediates_unix_sockets(r.root()));
 }
 
-TEST_CASE("doctor warns where AppArmor does not mediate connecting to sockets") {
+TEST_CASE("doctor says what keeps VMs apart, and what does not, for each method (S10)") {
   FakeRoot r;
-  r.libvirt(true);
   auto checks = check_confinement(r.root());
+  CHECK(vm_lend_separation_gap(r.root()) == "no AppArmor confines each VM's QEMU on this kernel");
   CHECK(count(checks, Level::kWarn,
-              "AppArmor in this kernel does not mediate connecting to sockets") == 1);
+              "VMs apart: no AppArmor confines each VM's QEMU on this kernel, so a bind, acl or "
+              "group lend reaches every VM's QEMU") == 1);
+  r.libvirt(true);
+  checks = check_confinement(r.root());
+  CHECK(count(checks, Level::kWarn,
+              "VMs apart: this kernel's AppArmor does not mediate connecting to sockets") == 1);
   r.write("sys/kernel/security/apparmor/features/network_v9/af_unix", "yes\n");
   checks = check_confinement(r.root());
-  CHECK(count(checks, Level::kWarn, "does not mediate connecting to sockets") == 0);
+  CHECK(vm_lend_separation_gap(r.root()) == "");
+  CHECK(count(checks, Level::kWarn, "VMs apart") == 0);
+  CHECK(count(checks, Level::kOk, "VMs apart: each VM's AppArmor profile keeps its QEMU") == 1);
 }
 
 }  // namespace sockhook

@@ -62,6 +62,7 @@ struct PlanFixture {
         (uuid.empty() ? std::string() : "<uuid>" + uuid + "</uuid>") +
         "<metadata><s:sockets xmlns:s='urn:sockhook:domain:1'>" + sockets +
         "</s:sockets></metadata>" + extra + "</domain>");
+    in.vm_separation_gap = "";  // as where an LSM keeps VMs apart; S10's tests set a gap
   }
   PlanFixture(const PlanFixture&) = delete;
 

@@ -46,7 +46,7 @@ Journal sample() {
              ChangeGroup{s.source, 107},
              CopyFile{"/home/alice", ".config/pulse/cookie", j.lend_dir + "/pulse-cookie", 1000,
                       64055, 65536, true},
-             StartProxy{j.lend_dir + "/p", s.source, 1000, 1000, 64055, 107}};
+             StartProxy{j.lend_dir + "/p", s.source, 1000, 1000, 64055, 107, "7:/machine"}};
   j.sockets.push_back(s);
 
   JournalEntry dir;

@@ -310,6 +310,61 @@ TEST_CASE("a grant that would widen the ACL mask for others: auto proxies, bind/
   }
 }
 
+TEST_CASE("Where nothing keeps VMs apart, auto picks the proxy and bind says who can reach it") {
+  const std::string gap = "no AppArmor confines each VM's QEMU on this kernel";
+  SUBCASE("auto: proxy, whatever the socket, and the plan says why") {
+    for (std::optional<bool> exists :
+         {std::optional<bool>(true), std::optional<bool>(false), std::optional<bool>()}) {
+      Fixture f("<s:socket plugin='pipewire' owner='alice'/>");
+      f.in.vm_separation_gap = gap;
+      if (exists) f.in.sources["pipewire"] = SourceFacts{*exists, std::nullopt, std::nullopt, {}};
+      const auto plan = f.plan();
+      const auto& s = only_socket(plan);
+      CHECK(s.method == Method::kProxy);
+      CHECK(s.method_note == "auto: proxy, which serves only this VM's QEMU: " + gap +
+                                 ", so a bind lend would reach every VM's QEMU");
+      REQUIRE(s.steps.size() == 1);
+      CHECK(std::holds_alternative<StartProxy>(s.steps[0]));
+    }
+  }
+  SUBCASE("bind, acl and group stay available, with one line saying every VM reaches them") {
+    for (const char* method : {"bind", "acl", "group"}) {
+      CAPTURE(method);
+      Fixture f(std::string("<s:socket plugin='pipewire' owner='alice' method='") + method + "'/>");
+      f.in.vm_separation_gap = gap;
+      const auto plan = f.plan();
+      CHECK(plan.errors.empty());
+      CHECK(count_containing(texts(only_socket(plan).warnings),
+                             "every VM's QEMU can reach this lend, not only this VM's: " + gap) ==
+            1);
+    }
+  }
+  SUBCASE("proxy: no such line") {
+    Fixture f("<s:socket plugin='pipewire' owner='alice' method='proxy'/>");
+    f.in.vm_separation_gap = gap;
+    CHECK(count_containing(texts(only_socket(f.plan()).warnings), "every VM") == 0);
+  }
+}
+
+TEST_CASE("The proxy step names the domain whose QEMU alone it serves") {
+  Fixture f("<s:socket plugin='pipewire' owner='alice' method='proxy'/>");
+  SUBCASE("a running domain: its id and partition") {
+    f.domain.id = 5;
+    f.domain.partition = "/machine/gaming";
+    auto proxy = step_as<StartProxy>(only_socket(f.plan()), 0);
+    CHECK(proxy.peer_domain == "5:/machine/gaming");
+    CHECK(describe(Step{proxy})
+              .ends_with("serving only uid 64055 in cgroup "
+                         "/machine/gaming.partition/qemu-5[-*].libvirt-qemu or "
+                         "/machine.slice/machine-gaming.slice/machine-qemu\\x2d5[\\x2d*].scope"));
+  }
+  SUBCASE("a domain that does not run: the id libvirt gives at start") {
+    auto proxy = step_as<StartProxy>(only_socket(f.plan()), 0);
+    CHECK(proxy.peer_domain == "-1:/machine");
+    CHECK(describe(Step{proxy}).ends_with("(<id>: libvirt's at start)"));
+  }
+}
+
 TEST_CASE("auto chooses bind or proxy from what is known about the source") {
   Fixture f("<s:socket plugin='pipewire' owner='alice'/>");
   for (bool exists : {true, false}) {

@@ -584,11 +584,64 @@ TEST_CASE("A client with another uid is refused") {
   ProxyLimits limits;
   TempDir dir;
   Fd server_listener = listen_at(dir / "server");
-  ProxyOptions options{dir / "server", getuid() + 1, limits};
+  ProxyOptions options{dir / "server", getuid() + 1, limits, {}};
   ProxyChild proxy(dir / "proxy", options);
   Fd client = connect_to(dir / "proxy");
   CHECK(gets_eof(client.get()));
   CHECK_FALSE(wait_for(server_listener.get(), POLLIN, 200));  // no connection was made
+}
+
+TEST_CASE("A client with QEMU's uid outside the domain's cgroup is refused (S10)") {
+  // This test's process is in no VM's cgroup: the right uid is not enough.
+  for (bool kernel_pidfd : {true, false}) {
+    CAPTURE(kernel_pidfd);
+    TempDir dir;
+    Fd server_listener = listen_at(dir / "server");
+    ProxyOptions options{dir / "server", getuid(), {}, DomainCgroup{7, "/machine"}, kernel_pidfd};
+    ProxyChild proxy(dir / "proxy", options);
+    Fd client = connect_to(dir / "proxy");
+    CHECK(gets_eof(client.get()));
+    CHECK_FALSE(wait_for(server_listener.get(), POLLIN, 200));  // no connection was made
+  }
+}
+
+TEST_CASE("read_socket_peer reads the connecting process's own cgroup") {
+  std::ifstream own("/proc/self/cgroup");
+  std::string expected((std::istreambuf_iterator<char>(own)), std::istreambuf_iterator<char>());
+  for (bool kernel_pidfd : {true, false}) {
+    CAPTURE(kernel_pidfd);
+    int pair[2];
+    REQUIRE(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) == 0);
+    Fd a(pair[0]);
+    Fd b(pair[1]);
+    auto peer = read_socket_peer(a.get(), kernel_pidfd);
+    CHECK(peer.problem == "");
+    CHECK(peer.pid == getpid());
+    CHECK(peer.uid == getuid());
+    CHECK(peer.cgroup == expected);
+  }
+}
+
+TEST_CASE("read_socket_peer refuses a peer that has exited and been reaped") {
+  TempDir dir;
+  Fd listener = listen_at(dir / "l");
+  const pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    // Connect, hand the connection to nobody, and exit: the connection stays queued.
+    Fd c = connect_to(dir / "l");
+    _exit(c.valid() ? 0 : 1);
+  }
+  int status = 0;
+  REQUIRE(waitpid(pid, &status, 0) == pid);
+  Fd conn(accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
+  REQUIRE(conn.valid());
+  for (bool kernel_pidfd : {true, false}) {
+    CAPTURE(kernel_pidfd);
+    auto peer = read_socket_peer(conn.get(), kernel_pidfd);
+    CHECK(peer.problem != "");
+    CHECK(peer.cgroup == "");
+  }
 }
 
 TEST_CASE("Without a server the client gets EOF, and a later client reaches the server") {
@@ -764,18 +817,42 @@ TEST_CASE("The proxy command rejects bad usage") {
   }
   SUBCASE("a descriptor that is not a listening socket") {
     Fd memfd = make_memfd("");
-    std::vector<std::string> args = {"--listen-fd", std::to_string(memfd.get()),
-                                     "--connect",   "/nonexistent",
-                                     "--peer-uid",  "1000"};
+    std::vector<std::string> args = {"--listen-fd",   std::to_string(memfd.get()),
+                                     "--connect",     "/nonexistent",
+                                     "--peer-uid",    "1000",
+                                     "--peer-domain", "7:/machine"};
     std::vector<char*> argv;
     for (auto& arg : args) argv.push_back(arg.data());
     CHECK(proxy_command(static_cast<int>(argv.size()), argv.data()) == 1);
   }
+  SUBCASE("no domain to serve, or a malformed one: never by uid alone (S10)") {
+    TempDir dir;
+    Fd listener = listen_at(dir / "never");
+    for (const char* domain : {"", "x:/machine", "7:machine", "7:/machine/../user.slice"}) {
+      std::vector<std::string> args = {"--listen-fd", std::to_string(listener.get()),
+                                       "--connect",   "/nonexistent",
+                                       "--peer-uid",  "1000"};
+      if (*domain) args.insert(args.end(), {"--peer-domain", domain});
+      std::vector<char*> argv;
+      for (auto& arg : args) argv.push_back(arg.data());
+      CAPTURE(domain);
+      CHECK(proxy_command(static_cast<int>(argv.size()), argv.data()) == (*domain ? 1 : 2));
+    }
+  }
 }
 
 TEST_CASE("spawn_proxy refuses to run a proxy as root") {
-  ProxyOptions options{"/run/user/1000/pipewire-0", 64055, {}};
+  ProxyOptions options{"/run/user/1000/pipewire-0", 64055, {}, DomainCgroup{7, "/machine"}};
   CHECK_THROWS_AS(spawn_proxy("/bin/true", Fd(), options, 0, 0, "vm/pipewire"), Error);
+}
+
+TEST_CASE("spawn_proxy refuses a proxy that would serve QEMU's uid in any VM (S10)") {
+  ProxyOptions options{"/run/user/1000/pipewire-0", 64055, {}, {}};
+  CHECK_THROWS_WITH_AS(spawn_proxy("/bin/true", Fd(), options, 1000, 1000, "vm/pipewire"),
+                       doctest::Contains("cannot be told from another VM's"), Error);
+  options.peer_domain = DomainCgroup{-1, "/machine"};  // a domain that does not run yet
+  CHECK_THROWS_WITH_AS(spawn_proxy("/bin/true", Fd(), options, 1000, 1000, "vm/pipewire"),
+                       doctest::Contains("cannot be told from another VM's"), Error);
 }
 
 TEST_CASE("stop_proxy ends a process that ignores SIGTERM, and is harmless after exit") {
@@ -841,7 +918,7 @@ TEST_CASE("spawn_proxy runs the proxy as the owner, with nothing of the spawner'
   Fd leak_read(leak[0]);
   Fd leak_write(leak[1]);
 
-  ProxyOptions options{dir / "server", 64055, {}};
+  ProxyOptions options{dir / "server", 64055, {}, DomainCgroup{7, "/machine"}};
   auto proxy = spawn_proxy(exe, std::move(listener), options, 65534, 65534, "test/spawn");
   REQUIRE(proxy.pid > 0);
   REQUIRE(proxy.pidfd.valid());
@@ -880,7 +957,7 @@ TEST_CASE("spawn_proxy records the child's identity while it is still root") {
   if (exe.empty()) return;
   TempDir dir;
   chmod(dir.path.c_str(), 0755);
-  ProxyOptions options{dir / "server", 64055, {}};
+  ProxyOptions options{dir / "server", 64055, {}, DomainCgroup{7, "/machine"}};
   SUBCASE("the record runs before the child can run as the owner") {
     pid_t recorded = 0;
     unsigned long long started = 0;

@@ -22,7 +22,7 @@ TEST_CASE("Every step describes itself, its undo and its JSON form") {
       {GrantAcl{"/run/user/1000", 64055, "x", true, true}, "grant_acl"},
       {ChangeGroup{"/run/user/1000/pipewire-0", 64055}, "change_group"},
       {CopyFile{"/home/alice", "c", "/run/sockhook/u/c", 1000, 64055, 256, true}, "copy_file"},
-      {StartProxy{"/run/sockhook/u/t", "/run/user/1000/w", 1000, 1000, 64055, 64055},
+      {StartProxy{"/run/sockhook/u/t", "/run/user/1000/w", 1000, 1000, 64055, 64055, "7:/machine"},
        "start_proxy"},
   };
   REQUIRE(steps.size() == std::variant_size_v<Step>);

@@ -157,8 +157,23 @@ refused_everywhere "B" "$PB" "/run/sockhook/libvirt-$UA/" "/run/sockhook/libvirt
 if [[ $MEDIATES_UNIX == no ]]; then
     out=$("$SOCKHOOK" doctor "$A" 2>&1 || true)
     check "doctor says this kernel does not mediate connecting to sockets" \
-        grep -q "^warn  AppArmor in this kernel does not mediate connecting to sockets" <<<"$out"
+        grep -q "^warn  VMs apart: this kernel's AppArmor does not mediate connecting to sockets" <<<"$out"
 fi
+
+# What keeps B's sockets from A here is B's proxy (S10): a PulseAudio client as QEMU's user,
+# in A's QEMU's cgroup, gets nothing through B's proxy; in B's QEMU's cgroup it is served.
+pulse_through_b() {
+    local home rc=0
+    home=$(mktemp -d)
+    chown libvirt-qemu "$home"
+    in_cgroup_of "$1" setpriv --reuid="$QEMU_UID" --regid="$QEMU_GID" --clear-groups \
+        env -i HOME="$home" PULSE_SERVER="unix:/run/sockhook/libvirt-$UB/pulse-native" \
+        PULSE_COOKIE="/run/sockhook/libvirt-$UB/pulse-cookie" timeout 10 pactl info >/dev/null 2>&1 || rc=$?
+    rm -rf "$home"
+    return "$rc"
+}
+check "B's proxy serves QEMU's user in B's cgroup" pulse_through_b "$(qemu_pid "$B")"
+check "B's proxy refuses QEMU's user in A's cgroup" bash -c '! "$@"' _ pulse_through_b "$(qemu_pid "$A")"
 stop "$A"
 stop "$B"
 same_host "$BEFORE" "both VMs stopped"

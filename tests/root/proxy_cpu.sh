@@ -123,7 +123,7 @@ wait_until 5 test -S "$dir/proxy" || die "the proxy did not listen"
 # the direction has carried descriptors; then each round stops the proxy, queues 48 KB and
 # (or not) one byte with a descriptor, lets the proxy go, and waits for the server's answer.
 # It prints the proxy's CPU nanoseconds for the rounds without, then with, a descriptor.
-result=$(setpriv --reuid=nobody --regid=nogroup --clear-groups timeout 300 "$py" - \
+result=$(as_nobody_in_domain "$lend_id" timeout 300 "$py" - \
   "$dir/proxy" "$proxy" "$rounds" <<'EOF'
 import os, signal, socket, sys
 path, proxy, rounds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])

@@ -134,7 +134,7 @@ say("closed")
 ctl.readline()
 EOF
 # stdin is the control fifo (not a here-document), so the phases wait for the suite.
-timeout -s KILL 300 "${nobody[@]}" "$py" "$dir/clients.py" "$dir/proxy" "$clients" \
+as_nobody_in_domain "$lend_id" timeout -s KILL 300 "$py" "$dir/clients.py" "$dir/proxy" "$clients" \
     <"$dir/ctl" >"$dir/out" &
 bg_pids+=($!)
 exec {ctl}>"$dir/ctl" {out}<"$dir/out"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # proxy_relay.sh - `sockhook proxy` as a real process: it relays for the peer uid it was
-# given, refuses every other uid (root included), stops on SIGTERM with exit 0, and its
-# clients then get EOF. spawn_proxy's privilege drop is checked by the root-only case in
+# given in the domain's cgroup it was given, refuses every other uid (root included) and that
+# uid in another VM's cgroup or in none (S10), stops on SIGTERM with exit 0, and its clients
+# then get EOF. spawn_proxy's privilege drop is checked by the root-only case in
 # tests/proxy_test.cpp; here the proxy is started the way an administrator would debug it.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/suite.bash" plain "$@"
@@ -24,16 +25,27 @@ grep -q "test/relay" "/proc/$proxy/cmdline" || die "the label is not in the comm
     die "the proxy does not run as nobody"
 ok "the proxy runs as nobody, labelled test/relay"
 
-got=$(echo hello | timeout 5 setpriv --reuid=nobody --regid=nogroup --clear-groups \
-    socat -t 1 - "UNIX-CONNECT:$dir/proxy")
-[[ $got == hello ]] || die "nobody's client got '$got' instead of the echo"
-ok "relays for the peer uid"
+got=$(echo hello | as_nobody_in_domain "$lend_id" timeout 5 socat -t 1 - "UNIX-CONNECT:$dir/proxy")
+[[ $got == hello ]] || die "nobody's client in domain $lend_id's cgroup got '$got' instead of the echo"
+ok "relays for the peer uid in its domain's cgroup"
 
-got=$(echo hello | timeout 5 socat -t 1 - "UNIX-CONNECT:$dir/proxy" 2>/dev/null || true)
+got=$(echo hello | in_domain_cgroup "$lend_id" timeout 5 socat -t 1 - "UNIX-CONNECT:$dir/proxy" 2>/dev/null || true)
 [[ -z $got ]] || die "root's client was served: '$got'"
-ok "refuses root"
+ok "refuses root, even in the domain's cgroup"
 
-exec {client}< <(timeout 10 setpriv --reuid=nobody --regid=nogroup --clear-groups \
+# Another VM: the same uid, in domain $((lend_id + 1))'s cgroup; and one with a longer id that
+# starts with the same digits (4242 vs 42420).
+for other in $((lend_id + 1)) "${lend_id}0"; do
+    got=$(echo hello | as_nobody_in_domain "$other" timeout 5 socat -t 1 - "UNIX-CONNECT:$dir/proxy" 2>/dev/null || true)
+    [[ -z $got ]] || die "QEMU's uid in domain $other's cgroup was served: '$got'"
+    ok "refuses the peer uid in another VM's cgroup (domain $other)"
+done
+got=$(echo hello | timeout 5 setpriv --reuid=nobody --regid=nogroup --clear-groups \
+    socat -t 1 - "UNIX-CONNECT:$dir/proxy" 2>/dev/null || true)
+[[ -z $got ]] || die "the peer uid outside any VM's cgroup was served: '$got'"
+ok "refuses the peer uid outside any VM's cgroup"
+
+exec {client}< <(as_nobody_in_domain "$lend_id" timeout 10 \
     socat -u "UNIX-CONNECT:$dir/proxy" - </dev/null; echo "client-done")
 sleep 0.3
 kill -TERM "$proxy"

@@ -44,7 +44,9 @@ as_qemu() {
   local envv=(HOME="$qemu_home" XDG_RUNTIME_DIR="$qemu_home" PATH=/usr/bin:/bin LANG=C.UTF-8)
   while [[ $1 != -- ]]; do envv+=("$1"); shift; done
   shift
-  setpriv --reuid=libvirt-qemu --regid=libvirt-qemu --init-groups env -i "${envv[@]}" "$@"
+  # In the cgroup of the domain id the XML names: a proxy lend serves only that VM (S10).
+  in_domain_cgroup "$lend_id" setpriv --reuid=libvirt-qemu --regid=libvirt-qemu --init-groups \
+    env -i "${envv[@]}" "$@"
 }
 
 n=0
@@ -56,7 +58,7 @@ lend() {
   uuid=$(printf '9a8b7c6d-5e4f-4a3b-8c2d-%012d' "$n")
   uuids+=("$uuid")
   printf '[%s]\nshtest = *\n' "$uuid" >>"$TMP/etc/policy.conf"
-  xml="<domain type='kvm'><name>clients-$n</name><uuid>$uuid</uuid><metadata>"
+  xml="<domain type='kvm' id='$lend_id'><name>clients-$n</name><uuid>$uuid</uuid><metadata>"
   xml+="<sockhook:sockets xmlns:sockhook='urn:sockhook:domain:1'>"
   xml+="<sockhook:socket plugin='$plugin' owner='shtest' method='$method' wait='2'/>"
   xml+="</sockhook:sockets></metadata></domain>"

@@ -129,6 +129,7 @@ suite_init() {
     TMP=$(mktemp -d "/tmp/sockhook-$SUITE_NAME-XXXXXX")
     chmod 755 "$TMP"  # unprivileged parts of the suites read from here
     on_exit suite_rm_tmp
+    on_exit remove_suite_cgroups
 }
 suite_rm_tmp() { rm -rf "$TMP"; }
 
@@ -262,13 +263,20 @@ proxy_init() {
     nobody_uid=$(id -u nobody)
 }
 
+# as_nobody_in_domain ID CMD... : CMD as nobody in the cgroup of (stand-in) running domain ID.
+as_nobody_in_domain() {
+    local id=$1
+    shift
+    in_domain_cgroup "$id" setpriv --reuid=nobody --regid=nogroup --clear-groups "$@"
+}
+
 # proxy_as_nobody DIR BACKLOG LABEL : `sockhook proxy` as nobody, serving only nobody
-# ($nobody_uid, see proxy_init), listening on DIR/proxy (passed as fd 3) and relaying to
-# DIR/server; its pid is left in $proxy and bg_pids.
+# ($nobody_uid, see proxy_init) in the cgroup of domain $lend_id (as_nobody_in_domain), listening
+# on DIR/proxy (passed as fd 3) and relaying to DIR/server; its pid is left in $proxy and bg_pids.
 proxy_as_nobody() {
-    "$py" - "$1" "$SOCKHOOK" "$nobody_uid" "$2" "$3" <<'EOF' &
+    "$py" - "$1" "$SOCKHOOK" "$nobody_uid" "$2" "$3" "$lend_id" <<'EOF' &
 import os, socket, sys
-d, exe, peer, backlog, label = sys.argv[1:6]
+d, exe, peer, backlog, label, domain = sys.argv[1:7]
 listener = socket.socket(socket.AF_UNIX)
 listener.bind(d + "/proxy")
 os.chmod(d + "/proxy", 0o777)
@@ -278,7 +286,8 @@ if listener.fileno() != 3:
 os.set_inheritable(3, True)
 os.execvp("setpriv", ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
                       "--no-new-privs", exe, "proxy", "--listen-fd", "3", "--connect",
-                      d + "/server", "--peer-uid", peer, "--label", label])
+                      d + "/server", "--peer-uid", peer, "--peer-domain", domain + ":/machine",
+                      "--label", label])
 EOF
     proxy=$!
     bg_pids+=("$proxy")
@@ -415,7 +424,55 @@ lend_spawn() {
 # lend_as_qemu CMD...: runs CMD as QEMU does under libvirt: QEMU's uid, the configured group
 # (the journal's qemu gid) and the user's supplementary groups.
 lend_as_qemu() {
-    setpriv --reuid="$qemu_uid" --regid="$qemu_gid" --init-groups "$@"
+    in_domain_cgroup "$lend_id" setpriv --reuid="$qemu_uid" --regid="$qemu_gid" --init-groups "$@"
+}
+
+# The domain id that lend_domain writes, as libvirt does for a running domain. A proxy lend
+# serves only QEMU's uid in that domain's cgroup (S10), so lend_as_qemu runs its command there.
+lend_id=${lend_id:-4242}
+
+# domain_cgroup ID : the cgroup v2 directory of a running domain with that id, as libvirt
+# makes it without systemd (/machine/qemu-ID-NAME.libvirt-qemu); made if missing, and every
+# such directory is removed at exit (remove_suite_cgroups). Only root can move a process into
+# it, as with libvirt's.
+domain_cgroup() {
+    local root dir
+    root=$(findmnt -n -o TARGET -t cgroup2 | head -1)
+    [[ -n $root ]] || { echo "no cgroup2 hierarchy is mounted" >&2; return 1; }
+    dir=$root/machine/qemu-$1-sockhooktest.libvirt-qemu
+    if [[ ! -d $root/machine ]]; then
+        mkdir "$root/machine" && : >"$TMP/made-machine-cgroup"
+    fi
+    [[ -d $dir ]] || mkdir "$dir"
+    printf '%s\n' "$dir"
+}
+# remove_suite_cgroups : removes what domain_cgroup made (run after the suite's processes end).
+remove_suite_cgroups() {
+    local root dir
+    root=$(findmnt -n -o TARGET -t cgroup2 | head -1)
+    [[ -n $root ]] || return 0
+    for dir in "$root"/machine/qemu-*-sockhooktest.libvirt-qemu; do
+        [[ -d $dir ]] && rmdir "$dir" 2>/dev/null
+    done
+    [[ -e $TMP/made-machine-cgroup ]] && rmdir "$root/machine" 2>/dev/null
+    return 0
+}
+
+# in_domain_cgroup ID CMD... : runs CMD in the cgroup of a (stand-in) running domain ID.
+in_domain_cgroup() {
+    local dir
+    dir=$(domain_cgroup "$1") || return 1
+    shift
+    bash -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$dir" "$@"
+}
+
+# in_cgroup_of PID CMD... : runs CMD in the cgroup v2 group of process PID (e.g. QEMU's own).
+in_cgroup_of() {
+    local root path
+    root=$(findmnt -n -o TARGET -t cgroup2 | head -1)
+    path=$(sed -n 's/^0:://p' "/proc/$1/cgroup")
+    shift
+    bash -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$root$path" "$@"
 }
 
 # lend_echo_server USER PATH [MODE]: a unix echo server run by USER, socket mode MODE (0600).
@@ -476,7 +533,7 @@ sys.exit(0 if s.recv(16) == b"ping" else 1)
 lend_domain() {
     local name=$1 uuid=$2
     shift 2
-    printf "<domain type='kvm'><name>%s</name><uuid>%s</uuid><metadata>" "$name" "$uuid"
+    printf "<domain type='kvm' id='%s'><name>%s</name><uuid>%s</uuid><metadata>" "$lend_id" "$name" "$uuid"
     printf "<sockhook:sockets xmlns:sockhook='urn:sockhook:domain:1'>"
     local s plugin method required
     for s in "$@"; do
