@@ -196,9 +196,13 @@ SocketPeer read_socket_peer(int sock, bool kernel_pidfd) {
     peer.problem = "cannot read " + path + " (" + std::strerror(errno) + ")";
     return peer;
   }
-  char buf[4096];
-  for (ssize_t n; peer.cgroup.size() < 65536 && (n = ::read(fd.get(), buf, sizeof buf)) > 0;)
+  // One read gets it all (a short read is the end: /proc/PID/cgroup is made whole at the
+  // first read); a read that fills the buffer is followed by more, up to 64 KiB.
+  char buf[8192];
+  for (ssize_t n; peer.cgroup.size() < 65536 && (n = ::read(fd.get(), buf, sizeof buf)) > 0;) {
     peer.cgroup.append(buf, static_cast<std::size_t>(n));
+    if (static_cast<std::size_t>(n) < sizeof buf) break;
+  }
   // Still alive after the read: the pid was this process's all along, so the text is its.
   if (!pidfd_alive(pidfd.get())) {
     peer.cgroup.clear();

@@ -463,16 +463,22 @@ in_domain_cgroup() {
     local dir
     dir=$(domain_cgroup "$1") || return 1
     shift
-    bash -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$dir" "$@"
+    bash -c 'echo $$ >"$0/cgroup.procs" || { echo "in_domain_cgroup: cannot join $0" >&2; exit 99; }
+             exec "$@"' "$dir" "$@"
 }
 
-# in_cgroup_of PID CMD... : runs CMD in the cgroup v2 group of process PID (e.g. QEMU's own).
+# in_cgroup_of PID CMD... : runs CMD in the cgroup v2 group of process PID (e.g. QEMU's own),
+# or in its parent when that group is threaded (libvirt's emulator and vcpu groups take threads,
+# not processes); both are the domain's. Exits 99, saying why, when it cannot join either.
 in_cgroup_of() {
     local root path
     root=$(findmnt -n -o TARGET -t cgroup2 | head -1)
     path=$(sed -n 's/^0:://p' "/proc/$1/cgroup")
     shift
-    bash -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$root$path" "$@"
+    bash -c 'for d in "$0" "${0%/*}"; do
+                 if echo $$ 2>/dev/null >"$d/cgroup.procs"; then exec "$@"; fi
+             done
+             echo "in_cgroup_of: cannot join $0 or its parent" >&2; exit 99' "$root$path" "$@"
 }
 
 # lend_echo_server USER PATH [MODE]: a unix echo server run by USER, socket mode MODE (0600).
