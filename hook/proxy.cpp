@@ -38,6 +38,7 @@
 
 #include "error.hpp"
 #include "proc.hpp"
+#include "split.hpp"
 #include "sys/creds.hpp"
 #include "sys/socket.hpp"
 
@@ -438,9 +439,13 @@ std::optional<std::string> Relay::refusal_of(const SocketPeer& peer) const {
   if (!options_.peer_domain) return std::nullopt;
   if (!peer.problem.empty()) return who + ": cannot tell which VM it belongs to: " + peer.problem;
   if (proc_cgroup_in_domain(peer.cgroup, *options_.peer_domain)) return std::nullopt;
-  // The cgroups on one line: "0::/machine/qemu-7-b.libvirt-qemu/emulator; 4:memory:/...".
+  // The unified hierarchy's path says it all where there is one ("0::/machine/..."); else
+  // every hierarchy's, on one line.
   std::string cgroups;
-  for (char c : peer.cgroup.substr(0, 512)) cgroups += c == '\n' ? ';' : c;
+  for (auto line : split(peer.cgroup, '\n'))
+    if (line.starts_with("0::")) cgroups = line.substr(3);
+  if (cgroups.empty())
+    for (char c : peer.cgroup.substr(0, 512)) cgroups += c == '\n' ? ';' : c;
   while (!cgroups.empty() && cgroups.back() == ';') cgroups.pop_back();
   return who + " cgroup " + cgroups + ": not in this VM's cgroup (" +
          describe_domain_cgroup(*options_.peer_domain) + ")";

@@ -164,10 +164,9 @@ fi
 # in A's QEMU's cgroup, gets nothing through B's proxy; in B's QEMU's cgroup it is served.
 pulse_through_b() {
     local home rc=0
-    home=$(mktemp -d)
-    chown libvirt-qemu "$home"
+    home=$(pulse_test_home)
     in_cgroup_of "$1" setpriv --reuid="$QEMU_UID" --regid="$QEMU_GID" --clear-groups \
-        env -i HOME="$home" PULSE_SERVER="unix:/run/sockhook/libvirt-$UB/pulse-native" \
+        env -i HOME="$home" PULSE_CLIENTCONFIG="$home/client.conf" PULSE_SERVER="unix:/run/sockhook/libvirt-$UB/pulse-native" \
         PULSE_COOKIE="/run/sockhook/libvirt-$UB/pulse-cookie" timeout 10 pactl info >/dev/null 2>&1 || rc=$?
     rm -rf "$home"
     return "$rc"

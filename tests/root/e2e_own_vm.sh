@@ -21,16 +21,16 @@ syslog_listen
 # in the cgroup of process CGROUP_PID ("" for none: the cgroup it starts in, no VM's).
 pulse_via() {
     local uuid=$1 cg_pid=$2 home rc=0
-    home=$(mktemp -d)
-    chown libvirt-qemu "$home"
+    home=$(pulse_test_home)
     local run=(setpriv --reuid="$QEMU_UID" --regid="$(id -g libvirt-qemu)" --clear-groups
-        env -i HOME="$home" PULSE_SERVER="unix:/run/sockhook/libvirt-$uuid/pulse-native"
+        env -i HOME="$home" PULSE_CLIENTCONFIG="$home/client.conf" PULSE_SERVER="unix:/run/sockhook/libvirt-$uuid/pulse-native"
         PULSE_COOKIE="/run/sockhook/libvirt-$uuid/pulse-cookie" timeout 10 pactl info)
     if [[ -n $cg_pid ]]; then
-        in_cgroup_of "$cg_pid" "${run[@]}" >/dev/null 2>&1 || rc=$?
+        in_cgroup_of "$cg_pid" "${run[@]}" >"$TMP/pactl.out" 2>&1 || rc=$?
     else
-        "${run[@]}" >/dev/null 2>&1 || rc=$?
+        "${run[@]}" >"$TMP/pactl.out" 2>&1 || rc=$?
     fi
+    ((rc == 0)) || sed 's/^/#   pactl: /' "$TMP/pactl.out" | head -3
     rm -rf "$home"
     return "$rc"
 }
@@ -57,14 +57,18 @@ IDA=$(domain_id "$A")
 IDB=$(domain_id "$B")
 show "A: id $IDA, QEMU $QA in $(cgroup_line "$QA"); B: id $IDB, QEMU $QB in $(cgroup_line "$QB")"
 
+# proxy_log : what the proxies logged (refusals name pid, uid and cgroup), when a check fails.
+proxy_log() { [[ -s $TMP/syslog ]] && grep -a 'proxy for' "$TMP/syslog" | tail -5 | sed 's/^/#   /'; true; }
+served() { pulse_via "$@" || { proxy_log; return 1; }; }
+
 say "who A's proxy serves"
-check "QEMU's uid in A's cgroup is served by A's proxy" pulse_via "$UA" "$QA"
+check "QEMU's uid in A's cgroup is served by A's proxy" served "$UA" "$QA"
 check "QEMU's uid in B's cgroup is refused by A's proxy" refused "$UA" "$QB"
 check "the refusal is logged once, naming the peer's uid and B's cgroup" \
-    logged_once "uid $QEMU_UID cgroup 0::$(cgroup_line "$QB")"
+    logged_once "uid $QEMU_UID cgroup $(cgroup_line "$QB"): not in this VM's cgroup"
 check "QEMU's uid in no VM's cgroup is refused by A's proxy" refused "$UA" ""
 check "QEMU's uid in A's cgroup is refused by B's proxy" refused "$UB" "$QA"
-check "QEMU's uid in B's cgroup is served by B's proxy" pulse_via "$UB" "$QB"
+check "QEMU's uid in B's cgroup is served by B's proxy" served "$UB" "$QB"
 check "A's QEMU is still a client through its lend" has_pulse_clients 2
 
 say "A stops; B starts again under a new domain id"
@@ -77,7 +81,7 @@ QB=$(qemu_pid "$B")
 check "B has a new domain id ($IDB before, $(domain_id "$B") now)" test "$(domain_id "$B")" != "$IDB"
 check "nothing of A's is reachable from B's new cgroup" refused "$UA" "$QB"
 check "A's lend directory is gone" test ! -e "/run/sockhook/libvirt-$UA"
-check "B's new QEMU is served by B's proxy" pulse_via "$UB" "$QB"
+check "B's new QEMU is served by B's proxy" served "$UB" "$QB"
 stop "$B"
 check "B's stop leaves the host byte-identical" same_as_before "$BEFORE"
 finish

@@ -10,6 +10,7 @@ W=${E2E_PREFIX}wl
 "$DESKTOP" start pulseaudio >/dev/null
 define_domain "$P" UP
 define_domain "$W" UW
+syslog_listen  # the proxy's refusals, shown when a client fails
 
 # The live proxies (PID 1 reaps zombies late here, and pgrep lists zombies).
 proxy_pids() { ps -u "$SH_UID" -o pid=,stat=,comm= | awk '$2 !~ /^Z/ && $3 == "sockhook" { print $1 }' | sort; }
@@ -25,11 +26,13 @@ sys.exit(0 if lends and all(l["health"] == "ok" for l in lends) else 1)' "$1"
 }
 # client_through_lend : a fresh PulseAudio client, as QEMU's user in QEMU's mount namespace.
 client_through_lend() {
-    local home; home=$(mktemp -d); chown libvirt-qemu "$home"
+    local home; home=$(pulse_test_home)
     local rc=0
     in_qemu_ns "$P" setpriv --reuid="$QEMU_UID" --regid="$(id -g libvirt-qemu)" --clear-groups \
-        env -i HOME="$home" PULSE_SERVER="unix:/run/sockhook/libvirt-$UP/pulse-native" \
-        PULSE_COOKIE="/run/sockhook/libvirt-$UP/pulse-cookie" timeout 10 pactl info >/dev/null 2>&1 || rc=$?
+        env -i HOME="$home" PULSE_CLIENTCONFIG="$home/client.conf" PULSE_SERVER="unix:/run/sockhook/libvirt-$UP/pulse-native" \
+        PULSE_COOKIE="/run/sockhook/libvirt-$UP/pulse-cookie" timeout 10 pactl info >"$TMP/pactl.out" 2>&1 || rc=$?
+    ((rc == 0)) || sed 's/^/#   pactl: /' "$TMP/pactl.out" | head -3
+    ((rc == 0)) || { [[ -s $TMP/syslog ]] && grep -a 'proxy for' "$TMP/syslog" | tail -3 | sed 's/^/#   /'; true; }
     rm -rf "$home"
     return "$rc"
 }

@@ -458,6 +458,20 @@ remove_suite_cgroups() {
     return 0
 }
 
+# pulse_test_home : a fresh HOME for a PulseAudio test client as QEMU's user, whose client.conf
+# turns shared memory off. Such a client, outside QEMU's mount namespace, negotiates memfd and
+# then fails through the proxy ("Expected 1 memfd fd to be received over pipe; got 0"), with
+# the previous release too; QEMU's own client negotiates none (its /dev has no shm). The
+# clients here test who the proxy serves, not shared memory. Prints the directory.
+pulse_test_home() {
+    local home
+    home=$(mktemp -d)
+    printf 'enable-shm = no\nenable-memfd = no\n' >"$home/client.conf"
+    chmod 644 "$home/client.conf"
+    chown libvirt-qemu "$home"
+    printf '%s\n' "$home"
+}
+
 # in_domain_cgroup ID CMD... : runs CMD in the cgroup of a (stand-in) running domain ID.
 in_domain_cgroup() {
     local dir
@@ -828,10 +842,16 @@ pipewire_has_qemu() {
 
 no_pipewire_qemu() { ! pipewire_has_qemu; }
 
-# in_qemu_ns NAME CMD... : run CMD in QEMU's mount namespace.
+# in_qemu_ns NAME CMD... : run CMD in QEMU's mount namespace and its cgroup, where a proxy
+# lend takes it for that domain's QEMU (S10).
 # (-r: below QEMU's root directory; in a chroot, such as CI's Debian 13 root, the
 # namespace's own root is the host's.)
-in_qemu_ns() { local pid; pid=$(qemu_pid "$1"); shift; nsenter -t "$pid" -m -r "$@"; }
+in_qemu_ns() {
+    local pid
+    pid=$(qemu_pid "$1")
+    shift
+    in_cgroup_of "$pid" nsenter -t "$pid" -m -r "$@"
+}
 
 # annotate_removed NAME PLUGIN : annotate --remove gives back the persistent definition
 # exactly as define_domain defined it and revokes the domain's allowance.
