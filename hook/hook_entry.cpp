@@ -52,9 +52,11 @@ bool any_journal(const Paths& paths) {
 }
 
 /// prepare/start: parse → policy gate → configuration, users, identity, sources → plan →
-/// (dry run: log) → execute.
-int lend_sockets(const HookArgs& args, std::string_view xml, bool is_start,
+/// (dry run: log) → execute. migrate (on the target, before the incoming QEMU is prepared):
+/// the same up to the plan, and nothing executed.
+int lend_sockets(const HookArgs& args, std::string_view xml, HookAction action,
                  const std::string& config_dir) {
+  const bool is_start = action == HookAction::kStart;
   const auto started = std::chrono::steady_clock::now();  // the sockets' waits count from here
   const auto& name = args.domain;
   // Stage 1: parse the XML (its problems bounded); a domain without our metadata costs
@@ -94,7 +96,14 @@ int lend_sockets(const HookArgs& args, std::string_view xml, bool is_start,
     for (const auto& e : plan.errors) report(name, e.text());
     return 1;
   }
-  // Stage 4: dry run stops here, with the plan in the log.
+  // Stage 4: a migration's check and a dry run stop here. The target lends for itself, under
+  // its own policy, when libvirt prepares the incoming QEMU; what this host cannot lend is
+  // refused now, in the one line above, before any migration starts.
+  if (action == HookAction::kMigrate) {
+    log_info(name + ": migrate: this host will lend " + std::to_string(plan.sockets.size()) +
+             " socket(s) when the incoming domain is prepared");
+    return 0;
+  }
   if (config.dry_run) {
     log_info(name + ": dry run, " + args.operation + " would do:\n" + format_plan(plan));
     return 0;
@@ -127,6 +136,7 @@ HookAction hook_action(const HookArgs& args) {
   if (op == "start" && args.sub == "begin") return HookAction::kStart;
   if (op == "release" && args.sub == "end") return HookAction::kRelease;
   if (op == "reconnect" && args.sub == "begin") return HookAction::kReconnect;
+  if (op == "migrate" && args.sub == "begin") return HookAction::kMigrate;
   return HookAction::kNone;
 }
 
@@ -142,26 +152,27 @@ int run_hook(const HookArgs& args, const std::string& config_dir) {
   bool start = action == HookAction::kStart;
   bool release = action == HookAction::kRelease;
   bool reconnect = action == HookAction::kReconnect;
+  bool migrate = action == HookAction::kMigrate;
   std::string xml;
   try {
     xml = read_stdin();
   } catch (const Error& e) {
-    if (prepare || start) {
+    if (prepare || start || migrate) {
       std::fprintf(stderr, "sockhook: error: %s: %s\n", args.domain.c_str(), e.what());
       return 1;
     }
     return 0;
   }
   // Session mode (qemu:///session runs the same hook as the user): nothing to do. Everything
-  // else we do not handle (migrate, restore, started, stopped...) exits here, silently.
-  if (::geteuid() != 0 || !(prepare || start || release || reconnect)) return 0;
+  // else we do not handle (restore, started, stopped...) exits here, silently.
+  if (::geteuid() != 0 || !(prepare || start || release || reconnect || migrate)) return 0;
   Paths paths;
   if ((release || reconnect) && !may_have_metadata(xml) && !any_journal(paths)) return 0;
-  if ((prepare || start) && !may_have_metadata(xml)) return 0;
+  if ((prepare || start || migrate) && !may_have_metadata(xml)) return 0;
 
   log_open();
   try {
-    if (prepare || start) return lend_sockets(args, xml, start, config_dir);
+    if (prepare || start || migrate) return lend_sockets(args, xml, action, config_dir);
     auto uuid = uuid_of(xml);
     if (uuid.empty()) return 0;
     ExecContext ctx{paths};
@@ -192,7 +203,7 @@ int run_hook(const HookArgs& args, const std::string& config_dir) {
     for (const auto& p : problems) log_warning(args.domain + ": " + p);
     return 0;  // release and reconnect never fail: a failed reconnect would kill the VM
   } catch (const Error& e) {
-    if (!(prepare || start)) {
+    if (!(prepare || start || migrate)) {
       log_error(args.domain + ": " + op + ": " + e.what());
       return 0;
     }
@@ -200,7 +211,7 @@ int run_hook(const HookArgs& args, const std::string& config_dir) {
     return 1;
   } catch (const std::exception& e) {
     log_error(args.domain + ": " + op + ": unexpected error: " + e.what());
-    if (!(prepare || start)) return 0;
+    if (!(prepare || start || migrate)) return 0;
     report(args.domain, std::string("unexpected error: ") + e.what());
     return 1;
   }

@@ -23,11 +23,12 @@ int run_hook(const HookArgs& args, const std::string& config_dir = "");
 
 /// What the hook does for libvirt's operation and sub-operation.
 enum class HookAction {
-  kNone,       ///< everything else (migrate, restore, started, stopped...): exit 0 at once
+  kNone,       ///< everything else (restore, started, stopped...): exit 0 at once
   kPrepare,    ///< prepare begin: lend
   kStart,      ///< start begin: re-grant to QEMU's final identity
   kRelease,    ///< release end: undo
   kReconnect,  ///< reconnect begin: check lends, restart proxies
+  kMigrate,    ///< migrate begin (on the target): refuse what this host would not lend
 };
 HookAction hook_action(const HookArgs& args);
 

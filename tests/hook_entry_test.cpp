@@ -9,13 +9,14 @@
 namespace sockhook {
 namespace {
 
-TEST_CASE("The hook acts only on the four operations it handles") {
+TEST_CASE("The hook acts only on the five operations it handles") {
   using Op = std::pair<std::string, std::string>;
   const std::map<Op, HookAction> handled{{{"prepare", "begin"}, HookAction::kPrepare},
                                          {{"start", "begin"}, HookAction::kStart},
                                          {{"release", "end"}, HookAction::kRelease},
-                                         {{"reconnect", "begin"}, HookAction::kReconnect}};
-  // Every other pair (migrate, restore, started, stopped...) does nothing.
+                                         {{"reconnect", "begin"}, HookAction::kReconnect},
+                                         {{"migrate", "begin"}, HookAction::kMigrate}};
+  // Every other pair (restore, started, stopped...) does nothing.
   for (const char* op :
        {"prepare", "start", "release", "reconnect", "started", "stopped", "migrate", "restore", ""})
     for (const char* sub : {"begin", "end", "-", ""}) {

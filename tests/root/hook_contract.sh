@@ -5,6 +5,8 @@
 #   stdout as replacement XML);
 # - a domain without our metadata, and every operation we do not handle, exit 0 and change
 #   nothing; so does session mode (a non-root caller);
+# - migrate begin (on the target) plans only, and refuses in one line what the target's
+#   policy would not lend;
 # - dry-run mode logs the plan and changes nothing;
 # - a lend's hook exits with stdout and stderr closed even though it leaves a proxy running
 #   (libvirt waits for EOF on both; an inherited pipe would hang virsh start).
@@ -53,10 +55,28 @@ for op in "migrate begin -" "restore begin -" "started begin -" "stopped end -" 
   # shellcheck disable=SC2086
   check_op "$plain" 0 plain $op
 done
-# migrate and restore with our metadata: still nothing on stdout, still nothing done.
-check_op "$lent" 0 contract migrate begin -
-check_op "$lent" 0 contract restore begin -
-same_host "$TMP/before" "no-metadata domain and unhandled operations"
+# migrate and restore with our metadata: still nothing on stdout, still nothing done. migrate
+# begin runs on the target: the lends this host's policy allows are only planned (prepare makes
+# them for the incoming QEMU); one this host would refuse stops the migration in one line.
+# (The suite's own configuration: $hook would read the host's /etc/sockhook.)
+config_op() {  # XML EXPECTED-EXIT ARGS...
+  local xml=$1 want=$2 out rc
+  shift 2
+  out=$(printf '%s' "$xml" | "$SOCKHOOK" hook --config-dir "$etc" "$@" 2>"$TMP/err")
+  rc=$?
+  [[ -z $out ]] || not_ok "'$*' wrote to stdout: $out"
+  [[ $rc == "$want" ]] || not_ok "'$*' exited $rc, not $want: $(cat "$TMP/err")"
+}
+config_op "$lent" 0 contract migrate begin -
+config_op "$lent" 0 contract restore begin -
+foreign=$(lend_domain contract 7c1d2e3f-4a5b-4c6d-8e9f-a0b1c2d3e4f5 wayland:bind)
+config_op "$foreign" 1 contract migrate begin -
+if [[ $(wc -l <"$TMP/err") == 1 ]] && grep -q "^sockhook: error: contract: .*policy" "$TMP/err"; then
+  ok "migrate to a host whose policy does not allow the lend: one line ($(cat "$TMP/err"))"
+else
+  not_ok "migrate refusal: want one line naming the policy, got: $(cat "$TMP/err")"
+fi
+same_host "$TMP/before" "no-metadata domain, unhandled operations and migrate"
 ok "no operation wrote to stdout"
 
 # --- Session mode: the same hook as an ordinary user does nothing, even with metadata.
