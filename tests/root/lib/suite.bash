@@ -616,10 +616,11 @@ e2e_install() {
 e2e_cleanup() {
     local d
     if "$LIBVIRT" status 2>/dev/null | grep -q '^libvirtd running'; then
-        for d in $(virsh_ list --all --name 2>/dev/null | grep "^$E2E_PREFIX"); do
+        # One name a line: a name may hold spaces (tests/root/lend_names.sh).
+        while IFS= read -r d; do
             virsh_ destroy "$d" >/dev/null 2>&1
             virsh_ undefine "$d" >/dev/null 2>&1
-        done
+        done < <(virsh_ list --all --name 2>/dev/null | grep "^$E2E_PREFIX")
     fi
     # Anything a failed test left lent: undo it while the hook binary is still ours.
     local u
