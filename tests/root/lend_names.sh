@@ -32,8 +32,10 @@ for n in "${NAMES[@]}"; do
     define_domain "$n" u
     UUID[$n]=$u
 done
+# (Only ours: another suite's domain may be defined beside them.)
 check "libvirt lists every name as it is" \
-    diff <(printf '%s\n' "${NAMES[@]}" | sort) <(virsh_ list --all --name | grep "^$E2E_PREFIX" | sort)
+    bash -c 'listed=$(virsh -q -c "$1" list --all --name); shift
+        for n; do grep -qxF -- "$n" <<<"$listed" || exit 1; done' _ "$URI" "${NAMES[@]}"
 
 # typed FRAMEWORK LINE : the arguments `sockhook` gets when a person types LINE, presses TAB
 # and Enter in an interactive bash (a real readline on a pseudo-terminal, the real virsh on
@@ -66,7 +68,8 @@ done
 for n in "${NAMES[@]}"; do
     u=${UUID[$n]}
     say "name: $n ($u)"
-    annotate_ok "$n" --plugin pulseaudio --owner "$SH_USER"
+    # bind: the method does not depend on the host's LSM, and status names it.
+    annotate_ok "$n" --plugin pulseaudio --owner "$SH_USER" --method bind
     check "annotate by name: the metadata is in the definition" grep -q 'urn:sockhook:domain:1' <<<"$XML"
     check "annotate by name: the allowance is recorded under the UUID" policy_has "$u"
     plan_ok "$n"
@@ -106,7 +109,6 @@ log_from=$(($(stat -c %s "$TMP/syslog" 2>/dev/null || echo 0) + 1))
 host_snapshot >"$BEFORE"
 if started "$long"; then
     check "pactl lists qemu-system-x86_64 as a client" wait_until "$E2E_TIMEOUT" has_pulse_clients 1
-    ls /run/libvirt/qemu/ | sed 's/^/# run-libvirt-qemu: /'
     lent_in_ns "$long" "${UUID[$long]}" pulse-native "the lent socket is inside QEMU's mount namespace"
     check "status shows the running domain by its name" grep -qF -- "$long (${UUID[$long]}) pulseaudio" \
         <("$SOCKHOOK" status)
