@@ -33,6 +33,7 @@ for n in "${NAMES[@]}"; do
     UUID[$n]=$u
 done
 # (Only ours: another suite's domain may be defined beside them.)
+# shellcheck disable=SC2016 # expanded by the inner bash
 check "libvirt lists every name as it is" \
     bash -c 'listed=$(virsh -q -c "$1" list --all --name); shift
         for n; do grep -qxF -- "$n" <<<"$listed" || exit 1; done' _ "$URI" "${NAMES[@]}"
