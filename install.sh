@@ -6,6 +6,7 @@
 #
 #   sudo ./install.sh [--prefix DIR] [--no-deps] [--build-dir DIR]
 #   sudo ./install.sh --uninstall [--prefix DIR] [--build-dir DIR]
+#   ./install.sh --check-libvirt       (says whether libvirt is installed, and how to get it)
 #
 # --build-dir DIR installs what an existing, configured and built tree in DIR holds (a CI
 # build, say) instead of building build-release; cmake --install writes its manifest there.
@@ -23,11 +24,49 @@ while (($#)); do
     --no-deps) deps=no ;;
     --build-dir) prebuilt=$(cd "${2:?--build-dir needs a directory}" && pwd); shift ;;
     --uninstall) action=uninstall ;;
-    -h | --help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --check-libvirt) action=check-libvirt ;;
+    -h | --help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "install.sh: unknown option '$1' (try --help)" >&2; exit 2 ;;
   esac
   shift
 done
+
+say() { printf 'install.sh: %s\n' "$*"; }
+
+# libvirt's QEMU daemon (monolithic libvirtd or modular virtqemud), looked for where the
+# distributions install it; SOCKHOOK_INSTALL_SBIN (a PATH-like list) replaces these
+# directories in tests.
+libvirt_installed() {
+  local dir d
+  local IFS=:
+  for dir in ${SOCKHOOK_INSTALL_SBIN:-/usr/sbin:/usr/local/sbin:/sbin:/usr/bin}; do
+    for d in libvirtd virtqemud; do [[ -x $dir/$d ]] && return 0; done
+  done
+  return 1
+}
+
+# What is missing and how to get it, in this distribution's words; false if libvirt is missing.
+check_libvirt() {
+  libvirt_installed && return 0
+  local how
+  if command -v apt-get >/dev/null; then
+    how="apt-get install libvirt-daemon-system qemu-system-x86"
+  elif command -v dnf >/dev/null; then
+    how="dnf install libvirt-daemon-kvm"
+  elif command -v pacman >/dev/null; then
+    how="pacman -S libvirt qemu-desktop"
+  else
+    how="your distribution's libvirt daemon and QEMU packages"
+  fi
+  say "libvirt is not installed (no libvirtd or virtqemud): sockhook is a libvirt hook and"
+  say "does nothing without it. Install it with: $how"
+  return 1
+}
+
+if [[ $action == check-libvirt ]]; then
+  check_libvirt && say "libvirt is installed"
+  exit
+fi
 
 if ((EUID != 0)); then
   echo "install.sh: run as root (sudo ./install.sh)" >&2
@@ -38,8 +77,6 @@ src=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 build=${prebuilt:-$src/build-release}
 hooks=/etc/libvirt/hooks
 etc=/etc/sockhook
-
-say() { printf 'install.sh: %s\n' "$*"; }
 
 # The defaults the Debian package ships as conffiles too: one source, so that installing the
 # package over an install.sh installation finds identical files and asks nothing.
@@ -136,6 +173,10 @@ package_installed() {
 }
 
 do_install() {
+  # Said first and again at the end: the hook is installed all the same, and libvirt finds it
+  # once it is installed.
+  local libvirt=yes
+  check_libvirt || libvirt=no
   if [[ -n $prebuilt ]]; then
     [[ -f $build/CMakeCache.txt ]] || { say "$build is not a configured build tree" >&2; exit 1; }
     say "installing the existing build in $build"
@@ -186,6 +227,7 @@ do_install() {
   reload_libvirt
   say "checking the host:"
   "$prefix/bin/sockhook" doctor || say "doctor found problems (see above)"
+  [[ $libvirt == yes ]] || check_libvirt || true
 }
 
 do_uninstall() {

@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
 
 #include "config.hpp"
 #include "confinement.hpp"
@@ -66,7 +67,14 @@ void check_hook(std::vector<Check>& out) {
                      dropin + " and reload libvirtd (SIGHUP)"});
 }
 
-void check_libvirt(std::vector<Check>& out) {
+void check_libvirt(const LibvirtFacts& facts, std::vector<Check>& out) {
+  if (!facts.installed) {
+    out.push_back({Level::kFail, "libvirt is not installed (no libvirtd or virtqemud)",
+                   "install libvirt: apt install libvirt-daemon-system qemu-system-x86 "
+                   "(Debian, Ubuntu), dnf install libvirt-daemon-kvm (Fedora); the hook runs "
+                   "once libvirt does"});
+    return;
+  }
   try {
     Virt virt("qemu:///system");
     auto v = virt.version();
@@ -82,7 +90,7 @@ void check_libvirt(std::vector<Check>& out) {
   }
 }
 
-void check_files(std::vector<Check>& out) {
+void check_files(const LibvirtFacts& facts, std::vector<Check>& out) {
   try {
     load_config(config_path());
     out.push_back({Level::kOk, "configuration " + config_path() + " is valid", ""});
@@ -108,15 +116,38 @@ void check_files(std::vector<Check>& out) {
     for (const auto& [name, p] : plugins.plugins) names += (names.empty() ? "" : ", ") + name;
     out.push_back({Level::kOk, "plugins: " + names, ""});
   }
+  out.push_back(
+      qemu_user_check(facts, [] { return resolve_qemu_identity(std::nullopt, load_qemu_conf()); }));
+}
+
+/// Whether `user` has lingering on: logind creates their runtime directory and starts their
+/// services (PipeWire, say) at boot, before any login.
+bool lingers(const User& user) {
+  struct stat st {};
+  return ::stat(("/var/lib/systemd/linger/" + user.name).c_str(), &st) == 0;
+}
+
+/// autostart_checks for each domain libvirt starts at boot.
+void check_autostart(std::vector<Check>& out) {
+  std::vector<std::string> uuids;
+  std::unique_ptr<Virt> virt;
   try {
-    auto id = resolve_qemu_identity(std::nullopt, load_qemu_conf());
-    out.push_back({Level::kOk,
-                   "QEMU runs as " + id.text() +
-                       "; a DAC label naming another identity needs 'sockhook policy allow "
-                       "--qemu'",
-                   ""});
-  } catch (const Error& e) {
-    out.push_back({Level::kFail, e.what(), "set user and group in /etc/libvirt/qemu.conf"});
+    virt = std::make_unique<Virt>("qemu:///system");
+    uuids = virt->autostarted();
+  } catch (const Error&) {
+    return;  // check_libvirt has said why libvirt cannot be asked
+  }
+  for (const auto& uuid : uuids) {
+    try {
+      Gathered g;
+      g.domain = parse_domain_xml(virt->xml_of(uuid, true));
+      if (!g.domain.has_metadata) continue;
+      GatherOptions options;
+      for (auto& c : autostart_checks(gather_and_plan(g, options), lingers))
+        out.push_back(std::move(c));
+    } catch (const Error& e) {
+      out.push_back({Level::kWarn, "autostart: " + uuid + ": cannot check: " + e.what(), ""});
+    }
   }
 }
 
@@ -143,11 +174,66 @@ void check_kernel(std::vector<Check>& out) {
 
 }  // namespace
 
+LibvirtFacts probe_libvirt() {
+  LibvirtFacts facts;
+  for (const char* dir : {"/usr/sbin", "/usr/local/sbin", "/sbin", "/usr/bin"})
+    for (const char* daemon : {"libvirtd", "virtqemud"})
+      if (::access((std::string(dir) + "/" + daemon).c_str(), X_OK) == 0) facts.installed = true;
+  return facts;
+}
+
+Check qemu_user_check(const LibvirtFacts& facts, const std::function<QemuIdentity()>& resolve) {
+  try {
+    auto id = resolve();
+    return {Level::kOk,
+            "QEMU runs as " + id.text() +
+                "; a DAC label naming another identity needs 'sockhook policy allow --qemu'",
+            ""};
+  } catch (const Error& e) {
+    // Without libvirt there is neither QEMU's user nor a qemu.conf to set it in.
+    if (!facts.installed)
+      return {Level::kFail, std::string(e.what()) + " (libvirt is not installed)",
+              "install libvirt (its package creates QEMU's user)"};
+    return {Level::kFail, e.what(), "set user and group in /etc/libvirt/qemu.conf"};
+  }
+}
+
+std::vector<Check> autostart_checks(const Plan& plan,
+                                    const std::function<bool(const User&)>& lingers) {
+  std::vector<Check> out;
+  for (const auto& s : plan.sockets) {
+    auto runtime_dir = "/run/user/" + std::to_string(s.owner.uid) + "/";
+    // A plugin's absolute path outside the runtime directory may exist at boot.
+    if (!s.source.starts_with(runtime_dir) || lingers(s.owner)) continue;
+    auto method = s.request.method;
+    bool needs_socket =
+        method == Method::kBind || method == Method::kAcl || method == Method::kGroup;
+    std::string what =
+        "autostart: " + plan.domain + ": " + s.request.name + ": " + s.source +
+        " cannot exist at boot, before " + s.owner.name + " logs in: " +
+        (needs_socket
+             ? std::string("method ") + std::string(to_string(method)) + " needs it at start, so " +
+                   (s.request.required ? "the VM does not autostart"
+                                       : "the VM autostarts without this lend")
+             : std::string("the proxy reaches it only once ") + s.owner.name +
+                   "'s server runs (a QEMU audio backend that needs its server at "
+                   "start, such as pa, fails)");
+    out.push_back({Level::kWarn, what,
+                   "loginctl enable-linger " + s.owner.name +
+                       " (the owner's session and servers start at boot), or virsh autostart "
+                       "--disable '" +
+                       plan.domain + "'"});
+  }
+  return out;
+}
+
 std::vector<Check> check_host() {
   std::vector<Check> out;
+  auto libvirt = probe_libvirt();
   check_hook(out);
-  check_libvirt(out);
-  check_files(out);
+  check_libvirt(libvirt, out);
+  check_files(libvirt, out);
+  if (libvirt.installed) check_autostart(out);
   check_kernel(out);
   for (auto& c : check_confinement()) out.push_back(std::move(c));
   return out;

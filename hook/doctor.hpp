@@ -1,9 +1,12 @@
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
 #include "check.hpp"
+#include "plan.hpp"
+#include "qemu_identity.hpp"
 
 namespace sockhook {
 
@@ -23,6 +26,25 @@ struct DomainCheckOptions {
 /// whether QEMU's user can reach the lend directory, the source sockets right now, and the
 /// AppArmor or SELinux rule to add.
 std::vector<Check> check_domain(const DomainCheckOptions& options);
+
+/// What doctor reads about libvirt's installation, gathered once (tests make their own).
+struct LibvirtFacts {
+  bool installed = false;  ///< libvirt's QEMU daemon (libvirtd or virtqemud) is on the host
+};
+
+/// Looks for libvirtd or virtqemud in the usual sbin directories.
+LibvirtFacts probe_libvirt();
+
+/// The line about QEMU's user. `resolve` gives the identity or throws Error; where libvirt is
+/// not installed, the cure is to install it, not to edit a qemu.conf that does not exist.
+Check qemu_user_check(const LibvirtFacts& facts, const std::function<QemuIdentity()>& resolve);
+
+/// One line per lend of an autostarted domain that needs its owner's runtime socket, which
+/// cannot exist at boot before the owner logs in (SPEC §6 doctor; README "Autostart").
+/// `lingers` says whether a user's runtime directory and services start at boot anyway
+/// (`loginctl enable-linger`); those lends get no warning.
+std::vector<Check> autostart_checks(const Plan& plan,
+                                    const std::function<bool(const User&)>& lingers);
 
 /// Prints the checks; returns 1 if any failed.
 int print_checks(const std::vector<Check>& checks);

@@ -28,6 +28,7 @@ struct Api {
   decltype(&virDomainGetXMLDesc) get_xml = nullptr;
   decltype(&virDomainDefineXML) define_xml = nullptr;
   decltype(&virDomainIsActive) is_active = nullptr;
+  decltype(&virConnectListAllDomains) list_all = nullptr;
   decltype(&virDomainFree) domain_free = nullptr;
   decltype(&virGetLastErrorMessage) last_error = nullptr;
   decltype(&virSetErrorFunc) set_error_func = nullptr;
@@ -58,6 +59,7 @@ const Api& api() {
     bind(api.handle, api.get_xml, "virDomainGetXMLDesc");
     bind(api.handle, api.define_xml, "virDomainDefineXML");
     bind(api.handle, api.is_active, "virDomainIsActive");
+    bind(api.handle, api.list_all, "virConnectListAllDomains");
     bind(api.handle, api.domain_free, "virDomainFree");
     bind(api.handle, api.last_error, "virGetLastErrorMessage");
     bind(api.handle, api.set_error_func, "virSetErrorFunc");
@@ -139,6 +141,21 @@ bool Virt::is_active(const std::string& id) {
   int r = api().is_active(d.get());
   if (r < 0) fail("cannot tell whether '" + id + "' runs");
   return r == 1;
+}
+
+std::vector<std::string> Virt::autostarted() {
+  virDomainPtr* list = nullptr;
+  int n = api().list_all(impl_->conn, &list,
+                         VIR_CONNECT_LIST_DOMAINS_AUTOSTART | VIR_CONNECT_LIST_DOMAINS_PERSISTENT);
+  if (n < 0) fail("cannot list the autostarted domains");
+  std::vector<std::string> uuids;
+  for (int i = 0; i < n; ++i) {
+    DomainPtr d(list[i]);  // freed whatever happens below
+    char buf[VIR_UUID_STRING_BUFLEN];
+    if (api().get_uuid(d.get(), buf) == 0) uuids.emplace_back(buf);
+  }
+  ::free(list);
+  return uuids;
 }
 
 unsigned long Virt::version() {

@@ -2,6 +2,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace sockhook {
 
@@ -29,6 +30,8 @@ class Virt {
   void define(const std::string& xml);
   /// Whether the domain is running.
   bool is_active(const std::string& name_or_uuid);
+  /// The UUIDs of the persistent domains that libvirt starts at boot (the autostart flag).
+  std::vector<std::string> autostarted();
   /// libvirt's version as major*1000000 + minor*1000 + micro.
   unsigned long version();
 

@@ -83,7 +83,8 @@ cmd_undefine() {
 
 cmd_down() {
     local d
-    for d in $(our_domains); do cmd_undefine "$d"; done
+    # One name a line: a name may hold spaces (tests/root/lend_names.sh).
+    while IFS= read -r d; do cmd_undefine "$d"; done < <(our_domains)
     stop_pidfile libvirtd "$LIBVIRTD_PID"
     stop_pidfile virtlogd "$VIRTLOGD_PID"
 }
@@ -106,7 +107,8 @@ cmd_status() {
     local p
     if p=$(pid_alive "$VIRTLOGD_PID"); then echo "virtlogd running pid $p"; else echo "virtlogd stopped"; fi
     if p=$(pid_alive "$LIBVIRTD_PID"); then echo "libvirtd running pid $p"; else echo "libvirtd stopped"; fi
-    local d; for d in $(our_domains); do echo "domain $d $(virsh_ domstate "$d")"; done
+    local d
+    while IFS= read -r d; do echo "domain $d $(virsh_ domstate "$d")"; done < <(our_domains)
 }
 
 # A guest that boots nothing: SeaBIOS spins without a disk, which is all the

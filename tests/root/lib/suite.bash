@@ -693,10 +693,11 @@ e2e_install() {
 e2e_cleanup() {
     local d
     if "$LIBVIRT" status 2>/dev/null | grep -q '^libvirtd running'; then
-        for d in $(virsh_ list --all --name 2>/dev/null | grep "^$E2E_PREFIX"); do
+        # One name a line: a name may hold spaces (tests/root/lend_names.sh).
+        while IFS= read -r d; do
             virsh_ destroy "$d" >/dev/null 2>&1
             virsh_ undefine "$d" >/dev/null 2>&1
-        done
+        done < <(virsh_ list --all --name 2>/dev/null | grep "^$E2E_PREFIX")
     fi
     # Anything a failed test left lent: undo it while the hook binary is still ours.
     local u
@@ -740,7 +741,12 @@ define_domain() {
 }
 
 uuid_of() { virsh_ domuuid "$1" | tr -d '[:space:]'; }
-qemu_pid() { cat "/run/libvirt/qemu/$1.pid" 2>/dev/null; }
+# qemu_pid NAME : libvirt's pid file, named after the domain; where there is none by that name
+# (a 200-byte name, tests/root/lend_names.sh), the QEMU of its UUID.
+qemu_pid() {
+    cat "/run/libvirt/qemu/$1.pid" 2>/dev/null ||
+        pgrep -u libvirt-qemu -f -- "-uuid $(uuid_of "$1")" | head -n1
+}
 is_running() { [[ $(virsh_ domstate "$1" 2>/dev/null) == running ]]; }
 is_shut_off() { [[ $(virsh_ domstate "$1" 2>/dev/null) == "shut off" ]]; }
 
