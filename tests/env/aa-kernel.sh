@@ -28,7 +28,15 @@
 # always ended: by the guest's poweroff when CMD ends, else by the host when CMD's status
 # appears, when --timeout (default 2400 s) runs out, or when this script is interrupted.
 #
-# Overridable: SOCKHOOK_CI_CACHE (/var/cache/sockhook-ci), AA_KERNEL_MEM (4096, MiB).
+# The TCG CPU is `max` without AVX and AVX2. Under Debian 12's QEMU 7.2, whose TCG is the
+# first to emulate AVX2, Mesa's llvmpipe (which QEMU's SDL window on Wayland loads to present
+# its software-rendered frames) compiled AVX2 code that faulted in the guest on a vpgatherdd
+# (`segfault ... Code: ... <c4> e2 3d 90 34 27`), with AppArmor enforcing, in complain mode
+# and with libvirt's security driver off alike; on a real CPU the same code runs. Without AVX,
+# LLVM and Mesa pick their SSE4 paths, which TCG has emulated for years.
+#
+# Overridable: SOCKHOOK_CI_CACHE (/var/cache/sockhook-ci), AA_KERNEL_MEM (4096, MiB),
+# AA_KERNEL_TCG_CPU (max,avx=off,avx2=off; `max` shows the fault above).
 set -euo pipefail
 
 CACHE=${SOCKHOOK_CI_CACHE:-/var/cache/sockhook-ci}
@@ -109,7 +117,7 @@ boot() {
     initrd=$root/boot/initrd.img-${kernel##*/vmlinuz-}
     [[ -f $initrd ]] || die "no initrd for $kernel"
     local -a a
-    if [[ $accel == kvm ]]; then a=(-accel kvm -cpu host); else a=(-accel tcg,thread=multi -cpu max); fi
+    if [[ $accel == kvm ]]; then a=(-accel kvm -cpu host); else a=(-accel tcg,thread=multi -cpu "${AA_KERNEL_TCG_CPU:-max,avx=off,avx2=off}"); fi
     a+=(-m "${AA_KERNEL_MEM:-4096}" -smp 2 -kernel "$kernel" -initrd "$initrd"
         -append "console=ttyS0 root=/dev/vda rw init=/usr/sbin/sockhook-aa-init apparmor=1 security=apparmor quiet loglevel=4 log_buf_len=8M panic=-1"
         -drive "file=$img,format=raw,if=virtio,snapshot=on,cache=unsafe"
