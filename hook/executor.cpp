@@ -18,6 +18,7 @@
 #include "lock.hpp"
 #include "log.hpp"
 #include "overloaded.hpp"
+#include "qemu_identity.hpp"
 #include "root_dir.hpp"
 #include "sys/acl.hpp"
 #include "sys/file.hpp"
@@ -431,15 +432,36 @@ std::vector<std::string> with_journal(const std::string& uuid, const ExecContext
 
 }  // namespace
 
+std::optional<QemuIdentity> configured_qemu_identity() {
+  try {
+    return resolve_qemu_identity(std::nullopt, load_qemu_conf());
+  } catch (const Error&) {
+    return std::nullopt;  // none resolves: only an identity the policy names may receive
+  }
+}
+
 std::optional<std::string> relend_refusal(const Policy& policy, const Journal& journal,
-                                          const JournalSocket& s) {
-  if (policy.allows(journal.uuid, s.owner, s.owner_uid, s.plugin)) return std::nullopt;
-  return s.name + ": not lent again: the policy no longer allows " + s.owner + " to lend '" +
-         s.plugin + "' to this domain (what is lent stays until release)";
+                                          const JournalSocket& s,
+                                          const std::optional<QemuIdentity>& configured) {
+  if (!policy.allows(journal.uuid, s.owner, s.owner_uid, s.plugin))
+    return s.name + ": not lent again: the policy no longer allows " + s.owner + " to lend '" +
+           s.plugin + "' to this domain (what is lent stays until release)";
+  // Who receives it, decided as start decides it (S5): the identity prepare lent to is treated
+  // as a DAC label's, so it must be the configured one or one the policy still names (`qemu =`).
+  QemuIdentity recorded{journal.qemu_uid, journal.qemu_gid, "+" + std::to_string(journal.qemu_uid),
+                        "+" + std::to_string(journal.qemu_gid), "DAC label"};
+  std::vector<std::string> ignored;
+  auto allowed = resolve_allowed_identities(policy.qemu_identities(journal.uuid), ignored);
+  auto decision = decide_qemu_identity(recorded, configured, allowed);
+  if (decision.verdict != IdentityVerdict::kRefused) return std::nullopt;
+  return s.name + ": not lent again: the policy no longer allows QEMU identity " + recorded.user +
+         ":" + recorded.group + " for this domain (" + decision.why +
+         "; what is lent stays until release)";
 }
 
 std::vector<std::string> execute_reconnect(const std::string& uuid, const ExecContext& ctx,
                                            const Policy& policy) {
+  const auto configured = configured_qemu_identity();
   auto problems =
       with_journal(uuid, ctx,
                    [&](DomainExecutor&, Transaction& tx, Journal& journal, const ExecContext& real,
@@ -454,7 +476,7 @@ std::vector<std::string> execute_reconnect(const std::string& uuid, const ExecCo
                            if (const auto* p = std::get_if<StartProxy>(&st)) step = *p;
                        if (!step) continue;
                        // A new proxy is a new lend: only with the policy's consent.
-                       if (auto refused = relend_refusal(policy, journal, *s)) {
+                       if (auto refused = relend_refusal(policy, journal, *s, configured)) {
                          log_warning(journal.domain + ": " + *refused);
                          continue;
                        }
@@ -474,6 +496,7 @@ std::vector<std::string> execute_reconnect(const std::string& uuid, const ExecCo
 std::vector<std::string> execute_refresh(const std::string& uuid, const ExecContext& ctx,
                                          const std::vector<std::string>& sockets,
                                          const Policy& policy) {
+  const auto configured = configured_qemu_identity();
   return with_journal(
       uuid, ctx,
       [&](DomainExecutor& exec, Transaction& tx, Journal& journal, const ExecContext&,
@@ -483,7 +506,7 @@ std::vector<std::string> execute_refresh(const std::string& uuid, const ExecCont
           // Asked before anything is undone: a refused socket keeps its lend
           // (stale, it reaches nothing new) until release.
           const auto* s = journal.find_socket(name);
-          if (auto refused = s ? relend_refusal(policy, journal, *s) : std::nullopt) {
+          if (auto refused = s ? relend_refusal(policy, journal, *s, configured) : std::nullopt) {
             out.push_back(*refused);
             continue;
           }

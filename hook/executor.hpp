@@ -2,6 +2,7 @@
 
 #include <sys/types.h>
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -50,10 +51,17 @@ std::vector<std::string> execute_refresh(const std::string& uuid, const ExecCont
                                          const std::vector<std::string>& sockets,
                                          const Policy& policy);
 
+/// QEMU's configured identity (qemu.conf, else the distribution default), or nullopt when none
+/// resolves: what a re-lend compares the journal's identity with.
+std::optional<QemuIdentity> configured_qemu_identity();
+
 /// Why `policy` no longer lets socket `s` of `journal` be lent again ("<socket>: not lent
-/// again: the policy no longer allows ..."), or nullopt. A re-lend asks the policy as prepare
-/// did (S5): revoking must hold at reconnect and refresh too, not only at the next start.
+/// again: the policy no longer allows ..."), or nullopt. A re-lend asks the policy as start
+/// does (S5): the owner, domain and plugin, and the QEMU identity the journal lends to, which
+/// must be `configured` or one the policy names (`qemu =`). Revoking must hold at reconnect and
+/// refresh too, not only at the next start.
 std::optional<std::string> relend_refusal(const Policy& policy, const Journal& journal,
-                                          const JournalSocket& s);
+                                          const JournalSocket& s,
+                                          const std::optional<QemuIdentity>& configured);
 
 }  // namespace sockhook
