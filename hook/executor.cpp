@@ -289,10 +289,10 @@ struct LockedDomain {
   DomainLock lock;
   DomainExecutor exec;
   LockedDomain(const ExecContext& ctx, JournalStore open_store, const std::string& uuid,
-               DomainLock::Waiting waiting = DomainLock::Waiting::kGiveUp)
+               DomainLock::Waiting waiting = DomainLock::Waiting::kGiveUp, int timeout_seconds = 30)
       : real(with_real_exe(ctx)),
         store(std::move(open_store)),
-        lock(store.dir(), uuid, 30, waiting),
+        lock(store.dir(), uuid, timeout_seconds, waiting),
         exec(real, store) {}
 
   /// Takes back what the journal records (problems logged after `why`), then lends `plan`;
@@ -309,10 +309,10 @@ struct LockedDomain {
 /// nothing was ever lent).
 std::unique_ptr<LockedDomain> lock_existing(
     const ExecContext& ctx, const std::string& uuid,
-    DomainLock::Waiting waiting = DomainLock::Waiting::kGiveUp) {
+    DomainLock::Waiting waiting = DomainLock::Waiting::kGiveUp, int timeout_seconds = 30) {
   JournalStore store(ctx.paths, false);
   if (!store.exists()) return nullptr;
-  return std::make_unique<LockedDomain>(ctx, std::move(store), uuid, waiting);
+  return std::make_unique<LockedDomain>(ctx, std::move(store), uuid, waiting, timeout_seconds);
 }
 
 }  // namespace
@@ -387,6 +387,53 @@ std::string left_behind(const JournalEntry& e) {
 }
 
 }  // namespace
+
+std::optional<std::vector<std::string>> execute_release_if_stale(
+    const std::string& uuid, const ExecContext& ctx, const std::function<bool()>& stale,
+    bool forget, std::vector<std::string>& forgotten) {
+  std::unique_ptr<LockedDomain> d;
+  try {
+    // Not waited for, and never taken over: a hook that holds the lock is starting or stopping
+    // the domain, which is then in use (R4). The lock is taken once and held from the check to
+    // the last undo, so no prepare or start of this domain can run in between (it waits for us
+    // and then lends anew).
+    d = lock_existing(ctx, uuid, DomainLock::Waiting::kGiveUp, 0);
+  } catch (const Error&) {
+    return std::nullopt;
+  }
+  if (!d) return std::vector<std::string>{};
+  // Decided again under the lock: a start that finished while we waited has a QEMU now.
+  if (!stale()) return std::nullopt;
+  std::vector<std::string> problems;
+  try {
+    problems = d->exec.release(uuid);
+    if (problems.empty()) d->lock.remove_file();
+  } catch (const std::exception& e) {
+    log_warning("release " + uuid + ": " + e.what());
+    return std::vector<std::string>{e.what()};
+  }
+  if (problems.empty() || !forget || !d->store.has(uuid)) return problems;
+  // The person asked to end it: say why and what may stay, then drop the journal, still
+  // under the same lock.
+  for (const auto& p : problems) forgotten.push_back(uuid + ": not undone: " + p);
+  try {
+    auto [journal, unreadable] = d->exec.load_or_quarantine(uuid);
+    std::vector<std::string> left;
+    if (unreadable) left.push_back(*unreadable);
+    if (journal)
+      for (const auto& e : journal->entries) left.push_back(left_behind(e));
+    // Safe: as in execute_forget, the domain's own journal, whose entries were just reported.
+    d->store.remove(uuid);
+    d->lock.remove_file();
+    for (const auto& l : left) {
+      log_warning("cleanup --forget " + uuid + ": dropped, may remain: " + l);
+      forgotten.push_back(uuid + ": dropped from the journal, may remain: " + l);
+    }
+  } catch (const std::exception& e) {
+    forgotten.push_back(uuid + ": cannot drop the journal: " + e.what());
+  }
+  return std::vector<std::string>{};
+}
 
 std::vector<std::string> execute_forget(const std::string& uuid, const ExecContext& ctx) {
   std::vector<std::string> left;

@@ -34,6 +34,15 @@ std::vector<std::string> execute_release(const std::string& uuid, const ExecCont
 /// when nothing was left.
 std::vector<std::string> execute_forget(const std::string& uuid, const ExecContext& ctx);
 
+/// cleanup --stale, for one domain: takes its lock without waiting (a hook that holds it is
+/// starting or stopping the domain: nullopt, "busy"), asks `stale()` again while holding it
+/// (false: nullopt), and only then releases as execute_release does, under that one lock; with
+/// `forget`, a journal that could not be undone is then dropped as execute_forget does, its
+/// lines added to `forgotten`. Returns the problems left (none when forgotten). Never throws.
+std::optional<std::vector<std::string>> execute_release_if_stale(
+    const std::string& uuid, const ExecContext& ctx, const std::function<bool()>& stale,
+    bool forget, std::vector<std::string>& forgotten);
+
 /// reconnect begin: checks every lend of `uuid` and restarts dead proxies that `policy` still
 /// allows (a restart is a new lend); a refused one stays as it is, with one log line saying
 /// why. Never throws.
