@@ -67,7 +67,9 @@ fuse_down() {
   kill "$fuse_pid" 2>/dev/null
   wait "$fuse_pid" 2>/dev/null || true
   # Only the FUSE mount: the tmpfs below it is the suite's runtime directory.
-  if grep -q " $runtime [^ ]* .* - fuse " /proc/self/mountinfo; then umount -l "$runtime"; fi
+  while awk -v m="$runtime" '$5 == m && / - fuse /' /proc/self/mountinfo | grep -q .; do
+    umount -l "$runtime"
+  done
   fuse_pid=""
 }
 on_exit fuse_down
