@@ -32,9 +32,9 @@ lend_hook racer prepare begin "$xml" || die "the first prepare: $(cat "$TMP/hook
 second=$(lend_wait=120 lend_domain racer "$U" pipewire:bind wayland:bind:no)
 
 
-strace -o "$TMP/strace" -e trace=flock \
+timeout 120 strace -o "$TMP/strace" -e trace=flock \
   -e inject=flock:delay_enter=3000000:delay_exit=3000000:when=1..2 \
-  timeout 120 "$SOCKHOOK" cleanup --stale >"$TMP/out" 2>"$TMP/err" &
+  "$SOCKHOOK" cleanup --stale >"$TMP/out" 2>"$TMP/err" &
 cleanup=$!
 wait_until 30 bash -c "p=\$(pgrep -f '^$SOCKHOOK cleanup --stale' | head -1); [[ -n \$p ]] && grep -qE \"FLOCK +ADVISORY +WRITE +\$p \" /proc/locks" ||
   not_ok "cleanup --stale never held a lock"
@@ -44,6 +44,7 @@ rc=0
 wait "$cleanup" || rc=$?
 sed 's/^/#   cleanup --stale: /' "$TMP/out" "$TMP/err"
 say "cleanup --stale exit $rc"
+sed 's/^/#   strace: /' "$TMP/strace"
 # The optional socket comes; a prepare still running lends it and ends.
 lend_echo_server "$lend_user" "$runtime/wayland-0"
 prc=0
