@@ -18,6 +18,7 @@
 #include "lock.hpp"
 #include "log.hpp"
 #include "overloaded.hpp"
+#include "qemu_identity.hpp"
 #include "root_dir.hpp"
 #include "sys/acl.hpp"
 #include "sys/file.hpp"
@@ -288,10 +289,10 @@ struct LockedDomain {
   DomainLock lock;
   DomainExecutor exec;
   LockedDomain(const ExecContext& ctx, JournalStore open_store, const std::string& uuid,
-               DomainLock::Waiting waiting = DomainLock::Waiting::kGiveUp)
+               DomainLock::Waiting waiting = DomainLock::Waiting::kGiveUp, int timeout_seconds = 30)
       : real(with_real_exe(ctx)),
         store(std::move(open_store)),
-        lock(store.dir(), uuid, 30, waiting),
+        lock(store.dir(), uuid, timeout_seconds, waiting),
         exec(real, store) {}
 
   /// Takes back what the journal records (problems logged after `why`), then lends `plan`;
@@ -308,10 +309,10 @@ struct LockedDomain {
 /// nothing was ever lent).
 std::unique_ptr<LockedDomain> lock_existing(
     const ExecContext& ctx, const std::string& uuid,
-    DomainLock::Waiting waiting = DomainLock::Waiting::kGiveUp) {
+    DomainLock::Waiting waiting = DomainLock::Waiting::kGiveUp, int timeout_seconds = 30) {
   JournalStore store(ctx.paths, false);
   if (!store.exists()) return nullptr;
-  return std::make_unique<LockedDomain>(ctx, std::move(store), uuid, waiting);
+  return std::make_unique<LockedDomain>(ctx, std::move(store), uuid, waiting, timeout_seconds);
 }
 
 }  // namespace
@@ -387,6 +388,53 @@ std::string left_behind(const JournalEntry& e) {
 
 }  // namespace
 
+std::optional<std::vector<std::string>> execute_release_if_stale(
+    const std::string& uuid, const ExecContext& ctx, const std::function<bool()>& stale,
+    bool forget, std::vector<std::string>& forgotten) {
+  std::unique_ptr<LockedDomain> d;
+  try {
+    // Not waited for, and never taken over: a hook that holds the lock is starting or stopping
+    // the domain, which is then in use (R4). The lock is taken once and held from the check to
+    // the last undo, so no prepare or start of this domain can run in between (it waits for us
+    // and then lends anew).
+    d = lock_existing(ctx, uuid, DomainLock::Waiting::kGiveUp, 0);
+  } catch (const Error&) {
+    return std::nullopt;
+  }
+  if (!d) return std::vector<std::string>{};
+  // Decided again under the lock: a start that finished while we waited has a QEMU now.
+  if (!stale()) return std::nullopt;
+  std::vector<std::string> problems;
+  try {
+    problems = d->exec.release(uuid);
+    if (problems.empty()) d->lock.remove_file();
+  } catch (const std::exception& e) {
+    log_warning("release " + uuid + ": " + e.what());
+    return std::vector<std::string>{e.what()};
+  }
+  if (problems.empty() || !forget || !d->store.has(uuid)) return problems;
+  // The person asked to end it: say why and what may stay, then drop the journal, still
+  // under the same lock.
+  for (const auto& p : problems) forgotten.push_back(uuid + ": not undone: " + p);
+  try {
+    auto [journal, unreadable] = d->exec.load_or_quarantine(uuid);
+    std::vector<std::string> left;
+    if (unreadable) left.push_back(*unreadable);
+    if (journal)
+      for (const auto& e : journal->entries) left.push_back(left_behind(e));
+    // Safe: as in execute_forget, the domain's own journal, whose entries were just reported.
+    d->store.remove(uuid);
+    d->lock.remove_file();
+    for (const auto& l : left) {
+      log_warning("cleanup --forget " + uuid + ": dropped, may remain: " + l);
+      forgotten.push_back(uuid + ": dropped from the journal, may remain: " + l);
+    }
+  } catch (const std::exception& e) {
+    forgotten.push_back(uuid + ": cannot drop the journal: " + e.what());
+  }
+  return std::vector<std::string>{};
+}
+
 std::vector<std::string> execute_forget(const std::string& uuid, const ExecContext& ctx) {
   std::vector<std::string> left;
   try {
@@ -431,15 +479,36 @@ std::vector<std::string> with_journal(const std::string& uuid, const ExecContext
 
 }  // namespace
 
+std::optional<QemuIdentity> configured_qemu_identity() {
+  try {
+    return resolve_qemu_identity(std::nullopt, load_qemu_conf());
+  } catch (const Error&) {
+    return std::nullopt;  // none resolves: only an identity the policy names may receive
+  }
+}
+
 std::optional<std::string> relend_refusal(const Policy& policy, const Journal& journal,
-                                          const JournalSocket& s) {
-  if (policy.allows(journal.uuid, s.owner, s.owner_uid, s.plugin)) return std::nullopt;
-  return s.name + ": not lent again: the policy no longer allows " + s.owner + " to lend '" +
-         s.plugin + "' to this domain (what is lent stays until release)";
+                                          const JournalSocket& s,
+                                          const std::optional<QemuIdentity>& configured) {
+  if (!policy.allows(journal.uuid, s.owner, s.owner_uid, s.plugin))
+    return s.name + ": not lent again: the policy no longer allows " + s.owner + " to lend '" +
+           s.plugin + "' to this domain (what is lent stays until release)";
+  // Who receives it, decided as start decides it (S5): the identity prepare lent to is treated
+  // as a DAC label's, so it must be the configured one or one the policy still names (`qemu =`).
+  QemuIdentity recorded{journal.qemu_uid, journal.qemu_gid, "+" + std::to_string(journal.qemu_uid),
+                        "+" + std::to_string(journal.qemu_gid), "DAC label"};
+  std::vector<std::string> ignored;
+  auto allowed = resolve_allowed_identities(policy.qemu_identities(journal.uuid), ignored);
+  auto decision = decide_qemu_identity(recorded, configured, allowed);
+  if (decision.verdict != IdentityVerdict::kRefused) return std::nullopt;
+  return s.name + ": not lent again: the policy no longer allows QEMU identity " + recorded.user +
+         ":" + recorded.group + " for this domain (" + decision.why +
+         "; what is lent stays until release)";
 }
 
 std::vector<std::string> execute_reconnect(const std::string& uuid, const ExecContext& ctx,
                                            const Policy& policy) {
+  const auto configured = configured_qemu_identity();
   auto problems =
       with_journal(uuid, ctx,
                    [&](DomainExecutor&, Transaction& tx, Journal& journal, const ExecContext& real,
@@ -454,7 +523,7 @@ std::vector<std::string> execute_reconnect(const std::string& uuid, const ExecCo
                            if (const auto* p = std::get_if<StartProxy>(&st)) step = *p;
                        if (!step) continue;
                        // A new proxy is a new lend: only with the policy's consent.
-                       if (auto refused = relend_refusal(policy, journal, *s)) {
+                       if (auto refused = relend_refusal(policy, journal, *s, configured)) {
                          log_warning(journal.domain + ": " + *refused);
                          continue;
                        }
@@ -474,6 +543,7 @@ std::vector<std::string> execute_reconnect(const std::string& uuid, const ExecCo
 std::vector<std::string> execute_refresh(const std::string& uuid, const ExecContext& ctx,
                                          const std::vector<std::string>& sockets,
                                          const Policy& policy) {
+  const auto configured = configured_qemu_identity();
   return with_journal(
       uuid, ctx,
       [&](DomainExecutor& exec, Transaction& tx, Journal& journal, const ExecContext&,
@@ -483,7 +553,7 @@ std::vector<std::string> execute_refresh(const std::string& uuid, const ExecCont
           // Asked before anything is undone: a refused socket keeps its lend
           // (stale, it reaches nothing new) until release.
           const auto* s = journal.find_socket(name);
-          if (auto refused = s ? relend_refusal(policy, journal, *s) : std::nullopt) {
+          if (auto refused = s ? relend_refusal(policy, journal, *s, configured) : std::nullopt) {
             out.push_back(*refused);
             continue;
           }

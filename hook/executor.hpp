@@ -2,6 +2,7 @@
 
 #include <sys/types.h>
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -33,6 +34,15 @@ std::vector<std::string> execute_release(const std::string& uuid, const ExecCont
 /// when nothing was left.
 std::vector<std::string> execute_forget(const std::string& uuid, const ExecContext& ctx);
 
+/// cleanup --stale, for one domain: takes its lock without waiting (a hook that holds it is
+/// starting or stopping the domain: nullopt, "busy"), asks `stale()` again while holding it
+/// (false: nullopt), and only then releases as execute_release does, under that one lock; with
+/// `forget`, a journal that could not be undone is then dropped as execute_forget does, its
+/// lines added to `forgotten`. Returns the problems left (none when forgotten). Never throws.
+std::optional<std::vector<std::string>> execute_release_if_stale(
+    const std::string& uuid, const ExecContext& ctx, const std::function<bool()>& stale,
+    bool forget, std::vector<std::string>& forgotten);
+
 /// reconnect begin: checks every lend of `uuid` and restarts dead proxies that `policy` still
 /// allows (a restart is a new lend); a refused one stays as it is, with one log line saying
 /// why. Never throws.
@@ -50,10 +60,17 @@ std::vector<std::string> execute_refresh(const std::string& uuid, const ExecCont
                                          const std::vector<std::string>& sockets,
                                          const Policy& policy);
 
+/// QEMU's configured identity (qemu.conf, else the distribution default), or nullopt when none
+/// resolves: what a re-lend compares the journal's identity with.
+std::optional<QemuIdentity> configured_qemu_identity();
+
 /// Why `policy` no longer lets socket `s` of `journal` be lent again ("<socket>: not lent
-/// again: the policy no longer allows ..."), or nullopt. A re-lend asks the policy as prepare
-/// did (S5): revoking must hold at reconnect and refresh too, not only at the next start.
+/// again: the policy no longer allows ..."), or nullopt. A re-lend asks the policy as start
+/// does (S5): the owner, domain and plugin, and the QEMU identity the journal lends to, which
+/// must be `configured` or one the policy names (`qemu =`). Revoking must hold at reconnect and
+/// refresh too, not only at the next start.
 std::optional<std::string> relend_refusal(const Policy& policy, const Journal& journal,
-                                          const JournalSocket& s);
+                                          const JournalSocket& s,
+                                          const std::optional<QemuIdentity>& configured);
 
 }  // namespace sockhook

@@ -61,7 +61,15 @@ bool list_bounded(Fd dir, const std::string& dir_path, std::vector<std::string>&
 
 SourceFacts probe(const std::string& base, const std::string& relative, const QemuIdentity& qemu) {
   SourceFacts facts;
-  Fd root(::open(base.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW));
+  // The owner's runtime directory is admitted by a bounded child (R6): one on a FUSE file
+  // system is not looked at, and the executor's resolution refuses it in one line.
+  Fd root;
+  try {
+    root = base == "/" ? Fd(::open(base.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW))
+                       : open_owner_dir(base);
+  } catch (const Error&) {
+    return facts;
+  }
   if (!root) return facts;
   // O_PATH, resolved beneath the base: reads the ACL of what is there, changes nothing.
   auto sock = openat2_fd(root.get(), relative, O_PATH | O_NOFOLLOW | O_CLOEXEC, kBeneath);

@@ -17,7 +17,8 @@ namespace sockhook {
 /// owner stalls, even one that cannot die, holds no lock. The holder itself never waits without
 /// a bound (every wait on the owner is capped: socket wait, companion read, proxy spawn, inode
 /// locks), and root is never made to wait by the owner's FUSE mounts (FUSE refuses other users
-/// without allow_other, before asking the server). But those bounds add up over up to 32
+/// without allow_other, before asking the server; with it, the runtime directory is not admitted:
+/// open_owner_dir). But those bounds add up over up to 32
 /// sockets, so a release does not rely on them alone: with Waiting::kTakeOver, when the lock is
 /// still held after the timeout, it kills the holder (identified by pid, start time and
 /// executable, through a pidfd) and takes the lock when the kernel releases it. That is safe

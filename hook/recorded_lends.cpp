@@ -106,18 +106,6 @@ std::vector<std::string> orphan_locks(const JournalStore& store) {
   return out;
 }
 
-/// Whether a hook of `uuid` holds the domain's lock right now: the domain is being started or
-/// stopped (a prepare may wait up to 120 s for a socket), so it is in use, not stale. Before,
-/// cleanup --stale waited 30 s for the lock, then killed that hook and undid its lends.
-bool hook_running(const JournalStore& store, const std::string& uuid) {
-  try {
-    DomainLock probe(store.dir(), uuid, 0);  // let go at once: the release below takes it again
-    return false;
-  } catch (const Error&) {
-    return true;
-  }
-}
-
 }  // namespace
 
 std::vector<LendStatus> lend_status(const Paths& paths) {
@@ -150,14 +138,29 @@ LendsDone cleanup_lends(const ExecContext& ctx, const std::string& domain, bool 
     uuids = matching(store, domain);
   }
   for (const auto& uuid : uuids) {
-    if (stale && hook_running(store, uuid)) {
-      out.busy.push_back(uuid);
-      continue;
-    }
     // Say what was really done: a UUID without a journal had nothing undone, and one whose
     // journal was moved aside as corrupt (now or by an earlier release) left its lend behind.
     bool recorded = store.has(uuid);
-    auto problems = execute_release(uuid, ctx);
+    std::vector<std::string> problems;
+    if (stale) {
+      // One lock from the check to the last undo. A probe of the lock let go before the
+      // release took it again: a start that came in between was waited for 30 s, killed, and
+      // its lends undone, or ran to the end and had them undone under its running QEMU.
+      auto forgotten = out.forgotten.size();
+      auto done = execute_release_if_stale(
+          uuid, ctx, [&] { return !qemu_running(uuid); }, forget, out.forgotten);
+      if (!done) {
+        out.busy.push_back(uuid);
+        continue;
+      }
+      if (out.forgotten.size() != forgotten) {  // dropped with --forget, as said
+        out.done.push_back(uuid);
+        continue;
+      }
+      problems = std::move(*done);
+    } else {
+      problems = execute_release(uuid, ctx);
+    }
     if (!recorded && store.exists() &&
         ::faccessat(store.dir().get(), (uuid + ".xml.corrupt").c_str(), F_OK,
                     AT_SYMLINK_NOFOLLOW) == 0)

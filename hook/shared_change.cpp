@@ -18,20 +18,29 @@ RecordedInode reopen_recorded_inode(const JournalEntry& e) {
   if (!e.via_target.empty()) {
     // The mount target lies in the root-owned lend directory: nobody else can redirect it.
     Fd fd(openat2_fd(AT_FDCWD, e.via_target, O_PATH | O_NOFOLLOW | O_CLOEXEC, RESOLVE_NO_SYMLINKS));
-    if (matches(fd)) return {std::move(fd)};
+    if (matches(fd)) return {std::move(fd), false, {}};
   }
   // Otherwise resolve as prepare did; the dev/ino comparison decides, not the path. The owner
   // may be renaming things in the directory right now: look a few times before concluding.
   unsigned long long how = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS;
   if (e.base != "/") how |= RESOLVE_NO_XDEV;
   for (int attempt = 0; attempt < 64; ++attempt) {
-    Fd base(openat2_fd(AT_FDCWD, e.base, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC,
-                       RESOLVE_NO_SYMLINKS));
+    // The owner's runtime directory is admitted by a bounded child (R6): a FUSE mount on it
+    // must not hold a release, which libvirt waits for.
+    Fd base;
+    try {
+      base = e.base == "/"
+                 ? openat2_fd(AT_FDCWD, e.base, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC,
+                              RESOLVE_NO_SYMLINKS)
+                 : open_owner_dir(e.base);
+    } catch (const Error& err) {
+      return {Fd(), true, err.what()};
+    }
     if (!base) return {};
     Fd fd = e.relative.empty()
                 ? std::move(base)
                 : Fd(openat2_fd(base.get(), e.relative, O_PATH | O_NOFOLLOW | O_CLOEXEC, how));
-    if (matches(fd)) return {std::move(fd)};
+    if (matches(fd)) return {std::move(fd), false, {}};
     struct stat st {};
     if (fd && ::fstat(fd.get(), &st) == 0 && (S_ISSOCK(st.st_mode) || S_ISDIR(st.st_mode))) {
       // Another socket (or directory) under that name: the server restarted, and our change
@@ -43,7 +52,7 @@ RecordedInode reopen_recorded_inode(const JournalEntry& e) {
     // itself goes (logout), the base check above drops it.
     unsure = true;
   }
-  return {Fd(), unsure};
+  return {Fd(), unsure, {}};
 }
 
 std::optional<JournalEntry> other_domains_grant(const JournalStore& store,
@@ -70,7 +79,11 @@ UndoProblem undo_shared_change(const JournalEntry& e, const JournalStore& store,
                                const std::string& uuid, unsigned id, const std::string& what,
                                const std::function<void()>& forget,
                                const std::function<void(const Fd&)>& restore) {
-  auto [fd, unsure] = reopen_recorded_inode(e);
+  auto [fd, unsure, blocked] = reopen_recorded_inode(e);
+  if (!blocked.empty())
+    return what + ": inode " + std::to_string(e.inode.dev) + ":" + std::to_string(e.inode.ino) +
+           " cannot be looked at: " + blocked + "; kept for the next try ('sockhook cleanup " +
+           uuid + " --forget' drops it)";
   // Someone swapped the name for something else: keep the entry, a later release tries again.
   // Say what stays behind and how to end the journal anyway (issue 22, item 8): the owner can
   // keep the inode out of reach for ever, by moving it.

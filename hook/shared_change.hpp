@@ -21,6 +21,9 @@ struct RecordedInode {
   /// when it is surely gone (the runtime directory is gone, or another socket holds the name:
   /// the server restarted).
   bool unsure = false;
+  /// Why the base could not be looked at (a file system its owner's process serves): then
+  /// `unsure` too, and the entry is kept.
+  std::string blocked;
 };
 
 /// Finds again the inode that an acl or group entry changed: through the mount target that

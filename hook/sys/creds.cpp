@@ -49,6 +49,8 @@ namespace {
 /// uninterruptible sleep until the server answers or goes away).
 constexpr int kReapTimeoutMs = 1000;
 
+}  // namespace
+
 /// In the forked child, before dropping privileges: /dev/null becomes stdin, stdout and
 /// stderr, `keep` becomes fd 3, and every other descriptor is closed. Root's descriptors
 /// (the domain lock, the state and lend directories, the journal) must not reach a process
@@ -80,8 +82,6 @@ bool reap_within(pid_t pid, const Fd& pidfd, int ms, int& status) {
     retry_eintr([&] { return ::poll(&pfd, pidfd ? 1 : 0, wait_ms); });
   }
 }
-
-}  // namespace
 
 ChildOutput run_as_user(uid_t uid, gid_t gid, const std::function<int(int)>& body,
                         std::size_t max_bytes, int timeout_ms, const std::vector<gid_t>& groups) {

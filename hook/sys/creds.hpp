@@ -17,6 +17,16 @@ namespace sockhook {
 /// _exit.
 bool drop_privileges(uid_t uid, gid_t gid, const std::vector<gid_t>& groups = {});
 
+/// In a forked child: /dev/null becomes fds 0-2, `keep` becomes fd 3, and every other
+/// descriptor is closed (root's lock, state and lend directories, and the hook's stdout and
+/// stderr, which libvirt waits on, never reach a child that may outlive the hook).
+/// Async-signal-safe. False if a step failed; the child must then _exit.
+bool keep_only(int keep, int devnull);
+
+/// Waits at most `ms` for our child `pid` to end (through `pidfd`, or polling if it is
+/// invalid) and reaps it into `status`. False, leaving it unreaped, if it has not ended.
+bool reap_within(pid_t pid, const Fd& pidfd, int ms, int& status);
+
 /// What a child run by run_as_user produced.
 struct ChildOutput {
   int status = 0;      ///< the child's exit code (or 128+signal)

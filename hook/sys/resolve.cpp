@@ -3,7 +3,9 @@
 #include <fcntl.h>
 #include <linux/openat2.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/inotify.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -11,9 +13,11 @@
 #include <cstring>
 #include <optional>
 #include <set>
+#include <string_view>
 #include <utility>
 
 #include "error.hpp"
+#include "sys/creds.hpp"
 
 namespace sockhook {
 namespace {
@@ -46,6 +50,78 @@ std::string resolve_reason(int err, const std::string& path) {
   }
 }
 
+/// True for the file systems a user-space process serves (FUSE, with or without a subtype).
+bool served_by_a_process(std::string_view fstype) {
+  return fstype == "fuse" || fstype == "fuseblk" || fstype.starts_with("fuse.") ||
+         fstype.starts_with("fuseblk.");
+}
+
+/// Reads `path` (a /proc file) up to `cap` bytes; empty on failure.
+std::string read_proc(const char* path, std::size_t cap) {
+  Fd fd(::open(path, O_RDONLY | O_CLOEXEC));
+  std::string out;
+  if (!fd) return out;
+  char buf[65536];
+  for (;;) {
+    auto n = retry_eintr([&] { return ::read(fd.get(), buf, sizeof buf); });
+    if (n <= 0 || out.size() + static_cast<std::size_t>(n) > cap) break;
+    out.append(buf, static_cast<std::size_t>(n));
+  }
+  return out;
+}
+
+/// The type of the file system `fd` is on, as /proc/self/mountinfo names it ("tmpfs",
+/// "fuse.sshfs"), or "" if it cannot be told. Only the VFS answers: the mount id from fdinfo,
+/// the type from the mount table; the file system itself is never asked.
+std::string fstype_of(int fd) {
+  auto info = read_proc(("/proc/self/fdinfo/" + std::to_string(fd)).c_str(), 4096);
+  auto at = info.find("\nmnt_id:");
+  if (at == std::string::npos) return "";
+  auto id = std::strtoul(info.c_str() + at + 8, nullptr, 10);
+  // A host has a few hundred mounts; fusermount allows 1000 more. Past the cap: unknown.
+  auto table = read_proc("/proc/self/mountinfo", 8 << 20);
+  std::size_t line = 0;
+  while (line < table.size()) {
+    auto end = table.find('\n', line);
+    if (end == std::string::npos) end = table.size();
+    std::string_view l(table.data() + line, end - line);
+    line = end + 1;
+    if (std::strtoul(std::string(l.substr(0, l.find(' '))).c_str(), nullptr, 10) != id) continue;
+    auto dash = l.find(" - ");
+    if (dash == std::string_view::npos) return "";
+    auto type = l.substr(dash + 3);
+    return std::string(type.substr(0, type.find(' ')));
+  }
+  return "";
+}
+
+/// In the child of open_owner_dir: opens `path`, sends "O<fstype>" and the fd, or "E<errno>".
+int admit_child(int sock, const std::string& path) {
+  auto send = [&](const std::string& msg, int fd) {
+    struct iovec iov {
+      const_cast<char*>(msg.data()), msg.size()
+    };
+    struct msghdr mh {};
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+    if (fd >= 0) {
+      mh.msg_control = control;
+      mh.msg_controllen = sizeof control;
+      auto* c = CMSG_FIRSTHDR(&mh);
+      c->cmsg_level = SOL_SOCKET;
+      c->cmsg_type = SCM_RIGHTS;
+      c->cmsg_len = CMSG_LEN(sizeof(int));
+      std::memcpy(CMSG_DATA(c), &fd, sizeof fd);
+    }
+    return retry_eintr([&] { return ::sendmsg(sock, &mh, MSG_NOSIGNAL); }) < 0 ? 1 : 0;
+  };
+  Fd fd = openat2_fd(AT_FDCWD, path, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC,
+                     RESOLVE_NO_SYMLINKS);
+  if (!fd) return send("E" + std::to_string(errno), -1);
+  return send("O" + fstype_of(fd.get()), fd.get());
+}
+
 /// The outcome of one attempt: a source, or the deepest existing directory where a name is
 /// missing (to watch), or a hard failure (thrown).
 struct Attempt {
@@ -74,8 +150,12 @@ class Resolver {
     // symlink anywhere on the way (RESOLVE_NO_SYMLINKS from the root).
     VerifiedDir base;
     base.path = spec_.base;
-    base.fd = open_if_exists(AT_FDCWD, spec_.base, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC,
-                             RESOLVE_NO_SYMLINKS, spec_.base);
+    // The owner's directory is admitted by a child with a deadline (R6): its file system is
+    // then one that no process of the owner's serves.
+    base.fd =
+        admin_ ? open_if_exists(AT_FDCWD, spec_.base, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC,
+                                RESOLVE_NO_SYMLINKS, spec_.base)
+               : open_owner_dir(spec_.base);
     if (!base.fd) throw Error(spec_.base + " does not exist (is the owner logged in?)", ENOENT);
     base.st = fstat_checked(base.fd, spec_.base);
     if (!S_ISDIR(base.st.st_mode)) throw Error(spec_.base + " is not a directory");
@@ -176,6 +256,79 @@ Fd openat2_fd(int dirfd, const std::string& path, int flags, unsigned long long 
   how.resolve = resolve;
   return Fd(static_cast<int>(
       retry_eintr([&] { return ::syscall(SYS_openat2, dirfd, path.c_str(), &how, sizeof how); })));
+}
+
+Fd open_owner_dir(const std::string& path, int timeout_ms) {
+  int pair[2];
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0)
+    throw_errno("cannot open " + path + ": socketpair");
+  Fd mine(pair[0]), theirs(pair[1]);
+  Fd devnull(::open("/dev/null", O_RDWR | O_CLOEXEC));
+  if (!devnull) throw_errno("cannot open /dev/null");
+  pid_t pid = ::fork();
+  if (pid < 0) throw_errno("cannot open " + path + ": fork");
+  if (pid == 0) {
+    // Only the socket and /dev/null: a child stuck for ever holds no lock, and not the hook's
+    // stdout or stderr, for which libvirt waits.
+    if (!keep_only(theirs.get(), devnull.get())) ::_exit(125);
+    ::_exit(admit_child(3, path));
+  }
+  // Our own unreaped child: the pid cannot be reused, so this pidfd is that process.
+  Fd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+  theirs.reset();
+  devnull.reset();
+  char msg[256] = {};
+  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  struct iovec iov {
+    msg, sizeof msg - 1
+  };
+  struct msghdr mh {};
+  mh.msg_iov = &iov;
+  mh.msg_iovlen = 1;
+  mh.msg_control = control;
+  mh.msg_controllen = sizeof control;
+  struct pollfd pfd {
+    mine.get(), POLLIN, 0
+  };
+  ssize_t n = -1;
+  if (retry_eintr([&] { return ::poll(&pfd, 1, timeout_ms); }) == 1)
+    n = retry_eintr([&] { return ::recvmsg(mine.get(), &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT); });
+  Fd fd;
+  for (auto* c = CMSG_FIRSTHDR(&mh); n > 0 && c; c = CMSG_NXTHDR(&mh, c))
+    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+      int got = -1;
+      std::memcpy(&got, CMSG_DATA(c), sizeof got);
+      fd.reset(got);
+    }
+  int status = 0;
+  bool reaped = n > 0 && reap_within(pid, pidfd, 1000, status);
+  if (!reaped) {
+    // Safe: our own unreaped child, so `pid` is still that process and no other.
+    ::kill(pid, SIGKILL);
+    reaped = reap_within(pid, pidfd, 1000, status);
+  }
+  // A child that does not die is abandoned, not waited for: at the hook's exit it goes to
+  // init, which reaps it when the request that holds it ends. It is harmless meanwhile: it
+  // holds only /dev/null and a socket nobody reads, and it was only opening a directory.
+  if (n <= 0)
+    throw Error("cannot open " + path + ": it did not open within " + std::to_string(timeout_ms) +
+                    " ms (is a file system of its owner's mounted there?); " +
+                    (reaped ? "the opener was killed" : "the opener is stuck and abandoned"),
+                ETIMEDOUT);
+  std::string_view answer(msg, static_cast<std::size_t>(n));
+  if (answer.front() == 'E') {
+    errno = static_cast<int>(std::strtol(msg + 1, nullptr, 10));
+    if (errno == ENOENT) return Fd();
+    int err = errno;
+    throw Error(resolve_reason(err, path), err);
+  }
+  auto fstype = std::string(answer.substr(1));
+  if (answer.front() != 'O' || !fd) throw Error("cannot open " + path + ": no answer");
+  if (served_by_a_process(fstype))
+    throw Error(path + " is on a file system that a process serves (" + fstype +
+                "), which could hold the hook for ever; refused");
+  if (fstype.empty()) throw Error("cannot tell which file system " + path + " is on; refused");
+  return fd;
 }
 
 VerifiedSource resolve_source(const SourceSpec& spec) {

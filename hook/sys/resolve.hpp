@@ -16,6 +16,22 @@ namespace sockhook {
 /// Returns the new fd, or an invalid Fd with errno set.
 Fd openat2_fd(int dirfd, const std::string& path, int flags, unsigned long long resolve);
 
+/// How long the child that opens an owner's directory may take (R6). Opening it never waits for
+/// anything on a sane host; only a file system that its owner's process serves could hold it.
+inline constexpr int kOwnerDirTimeoutMs = 5000;
+
+/// Opens `path`, a directory its owner controls (the runtime directory), O_PATH with no symlink
+/// on the way, in a forked child that root's descriptors never reach, and refuses it unless
+/// the file system it is the root of or lies on is one the kernel serves itself: a FUSE file
+/// system (its owner's process answers every request, or never does) is refused by its type,
+/// read from /proc/self/mountinfo, never from the file system. The child has `timeout_ms`;
+/// one that does not answer is killed, and abandoned if it cannot die (a request a FUSE server
+/// has read and never answers holds it in uninterruptible sleep until the server goes). Once
+/// admitted, everything beneath the fd is resolved with RESOLVE_NO_XDEV, so no later access
+/// leaves that file system. Returns an invalid Fd with errno ENOENT if `path` does not exist;
+/// throws Error naming the problem otherwise. Never waits longer than timeout_ms + 1 s.
+Fd open_owner_dir(const std::string& path, int timeout_ms = kOwnerDirTimeoutMs);
+
 /// A directory of a verified chain, with the name it has relative to the runtime directory
 /// ("" for the runtime directory itself).
 struct VerifiedDir {
