@@ -24,6 +24,13 @@ struct DomainCheckOptions {
 /// AppArmor or SELinux rule to add.
 std::vector<Check> check_domain(const DomainCheckOptions& options);
 
+struct Plan;
+
+/// The checks of one domain's plan: its errors and warnings, and per socket the policy's
+/// allowance, the environment, where the source was found, whether it is there now, and what
+/// the VM can reach that the server does not restrict (S9).
+std::vector<Check> check_plan(const Plan& plan);
+
 /// Prints the checks; returns 1 if any failed.
 int print_checks(const std::vector<Check>& checks);
 
