@@ -151,9 +151,13 @@ int list_plugins(const std::string& name, const std::vector<std::string>& extra_
       print_error(set.why_missing(name));
       return 1;
     }
-    std::printf("%s: %s\n  file    %s\n  socket  {runtime_dir}/%s -> {lend_dir}/%s\n",
-                p->name.c_str(), p->summary.c_str(), p->file.c_str(), p->socket_path.c_str(),
-                p->socket_target.c_str());
+    std::string sources;
+    for (const auto& path : p->socket_paths)
+      sources +=
+          (sources.empty() ? "" : " or ") + (path.front() == '/' ? path : "{runtime_dir}/" + path);
+    std::printf("%s: %s\n  file    %s\n  socket  %s -> {lend_dir}/%s\n", p->name.c_str(),
+                p->summary.c_str(), p->file.c_str(), sources.c_str(), p->socket_target.c_str());
+    if (!p->reach.empty()) std::printf("  reach   %s\n", p->reach.c_str());
     for (const auto& f : p->files)
       std::printf("  file    %s -> {lend_dir}/%s%s\n", f.path.c_str(), f.target.c_str(),
                   f.optional ? " (optional)" : "");

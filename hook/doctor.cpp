@@ -336,6 +336,7 @@ void check_lend_root(const Plan& plan, const Paths& paths, bool running, std::ve
 
 void check_source(const SocketPlan& s, std::vector<Check>& out) {
   const auto& name = s.request.name;
+  if (!s.source_note.empty()) out.push_back({Level::kOk, name + ": found " + s.source_note, ""});
   auto runtime_dir = s.source.substr(0, s.source.find('/', std::string("/run/user/").size()));
   struct stat rst {};
   if (s.source.starts_with("/run/user/") && ::stat(runtime_dir.c_str(), &rst) == 0 &&
@@ -424,6 +425,16 @@ std::vector<Check> check_domain(const DomainCheckOptions& o) {
                  refused ? "sockhook policy allow --domain " + plan.uuid + " --qemu " +
                                plan.qemu.user + ":" + plan.qemu.group
                          : ""});
+  for (auto& c : check_plan(plan)) out.push_back(std::move(c));
+  if (!plan.sockets.empty()) check_lend_root(plan, options.paths, running, out);
+  // AppArmor and SELinux as they stand for this domain; plan's warnings above already say
+  // what acl and group need on an AppArmor host.
+  for (auto& c : check_confinement()) out.push_back(std::move(c));
+  return out;
+}
+
+std::vector<Check> check_plan(const Plan& plan) {
+  std::vector<Check> out;
   // The planner's hints are shown as advice.
   auto line = [](const Problem& p) {
     return p.socket.empty() ? p.message : p.socket + ": " + p.message;
@@ -442,11 +453,9 @@ std::vector<Check> check_domain(const DomainCheckOptions& o) {
     for (const auto& w : s.warnings)
       out.push_back({Level::kWarn, s.request.name + ": " + line(w), w.hint});
     check_source(s, out);
+    // S9: what the server does not restrict, said where the owner checks the domain.
+    if (!s.reach.empty()) out.push_back({Level::kWarn, reach_line(s.request.name, s.reach), ""});
   }
-  if (!plan.sockets.empty()) check_lend_root(plan, options.paths, running, out);
-  // AppArmor and SELinux as they stand for this domain; plan's warnings above already say
-  // what acl and group need on an AppArmor host.
-  for (auto& c : check_confinement()) out.push_back(std::move(c));
   return out;
 }
 

@@ -46,6 +46,11 @@ Check qemu_user_check(const LibvirtFacts& facts, const std::function<QemuIdentit
 std::vector<Check> autostart_checks(const Plan& plan,
                                     const std::function<bool(const User&)>& lingers);
 
+/// The checks of one domain's plan: its errors and warnings, and per socket the policy's
+/// allowance, the environment, where the source was found, whether it is there now, and what
+/// the VM can reach that the server does not restrict (S9).
+std::vector<Check> check_plan(const Plan& plan);
+
 /// Prints the checks; returns 1 if any failed.
 int print_checks(const std::vector<Check>& checks);
 

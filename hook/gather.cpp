@@ -5,6 +5,9 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <set>
+#include <sstream>
 #include <string_view>
 
 #include "confinement.hpp"
@@ -106,6 +109,55 @@ SourceFacts probe(const std::string& base, const std::string& relative, const Qe
   return facts;
 }
 
+/// The paths of the listening Unix sockets in this network namespace (/proc/net/unix; a
+/// listener has __SO_ACCEPTCON, 0x10000, in its flags); nullopt if it cannot be read.
+std::optional<std::set<std::string>> listening_unix_paths() {
+  auto text = try_read_file("/proc/net/unix", 16 * 1024 * 1024);
+  if (!text) return std::nullopt;
+  std::set<std::string> paths;
+  std::istringstream lines(*text);
+  std::string line;
+  std::getline(lines, line);  // the header
+  while (std::getline(lines, line)) {
+    // Num RefCount Protocol Flags Type St Inode Path: the path is all after the 7th field.
+    std::istringstream fields(line);
+    std::string num, refs, protocol, flags, type, state, inode;
+    fields >> num >> refs >> protocol >> flags >> type >> state >> inode;
+    if (!fields) continue;
+    unsigned long bits = std::strtoul(flags.c_str(), nullptr, 16);
+    std::string path;
+    std::getline(fields >> std::ws, path);
+    if ((bits & 0x10000UL) && path.starts_with("/")) paths.insert(path);
+  }
+  return paths;
+}
+
+/// What is at each of `candidates` (a plugin's paths) for `owner`; empty when the base
+/// cannot be opened (then nobody could look). Informational, as probe is: the executor
+/// resolves the chosen one again, securely.
+std::vector<CandidateFacts> look_at_candidates(const std::vector<std::string>& candidates,
+                                               const std::string& runtime_dir, uid_t owner) {
+  const auto listening = listening_unix_paths();
+  std::vector<CandidateFacts> out;
+  for (const auto& path : candidates) {
+    bool absolute = path.front() == '/';
+    auto base = absolute ? std::string("/") : runtime_dir;
+    Fd root(::open(base.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW));
+    if (!root) return {};
+    CandidateFacts f{path, false, std::nullopt, 0};
+    auto sock = openat2_fd(root.get(), absolute ? path.substr(1) : path,
+                           O_PATH | O_NOFOLLOW | O_CLOEXEC, kBeneath);
+    struct stat st {};
+    if (sock && ::fstat(sock.get(), &st) == 0) {
+      f.owned_socket = S_ISSOCK(st.st_mode) && st.st_uid == owner;
+      f.mtime_ns = st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
+    }
+    if (listening) f.listening = listening->count(absolute ? path : runtime_dir + "/" + path) > 0;
+    out.push_back(std::move(f));
+  }
+  return out;
+}
+
 }  // namespace
 
 void load_rules(Gathered& g, const GatherOptions& options) {
@@ -179,10 +231,19 @@ void gather_host(Gathered& g, const GatherOptions& options) {
     if (!options.probe_unallowed &&
         !g.policy.allows(g.domain.uuid, owner.name, owner.uid, plugin->name))
       continue;
-    bool absolute = plugin->socket_path.front() == '/';
-    auto base = absolute ? std::string("/") : options.paths.runtime_dir(owner.uid);
-    auto relative = absolute ? plugin->socket_path.substr(1) : plugin->socket_path;
-    in.sources[req.name] = probe(base, relative, in.qemu);
+    auto runtime_dir = options.paths.runtime_dir(owner.uid);
+    // Several places (wayland-0 or wayland-1): probe the one the planner will choose.
+    auto path = plugin->socket_path;
+    std::vector<CandidateFacts> seen;
+    if (auto candidates = plugin->candidates(); candidates.size() > 1) {
+      seen = look_at_candidates(candidates, runtime_dir, owner.uid);
+      path = choose_candidate(candidates, seen, owner.name).path;
+    }
+    bool absolute = path.front() == '/';
+    auto base = absolute ? std::string("/") : runtime_dir;
+    auto relative = absolute ? path.substr(1) : path;
+    auto& facts = in.sources[req.name] = probe(base, relative, in.qemu);
+    facts.candidates = std::move(seen);
   }
 }
 

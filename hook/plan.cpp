@@ -152,10 +152,19 @@ class Planner {
     sp.plugin_file = plugin->file;
     sp.owner = owner;
     auto runtime_dir = in_.paths.runtime_dir(owner.uid);
-    bool absolute = plugin->socket_path.front() == '/';
-    sp.source = socket_place(*plugin, owner, req.method, in_.paths, plan_.lend_dir).source;
     auto facts_it = in_.sources.find(req.name);
     SourceFacts facts = facts_it == in_.sources.end() ? SourceFacts{} : facts_it->second;
+    // Which of the plugin's places the owner's server is at (wayland-0 or wayland-1).
+    auto path = plugin->socket_path;
+    if (auto candidates = plugin->candidates(); candidates.size() > 1) {
+      auto choice = choose_candidate(candidates, facts.candidates, owner.name);
+      path = choice.path;
+      sp.source_note = choice.note;
+    }
+    bool absolute = path.front() == '/';
+    sp.source = socket_place(*plugin, owner, req.method, in_.paths, plan_.lend_dir, path).source;
+    // S9: no lend restricts the VM inside the server yet, so each says what the VM reaches.
+    sp.reach = plugin->reach;
 
     sp.method = req.method;
     if (req.method == Method::kAuto && !in_.vm_separation_gap.empty()) {
@@ -200,7 +209,7 @@ class Planner {
     // is for the review, never in the refusal, which must not show anyone's ACL (issue 22).
     if (widens && sp.blocked_by.empty()) return fail(req, *widens);
     if (widens) sp.warnings.push_back({"", "once allowed: " + *widens, ""});
-    sp.target = socket_place(*plugin, owner, sp.method, in_.paths, plan_.lend_dir).target;
+    sp.target = socket_place(*plugin, owner, sp.method, in_.paths, plan_.lend_dir, path).target;
     // Two sockets of one domain must not land on one file (e.g. pipewire and jack).
     for (const auto* list : {&plan_.sockets, &plan_.blocked})
       for (const auto& other : *list)
@@ -209,7 +218,7 @@ class Planner {
                                other.request.name + "'");
     int wait = req.wait_seconds.value_or(kDefaultWaitSeconds);
     auto base = absolute ? std::string("/") : runtime_dir;
-    auto relative = absolute ? sp.source.substr(1) : plugin->socket_path;
+    auto relative = absolute ? sp.source.substr(1) : path;
     const auto& qemu = in_.qemu;
 
     switch (sp.method) {
@@ -329,15 +338,66 @@ std::optional<std::string> owner_refusal(const User& owner, const std::string& w
 }
 
 SocketPlace socket_place(const Plugin& plugin, const User& owner, Method method, const Paths& paths,
-                         const std::string& lend_dir) {
+                         const std::string& lend_dir, const std::string& path) {
   SocketPlace place;
-  bool absolute = plugin.socket_path.front() == '/';
-  place.source =
-      absolute ? plugin.socket_path : paths.runtime_dir(owner.uid) + "/" + plugin.socket_path;
+  const auto& from = path.empty() ? plugin.socket_path : path;
+  bool absolute = from.front() == '/';
+  place.source = absolute ? from : paths.runtime_dir(owner.uid) + "/" + from;
   // bind and proxy lend a name in the lend directory; acl and group open the socket itself.
   bool lent_copy = method == Method::kBind || method == Method::kProxy;
   place.target = lent_copy ? lend_dir + "/" + plugin.socket_target : place.source;
   return place;
+}
+
+CandidateChoice choose_candidate(const std::vector<std::string>& paths,
+                                 const std::vector<CandidateFacts>& facts,
+                                 const std::string& owner) {
+  auto join = [](const std::vector<std::string>& names) {
+    std::string out;
+    for (const auto& n : names) out += (out.empty() ? "" : ", ") + n;
+    return out;
+  };
+  auto all = join(paths);
+  if (facts.empty())
+    return {paths.front(), "could not look for " + all + " (run as root or as " + owner +
+                               "); planned as " + paths.front() + ", the first listed"};
+  std::vector<const CandidateFacts*> owned, live;
+  std::vector<std::string> left_over;
+  for (const auto& f : facts) {
+    if (!f.owned_socket) continue;
+    owned.push_back(&f);
+    if (f.listening == false) {
+      left_over.push_back(f.path);
+    } else {
+      live.push_back(&f);
+    }
+  }
+  if (owned.empty())
+    return {paths.front(), "none of " + all + " is " + owner + "'s socket now; planned as " +
+                               paths.front() + ", the first listed"};
+  const auto& pool = live.empty() ? owned : live;
+  // The oldest; `facts` is in plugin order, so the first of equals wins.
+  const auto* pick = pool.front();
+  for (const auto* f : pool)
+    if (f->mtime_ns < pick->mtime_ns) pick = f;
+  std::vector<std::string> names;
+  for (const auto* f : pool) names.push_back(f->path);
+  std::string note;
+  if (owned.size() == 1) {
+    note = pick->path + " is the only one of " + all + " that is " + owner + "'s socket";
+  } else if (pool.size() == 1) {
+    note = pick->path + " is the only one of " + all + " where " + owner + "'s server listens";
+  } else {
+    note = pick->path + " is the oldest of " + owner + "'s " +
+           (live.empty() ? "sockets " : "listening sockets ") + join(names) +
+           " (one made later is usually a compositor nested in it)";
+  }
+  if (!left_over.empty() && !live.empty())
+    note += "; nothing listens on " + join(left_over) + " (left over)";
+  if (live.empty())
+    note +=
+        owned.size() > 1 ? "; nothing listens on any of them now" : "; nothing listens on it now";
+  return {pick->path, note};
 }
 
 Variables socket_variables(const Paths& paths, const User& owner, const std::string& target,
@@ -401,6 +461,10 @@ std::string format_plan(const Plan& plan) {
 
 bool revocable(Method method) { return method == Method::kProxy; }
 
+std::string reach_line(const std::string& socket, const std::string& reach) {
+  return socket + ": unrestricted: " + reach;
+}
+
 namespace {
 
 /// One line for people: what release can take back after `method` (see revocable).
@@ -421,6 +485,8 @@ void format_socket(std::ostream& out, const Plan& plan, const SocketPlan& s, int
       out << "  blocked: " << b.message << "\n    grant with: " << b.hint << "\n";
     if (!s.method_note.empty()) out << "  (" << s.method_note << ")\n";
     out << "  " << revocability(s.method) << "\n";
+    if (!s.reach.empty()) out << "  " << reach_line(s.request.name, s.reach) << "\n";
+    if (!s.source_note.empty()) out << "  found " << s.source_note << "\n";
     out << "  source " << s.source << "\n  target " << s.target << "\n";
     for (const auto& step : s.steps) out << "  " << mark << ++n << ". " << describe(step) << "\n";
     if (!s.env.empty())
@@ -477,6 +543,8 @@ nlohmann::json plan_to_json(const Plan& plan) {
             {"revocable", revocable(s.method)},
             {"required", s.request.required},
             {"source", s.source},
+            {"source_note", s.source_note},
+            {"reach", s.reach},
             {"target", s.target},
             {"blocked", blocked},
             {"blocked_by", json::array()},

@@ -52,6 +52,12 @@ struct SocketPlan {
   std::string target;             ///< the path QEMU uses ({target})
   std::vector<Step> steps;
   std::vector<EnvNeed> env;
+  /// Which of the plugin's candidate paths `source` is, and why (choose_candidate); "" for a
+  /// plugin with one path.
+  std::string source_note;
+  /// What the VM can reach through this lend that the server does not restrict (the plugin's
+  /// <reach>); "" where the server restricts the VM's client.
+  std::string reach;
   std::vector<std::string> exposes;  ///< other entries an acl/group grant makes reachable
   std::vector<Problem> warnings;
   /// Why the grant is not made yet (each with the command that grants it, in `hint`); a
@@ -79,6 +85,31 @@ struct Plan {
   bool failed() const { return !errors.empty(); }
 };
 
+/// What gather saw at one of a plugin's candidate socket paths.
+struct CandidateFacts {
+  std::string path;               ///< as the plugin writes it
+  bool owned_socket = false;      ///< a socket owned by the socket's owner
+  std::optional<bool> listening;  ///< a server listens on it (/proc/net/unix); nullopt: unknown
+  long long mtime_ns = 0;         ///< its mtime: when the server made it
+};
+
+/// Which candidate path a socket is lent from, and the one line that says why.
+struct CandidateChoice {
+  std::string path;
+  std::string note;
+};
+
+/// Picks among `paths` (a plugin's candidates, in its order) with what gather saw of each
+/// (`facts`, empty when nobody could look) for the owner `owner`: the owner's sockets, of
+/// those the ones a server listens on (a socket nobody listens on is left over from a server
+/// that exited), and of those the oldest, since a compositor started later is usually nested
+/// in the session's own (on sway, a nested weston takes the wayland-0 that sway leaves free);
+/// plugin order breaks ties. When none exists, the first path, as with a single path: bind
+/// waits for it and the proxy connects to it later. Pure.
+CandidateChoice choose_candidate(const std::vector<std::string>& paths,
+                                 const std::vector<CandidateFacts>& facts,
+                                 const std::string& owner);
+
 /// What planning may know about the source socket; gathered before planning.
 struct SourceFacts {
   std::optional<bool> exists;                      ///< nullopt: could not look
@@ -90,6 +121,9 @@ struct SourceFacts {
   std::vector<std::pair<std::string, std::vector<std::string>>> dir_gains;
   /// Granted directories with more entries than a probe lists: the rest are not named.
   std::vector<std::string> unlisted_dirs = {};  // = {}: older aggregate initializers stay whole
+  /// For a plugin with several candidate paths: what was seen at each (choose_candidate);
+  /// the facts above are of the chosen one.
+  std::vector<CandidateFacts> candidates = {};
 };
 
 /// Everything planning needs, gathered beforehand, so that make_plan makes no system calls.
@@ -129,9 +163,10 @@ struct SocketPlace {
   std::string source;  ///< the real socket's absolute path
   std::string target;  ///< in `lend_dir` for bind and proxy; the source itself for acl, group
 };
-/// The place of `plugin`'s socket of `owner`, lent with `method` (kAuto: not yet resolved).
+/// The place of `plugin`'s socket of `owner`, lent with `method` (kAuto: not yet resolved),
+/// from the candidate path `path` ("": the plugin's first).
 SocketPlace socket_place(const Plugin& plugin, const User& owner, Method method, const Paths& paths,
-                         const std::string& lend_dir);
+                         const std::string& lend_dir, const std::string& path = "");
 
 /// The variables a plugin's templates see for one socket of `owner` that QEMU finds at
 /// `target`, with companion files in `lend_dir`.
@@ -143,6 +178,10 @@ Variables socket_variables(const Paths& paths, const User& owner, const std::str
 /// writes exactly what the planner looks for.
 std::vector<EnvNeed> socket_environment(const Plugin& plugin, const DomainInfo& domain,
                                         const Variables& vars);
+
+/// The one line that says what the VM reaches through socket `socket` where the server does
+/// not restrict it: "<socket>: unrestricted: <reach>".
+std::string reach_line(const std::string& socket, const std::string& reach);
 
 /// The plan for people: numbered steps, environment, warnings.
 std::string format_plan(const Plan& plan);

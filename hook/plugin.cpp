@@ -52,6 +52,21 @@ void check_target(const std::string& target, std::set<std::string>& targets) {
   if (!targets.insert(target).second) throw Error("target '" + target + "' is used twice");
 }
 
+/// `text` with each run of whitespace (line breaks of the XML file too) made one space.
+std::string one_line(std::string_view text) {
+  std::string out;
+  for (char c : text) {
+    bool space = c == ' ' || c == '\t' || c == '\n' || c == '\r';
+    if (space) {
+      if (!out.empty() && out.back() != ' ') out += ' ';
+    } else if (static_cast<unsigned char>(c) >= 0x20 && c != 0x7f) {
+      out += c;
+    }
+  }
+  if (!out.empty() && out.back() == ' ') out.pop_back();
+  return out;
+}
+
 }  // namespace
 
 bool is_plain_file_name(std::string_view s) {
@@ -120,12 +135,25 @@ Plugin parse_plugin(std::string_view xml, bool admin, const std::string& file) {
       have_socket = true;
       p.socket_path = require_attr(el, "path");
       p.socket_target = require_attr(el, "target");
-      bool absolute = !p.socket_path.empty() && p.socket_path.front() == '/';
-      if (absolute && !admin)
-        throw Error("socket path '" + p.socket_path +
-                    "' is absolute; only plugins in /etc/sockhook/plugins may use absolute paths");
-      if (absolute ? !is_clean_absolute(p.socket_path) : !is_clean_relative(p.socket_path))
-        throw Error("socket path '" + p.socket_path + "' is not a clean path");
+      p.socket_paths = {p.socket_path};
+      for (auto c : el.children()) {
+        if (c.type() != pugi::node_element) continue;
+        if (std::string_view(c.name()) != "candidate")
+          throw Error("unknown element <" + std::string(c.name()) + "> in <socket>");
+        auto path = require_attr(c, "path");
+        if (std::find(p.socket_paths.begin(), p.socket_paths.end(), path) != p.socket_paths.end())
+          throw Error("socket path '" + path + "' is listed twice");
+        p.socket_paths.push_back(path);
+      }
+      for (const auto& path : p.socket_paths) {
+        bool absolute = !path.empty() && path.front() == '/';
+        if (absolute && !admin)
+          throw Error("socket path '" + path +
+                      "' is absolute; only plugins in /etc/sockhook/plugins may use absolute "
+                      "paths");
+        if (absolute ? !is_clean_absolute(path) : !is_clean_relative(path))
+          throw Error("socket path '" + path + "' is not a clean path");
+      }
       check_target(p.socket_target, targets);
     } else if (kind == "file" && el.attribute("content")) {
       // A file whose content the plugin gives: written by root, nothing of the owner's read.
@@ -157,6 +185,10 @@ Plugin parse_plugin(std::string_view xml, bool admin, const std::string& file) {
                         el.attribute("min-libvirt").as_ullong(0)};
       expand(a.value, probe);
       p.audio.push_back(std::move(a));
+    } else if (kind == "reach") {
+      if (!p.reach.empty()) throw Error("more than one <reach>");
+      p.reach = one_line(el.text().get());
+      if (p.reach.empty()) throw Error("<reach> is empty");
     } else {
       throw Error("unknown element <" + std::string(kind) + ">");
     }

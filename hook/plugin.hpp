@@ -39,9 +39,13 @@ struct PluginAudioAttr {
 struct Plugin {
   std::string name;
   std::string summary;
-  std::string file;           ///< where it was loaded from
-  bool admin = false;         ///< loaded from the administrator's directory
-  std::string socket_path;    ///< relative to the runtime dir, or absolute (admin only)
+  std::string file;         ///< where it was loaded from
+  bool admin = false;       ///< loaded from the administrator's directory
+  std::string socket_path;  ///< relative to the runtime dir, or absolute (admin only)
+  /// Every place the socket may be, `socket_path` first (<socket path=...> and its
+  /// <candidate path=.../> children): gather picks the owner's live one (choose_candidate),
+  /// e.g. wayland-0 on GNOME, wayland-1 on sway.
+  std::vector<std::string> socket_paths;
   std::string socket_target;  ///< plain file name in the lend directory
   std::vector<PluginFile> files;
   std::vector<PluginEnv> env;
@@ -52,6 +56,15 @@ struct Plugin {
   /// <plugin graphics="sdl">: the plugin carries QEMU's own display; `annotate` adds a
   /// <graphics type=...> of that type when the domain has none.
   std::string graphics;
+  /// <reach>: one line, what the VM can reach through this socket where the server cannot
+  /// restrict its client (S9), e.g. "this VM can also record your microphone". `plan`,
+  /// `annotate` and `doctor` say it for every such lend; never silently.
+  std::string reach;
+
+  /// socket_paths, or socket_path alone for a Plugin built without the parser.
+  std::vector<std::string> candidates() const {
+    return socket_paths.empty() ? std::vector<std::string>{socket_path} : socket_paths;
+  }
 };
 
 /// Values for {variable} expansion.

@@ -289,6 +289,20 @@ TEST_CASE("JACK gets an <audio type='jack'> backend and its environment through 
   check_plans_clean_and_undoes(f, r, xml);
 }
 
+TEST_CASE("Annotate says what the VM reaches through each socket that the server allows") {
+  for (const auto* name : {"pipewire", "jack", "pulseaudio", "wayland"}) {
+    CAPTURE(name);
+    Fixture f(name);
+    REQUIRE_FALSE(f.plugin.reach.empty());
+    auto r = f.add(libvirt_domain());
+    CHECK(std::count(r.notes.begin(), r.notes.end(),
+                     std::string(name) + ": unrestricted: " + f.plugin.reach) == 1);
+    // Said again when nothing changes, never silently; not said when taking it away.
+    CHECK(notes_say(f.add(r.xml), ": unrestricted: "));
+    CHECK_FALSE(notes_say(f.remove(r.xml), ": unrestricted: "));
+  }
+}
+
 TEST_CASE("Wayland gets QEMU's SDL display and the environment SDL needs on Wayland") {
   Fixture f("wayland");
   const std::string lend = std::string("/run/sockhook/libvirt-") + kUuid;

@@ -1,6 +1,9 @@
 #include "gather.hpp"
 
+#include <fcntl.h>
 #include <pwd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -232,6 +235,67 @@ TEST_CASE("gather leaves unknown plugins and owners to the planner") {
   REQUIRE(g.inputs.owners.count("no-such-user-sockhook") == 1);
   CHECK_FALSE(g.inputs.owners.at("no-such-user-sockhook").has_value());
   CHECK(g.inputs.sources.empty());
+}
+
+TEST_CASE("gather finds the owner's live socket among a plugin's candidates") {
+  FakeHost host;
+  host.root.write("plugins/disp.xml",
+                  "<plugin name='disp'><socket path='disp-0' target='disp-0'>"
+                  "<candidate path='disp-1'/></socket></plugin>");
+  auto me = own_user_name();
+  auto run = host.runtime_dir;
+  // Sets the socket's mtime, which says when its server made it.
+  auto made_at = [&](const std::string& name, time_t when) {
+    const timespec times[2] = {{when, 0}, {when, 0}};
+    REQUIRE(::utimensat(AT_FDCWD, (run / name).c_str(), times, AT_SYMLINK_NOFOLLOW) == 0);
+  };
+  // The planner's choice from what gather saw (the test's owner may be root, whom the
+  // planner refuses); gather probed that one.
+  auto chosen = [&](Gathered& g) {
+    host.gather_for(g, {{"disp", "disp", me}});
+    const auto& facts = g.inputs.sources.at("disp");
+    return (run / choose_candidate({"disp-0", "disp-1"}, facts.candidates, me).path).string();
+  };
+  SUBCASE("only the second exists, as sway's wayland-1 does") {
+    auto sway = bound_socket(run / "disp-1");
+    REQUIRE(::listen(sway.get(), 1) == 0);
+    Gathered g;
+    CHECK(chosen(g) == (run / "disp-1").string());
+    const auto& facts = g.inputs.sources.at("disp");
+    CHECK(facts.exists == std::optional<bool>(true));  // the chosen one's facts
+    REQUIRE(facts.candidates.size() == 2);
+    CHECK_FALSE(facts.candidates[0].owned_socket);
+    CHECK(facts.candidates[1].owned_socket);
+    CHECK(facts.candidates[1].listening == std::optional<bool>(true));
+  }
+  SUBCASE("an older socket nobody listens on is left over: the live one is lent") {
+    auto stale = bound_socket(run / "disp-0");  // bound, never listening
+    auto live = bound_socket(run / "disp-1");
+    REQUIRE(::listen(live.get(), 1) == 0);
+    made_at("disp-0", 1000);
+    made_at("disp-1", 2000);
+    Gathered g;
+    CHECK(chosen(g) == (run / "disp-1").string());
+    CHECK(g.inputs.sources.at("disp").candidates[0].listening == std::optional<bool>(false));
+  }
+  SUBCASE("two live ones: the older, the session's own compositor") {
+    auto nested = bound_socket(run / "disp-0");
+    auto session = bound_socket(run / "disp-1");
+    REQUIRE(::listen(nested.get(), 1) == 0);
+    REQUIRE(::listen(session.get(), 1) == 0);
+    made_at("disp-0", 2000);
+    made_at("disp-1", 1000);
+    Gathered g;
+    CHECK(chosen(g) == (run / "disp-1").string());
+    made_at("disp-0", 500);
+    Gathered again;
+    CHECK(chosen(again) == (run / "disp-0").string());
+  }
+  SUBCASE("none exists: the first, as with one path") {
+    Gathered g;
+    CHECK(chosen(g) == (run / "disp-0").string());
+    CHECK(g.inputs.sources.at("disp").exists == std::optional<bool>(false));
+  }
 }
 
 }  // namespace sockhook

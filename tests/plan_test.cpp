@@ -682,5 +682,138 @@ TEST_CASE("Paths can be relocated for tests") {
   CHECK(std::get<VerifySource>(s.steps.at(0)).runtime_dir == "/tmp/user/1000");
 }
 
+/// What gather saw at a candidate: the owner's socket or not, listening or not (nullopt:
+/// unknown), made at `mtime`.
+CandidateFacts seen(const std::string& path, bool owned, std::optional<bool> listening,
+                    long long mtime = 0) {
+  return {path, owned, listening, mtime};
+}
+
+TEST_CASE("choose_candidate finds the owner's live compositor and says why") {
+  const std::vector<std::string> paths{"wayland-0", "wayland-1"};
+  auto choose = [&](std::vector<CandidateFacts> facts) {
+    return choose_candidate(paths, facts, "alice");
+  };
+  SUBCASE("sway or Hyprland: only wayland-1 exists") {
+    auto c = choose({seen("wayland-0", false, false), seen("wayland-1", true, true)});
+    CHECK(c.path == "wayland-1");
+    CHECK(c.note == "wayland-1 is the only one of wayland-0, wayland-1 that is alice's socket");
+  }
+  SUBCASE("GNOME, KDE or weston: only wayland-0 exists") {
+    auto c = choose({seen("wayland-0", true, true), seen("wayland-1", false, false)});
+    CHECK(c.path == "wayland-0");
+  }
+  SUBCASE("a compositor nested later takes the free name: the older one is the session's") {
+    // On sway (wayland-1) a nested weston takes wayland-0; on GNOME it would take wayland-1.
+    auto c = choose({seen("wayland-0", true, true, 200), seen("wayland-1", true, true, 100)});
+    CHECK(c.path == "wayland-1");
+    CHECK(c.note ==
+          "wayland-1 is the oldest of alice's listening sockets wayland-0, wayland-1 (one made "
+          "later is usually a compositor nested in it)");
+    CHECK(choose({seen("wayland-0", true, true, 100), seen("wayland-1", true, true, 200)}).path ==
+          "wayland-0");
+    // Made at the same moment: the plugin's order.
+    CHECK(choose({seen("wayland-0", true, true, 5), seen("wayland-1", true, true, 5)}).path ==
+          "wayland-0");
+  }
+  SUBCASE("a socket nobody listens on is left over from a compositor that exited") {
+    auto c = choose({seen("wayland-0", true, false, 1), seen("wayland-1", true, true, 9)});
+    CHECK(c.path == "wayland-1");
+    CHECK(c.note ==
+          "wayland-1 is the only one of wayland-0, wayland-1 where alice's server listens; "
+          "nothing listens on wayland-0 (left over)");
+  }
+  SUBCASE("nothing listens anywhere: the oldest socket, as a single path would be bound") {
+    auto c = choose({seen("wayland-0", true, false, 9), seen("wayland-1", true, false, 1)});
+    CHECK(c.path == "wayland-1");
+    CHECK(contains(c.note, "; nothing listens on any of them now"));
+  }
+  SUBCASE("unknown listeners count as live") {
+    auto c = choose({seen("wayland-0", true, std::nullopt, 9), seen("wayland-1", false, {})});
+    CHECK(c.path == "wayland-0");
+  }
+  SUBCASE("a socket of someone else's is not the owner's compositor") {
+    auto c = choose({seen("wayland-0", false, true), seen("wayland-1", false, true)});
+    CHECK(c.path == "wayland-0");
+    CHECK(c.note ==
+          "none of wayland-0, wayland-1 is alice's socket now; planned as wayland-0, the first "
+          "listed");
+  }
+  SUBCASE("nobody could look (plan without rights): the first, and how to see more") {
+    auto c = choose({});
+    CHECK(c.path == "wayland-0");
+    CHECK(c.note ==
+          "could not look for wayland-0, wayland-1 (run as root or as alice); planned as "
+          "wayland-0, the first listed");
+  }
+}
+
+TEST_CASE("The wayland lend reaches the compositor the owner runs, and plan says which") {
+  Fixture f("<s:socket plugin='wayland' owner='alice' method='bind'/>");
+  SourceFacts facts;
+  facts.exists = true;
+  facts.socket_gains = std::vector<std::string>{};
+  facts.candidates = {seen("wayland-0", false, false), seen("wayland-1", true, true)};
+  f.in.sources["wayland"] = facts;
+  auto plan = f.plan();
+  const auto& s = clean_socket(plan);
+  CHECK(s.source == "/run/user/1000/wayland-1");
+  CHECK(s.target == kLend + "/wayland-0");  // QEMU's name stays: WAYLAND_DISPLAY={target}
+  CHECK(step_as<VerifySource>(s, 0).relative == "wayland-1");
+  CHECK(step_as<BindMount>(s, 2).source == "/run/user/1000/wayland-1");
+  auto text = format_plan(plan);
+  CHECK(contains(text,
+                 "  found wayland-1 is the only one of wayland-0, wayland-1 that is alice's "
+                 "socket\n"));
+  CHECK(contains(text, "  source /run/user/1000/wayland-1\n"));
+  auto j = plan_to_json(plan);
+  CHECK(j["sockets"][0]["source"] == "/run/user/1000/wayland-1");
+  CHECK(j["sockets"][0]["source_note"] == s.source_note);
+
+  SUBCASE("acl points QEMU at the found socket itself") {
+    Fixture a("<s:socket plugin='wayland' owner='alice' method='acl'/>");
+    a.in.sources["wayland"] = facts;
+    auto acl_plan = a.plan();
+    const auto& sa = only_socket(acl_plan);
+    CHECK(sa.source == "/run/user/1000/wayland-1");
+    CHECK(sa.target == "/run/user/1000/wayland-1");
+  }
+  SUBCASE("a proxy connects to the found socket") {
+    Fixture p("<s:socket plugin='wayland' owner='alice' method='proxy'/>");
+    p.in.sources["wayland"] = facts;
+    CHECK(step_as<StartProxy>(only_socket(p.plan()), 0).source == "/run/user/1000/wayland-1");
+  }
+  SUBCASE("a plugin with one path says nothing about finding it") {
+    CHECK(only_socket(plan_of("<s:socket plugin='pipewire' owner='alice' method='bind'/>"))
+              .source_note.empty());
+  }
+}
+
+TEST_CASE("Each shipped plugin's lend says what the VM can reach that the server allows") {
+  const std::pair<const char*, const char*> cases[] = {
+      {"pipewire", "this VM can also record your microphone"},
+      {"jack", "this VM can also record your microphone"},
+      {"wayland", "this VM is a full client of your compositor"},
+      {"pulseaudio", "PulseAudio checks only who connects, never what a client does"},
+  };
+  for (const auto& [plugin, start] : cases) {
+    CAPTURE(plugin);
+    auto plan = plan_of(std::string("<s:socket plugin='") + plugin + "' owner='alice'/>");
+    const auto& s = only_socket(plan);
+    REQUIRE(s.reach.starts_with(start));
+    CHECK(s.reach.find('\n') == std::string::npos);  // one line, whatever the XML's breaks
+    CHECK(s.reach.find("  ") == std::string::npos);
+    // plan: one line under the socket; --json: the same text.
+    CHECK(contains(format_plan(plan),
+                   "\n  " + std::string(plugin) + ": unrestricted: " + s.reach + "\n"));
+    CHECK(plan_to_json(plan)["sockets"][0]["reach"] == s.reach);
+  }
+  SUBCASE("where a socket is refused, nothing is lent and nothing is said about reach") {
+    auto plan = plan_of("<s:socket plugin='wayland' owner='root'/>");
+    CHECK(plan.sockets.empty());
+    CHECK_FALSE(contains(format_plan(plan), "unrestricted"));
+  }
+}
+
 }  // namespace
 }  // namespace sockhook

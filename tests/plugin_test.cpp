@@ -90,7 +90,56 @@ TEST_CASE("Each shipped plugin parses") {
                       {"SDL_VIDEODRIVER", "wayland"},
                       {"SDL_RENDER_DRIVER", "software"}});
     CHECK(p.graphics == "sdl");
+    // GNOME, KDE and weston listen on wayland-0; sway and Hyprland on wayland-1.
+    CHECK(p.socket_paths == std::vector<std::string>{"wayland-0", "wayland-1"});
   }
+}
+
+TEST_CASE("A socket may list candidate paths, each checked as the socket's own") {
+  auto p = parse_plugin(
+      "<plugin name='w'><socket path='w-0' target='w'><candidate path='w-1'/>"
+      "<candidate path='sub/w-2'/></socket></plugin>",
+      false, "f");
+  CHECK(p.socket_path == "w-0");
+  CHECK(p.socket_paths == std::vector<std::string>{"w-0", "w-1", "sub/w-2"});
+  CHECK(p.candidates() == p.socket_paths);
+  CHECK(parse_plugin(simple_plugin("s", "s"), false, "f").candidates() ==
+        std::vector<std::string>{"s"});
+  const std::pair<const char*, const char*> cases[] = {
+      {"<plugin name='p'><socket path='s' target='t'><candidate path='../x'/></socket></plugin>",
+       "socket path '../x' is not a clean path"},
+      {"<plugin name='p'><socket path='s' target='t'><candidate path='/run/x'/></socket>"
+       "</plugin>",
+       "socket path '/run/x' is absolute; only plugins in /etc/sockhook/plugins may use "
+       "absolute paths"},
+      {"<plugin name='p'><socket path='s' target='t'><candidate path='s'/></socket></plugin>",
+       "socket path 's' is listed twice"},
+      {"<plugin name='p'><socket path='s' target='t'><candidate/></socket></plugin>",
+       "<candidate> lacks attribute 'path'"},
+      {"<plugin name='p'><socket path='s' target='t'><exec/></socket></plugin>",
+       "unknown element <exec> in <socket>"},
+  };
+  for (const auto& [xml, message] : cases) {
+    CAPTURE(xml);
+    CHECK_THROWS_WITH_AS(parse_plugin(xml, false, "f"), message, Error);
+  }
+}
+
+TEST_CASE("<reach> is one line of text, said once") {
+  auto p = parse_plugin(
+      "<plugin name='r'><socket path='s' target='t'/><reach>\n  this VM can\n    hear\tyou  "
+      "</reach></plugin>",
+      false, "f");
+  CHECK(p.reach == "this VM can hear you");
+  CHECK(parse_plugin(simple_plugin("s", "s"), false, "f").reach.empty());
+  CHECK_THROWS_WITH_AS(parse_plugin("<plugin name='r'><socket path='s' target='t'/>"
+                                    "<reach>a</reach><reach>b</reach></plugin>",
+                                    false, "f"),
+                       "more than one <reach>", Error);
+  CHECK_THROWS_WITH_AS(parse_plugin("<plugin name='r'><socket path='s' target='t'/>"
+                                    "<reach> </reach></plugin>",
+                                    false, "f"),
+                       "<reach> is empty", Error);
 }
 
 TEST_CASE("Absolute paths are allowed only in the administrator's plugins") {
