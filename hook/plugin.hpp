@@ -52,6 +52,9 @@ struct Plugin {
   /// <plugin graphics="sdl">: the plugin carries QEMU's own display; `annotate` adds a
   /// <graphics type=...> of that type when the domain has none.
   std::string graphics;
+  /// <plugin context="pipewire">: the socket is a PipeWire server on which method context can
+  /// create a security context (lend_context.hpp).
+  std::string context;
 };
 
 /// Values for {variable} expansion.
