@@ -115,7 +115,9 @@ SimpleEventHook {
   },
   execute = function (event)
     local _, _, si, si_props, _, target = lutils:unwrap_select_target_event (event)
-    local capture = vm_clients [tonumber (si_props ["client.id"])]
+    local node = si:get_associated_proxy ("node")
+    local client_id = node and tonumber (node.properties ["client.id"])
+    local capture = client_id and vm_clients [client_id]
     if capture == nil then
       return
     end

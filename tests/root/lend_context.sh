@@ -89,7 +89,8 @@ as_qemu() {
         env -i PATH=/usr/bin:/bin HOME=/nonexistent XDG_RUNTIME_DIR="$TMP/qemu-rt" \
         PIPEWIRE_RUNTIME_DIR="$L" "$@"
 }
-install -d -m 700 -o "$QEMU_UID" "$TMP/qemu-rt"
+install -d -m 700 -o "$QEMU_UID" "$TMP/qemu-rt" "$TMP/qemu-rec"
+install -d -m 700 -o "$SH_USER" "$TMP/owner-rec"
 
 # A 2 s tone (0.5 amplitude, 440 Hz) and a 60 s one, for playing and for being recorded.
 make_tone() {
@@ -122,7 +123,7 @@ EOF
 }
 # record_as_qemu NAME [pw-record options] : records 3 s through the lend; prints the frames.
 record_as_qemu() {
-    local out=$TMP/rec-$1.wav
+    local out=$TMP/qemu-rec/$1.wav
     shift
     rm -f "$out"
     as_qemu timeout -s INT 3 pw-record "$@" "$out" >/dev/null 2>&1 || true
@@ -207,8 +208,8 @@ check "recording the named source gives 0 samples (got $n)" test "$n" -eq 0
 n=$(record_as_qemu monitor -P stream.capture.sink=true --target sockhook-null-sink)
 check "recording the sink's monitor (the owner's audio) gives 0 samples (got $n)" test "$n" -eq 0
 # The check can fail: the owner records the same monitor and gets samples.
-"$DESKTOP" as-user timeout -s INT 3 pw-record -P stream.capture.sink=true --target sockhook-null-sink "$TMP/owner-rec.wav" >/dev/null 2>&1 || true
-n=$(frames "$TMP/owner-rec.wav")
+"$DESKTOP" as-user timeout -s INT 3 pw-record -P stream.capture.sink=true --target sockhook-null-sink "$TMP/owner-rec/monitor.wav" >/dev/null 2>&1 || true
+n=$(frames "$TMP/owner-rec/monitor.wav")
 check "the owner, recording the same monitor, gets samples (got $n)" test "$n" -gt 0
 
 say "release: the holder stops and PipeWire drops the VM's client"
