@@ -34,7 +34,8 @@ WP_SCRIPT=/usr/share/sockhook/wireplumber/sockhook-access.lua
 WP_CONF=/etc/wireplumber/wireplumber.conf.d/sockhook.conf
 # rules_install / rules_remove : the files install.sh puts in place (unless already there).
 rules_install() {
-    install -D -m 644 "$REPO/dist/wireplumber/sockhook-access.lua" "$WP_SCRIPT"
+    # LEND_CONTEXT_RULES: another script in place of sockhook's (to show the checks failing).
+    install -D -m 644 "${LEND_CONTEXT_RULES:-$REPO/dist/wireplumber/sockhook-access.lua}" "$WP_SCRIPT"
     install -D -m 644 "$REPO/dist/wireplumber/sockhook.conf" "$WP_CONF"
 }
 rules_remove() {
