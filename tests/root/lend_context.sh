@@ -232,7 +232,13 @@ sees=$(qemu_sees)
 check "the VM sees the source" grep -q "sockhook-null-source" <<<"$sees"
 n=$(record_as_qemu capture-default)
 check "recording the default source gives samples (got $n)" test "$n" -gt 0
-release || true
+HP=$(holder_pid)
+kill -KILL "${HP:-0}" 2>/dev/null || true
+st=$("$SOCKHOOK" status 2>&1 || true)
+check "a dead holder is reported by status" grep -q "the context's holder is not running" <<<"$st"
+show "$(grep -A3 'pipewire: context' <<<"$st")"
+rc=0; release || rc=$?
+check "release after the holder died succeeds" test "$rc" -eq 0
 same_host "$TMP/before" "after the capture lend's release"
 
 say "without sockhook's rules the lend fails closed"
