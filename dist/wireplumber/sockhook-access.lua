@@ -46,10 +46,9 @@ nodes_om = ObjectManager { Interest { type = "node" } }
 factories_om = ObjectManager {
   Interest { type = "factory", Constraint { "factory.name", "=", "client-node" } }
 }
-clients_om = ObjectManager {
-  -- type "pw": the client's full properties; its global ones lack the engine.
-  Interest { type = "client", Constraint { "pipewire.sec.engine", "=", ENGINE, type = "pw" } }
-}
+-- Every client, filtered in the handler on its full properties (as access-default.lua does):
+-- the client global's own properties lack the engine.
+clients_om = ObjectManager { Interest { type = "client" } }
 
 local function grant_node (client, capture, node)
   local perms = visible_node (capture, client ["bound-id"], node.properties)
@@ -60,7 +59,11 @@ end
 
 clients_om:connect ("object-added", function (_, client)
   local id = client ["bound-id"]
-  local access = client.properties ["pipewire.access"]
+  local props = client ["properties"]
+  if props ["pipewire.sec.engine"] ~= ENGINE then
+    return
+  end
+  local access = props ["pipewire.access"]
   if access ~= "sockhook" and access ~= "sockhook-capture" then
     -- A context sockhook did not make (or an older one): it gets nothing.
     log:warning (client, "client " .. id .. " of engine " .. ENGINE ..
@@ -77,8 +80,8 @@ clients_om:connect ("object-added", function (_, client)
   for node in nodes_om:iterate () do
     grant_node (client, capture, node)
   end
-  log:info (client, "VM client " .. id .. " of " ..
-      tostring (client.properties ["pipewire.sockhook.domain"]) ..
+  log:notice (client, "VM client " .. id .. " of " ..
+      tostring (props ["pipewire.sockhook.domain"]) ..
       (capture and ": playback and capture" or ": playback only"))
   -- Last: the core lets the client start.
   client:update_permissions { [0] = "rx" }
@@ -141,6 +144,7 @@ SimpleEventHook {
   end
 }:register ()
 
+log:notice ("sockhook's rules for context lends are loaded")
 factories_om:activate ()
 nodes_om:activate ()
 clients_om:activate ()
