@@ -78,6 +78,26 @@ build=${prebuilt:-$src/build-release}
 hooks=/etc/libvirt/hooks
 etc=/etc/sockhook
 
+
+# WirePlumber's drop-in for context lends: it names the script under our prefix. The package
+# ships its own in /usr/share/wireplumber (dist/wireplumber/sockhook.conf).
+wp_dropin=/etc/wireplumber/wireplumber.conf.d/sockhook.conf
+install_wireplumber_rules() {
+  local script=$prefix/share/sockhook/wireplumber/sockhook-access.lua
+  sed "s|/usr/share/sockhook/wireplumber/sockhook-access.lua|$script|" \
+    "$src/dist/wireplumber/sockhook.conf" |
+    install -D -m 0644 -o root -g root /dev/stdin "$wp_dropin"
+  say "wrote $wp_dropin: WirePlumber restricts context lends once each owner restarts it"
+}
+remove_wireplumber_rules() {
+  # Only our own drop-in (it names sockhook's script).
+  if [[ -f $wp_dropin ]] && grep -q 'sockhook-access.lua' "$wp_dropin"; then
+    rm -f "$wp_dropin"
+    rmdir /etc/wireplumber/wireplumber.conf.d /etc/wireplumber 2>/dev/null || true
+    say "removed $wp_dropin"
+  fi
+}
+
 # The defaults the Debian package ships as conffiles too: one source, so that installing the
 # package over an install.sh installation finds identical files and asks nothing.
 default_config() { cat "$src/dist/sockhook.conf"; }
@@ -212,6 +232,7 @@ do_install() {
 
   # Each VM's AppArmor rules (SPEC §12); the script says where they went and what it reloaded.
   "$(apparmor_script)" install || say "the AppArmor rules are not installed (see above)"
+  install_wireplumber_rules
 
   install -d -m 0755 -o root -g root "$etc" "$etc/plugins"
   if [[ ! -e $etc/sockhook.conf ]] ||
@@ -252,19 +273,22 @@ do_uninstall() {
   elif [[ -x $aa ]]; then
     "$aa" remove
   fi
+  remove_wireplumber_rules
   # Earlier versions installed the examples here (now share/doc/sockhook/examples); the
   # directory is ours alone, and an upgraded host must not keep it after --uninstall.
   rm -rf "$prefix/share/sockhook/xml-examples"
   if [[ -f $build/install_manifest.txt ]]; then
     manifest_files | xargs -d '\n' -r rm -f
     rmdir -p --ignore-fail-on-non-empty "$prefix/share/sockhook/plugins" \
-      "$prefix/share/doc/sockhook/examples" "$prefix/share/sockhook/apparmor" 2>/dev/null || true
+      "$prefix/share/doc/sockhook/examples" "$prefix/share/sockhook/apparmor" \
+      "$prefix/share/sockhook/wireplumber" 2>/dev/null || true
     # Only directories cmake --install may have created, and only when empty.
     rmdir "$prefix/share/bash-completion/completions" "$prefix/share/bash-completion" \
       "$prefix/share/man/man8" 2>/dev/null || true
     say "removed the files listed in $build/install_manifest.txt"
   else
-    rm -f "$prefix/bin/sockhook" "$prefix/share/bash-completion/completions/sockhook" \
+    rm -f "$prefix/bin/sockhook" "$prefix/bin/sockhook-context-holder" \
+      "$prefix/share/bash-completion/completions/sockhook" \
       "$prefix/share/man/man8/sockhook.8"
     rm -rf "$prefix/share/sockhook" "$prefix/share/doc/sockhook"
   fi

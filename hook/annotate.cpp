@@ -843,7 +843,7 @@ int run_annotate(const AnnotateOptions& o) {
     return 2;
   }
   if (req.method && !parse_method(*req.method)) {
-    print_error(who + ": --method must be one of auto, bind, proxy, acl, group");
+    print_error(who + ": --method must be one of auto, bind, proxy, acl, group, context");
     return 2;
   }
   std::optional<unsigned long> forced_version;

@@ -392,7 +392,7 @@ int run_cli(int argc, char** argv) {
   ann->add_option("domain", annotate.domain, "Domain name or UUID");
   ann->add_option("--plugin", annotate.request.plugin, "Plugin to lend");
   ann->add_option("--owner", annotate.request.owner, "User whose socket is lent");
-  ann->add_option("--method", annotate_method, "auto, bind, proxy, acl or group");
+  ann->add_option("--method", annotate_method, "auto, bind, proxy, acl, group or context");
   ann->add_option("--required", annotate_required, "yes or no")
       ->check(CLI::IsMember({"yes", "no"}));
   ann->add_option("--wait", annotate_wait, "Seconds to wait for a missing socket")

@@ -1,5 +1,6 @@
 #include "doctor.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <sys/stat.h>
@@ -21,8 +22,10 @@
 #include "plan.hpp"
 #include "plugin.hpp"
 #include "policy.hpp"
+#include "proc.hpp"
 #include "qemu_identity.hpp"
 #include "sys/creds.hpp"
+#include "sys/fd.hpp"
 #include "sys/file.hpp"
 #include "sys/trust.hpp"
 #include "virt.hpp"
@@ -334,6 +337,91 @@ void check_lend_root(const Plan& plan, const Paths& paths, bool running, std::ve
                    "sockhook cleanup " + plan.domain});
 }
 
+/// The WirePlumber drop-ins that load sockhook's rules: install.sh's, then the package's.
+constexpr const char* kWirePlumberDropins[] = {
+    "/etc/wireplumber/wireplumber.conf.d/sockhook.conf",
+    "/usr/share/wireplumber/wireplumber.conf.d/sockhook.conf"};
+
+/// When the system booted, in seconds since the epoch (/proc/stat btime); 0 if unknown.
+long long boot_time() {
+  std::FILE* f = std::fopen("/proc/stat", "re");
+  if (!f) return 0;
+  long long btime = 0;
+  char line[256];
+  while (std::fgets(line, sizeof line, f))
+    if (std::sscanf(line, "btime %lld", &btime) == 1) break;
+  std::fclose(f);
+  return btime;
+}
+
+/// Method context: does the owner's running WirePlumber have sockhook's rules? Without them
+/// the VM's client gets nothing (the lend fails closed), so this is a warning, not a failure.
+void check_context_rules(const SocketPlan& s, std::vector<Check>& out) {
+  const auto& name = s.request.name;
+  struct stat rules {};
+  const char* dropin = nullptr;
+  for (const char* d : kWirePlumberDropins)
+    if (::stat(d, &rules) == 0) {
+      dropin = d;
+      break;
+    }
+  if (!dropin) {
+    out.push_back({Level::kWarn,
+                   name + ": no WirePlumber rules for context lends: the VM's client would get "
+                          "nothing",
+                   "install sockhook with install.sh or its Debian package"});
+    return;
+  }
+  // The owner's WirePlumber processes, and when each started.
+  long long btime = boot_time();
+  long ticks = ::sysconf(_SC_CLK_TCK);
+  bool found = false;
+  bool stale = false;
+  if (Fd proc{::open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC)}) {
+    if (DIR* d = ::fdopendir(::dup(proc.get()))) {
+      while (auto* e = ::readdir(d)) {
+        char* end = nullptr;
+        long pid = std::strtol(e->d_name, &end, 10);
+        if (*end != '\0' || pid <= 0) continue;
+        struct stat pst {};
+        if (::fstatat(proc.get(), e->d_name, &pst, 0) != 0 || pst.st_uid != s.owner.uid) continue;
+        auto comm = "/proc/" + std::string(e->d_name) + "/comm";
+        std::FILE* f = std::fopen(comm.c_str(), "re");
+        if (!f) continue;
+        char buf[32] = {};
+        bool wp = std::fgets(buf, sizeof buf, f) && std::string(buf) == "wireplumber\n";
+        std::fclose(f);
+        if (!wp) continue;
+        found = true;
+        auto started = btime + static_cast<long long>(
+                                   process_starttime(static_cast<pid_t>(pid)) /
+                                   static_cast<unsigned long long>(ticks > 0 ? ticks : 100));
+        stale |= btime > 0 && started < static_cast<long long>(rules.st_mtime);
+      }
+      ::closedir(d);
+    }
+  }
+  if (!found) {
+    out.push_back({Level::kWarn,
+                   name + ": " + s.owner.name +
+                       " runs no WirePlumber now; the VM's client gets "
+                       "nothing until one runs with " +
+                       dropin,
+                   ""});
+  } else if (stale) {
+    out.push_back({Level::kWarn,
+                   name + ": " + s.owner.name + "'s WirePlumber started before " + dropin +
+                       " was written, so it lacks the rules: the VM's client would get nothing",
+                   "as " + s.owner.name + ": systemctl --user restart wireplumber"});
+  } else {
+    out.push_back({Level::kOk,
+                   name + ": " + s.owner.name + "'s WirePlumber started after " + dropin +
+                       " was written: context lends get playback" +
+                       (s.request.capture ? " and capture" : " only"),
+                   ""});
+  }
+}
+
 void check_source(const SocketPlan& s, std::vector<Check>& out) {
   const auto& name = s.request.name;
   if (!s.source_note.empty()) out.push_back({Level::kOk, name + ": found " + s.source_note, ""});
@@ -380,6 +468,7 @@ void check_source(const SocketPlan& s, std::vector<Check>& out) {
                        std::string(to_string(s.method)) + ")",
                    ""});
   }
+  if (s.method == Method::kContext) check_context_rules(s, out);
 }
 
 }  // namespace

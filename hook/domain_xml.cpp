@@ -158,8 +158,8 @@ class SocketParser {
       if (auto parsed = parse_method(m.as_string())) {
         req.method = *parsed;
       } else {
-        error(who,
-              "method='" + quoted(m.as_string()) + "' is not one of auto, bind, proxy, acl, group");
+        error(who, "method='" + quoted(m.as_string()) +
+                       "' is not one of auto, bind, proxy, acl, group, context");
       }
     }
     if (auto w = el.attribute("wait")) {
@@ -176,6 +176,13 @@ class SocketParser {
           warn(who, "wait has no effect with method='proxy' (the proxy connects lazily)");
       }
     }
+    if (auto c = el.attribute("capture")) {
+      std::string_view v = c.as_string();
+      if (v == "yes" || v == "no")
+        req.capture = v == "yes";
+      else
+        error(who, "capture='" + quoted(v) + "' must be yes or no");
+    }
     if (el.attribute("name") && req.name.size() > kMaxSocketNameBytes) {
       error(who, "name='" + quoted(req.name) + "' is longer than " +
                      std::to_string(kMaxSocketNameBytes) + " bytes");
@@ -188,7 +195,7 @@ class SocketParser {
     for (auto a : el.attributes()) {
       std::string_view n = a.name();
       if (n == "plugin" || n == "owner" || n == "method" || n == "required" || n == "wait" ||
-          n == "name" || n.starts_with("xmlns"))
+          n == "name" || n == "capture" || n.starts_with("xmlns"))
         continue;
       warn(who, "ignoring unknown attribute '" + quoted(n) + "'");
     }
@@ -310,11 +317,12 @@ void parse_qemu_side(const pugi::xml_node& domain, DomainInfo& info, Diagnostics
 
 }  // namespace
 
-constexpr EnumNames<Method, 5> kMethods{{{Method::kAuto, "auto"},
+constexpr EnumNames<Method, 6> kMethods{{{Method::kAuto, "auto"},
                                          {Method::kBind, "bind"},
                                          {Method::kProxy, "proxy"},
                                          {Method::kAcl, "acl"},
-                                         {Method::kGroup, "group"}}};
+                                         {Method::kGroup, "group"},
+                                         {Method::kContext, "context"}}};
 
 std::string_view to_string(Method m) { return kMethods.name(m); }
 

@@ -13,7 +13,9 @@ inline constexpr std::string_view kMetadataNs = "urn:sockhook:domain:1";
 inline constexpr std::string_view kQemuNs = "http://libvirt.org/schemas/domain/qemu/1.0";
 
 /// How a socket is lent (SPEC §4).
-enum class Method { kAuto, kBind, kProxy, kAcl, kGroup };
+/// How a socket is lent. kContext: a PipeWire security context that sockhook creates on the
+/// owner's server for this VM alone (lend_context.hpp); only plugins that name a context kind.
+enum class Method { kAuto, kBind, kProxy, kAcl, kGroup, kContext };
 
 /// "auto", "bind", ...
 std::string_view to_string(Method m);
@@ -28,6 +30,8 @@ struct SocketRequest {
   Method method = Method::kAuto;
   bool required = true;
   std::optional<int> wait_seconds;  ///< nullopt: the method's default
+  /// capture="yes": a context lend lets the VM see and record the owner's sources too.
+  bool capture = false;
 };
 
 /// A problem found in the metadata. An error makes that socket fail; a warning does not.

@@ -12,6 +12,7 @@
 #include "journal.hpp"
 #include "lend_acl.hpp"
 #include "lend_bind.hpp"
+#include "lend_context.hpp"
 #include "lend_dir.hpp"
 #include "lend_group.hpp"
 #include "lend_proxy.hpp"
@@ -207,6 +208,7 @@ class DomainExecutor {
                      [&](const ChangeGroup& g) { change_group(run, g); },
                      [&](const CopyFile& c) { copy_file(run, c); },
                      [&](const StartProxy& p) { start_proxy(run, p); },
+                     [&](const StartContext& c) { start_context(run, c); },
                  },
                  step);
     }

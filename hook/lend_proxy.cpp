@@ -17,10 +17,7 @@
 #include "root_dir.hpp"
 
 namespace sockhook {
-namespace {
 
-/// A listening unix socket at `name` in the root-only lend directory, owned by QEMU's user,
-/// mode 0600.
 Fd make_listen_socket(const Fd& dir, const std::string& name, uid_t uid, gid_t gid) {
   Fd sock(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!sock) throw_errno("socket");
@@ -43,6 +40,8 @@ Fd make_listen_socket(const Fd& dir, const std::string& name, uid_t uid, gid_t g
   if (::listen(sock.get(), SOMAXCONN) != 0) throw_errno("listen");
   return sock;
 }
+
+namespace {
 
 /// Binds, records the socket inode, spawns, records the pid: the part shared by start and
 /// restart. `e` is entry `index` of the journal.

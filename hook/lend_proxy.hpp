@@ -3,9 +3,14 @@
 #include <cstddef>
 #include <string>
 
+#include "sys/fd.hpp"
 #include "transaction.hpp"
 
 namespace sockhook {
+
+/// A listening unix socket at `name` in the root-only lend directory `dir`, owned by QEMU's
+/// user (`uid`, `gid`), never more open than 0600 (S4). Shared by the proxy and context lends.
+Fd make_listen_socket(const Fd& dir, const std::string& name, uid_t uid, gid_t gid);
 
 /// StartProxy: creates the listening socket in the lend directory as root (never more open
 /// than 0600, then owned by QEMU's user), and starts a proxy process as the owner

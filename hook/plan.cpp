@@ -7,6 +7,7 @@
 #include "confinement.hpp"
 #include "domain_cgroup.hpp"
 #include "error.hpp"
+#include "lend_context.hpp"
 #include "sys/acl.hpp"
 
 namespace sockhook {
@@ -110,7 +111,8 @@ class Planner {
   static bool needs_lend_dir(const std::vector<SocketPlan>& sockets) {
     bool needs = false;
     for (const auto& s : sockets) {
-      needs |= s.method == Method::kBind || s.method == Method::kProxy;
+      needs |=
+          s.method == Method::kBind || s.method == Method::kProxy || s.method == Method::kContext;
       for (const auto& step : s.steps) needs |= std::holds_alternative<CopyFile>(step);
     }
     return needs;
@@ -163,10 +165,25 @@ class Planner {
     }
     bool absolute = path.front() == '/';
     sp.source = socket_place(*plugin, owner, req.method, in_.paths, plan_.lend_dir, path).source;
-    // S9: no lend restricts the VM inside the server yet, so each says what the VM reaches.
-    sp.reach = plugin->reach;
+    // S9: a lend the server does not restrict says what the VM reaches; a context lend is
+    // restricted by WirePlumber's rules and says that instead (its method note).
+    if (req.method != Method::kContext) sp.reach = plugin->reach;
 
     sp.method = req.method;
+    if (req.method == Method::kContext) {
+      if (plugin->context != "pipewire")
+        return fail(req,
+                    "method context needs a plugin whose server offers security contexts "
+                    "(pipewire, jack); '" +
+                        plugin->name + "' has none");
+      if (auto why = context_unavailable()) return fail(req, *why);
+    } else if (req.capture) {
+      sp.warnings.push_back({"",
+                             "capture='yes' has no effect with method " +
+                                 std::string(to_string(req.method)) +
+                                 ", which lends the whole server, capture included",
+                             ""});
+    }
     if (req.method == Method::kAuto && !in_.vm_separation_gap.empty()) {
       // S10: here only the proxy's cgroup check keeps other VMs from this VM's lend.
       sp.method = Method::kProxy;
@@ -232,6 +249,16 @@ class Planner {
         sp.steps.push_back(StartProxy{sp.target, sp.source, owner.uid, owner.gid, qemu.uid,
                                       qemu.gid,
                                       DomainCgroup{domain_.id, domain_.partition}.to_string()});
+        break;
+      case Method::kContext:
+        sp.steps.push_back(StartContext{sp.target, sp.source, owner.uid, owner.gid, qemu.uid,
+                                        qemu.gid, domain_.name, domain_.uuid, req.capture});
+        sp.method_note =
+            std::string("context: through WirePlumber's rules from sockhook, the VM ") +
+            (req.capture ? "sees the sinks, the sources and its own streams"
+                         : "sees the sinks and its own streams: no source, no "
+                           "monitor, no other application's stream") +
+            "; where the rules are missing it gets nothing (sockhook doctor)";
         break;
       case Method::kAcl:
       case Method::kGroup:
@@ -344,7 +371,8 @@ SocketPlace socket_place(const Plugin& plugin, const User& owner, Method method,
   bool absolute = from.front() == '/';
   place.source = absolute ? from : paths.runtime_dir(owner.uid) + "/" + from;
   // bind and proxy lend a name in the lend directory; acl and group open the socket itself.
-  bool lent_copy = method == Method::kBind || method == Method::kProxy;
+  bool lent_copy =
+      method == Method::kBind || method == Method::kProxy || method == Method::kContext;
   place.target = lent_copy ? lend_dir + "/" + plugin.socket_target : place.source;
   return place;
 }
@@ -459,7 +487,7 @@ std::string format_plan(const Plan& plan) {
   return out.str();
 }
 
-bool revocable(Method method) { return method == Method::kProxy; }
+bool revocable(Method method) { return method == Method::kProxy || method == Method::kContext; }
 
 std::string reach_line(const std::string& socket, const std::string& reach) {
   return socket + ": unrestricted: " + reach;
@@ -469,10 +497,13 @@ namespace {
 
 /// One line for people: what release can take back after `method` (see revocable).
 std::string revocability(Method method) {
+  if (method == Method::kContext)
+    return "revocable: yes (release stops the context's holder; PipeWire then drops the VM's "
+           "clients and refuses new ones)";
   if (revocable(method))
     return "revocable: yes (release stops the proxy; a descriptor QEMU kept reaches nothing)";
   return "revocable: no (a descriptor QEMU keeps of the socket, even O_PATH, still connects "
-         "after release; only method proxy can be revoked)";
+         "after release; only methods proxy and context can be revoked)";
 }
 
 void format_socket(std::ostream& out, const Plan& plan, const SocketPlan& s, int& n,

@@ -65,6 +65,10 @@ struct Plugin {
   std::vector<std::string> candidates() const {
     return socket_paths.empty() ? std::vector<std::string>{socket_path} : socket_paths;
   }
+
+  /// <plugin context="pipewire">: the socket is a PipeWire server on which method context can
+  /// create a security context (lend_context.hpp).
+  std::string context;
 };
 
 /// Values for {variable} expansion.

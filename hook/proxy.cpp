@@ -833,20 +833,6 @@ ProxyProcess spawn_proxy(const std::string& exe, Fd listen_fd, const ProxyOption
     throw Error("cannot start the proxy for " + options.connect_path +
                 ": the domain has no id, so its QEMU cannot be told from another VM's");
 
-  // Everything the child needs is prepared here: between fork and exec it only makes
-  // system calls, so it is safe even if this process had threads.
-  Fd devnull(open("/dev/null", O_RDWR | O_CLOEXEC));
-  if (!devnull) throw_errno("cannot open /dev/null");
-  int pipe_fds[2];
-  if (pipe2(pipe_fds, O_CLOEXEC) < 0) throw_errno("cannot create a pipe");
-  Fd report_read(pipe_fds[0]);
-  Fd report_write(pipe_fds[1]);
-  // The go-ahead: a socket pair, so that sending to a child that died gives EPIPE, not SIGPIPE.
-  int go_fds[2];
-  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, go_fds) < 0)
-    throw_errno("cannot create a socket pair");
-  Fd go_send(go_fds[0]);
-  Fd go_wait(go_fds[1]);
   std::vector<std::string> args = {"sockhook",
                                    "proxy",
                                    "--listen-fd",
@@ -865,6 +851,29 @@ ProxyProcess spawn_proxy(const std::string& exe, Fd listen_fd, const ProxyOption
                                    std::to_string(options.limits.max_queued_fds),
                                    "--max-connections",
                                    std::to_string(options.limits.max_connections)};
+  return spawn_as_owner(exe, std::move(listen_fd), std::move(args), owner_uid, owner_gid,
+                        "the proxy for " + label, record);
+}
+
+ProxyProcess spawn_as_owner(const std::string& exe, Fd listen_fd, std::vector<std::string> args,
+                            uid_t owner_uid, gid_t owner_gid, const std::string& what,
+                            const RecordProxy& record, const Fd& report_fd) {
+  if (owner_uid == 0 || owner_gid == 0)
+    throw Error("cannot start " + what + ": it never runs as root");
+  // Everything the child needs is prepared here: between fork and exec it only makes
+  // system calls, so it is safe even if this process had threads.
+  Fd devnull(open("/dev/null", O_RDWR | O_CLOEXEC));
+  if (!devnull) throw_errno("cannot open /dev/null");
+  int pipe_fds[2];
+  if (pipe2(pipe_fds, O_CLOEXEC) < 0) throw_errno("cannot create a pipe");
+  Fd report_read(pipe_fds[0]);
+  Fd report_write(pipe_fds[1]);
+  // The go-ahead: a socket pair, so that sending to a child that died gives EPIPE, not SIGPIPE.
+  int go_fds[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, go_fds) < 0)
+    throw_errno("cannot create a socket pair");
+  Fd go_send(go_fds[0]);
+  Fd go_wait(go_fds[1]);
   std::vector<char*> argv;
   for (auto& arg : args) argv.push_back(arg.data());
   argv.push_back(nullptr);
@@ -883,6 +892,8 @@ ProxyProcess spawn_proxy(const std::string& exe, Fd listen_fd, const ProxyOption
     signal(SIGINT, SIG_DFL);
     // Move our descriptors above 3 first, so the dup2 calls below cannot clobber one.
     const int listen_copy = fcntl(listen_fd.get(), F_DUPFD_CLOEXEC, 10);
+    const int extra = report_fd ? fcntl(report_fd.get(), F_DUPFD_CLOEXEC, 10) : -1;
+    if (report_fd && extra < 0) child_fail(pipe_fds[1], 0);
     const int null_copy = fcntl(devnull.get(), F_DUPFD_CLOEXEC, 10);
     const int go = fcntl(go_wait.get(), F_DUPFD_CLOEXEC, 10);
     report = fcntl(report, F_DUPFD_CLOEXEC, 10);
@@ -891,7 +902,8 @@ ProxyProcess spawn_proxy(const std::string& exe, Fd listen_fd, const ProxyOption
     // copy of the hook's stdout and stderr is closed, so inheriting them would hang the VM
     // start. Every other descriptor is closed at exec (close_range marks them all).
     if (dup2(null_copy, 0) < 0 || dup2(null_copy, 1) < 0 || dup2(null_copy, 2) < 0 ||
-        dup2(listen_copy, 3) < 0 || close_range(4, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
+        dup2(listen_copy, 3) < 0 || (extra >= 0 && dup2(extra, 4) < 0) ||
+        close_range(extra >= 0 ? 5 : 4, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
       child_fail(report, 0);
     // Its own session: no controlling terminal, and not in libvirtd's process group, so a
     // signal to the hook's group does not reach the proxy. "/" pins no mount.
@@ -939,7 +951,7 @@ ProxyProcess spawn_proxy(const std::string& exe, Fd listen_fd, const ProxyOption
   const int ready = retry_eintr([&] { return poll(&p, 1, kSpawnTimeoutMs); });
   if (ready <= 0) {
     abandon_child(pid, proxy.pidfd);
-    throw Error("cannot start the proxy for " + label + ": its process did not start within " +
+    throw Error("cannot start " + what + ": its process did not start within " +
                 std::to_string(kSpawnTimeoutMs / 1000) + " s (stopped by its owner?)");
   }
   ChildFailure failure{};
@@ -947,8 +959,7 @@ ProxyProcess spawn_proxy(const std::string& exe, Fd listen_fd, const ProxyOption
   if (n > 0) {
     abandon_child(pid, proxy.pidfd);  // it exits at once after reporting
     const int step = std::clamp(failure.step, 0, static_cast<int>(std::size(kChildSteps)) - 1);
-    throw_errno(std::string("cannot start the proxy for ") + label + ": " + kChildSteps[step],
-                failure.err);
+    throw_errno("cannot start " + what + ": " + kChildSteps[step], failure.err);
   }
   // EOF: exec closed the pipe, or the child died before it (killed by its owner).
   siginfo_t info{};
@@ -956,7 +967,7 @@ ProxyProcess spawn_proxy(const std::string& exe, Fd listen_fd, const ProxyOption
              WEXITED | WNOHANG | WNOWAIT) == 0 &&
       info.si_pid != 0) {
     waitpid(pid, nullptr, WNOHANG);
-    throw Error("cannot start the proxy for " + label + ": its process ended before exec");
+    throw Error("cannot start " + what + ": its process ended before exec");
   }
   return proxy;
 }

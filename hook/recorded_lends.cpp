@@ -62,7 +62,11 @@ LendStatus status_of(const Journal& j, const JournalSocket& s) {
       st.proxy_pid = e.pid;
       if (!proxy_alive(e)) {
         st.health = "broken";
-        st.why = "the proxy is not running (reconnect restarts it)";
+        // A context's holder is not restarted: a new context is a new lend (restart the VM).
+        st.why = s.method == "context"
+                     ? "the context's holder is not running, so PipeWire no longer serves the "
+                       "VM (restart the VM to lend again)"
+                     : "the proxy is not running (reconnect restarts it)";
       }
     } else if ((e.kind == EntryKind::kAcl || e.kind == EntryKind::kGroup) && e.path == s.source) {
       if (s.method != "bind" && source_inode_now(s) != e.inode) {

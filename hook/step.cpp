@@ -113,4 +113,13 @@ std::string StartProxy::describe() const {
          cgroup;
 }
 
+std::string StartContext::describe() const {
+  return "listen on " + listen_path + " (owner uid " + std::to_string(qemu_uid) +
+         ", 0600) and start a holder as uid " + std::to_string(owner) +
+         " that makes it a PipeWire security context on " + source +
+         " (pipewire.sec.engine=org.sockhook, pipewire.access=" +
+         (capture ? "sockhook-capture" : "sockhook") + ", domain " + domain + ", uuid " + uuid +
+         ") and holds it until release";
+}
+
 }  // namespace sockhook

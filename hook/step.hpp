@@ -226,9 +226,44 @@ struct StartProxy {
   }
 };
 
+/// Create a listening socket in the lend directory, owned by QEMU's user, 0600, and start a
+/// process running as the owner that hands it to the owner's PipeWire at `source` as a
+/// security context (pw_security_context_create) labelled with sockhook's engine, the domain
+/// and its UUID, and holds the context's close_fd until release (lend_context.hpp).
+struct StartContext {
+  static constexpr const char* kAction = "start_context";
+  std::string listen_path;
+  std::string source;
+  uid_t owner;
+  gid_t owner_gid;
+  uid_t qemu_uid;
+  gid_t qemu_gid;
+  std::string domain;
+  std::string uuid;
+  bool capture;
+
+  static constexpr std::tuple kFields{
+      Field{"listen", "listen", &StartContext::listen_path},
+      Field{"source", "source", &StartContext::source},
+      Field{"owner_uid", "owner", &StartContext::owner},
+      Field{"owner_gid", "owner-gid", &StartContext::owner_gid},
+      Field{"qemu_uid", "qemu-uid", &StartContext::qemu_uid},
+      Field{"qemu_gid", "qemu-gid", &StartContext::qemu_gid},
+      Field{"domain", "domain", &StartContext::domain},
+      Field{"uuid", "uuid", &StartContext::uuid},
+      Field{"capture", "capture", &StartContext::capture},
+  };
+  std::string describe() const;
+  std::string describe_undo() const {
+    return "stop the context holder (through its pidfd; PipeWire then drops the VM's clients) "
+           "and remove " +
+           listen_path;
+  }
+};
+
 /// One step of a prepare.
 using Step = std::variant<MakeLendDir, VerifySource, CreateTarget, BindMount, GrantAcl, ChangeGroup,
-                          CopyFile, StartProxy>;
+                          CopyFile, StartProxy, StartContext>;
 
 /// One line saying what a step does, e.g. "bind-mount /run/user/1000/pipewire-0 onto ...".
 std::string describe(const Step& step);

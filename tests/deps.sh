@@ -14,7 +14,7 @@ fuzz=no
 
 pkgs=(
   build-essential cmake pkg-config libvirt-dev libpugixml-dev libcli11-dev doctest-dev
-  libacl1-dev nlohmann-json3-dev scdoc man-db bash-completion
+  libacl1-dev nlohmann-json3-dev libpipewire-0.3-dev scdoc man-db bash-completion
   acl socat python3 util-linux procps psmisc strace stress-ng bc
   libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86
   qemu-system-gui apparmor

@@ -184,9 +184,9 @@ TEST_CASE("The metadata namespace is matched on its URI, never on its prefix") {
 TEST_CASE("Invalid socket attributes make that socket fail with a one-line reason") {
   const std::pair<const char*, const char*> cases[] = {
       {"plugin='pipewire' owner='alice' method='socat'",
-       "method='socat' is not one of auto, bind, proxy, acl, group"},
+       "method='socat' is not one of auto, bind, proxy, acl, group, context"},
       {"plugin='pipewire' owner='alice' method=''",
-       "method='' is not one of auto, bind, proxy, acl, group"},
+       "method='' is not one of auto, bind, proxy, acl, group, context"},
       {"plugin='pipewire' owner='alice' required='maybe'",
        "required='maybe' must be 'yes' or 'no'"},
       {"plugin='pipewire' owner='alice' required='YES'", "required='YES' must be 'yes' or 'no'"},
@@ -264,7 +264,7 @@ TEST_CASE("Every field is bounded: at the bound it is read, one past it is one s
        "name='" + at64 + "... (65 bytes)' is longer than 64 bytes"},
       {"plugin='pipewire' owner='" + huge + "'", "owner='" + shown + "' is longer than 32 bytes"},
       {"plugin='pipewire' owner='alice' method='" + huge + "'",
-       "method='" + shown + "' is not one of auto, bind, proxy, acl, group"},
+       "method='" + shown + "' is not one of auto, bind, proxy, acl, group, context"},
       {"plugin='pipewire' owner='alice' wait='" + huge + "'",
        "wait='" + shown + "' must be a whole number of seconds from 0 to 120"},
   };

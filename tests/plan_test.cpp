@@ -11,6 +11,7 @@
 
 #include "error.hpp"
 #include "fixtures.hpp"
+#include "lend_context.hpp"
 #include "test_files.hpp"
 
 namespace sockhook {
@@ -191,6 +192,43 @@ TEST_CASE("A proxy lend plans one StartProxy step") {
   CHECK(proxy.qemu_uid == kQemuUid);
   CHECK(proxy.qemu_gid == kQemuGid);
   CHECK(s.target == kLend + "/wayland-0");
+}
+
+TEST_CASE("Method context: one StartContext step where the build has it, one line where not") {
+  auto plan = plan_of("<s:socket plugin='pipewire' owner='alice' method='context' capture='yes'/>");
+  if (auto why = context_unavailable()) {
+    // Debian 12's libpipewire 0.3.65 has no security context: refused at plan time.
+    REQUIRE(plan.errors.size() == 1);
+    CHECK(plan.errors[0].message == *why);
+    CHECK(why->find("libpipewire 1.2") != std::string::npos);
+    CHECK(plan.sockets.empty());
+  } else {
+    const auto& s = clean_socket(plan);
+    CHECK(s.method == Method::kContext);
+    CHECK(revocable(s.method));
+    REQUIRE(s.steps.size() == 1);
+    const auto& c = step_as<StartContext>(s, 0);
+    CHECK(c.listen_path == kLend + "/pipewire-0");
+    CHECK(c.source == "/run/user/1000/pipewire-0");
+    CHECK(c.owner == 1000);
+    CHECK(c.qemu_uid == kQemuUid);
+    CHECK(c.capture);
+    CHECK(s.target == kLend + "/pipewire-0");
+  }
+}
+
+TEST_CASE("Method context needs a plugin whose server has security contexts") {
+  auto plan = plan_of("<s:socket plugin='wayland' owner='alice' method='context'/>");
+  REQUIRE(plan.errors.size() == 1);
+  CHECK(plan.errors[0].message.find("method context needs a plugin whose server offers security "
+                                    "contexts (pipewire, jack); 'wayland' has none") !=
+        std::string::npos);
+}
+
+TEST_CASE("auto never picks context") {
+  Fixture f("<s:socket plugin='pipewire' owner='alice'/>");
+  f.in.sources["pipewire"] = SourceFacts{true, std::nullopt, std::vector<std::string>{}, {}};
+  CHECK(clean_socket(f.plan()).method != Method::kContext);
 }
 
 TEST_CASE("An acl lend grants traversal on each directory, then rw on the socket") {

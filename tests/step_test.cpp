@@ -24,6 +24,9 @@ TEST_CASE("Every step describes itself, its undo and its JSON form") {
       {CopyFile{"/home/alice", "c", "/run/sockhook/u/c", 1000, 64055, 256, true}, "copy_file"},
       {StartProxy{"/run/sockhook/u/t", "/run/user/1000/w", 1000, 1000, 64055, 64055, "7:/machine"},
        "start_proxy"},
+      {StartContext{"/run/sockhook/u/pipewire-0", "/run/user/1000/pipewire-0", 1000, 1000, 64055,
+                    64055, "win11", "0f0e", true},
+       "start_context"},
   };
   REQUIRE(steps.size() == std::variant_size_v<Step>);
   for (const auto& [step, action] : steps) {

@@ -60,6 +60,7 @@ libcli11-dev
 doctest-dev
 libacl1-dev
 nlohmann-json3-dev
+libpipewire-0.3-dev
 scdoc
 man-db
 bash-completion
