@@ -84,6 +84,12 @@ etc=/etc/sockhook
 wp_dropin=/etc/wireplumber/wireplumber.conf.d/sockhook.conf
 install_wireplumber_rules() {
   local script=$prefix/share/sockhook/wireplumber/sockhook-access.lua
+  # Only with the context holder (libpipewire 1.2, WirePlumber 0.5): an older WirePlumber
+  # that loads the script does not start at all, and so the owner would lose all sound.
+  if [[ ! -x $prefix/bin/sockhook-context-holder || ! -f $script ]]; then
+    say "WirePlumber rules not written: this build has no method context (libpipewire < 1.2)"
+    return 0
+  fi
   sed "s|/usr/share/sockhook/wireplumber/sockhook-access.lua|$script|" \
     "$src/dist/wireplumber/sockhook.conf" |
     install -D -m 0644 -o root -g root /dev/stdin "$wp_dropin"
