@@ -11,7 +11,7 @@ J=${E2E_PREFIX}jack
 "$DESKTOP" start pipewire >/dev/null
 define_domain "$J" UJ
 
-annotate_ok "$J" --plugin jack --owner "$SH_USER"
+annotate_ok "$J" --plugin jack --owner "$SH_USER" --method bind  # the bind lend: its ACL entry is checked below
 check "annotate makes the audio backend jack" grep -q "<audio id='1' type='jack'/>" <<<"$XML"
 qemu_env_has "annotate gives QEMU PIPEWIRE_RUNTIME_DIR" \
     PIPEWIRE_RUNTIME_DIR "/run/sockhook/libvirt-$UJ"

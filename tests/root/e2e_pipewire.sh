@@ -40,7 +40,7 @@ qemu_client_block() {
              END { if (b ~ /qemu-system-x86_64/) printf "%s", b }'
 }
 
-annotate_ok "$W" --plugin pipewire --owner "$SH_USER"
+annotate_ok "$W" --plugin pipewire --owner "$SH_USER" --method bind  # the bind lend: its ACL entry is checked below
 check "annotate makes the audio backend pipewire with libvirt's runtimeDir" \
     grep -q "<audio id='1' type='pipewire' runtimeDir='/run/sockhook/libvirt-$UW'/>" <<<"$XML"
 check "annotate does not fall back to PIPEWIRE_RUNTIME_DIR in qemu:env" \
