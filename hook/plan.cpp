@@ -188,7 +188,11 @@ class Planner {
       // S10: here only the proxy's cgroup check keeps other VMs from this VM's lend.
       sp.method = Method::kProxy;
       sp.method_note = "auto: proxy, which serves only this VM's QEMU: " + in_.vm_separation_gap +
-                       ", so a bind lend would reach every VM's QEMU";
+                       ", so a bind lend would reach every VM's QEMU; " +
+                       (!facts.exists   ? "could not look at the socket now"
+                        : *facts.exists ? "the socket exists now"
+                                        : "the socket does not exist yet (the proxy connects "
+                                          "when it does)");
     } else if (req.method == Method::kAuto) {
       if (!facts.exists) {
         sp.method = Method::kBind;

@@ -359,8 +359,12 @@ TEST_CASE("Where nothing keeps VMs apart, auto picks the proxy and bind says who
       const auto plan = f.plan();
       const auto& s = only_socket(plan);
       CHECK(s.method == Method::kProxy);
-      CHECK(s.method_note == "auto: proxy, which serves only this VM's QEMU: " + gap +
-                                 ", so a bind lend would reach every VM's QEMU");
+      CHECK(s.method_note.starts_with("auto: proxy, which serves only this VM's QEMU: " + gap +
+                                      ", so a bind lend would reach every VM's QEMU; "));
+      CHECK(s.method_note.ends_with(!exists   ? "could not look at the socket now"
+                                    : *exists ? "the socket exists now"
+                                              : "the socket does not exist yet (the proxy "
+                                                "connects when it does)"));
       REQUIRE(s.steps.size() == 1);
       CHECK(std::holds_alternative<StartProxy>(s.steps[0]));
     }
