@@ -142,7 +142,15 @@ std::vector<CandidateFacts> look_at_candidates(const std::vector<std::string>& c
   for (const auto& path : candidates) {
     bool absolute = path.front() == '/';
     auto base = absolute ? std::string("/") : runtime_dir;
-    Fd root(::open(base.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW));
+    // The owner's directory through the bounded child that refuses FUSE (issue 22, item 3),
+    // as the probe below does: a candidate is looked at beneath it, never through a mount.
+    Fd root;
+    try {
+      root = absolute ? Fd(::open(base.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW))
+                      : open_owner_dir(base);
+    } catch (const Error&) {
+      return {};  // not looked at: the plan keeps the first candidate, the executor refuses
+    }
     if (!root) return {};
     CandidateFacts f{path, false, std::nullopt, 0};
     auto sock = openat2_fd(root.get(), absolute ? path.substr(1) : path,
