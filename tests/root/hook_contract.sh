@@ -27,7 +27,7 @@ proxied=$(lend_domain contract "$uuid" wayland:proxy)
 
 # --- The hook never maps libvirt: not linked, and not opened at run time.
 if ldd "$SOCKHOOK" | grep -q libvirt; then not_ok "sockhook is linked against libvirt"; else ok "not linked against libvirt"; fi
-printf '%s' "$lent" | strace -f -qq -e trace=openat,open -o "$TMP/strace" \
+printf '%s' "$lent" | strace -f -qq -e trace=openat,open,openat2 -o "$TMP/strace" \
   "$SOCKHOOK" hook --config-dir "$etc" contract prepare begin - 2>/dev/null
 if grep -qE 'libvirt[^/]*\.so' "$TMP/strace"; then
   not_ok "the hook opened libvirt: $(grep -E 'libvirt[^/]*\.so' "$TMP/strace" | head -1)"
