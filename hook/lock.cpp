@@ -4,7 +4,6 @@
 #include <signal.h>
 #include <sys/file.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/time.h>
 #include <unistd.h>
 
@@ -76,7 +75,7 @@ pid_t kill_holder(const Fd& fd) {
       mine.st_dev != theirs.st_dev || mine.st_ino != theirs.st_ino)
     return 0;
   // Safe: signals exactly the sockhook process that recorded itself as the lock's holder.
-  if (::syscall(SYS_pidfd_send_signal, pidfd.get(), SIGKILL, nullptr, 0) != 0) return 0;
+  if (pidfd_signal(pidfd.get(), SIGKILL) != 0) return 0;
   return static_cast<pid_t>(pid);
 }
 

@@ -4,7 +4,6 @@
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -51,11 +50,6 @@ unsigned long long process_starttime(pid_t pid) {
 char process_state(pid_t pid) {
   auto fields = stat_fields(pid);
   return fields.empty() ? 0 : fields[0];
-}
-
-Fd pidfd_open(pid_t pid) {
-  if (pid <= 0) return Fd();
-  return Fd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
 }
 
 /// Opens a pidfd for `pid` only if it is still the process that started at `starttime`.
@@ -152,9 +146,7 @@ constexpr int SO_PEERPIDFD = 77;  // Linux 6.5; older headers lack it
 #endif
 
 /// Whether the process behind `pidfd` has not exited (EPERM: it lives, as another user).
-bool pidfd_alive(int pidfd) {
-  return ::syscall(SYS_pidfd_send_signal, pidfd, 0, nullptr, 0) == 0 || errno == EPERM;
-}
+bool pidfd_alive(int pidfd) { return pidfd_signal(pidfd, 0) == 0 || errno == EPERM; }
 
 }  // namespace
 
@@ -189,19 +181,12 @@ SocketPeer read_socket_peer(int sock, bool kernel_pidfd) {
     peer.problem = "it exited";
     return peer;
   }
-  auto path = "/proc/" + std::to_string(cred.pid) + "/cgroup";
-  // Safe: /proc/PID/cgroup is the kernel's text; O_NONBLOCK, no symlink in the way we follow.
-  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
-  if (!fd) {
-    peer.problem = "cannot read " + path + " (" + std::strerror(errno) + ")";
+  // The kernel's text, at most 64 KiB; hidepid or an exited process makes it unreadable.
+  try {
+    peer.cgroup = read_file("/proc/" + std::to_string(cred.pid) + "/cgroup", 65536);
+  } catch (const Error& e) {
+    peer.problem = e.what();
     return peer;
-  }
-  // One read gets it all (a short read is the end: /proc/PID/cgroup is made whole at the
-  // first read); a read that fills the buffer is followed by more, up to 64 KiB.
-  char buf[8192];
-  for (ssize_t n; peer.cgroup.size() < 65536 && (n = ::read(fd.get(), buf, sizeof buf)) > 0;) {
-    peer.cgroup.append(buf, static_cast<std::size_t>(n));
-    if (static_cast<std::size_t>(n) < sizeof buf) break;
   }
   // Still alive after the read: the pid was this process's all along, so the text is its.
   if (!pidfd_alive(pidfd.get())) {

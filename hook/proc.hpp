@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "sys/fd.hpp"
+#include "sys/pidfd.hpp"
 
 namespace sockhook {
 
@@ -17,9 +18,6 @@ unsigned long long process_starttime(pid_t pid);
 
 /// The state letter of a process (field 3 of /proc/PID/stat: R, S, Z...), or 0.
 char process_state(pid_t pid);
-
-/// A pidfd for `pid` (invalid if it does not exist or `pid` is not positive).
-Fd pidfd_open(pid_t pid);
 
 /// A pidfd for `pid` only if it is still the process that started at `starttime`.
 Fd pidfd_if_same(pid_t pid, unsigned long long starttime);

@@ -14,7 +14,6 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -752,12 +751,6 @@ void raise_fd_limit() {
   }
 }
 
-long sys_pidfd_open(pid_t pid) { return syscall(SYS_pidfd_open, pid, 0); }
-
-long sys_pidfd_send_signal(int pidfd, int sig) {
-  return syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0);
-}
-
 /// Waits until the pidfd's process exits, at most `timeout_ms`. True if it exited.
 bool wait_exit(int pidfd, int timeout_ms) {
   pollfd p{pidfd, POLLIN, 0};
@@ -817,7 +810,7 @@ int run_proxy(Fd listen_fd, const ProxyOptions& options) {
 static void abandon_child(pid_t pid, const Fd& pidfd) {
   // Safe: `pid` is our unreaped child, so the number cannot name another process yet.
   if (pidfd)
-    sys_pidfd_send_signal(pidfd.get(), SIGKILL);
+    pidfd_signal(pidfd.get(), SIGKILL);
   else
     kill(pid, SIGKILL);
   if (pidfd) wait_exit(pidfd.get(), kSpawnReapMs);
@@ -926,7 +919,7 @@ ProxyProcess spawn_as_owner(const std::string& exe, Fd listen_fd, std::vector<st
     child_fail(report, 3);
   }
 
-  ProxyProcess proxy{pid, Fd(static_cast<int>(sys_pidfd_open(pid)))};
+  ProxyProcess proxy{pid, pidfd_open(pid)};
   const int pidfd_errno = errno;
   report_write.reset();
   go_wait.reset();
@@ -974,9 +967,9 @@ ProxyProcess spawn_as_owner(const std::string& exe, Fd listen_fd, std::vector<st
 
 void stop_proxy(int pidfd) {
   if (pidfd < 0) return;
-  if (sys_pidfd_send_signal(pidfd, SIGTERM) == 0 && !wait_exit(pidfd, kStopTimeoutMs)) {
+  if (pidfd_signal(pidfd, SIGTERM) == 0 && !wait_exit(pidfd, kStopTimeoutMs)) {
     syslog(LOG_WARNING, "proxy did not stop after SIGTERM; killing it");
-    if (sys_pidfd_send_signal(pidfd, SIGKILL) == 0) wait_exit(pidfd, kKillTimeoutMs);
+    if (pidfd_signal(pidfd, SIGKILL) == 0) wait_exit(pidfd, kKillTimeoutMs);
   }
   // Reap it if it is our child (when the same process spawned it); ECHILD otherwise.
   siginfo_t info{};

@@ -14,6 +14,7 @@
 #include <chrono>
 
 #include "error.hpp"
+#include "sys/pidfd.hpp"
 
 namespace sockhook {
 
@@ -99,7 +100,7 @@ ChildOutput run_as_user(uid_t uid, gid_t gid, const std::function<int(int)>& bod
     ::_exit(body(3));
   }
   // Our own unreaped child: the pid cannot be reused, so this pidfd is that process.
-  Fd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+  Fd pidfd = pidfd_open(pid);
   write_end.reset();
   devnull.reset();
   ChildOutput out;

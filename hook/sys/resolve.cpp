@@ -18,6 +18,7 @@
 
 #include "error.hpp"
 #include "sys/creds.hpp"
+#include "sys/pidfd.hpp"
 
 namespace sockhook {
 namespace {
@@ -274,7 +275,7 @@ Fd open_owner_dir(const std::string& path, int timeout_ms) {
     ::_exit(admit_child(3, path));
   }
   // Our own unreaped child: the pid cannot be reused, so this pidfd is that process.
-  Fd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+  Fd pidfd = pidfd_open(pid);
   theirs.reset();
   devnull.reset();
   char msg[256] = {};
