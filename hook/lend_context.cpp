@@ -68,19 +68,9 @@ std::string context_holder_path(const std::string& self_exe) {
 void start_context(SocketRun& run, const StartContext& step) {
   auto what = "cannot start a PipeWire security context on " + step.listen_path;
   if (auto why = context_unavailable()) throw Error(what + ": " + *why);
-  if (!run.lend_dir || dir_name(step.listen_path) != run.lend_dir_path)
-    throw Error(what + ": not in the lend directory " + run.lend_dir_path);
-  auto e = run.entry(EntryKind::kProxy, step.listen_path);
-  e.owner = step.owner;
-  e.label = run.label;
-  auto index = run.tx.record(e);
   try {
-    Fd sock =
-        make_listen_socket(run.lend_dir, base_name(step.listen_path), step.qemu_uid, run.qemu_gid);
-    struct stat st {};
-    if (::fstat(sock.get(), &st) != 0) throw_errno("fstat");
-    e.listen_ino = st.st_ino;
-    run.tx.update(index, e);
+    ServedLend lend(run, step.listen_path, step.owner);
+    Fd sock = lend.listen(run.lend_dir, step.qemu_uid, run.qemu_gid);
     auto exe = context_holder_path(run.ctx.self_exe);
     std::vector<std::string> args = {"sockhook-context-holder",
                                      "--listen-fd",
@@ -94,7 +84,7 @@ void start_context(SocketRun& run, const StartContext& step) {
                                      "--capture",
                                      step.capture ? "yes" : "no",
                                      "--label",
-                                     e.label,
+                                     lend.label(),
                                      "--report-fd",
                                      "4"};
     int fds[2];
@@ -103,15 +93,8 @@ void start_context(SocketRun& run, const StartContext& step) {
     Fd report_write(fds[1]);
     // As for the proxy (S6): the holder runs as the owner, who alone may create a context on
     // the owner's server, with nothing of the hook's; the journal names it before it runs.
-    spawn_as_owner(
-        exe, std::move(sock), std::move(args), step.owner, step.owner_gid,
-        "the context holder for " + e.label,
-        [&](pid_t pid, unsigned long long starttime) {
-          e.pid = pid;
-          e.starttime = starttime;
-          run.tx.update(index, e);
-        },
-        report_write);
+    spawn_as_owner(exe, std::move(sock), std::move(args), step.owner, step.owner_gid,
+                   "the context holder for " + lend.label(), lend.recorder(), report_write);
     report_write.reset();
     // The holder says "ok" once PipeWire serves the socket, or why it could not; it bounds its
     // own waits for PipeWire, and so does this one (a holder stopped by its owner says nothing).

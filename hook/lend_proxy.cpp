@@ -15,6 +15,7 @@
 #include "proc.hpp"
 #include "proxy.hpp"
 #include "root_dir.hpp"
+#include "sys/file.hpp"
 
 namespace sockhook {
 
@@ -41,12 +42,47 @@ Fd make_listen_socket(const Fd& dir, const std::string& name, uid_t uid, gid_t g
   return sock;
 }
 
+ServedLend::ServedLend(SocketRun& run, const std::string& listen_path, uid_t owner)
+    : tx_(run.tx), path_(listen_path) {
+  if (!run.lend_dir || dir_name(listen_path) != run.lend_dir_path)
+    throw Error("not in the lend directory " + run.lend_dir_path);
+  entry_ = run.entry(EntryKind::kProxy, listen_path);
+  entry_.owner = owner;
+  entry_.label = run.label;
+  index_ = tx_.record(entry_);
+}
+
+ServedLend::ServedLend(Transaction& tx, std::size_t index, const std::string& label)
+    : tx_(tx), index_(index), entry_(tx.journal().entries.at(index)) {
+  path_ = entry_.path;
+  entry_.pid = 0;
+  entry_.starttime = 0;
+  entry_.listen_ino = 0;
+  entry_.label = label;
+  tx_.update(index_, entry_);
+}
+
+Fd ServedLend::listen(const Fd& dir, uid_t qemu_uid, gid_t qemu_gid) {
+  Fd sock = make_listen_socket(dir, base_name(path_), qemu_uid, qemu_gid);
+  entry_.listen_ino = fstat_or_throw(sock, path_).st_ino;
+  tx_.update(index_, entry_);
+  return sock;
+}
+
+std::function<void(pid_t, unsigned long long)> ServedLend::recorder() {
+  return [this](pid_t pid, unsigned long long starttime) {
+    entry_.pid = pid;
+    entry_.starttime = starttime;
+    tx_.update(index_, entry_);
+  };
+}
+
 namespace {
 
 /// Binds, records the socket inode, spawns, records the pid: the part shared by start and
-/// restart. `e` is entry `index` of the journal.
-void launch(Transaction& tx, std::size_t index, JournalEntry e, const Fd& dir,
-            const StartProxy& step, const ExecContext& ctx, gid_t qemu_gid) {
+/// restart.
+void launch(ServedLend& lend, const Fd& dir, const StartProxy& step, const ExecContext& ctx,
+            gid_t qemu_gid) {
   // Which VM's QEMU alone may connect (S10): checked before anything is created.
   auto domain = DomainCgroup::parse(step.peer_domain.value_or(""));
   if (!domain)
@@ -55,12 +91,7 @@ void launch(Transaction& tx, std::size_t index, JournalEntry e, const Fd& dir,
         "checked the peer's VM); restart the VM to lend again");
   if (domain->id < 0)
     throw Error("the domain has no id, so its QEMU cannot be told from another VM's");
-  auto name = base_name(step.listen_path);
-  Fd sock = make_listen_socket(dir, name, step.qemu_uid, qemu_gid);
-  struct stat st {};
-  if (::fstat(sock.get(), &st) != 0) throw_errno("fstat");
-  e.listen_ino = st.st_ino;
-  tx.update(index, e);
+  Fd sock = lend.listen(dir, step.qemu_uid, qemu_gid);
   ProxyOptions options;
   options.connect_path = step.source;
   options.peer_uid = step.qemu_uid;
@@ -69,28 +100,18 @@ void launch(Transaction& tx, std::size_t index, JournalEntry e, const Fd& dir,
   // the hook's to close) and drops it to the owner before exec. The journal holds the
   // child's pid and start time before it runs any code as the owner: undo_proxy can always
   // name exactly this process, and a hook killed before that leaves a child that exits.
-  spawn_proxy(ctx.self_exe, std::move(sock), options, step.owner, step.owner_gid, e.label,
-              [&](pid_t pid, unsigned long long starttime) {
-                e.pid = pid;
-                e.starttime = starttime;
-                tx.update(index, e);
-              });
+  spawn_proxy(ctx.self_exe, std::move(sock), options, step.owner, step.owner_gid, lend.label(),
+              lend.recorder());
 }
 
 }  // namespace
 
 void start_proxy(SocketRun& run, const StartProxy& step) {
-  auto what = "cannot start a proxy on " + step.listen_path;
-  if (!run.lend_dir || dir_name(step.listen_path) != run.lend_dir_path)
-    throw Error(what + ": not in the lend directory " + run.lend_dir_path);
-  auto e = run.entry(EntryKind::kProxy, step.listen_path);
-  e.owner = step.owner;
-  e.label = run.label;
-  auto index = run.tx.record(e);
   try {
-    launch(run.tx, index, e, run.lend_dir, step, run.ctx, run.qemu_gid);
+    ServedLend lend(run, step.listen_path, step.owner);
+    launch(lend, run.lend_dir, step, run.ctx, run.qemu_gid);
   } catch (const Error& err) {
-    throw err.with_context(what);
+    throw err.with_context("cannot start a proxy on " + step.listen_path);
   }
 }
 
@@ -113,17 +134,12 @@ UndoProblem undo_proxy(const JournalEntry& e) {
 
 UndoProblem restart_proxy(Transaction& tx, std::size_t index, const StartProxy& step,
                           const ExecContext& ctx, const std::string& label, gid_t qemu_gid) {
-  auto e = tx.journal().entries.at(index);
-  if (auto problem = undo_proxy(e)) return problem;
-  e.pid = 0;
-  e.starttime = 0;
-  e.listen_ino = 0;
-  e.label = label;
+  if (auto problem = undo_proxy(tx.journal().entries.at(index))) return problem;
   try {
-    tx.update(index, e);
+    ServedLend lend(tx, index, label);
     Fd dir = open_lend_dir(dir_name(step.listen_path));
     if (!dir) return "cannot restart the proxy on " + step.listen_path + ": no lend directory";
-    launch(tx, index, e, dir, step, ctx, qemu_gid);
+    launch(lend, dir, step, ctx, qemu_gid);
     return std::nullopt;
   } catch (const Error& err) {
     return err.with_context("cannot restart the proxy on " + step.listen_path).what();
