@@ -62,17 +62,20 @@ bool list_bounded(Fd dir, const std::string& dir_path, std::vector<std::string>&
   return false;
 }
 
+/// open_socket_base for a look that is only informational: an invalid Fd where it refuses.
+Fd try_open_socket_base(const std::string& base) {
+  try {
+    return open_socket_base(base);
+  } catch (const Error&) {
+    return Fd();
+  }
+}
+
 SourceFacts probe(const std::string& base, const std::string& relative, const QemuIdentity& qemu) {
   SourceFacts facts;
   // The owner's runtime directory is admitted by a bounded child (R6): one on a FUSE file
   // system is not looked at, and the executor's resolution refuses it in one line.
-  Fd root;
-  try {
-    root = base == "/" ? Fd(::open(base.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW))
-                       : open_owner_dir(base);
-  } catch (const Error&) {
-    return facts;
-  }
+  Fd root = try_open_socket_base(base);
   if (!root) return facts;
   // O_PATH, resolved beneath the base: reads the ACL of what is there, changes nothing.
   auto sock = openat2_fd(root.get(), relative, O_PATH | O_NOFOLLOW | O_CLOEXEC, kBeneath);
@@ -142,15 +145,9 @@ std::vector<CandidateFacts> look_at_candidates(const std::vector<std::string>& c
   for (const auto& path : candidates) {
     bool absolute = path.front() == '/';
     auto base = absolute ? std::string("/") : runtime_dir;
-    // The owner's directory through the bounded child that refuses FUSE (issue 22, item 3),
-    // as the probe below does: a candidate is looked at beneath it, never through a mount.
-    Fd root;
-    try {
-      root = absolute ? Fd(::open(base.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW))
-                      : open_owner_dir(base);
-    } catch (const Error&) {
-      return {};  // not looked at: the plan keeps the first candidate, the executor refuses
-    }
+    // Not looked at (refused or absent): the plan keeps the first candidate, and the executor's
+    // resolution says why in one line.
+    Fd root = try_open_socket_base(base);
     if (!root) return {};
     CandidateFacts f{path, false, std::nullopt, 0};
     auto sock = openat2_fd(root.get(), absolute ? path.substr(1) : path,

@@ -29,10 +29,7 @@ RecordedInode reopen_recorded_inode(const JournalEntry& e) {
     // must not hold a release, which libvirt waits for.
     Fd base;
     try {
-      base = e.base == "/"
-                 ? openat2_fd(AT_FDCWD, e.base, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC,
-                              RESOLVE_NO_SYMLINKS)
-                 : open_owner_dir(e.base);
+      base = open_socket_base(e.base);
     } catch (const Error& err) {
       return {Fd(), true, err.what()};
     }

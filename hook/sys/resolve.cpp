@@ -153,10 +153,7 @@ class Resolver {
     base.path = spec_.base;
     // The owner's directory is admitted by a child with a deadline (R6): its file system is
     // then one that no process of the owner's serves.
-    base.fd =
-        admin_ ? open_if_exists(AT_FDCWD, spec_.base, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC,
-                                RESOLVE_NO_SYMLINKS, spec_.base)
-               : open_owner_dir(spec_.base);
+    base.fd = open_socket_base(spec_.base);
     if (!base.fd) throw Error(spec_.base + " does not exist (is the owner logged in?)", ENOENT);
     base.st = fstat_checked(base.fd, spec_.base);
     if (!S_ISDIR(base.st.st_mode)) throw Error(spec_.base + " is not a directory");
@@ -250,6 +247,14 @@ class Resolver {
 };
 
 }  // namespace
+
+Fd open_socket_base(const std::string& base) {
+  // Safe: "/" is root's, and no owner's process serves it.
+  if (base == "/")
+    return openat2_fd(AT_FDCWD, base, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC,
+                      RESOLVE_NO_SYMLINKS);
+  return open_owner_dir(base);
+}
 
 Fd openat2_fd(int dirfd, const std::string& path, int flags, unsigned long long resolve) {
   struct open_how how {};

@@ -32,6 +32,12 @@ inline constexpr int kOwnerDirTimeoutMs = 5000;
 /// throws Error naming the problem otherwise. Never waits longer than timeout_ms + 1 s.
 Fd open_owner_dir(const std::string& path, int timeout_ms = kOwnerDirTimeoutMs);
 
+/// The directory a plugin's socket is resolved beneath: "/" for an administrator's plugin
+/// (root's; opened with no symlink on the way), any other through open_owner_dir, so that no
+/// look at an owner's socket, in planning, lending or release, can be held by a FUSE there.
+/// Same results as open_owner_dir.
+Fd open_socket_base(const std::string& base);
+
 /// A directory of a verified chain, with the name it has relative to the runtime directory
 /// ("" for the runtime directory itself).
 struct VerifiedDir {
