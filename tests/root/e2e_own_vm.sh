@@ -17,26 +17,10 @@ define_domain "$A" UA
 define_domain "$B" UB
 syslog_listen
 
-# pulse_via NAME UUID CGROUP_PID : pactl info as QEMU's user, through the lend of domain UUID,
-# in the cgroup of process CGROUP_PID ("" for none: the cgroup it starts in, no VM's).
-pulse_via() {
-    local uuid=$1 cg_pid=$2 home rc=0
-    home=$(pulse_test_home)
-    local run=(setpriv --reuid="$QEMU_UID" --regid="$(id -g libvirt-qemu)" --clear-groups
-        env -i HOME="$home" PULSE_CLIENTCONFIG="$home/client.conf" PULSE_SERVER="unix:/run/sockhook/libvirt-$uuid/pulse-native"
-        PULSE_COOKIE="/run/sockhook/libvirt-$uuid/pulse-cookie" timeout 10 pactl info)
-    if [[ -n $cg_pid ]]; then
-        in_cgroup_of "$cg_pid" "${run[@]}" >"$TMP/pactl.out" 2>&1 || rc=$?
-    else
-        "${run[@]}" >"$TMP/pactl.out" 2>&1 || rc=$?
-    fi
-    ((rc == 0)) || sed 's/^/#   pactl: /' "$TMP/pactl.out" | head -3
-    rm -rf "$home"
-    return "$rc"
-}
-# refused UUID CGROUP_PID : pactl ran there and could not connect (exit 1): not a client that
-# never ran (in_cgroup_of exits 99 when it cannot join the cgroup).
-refused() { local rc=0; pulse_via "$@" || rc=$?; [[ $rc == 1 ]] || { say "pactl exit $rc, want 1"; return 1; }; }
+# pulse_via UUID CGROUP_PID : pactl as QEMU's user through domain UUID's lend, in the cgroup of
+# process CGROUP_PID ("" for none: the cgroup it starts in, no VM's).
+pulse_via() { pulse_as_qemu "$1" ${2:+in_cgroup_of "$2"}; }
+refused() { pulse_refused "$1" ${2:+in_cgroup_of "$2"}; }
 domain_id() { virsh_ domid "$1" | tr -d '[:space:]'; }
 cgroup_line() { sed -n 's/^0:://p' "/proc/$1/cgroup"; }
 

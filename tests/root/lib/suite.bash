@@ -431,13 +431,16 @@ lend_as_qemu() {
 # serves only QEMU's uid in that domain's cgroup (S10), so lend_as_qemu runs its command there.
 lend_id=${lend_id:-4242}
 
+# cgroup2_root : where the cgroup v2 hierarchy is mounted ("" if nowhere).
+cgroup2_root() { findmnt -n -o TARGET -t cgroup2 | head -1; }
+
 # domain_cgroup ID : the cgroup v2 directory of a running domain with that id, as libvirt
 # makes it without systemd (/machine/qemu-ID-NAME.libvirt-qemu); made if missing, and every
 # such directory is removed at exit (remove_suite_cgroups). Only root can move a process into
 # it, as with libvirt's.
 domain_cgroup() {
     local root dir
-    root=$(findmnt -n -o TARGET -t cgroup2 | head -1)
+    root=$(cgroup2_root)
     [[ -n $root ]] || { echo "no cgroup2 hierarchy is mounted" >&2; return 1; }
     dir=$root/machine/qemu-$1-sockhooktest.libvirt-qemu
     if [[ ! -d $root/machine ]]; then
@@ -449,7 +452,7 @@ domain_cgroup() {
 # remove_suite_cgroups : removes what domain_cgroup made (run after the suite's processes end).
 remove_suite_cgroups() {
     local root dir
-    root=$(findmnt -n -o TARGET -t cgroup2 | head -1)
+    root=$(cgroup2_root)
     [[ -n $root ]] || return 0
     for dir in "$root"/machine/qemu-*-sockhooktest.libvirt-qemu; do
         [[ -d $dir ]] && rmdir "$dir" 2>/dev/null
@@ -472,6 +475,31 @@ pulse_test_home() {
     printf '%s\n' "$home"
 }
 
+# pulse_as_qemu UUID [WRAPPER...] : `pactl info` as QEMU's user through the PulseAudio lend of
+# domain UUID, run under WRAPPER (in_cgroup_of PID, in_qemu_ns NAME, or nothing: no VM's
+# cgroup). Returns pactl's exit: 1 when it could not connect, 99 when WRAPPER could not run
+# it; on failure pactl's first lines are shown.
+pulse_as_qemu() {
+    local uuid=$1 home rc=0
+    shift
+    home=$(pulse_test_home)
+    "$@" setpriv --reuid="$QEMU_UID" --regid="$(id -g libvirt-qemu)" --clear-groups \
+        env -i HOME="$home" PULSE_CLIENTCONFIG="$home/client.conf" \
+        PULSE_SERVER="unix:/run/sockhook/libvirt-$uuid/pulse-native" \
+        PULSE_COOKIE="/run/sockhook/libvirt-$uuid/pulse-cookie" \
+        timeout 10 pactl info >"$TMP/pactl.out" 2>&1 || rc=$?
+    rm -rf "$home"
+    ((rc == 0)) || sed 's/^/#   pactl: /' "$TMP/pactl.out" | head -3
+    return "$rc"
+}
+# pulse_refused UUID [WRAPPER...] : pulse_as_qemu ran pactl and it could not connect (exit 1),
+# not a client that never ran.
+pulse_refused() {
+    local rc=0
+    pulse_as_qemu "$@" || rc=$?
+    [[ $rc == 1 ]] || { say "pactl exit $rc, want 1"; return 1; }
+}
+
 # in_domain_cgroup ID CMD... : runs CMD in the cgroup of a (stand-in) running domain ID.
 in_domain_cgroup() {
     local dir
@@ -486,7 +514,7 @@ in_domain_cgroup() {
 # not processes); both are the domain's. Exits 99, saying why, when it cannot join either.
 in_cgroup_of() {
     local root path
-    root=$(findmnt -n -o TARGET -t cgroup2 | head -1)
+    root=$(cgroup2_root)
     path=$(sed -n 's/^0:://p' "/proc/$1/cgroup")
     shift
     bash -c 'for d in "$0" "${0%/*}"; do
