@@ -26,52 +26,7 @@ OUTER=${FUSE_OUTER_TIMEOUT:-30}
 lend_setup 2c4e6a80-9b1d-4f3e-8a5c-7d9e1f2a3b4c pipewire-0 wayland-0
 host_snapshot >"$TMP/before"
 
-# A FUSE server that answers INIT and then never answers anything (as in lend_stall.sh), here
-# with allow_other, so that root's requests reach it too. "stalled PID" goes to the report
-# file when a request arrives (PID: the requester).
-cat >"$TMP/fuse_stall.py" <<'PY'
-import ctypes, os, struct, sys
-mnt, report, uid, gid = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
-fd = os.open("/dev/fuse", os.O_RDWR)
-libc = ctypes.CDLL(None, use_errno=True)
-opts = f"fd={fd},rootmode=40700,user_id={uid},group_id={gid},allow_other".encode()
-if libc.mount(b"stall", mnt.encode(), b"fuse", 6, opts) != 0:  # MS_NOSUID|MS_NODEV
-    sys.exit("mount: " + os.strerror(ctypes.get_errno()))
-def report_line(text):
-    with open(report + ".tmp", "w") as f:
-        f.write(text + "\n")
-    os.rename(report + ".tmp", report)
-while True:
-    req = os.read(fd, 1 << 20)
-    length, opcode, unique, nodeid, ruid, rgid, rpid = struct.unpack_from("<IIQQIII", req)
-    if opcode == 26:  # FUSE_INIT: protocol 7.31, nothing more
-        major, minor, readahead, _flags = struct.unpack_from("<IIII", req, 40)
-        body = struct.pack("<IIIIHHIIHHI7I", 7, 31, readahead, 0, 1, 1, 4096, 1, 1, 0, 0,
-                           *[0] * 7)
-        os.write(fd, struct.pack("<IiQ", 16 + len(body), 0, unique) + body)
-        report_line("mounted")
-        continue
-    report_line(f"stalled {rpid}")
-PY
-
-fuse_pid=""
-fuse_up() {
-  rm -f "$TMP/fuse.report"
-  "$py" "$TMP/fuse_stall.py" "$runtime" "$TMP/fuse.report" "$lend_uid" "$lend_gid" &
-  fuse_pid=$!
-  wait_until 10 grep -q mounted "$TMP/fuse.report" || die "the FUSE server did not mount $runtime"
-}
-# fuse_down : closes /dev/fuse (every request waiting for it fails), then unmounts.
-fuse_down() {
-  [[ -n $fuse_pid ]] || return 0
-  kill "$fuse_pid" 2>/dev/null
-  wait "$fuse_pid" 2>/dev/null || true
-  # Only the FUSE mount: the tmpfs below it is the suite's runtime directory.
-  while awk -v m="$runtime" '$5 == m && / - fuse /' /proc/self/mountinfo | grep -q .; do
-    umount -l "$runtime"
-  done
-  fuse_pid=""
-}
+# The never-answering FUSE server: fuse_up and fuse_down (lib/suite.bash, lib/fuse_stall.py).
 on_exit fuse_down
 
 # ended PID : our child PID has exited (a zombie until `wait`), or is gone.
@@ -97,7 +52,7 @@ bounded_hook() {
 }
 
 # ---- the worst case: SIGKILL does not free a process the server holds ------------------------
-fuse_up
+fuse_up "$runtime" allow_other
 lend_spawn "$lend_user" stat "$runtime/probe"
 victim=$spawned
 if wait_until 10 grep -q "stalled $victim" "$TMP/fuse.report"; then
@@ -112,7 +67,7 @@ fuse_down
 wait "$victim" 2>/dev/null || true
 
 # ---- prepare: refused in one line, within the bound ------------------------------------------
-fuse_up
+fuse_up "$runtime" allow_other
 bounded_hook prepare begin "$(lend_domain fuserun "$U" pipewire:bind wayland:acl)"
 check "prepare under FUSE on the runtime directory returns (not still running at ${OUTER} s)" \
   test "$rc" != hung
@@ -126,7 +81,7 @@ same_host "$TMP/before" "prepare under FUSE on the runtime directory"
 # ---- release: an acl lend made before the mount ----------------------------------------------
 xml=$(lend_domain fuserun "$U" wayland:acl)
 lend_hook fuserun prepare begin "$xml" || die "prepare of the acl lend: $(cat "$TMP/hook.err")"
-fuse_up
+fuse_up "$runtime" allow_other
 bounded_hook release end "$xml"
 check "release under FUSE on the runtime directory returns (not still running at ${OUTER} s)" \
   test "$rc" != hung

@@ -29,52 +29,7 @@ sed -e 's/name="pulseaudio"/name="pulsereq"/' -e 's/optional="yes"/optional="no"
     "$REPO/plugins/pulseaudio.xml" >"$etc/plugins/pulsereq.xml"
 chmod 644 "$etc/plugins/pulsereq.xml"
 
-# A FUSE file system that answers INIT and then reads requests and never answers them: the
-# requester sleeps in the kernel until /dev/fuse is closed (a SIGKILL does not wake it once
-# the server has read the request). Root mounts it with user_id=<owner>, as fusermount would
-# for the owner. It writes "stalled PID" to $2 when a request arrives (PID: the requester).
-cat >"$TMP/fuse_stall.py" <<'PY'
-import ctypes, os, struct, sys
-mnt, report, uid, gid = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
-fd = os.open("/dev/fuse", os.O_RDWR)
-libc = ctypes.CDLL(None, use_errno=True)
-opts = f"fd={fd},rootmode=40000,user_id={uid},group_id={gid}".encode()
-if libc.mount(b"stall", mnt.encode(), b"fuse", 6, opts) != 0:  # MS_NOSUID|MS_NODEV
-    sys.exit("mount: " + os.strerror(ctypes.get_errno()))
-while True:
-    req = os.read(fd, 1 << 20)
-    length, opcode, unique, nodeid, ruid, rgid, rpid = struct.unpack_from("<IIQQIII", req)
-    if opcode == 26:  # FUSE_INIT: protocol 7.31, nothing more
-        major, minor, readahead, _flags = struct.unpack_from("<IIII", req, 40)
-        body = struct.pack("<IIIIHHIIHHI7I", 7, 31, readahead, 0, 1, 1, 4096, 1, 1, 0, 0,
-                           *[0] * 7)
-        os.write(fd, struct.pack("<IiQ", 16 + len(body), 0, unique) + body)
-        with open(report + ".tmp", "w") as f:
-            f.write("mounted\n")
-        os.rename(report + ".tmp", report)
-        continue
-    with open(report + ".tmp", "w") as f:
-        f.write(f"stalled {rpid}\n")
-    os.rename(report + ".tmp", report)
-PY
-
-fuse_pid="" fuse_mnt=""
-# fuse_up DIR : the never-answering file system on DIR (bounded wait for it).
-fuse_up() {
-  fuse_mnt=$1
-  rm -f "$TMP/fuse.report"
-  "$py" "$TMP/fuse_stall.py" "$fuse_mnt" "$TMP/fuse.report" "$lend_uid" "$lend_gid" &
-  fuse_pid=$!
-  wait_until 10 grep -q mounted "$TMP/fuse.report" || die "the FUSE server did not mount $fuse_mnt"
-}
-# fuse_down : closes /dev/fuse (every stuck request fails with ENOTCONN), then unmounts.
-fuse_down() {
-  [[ -n $fuse_pid ]] || return 0
-  kill "$fuse_pid" 2>/dev/null
-  wait "$fuse_pid" 2>/dev/null || true
-  umount -l "$fuse_mnt" 2>/dev/null || true
-  fuse_pid="" fuse_mnt=""
-}
+# The never-answering FUSE server: fuse_up and fuse_down (lib/suite.bash, lib/fuse_stall.py).
 on_exit fuse_down
 
 # The hook's warnings go to syslog only. Without a syslog daemon here, a listener on /dev/log

@@ -461,6 +461,28 @@ remove_suite_cgroups() {
     return 0
 }
 
+# fuse_up DIR [allow_other] : mounts lib/fuse_stall.py's never-answering FUSE on DIR for the
+# lend user (bounded wait for it); $TMP/fuse.report says "stalled PID" per request. fuse_down
+# (register it with on_exit) closes /dev/fuse, so every stuck request fails, and unmounts that FUSE only.
+fuse_pid="" fuse_mnt=""
+fuse_up() {
+    fuse_mnt=$1
+    rm -f "$TMP/fuse.report"
+    "$py" "$REPO/tests/root/lib/fuse_stall.py" "$fuse_mnt" "$TMP/fuse.report" "$lend_uid" "$lend_gid" "${2:-}" &
+    fuse_pid=$!
+    wait_until 10 grep -q mounted "$TMP/fuse.report" || die "the FUSE server did not mount $fuse_mnt"
+}
+fuse_down() {
+    [[ -n $fuse_pid ]] || return 0
+    kill "$fuse_pid" 2>/dev/null
+    wait "$fuse_pid" 2>/dev/null || true
+    # By the mount table's fields: only a FUSE on that point, never what lies beneath it.
+    while awk -v m="$fuse_mnt" '$5 == m && / - fuse /' /proc/self/mountinfo | grep -q .; do
+        umount -l "$fuse_mnt"
+    done
+    fuse_pid="" fuse_mnt=""
+}
+
 # pulse_test_home : a fresh HOME for a PulseAudio test client as QEMU's user, whose client.conf
 # turns shared memory off. Such a client, outside QEMU's mount namespace, negotiates memfd and
 # then fails through the proxy ("Expected 1 memfd fd to be received over pipe; got 0"), with
