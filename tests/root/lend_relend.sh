@@ -26,22 +26,10 @@ xml=$(lend_domain relend "$U" pipewire:bind wayland:proxy)
 lend_hook relend prepare begin "$xml" || die "prepare: $(cat "$TMP/hook.err")"
 "$SOCKHOOK" policy --policy-file "$etc/policy.conf" revoke --domain "$U" --owner "$lend_user" >/dev/null
 # The server restarts (a new inode at the same name) and the proxy dies.
-kill "$server"
-wait "$server" 2>/dev/null || true
-rm -f "$runtime/pipewire-0"
-lend_echo_server "$lend_user" "$runtime/pipewire-0" 0600
-proxy_pid() { "$SOCKHOOK" status --json | "$py" -c "import json,sys; print([l['proxy_pid'] for l in json.load(sys.stdin) if l['socket']=='wayland' and l['uuid']=='$U'][0])"; }
-old_proxy=$(proxy_pid)
-kill "$old_proxy"
-wait_until 5 test ! -e "/proc/$old_proxy" || not_ok "the proxy $old_proxy did not stop"
+relend_setup
 
-not() { ! "$@"; }
-# relent_bind : the lend directory shows the server's new inode (a new bind mount).
-relent_bind() { [[ $(stat -c %i "$L/pipewire-0") == $(stat -c %i "$runtime/pipewire-0") ]]; }
 # new_acl : the new socket inode carries an entry for QEMU's user.
 new_acl() { getfacl -p "$runtime/pipewire-0" 2>/dev/null | grep -q "^user:$qemu_user:"; }
-# proxy_running : a wayland proxy of this domain runs (the status's pid is alive).
-proxy_running() { local p; p=$(proxy_pid); [[ $p != "$old_proxy" && $p -gt 0 && -e /proc/$p ]]; }
 
 lend_hook relend reconnect begin "$xml" || not_ok "revoked, reconnect: exit $?"
 check "revoked, reconnect: no bind mount of the new socket inode" not relent_bind

@@ -25,18 +25,7 @@ lend_ping "$lend_user2" "$L/pipewire-0" || not_ok "$lend_user2 cannot reach the 
 policy revoke --domain "$U" --qemu "$identity"
 grep -q "^qemu" "$etc/policy.conf" && not_ok "the qemu line is still in the policy"
 # The server restarts (a new inode at the same name) and the proxy dies.
-kill "$server"
-wait "$server" 2>/dev/null || true
-rm -f "$runtime/pipewire-0"
-lend_echo_server "$lend_user" "$runtime/pipewire-0" 0600
-proxy_pid() { "$SOCKHOOK" status --json | "$py" -c "import json,sys; print([l['proxy_pid'] for l in json.load(sys.stdin) if l['socket']=='wayland' and l['uuid']=='$U'][0])"; }
-old_proxy=$(proxy_pid)
-kill "$old_proxy"
-wait_until 5 test ! -e "/proc/$old_proxy" || not_ok "the proxy $old_proxy did not stop"
-
-not() { ! "$@"; }
-relent_bind() { [[ $(stat -c %i "$L/pipewire-0") == $(stat -c %i "$runtime/pipewire-0") ]]; }
-proxy_running() { local p; p=$(proxy_pid); [[ $p != "$old_proxy" && $p -gt 0 && -e /proc/$p ]]; }
+relend_setup
 
 lend_hook relend-id reconnect begin "$xml" || not_ok "identity revoked, reconnect: exit $?"
 check "identity revoked, reconnect: no bind mount of the new socket inode" not relent_bind

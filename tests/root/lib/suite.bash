@@ -388,6 +388,29 @@ lend_setup() {
     done
 }
 
+# relend_setup : the situation a re-lend meets, for a domain $U lent with pipewire:bind and
+# wayland:proxy by lend_setup (its pipewire-0 server in $server): the owner's server restarts
+# (a new inode at the same name; $server is the new one) and the proxy dies ($old_proxy).
+# Then relent_bind says the lend directory shows the new inode (a new bind mount), and
+# proxy_running that a new proxy runs.
+relend_setup() {
+    kill "$server"
+    wait "$server" 2>/dev/null || true
+    rm -f "$runtime/pipewire-0"
+    lend_echo_server "$lend_user" "$runtime/pipewire-0" 0600
+    server=$echo_pid
+    old_proxy=$(proxy_pid)
+    kill "$old_proxy"
+    wait_until 5 test ! -e "/proc/$old_proxy" || not_ok "the proxy $old_proxy did not stop"
+}
+proxy_pid() {
+    "$SOCKHOOK" status --json | "$py" -c 'import json, sys
+print([l["proxy_pid"] for l in json.load(sys.stdin) if l["socket"] == "wayland" and l["uuid"] == sys.argv[1]][0])' "$U"
+}
+relent_bind() { [[ $(stat -c %i "$L/pipewire-0") == $(stat -c %i "$runtime/pipewire-0") ]]; }
+proxy_running() { local p; p=$(proxy_pid); [[ $p != "$old_proxy" && $p -gt 0 && -e /proc/$p ]]; }
+not() { ! "$@"; }
+
 # lend_one_line WHAT RC EXPECT: the hook exited (RC) 1 with exactly one line on stderr
 # ($TMP/hook.err), and that line contains EXPECT.
 lend_one_line() {
