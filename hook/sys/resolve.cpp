@@ -18,6 +18,7 @@
 
 #include "error.hpp"
 #include "sys/creds.hpp"
+#include "sys/file.hpp"
 #include "sys/pidfd.hpp"
 
 namespace sockhook {
@@ -57,30 +58,16 @@ bool served_by_a_process(std::string_view fstype) {
          fstype.starts_with("fuseblk.");
 }
 
-/// Reads `path` (a /proc file) up to `cap` bytes; empty on failure.
-std::string read_proc(const char* path, std::size_t cap) {
-  Fd fd(::open(path, O_RDONLY | O_CLOEXEC));
-  std::string out;
-  if (!fd) return out;
-  char buf[65536];
-  for (;;) {
-    auto n = retry_eintr([&] { return ::read(fd.get(), buf, sizeof buf); });
-    if (n <= 0 || out.size() + static_cast<std::size_t>(n) > cap) break;
-    out.append(buf, static_cast<std::size_t>(n));
-  }
-  return out;
-}
-
 /// The type of the file system `fd` is on, as /proc/self/mountinfo names it ("tmpfs",
 /// "fuse.sshfs"), or "" if it cannot be told. Only the VFS answers: the mount id from fdinfo,
 /// the type from the mount table; the file system itself is never asked.
 std::string fstype_of(int fd) {
-  auto info = read_proc(("/proc/self/fdinfo/" + std::to_string(fd)).c_str(), 4096);
+  auto info = try_read_file("/proc/self/fdinfo/" + std::to_string(fd), 4096).value_or("");
   auto at = info.find("\nmnt_id:");
   if (at == std::string::npos) return "";
   auto id = std::strtoul(info.c_str() + at + 8, nullptr, 10);
   // A host has a few hundred mounts; fusermount allows 1000 more. Past the cap: unknown.
-  auto table = read_proc("/proc/self/mountinfo", 8 << 20);
+  auto table = try_read_file("/proc/self/mountinfo", 8 << 20).value_or("");
   std::size_t line = 0;
   while (line < table.size()) {
     auto end = table.find('\n', line);
