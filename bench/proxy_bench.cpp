@@ -40,8 +40,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "domain_cgroup.hpp"
-#include "proxy.hpp"
+#include "host/domain_cgroup.hpp"
+#include "proxy/proxy.hpp"
 #include "sys/fd.hpp"
 #include "sys/socket.hpp"
 

@@ -1,9 +1,9 @@
 // sockhook: lends desktop sockets to libvirt/QEMU domains. main only chooses the mode.
 #include <string_view>
 
-#include "cli.hpp"
-#include "hook_entry.hpp"
-#include "proxy.hpp"
+#include "commands/cli.hpp"
+#include "commands/hook_entry.hpp"
+#include "proxy/proxy.hpp"
 
 int main(int argc, char** argv) {
   // libvirt runs us as /etc/libvirt/hooks/qemu or .../qemu.d/<name> with four arguments.

@@ -7,7 +7,7 @@
 
 #include <acl/libacl.h>
 
-#include "error.hpp"
+#include "base/error.hpp"
 
 namespace sockhook {
 namespace {

@@ -13,7 +13,7 @@
 #include <algorithm>
 #include <chrono>
 
-#include "error.hpp"
+#include "base/error.hpp"
 #include "sys/pidfd.hpp"
 
 namespace sockhook {

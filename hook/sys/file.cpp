@@ -7,7 +7,7 @@
 #include <algorithm>
 #include <random>
 
-#include "error.hpp"
+#include "base/error.hpp"
 
 namespace sockhook {
 

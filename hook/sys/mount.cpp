@@ -6,7 +6,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "error.hpp"
+#include "base/error.hpp"
 
 namespace sockhook {
 namespace {

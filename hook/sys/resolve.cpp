@@ -16,7 +16,7 @@
 #include <string_view>
 #include <utility>
 
-#include "error.hpp"
+#include "base/error.hpp"
 #include "sys/creds.hpp"
 #include "sys/file.hpp"
 #include "sys/pidfd.hpp"

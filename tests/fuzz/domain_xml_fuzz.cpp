@@ -5,8 +5,8 @@
 #include <cstdint>
 #include <string_view>
 
-#include "domain_xml.hpp"
-#include "error.hpp"
+#include "base/error.hpp"
+#include "model/domain_xml.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view xml(reinterpret_cast<const char*>(data), size);

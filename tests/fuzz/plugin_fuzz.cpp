@@ -6,8 +6,8 @@
 #include <string>
 #include <string_view>
 
-#include "error.hpp"
-#include "plugin.hpp"
+#include "base/error.hpp"
+#include "model/plugin.hpp"
 
 namespace {
 

@@ -9,8 +9,8 @@
 #include <tuple>
 #include <vector>
 
-#include "error.hpp"
-#include "policy.hpp"
+#include "base/error.hpp"
+#include "model/policy.hpp"
 
 namespace {
 

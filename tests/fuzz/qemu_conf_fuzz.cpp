@@ -5,9 +5,9 @@
 #include <cstdint>
 #include <string_view>
 
-#include "config.hpp"
-#include "error.hpp"
-#include "qemu_identity.hpp"
+#include "base/error.hpp"
+#include "host/qemu_identity.hpp"
+#include "model/config.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view text(reinterpret_cast<const char*>(data), size);

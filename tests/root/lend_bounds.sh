@@ -10,7 +10,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/suite.bash" lend "$@"
 
 lend_setup 6b5a4938-2716-4f05-9e4d-3c2b1a098701 pipewire-0
-max_name=251  # the bound in hook/domain_xml.cpp (libvirt keeps NAME.xml: NAME_MAX - 4)
+max_name=251  # the bound in hook/model/domain_xml.cpp (libvirt keeps NAME.xml: NAME_MAX - 4)
 
 # ---- a 4.5 MB name --------------------------------------------------------------------------
 host_snapshot >"$TMP/before"

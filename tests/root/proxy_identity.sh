@@ -124,7 +124,7 @@ done
 kill "$stopper" 2>/dev/null || true
 wait "$stopper" 2>/dev/null || true
 # The window between the drop and exec is microseconds wide: the race lands in some runs only
-# (attempt 154 of 200 in one run against the old code). tests/proxy_test.cpp ("a child stopped
+# (attempt 154 of 200 in one run against the old code). tests/unit/proxy/proxy_test.cpp ("a child stopped
 # before it execs is abandoned within the bound") holds the child there every time.
 [[ $landed == yes ]] || say "stall: the owner's SIGSTOP did not land before exec in $tries attempts (race not won this run)"
 same_host "$TMP/before" "stall, then release"

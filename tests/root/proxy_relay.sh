@@ -3,7 +3,7 @@
 # given in the domain's cgroup it was given, refuses every other uid (root included) and that
 # uid in another VM's cgroup or in none (S10), stops on SIGTERM with exit 0, and its clients
 # then get EOF. spawn_proxy's privilege drop is checked by the root-only case in
-# tests/proxy_test.cpp; here the proxy is started the way an administrator would debug it.
+# tests/unit/proxy/proxy_test.cpp; here the proxy is started the way an administrator would debug it.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/suite.bash" plain "$@"
 need_tools python3 socat setpriv timeout

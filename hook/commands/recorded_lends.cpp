@@ -1,0 +1,204 @@
+#include "commands/recorded_lends.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <iterator>
+
+#include "base/error.hpp"
+#include "execute/executor.hpp"
+#include "host/proc.hpp"
+#include "journal/journal.hpp"
+#include "journal/lock.hpp"
+#include "lend/lend_proxy.hpp"
+#include "model/domain_xml.hpp"
+#include "sys/file.hpp"
+#include "sys/resolve.hpp"
+
+namespace sockhook {
+namespace {
+
+/// The inode now at the socket's source path (resolved as prepare does), or nullopt.
+std::optional<InodeId> source_inode_now(const JournalSocket& s) {
+  for (const auto& step : s.steps) {
+    if (const auto* v = std::get_if<VerifySource>(&step)) {
+      try {
+        auto src = resolve_source({v->runtime_dir, v->relative, v->owner, 0, std::nullopt});
+        return inode_of(src.st);
+      } catch (const Error&) {
+        return std::nullopt;
+      }
+    }
+  }
+  return std::nullopt;
+}
+
+/// The inode a path shows now (no symlink followed), or nullopt.
+std::optional<InodeId> inode_at(const std::string& path) {
+  struct stat st {};
+  if (::fstatat(AT_FDCWD, path.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) return std::nullopt;
+  return inode_of(st);
+}
+
+LendStatus status_of(const Journal& j, const JournalSocket& s) {
+  LendStatus st{j.domain, j.uuid, s.name, s.method, s.owner, s.source, s.target, "ok", "", 0};
+  for (const auto& e : j.entries) {
+    if (e.socket != s.name) continue;
+    if (e.kind == EntryKind::kMount) {
+      if (inode_at(e.path) != e.inode) {
+        st.health = "broken";
+        st.why = "the mount on " + e.path + " is gone";
+        return st;
+      }
+      if (source_inode_now(s) != e.inode) {
+        st.health = "stale";
+        st.why = s.source + " is another socket now (hint: sockhook refresh " + j.domain + ")";
+      }
+    } else if (e.kind == EntryKind::kProxy) {
+      st.proxy_pid = e.pid;
+      if (!proxy_alive(e)) {
+        st.health = "broken";
+        // A context's holder is not restarted: a new context is a new lend (restart the VM).
+        st.why = s.method == "context"
+                     ? "the context's holder is not running, so PipeWire no longer serves the "
+                       "VM (restart the VM to lend again)"
+                     : "the proxy is not running (reconnect restarts it)";
+      }
+    } else if ((e.kind == EntryKind::kAcl || e.kind == EntryKind::kGroup) && e.path == s.source) {
+      if (s.method != "bind" && source_inode_now(s) != e.inode) {
+        st.health = "stale";
+        st.why = s.source + " is another socket now";
+      }
+    }
+  }
+  return st;
+}
+
+/// The journals' UUIDs whose domain name or UUID is `domain`.
+std::vector<std::string> matching(const JournalStore& store, const std::string& domain) {
+  std::vector<std::string> out;
+  for (const auto& uuid : store.uuids()) {
+    if (uuid == domain) {
+      out.push_back(uuid);
+      continue;
+    }
+    try {
+      if (auto j = store.load(uuid); j && j->domain == domain) out.push_back(uuid);
+    } catch (const Error&) {
+    }
+  }
+  // A UUID with no journal may still have a lock file from a hook killed before its first
+  // journal write: releasing it removes that.
+  if (out.empty() && is_valid_uuid(domain)) out.push_back(domain);
+  if (out.empty()) throw Error(domain + ": no lends are recorded for this domain");
+  return out;
+}
+
+/// UUIDs with a lock file but no journal: hooks killed before their first journal write.
+std::vector<std::string> orphan_locks(const JournalStore& store) {
+  std::vector<std::string> out;
+  if (!store.exists()) return out;
+  for (const auto& name : list_directory(store.dir())) {
+    if (!name.ends_with(".lock")) continue;
+    auto uuid = name.substr(0, name.size() - 5);
+    if (is_valid_uuid(uuid) && !store.has(uuid)) out.push_back(uuid);
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<LendStatus> lend_status(const Paths& paths) {
+  std::vector<LendStatus> out;
+  JournalStore store(paths, false);
+  for (const auto& uuid : store.uuids()) {
+    std::optional<Journal> j;
+    try {
+      j = store.load(uuid);
+    } catch (const Error& e) {
+      out.push_back({"?", uuid, "?", "?", "?", "?", "?", "broken", e.what(), 0});
+      continue;
+    }
+    if (!j) continue;
+    for (const auto& s : j->sockets) out.push_back(status_of(*j, s));
+  }
+  return out;
+}
+
+LendsDone cleanup_lends(const ExecContext& ctx, const std::string& domain, bool stale,
+                        bool forget) {
+  LendsDone out;
+  JournalStore store(ctx.paths, false);
+  std::vector<std::string> uuids;
+  if (stale) {
+    for (const auto& uuid : store.uuids())
+      if (!qemu_running(uuid)) uuids.push_back(uuid);
+    for (const auto& uuid : orphan_locks(store)) uuids.push_back(uuid);
+  } else {
+    uuids = matching(store, domain);
+  }
+  for (const auto& uuid : uuids) {
+    // Say what was really done: a UUID without a journal had nothing undone, and one whose
+    // journal was moved aside as corrupt (now or by an earlier release) left its lend behind.
+    bool recorded = store.has(uuid);
+    std::vector<std::string> problems;
+    if (stale) {
+      // One lock from the check to the last undo. A probe of the lock let go before the
+      // release took it again: a start that came in between was waited for 30 s, killed, and
+      // its lends undone, or ran to the end and had them undone under its running QEMU.
+      auto forgotten = out.forgotten.size();
+      auto done = execute_release_if_stale(
+          uuid, ctx, [&] { return !qemu_running(uuid); }, forget, out.forgotten);
+      if (!done) {
+        out.busy.push_back(uuid);
+        continue;
+      }
+      if (out.forgotten.size() != forgotten) {  // dropped with --forget, as said
+        out.done.push_back(uuid);
+        continue;
+      }
+      problems = std::move(*done);
+    } else {
+      problems = execute_release(uuid, ctx);
+    }
+    if (!recorded && store.exists() &&
+        ::faccessat(store.dir().get(), (uuid + ".xml.corrupt").c_str(), F_OK,
+                    AT_SYMLINK_NOFOLLOW) == 0)
+      problems.push_back("its journal is corrupt (" + uuid +
+                         ".xml.corrupt): nothing was undone; check what it lent by hand");
+    if (!problems.empty() && forget && store.has(uuid)) {
+      // The person asked to end it: say why and what may stay, then drop the journal.
+      for (const auto& p : problems) out.forgotten.push_back(uuid + ": not undone: " + p);
+      for (const auto& left : execute_forget(uuid, ctx))
+        out.forgotten.push_back(uuid + ": dropped from the journal, may remain: " + left);
+      out.done.push_back(uuid);
+      continue;
+    }
+    for (const auto& p : problems) out.problems.push_back(uuid + ": " + p);
+    if (!problems.empty()) continue;
+    (recorded ? out.done : out.nothing).push_back(uuid);
+  }
+  return out;
+}
+
+LendsDone refresh_lends(const ExecContext& ctx, const std::string& domain, const Policy& policy) {
+  JournalStore store(ctx.paths, false);
+  LendsDone out;
+  for (const auto& uuid : matching(store, domain)) {
+    std::vector<std::string> names;
+    for (const auto& st : lend_status(ctx.paths))
+      if (st.uuid == uuid && st.method == "bind" && st.health != "ok") names.push_back(st.socket);
+    if (names.empty()) continue;
+    auto problems = execute_refresh(uuid, ctx, names, policy);
+    for (const auto& p : problems) out.problems.push_back(p);
+    // Only what was lent again counts as refreshed; the problems say what was not.
+    if (problems.empty()) out.done.insert(out.done.end(), names.begin(), names.end());
+  }
+  return out;
+}
+
+}  // namespace sockhook

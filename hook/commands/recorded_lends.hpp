@@ -1,0 +1,53 @@
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
+
+#include "base/paths.hpp"
+#include "model/policy.hpp"
+
+namespace sockhook {
+
+/// One active lend, as `sockhook status` shows it. Read from the journals only: no libvirt.
+struct LendStatus {
+  std::string domain, uuid, socket, method, owner, source, target;
+  std::string health;  ///< "ok"; "stale": the source path holds another inode now (the server
+                       ///< restarted); "broken": the mount or the proxy is gone
+  std::string why;     ///< for stale and broken
+  pid_t proxy_pid = 0;
+};
+
+/// Every lend recorded in the journals, with its health. Throws Error if the state directory
+/// cannot be trusted.
+std::vector<LendStatus> lend_status(const Paths& paths);
+
+/// What cleanup or refresh did: the UUIDs or sockets it handled, and the problems it met.
+struct LendsDone {
+  std::vector<std::string> done;     ///< undone (cleanup) or lent again (refresh) completely
+  std::vector<std::string> nothing;  ///< cleanup: UUIDs that had no journal, so nothing to undo
+  std::vector<std::string> problems;
+  /// cleanup --forget: for each journal dropped with entries left, why ("<uuid>: not undone:
+  /// ...") and what may remain on the host ("<uuid>: dropped from the journal, may remain: ...")
+  std::vector<std::string> forgotten;
+  /// cleanup --stale: UUIDs left alone because a hook of theirs holds the domain's lock now
+  std::vector<std::string> busy;
+};
+
+/// cleanup: releases the journals of `domain` (a name or UUID as recorded), or with `stale`
+/// every journal whose QEMU is not running and no hook of which runs now (a domain being
+/// started or stopped is in use, not stale: `busy`). Returns the UUIDs released completely, those
+/// with nothing recorded, and the problems (a UUID with a problem is in neither list).
+/// With `forget`, a journal that still holds entries after the release is dropped all the
+/// same, so that it can always be ended: its UUID counts as released, and `forgotten` lists
+/// what may remain. Throws Error if `domain` matches no journal.
+LendsDone cleanup_lends(const ExecContext& ctx, const std::string& domain, bool stale,
+                        bool forget = false);
+
+/// refresh: lends the stale bind sockets of `domain` (name or UUID) again, those that `policy`
+/// still allows. Returns the sockets refreshed and the problems (a refusal is one). Throws
+/// Error if `domain` matches no journal.
+LendsDone refresh_lends(const ExecContext& ctx, const std::string& domain, const Policy& policy);
+
+}  // namespace sockhook

@@ -1,0 +1,130 @@
+#pragma once
+
+#include <sys/types.h>
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/paths.hpp"
+#include "plan/step.hpp"
+#include "sys/acl.hpp"
+#include "sys/fd.hpp"
+#include "sys/resolve.hpp"
+
+namespace sockhook {
+
+/// One socket of a domain, as prepare lent it: enough to undo it, report it in `status`, and
+/// lend it again (`refresh`, `start` with another QEMU identity) without the domain XML.
+struct JournalSocket {
+  std::string name;
+  std::string plugin;
+  std::string method;
+  std::string owner;  ///< user name
+  uid_t owner_uid = 0;
+  std::string source;
+  std::string target;
+  bool required = true;
+  std::vector<Step> steps;  ///< the plan's steps for this socket
+};
+
+/// What one side effect changed, recorded before it happens (R3).
+enum class EntryKind {
+  kDir,    ///< created the lend directory `path`
+  kFile,   ///< created `path` inside the lend directory (placeholder, copy, listen socket)
+  kMount,  ///< bind-mounted the inode `inode` onto `path`
+  kAcl,    ///< added u:`uid`:`perms` on `inode`; `prior` says how it was
+  kGroup,  ///< changed the group of `inode` to `gid` and added g+rw
+  kProxy,  ///< started a proxy process listening on `path`
+};
+
+/// "dir", "file", ... and back.
+std::string_view to_string(EntryKind kind);
+std::optional<EntryKind> parse_entry_kind(std::string_view s);
+
+/// One recorded side effect.
+struct JournalEntry {
+  EntryKind kind = EntryKind::kFile;
+  std::string socket;  ///< the socket it belongs to; "" for the domain (the lend directory)
+  std::string path;    ///< what it acted on, as a person reads it
+
+  // Where the inode of an acl or group entry can be found again: resolved securely beneath
+  // `base` (`relative` empty: `base` itself), or through the mount target `via_target`.
+  std::string base;
+  std::string relative;
+  uid_t owner = 0;
+  std::string via_target;
+  InodeId inode;  ///< mount: the source inode; acl, group: the changed inode
+
+  uid_t uid = 0;  ///< acl: the named user
+  Perms perms = 0;
+  AclState prior;  ///< acl: the state before; group: prior.mode
+  gid_t gid = 0;   ///< group: the new group
+  gid_t prior_gid = 0;
+
+  pid_t pid = 0;                      ///< proxy: 0 until it is known
+  unsigned long long starttime = 0;   ///< proxy: /proc/PID/stat field 22
+  std::string label;                  ///< proxy: its --label (shows in ps)
+  unsigned long long listen_ino = 0;  ///< proxy: the listening socket's inode (diagnosis
+                                      ///< only: processes are never found by their sockets)
+};
+
+/// What an undo (or a reconnect) could not do: nullopt when it did everything, else one line
+/// saying what is left. The one shape for "this undo had problems".
+using UndoProblem = std::optional<std::string>;
+
+/// A domain's journal: /run/sockhook/state/<uuid>.xml, root 0600.
+struct Journal {
+  std::string domain;
+  std::string uuid;
+  std::string lend_dir;
+  uid_t qemu_uid = 0;
+  gid_t qemu_gid = 0;
+  std::vector<JournalSocket> sockets;
+  std::vector<JournalEntry> entries;  ///< oldest first; undone newest first
+
+  /// The socket record of `name`, or nullptr.
+  const JournalSocket* find_socket(const std::string& name) const;
+};
+
+/// The most a journal may hold: load reads no more, and save refuses to write more, so that
+/// every journal prepare writes can guide its undo again.
+inline constexpr std::size_t kMaxJournalBytes = 4 * 1024 * 1024;
+
+/// The journal as XML text (pugixml).
+std::string journal_to_xml(const Journal& journal);
+/// Parses journal text. Throws Error("corrupt journal: ...") for anything malformed.
+Journal journal_from_xml(std::string_view xml);
+
+/// Hex for raw bytes (the ACL xattr) and back; from_hex throws Error on bad input.
+std::string to_hex(std::string_view bytes);
+std::string from_hex(std::string_view hex);
+
+/// The root-only state directory, holding journals and locks.
+class JournalStore {
+ public:
+  /// Opens `state_dir` (creating it and its parent when `create`). Throws Error if it is not a
+  /// root-owned 0700 directory. With `create` false, a missing directory gives an empty store.
+  JournalStore(const Paths& paths, bool create);
+
+  /// True if the state directory exists.
+  bool exists() const { return dir_.valid(); }
+  const Fd& dir() const { return dir_; }
+
+  /// The journal of `uuid`, or nullopt if there is none. Throws Error if it is corrupt.
+  std::optional<Journal> load(const std::string& uuid) const;
+  /// Writes the journal atomically (temp + fsync + rename), mode 0600.
+  void save(const Journal& journal) const;
+  /// True if `uuid` has a journal.
+  bool has(const std::string& uuid) const;
+  /// Deletes the journal of `uuid` (missing is fine).
+  void remove(const std::string& uuid) const;
+  /// The UUIDs that have a journal, sorted.
+  std::vector<std::string> uuids() const;
+
+ private:
+  Fd dir_;
+};
+
+}  // namespace sockhook

@@ -1,0 +1,47 @@
+#include "journal/transaction.hpp"
+
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "base/error.hpp"
+#include "journal/lock.hpp"
+
+namespace sockhook {
+
+std::size_t Transaction::record(JournalEntry entry) {
+  journal_.entries.push_back(std::move(entry));
+  store_.save(journal_);
+  return journal_.entries.size() - 1;
+}
+
+void Transaction::update(std::size_t index, JournalEntry entry) {
+  journal_.entries.at(index) = std::move(entry);
+  store_.save(journal_);
+}
+
+void verify_source(SocketRun& run, const VerifySource& step) {
+  // The wait counts from the run's start: the sockets of one domain wait side by side.
+  run.spec =
+      SourceSpec{step.runtime_dir, step.relative, step.owner, step.wait_seconds, run.ctx.started};
+  auto path = (step.runtime_dir == "/" ? "" : step.runtime_dir) + "/" + step.relative;
+  try {
+    run.source = resolve_source(run.spec);
+  } catch (const Error& e) {
+    throw e.with_context("cannot " + run.verb + " " + path);
+  }
+}
+
+std::vector<std::size_t> undo_order(const std::vector<JournalEntry>& entries,
+                                    const std::optional<std::string>& socket, std::size_t mark) {
+  std::vector<std::size_t> order;
+  for (auto i = entries.size(); i-- > 0;)
+    if (!socket || (i >= mark && entries[i].socket == *socket)) order.push_back(i);
+  return order;
+}
+
+}  // namespace sockhook

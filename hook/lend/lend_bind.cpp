@@ -1,0 +1,75 @@
+#include "lend/lend_bind.hpp"
+
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <sys/stat.h>
+
+#include <cstring>
+
+#include "base/error.hpp"
+#include "lend/lend_dir.hpp"
+#include "sys/mount.hpp"
+#include "sys/root_dir.hpp"
+
+namespace sockhook {
+namespace {
+
+/// The name of `path` inside the lend directory; refuses anything else.
+std::string name_in_lend_dir(const SocketRun& run, const std::string& path) {
+  if (!run.lend_dir || dir_name(path) != run.lend_dir_path)
+    throw Error("cannot create " + path + ": it is not in the lend directory " + run.lend_dir_path);
+  return base_name(path);
+}
+
+}  // namespace
+
+void create_target(SocketRun& run, const CreateTarget& step) {
+  auto name = name_in_lend_dir(run, step.path);
+  auto e = run.entry(EntryKind::kFile, step.path);
+  run.tx.record(e);
+  try {
+    run.target = create_placeholder(run.lend_dir, name);
+  } catch (const Error& err) {
+    // create_placeholder names only the file; say the full path once, not twice.
+    if (err.err() != 0) throw_errno("cannot create " + step.path, err.err());
+    throw err.with_context("cannot create " + step.path);
+  }
+}
+
+void bind_mount(SocketRun& run, const BindMount& step) {
+  if (!run.source || !run.target)
+    throw Error("cannot bind-mount " + step.source + ": not verified");
+  auto e = run.entry(EntryKind::kMount, step.target);
+  e.inode = inode_of(run.source->st);
+  run.tx.record(e);
+  // Safe: both ends are fds. The source is the inode verified by resolve_source; the target is
+  // the placeholder we created with O_EXCL in a directory only root can write.
+  try {
+    bind_mount_fd(run.source->fd, run.target);
+  } catch (const Error& err) {
+    throw err.with_context("cannot bind-mount " + step.source + " onto " + step.target);
+  }
+  struct stat st {};
+  if (::fstatat(run.lend_dir.get(), base_name(step.target).c_str(), &st, AT_SYMLINK_NOFOLLOW) !=
+          0 ||
+      inode_of(st) != e.inode)
+    throw Error("cannot bind-mount " + step.source + " onto " + step.target +
+                ": the target does not show the source afterwards");
+  run.mounted_target = step.target;
+}
+
+UndoProblem undo_mount(const JournalEntry& e) {
+  // The target lies in the root-owned lend directory, so its path is safe to use again; the
+  // inode check makes sure we detach our mount and nothing else.
+  for (int i = 0; i < 8; ++i) {
+    Fd fd(openat2_fd(AT_FDCWD, e.path, O_PATH | O_NOFOLLOW | O_CLOEXEC, RESOLVE_NO_SYMLINKS));
+    struct stat st {};
+    if (!fd || ::fstat(fd.get(), &st) != 0 || inode_of(st) != e.inode) return std::nullopt;
+    fd.reset();
+    if (int err = unmount_path(e.path); err != 0)
+      return "cannot unmount " + e.path + ": " + std::strerror(err);
+  }
+  return "cannot unmount " + e.path + ": still mounted after 8 attempts";
+}
+
+}  // namespace sockhook

@@ -1,0 +1,98 @@
+#include "lend/lend_context.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "base/error.hpp"
+#include "lend/lend_dir.hpp"
+#include "lend/lend_proxy.hpp"
+#include "proxy/proxy.hpp"
+#include "sys/root_dir.hpp"
+
+namespace sockhook {
+
+namespace {
+
+/// Longest the hook waits for the holder's word: longer than the holder's own two waits for
+/// PipeWire (kAnswerSeconds each, hook/holder/context_holder.cpp).
+constexpr int kReportTimeoutMs = 25000;
+
+/// What the holder wrote on its report pipe until it closed it: "ok" or one line saying why
+/// it failed. Bounded in time and size.
+std::string read_report(const Fd& fd) {
+  std::string said;
+  char buf[512];
+  while (said.size() < 4096) {
+    pollfd p{fd.get(), POLLIN, 0};
+    int ready = ::poll(&p, 1, kReportTimeoutMs);
+    if (ready < 0 && errno == EINTR) continue;
+    if (ready <= 0)
+      return "the context holder did not report within " + std::to_string(kReportTimeoutMs / 1000) +
+             " s";
+    auto n = ::read(fd.get(), buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    said.append(buf, static_cast<std::size_t>(n));
+  }
+  while (!said.empty() && (said.back() == '\n' || said.back() == ' ')) said.pop_back();
+  return said.empty() ? "the context holder ended without saying why (see the system log)" : said;
+}
+
+}  // namespace
+
+std::string context_holder_path(const std::string& self_exe) {
+  std::string exe = self_exe;
+  // The default names the running binary through /proc: its directory is the real one's.
+  if (char buf[4096]; exe == "/proc/self/exe") {
+    auto n = ::readlink("/proc/self/exe", buf, sizeof buf);
+    if (n > 0 && static_cast<std::size_t>(n) < sizeof buf)
+      exe.assign(buf, static_cast<std::size_t>(n));
+  }
+  return dir_name(exe) + "/sockhook-context-holder";
+}
+
+void start_context(SocketRun& run, const StartContext& step) {
+  auto what = "cannot start a PipeWire security context on " + step.listen_path;
+  if (auto why = context_unavailable()) throw Error(what + ": " + *why);
+  try {
+    ServedLend lend(run, step.listen_path, step.owner);
+    Fd sock = lend.listen(run.lend_dir, step.qemu_uid, run.qemu_gid);
+    auto exe = context_holder_path(run.ctx.self_exe);
+    std::vector<std::string> args = {"sockhook-context-holder",
+                                     "--listen-fd",
+                                     "3",
+                                     "--connect",
+                                     step.source,
+                                     "--domain",
+                                     step.domain,
+                                     "--uuid",
+                                     step.uuid,
+                                     "--capture",
+                                     step.capture ? "yes" : "no",
+                                     "--label",
+                                     lend.label(),
+                                     "--report-fd",
+                                     "4"};
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0) throw_errno("pipe");
+    Fd report_read(fds[0]);
+    Fd report_write(fds[1]);
+    // As for the proxy (S6): the holder runs as the owner, who alone may create a context on
+    // the owner's server, with nothing of the hook's; the journal names it before it runs.
+    spawn_as_owner(exe, std::move(sock), std::move(args), step.owner, step.owner_gid,
+                   "the context holder for " + lend.label(), lend.recorder(), report_write);
+    report_write.reset();
+    // The holder says "ok" once PipeWire serves the socket, or why it could not; it bounds its
+    // own waits for PipeWire, and so does this one (a holder stopped by its owner says nothing).
+    std::string said = read_report(report_read);
+    if (said != "ok") throw Error(said);
+  } catch (const Error& err) {
+    throw err.with_context(what);
+  }
+}
+
+}  // namespace sockhook

@@ -1,0 +1,32 @@
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "base/build.hpp"
+#include "journal/transaction.hpp"
+
+namespace sockhook {
+
+// Method context (issue 19): the VM reaches the owner's PipeWire only through a security
+// context that sockhook creates for it. The hook binds the lend socket itself (in the lend
+// directory, for QEMU's user, as the proxy does); a holder process running as the owner
+// (hook/holder/context_holder.cpp, started like the proxy) hands it to PipeWire with
+// pw_security_context_create and holds close_fd until release. PipeWire labels every client
+// of that socket; WirePlumber's rules from dist/wireplumber restrict them to playback.
+
+/// The engine name a context lend gives its clients (pipewire.sec.engine); the WirePlumber
+/// rules in dist/wireplumber match it.
+inline constexpr const char* kContextEngine = "org.sockhook";
+
+/// Where the holder is: beside the running sockhook binary.
+std::string context_holder_path(const std::string& self_exe);
+
+/// StartContext: creates the listening socket in the lend directory as root (never more open
+/// than 0600, then owned by QEMU's user) and starts the holder as the owner. The journal
+/// entry is a kProxy one (a process of the owner listening on the lend's path: it is stopped,
+/// checked and shown exactly as a proxy is); its pid and start time are recorded before the
+/// holder runs as the owner.
+void start_context(SocketRun& run, const StartContext& step);
+
+}  // namespace sockhook

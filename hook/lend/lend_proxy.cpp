@@ -1,0 +1,149 @@
+#include "lend/lend_proxy.hpp"
+
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "base/error.hpp"
+#include "base/log.hpp"
+#include "host/domain_cgroup.hpp"
+#include "host/proc.hpp"
+#include "lend/lend_dir.hpp"
+#include "proxy/proxy.hpp"
+#include "sys/file.hpp"
+#include "sys/root_dir.hpp"
+
+namespace sockhook {
+
+Fd make_listen_socket(const Fd& dir, const std::string& name, uid_t uid, gid_t gid) {
+  Fd sock(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!sock) throw_errno("socket");
+  struct sockaddr_un addr {};
+  addr.sun_family = AF_UNIX;
+  // Through the directory's fd: no path to re-resolve, and no 108-byte sun_path limit.
+  auto path = dir.proc_path() + "/" + name;
+  if (path.size() >= sizeof addr.sun_path) throw Error("socket path too long");
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  // The umask makes the socket 0600 from its first instant: never more open than that.
+  mode_t old = ::umask(0177);
+  // Safe: creates a new socket file in the root-only lend directory (EADDRINUSE if taken).
+  int rc = ::bind(sock.get(), reinterpret_cast<struct sockaddr*>(&addr), sizeof addr);
+  int err = errno;
+  ::umask(old);
+  if (rc != 0) throw_errno("bind", err);
+  // Safe by name: only root can write the lend directory, so `name` is the socket we bound.
+  if (::fchownat(dir.get(), name.c_str(), uid, gid, AT_SYMLINK_NOFOLLOW) != 0) throw_errno("chown");
+  if (::fchmodat(dir.get(), name.c_str(), 0600, 0) != 0) throw_errno("chmod");
+  if (::listen(sock.get(), SOMAXCONN) != 0) throw_errno("listen");
+  return sock;
+}
+
+ServedLend::ServedLend(SocketRun& run, const std::string& listen_path, uid_t owner)
+    : tx_(run.tx), path_(listen_path) {
+  if (!run.lend_dir || dir_name(listen_path) != run.lend_dir_path)
+    throw Error("not in the lend directory " + run.lend_dir_path);
+  entry_ = run.entry(EntryKind::kProxy, listen_path);
+  entry_.owner = owner;
+  entry_.label = run.label;
+  index_ = tx_.record(entry_);
+}
+
+ServedLend::ServedLend(Transaction& tx, std::size_t index, const std::string& label)
+    : tx_(tx), index_(index), entry_(tx.journal().entries.at(index)) {
+  path_ = entry_.path;
+  entry_.pid = 0;
+  entry_.starttime = 0;
+  entry_.listen_ino = 0;
+  entry_.label = label;
+  tx_.update(index_, entry_);
+}
+
+Fd ServedLend::listen(const Fd& dir, uid_t qemu_uid, gid_t qemu_gid) {
+  Fd sock = make_listen_socket(dir, base_name(path_), qemu_uid, qemu_gid);
+  entry_.listen_ino = fstat_or_throw(sock, path_).st_ino;
+  tx_.update(index_, entry_);
+  return sock;
+}
+
+std::function<void(pid_t, unsigned long long)> ServedLend::recorder() {
+  return [this](pid_t pid, unsigned long long starttime) {
+    entry_.pid = pid;
+    entry_.starttime = starttime;
+    tx_.update(index_, entry_);
+  };
+}
+
+namespace {
+
+/// Binds, records the socket inode, spawns, records the pid: the part shared by start and
+/// restart.
+void launch(ServedLend& lend, const Fd& dir, const StartProxy& step, const ExecContext& ctx,
+            gid_t qemu_gid) {
+  // Which VM's QEMU alone may connect (S10): checked before anything is created.
+  auto domain = DomainCgroup::parse(step.peer_domain.value_or(""));
+  if (!domain)
+    throw Error(
+        "the journal names no domain for the proxy to serve (written before sockhook "
+        "checked the peer's VM); restart the VM to lend again");
+  if (domain->id < 0)
+    throw Error("the domain has no id, so its QEMU cannot be told from another VM's");
+  Fd sock = lend.listen(dir, step.qemu_uid, qemu_gid);
+  ProxyOptions options;
+  options.connect_path = step.source;
+  options.peer_uid = step.qemu_uid;
+  options.peer_domain = domain;
+  // spawn_proxy gives the child /dev/null for stdin, stdout and stderr (libvirt waits for
+  // the hook's to close) and drops it to the owner before exec. The journal holds the
+  // child's pid and start time before it runs any code as the owner: undo_proxy can always
+  // name exactly this process, and a hook killed before that leaves a child that exits.
+  spawn_proxy(ctx.self_exe, std::move(sock), options, step.owner, step.owner_gid, lend.label(),
+              lend.recorder());
+}
+
+}  // namespace
+
+void start_proxy(SocketRun& run, const StartProxy& step) {
+  try {
+    ServedLend lend(run, step.listen_path, step.owner);
+    launch(lend, run.lend_dir, step, run.ctx, run.qemu_gid);
+  } catch (const Error& err) {
+    throw err.with_context("cannot start a proxy on " + step.listen_path);
+  }
+}
+
+bool proxy_alive(const JournalEntry& e) {
+  // A zombie (dead, not reaped: its parent, the hook, is gone and init may be slow) is dead.
+  if (!pidfd_if_same(e.pid, e.starttime)) return false;
+  char state = process_state(e.pid);
+  return state != 0 && state != 'Z' && state != 'X';
+}
+
+UndoProblem undo_proxy(const JournalEntry& e) {
+  // Only the process the journal names, verified by its start time, is ever stopped. With
+  // no pid recorded, the hook died before its child got the go-ahead: that child exits by
+  // itself, as root, without running anything (spawn_proxy).
+  if (Fd fd = pidfd_if_same(e.pid, e.starttime)) stop_proxy(fd.get());
+  JournalEntry file = e;
+  file.kind = EntryKind::kFile;
+  return undo_file(file);
+}
+
+UndoProblem restart_proxy(Transaction& tx, std::size_t index, const StartProxy& step,
+                          const ExecContext& ctx, const std::string& label, gid_t qemu_gid) {
+  if (auto problem = undo_proxy(tx.journal().entries.at(index))) return problem;
+  try {
+    ServedLend lend(tx, index, label);
+    Fd dir = open_lend_dir(dir_name(step.listen_path));
+    if (!dir) return "cannot restart the proxy on " + step.listen_path + ": no lend directory";
+    launch(lend, dir, step, ctx, qemu_gid);
+    return std::nullopt;
+  } catch (const Error& err) {
+    return err.with_context("cannot restart the proxy on " + step.listen_path).what();
+  }
+}
+
+}  // namespace sockhook

@@ -1,0 +1,27 @@
+#include "model/xml_ns.hpp"
+
+namespace sockhook {
+
+std::string_view local_name(std::string_view qname) {
+  auto colon = qname.find(':');
+  return colon == std::string_view::npos ? qname : qname.substr(colon + 1);
+}
+
+std::string namespace_of(const pugi::xml_node& node) {
+  std::string_view qname = node.name();
+  auto colon = qname.find(':');
+  std::string attr = colon == std::string_view::npos
+                         ? std::string("xmlns")
+                         : "xmlns:" + std::string(qname.substr(0, colon));
+  for (auto n = node; n; n = n.parent()) {
+    if (auto a = n.attribute(attr.c_str())) return a.value();
+  }
+  return {};
+}
+
+bool is_element(const pugi::xml_node& node, std::string_view ns, std::string_view local) {
+  return node.type() == pugi::node_element && local_name(node.name()) == local &&
+         namespace_of(node) == ns;
+}
+
+}  // namespace sockhook

@@ -1,0 +1,125 @@
+#include "plan/step.hpp"
+
+#include <tuple>
+#include <type_traits>
+
+#include <nlohmann/json.hpp>
+#include <pugixml.hpp>
+
+#include "host/domain_cgroup.hpp"
+#include "plan/journal_attr.hpp"
+
+namespace sockhook {
+namespace {
+
+template <typename T>
+struct IsOptional : std::false_type {};
+template <typename T>
+struct IsOptional<std::optional<T>> : std::true_type {};
+
+/// Calls `f(field, value)` for each field of the step `s`, in the order its `kFields` lists them.
+template <typename S, typename F>
+void for_each_field(S& s, F&& f) {
+  std::apply([&](const auto&... field) { (f(field, s.*field.member), ...); },
+             std::remove_const_t<S>::kFields);
+}
+
+/// The step alternative whose kAction is `action`, default-constructed; nullopt if none.
+template <typename... Ts>
+std::optional<Step> step_of_action(const std::string& action, const std::variant<Ts...>*) {
+  std::optional<Step> out;
+  (void)((action == Ts::kAction ? (out = Ts{}, true) : false) || ...);
+  return out;
+}
+
+}  // namespace
+
+std::string describe(const Step& step) {
+  return std::visit([](const auto& s) { return s.describe(); }, step);
+}
+
+std::string describe_undo(const Step& step) {
+  return std::visit([](const auto& s) { return s.describe_undo(); }, step);
+}
+
+nlohmann::json to_json(const Step& step) {
+  return std::visit(
+      [](const auto& s) {
+        nlohmann::json j{{"action", s.kAction}};
+        for_each_field(s, [&](const auto& field, const auto& value) {
+          if constexpr (IsOptional<std::decay_t<decltype(value)>>::value) {
+            if (value) j[field.json] = *value;
+          } else {
+            j[field.json] = value;
+          }
+        });
+        return j;
+      },
+      step);
+}
+
+void write_step(pugi::xml_node parent, const Step& step) {
+  using namespace journal_attr;
+  auto n = parent.append_child("step");
+  std::visit(
+      [&](const auto& s) {
+        put(n, "action", std::string(s.kAction));
+        for_each_field(s, [&](const auto& field, const auto& value) {
+          using T = std::decay_t<decltype(value)>;
+          if constexpr (IsOptional<T>::value) {
+            if (value) put(n, field.journal, *value);
+          } else if constexpr (std::is_same_v<T, bool>) {
+            put_flag(n, field.journal, value);
+          } else {
+            put(n, field.journal, value);
+          }
+        });
+      },
+      step);
+}
+
+Step read_step(const pugi::xml_node& n) {
+  using namespace journal_attr;
+  auto action = text(n, "action");
+  auto step = step_of_action(action, static_cast<const Step*>(nullptr));
+  if (!step) corrupt("unknown step action '" + action + "'");
+  std::visit(
+      [&](auto& s) {
+        for_each_field(s, [&](const auto& field, auto& value) {
+          using T = std::decay_t<decltype(value)>;
+          if constexpr (IsOptional<T>::value) {
+            if (n.attribute(field.journal)) value = text(n, field.journal);
+          } else if constexpr (std::is_same_v<T, std::string>) {
+            value = text(n, field.journal);
+          } else if constexpr (std::is_same_v<T, bool>) {
+            value = flag(n, field.journal);
+          } else {
+            value = number<T>(n, field.journal);
+          }
+        });
+      },
+      *step);
+  return *step;
+}
+
+std::string StartProxy::describe() const {
+  auto domain = DomainCgroup::parse(peer_domain.value_or(""));
+  auto cgroup = !domain          ? std::string("(none recorded: the proxy is not started)")
+                : domain->id < 0 ? describe_domain_cgroup(*domain) + " (<id>: libvirt's at start)"
+                                 : describe_domain_cgroup(*domain);
+  return "listen on " + listen_path + " (owner uid " + std::to_string(qemu_uid) +
+         ", 0600) and start a proxy as uid " + std::to_string(owner) + " that connects to " +
+         source + " per client, serving only uid " + std::to_string(qemu_uid) + " in cgroup " +
+         cgroup;
+}
+
+std::string StartContext::describe() const {
+  return "listen on " + listen_path + " (owner uid " + std::to_string(qemu_uid) +
+         ", 0600) and start a holder as uid " + std::to_string(owner) +
+         " that makes it a PipeWire security context on " + source +
+         " (pipewire.sec.engine=org.sockhook, pipewire.access=" +
+         (capture ? "sockhook-capture" : "sockhook") + ", domain " + domain + ", uuid " + uuid +
+         ") and holds it until release";
+}
+
+}  // namespace sockhook

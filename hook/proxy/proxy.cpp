@@ -1,0 +1,1025 @@
+#include "proxy/proxy.hpp"
+
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/capability.h>
+#include <malloc.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstdint>
+#include <cstring>
+#include <deque>
+#include <iostream>
+#include <list>
+#include <memory>
+#include <new>
+#include <optional>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "base/error.hpp"
+#include "base/split.hpp"
+#include "host/proc.hpp"
+#include "sys/creds.hpp"
+#include "sys/socket.hpp"
+
+namespace sockhook {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+/// The kernel's SCM_MAX_FD: the most descriptors one message can carry.
+constexpr size_t kScmMaxFd = 253;
+/// Room for a full SCM_RIGHTS message plus any other control message a peer might add.
+constexpr size_t kControlSize = CMSG_SPACE(sizeof(int) * kScmMaxFd) + CMSG_SPACE(256);
+/// Buffers kept for reuse, so that the hot path does not allocate.
+constexpr size_t kPooledBuffers = 4;
+/// Reads per wakeup from one socket, so that one busy client cannot starve the others.
+constexpr int kReadsPerWakeup = 16;
+/// Reads per wakeup while placing descriptors (see fds_end).
+constexpr int kScanReadsPerWakeup = 512;
+/// The last bytes before the end of a write with descriptors that are read one at a time, so
+/// that its descriptors leave with its first byte when the write is no longer than this.
+constexpr size_t kExactWindow = 64;
+constexpr int kAcceptsPerWakeup = 64;
+/// Closed connections after which freed heap memory is handed back (malloc_trim).
+constexpr size_t kTrimAfterClosed = 64;
+/// A full backlog on the real server stalls the loop at most this long per client.
+constexpr int kConnectTimeoutMs = 500;
+/// Refused connections logged per second; the rest are counted in one line.
+constexpr int kRefusalLinesPerSecond = 10;
+/// After EMFILE and friends, accepting pauses this long instead of spinning.
+constexpr auto kAcceptPause = std::chrono::milliseconds(100);
+constexpr int kStopTimeoutMs = 2000;
+constexpr int kKillTimeoutMs = 1000;
+
+/// Frees a buffer of `size` bytes straight back to the kernel (munmap).
+struct Unmap {
+  size_t size = 0;
+  void operator()(char* p) const {
+    if (p) munmap(p, size);
+  }
+};
+using Buffer = std::unique_ptr<char[], Unmap>;
+
+/// Fixed-size byte buffers, recycled so that relaying does not allocate per message. Each
+/// buffer is its own mapping: one that leaves the pool goes back to the kernel at once,
+/// whatever malloc would keep, so the proxy shrinks again when connections end.
+class BufferPool {
+ public:
+  explicit BufferPool(size_t size) : size_(size) {}
+  size_t buffer_size() const { return size_; }
+  Buffer get() {
+    if (free_.empty()) {
+      void* p = mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      if (p == MAP_FAILED) throw std::bad_alloc();
+      return Buffer(static_cast<char*>(p), Unmap{size_});
+    }
+    auto buffer = std::move(free_.back());
+    free_.pop_back();
+    return buffer;
+  }
+  void put(Buffer buffer) {
+    if (buffer && free_.size() < kPooledBuffers) free_.push_back(std::move(buffer));
+  }
+
+ private:
+  size_t size_;
+  std::vector<Buffer> free_;
+};
+
+/// Descriptors that arrived with the byte at stream position `pos`; they leave with it.
+struct FdBatch {
+  uint64_t pos;
+  std::vector<Fd> fds;
+};
+
+/// What waits to be written in one direction: a ring of bytes (borrowed from the pool only
+/// while non-empty) and the descriptors attached to byte positions in it.
+class Queue {
+ public:
+  size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+  size_t fd_count() const { return fd_count_; }
+  size_t free_space(const BufferPool& pool) const { return pool.buffer_size() - size_; }
+
+  /// Up to two iovecs covering the free space; borrows a buffer if needed.
+  int free_iov(BufferPool& pool, iovec (&iov)[2]) {
+    if (!buffer_) buffer_ = pool.get();
+    return ring_iov(pool, (head_ + size_) % pool.buffer_size(), free_space(pool), iov);
+  }
+
+  /// Records `n` bytes just read into the free space, and the fds that came with them.
+  void commit(size_t n, std::vector<Fd>&& fds) {
+    if (!fds.empty()) {
+      fd_count_ += fds.size();
+      batches_.push_back({sent_ + size_, std::move(fds)});
+    }
+    size_ += n;
+  }
+
+  /// Up to two iovecs for the next sendmsg, and the fds that must go with it. A message
+  /// never crosses the start of the next fd batch, so fds keep their byte position.
+  int data_iov(const BufferPool& pool, iovec (&iov)[2], std::vector<Fd>** fds) {
+    size_t limit = size_;
+    *fds = nullptr;
+    if (!batches_.empty()) {
+      if (batches_.front().pos == sent_) {
+        *fds = &batches_.front().fds;
+        if (batches_.size() > 1) limit = static_cast<size_t>(batches_[1].pos - sent_);
+      } else {
+        limit = static_cast<size_t>(batches_.front().pos - sent_);
+      }
+    }
+    return ring_iov(pool, head_, limit, iov);
+  }
+
+  /// Records that `n` (> 0) bytes were sent; the fds of the front batch went with them if
+  /// `with_fds`.
+  void consume(size_t n, bool with_fds, BufferPool& pool) {
+    if (with_fds) {
+      fd_count_ -= batches_.front().fds.size();
+      batches_.pop_front();  // our copies close; the kernel holds its own references
+    }
+    head_ = (head_ + n) % pool.buffer_size();
+    size_ -= n;
+    sent_ += n;
+    if (size_ == 0) {
+      head_ = 0;
+      pool.put(std::move(buffer_));
+    }
+  }
+
+  /// Returns the buffer if nothing is queued: an idle direction holds no memory.
+  void release_if_empty(BufferPool& pool) {
+    if (size_ == 0 && buffer_) {
+      head_ = 0;
+      pool.put(std::move(buffer_));
+    }
+  }
+
+  /// Drops everything queued, closing the fds, and returns the buffer.
+  void clear(BufferPool& pool) {
+    sent_ += size_;
+    size_ = 0;
+    head_ = 0;
+    batches_.clear();
+    fd_count_ = 0;
+    pool.put(std::move(buffer_));
+  }
+
+ private:
+  /// The iovecs (one, or two where the ring wraps) for `len` bytes from offset `start`.
+  int ring_iov(const BufferPool& pool, size_t start, size_t len, iovec (&iov)[2]) const {
+    const size_t first = std::min(len, pool.buffer_size() - start);
+    iov[0] = {buffer_.get() + start, first};
+    iov[1] = {buffer_.get(), len - first};
+    return len > first ? 2 : 1;
+  }
+
+  Buffer buffer_;
+  size_t head_ = 0;
+  size_t size_ = 0;
+  uint64_t sent_ = 0;  // stream position of buffer_[head_]
+  std::deque<FdBatch> batches_;
+  size_t fd_count_ = 0;
+};
+
+struct Pair;
+
+/// One socket of a connection pair.
+struct Side {
+  Pair* pair;
+  Fd fd;
+  bool registered = false;
+  uint32_t events = 0;
+  bool hup = false;  // the peer is gone (EPOLLHUP/EPOLLERR): nothing more can be written
+};
+
+/// Bytes flowing from one side to the other.
+struct Direction {
+  Queue queue;
+  bool eof = false;          // the source sent EOF and everything was read
+  bool shut = false;         // shutdown(SHUT_WR) was passed on to the destination
+  bool blocked = false;      // the destination's buffer is full; wait for EPOLLOUT
+  bool carries_fds = false;  // descriptors came this way: place the next ones exactly
+};
+
+/// An accepted client and its own connection to the real server.
+struct Pair {
+  Side client{this, Fd()};
+  Side server{this, Fd()};
+  Direction up;    // client → server
+  Direction down;  // server → client
+  bool dead = false;
+  std::list<Pair>::iterator self;
+};
+
+/// Stand-ins in epoll_event.data.ptr for the descriptors that are not connection sides.
+char listener_tag;
+char stop_tag;
+
+class Relay {
+ public:
+  Relay(Fd listen_fd, const ProxyOptions& options, int stop_fd)
+      : listen_(std::move(listen_fd)),
+        options_(options),
+        stop_fd_(stop_fd),
+        pool_(std::clamp<size_t>(options.limits.max_queued_bytes, 4096, 16 << 20)) {}
+
+  int run();
+
+ private:
+  bool accept_clients();
+  Fd connect_server();
+  void on_side(Side& side, uint32_t events);
+  bool can_read(const Direction& dir, const Side& to) const;
+  bool pump(Side& from, Side& to, Direction& dir);
+  bool flush(Side& to, Direction& dir);
+  void update_interest(Side& side, const Direction& out, const Direction& in, const Side& other);
+  void close_pair(Pair& pair);
+  void set_listening(bool on);
+  /// Why `peer` may not use the lend, or nullopt if it may.
+  std::optional<std::string> refusal_of(const SocketPeer& peer) const;
+  /// Logs a refused connection: at most kRefusalLinesPerSecond lines a second, then one line
+  /// that counts the rest, so that a flood of connections cannot flood the log.
+  void log_refusal(const std::string& text);
+  /// Logs "proxy for PATH: TEXT".
+  void log(int priority, const std::string& text) const {
+    syslog(priority, "proxy for %s: %s", options_.connect_path.c_str(), text.c_str());
+  }
+  /// Logs "proxy for PATH: WHAT: strerror(errno)".
+  void log_errno(int priority, const std::string& what) const {
+    log(priority, what + ": " + std::strerror(errno));
+  }
+
+  Fd listen_;
+  ProxyOptions options_;
+  int stop_fd_;
+  Fd epoll_;
+  sockaddr_un server_addr_{};
+  socklen_t server_addr_len_ = 0;
+  BufferPool pool_;
+  std::list<Pair> pairs_;
+  std::vector<std::list<Pair>::iterator> dead_;
+  bool listening_ = false;
+  size_t closed_since_trim_ = 0;
+  Clock::time_point accept_resume_;
+  Clock::time_point refusal_window_;
+  int refusals_in_window_ = 0;
+  int refusals_unlogged_ = 0;
+  alignas(cmsghdr) char control_[kControlSize];
+};
+
+void epoll_add(int epoll, int fd, uint32_t events, void* ptr) {
+  epoll_event ev{};
+  ev.events = events;
+  ev.data.ptr = ptr;
+  if (epoll_ctl(epoll, EPOLL_CTL_ADD, fd, &ev) < 0) throw_errno("cannot add to epoll");
+}
+
+int Relay::run() {
+  if (options_.connect_path.empty() || options_.connect_path[0] != '/')
+    throw Error("cannot relay to '" + options_.connect_path + "': not an absolute path");
+  if (options_.connect_path.size() >= sizeof(server_addr_.sun_path))
+    throw Error("cannot relay to " + options_.connect_path + ": path too long for a socket");
+  server_addr_.sun_family = AF_UNIX;
+  std::memcpy(server_addr_.sun_path, options_.connect_path.c_str(),
+              options_.connect_path.size() + 1);
+  server_addr_len_ =
+      static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + options_.connect_path.size() + 1);
+
+  // Accepted sockets inherit these flags from the listener. Off, the kernel never hands us
+  // credentials or security labels, so there is nothing of that kind we could forward.
+  const int off = 0;
+  setsockopt(listen_.get(), SOL_SOCKET, SO_PASSCRED, &off, sizeof off);
+  setsockopt(listen_.get(), SOL_SOCKET, SO_PASSSEC, &off, sizeof off);
+  const int flags = fcntl(listen_.get(), F_GETFL);
+  if (flags < 0 || fcntl(listen_.get(), F_SETFL, flags | O_NONBLOCK) < 0)
+    throw_errno("cannot make the listening socket non-blocking");
+
+  epoll_ = Fd(epoll_create1(EPOLL_CLOEXEC));
+  if (!epoll_) throw_errno("cannot create epoll instance");
+  epoll_add(epoll_.get(), stop_fd_, EPOLLIN, &stop_tag);
+  set_listening(true);
+
+  std::vector<epoll_event> events(64);
+  for (;;) {
+    int timeout = -1;
+    if (!listening_) {  // accepting is paused (EMFILE); resume when the pause is over
+      const auto now = Clock::now();
+      if (now >= accept_resume_)
+        set_listening(true);
+      else
+        timeout = static_cast<int>(
+            std::chrono::ceil<std::chrono::milliseconds>(accept_resume_ - now).count());
+    }
+    const int n = epoll_wait(epoll_.get(), events.data(), static_cast<int>(events.size()), timeout);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      log_errno(LOG_ERR, "epoll_wait");
+      return 1;
+    }
+    bool stop = false;
+    for (int i = 0; i < n; ++i) {
+      void* ptr = events[static_cast<size_t>(i)].data.ptr;
+      const uint32_t ev = events[static_cast<size_t>(i)].events;
+      if (ptr == &stop_tag) {
+        stop = true;
+      } else if (ptr == &listener_tag) {
+        if ((ev & (EPOLLERR | EPOLLHUP)) || !accept_clients()) {
+          log(LOG_ERR, "the listening socket failed");
+          return 1;
+        }
+      } else {
+        auto* side = static_cast<Side*>(ptr);
+        if (!side->pair->dead) on_side(*side, ev);
+      }
+    }
+    if (!dead_.empty()) {
+      closed_since_trim_ += dead_.size();
+      for (auto it : dead_) pairs_.erase(it);
+      dead_.clear();
+      // malloc keeps what the closed connections' bookkeeping freed; hand it back once a
+      // good share of them went, or all did.
+      if (pairs_.empty() || closed_since_trim_ >= kTrimAfterClosed) {
+        malloc_trim(0);
+        closed_since_trim_ = 0;
+      }
+    }
+    if (stop) return 0;
+  }
+}
+
+void Relay::set_listening(bool on) {
+  if (on == listening_) return;
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.ptr = &listener_tag;
+  epoll_ctl(epoll_.get(), on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, listen_.get(), &ev);
+  listening_ = on;
+}
+
+bool Relay::accept_clients() {
+  for (int i = 0; i < kAcceptsPerWakeup; ++i) {
+    Fd client(accept4(listen_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
+    if (!client) {
+      switch (errno) {
+        case EAGAIN:
+          return true;
+        case EINTR:
+        case ECONNABORTED:
+        case EPROTO:
+          continue;
+        case EMFILE:
+        case ENFILE:
+        case ENOBUFS:
+        case ENOMEM:
+          // Out of descriptors or memory: stop accepting for a moment rather than spin on
+          // a listener that stays readable.
+          log_errno(LOG_WARNING, "cannot accept a client");
+          set_listening(false);
+          accept_resume_ = Clock::now() + kAcceptPause;
+          return true;
+        default:
+          return false;
+      }
+    }
+    // Only this domain's QEMU may use the lent socket: QEMU's uid (S6) and its domain's
+    // cgroup (S10). A refused client costs one log line, rate-limited, and nothing else.
+    auto peer = read_socket_peer(client.get(), options_.kernel_peer_pidfd);
+    if (auto refusal = refusal_of(peer)) {
+      log_refusal(*refusal);
+      continue;
+    }
+    if (pairs_.size() >= options_.limits.max_connections) {
+      log(LOG_WARNING, "refused pid " + std::to_string(peer.pid) + ": " +
+                           std::to_string(options_.limits.max_connections) +
+                           " connections is the limit");
+      continue;
+    }
+    Fd server = connect_server();
+    if (!server) continue;  // the client gets EOF; a later one may find the server
+
+    auto& pair = pairs_.emplace_back();
+    pair.self = std::prev(pairs_.end());
+    pair.client.fd = std::move(client);
+    pair.server.fd = std::move(server);
+    // Clients usually write right after connecting: relay that now rather than after
+    // another round through epoll_wait. This also registers both sockets.
+    on_side(pair.client, EPOLLIN);
+  }
+  return true;
+}
+
+std::optional<std::string> Relay::refusal_of(const SocketPeer& peer) const {
+  auto who = "peer pid " + std::to_string(peer.pid) + " uid " +
+             (peer.uid == static_cast<uid_t>(-1) ? std::string("?") : std::to_string(peer.uid));
+  if (peer.uid != options_.peer_uid)
+    return who + ": only uid " + std::to_string(options_.peer_uid) + " is served";
+  if (!options_.peer_domain) return std::nullopt;
+  if (!peer.problem.empty()) return who + ": cannot tell which VM it belongs to: " + peer.problem;
+  if (proc_cgroup_in_domain(peer.cgroup, *options_.peer_domain)) return std::nullopt;
+  // The unified hierarchy's path says it all where there is one ("0::/machine/..."); else
+  // every hierarchy's, on one line.
+  std::string cgroups;
+  for (auto line : split(peer.cgroup, '\n'))
+    if (line.starts_with("0::")) cgroups = line.substr(3);
+  if (cgroups.empty())
+    for (char c : peer.cgroup.substr(0, 512)) cgroups += c == '\n' ? ';' : c;
+  while (!cgroups.empty() && cgroups.back() == ';') cgroups.pop_back();
+  return who + " cgroup " + cgroups + ": not in this VM's cgroup (" +
+         describe_domain_cgroup(*options_.peer_domain) + ")";
+}
+
+void Relay::log_refusal(const std::string& text) {
+  auto now = Clock::now();
+  if (now - refusal_window_ >= std::chrono::seconds(1)) {
+    if (refusals_unlogged_ > 0)
+      log(LOG_WARNING, std::to_string(refusals_unlogged_) + " more connections refused");
+    refusal_window_ = now;
+    refusals_in_window_ = 0;
+    refusals_unlogged_ = 0;
+  }
+  if (refusals_in_window_++ < kRefusalLinesPerSecond)
+    log(LOG_WARNING, "refused " + text);
+  else
+    ++refusals_unlogged_;
+}
+
+Fd Relay::connect_server() {
+  auto* addr = reinterpret_cast<const sockaddr*>(&server_addr_);
+  Fd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!fd) {
+    log_errno(LOG_WARNING, "cannot create a socket");
+    return Fd();
+  }
+  // This process runs as the socket's owner, so connecting by path reaches only what the
+  // owner could reach anyway.
+  if (retry_eintr([&] { return connect(fd.get(), addr, server_addr_len_); }) == 0) return fd;
+  if (errno == EAGAIN) {
+    // The server's backlog is full. A blocking connect with a send timeout waits for room,
+    // for a bounded time.
+    const int flags = fcntl(fd.get(), F_GETFL);
+    const timeval timeout{0, kConnectTimeoutMs * 1000};
+    fcntl(fd.get(), F_SETFL, flags & ~O_NONBLOCK);
+    setsockopt(fd.get(), SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout);
+    const int rc = retry_eintr([&] { return connect(fd.get(), addr, server_addr_len_); });
+    const int err = errno;
+    const timeval none{0, 0};
+    setsockopt(fd.get(), SOL_SOCKET, SO_SNDTIMEO, &none, sizeof none);
+    fcntl(fd.get(), F_SETFL, flags);
+    if (rc == 0) return fd;
+    errno = err;
+  }
+  log_errno(errno == ENOENT || errno == ECONNREFUSED ? LOG_INFO : LOG_WARNING,
+            "cannot connect to the server");
+  return Fd();
+}
+
+bool Relay::can_read(const Direction& dir, const Side& to) const {
+  const auto& q = dir.queue;
+  return !dir.eof && !to.hup && q.free_space(pool_) > 0 &&
+         (q.fd_count() == 0 || q.fd_count() + kScmMaxFd <= options_.limits.max_queued_fds);
+}
+
+void Relay::on_side(Side& side, uint32_t events) {
+  Pair& pair = *side.pair;
+  const bool is_client = &side == &pair.client;
+  Side& other = is_client ? pair.server : pair.client;
+  Direction& out = is_client ? pair.up : pair.down;  // read from `side`
+  Direction& in = is_client ? pair.down : pair.up;   // written to `side`
+
+  if (events & (EPOLLHUP | EPOLLERR)) side.hup = true;
+  bool ok = true;
+  if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) {
+    in.blocked = false;
+    ok = flush(side, in);
+  }
+  if (ok && (events & (EPOLLIN | EPOLLHUP | EPOLLERR))) ok = pump(side, other, out);
+  if (!ok) return close_pair(pair);
+
+  // Pass EOF on once everything before it was delivered.
+  for (auto [dir, to] : {std::pair{&pair.up, &pair.server}, std::pair{&pair.down, &pair.client}}) {
+    if (dir->eof && dir->queue.empty() && !dir->shut && !to->hup) {
+      shutdown(to->fd.get(), SHUT_WR);
+      dir->shut = true;
+    }
+  }
+  const bool up_done = pair.up.shut || pair.server.hup;
+  const bool down_done = pair.down.shut || pair.client.hup;
+  if (up_done && down_done) return close_pair(pair);
+
+  update_interest(pair.client, pair.up, pair.down, pair.server);
+  update_interest(pair.server, pair.down, pair.up, pair.client);
+}
+
+/// Where the first write with descriptors waiting in the receive queue of `fd` ends, in
+/// bytes from the front (at most the `iov` space, which is scratch); nothing if none waits.
+///
+/// A stream recvmsg glues the fd-less data queued before a write with descriptors onto that
+/// write and returns the descriptors with all of it. Forwarded like that, they would reach
+/// the peer with an earlier message than the one they belong to, and real PulseAudio, which
+/// reads frame by frame, then pairs a memfd with the wrong packet ("Expected 1 memfd fd to
+/// be received"). The kernel tells where such a write ends, never where it starts: a peek
+/// stops right after the first write with descriptors and reports them (it walks on past the
+/// bytes asked for). So pump reads everything up to kExactWindow bytes before that end at
+/// once, and the window byte by byte until the descriptors come. A write with descriptors
+/// then costs one peek, one read and at most kExactWindow single-byte reads, whatever was
+/// queued before it. Reading byte by byte from the front instead, 48 KB queued before one
+/// descriptor cost the proxy 7000 times the CPU of 48 KB alone; now about twice
+/// (tests/root/proxy_cpu.sh; issue 22).
+///
+/// What this gives up: a write with descriptors longer than the window, queued behind
+/// fd-less data, leaves early by what precedes it in the window's read: early, never late,
+/// and in order, which is what Wayland and PipeWire need (they queue descriptors). PulseAudio,
+/// the one protocol here that pairs descriptors with frames, sends its memfds with the
+/// 20-byte frame descriptor and a short packet, and through the proxy none at all: the
+/// pulseaudio plugin turns shared memory off on QEMU's side. The peek costs a system call per
+/// read, so a direction pays it only once it has carried descriptors; the first batch on a
+/// direction may leave with the first byte of a glued read the same way.
+std::optional<size_t> fds_end(int fd, iovec (&iov)[2], size_t iovlen) {
+  alignas(cmsghdr) char control[kControlSize];
+  auto msg = message_header(iov, iovlen, control, sizeof control);
+  const ssize_t n = recvmsg(fd, &msg, MSG_DONTWAIT | MSG_PEEK | MSG_CMSG_CLOEXEC);
+  if (n <= 0) return std::nullopt;
+  bool pending = (msg.msg_flags & MSG_CTRUNC) != 0;
+  // The peek made copies of the descriptors; owned here, they close on return.
+  std::vector<Fd> copies;
+  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    pending = true;
+    take_rights(*c, copies);
+  }
+  if (!pending) return std::nullopt;
+  return static_cast<size_t>(n);
+}
+
+/// Shortens the iovecs from free_iov to `len` bytes in all.
+size_t trim_iov(iovec (&iov)[2], size_t iovlen, size_t len) {
+  iov[0].iov_len = std::min(iov[0].iov_len, len);
+  if (iovlen < 2 || iov[0].iov_len == len) return 1;
+  iov[1].iov_len = std::min(iov[1].iov_len, len - iov[0].iov_len);
+  return 2;
+}
+
+bool Relay::pump(Side& from, Side& to, Direction& dir) {
+  // Reads that place descriptors (see fds_end) are bounded per wakeup, so that one
+  // connection cannot hold the loop; the socket stays readable and placing goes on next time.
+  int reads = 0;
+  bool scanning = false;
+  size_t to_fds = 0;  // bytes up to the end of a write whose descriptors have not come yet
+  bool held = false;
+  while (can_read(dir, to) && reads++ < (scanning ? kScanReadsPerWakeup : kReadsPerWakeup)) {
+    iovec iov[2];
+    msghdr msg{};
+    msg.msg_iov = iov;
+    msg.msg_iovlen = static_cast<size_t>(dir.queue.free_iov(pool_, iov));
+    msg.msg_control = control_;
+    msg.msg_controllen = sizeof control_;
+    size_t wanted = iov[0].iov_len + (msg.msg_iovlen > 1 ? iov[1].iov_len : 0);
+    // Only a direction that has carried descriptors pays for the peek; see fds_end.
+    if (dir.carries_fds && to_fds == 0)
+      to_fds = fds_end(from.fd.get(), iov, msg.msg_iovlen).value_or(0);
+    scanning = to_fds > 0;
+    if (scanning) {
+      wanted = std::min(wanted, to_fds > kExactWindow ? to_fds - kExactWindow : 1);
+      msg.msg_iovlen = trim_iov(iov, msg.msg_iovlen, wanted);
+    }
+    const ssize_t n = recvmsg(from.fd.get(), &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN) break;
+      if (errno != ECONNRESET) log_errno(LOG_WARNING, "cannot read");
+      return false;
+    }
+
+    // Take ownership of every descriptor that arrived, whatever the message type, so that
+    // none leaks; forward only SCM_RIGHTS (S6).
+    std::vector<Fd> fds;
+    bool foreign = false;
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+      if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+        take_rights(*c, fds);
+      } else {
+#ifdef SCM_PIDFD
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_PIDFD) {
+          int fd;
+          std::memcpy(&fd, CMSG_DATA(c), sizeof fd);
+          Fd drop(fd);
+        }
+#endif
+        foreign = true;  // e.g. SCM_CREDENTIALS: never relayed
+      }
+    }
+    if (foreign) log(LOG_DEBUG, "dropped a control message that is not SCM_RIGHTS");
+    if (msg.msg_flags & MSG_CTRUNC) {
+      // Some descriptors were lost (too many, or our descriptor limit): the byte stream
+      // no longer matches what the peer sent, so the connection cannot go on (S6).
+      log(LOG_WARNING, "control data truncated; closing the connection");
+      return false;
+    }
+    if (n == 0) {
+      dir.eof = true;
+      break;
+    }
+    // can_read() left room for a full message unless the limit is below SCM_MAX_FD; a
+    // message that still does not fit breaks the cap, and the cap wins (S6).
+    if (dir.queue.fd_count() + fds.size() > options_.limits.max_queued_fds) {
+      log(LOG_WARNING, std::to_string(dir.queue.fd_count() + fds.size()) +
+                           " queued descriptors exceed the limit; closing the connection");
+      return false;
+    }
+    if (!fds.empty()) dir.carries_fds = true;
+    to_fds = fds.empty() ? to_fds - std::min(to_fds, static_cast<size_t>(n)) : 0;
+    dir.queue.commit(static_cast<size_t>(n), std::move(fds));
+    // Fast path: pass the bytes on at once; they are queued only if the other side is full.
+    // Once a scan began, bytes gather until the end of this wakeup, so that the descriptors
+    // leave with the rest of their segment in one message.
+    held |= scanning;
+    if (!held && !dir.blocked && !flush(to, dir)) return false;
+    if (static_cast<size_t>(n) < wanted) break;  // drained; epoll says when there is more
+  }
+  if (!dir.blocked && !dir.queue.empty() && !flush(to, dir)) return false;
+  // A read that found nothing (EAGAIN, EOF) borrowed a buffer for nothing: give it back.
+  dir.queue.release_if_empty(pool_);
+  return true;
+}
+
+bool Relay::flush(Side& to, Direction& dir) {
+  if (to.hup) {  // the destination's peer is gone; what is queued can never arrive
+    dir.queue.clear(pool_);
+    return true;
+  }
+  while (!dir.queue.empty()) {
+    iovec iov[2];
+    std::vector<Fd>* fds = nullptr;
+    msghdr msg{};
+    msg.msg_iov = iov;
+    msg.msg_iovlen = static_cast<size_t>(dir.queue.data_iov(pool_, iov, &fds));
+    const size_t len = iov[0].iov_len + (msg.msg_iovlen > 1 ? iov[1].iov_len : 0);
+    if (fds) {
+      msg.msg_control = control_;
+      msg.msg_controllen = CMSG_SPACE(sizeof(int) * fds->size());
+      cmsghdr* c = CMSG_FIRSTHDR(&msg);
+      c->cmsg_level = SOL_SOCKET;
+      c->cmsg_type = SCM_RIGHTS;
+      c->cmsg_len = CMSG_LEN(sizeof(int) * fds->size());
+      for (size_t k = 0; k < fds->size(); ++k) {
+        const int fd = (*fds)[k].get();
+        std::memcpy(CMSG_DATA(c) + k * sizeof(int), &fd, sizeof fd);
+      }
+    }
+    const ssize_t n = sendmsg(to.fd.get(), &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN) {
+        dir.blocked = true;
+        return true;
+      }
+      if (errno != EPIPE && errno != ECONNRESET) log_errno(LOG_WARNING, "cannot write");
+      return false;
+    }
+    // A sendmsg that moved at least one byte carried the descriptors with it.
+    dir.queue.consume(static_cast<size_t>(n), fds != nullptr, pool_);
+    if (static_cast<size_t>(n) < len) {
+      dir.blocked = true;
+      return true;
+    }
+  }
+  return true;
+}
+
+void Relay::update_interest(Side& side, const Direction& out, const Direction& in,
+                            const Side& other) {
+  uint32_t events = 0;
+  if (can_read(out, other)) events |= EPOLLIN;
+  if (!in.queue.empty() && !side.hup) events |= EPOLLOUT;
+  // A socket whose peer is gone reports EPOLLHUP even with no interest; unregister it while
+  // we wait for the other side, or the loop would spin.
+  const bool want_registered = events != 0 || !side.hup;
+  if (want_registered == side.registered && (!want_registered || events == side.events)) return;
+  epoll_event ev{};
+  ev.events = events;
+  ev.data.ptr = &side;
+  int op = EPOLL_CTL_MOD;
+  if (!want_registered)
+    op = EPOLL_CTL_DEL;
+  else if (!side.registered)
+    op = EPOLL_CTL_ADD;
+  if (epoll_ctl(epoll_.get(), op, side.fd.get(), &ev) == 0) {
+    side.registered = want_registered;
+    side.events = events;
+  }
+}
+
+void Relay::close_pair(Pair& pair) {
+  if (pair.dead) return;
+  pair.dead = true;
+  pair.up.queue.clear(pool_);
+  pair.down.queue.clear(pool_);
+  // Closing is enough to leave epoll: nothing else holds these descriptors.
+  pair.client.fd.reset();
+  pair.server.fd.reset();
+  dead_.push_back(pair.self);
+}
+
+/// Raises the soft descriptor limit to the hard one: queued fds count against it.
+void raise_fd_limit() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &limit);
+  }
+}
+
+/// Waits until the pidfd's process exits, at most `timeout_ms`. True if it exited.
+bool wait_exit(int pidfd, int timeout_ms) {
+  pollfd p{pidfd, POLLIN, 0};
+  return retry_eintr([&] { return poll(&p, 1, timeout_ms); }) > 0;
+}
+
+/// What the child reports through its error pipe when set-up fails before exec.
+struct ChildFailure {
+  int step;
+  int err;
+};
+
+constexpr const char* kChildSteps[] = {
+    "cannot duplicate descriptors",
+    "cannot start a session",
+    "cannot drop privileges to the owner",
+    "cannot exec",
+};
+
+[[noreturn]] void child_fail(int pipe_fd, int step) {
+  const ChildFailure failure{step, errno};
+  (void)!write(pipe_fd, &failure, sizeof failure);
+  _exit(127);
+}
+
+}  // namespace
+
+int run_proxy_until(Fd listen_fd, const ProxyOptions& options, int stop_fd) {
+  openlog("sockhook", LOG_PID | LOG_NDELAY, LOG_DAEMON);
+  signal(SIGPIPE, SIG_IGN);  // every send uses MSG_NOSIGNAL; this is a second guard
+  raise_fd_limit();
+  Relay relay(std::move(listen_fd), options, stop_fd);
+  return relay.run();
+}
+
+int run_proxy(Fd listen_fd, const ProxyOptions& options) {
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  sigset_t old_mask;
+  if (sigprocmask(SIG_BLOCK, &stop_signals, &old_mask) < 0) throw_errno("cannot block signals");
+  Fd signal_fd(signalfd(-1, &stop_signals, SFD_CLOEXEC | SFD_NONBLOCK));
+  if (!signal_fd) throw_errno("cannot create signalfd");
+  const int rc = run_proxy_until(std::move(listen_fd), options, signal_fd.get());
+  // Consume the stop signal, or unblocking it below would deliver it after all.
+  signalfd_siginfo info;
+  while (read(signal_fd.get(), &info, sizeof info) == static_cast<ssize_t>(sizeof info)) {
+  }
+  sigprocmask(SIG_SETMASK, &old_mask, nullptr);
+  return rc;
+}
+
+/// Kills a child of ours that did not exec in time (SIGKILL ends a stopped process too) and
+/// reaps it, waiting at most kSpawnReapMs: a process the kernel cannot end at once (D state)
+/// is left to init rather than held on to.
+static void abandon_child(pid_t pid, const Fd& pidfd) {
+  // Safe: `pid` is our unreaped child, so the number cannot name another process yet.
+  if (pidfd)
+    pidfd_signal(pidfd.get(), SIGKILL);
+  else
+    kill(pid, SIGKILL);
+  if (pidfd) wait_exit(pidfd.get(), kSpawnReapMs);
+  waitpid(pid, nullptr, WNOHANG);
+}
+
+ProxyProcess spawn_proxy(const std::string& exe, Fd listen_fd, const ProxyOptions& options,
+                         uid_t owner_uid, gid_t owner_gid, const std::string& label,
+                         const RecordProxy& record) {
+  if (owner_uid == 0 || owner_gid == 0)
+    throw Error("cannot start the proxy for " + options.connect_path + ": it never runs as root");
+  if (!options.peer_domain || options.peer_domain->id < 0)
+    throw Error("cannot start the proxy for " + options.connect_path +
+                ": the domain has no id, so its QEMU cannot be told from another VM's");
+
+  std::vector<std::string> args = {"sockhook",
+                                   "proxy",
+                                   "--listen-fd",
+                                   "3",
+                                   "--connect",
+                                   options.connect_path,
+                                   "--peer-uid",
+                                   std::to_string(options.peer_uid),
+                                   "--peer-domain",
+                                   options.peer_domain ? options.peer_domain->to_string() : "",
+                                   "--label",
+                                   label,
+                                   "--max-queued-bytes",
+                                   std::to_string(options.limits.max_queued_bytes),
+                                   "--max-queued-fds",
+                                   std::to_string(options.limits.max_queued_fds),
+                                   "--max-connections",
+                                   std::to_string(options.limits.max_connections)};
+  return spawn_as_owner(exe, std::move(listen_fd), std::move(args), owner_uid, owner_gid,
+                        "the proxy for " + label, record);
+}
+
+ProxyProcess spawn_as_owner(const std::string& exe, Fd listen_fd, std::vector<std::string> args,
+                            uid_t owner_uid, gid_t owner_gid, const std::string& what,
+                            const RecordProxy& record, const Fd& report_fd) {
+  if (owner_uid == 0 || owner_gid == 0)
+    throw Error("cannot start " + what + ": it never runs as root");
+  // Everything the child needs is prepared here: between fork and exec it only makes
+  // system calls, so it is safe even if this process had threads.
+  Fd devnull(open("/dev/null", O_RDWR | O_CLOEXEC));
+  if (!devnull) throw_errno("cannot open /dev/null");
+  int pipe_fds[2];
+  if (pipe2(pipe_fds, O_CLOEXEC) < 0) throw_errno("cannot create a pipe");
+  Fd report_read(pipe_fds[0]);
+  Fd report_write(pipe_fds[1]);
+  // The go-ahead: a socket pair, so that sending to a child that died gives EPIPE, not SIGPIPE.
+  int go_fds[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, go_fds) < 0)
+    throw_errno("cannot create a socket pair");
+  Fd go_send(go_fds[0]);
+  Fd go_wait(go_fds[1]);
+  std::vector<char*> argv;
+  for (auto& arg : args) argv.push_back(arg.data());
+  argv.push_back(nullptr);
+
+  const pid_t pid = fork();
+  if (pid < 0) throw_errno("cannot fork the proxy");
+  if (pid == 0) {
+    int report = report_write.get();
+    // Our copy of the parent's end: closed, so that the parent's death reads as EOF.
+    close(go_send.get());
+    // Signals blocked or ignored by the hook would survive exec; the proxy needs SIGTERM.
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGINT, SIG_DFL);
+    // Move our descriptors above 3 first, so the dup2 calls below cannot clobber one.
+    const int listen_copy = fcntl(listen_fd.get(), F_DUPFD_CLOEXEC, 10);
+    const int extra = report_fd ? fcntl(report_fd.get(), F_DUPFD_CLOEXEC, 10) : -1;
+    if (report_fd && extra < 0) child_fail(pipe_fds[1], 0);
+    const int null_copy = fcntl(devnull.get(), F_DUPFD_CLOEXEC, 10);
+    const int go = fcntl(go_wait.get(), F_DUPFD_CLOEXEC, 10);
+    report = fcntl(report, F_DUPFD_CLOEXEC, 10);
+    if (listen_copy < 0 || null_copy < 0 || go < 0 || report < 0) child_fail(pipe_fds[1], 0);
+    // /dev/null replaces the hook's stdin, stdout and stderr: libvirt waits until every
+    // copy of the hook's stdout and stderr is closed, so inheriting them would hang the VM
+    // start. Every other descriptor is closed at exec (close_range marks them all).
+    if (dup2(null_copy, 0) < 0 || dup2(null_copy, 1) < 0 || dup2(null_copy, 2) < 0 ||
+        dup2(listen_copy, 3) < 0 || (extra >= 0 && dup2(extra, 4) < 0) ||
+        close_range(extra >= 0 ? 5 : 4, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
+      child_fail(report, 0);
+    // Its own session: no controlling terminal, and not in libvirtd's process group, so a
+    // signal to the hook's group does not reach the proxy. "/" pins no mount.
+    if (setsid() < 0 || chdir("/") < 0) child_fail(report, 1);
+    // An ordinary process, whatever libvirtd runs at: QEMU drives the proxy, so a realtime
+    // proxy would let a guest take a CPU from everything else on it (issue 22), and the audio
+    // benchmark showed no listener it helped (README, "What a listener hears"). Lowering a
+    // priority needs no privilege and only concerns this process.
+    const sched_param ordinary{.sched_priority = 0};
+    sched_setscheduler(0, SCHED_OTHER, &ordinary);
+    // Still root, so the owner cannot signal us: wait until the parent has recorded who we
+    // are. Anything but the go-ahead byte (EOF: the hook died) ends us before any owner code.
+    char byte = 0;
+    if (retry_eintr([&] { return read(go, &byte, 1); }) != 1) _exit(0);
+    // Drop root, groups first (changing groups needs root). After this the proxy holds
+    // exactly the owner's identity: it can reach the owner's socket and nothing the owner
+    // could not reach.
+    if (!drop_privileges(owner_uid, owner_gid)) child_fail(report, 2);
+    execv(exe.c_str(), argv.data());
+    child_fail(report, 3);
+  }
+
+  ProxyProcess proxy{pid, pidfd_open(pid)};
+  const int pidfd_errno = errno;
+  report_write.reset();
+  go_wait.reset();
+  if (!proxy.pidfd) {
+    abandon_child(pid, proxy.pidfd);
+    throw_errno("cannot open a pidfd for the proxy", pidfd_errno);
+  }
+  try {
+    // Safe to read by number: `pid` is our unreaped child, which runs as root until the
+    // go-ahead, so neither the number nor the process can be swapped under us.
+    if (record) record(pid, process_starttime(pid));
+  } catch (...) {
+    abandon_child(pid, proxy.pidfd);
+    throw;
+  }
+  const char go = 1;
+  (void)!send(go_send.get(), &go, 1, MSG_NOSIGNAL);
+  go_send.reset();
+
+  // From here the child runs as the owner, who can stop it: every wait has a deadline.
+  pollfd p{report_read.get(), POLLIN, 0};
+  const int ready = retry_eintr([&] { return poll(&p, 1, kSpawnTimeoutMs); });
+  if (ready <= 0) {
+    abandon_child(pid, proxy.pidfd);
+    throw Error("cannot start " + what + ": its process did not start within " +
+                std::to_string(kSpawnTimeoutMs / 1000) + " s (stopped by its owner?)");
+  }
+  ChildFailure failure{};
+  const ssize_t n = retry_eintr([&] { return read(report_read.get(), &failure, sizeof failure); });
+  if (n > 0) {
+    abandon_child(pid, proxy.pidfd);  // it exits at once after reporting
+    const int step = std::clamp(failure.step, 0, static_cast<int>(std::size(kChildSteps)) - 1);
+    throw_errno("cannot start " + what + ": " + kChildSteps[step], failure.err);
+  }
+  // EOF: exec closed the pipe, or the child died before it (killed by its owner).
+  siginfo_t info{};
+  if (waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(proxy.pidfd.get()), &info,
+             WEXITED | WNOHANG | WNOWAIT) == 0 &&
+      info.si_pid != 0) {
+    waitpid(pid, nullptr, WNOHANG);
+    throw Error("cannot start " + what + ": its process ended before exec");
+  }
+  return proxy;
+}
+
+void stop_proxy(int pidfd) {
+  if (pidfd < 0) return;
+  if (pidfd_signal(pidfd, SIGTERM) == 0 && !wait_exit(pidfd, kStopTimeoutMs)) {
+    syslog(LOG_WARNING, "proxy did not stop after SIGTERM; killing it");
+    if (pidfd_signal(pidfd, SIGKILL) == 0) wait_exit(pidfd, kKillTimeoutMs);
+  }
+  // Reap it if it is our child (when the same process spawned it); ECHILD otherwise.
+  siginfo_t info{};
+  waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(pidfd), &info, WEXITED | WNOHANG);
+}
+
+int proxy_command(int argc, char** argv) {
+  CLI::App app{"Relays one lent socket (internal; started by the hook)", "sockhook proxy"};
+  int listen_fd = -1;
+  ProxyOptions options;
+  std::string label;
+  app.add_option("--listen-fd", listen_fd, "listening unix socket")->required();
+  app.add_option("--connect", options.connect_path, "absolute path of the real socket")->required();
+  app.add_option("--peer-uid", options.peer_uid, "the only uid served")->required();
+  std::string peer_domain;
+  app.add_option("--peer-domain", peer_domain, "ID:PARTITION, the only domain served")->required();
+  app.add_option("--label", label, "shown in ps and logs");
+  app.add_option("--max-queued-bytes", options.limits.max_queued_bytes);
+  app.add_option("--max-queued-fds", options.limits.max_queued_fds);
+  app.add_option("--max-connections", options.limits.max_connections);
+  std::vector<std::string> args(argv, argv + argc);
+  std::reverse(args.begin(), args.end());  // CLI11 takes the arguments last first
+  try {
+    app.parse(args);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
+  }
+
+  openlog("sockhook", LOG_PID | LOG_NDELAY, LOG_DAEMON);
+  try {
+    int type = 0;
+    int accepting = 0;
+    socklen_t len = sizeof type;
+    if (listen_fd < 0 || getsockopt(listen_fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0 ||
+        type != SOCK_STREAM ||
+        (len = sizeof accepting,
+         getsockopt(listen_fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &len)) < 0 ||
+        !accepting)
+      throw Error("--listen-fd " + std::to_string(listen_fd) + " is not a listening stream socket");
+    options.peer_domain = DomainCgroup::parse(peer_domain);
+    if (!options.peer_domain)
+      throw Error("--peer-domain '" + peer_domain + "' is not ID:PARTITION");
+    Fd listen(listen_fd);
+    fcntl(listen.get(), F_SETFD, FD_CLOEXEC);
+    return run_proxy(std::move(listen), options);
+  } catch (const Error& e) {
+    syslog(LOG_ERR, "proxy %s: %s", label.c_str(), e.what());
+    std::cerr << "sockhook: error: proxy " << label << ": " << e.what() << '\n';
+    return 1;
+  }
+}
+
+}  // namespace sockhook
