@@ -41,7 +41,7 @@
 #include <nlohmann/json.hpp>
 
 #include "host/domain_cgroup.hpp"
-#include "proxy/proxy.hpp"
+#include "proxy/relay.hpp"
 #include "sys/fd.hpp"
 #include "sys/socket.hpp"
 

@@ -3,7 +3,7 @@
 
 #include "commands/cli.hpp"
 #include "commands/hook_entry.hpp"
-#include "proxy/proxy.hpp"
+#include "proxy/relay.hpp"
 
 int main(int argc, char** argv) {
   // libvirt runs us as /etc/libvirt/hooks/qemu or .../qemu.d/<name> with four arguments.

@@ -10,7 +10,7 @@
 #include "base/error.hpp"
 #include "lend/lend_dir.hpp"
 #include "lend/lend_proxy.hpp"
-#include "proxy/proxy.hpp"
+#include "proxy/spawn.hpp"
 #include "sys/root_dir.hpp"
 
 namespace sockhook {

@@ -13,7 +13,7 @@
 #include "host/domain_cgroup.hpp"
 #include "host/proc.hpp"
 #include "lend/lend_dir.hpp"
-#include "proxy/proxy.hpp"
+#include "proxy/spawn.hpp"
 #include "sys/file.hpp"
 #include "sys/root_dir.hpp"
 

@@ -1,5 +1,3 @@
-#include "proxy/proxy.hpp"
-
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -27,6 +25,8 @@
 #include "base/error.hpp"
 #include "host/proc.hpp"
 #include "lend/lend_proxy.hpp"
+#include "proxy/relay.hpp"
+#include "proxy/spawn.hpp"
 #include "sys/socket.hpp"
 
 namespace sockhook {
