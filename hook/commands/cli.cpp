@@ -19,6 +19,7 @@
 #include "plan/gather.hpp"
 #include "plan/pipeline.hpp"
 #include "plan/plan.hpp"
+#include "plan/plan_text.hpp"
 #include "sys/file.hpp"
 
 namespace sockhook {

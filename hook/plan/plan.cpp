@@ -1,9 +1,5 @@
 #include "plan/plan.hpp"
 
-#include <sstream>
-
-#include <nlohmann/json.hpp>
-
 #include "base/build.hpp"
 #include "base/error.hpp"
 #include "host/confinement.hpp"
@@ -62,9 +58,6 @@ std::vector<std::string> traversal_dirs(const std::string& runtime_dir, const st
   }
   return dirs;
 }
-
-void format_socket(std::ostream& out, const Plan& plan, const SocketPlan& s, int& n,
-                   const std::string& mark);
 
 class Planner {
  public:
@@ -139,44 +132,98 @@ class Planner {
     return out;
   }
 
+  /// One socket while it is planned: what the stages below hand each other.
+  struct Draft {
+    explicit Draft(const SocketRequest& r) : req(r) {}
+    const SocketRequest& req;
+    const Plugin* plugin = nullptr;
+    const User* owner = nullptr;
+    SourceFacts facts;
+    std::string runtime_dir;
+    std::string path;  ///< the plugin's place the owner's server is at (one of its candidates)
+    bool absolute = false;
+    SocketPlan sp;
+  };
+
+  /// Records `why` for the socket (an error, or a warning if it is optional); false, so that a
+  /// stage can `return refuse(...)`.
+  bool refuse(const SocketRequest& req, const std::string& why, const std::string& hint = "") {
+    fail(req, why, hint);
+    return false;
+  }
+
+  /// The socket's plan, stage by stage; a stage that refuses the socket ends it.
   void plan_socket(const SocketRequest& req) {
-    const Plugin* plugin = in_.plugins->find(req.plugin);
-    if (!plugin) return fail(req, in_.plugins->why_missing(req.plugin));
+    Draft d(req);
+    if (!find_plugin_and_owner(d) || !place_source(d) || !choose_method(d) || !refuse_widening(d) ||
+        !place_target(d) || !add_method_steps(d))
+      return;
+    add_companion_files(d);
+    add_environment(d);
+    if (!d.sp.blocked_by.empty()) {
+      // Shown for review, never lent: the start fails (or the optional socket is skipped).
+      for (const auto& b : d.sp.blocked_by) fail(req, b.message, b.hint);
+      plan_.blocked.push_back(std::move(d.sp));
+      return;
+    }
+    plan_.sockets.push_back(std::move(d.sp));
+  }
+
+  /// The plugin and the owner exist, and the owner is a regular user (S2); what the policy
+  /// has not allowed yet blocks the socket (shown, never lent).
+  bool find_plugin_and_owner(Draft& d) {
+    const auto& req = d.req;
+    d.plugin = in_.plugins->find(req.plugin);
+    if (!d.plugin) return refuse(req, in_.plugins->why_missing(req.plugin));
     auto found = in_.owners.find(req.owner);
     if (found == in_.owners.end() || !found->second)
-      return fail(req, "owner '" + req.owner + "' is not a user on this host");
-    const User& owner = *found->second;
-    if (auto refusal = owner_refusal(owner, req.owner, in_.uids)) return fail(req, *refusal);
-
-    SocketPlan sp;
-    sp.blocked_by = blockers(req, owner, *plugin);
-    sp.request = req;
-    sp.plugin_file = plugin->file;
-    sp.owner = owner;
-    auto runtime_dir = in_.paths.runtime_dir(owner.uid);
+      return refuse(req, "owner '" + req.owner + "' is not a user on this host");
+    d.owner = &*found->second;
+    if (auto refusal = owner_refusal(*d.owner, req.owner, in_.uids)) return refuse(req, *refusal);
+    d.sp.blocked_by = blockers(req, *d.owner, *d.plugin);
+    d.sp.request = req;
+    d.sp.plugin_file = d.plugin->file;
+    d.sp.owner = *d.owner;
+    d.runtime_dir = in_.paths.runtime_dir(d.owner->uid);
     auto facts_it = in_.sources.find(req.name);
-    SourceFacts facts = facts_it == in_.sources.end() ? SourceFacts{} : facts_it->second;
-    // Which of the plugin's places the owner's server is at (wayland-0 or wayland-1).
-    auto path = plugin->socket_path;
-    if (auto candidates = plugin->candidates(); candidates.size() > 1) {
-      auto choice = choose_candidate(candidates, facts.candidates, owner.name);
-      path = choice.path;
+    d.facts = facts_it == in_.sources.end() ? SourceFacts{} : facts_it->second;
+    return true;
+  }
+
+  /// Where the owner's server is: which of the plugin's places (wayland-0 or wayland-1), and
+  /// what the VM reaches there.
+  bool place_source(Draft& d) {
+    const auto& req = d.req;
+    auto& sp = d.sp;
+    d.path = d.plugin->socket_path;
+    if (auto candidates = d.plugin->candidates(); candidates.size() > 1) {
+      auto choice = choose_candidate(candidates, d.facts.candidates, d.owner->name);
+      d.path = choice.path;
       sp.source_note = choice.note;
     }
-    bool absolute = path.front() == '/';
-    sp.source = socket_place(*plugin, owner, req.method, in_.paths, plan_.lend_dir, path).source;
+    d.absolute = d.path.front() == '/';
+    sp.source =
+        socket_place(*d.plugin, *d.owner, req.method, in_.paths, plan_.lend_dir, d.path).source;
     // S9: a lend the server does not restrict says what the VM reaches; a context lend is
     // restricted by WirePlumber's rules and says that instead (its method note).
-    if (req.method != Method::kContext) sp.reach = plugin->reach;
+    if (req.method != Method::kContext) sp.reach = d.plugin->reach;
+    return true;
+  }
 
+  /// The method: the one asked for, or what `auto` picks from the facts, and why.
+  bool choose_method(Draft& d) {
+    const auto& req = d.req;
+    const auto* plugin = d.plugin;
+    const auto& facts = d.facts;
+    auto& sp = d.sp;
     sp.method = req.method;
     if (req.method == Method::kContext) {
       if (plugin->context != "pipewire")
-        return fail(req,
-                    "method context needs a plugin whose server offers security contexts "
-                    "(pipewire, jack); '" +
-                        plugin->name + "' has none");
-      if (auto why = context_unavailable()) return fail(req, *why);
+        return refuse(req,
+                      "method context needs a plugin whose server offers security contexts "
+                      "(pipewire, jack); '" +
+                          plugin->name + "' has none");
+      if (auto why = context_unavailable()) return refuse(req, *why);
     } else if (req.capture) {
       sp.warnings.push_back({"",
                              "capture='yes' has no effect with method " +
@@ -215,8 +262,15 @@ class Planner {
                                  in_.vm_separation_gap + " (method proxy serves only this VM)",
                              ""});
     }
-    // bind and acl grant u:QEMU:rw on the socket, acl and group u:QEMU:x on the directories:
-    // refused now when that would widen what others get (the grant itself refuses again).
+    return true;
+  }
+
+  /// bind and acl grant u:QEMU:rw on the socket, acl and group u:QEMU:x on the directories:
+  /// refused now when that would widen what others get (the grant itself refuses again).
+  bool refuse_widening(Draft& d) {
+    const auto& req = d.req;
+    const auto& facts = d.facts;
+    auto& sp = d.sp;
     std::optional<std::string> widens;
     if ((sp.method == Method::kBind || sp.method == Method::kAcl) && facts.socket_gains &&
         !facts.socket_gains->empty())
@@ -228,18 +282,36 @@ class Planner {
                acl_gains_refusal(in_.qemu.uid, 1, facts.dir_gains.front().second);
     // A socket the policy blocks is refused by the policy alone: what its source would refuse
     // is for the review, never in the refusal, which must not show anyone's ACL (issue 22).
-    if (widens && sp.blocked_by.empty()) return fail(req, *widens);
+    if (widens && sp.blocked_by.empty()) return refuse(req, *widens);
     if (widens) sp.warnings.push_back({"", "once allowed: " + *widens, ""});
-    sp.target = socket_place(*plugin, owner, sp.method, in_.paths, plan_.lend_dir, path).target;
-    // Two sockets of one domain must not land on one file (e.g. pipewire and jack).
+    return true;
+  }
+
+  /// Where QEMU finds the socket; two sockets of one domain must not land on one file (e.g.
+  /// pipewire and jack).
+  bool place_target(Draft& d) {
+    auto& sp = d.sp;
+    sp.target =
+        socket_place(*d.plugin, *d.owner, sp.method, in_.paths, plan_.lend_dir, d.path).target;
     for (const auto* list : {&plan_.sockets, &plan_.blocked})
       for (const auto& other : *list)
         if (other.target == sp.target)
-          return fail(req, "its target " + sp.target + " is already used by socket '" +
-                               other.request.name + "'");
+          return refuse(d.req, "its target " + sp.target + " is already used by socket '" +
+                                   other.request.name + "'");
+    return true;
+  }
+
+  /// The method's steps, and what it lets QEMU's user reach besides the socket.
+  bool add_method_steps(Draft& d) {
+    const auto& req = d.req;
+    const auto& owner = *d.owner;
+    const auto& facts = d.facts;
+    const auto& runtime_dir = d.runtime_dir;
+    const bool absolute = d.absolute;
+    auto& sp = d.sp;
     int wait = req.wait_seconds.value_or(kDefaultWaitSeconds);
     auto base = absolute ? std::string("/") : runtime_dir;
-    auto relative = absolute ? sp.source.substr(1) : path;
+    auto relative = absolute ? sp.source.substr(1) : d.path;
     const auto& qemu = in_.qemu;
 
     switch (sp.method) {
@@ -267,13 +339,13 @@ class Planner {
       case Method::kAcl:
       case Method::kGroup:
         if (absolute)
-          return fail(req, "methods acl and group need a socket in the runtime directory");
+          return refuse(req, "methods acl and group need a socket in the runtime directory");
         // QEMU's profile has no rule for /run/user: where the kernel mediates connect() by
         // path the lend would only make the VM fail later, and with less clarity.
         if (in_.apparmor_refuses_original_path)
-          return fail(req,
-                      original_path_apparmor_refusal(std::string(to_string(sp.method)), sp.source),
-                      "use method bind or proxy (auto picks one of them)");
+          return refuse(
+              req, original_path_apparmor_refusal(std::string(to_string(sp.method)), sp.source),
+              "use method bind or proxy (auto picks one of them)");
         sp.steps.push_back(VerifySource{base, relative, owner.uid, wait});
         for (const auto& dir : traversal_dirs(runtime_dir, sp.source))
           sp.steps.push_back(GrantAcl{dir, qemu.uid, "x", true, true});
@@ -310,9 +382,17 @@ class Planner {
         break;
     }
 
-    auto vars = socket_variables(in_.paths, owner, sp.target, plan_.lend_dir);
-    // Companion files always go to the domain's own lend directory, for every method.
-    for (const auto& file : plugin->files) {
+    return true;
+  }
+
+  /// The plugin's companion files (the PulseAudio cookie), always into the domain's own lend
+  /// directory, for every method.
+  void add_companion_files(Draft& d) {
+    const auto& owner = *d.owner;
+    const auto& qemu = in_.qemu;
+    const auto& runtime_dir = d.runtime_dir;
+    auto& sp = d.sp;
+    for (const auto& file : d.plugin->files) {
       if (file.content) {
         sp.steps.push_back(CopyFile{"", "", plan_.lend_dir + "/" + file.target, owner.uid, qemu.uid,
                                     kMaxCompanionBytes, false, file.content});
@@ -327,6 +407,14 @@ class Planner {
       sp.steps.push_back(CopyFile{from, beneath, plan_.lend_dir + "/" + file.target, owner.uid,
                                   qemu.uid, kMaxCompanionBytes, file.optional});
     }
+  }
+
+  /// QEMU's environment for the socket, and a warning for each variable the XML lacks.
+  void add_environment(Draft& d) {
+    const auto& owner = *d.owner;
+    const auto* plugin = d.plugin;
+    auto& sp = d.sp;
+    auto vars = socket_variables(in_.paths, owner, sp.target, plan_.lend_dir);
     sp.env = socket_environment(*plugin, domain_, vars);
     for (const auto& need : sp.env) {
       if (!need.conflict.empty()) {
@@ -338,13 +426,6 @@ class Planner {
                                    " --owner " + owner.name});
       }
     }
-    if (!sp.blocked_by.empty()) {
-      // Shown for review, never lent: the start fails (or the optional socket is skipped).
-      for (const auto& b : sp.blocked_by) fail(req, b.message, b.hint);
-      plan_.blocked.push_back(std::move(sp));
-      return;
-    }
-    plan_.sockets.push_back(std::move(sp));
   }
 
   const PlanInputs& in_;
@@ -465,142 +546,10 @@ std::vector<std::string> texts(const std::vector<Problem>& problems) {
   return out;
 }
 
-std::string format_plan(const Plan& plan) {
-  std::ostringstream out;
-  out << "domain " << plan.domain << " (uuid " << (plan.uuid.empty() ? "?" : plan.uuid) << ")\n";
-  out << "QEMU runs as " << plan.qemu.user << ":" << plan.qemu.group << " (uid " << plan.qemu.uid
-      << ", gid " << plan.qemu.gid << ", from " << plan.qemu.source << ")\n";
-  out << "  " << plan.qemu_decision.text() << "\n";
-  int n = 0;
-  for (const auto& step : plan.domain_steps) out << "  " << ++n << ". " << describe(step) << "\n";
-  for (const auto& s : plan.sockets) format_socket(out, plan, s, n, "");
-  if (!plan.blocked.empty()) {
-    out << "\nBLOCKED by policy: the hook refuses these; a grant would bring:\n";
-    int b = 0;
-    for (const auto& step : plan.blocked_domain_steps)
-      out << "  [blocked] " << ++b << ". " << describe(step) << "\n";
-    for (const auto& s : plan.blocked) format_socket(out, plan, s, b, "[blocked] ");
-  }
-  if (plan.sockets.empty() && !plan.blocked.empty())
-    out << "\nnothing to lend until the policy allows it\n";
-  if (plan.sockets.empty() && plan.blocked.empty() && plan.errors.empty())
-    out << "\nnothing to lend\n";
-  if (!plan.warnings.empty() || !plan.errors.empty()) out << "\n";
-  for (const auto& w : plan.warnings) out << "warning: " << w.text() << "\n";
-  for (const auto& e : plan.errors) out << "error: " << e.text() << "\n";
-  return out.str();
-}
-
 bool revocable(Method method) { return method == Method::kProxy || method == Method::kContext; }
 
 std::string reach_line(const std::string& socket, const std::string& reach) {
   return socket + ": unrestricted: " + reach;
-}
-
-namespace {
-
-/// One line for people: what release can take back after `method` (see revocable).
-std::string revocability(Method method) {
-  if (method == Method::kContext)
-    return "revocable: yes (release stops the context's holder; PipeWire then drops the VM's "
-           "clients and refuses new ones)";
-  if (revocable(method))
-    return "revocable: yes (release stops the proxy; a descriptor QEMU kept reaches nothing)";
-  return "revocable: no (a descriptor QEMU keeps of the socket, even O_PATH, still connects "
-         "after release; only methods proxy and context can be revoked)";
-}
-
-void format_socket(std::ostream& out, const Plan& plan, const SocketPlan& s, int& n,
-                   const std::string& mark) {
-  {
-    out << "\nsocket " << s.request.name << ": plugin " << s.request.plugin << ", owner "
-        << s.owner.name << " (uid " << s.owner.uid << "), method " << to_string(s.method)
-        << (s.request.required ? ", required" : ", optional") << "\n";
-    for (const auto& b : s.blocked_by)
-      out << "  blocked: " << b.message << "\n    grant with: " << b.hint << "\n";
-    if (!s.method_note.empty()) out << "  (" << s.method_note << ")\n";
-    out << "  " << revocability(s.method) << "\n";
-    if (!s.reach.empty()) out << "  " << reach_line(s.request.name, s.reach) << "\n";
-    if (!s.source_note.empty()) out << "  found " << s.source_note << "\n";
-    out << "  source " << s.source << "\n  target " << s.target << "\n";
-    for (const auto& step : s.steps) out << "  " << mark << ++n << ". " << describe(step) << "\n";
-    if (!s.env.empty())
-      out << "  QEMU environment" << (mark.empty() ? "" : " (once granted)") << ":\n";
-    for (const auto& e : s.env)
-      out << "    " << e.name << "=" << e.value
-          << (e.provided ? "  (provided by " + e.provided_by + ")"
-                         : "  (MISSING from the domain XML)")
-          << "\n";
-    if (!s.exposes.empty()) {
-      out << "  also reachable by " << plan.qemu.user
-          << " after this grant (if their own mode allows):\n";
-      for (const auto& e : s.exposes) out << "    " << e << "\n";
-    }
-    for (const auto& w : s.warnings) out << "  warning: " << w.text() << "\n";
-  }
-}
-
-}  // namespace
-
-nlohmann::json plan_to_json(const Plan& plan) {
-  using nlohmann::json;
-  json j{{"domain", plan.domain},
-         {"uuid", plan.uuid},
-         {"lend_dir", plan.lend_dir},
-         {"qemu",
-          {{"user", plan.qemu.user},
-           {"group", plan.qemu.group},
-           {"uid", plan.qemu.uid},
-           {"gid", plan.qemu.gid},
-           {"source", plan.qemu.source}}},
-         {"steps", json::array()},
-         {"sockets", json::array()},
-         {"warnings", texts(plan.warnings)},
-         {"errors", texts(plan.errors)}};
-  j["qemu"]["verdict"] = to_string(plan.qemu_decision.verdict);
-  j["qemu"]["why"] = plan.qemu_decision.why;
-  // Every step and socket says whether it is blocked: a blocked one is what a grant would
-  // bring, and the hook refuses it until then.
-  auto step_json = [](const Step& step, bool blocked) {
-    auto sj = to_json(step);
-    sj["blocked"] = blocked;
-    return sj;
-  };
-  for (const auto& step : plan.domain_steps) j["steps"].push_back(step_json(step, false));
-  for (const auto& step : plan.blocked_domain_steps) j["steps"].push_back(step_json(step, true));
-  auto socket_json = [&](const SocketPlan& s) {
-    bool blocked = !s.blocked_by.empty();
-    json sj{{"name", s.request.name},
-            {"plugin", s.request.plugin},
-            {"owner", s.owner.name},
-            {"owner_uid", s.owner.uid},
-            {"method", to_string(s.method)},
-            {"revocable", revocable(s.method)},
-            {"required", s.request.required},
-            {"source", s.source},
-            {"source_note", s.source_note},
-            {"reach", s.reach},
-            {"target", s.target},
-            {"blocked", blocked},
-            {"blocked_by", json::array()},
-            {"steps", json::array()},
-            {"env", json::array()},
-            {"exposes", s.exposes},
-            {"warnings", texts(s.warnings)}};
-    for (const auto& b : s.blocked_by)
-      sj["blocked_by"].push_back({{"reason", b.message}, {"grant", b.hint}});
-    for (const auto& step : s.steps) sj["steps"].push_back(step_json(step, blocked));
-    for (const auto& e : s.env)
-      sj["env"].push_back({{"name", e.name},
-                           {"value", e.value},
-                           {"provided", e.provided},
-                           {"provided_by", e.provided_by},
-                           {"blocked", blocked}});
-    return sj;
-  };
-  for (const auto& s : plan.sockets) j["sockets"].push_back(socket_json(s));
-  for (const auto& s : plan.blocked) j["sockets"].push_back(socket_json(s));
-  return j;
 }
 
 }  // namespace sockhook

@@ -183,15 +183,10 @@ std::vector<EnvNeed> socket_environment(const Plugin& plugin, const DomainInfo& 
 /// not restrict it: "<socket>: unrestricted: <reach>".
 std::string reach_line(const std::string& socket, const std::string& reach);
 
-/// The plan for people: numbered steps, environment, warnings.
-std::string format_plan(const Plan& plan);
-
 /// Whether release takes back what `method` gives. Only the proxy's lend ends with it: what
 /// bind, acl and group give is the owner's socket inode itself, and a descriptor QEMU keeps of
 /// it (even O_PATH, connected through /proc/self/fd/N) still connects after release.
 bool revocable(Method method);
-/// The plan for programs.
-nlohmann::json plan_to_json(const Plan& plan);
 
 /// The default wait for a method that waits (SPEC §2).
 inline constexpr int kDefaultWaitSeconds = 5;

@@ -12,6 +12,7 @@
 #include "fixtures.hpp"
 #include "host/qemu_identity.hpp"
 #include "model/policy.hpp"
+#include "plan/plan_text.hpp"
 #include "test_files.hpp"
 
 namespace sockhook {

@@ -12,6 +12,7 @@
 #include "base/error.hpp"
 #include "fixtures.hpp"
 #include "lend/lend_context.hpp"
+#include "plan/plan_text.hpp"
 #include "test_files.hpp"
 
 namespace sockhook {
