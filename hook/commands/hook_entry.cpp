@@ -122,6 +122,42 @@ int lend_sockets(const HookArgs& args, std::string_view xml, HookAction action,
   return 0;
 }
 
+/// release end: undo the domain's journal, newest first. Never fails the VM.
+void release_lends(const HookArgs& args, std::string_view xml, const Paths& paths) {
+  auto uuid = uuid_of(xml);
+  if (uuid.empty()) return;
+  ExecContext ctx{paths};
+  for (const auto& p : execute_release(uuid, ctx)) log_warning(args.domain + ": " + p);
+}
+
+/// reconnect begin (libvirtd restarted): restart dead proxies, and re-bind bind lends whose
+/// server restarted meanwhile (docs/contract.md §4: the mount pins the old inode; where / is
+/// shared, as under systemd, the new mount reaches QEMU's namespace too). Lends again only
+/// what the policy still allows (issue 22, item 5); a policy that cannot be read allows
+/// nothing.
+void reconnect_lends(const HookArgs& args, std::string_view xml, const Paths& paths,
+                     const std::string& config_dir) {
+  auto uuid = uuid_of(xml);
+  if (uuid.empty()) return;
+  ExecContext ctx{paths};
+  Policy policy;
+  try {
+    policy = load_policy(config_dir.empty() ? policy_path() : config_dir + "/policy.conf");
+  } catch (const Error& e) {
+    log_warning(args.domain + ": reconnect: nothing is lent again: " + e.what());
+  }
+  auto problems = execute_reconnect(uuid, ctx, policy);
+  try {
+    auto refreshed = refresh_lends(ctx, uuid, policy);
+    for (const auto& s : refreshed.done)
+      log_info(args.domain + ": " + s + ": stale bind lend re-bound");
+    problems.insert(problems.end(), refreshed.problems.begin(), refreshed.problems.end());
+  } catch (const Error&) {
+    // No journal for this domain: nothing to re-bind.
+  }
+  for (const auto& p : problems) log_warning(args.domain + ": " + p);
+}
+
 }  // namespace
 
 std::string uuid_of(std::string_view xml) {
@@ -147,73 +183,48 @@ bool invoked_as_hook(const std::string& argv0) {
 }
 
 int run_hook(const HookArgs& args, const std::string& config_dir) {
-  const auto& op = args.operation;
-  auto action = hook_action(args);
-  bool prepare = action == HookAction::kPrepare;
-  bool start = action == HookAction::kStart;
-  bool release = action == HookAction::kRelease;
-  bool reconnect = action == HookAction::kReconnect;
-  bool migrate = action == HookAction::kMigrate;
-  std::string xml;
+  const auto action = hook_action(args);
+  // Only prepare, start and migrate may stop the VM; a failed release or reconnect would
+  // leave it running without its lends (or kill it), so they log and exit 0.
+  const bool may_refuse = action == HookAction::kPrepare || action == HookAction::kStart ||
+                          action == HookAction::kMigrate;
+  Paths paths;
   try {
-    xml = read_stdin();
-  } catch (const Error& e) {
-    if (prepare || start || migrate) {
-      std::fprintf(stderr, "sockhook: error: %s: %s\n", args.domain.c_str(), e.what());
-      return 1;
+    // Read all of stdin first, whatever the operation, so that libvirt never sees EPIPE.
+    const auto xml = read_stdin();
+    // Session mode (qemu:///session runs the same hook as the user) and every operation we
+    // do not handle (restore, started, stopped...): nothing to do.
+    if (::geteuid() != 0 || action == HookAction::kNone) return 0;
+    // A domain without our metadata: nothing to lend; and nothing to undo unless some journal
+    // exists (release must run even when the metadata was removed from a running domain).
+    if (!may_have_metadata(xml) && (may_refuse || !any_journal(paths))) return 0;
+    log_open();
+    switch (action) {
+      case HookAction::kPrepare:
+      case HookAction::kStart:
+      case HookAction::kMigrate:
+        return lend_sockets(args, xml, action, config_dir);
+      case HookAction::kRelease:
+        release_lends(args, xml, paths);
+        return 0;
+      case HookAction::kReconnect:
+        reconnect_lends(args, xml, paths, config_dir);
+        return 0;
+      case HookAction::kNone:
+        return 0;
     }
     return 0;
-  }
-  // Session mode (qemu:///session runs the same hook as the user): nothing to do. Everything
-  // else we do not handle (restore, started, stopped...) exits here, silently.
-  if (::geteuid() != 0 || !(prepare || start || release || reconnect || migrate)) return 0;
-  Paths paths;
-  if ((release || reconnect) && !may_have_metadata(xml) && !any_journal(paths)) return 0;
-  if ((prepare || start || migrate) && !may_have_metadata(xml)) return 0;
-
-  log_open();
-  try {
-    if (prepare || start || migrate) return lend_sockets(args, xml, action, config_dir);
-    auto uuid = uuid_of(xml);
-    if (uuid.empty()) return 0;
-    ExecContext ctx{paths};
-    // A reconnect lends again only what the policy still allows (issue 22, item 5); a policy
-    // that cannot be read allows nothing.
-    Policy policy;
-    if (reconnect) {
-      try {
-        policy = load_policy(config_dir.empty() ? policy_path() : config_dir + "/policy.conf");
-      } catch (const Error& e) {
-        log_warning(args.domain + ": reconnect: nothing is lent again: " + e.what());
-      }
-    }
-    auto problems = release ? execute_release(uuid, ctx) : execute_reconnect(uuid, ctx, policy);
-    // After a libvirtd restart, also re-bind bind lends whose server restarted meanwhile
-    // (SPEC §4: the mount pins the old inode). Where / is shared (systemd), the new mount
-    // reaches QEMU's namespace too.
-    if (reconnect) {
-      try {
-        auto refreshed = refresh_lends(ctx, uuid, policy);
-        for (const auto& s : refreshed.done)
-          log_info(args.domain + ": " + s + ": stale bind lend re-bound");
-        problems.insert(problems.end(), refreshed.problems.begin(), refreshed.problems.end());
-      } catch (const Error&) {
-        // No journal for this domain: nothing to re-bind.
-      }
-    }
-    for (const auto& p : problems) log_warning(args.domain + ": " + p);
-    return 0;  // release and reconnect never fail: a failed reconnect would kill the VM
-  } catch (const Error& e) {
-    if (!(prepare || start || migrate)) {
-      log_error(args.domain + ": " + op + ": " + e.what());
+  } catch (const std::exception& e) {
+    // The hook's one error exit: one line on stderr (libvirt shows it) when the VM must not
+    // start, a log line otherwise.
+    const bool expected = dynamic_cast<const Error*>(&e) != nullptr;
+    const std::string why = expected ? e.what() : std::string("unexpected error: ") + e.what();
+    log_open();
+    if (!may_refuse) {
+      log_error(args.domain + ": " + args.operation + ": " + why);
       return 0;
     }
-    report(args.domain, e.what());
-    return 1;
-  } catch (const std::exception& e) {
-    log_error(args.domain + ": " + op + ": unexpected error: " + e.what());
-    if (!(prepare || start || migrate)) return 0;
-    report(args.domain, std::string("unexpected error: ") + e.what());
+    report(args.domain, why);
     return 1;
   }
 }
