@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# e2e_lifecycle.sh - the days of a desktop VM that are not start and stop (issue 20, item 1),
+# under real libvirtd and QEMU, for a bind and a proxy lend of the real PulseAudio:
+#   virsh save, then restore     libvirt runs release when the QEMU ends, then restore begin,
+#                                prepare begin and start begin for the new QEMU;
+#   virsh managedsave, then start   the same, the image in libvirt's own directory;
+#   virsh reset (a reboot from inside the guest)   the same QEMU goes on: no hook runs, and
+#                                the lends must simply still be there;
+#   virsh destroy at the end     release; the host byte-identical to before the first start.
+# After each way back the lend must work for the new QEMU (it is a PulseAudio client again,
+# and `sockhook status` says ok), and while the VM is saved the host must be as before it
+# started: a saved VM holds no lend.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib/suite.bash" e2e "$@"
+
+D=${E2E_PREFIX}life
+SAVE=$TMP/$D.save
+"$DESKTOP" start pulseaudio >/dev/null
+# A reset restarts the guest inside the same QEMU only with on_reboot=restart.
+define_domain "$D" U 's|<on_reboot>destroy</on_reboot>|<on_reboot>restart</on_reboot>|'
+
+# Which hook operations libvirt runs on each path: a second hook in qemu.d (libvirt runs
+# every one of them with the same arguments) writes them down; it goes at exit.
+OPS=$TMP/ops
+TRACE=${HOOK%/*}/00-e2e-lifecycle-trace
+printf '#!/bin/sh\ncat >/dev/null\necho "$2 $3" >>%s\n' "$OPS" |
+    install -m 0755 -o root -g root /dev/stdin "$TRACE"
+untrace() { rm -f "$TRACE"; "$LIBVIRT" reload >/dev/null 2>&1 || true; }
+on_exit untrace
+"$LIBVIRT" reload >/dev/null
+: >"$OPS"
+# ops : the operations since the last call, on one line ("prepare begin, start begin, ...").
+ops() { paste -sd, "$OPS" | sed 's/,/, /g'; : >"$OPS"; }
+
+proxy_pids() { ps -u "$SH_UID" -o pid=,stat=,comm= | awk '$2 !~ /^Z/ && $3 == "sockhook" { print $1 }' | sort; }
+# status_ok : `sockhook status` lists the domain's lends, every one healthy.
+status_ok() {
+    "$SOCKHOOK" status --json | python3 -c '
+import json, sys
+lends = [l for l in json.load(sys.stdin) if l["uuid"] == sys.argv[1]]
+sys.exit(0 if lends and all(l["health"] == "ok" for l in lends) else 1)' "$U"
+}
+# lent_to_qemu WHEN : the running QEMU is PulseAudio's client through the lend, a new client
+# as QEMU's user in QEMU's namespace and cgroup gets through, and status says ok.
+lent_to_qemu() {
+    check "$1: QEMU is a PulseAudio client again" wait_until "$E2E_TIMEOUT" has_pulse_clients 1
+    check "$1: a new client as QEMU's user gets through the lend" pulse_as_qemu "$U" in_qemu_ns "$D"
+    check "$1: sockhook status says ok" status_ok
+}
+qemu_of() { qemu_pid "$D" 2>/dev/null || true; }
+
+for method in bind proxy; do
+    say "method $method"
+    annotate "$D" --plugin pulseaudio --owner "$SH_USER" --method "$method" >/dev/null
+    host_snapshot >"$BEFORE"
+    : >"$OPS"
+    started "$D" "($method)" || continue
+    say "start ran: $(ops)"
+    lent_to_qemu "started"
+    first_qemu=$(qemu_of)
+
+    say "$method: virsh save, then restore"
+    if virsh_ save "$D" "$SAVE" >"$TMP/virsh.out" 2>&1; then
+        ok "virsh save $D"
+        ran=$(ops)
+        say "save ran: $ran"
+        check "save: release ran" grep -q 'release end' <<<"$ran"
+        check "while saved the VM holds no lend: the host is as before the start" same_as_before "$BEFORE"
+        if virsh_ restore "$SAVE" >"$TMP/virsh.out" 2>&1; then
+            ok "virsh restore"
+            ran=$(ops)
+            say "restore ran: $ran"
+            check "restore: prepare and start ran for the new QEMU" \
+                grep -q 'prepare begin.*start begin' <<<"$ran"
+            check "restore: the domain runs" is_running "$D"
+            check "restore: it is a new QEMU" test "$(qemu_of)" != "$first_qemu"
+            lent_to_qemu "restore"
+        else
+            not_ok "virsh restore: $(tr '\n' ' ' <"$TMP/virsh.out")"
+        fi
+    else
+        not_ok "virsh save $D: $(tr '\n' ' ' <"$TMP/virsh.out")"
+    fi
+    rm -f "$SAVE"
+
+    if is_running "$D"; then
+        say "$method: virsh managedsave, then start"
+        if virsh_ managedsave "$D" >"$TMP/virsh.out" 2>&1; then
+            ok "virsh managedsave $D"
+            say "managedsave ran: $(ops)"
+            check "while saved the VM holds no lend: the host is as before the start" same_as_before "$BEFORE"
+            if started "$D" "from its managed save image"; then
+                check "the start resumed the managed save (the image is gone)" \
+                    bash -c "! virsh -c qemu:///system managedsave-dumpxml '$D' >/dev/null 2>&1"
+                say "the start from the image ran: $(ops)"
+                lent_to_qemu "managedsave and start"
+            fi
+        else
+            not_ok "virsh managedsave $D: $(tr '\n' ' ' <"$TMP/virsh.out")"
+        fi
+    fi
+
+    if is_running "$D"; then
+        say "$method: virsh reset (the guest reboots; the same QEMU goes on, no hook runs)"
+        before_reset=$(qemu_of)
+        proxies=$(proxy_pids)
+        : >"$OPS"
+        if virsh_ reset "$D" >"$TMP/virsh.out" 2>&1; then
+            ok "virsh reset $D"
+            check "reset: no hook ran" test -z "$(ops)"
+            check "reset: the same QEMU runs" test "$(qemu_of)" = "$before_reset"
+            check "reset: the same proxies run (none for bind)" test "$(proxy_pids)" = "$proxies"
+            lent_to_qemu "reset"
+        else
+            not_ok "virsh reset $D: $(tr '\n' ' ' <"$TMP/virsh.out")"
+        fi
+    fi
+
+    stop "$D"
+    virsh_ managedsave-remove "$D" >/dev/null 2>&1 || true
+    check "$method: virsh destroy at the end leaves the host byte-identical" same_as_before "$BEFORE"
+done
+
+finish
