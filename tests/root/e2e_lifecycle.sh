@@ -33,13 +33,14 @@ on_exit untrace
 ops() { paste -sd, "$OPS" | sed 's/,/, /g'; : >"$OPS"; }
 
 proxy_pids() { ps -u "$SH_UID" -o pid=,stat=,comm= | awk '$2 !~ /^Z/ && $3 == "sockhook" { print $1 }' | sort; }
-# status_ok : `sockhook status` lists the domain's lends, every one healthy.
-status_ok() {
+# status_is HEALTH : `sockhook status` lists the domain's lends, each with HEALTH.
+status_is() {
     "$SOCKHOOK" status --json | python3 -c '
 import json, sys
 lends = [l for l in json.load(sys.stdin) if l["uuid"] == sys.argv[1]]
-sys.exit(0 if lends and all(l["health"] == "ok" for l in lends) else 1)' "$U"
+sys.exit(0 if lends and all(l["health"] == sys.argv[2] for l in lends) else 1)' "$U" "$1"
 }
+status_ok() { status_is ok; }
 # lent_to_qemu WHEN : the running QEMU is PulseAudio's client through the lend, a new client
 # as QEMU's user in QEMU's namespace and cgroup gets through, and status says ok.
 lent_to_qemu() {
@@ -48,6 +49,18 @@ lent_to_qemu() {
     check "$1: sockhook status says ok" status_ok
 }
 qemu_of() { qemu_pid "$D" 2>/dev/null || true; }
+# rebase_before PATH... : in the reference snapshot, the lines of exactly these paths as they
+# are now (a file someone else made anew); every other line stays the reference's.
+rebase_before() {
+    host_snapshot >"$TMP/now"
+    python3 - "$BEFORE" "$TMP/now" "$@" <<'PY'
+import sys
+before, now, paths = sys.argv[1], sys.argv[2], sys.argv[3:]
+fresh = {l.split(' ', 1)[0]: l for l in open(now) if l.split(' ', 1)[0] in paths}
+lines = [fresh.get(l.split(' ', 1)[0], l) for l in open(before)]
+open(before, 'w').writelines(lines)
+PY
+}
 
 for method in bind proxy; do
     say "method $method"
@@ -113,6 +126,45 @@ for method in bind proxy; do
             lent_to_qemu "reset"
         else
             not_ok "virsh reset $D: $(tr '\n' ' ' <"$TMP/virsh.out")"
+        fi
+    fi
+
+    if is_running "$D"; then
+        say "$method: libvirtd restarts while the VM runs (reconnect)"
+        proxies=$(proxy_pids)
+        : >"$OPS"
+        "$LIBVIRT" restart >/dev/null
+        ran=$(ops)
+        say "the restart ran: $ran"
+        check "libvirtd restart: reconnect ran" grep -q 'reconnect begin' <<<"$ran"
+        check "libvirtd restart: the domain still runs" is_running "$D"
+        check "libvirtd restart: the same proxies run (none for bind)" test "$(proxy_pids)" = "$proxies"
+        lent_to_qemu "libvirtd restart"
+    fi
+
+    if is_running "$D"; then
+        say "$method: the owner's PulseAudio restarts while the VM runs"
+        "$DESKTOP" stop pulseaudio
+        "$DESKTOP" start pulseaudio >/dev/null
+        # The new server's files are new inodes, not sockhook's doing: the reference takes them.
+        rebase_before "$SH_RUNTIME/pulse/native" "$SH_RUNTIME/.sockhook-pulseaudio.pa"
+        if [[ $method == proxy ]]; then
+            check "server restart: a new client through the proxy reaches the new server" \
+                pulse_as_qemu "$U" in_qemu_ns "$D"
+            check "server restart: sockhook status says ok" status_ok
+        else
+            check "server restart: sockhook status says the bind lend is stale" \
+                status_is stale
+            out=$("$SOCKHOOK" refresh "$D" 2>&1) || true
+            show "$out"
+            check "server restart: after refresh, status says ok" status_ok
+            check "server restart: after refresh, a client as QEMU's user in the host's namespace gets through" \
+                pulse_as_qemu "$U" in_cgroup_of "$(qemu_of)"
+            if pulse_as_qemu "$U" in_qemu_ns "$D" >/dev/null 2>&1; then
+                ok "server restart: the re-bind reaches QEMU's own namespace too"
+            else
+                say "the re-bind does not reach QEMU's own mount namespace here (/ is not shared without systemd; docs/contract.md §4)"
+            fi
         fi
     fi
 
