@@ -289,7 +289,8 @@ struct LendsCommand {
     cl->add_flag("--forget", forget,
                  "Drop what cannot be undone from the journal, after saying what may remain");
     cl->callback([this, status] { *status = cleanup(); });
-    auto* rf = app.add_subcommand("refresh", "Bind the stale lends of a domain again");
+    auto* rf = app.add_subcommand(
+        "refresh", "Bind the stale lends of a domain again, restart its dead proxies");
     rf->add_option("domain", refresh_domain, "Domain name or UUID")->required();
     rf->add_option("--policy-file", policy_file, "Policy file: what it still allows is re-bound")
         ->capture_default_str();

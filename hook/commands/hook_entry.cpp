@@ -148,7 +148,7 @@ void reconnect_lends(const HookArgs& args, std::string_view xml, const Paths& pa
   }
   auto problems = execute_reconnect(uuid, ctx, policy);
   try {
-    auto refreshed = refresh_lends(ctx, uuid, policy);
+    auto refreshed = refresh_lends(ctx, uuid, policy, DeadProxies::kLeave);
     for (const auto& s : refreshed.done)
       log_info(args.domain + ": " + s + ": stale bind lend re-bound");
     problems.insert(problems.end(), refreshed.problems.begin(), refreshed.problems.end());

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
 #include <iterator>
 
@@ -66,7 +67,8 @@ LendStatus status_of(const Journal& j, const JournalSocket& s) {
         st.why = s.method == "context"
                      ? "the context's holder is not running, so PipeWire no longer serves the "
                        "VM (restart the VM to lend again)"
-                     : "the proxy is not running (reconnect restarts it)";
+                     : "the proxy is not running (hint: sockhook refresh " + j.domain +
+                           "; a libvirtd restart's reconnect restarts it too)";
       }
     } else if ((e.kind == EntryKind::kAcl || e.kind == EntryKind::kGroup) && e.path == s.source) {
       if (s.method != "bind" && source_inode_now(s) != e.inode) {
@@ -185,13 +187,26 @@ LendsDone cleanup_lends(const ExecContext& ctx, const std::string& domain, bool 
   return out;
 }
 
-LendsDone refresh_lends(const ExecContext& ctx, const std::string& domain, const Policy& policy) {
+LendsDone refresh_lends(const ExecContext& ctx, const std::string& domain, const Policy& policy,
+                        DeadProxies dead) {
   JournalStore store(ctx.paths, false);
   LendsDone out;
   for (const auto& uuid : matching(store, domain)) {
-    std::vector<std::string> names;
-    for (const auto& st : lend_status(ctx.paths))
-      if (st.uuid == uuid && st.method == "bind" && st.health != "ok") names.push_back(st.socket);
+    std::vector<std::string> names, proxies;
+    for (const auto& st : lend_status(ctx.paths)) {
+      if (st.uuid != uuid || st.health == "ok") continue;
+      if (st.method == "bind") names.push_back(st.socket);
+      if (st.method == "proxy") proxies.push_back(st.socket);
+    }
+    if (!proxies.empty() && dead == DeadProxies::kRestart) {
+      // The same restart as reconnect's, under the same policy check (S5).
+      auto problems = execute_reconnect(uuid, ctx, policy);
+      out.problems.insert(out.problems.end(), problems.begin(), problems.end());
+      for (const auto& st : lend_status(ctx.paths))
+        if (st.uuid == uuid && st.health == "ok" &&
+            std::find(proxies.begin(), proxies.end(), st.socket) != proxies.end())
+          out.done.push_back(st.socket);
+    }
     if (names.empty()) continue;
     auto problems = execute_refresh(uuid, ctx, names, policy);
     for (const auto& p : problems) out.problems.push_back(p);

@@ -6,7 +6,14 @@
 #   virsh managedsave, then start   the same, the image in libvirt's own directory;
 #   virsh reset (a reboot from inside the guest)   the same QEMU goes on: no hook runs, and
 #                                the lends must simply still be there;
-#   virsh destroy at the end     release; the host byte-identical to before the first start.
+#   libvirtd restarts            reconnect; the same lends go on (items 2);
+#   the owner's server restarts  a proxy serves the new one; a bind lend is stale until
+#                                `sockhook refresh` (item 4);
+#   virsh destroy at the end     release; the host byte-identical to before the first start;
+#   the owner logs out and in    logind's way: the owner's processes end (the proxy too) and
+#                                /run/user/UID is unmounted under the running VM; status says
+#                                so; after the login `sockhook refresh` lends again, the
+#                                proxy included; release leaves no mount (item 3).
 # After each way back the lend must work for the new QEMU (it is a PulseAudio client again,
 # and `sockhook status` says ok), and while the VM is saved the host must be as before it
 # started: a saved VM holds no lend.
@@ -171,6 +178,46 @@ for method in bind proxy; do
     stop "$D"
     virsh_ managedsave-remove "$D" >/dev/null 2>&1 || true
     check "$method: virsh destroy at the end leaves the host byte-identical" same_as_before "$BEFORE"
+done
+
+# no_lend_left : nothing of the domain's lend is on the host: no mount below /run/sockhook, no
+# lend directory, no journal, no proxy.
+no_lend_left() {
+    ! grep -q ' /run/sockhook/' /proc/self/mountinfo && [[ ! -e /run/sockhook/libvirt-$U ]] &&
+        [[ ! -e /run/sockhook/state/$U.xml ]] && [[ -z $(proxy_pids) ]]
+}
+
+for method in bind proxy; do
+    say "$method: the owner logs out while the VM runs, and logs in again"
+    annotate "$D" --plugin pulseaudio --owner "$SH_USER" --method "$method" >/dev/null
+    started "$D" "($method)" || continue
+    check "$method: the lend works before the logout" pulse_as_qemu "$U" in_qemu_ns "$D"
+    # What logind does at logout: the user's processes end, /run/user/UID is unmounted.
+    "$DESKTOP" stop all >/dev/null
+    if umount "$SH_RUNTIME" 2>"$TMP/umount.err"; then
+        ok "$method: logout: $SH_RUNTIME unmounted while the lend exists"
+    else
+        not_ok "$method: logout: umount $SH_RUNTIME: $(cat "$TMP/umount.err")"
+    fi
+    check "$method: logout: the VM keeps running" is_running "$D"
+    st=$("$SOCKHOOK" status 2>&1) || true
+    show "$st"
+    check "$method: logout: status does not call the lend ok" bash -c '! "$0" status --json | python3 -c "
+import json, sys
+sys.exit(0 if any(l[\"uuid\"] == sys.argv[1] and l[\"health\"] == \"ok\" for l in json.load(sys.stdin)) else 1)" "$1"' "$SOCKHOOK" "$U"
+    # Login: a new runtime directory and a new server.
+    "$DESKTOP" user >/dev/null
+    "$DESKTOP" start pulseaudio >/dev/null
+    out=$("$SOCKHOOK" refresh "$D" 2>&1) || true
+    show "refresh: $out"
+    if [[ $method == proxy ]]; then
+        check "$method: login: the proxy serves the new server by itself" pulse_as_qemu "$U" in_qemu_ns "$D"
+    else
+        check "$method: login: after refresh a client as QEMU's user reaches the new server" \
+            pulse_as_qemu "$U" in_cgroup_of "$(qemu_of)"
+    fi
+    stop "$D"
+    check "$method: release after the logout leaves no mount, lend directory, journal or proxy" no_lend_left
 done
 
 finish
