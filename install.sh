@@ -124,13 +124,18 @@ install_polkit_rules() {
   say "wrote $polkit_action and $polkit_rules: members of libvirt may 'sockhook grant'"
 }
 remove_polkit_rules() {
-  local f
-  for f in "$polkit_action" "$polkit_rules"; do
-    if [[ -f $f ]] && ! owned_by_package "$f" && grep -q 'org.sockhook.grant' "$f"; then
-      rm -f "$f"
-      say "removed $f"
-    fi
-  done
+  # Only the action that names this prefix's binary; the rule (the same for every
+  # installation) only once no action of sockhook's is left to use it.
+  if [[ -f $polkit_action ]] && ! owned_by_package "$polkit_action" &&
+    grep -qF ">$prefix/bin/sockhook<" "$polkit_action"; then
+    rm -f "$polkit_action"
+    say "removed $polkit_action"
+  fi
+  if [[ ! -e $polkit_action && -f $polkit_rules ]] && ! owned_by_package "$polkit_rules" &&
+    grep -q 'org.sockhook.grant' "$polkit_rules"; then
+    rm -f "$polkit_rules"
+    say "removed $polkit_rules"
+  fi
 }
 
 # The defaults the Debian package ships as conffiles too: one source, so that installing the
