@@ -22,6 +22,9 @@ namespace {
 
 /// pkexec by its full path: the owner's PATH chooses nothing here.
 constexpr const char* kPkexec = "/usr/bin/pkexec";
+/// The system's libvirt: the hook serves its domains (pkexec cleared LIBVIRT_DEFAULT_URI, and
+/// the caller chooses no daemon).
+constexpr const char* kSystemUri = "qemu:///system";
 
 void print_error(const std::string& line) {
   std::fprintf(stderr, "sockhook: error: %s\n", line.c_str());
@@ -75,6 +78,7 @@ AnnotateOptions annotate_options(const ConsentRequest& r, const User& caller) {
   if (!r.method.empty()) o.request.method = r.method;
   o.request.capture = r.capture;
   o.policy_file = policy_path();
+  o.connect = kSystemUri;  // the daemon whose definition was checked above
   return o;
 }
 
@@ -167,9 +171,8 @@ int run_consent(const ConsentRequest& r) {
     if (!r.method.empty() && !parse_method(r.method))
       throw Error("--method must be one of auto, bind, proxy, acl, group, context");
     if (!r.revoke && r.plugin.empty()) throw Error("grant needs --plugin");
-    // Stage 2: the domain's persistent definition, through the system's libvirt (pkexec
-    // cleared LIBVIRT_DEFAULT_URI: the caller chooses no daemon).
-    Virt virt("qemu:///system");
+    // Stage 2: the domain's persistent definition, through the system's libvirt.
+    Virt virt(kSystemUri);
     auto domain = parse_domain_xml(virt.xml_for_edit(r.domain));
     who = domain.name;
     if (!r.revoke) {
