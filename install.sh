@@ -104,6 +104,40 @@ remove_wireplumber_rules() {
   fi
 }
 
+# polkit's action and rule for `sockhook grant` (SPEC §16). polkitd never looks under
+# /usr/local, so they go where it looks; the action names our prefix's binary. The Debian
+# package ships its own (for /usr/bin/sockhook): a file of the package's is left alone.
+polkit_action=/usr/share/polkit-1/actions/org.sockhook.policy
+polkit_rules=/usr/share/polkit-1/rules.d/50-sockhook.rules
+install_polkit_rules() {
+  if [[ ! -d /usr/share/polkit-1 ]]; then
+    say "polkit is not installed: 'sockhook grant' needs it (apt-get install polkitd pkexec)"
+    return 0
+  fi
+  if owned_by_package "$polkit_action"; then
+    say "kept $polkit_action: the sockhook Debian package's (it names /usr/bin/sockhook)"
+    return 0
+  fi
+  sed "s|@SOCKHOOK@|$prefix/bin/sockhook|" "$src/dist/polkit/org.sockhook.policy.in" |
+    install -D -m 0644 -o root -g root /dev/stdin "$polkit_action"
+  install -D -m 0644 -o root -g root "$src/dist/polkit/50-sockhook.rules" "$polkit_rules"
+  say "wrote $polkit_action and $polkit_rules: members of libvirt may 'sockhook grant'"
+}
+remove_polkit_rules() {
+  # Only the action that names this prefix's binary; the rule (the same for every
+  # installation) only once no action of sockhook's is left to use it.
+  if [[ -f $polkit_action ]] && ! owned_by_package "$polkit_action" &&
+    grep -qF ">$prefix/bin/sockhook<" "$polkit_action"; then
+    rm -f "$polkit_action"
+    say "removed $polkit_action"
+  fi
+  if [[ ! -e $polkit_action && -f $polkit_rules ]] && ! owned_by_package "$polkit_rules" &&
+    grep -q 'org.sockhook.grant' "$polkit_rules"; then
+    rm -f "$polkit_rules"
+    say "removed $polkit_rules"
+  fi
+}
+
 # The defaults the Debian package ships as conffiles too: one source, so that installing the
 # package over an install.sh installation finds identical files and asks nothing.
 default_config() { cat "$src/dist/sockhook.conf"; }
@@ -239,6 +273,7 @@ do_install() {
   # Each VM's AppArmor rules (SPEC §12); the script says where they went and what it reloaded.
   "$(apparmor_script)" install || say "the AppArmor rules are not installed (see above)"
   install_wireplumber_rules
+  install_polkit_rules
 
   install -d -m 0755 -o root -g root "$etc" "$etc/plugins"
   if [[ ! -e $etc/sockhook.conf ]] ||
@@ -280,6 +315,7 @@ do_uninstall() {
     "$aa" remove
   fi
   remove_wireplumber_rules
+  remove_polkit_rules
   # Earlier versions installed the examples here (now share/doc/sockhook/examples); the
   # directory is ours alone, and an upgraded host must not keep it after --uninstall.
   rm -rf "$prefix/share/sockhook/xml-examples"

@@ -86,7 +86,7 @@ for fw in "${frameworks[@]}"; do
   check "'sockhook pl' offers plan plugins" "$(printf '%s\n' plan plugins)" \
     "$(complete_words "$fw" sockhook pl)"
   check "'sockhook ' offers every command" \
-    "$(printf '%s\n' annotate cleanup doctor hook plan plugins policy refresh status)" \
+    "$(printf '%s\n' annotate cleanup doctor grant hook plan plugins policy refresh revoke status)" \
     "$(complete_words "$fw" sockhook '')"
   # The binary also reads the plugin directories it was built with (/etc/sockhook/plugins and
   # its data directory): a build host with sockhook installed may have more, never fewer.

@@ -2,7 +2,7 @@
 # Installs what the test suite runs for real: libvirtd and QEMU, PipeWire, PulseAudio,
 # weston, JACK tools, socat (the alternative we compare against), clang-format, and
 # apparmor (its parser compiles the VM profiles in root/apparmor_rules; virt-aa-helper comes
-# with libvirt-daemon-system).
+# with libvirt-daemon-system), and polkitd and pkexec (root/polkit_grant: `sockhook grant`).
 # Quick when everything is there already. Debian/Ubuntu only (apt-get).
 #
 #   tests/deps.sh            the test packages
@@ -19,7 +19,7 @@ pkgs=(
   libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86
   qemu-system-gui apparmor
   pipewire pipewire-bin pipewire-pulse pipewire-jack wireplumber jackd2
-  pulseaudio pulseaudio-utils weston xvfb dbus
+  pulseaudio pulseaudio-utils weston xvfb dbus polkitd pkexec
   clang-format
 )
 

@@ -12,6 +12,7 @@
 #include "base/error.hpp"
 #include "commands/annotate.hpp"
 #include "commands/doctor.hpp"
+#include "commands/grant.hpp"
 #include "commands/hook_entry.hpp"
 #include "commands/recorded_lends.hpp"
 #include "host/virt.hpp"
@@ -401,6 +402,8 @@ int run_cli(int argc, char** argv) {
       ->check(CLI::Range(0, 120));
   ann->add_option("--name", annotate.request.name, "Socket name (default: the plugin's)");
   ann->add_flag("--remove", annotate.request.remove, "Take the socket and what it added out");
+  ann->add_flag("--capture", annotate.request.capture,
+                "Let a context lend record the owner's sources too (capture=\"yes\")");
   ann->add_option("--file", annotate.file, "Work offline on this XML file (- for stdin)");
   ann->add_option("-o,--output", annotate.output, "With --file: write here (default stdout)");
   ann->add_option("--connect,-c", annotate.connect, "libvirt URI");
@@ -418,6 +421,43 @@ int run_cli(int argc, char** argv) {
     if (!annotate_method.empty()) annotate.request.method = annotate_method;
     if (annotate_wait >= 0) annotate.request.wait_seconds = annotate_wait;
     status = run_annotate(annotate);
+  });
+
+  // The owner's consent (SPEC §16): grant and revoke as the owner, through polkit.
+  ConsentRequest consent;
+  auto* grant = app.add_subcommand(
+      "grant", "As the owner: lend your own socket to a domain (polkit asks who may)");
+  grant->add_option("domain", consent.domain, "Domain name or UUID")->required();
+  grant->add_option("--plugin", consent.plugin, "Plugin to lend")->required();
+  grant->add_flag("--capture", consent.capture, "Let the VM record your sources too");
+  grant->add_option("--method", consent.method, "auto, bind, proxy, acl, group or context");
+  grant->callback([&] { status = ask_consent(consent); });
+  auto* revoke = app.add_subcommand(
+      "revoke", "As the owner: take your own sockets (of --plugin) back from a domain");
+  revoke->add_option("domain", consent.domain, "Domain name or UUID")->required();
+  revoke->add_option("--plugin", consent.plugin, "Only this plugin's socket");
+  revoke->callback([&] {
+    consent.revoke = true;
+    status = ask_consent(consent);
+  });
+  // What pkexec runs (internal, not listed): the caller comes from PKEXEC_UID alone.
+  std::string consent_verb;
+  auto* internal = app.add_subcommand(kConsentCommand, "")->group("");
+  internal->add_option("verb", consent_verb)->required()->check(CLI::IsMember({"grant", "revoke"}));
+  internal->add_option("domain", consent.domain)->required();
+  internal->add_option("--plugin", consent.plugin);
+  internal->add_flag("--capture", consent.capture);
+  internal->add_option("--method", consent.method);
+  internal->callback([&] {
+    consent.revoke = consent_verb == "revoke";
+    status = run_consent(consent);
+    // What the VM will get: the dry run of its next start, as `sockhook plan --domain`.
+    if (status == 0 && !consent.revoke) {
+      PlanCommand shown;
+      shown.domain = consent.domain;
+      shown.connect = "qemu:///system";
+      shown.run();
+    }
   });
 
   DomainCheckOptions doctor_domain;

@@ -695,6 +695,7 @@ void set_socket_attributes(pugi::xml_node socket, const AnnotateRequest& req) {
   if (req.method) socket.append_attribute("method") = req.method->c_str();
   if (!req.required) socket.append_attribute("required") = "no";
   if (req.wait_seconds) socket.append_attribute("wait") = *req.wait_seconds;
+  if (req.capture) socket.append_attribute("capture") = "yes";
   if (!req.name.empty()) socket.append_attribute("name") = req.name.c_str();
 }
 

@@ -22,6 +22,7 @@ struct AnnotateRequest {
   std::optional<std::string> method;  ///< written only when given
   bool required = true;               ///< required="no" is written only when false
   std::optional<int> wait_seconds;    ///< written only when given
+  bool capture = false;               ///< capture="yes" is written only when true
   std::string name;                   ///< empty: the plugin's name
   bool remove = false;
 };

@@ -93,6 +93,8 @@ pulseaudio-utils
 weston
 xvfb
 dbus
+polkitd
+pkexec
 apparmor
 linux-image-amd64
 kmod

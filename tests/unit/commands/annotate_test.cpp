@@ -237,6 +237,19 @@ TEST_CASE("An update replaces the socket's attributes and what they needed") {
   CHECK(f.remove(second.xml).xml == xml);
 }
 
+TEST_CASE("--capture writes capture='yes', which the hook reads back, and only when asked") {
+  Fixture f("pipewire");
+  auto xml = libvirt_domain("", kSoundNone);
+  auto plain = f.add(xml);
+  CHECK_FALSE(parse_domain_xml(plain.xml).sockets.at(0).capture);
+  check_holds(plain.xml, {}, {"capture="});
+  f.req.capture = true;
+  auto captured = f.add(plain.xml);
+  CHECK(captured.changed);
+  CHECK(parse_domain_xml(captured.xml).sockets.at(0).capture);
+  CHECK(f.remove(captured.xml).xml == xml);
+}
+
 TEST_CASE("The libvirt version decides between the native attribute and qemu:env") {
   SUBCASE("PulseAudio before libvirt 7.2 has only the environment") {
     Fixture f("pulseaudio", 7001000);
