@@ -131,6 +131,7 @@ cleanup() {
   for p in "${bg[@]}"; do wait "$p" 2>/dev/null; done
   for l in "${lent[@]}"; do release_lend "$l"; done
   declare -F wp_rules_remove >/dev/null && wp_rules_remove
+  declare -F remove_cgroups >/dev/null && remove_cgroups
   if [[ $created_user == yes ]]; then "$desktop" teardown --users >/dev/null 2>&1; else "$desktop" teardown >/dev/null 2>&1; fi
   # AUDIO_BENCH_KEEP=1 keeps every client's output and profiler log for a look.
   if [[ ${AUDIO_BENCH_KEEP:-} == 1 ]]; then echo "audio_bench: kept $tmp" >&2; else rm -rf "$tmp"; fi
@@ -210,20 +211,50 @@ proxy_sched() {
 }
 
 # ---------------------------------------------------------------- lends through the real hook
+# domain_cgroup ID: the cgroup v2 directory libvirt gives a running domain of that id without
+# systemd (/machine/qemu-ID-NAME.libvirt-qemu), made for the bench and removed at exit; in
+# $lend_cg. A proxy lend serves only QEMU's uid in its domain's cgroup (docs/invariants.md,
+# S10), so every lend's client runs in its domain's cgroup, as QEMU does.
+cg_root=$(findmnt -n -o TARGET -t cgroup2 | head -n1 || true)
+cg_made_machine=no
+cgroups=()
+domain_cgroup() {
+  [[ -n $cg_root ]] || { lend_error="no cgroup2 hierarchy is mounted"; return 1; }
+  if [[ ! -d $cg_root/machine ]]; then
+    mkdir "$cg_root/machine" && cg_made_machine=yes
+  fi
+  lend_cg=$cg_root/machine/qemu-$1-audio-bench.libvirt-qemu
+  mkdir -p "$lend_cg"
+  cgroups+=("$lend_cg")
+}
+remove_cgroups() {
+  local d
+  for d in "${cgroups[@]}"; do rmdir "$d" 2>/dev/null; done
+  [[ $cg_made_machine == no ]] || rmdir "$cg_root/machine" 2>/dev/null
+}
+# "${in_cgroup[@]}" DIR CMD...: CMD in cgroup DIR (root moves it there, as libvirt moves
+# QEMU); a command, not a function, for timeout to run.
+# shellcheck disable=SC2016 # the script is bash -c's
+in_cgroup=(bash -c 'echo $$ >"$0/cgroup.procs" || { echo "audio_bench: cannot join $0" >&2; exit 99; }
+  exec "$@"')
+
 n_lend=0
-# make_lend PLUGIN METHOD: a real lend for a new domain; sets $lend_dir, or, when the hook
-# fails or makes no lend directory, returns 1 with the reason in $lend_error (the path then
-# fails: a client that cannot find its lend would measure nothing).
+# make_lend PLUGIN METHOD: a real lend for a new running domain; sets $lend_dir and its
+# domain's cgroup $lend_cg, or, when the hook fails or makes no lend directory, returns 1
+# with the reason in $lend_error (the path then fails: a client that cannot find its lend
+# would measure nothing).
 make_lend() {
-  local plugin=$1 method=$2 name uuid
+  local plugin=$1 method=$2 name uuid id
   n_lend=$((n_lend + 1))
   name=audio-bench-$n_lend
+  id=$((94300 + n_lend))  # far from the small ids a libvirtd hands out
   uuid=$(cat /proc/sys/kernel/random/uuid)
+  lend_dir='' lend_error='' lend_cg=''
+  domain_cgroup "$id" || return 1
   printf '[%s]\n%s = *\n' "$uuid" "$SH_USER" >>"$etc/policy.conf"
-  printf "<domain type='kvm'><name>%s</name><uuid>%s</uuid><metadata><sockhook:sockets xmlns:sockhook='urn:sockhook:domain:1'><sockhook:socket plugin='%s' owner='%s' method='%s'/></sockhook:sockets></metadata></domain>" \
-    "$name" "$uuid" "$plugin" "$SH_USER" "$method" >"$tmp/$name.xml"
+  printf "<domain type='kvm' id='%s'><name>%s</name><uuid>%s</uuid><metadata><sockhook:sockets xmlns:sockhook='urn:sockhook:domain:1'><sockhook:socket plugin='%s' owner='%s' method='%s'/></sockhook:sockets></metadata></domain>" \
+    "$id" "$name" "$uuid" "$plugin" "$SH_USER" "$method" >"$tmp/$name.xml"
   lent+=("$name")  # released at exit even if only prepare went through
-  lend_dir='' lend_error=''
   local op
   for op in prepare start; do
     "$sockhook" hook --config-dir "$etc" "$name" "$op" begin - <"$tmp/$name.xml" 2>"$tmp/hook.err" || {
@@ -241,11 +272,12 @@ release_lend() {
 }
 # lend_path PLUGIN METHOD DIRS: a METHOD lend of PLUGIN, its directory in the associative
 # array DIRS[METHOD], or "" and the reason in lend_errors["PLUGIN METHOD"].
-declare -A lend_errors
+declare -A lend_errors lend_cgroup
 lend_path() {
   local -n dirs=$3
   if make_lend "$1" "$2"; then
     dirs["$2"]=$lend_dir
+    lend_cgroup["$1 $2"]=$lend_cg
   else
     # shellcheck disable=SC2034 # the caller's associative array
     dirs["$2"]=''
@@ -292,7 +324,7 @@ pulse_run() {
     no-shm) run=(env SH_EXTRA_ENV="PULSE_CLIENTCONFIG=$tmp/socat/pulse-client.conf" "${as_owner[@]}") ;;
     bind | proxy)
       [[ -n ${pulse_lend[$path]} ]] || { lend_failed pulseaudio "$path" "$lat ms"; return 0; }
-      run=("${as_qemu[@]}" PULSE_SERVER="unix:${pulse_lend[$path]}/pulse-native"
+      run=("${in_cgroup[@]}" "${lend_cgroup["pulseaudio $path"]}" "${as_qemu[@]}" PULSE_SERVER="unix:${pulse_lend[$path]}/pulse-native"
         PULSE_COOKIE="${pulse_lend[$path]}/pulse-cookie" PULSE_CLIENTCONFIG="${pulse_lend[$path]}/pulse-client.conf") ;;
     socat) run=("${as_qemu[@]}" PULSE_SERVER="unix:$tmp/socat/pulse-native" PULSE_COOKIE="$tmp/socat/pulse-cookie"
       PULSE_CLIENTCONFIG="$tmp/socat/pulse-client.conf") ;;
@@ -346,7 +378,7 @@ pw_run() {
     direct) run=("${as_owner[@]}") ;;
     bind | proxy | context)
       [[ -n ${pw_lend[$path]} ]] || { lend_failed pipewire "$path" "$q frames"; return 0; }
-      run=("${as_qemu[@]}" PIPEWIRE_RUNTIME_DIR="${pw_lend[$path]}") ;;
+      run=("${in_cgroup[@]}" "${lend_cgroup["pipewire $path"]}" "${as_qemu[@]}" PIPEWIRE_RUNTIME_DIR="${pw_lend[$path]}") ;;
   esac
   rm -f "$prof"
   # The profiler reports the graph cycle by cycle; it runs as the owner (only the owner's
@@ -379,7 +411,7 @@ text = open(out, errors="replace").read()
 # Our stream's node, as pw-cat -v names it once the stream is in the graph; the profiler
 # lists every follower of the driver. Without it, no slot is ours: a stream that never got
 # into the graph played nothing, whatever else ran.
-node = re.search(r"stream node (\d+)", text)
+node = re.search(r"^stream node (\d+)$", text, re.M)  # not "stream node N error: ..."
 node = node.group(1) if node else None
 cycles = xruns = late = 0
 periods = []
@@ -638,7 +670,7 @@ for server in ["pulseaudio", "pipewire"]:
             why = t["errors"][0] if t["errors"] else "no reason recorded"
             print(f"FAIL {server} {p}: {why} ({t['buffer']}, {t['load']})")
         elif server == "pulseaudio":
-            print(f"ok   {server} {p}: the server played {sum(t['played_s'] for t in ts):.1f} s of "
+            print(f"ok   {server} {p}: the server's playback position reached {sum(t['played_s'] for t in ts):.1f} s in "
                   f"{sum(t['seconds'] for t in ts)} s, {sum(t['underruns'] for t in ts)} underruns")
         else:
             c = sum(t["cycles"] for t in ts)
