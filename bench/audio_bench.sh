@@ -106,10 +106,13 @@ done
 # The servers and proxies we start must not inherit the caller's lock (flock without -o
 # passes its descriptor on): a daemon holding it would block every other user of the host.
 # (bash reads this script through fd 255: that one stays.)
+# No redirection on the loop: bash would keep the caller's stderr in a spare fd > 2 while it
+# runs, the loop would close that one too, and stderr would stay /dev/null for the rest of
+# the run (it did: every progress line and error went nowhere).
 for fd in "/proc/$$/fd/"*; do
   fd=${fd##*/}
-  ((fd > 2 && fd != 255)) && eval "exec $fd>&-"
-done 2>/dev/null || true
+  if ((fd > 2 && fd != 255)); then eval "exec $fd>&-"; fi
+done
 
 # Our own desktop user and state, so nothing of the test suite's desktop user is touched.
 export SH_USER=shaudio SH_OTHER=shaudio SH_STATE=/run/sockhook-audio-bench
@@ -203,9 +206,16 @@ priority_note="rtkit's result applied with chrt: server audio threads SCHED_RR (
 # proxy_sched PLUGIN: how the hook left the proxy it just started (the proxy of the newest
 # lend); AUDIO_BENCH_PROXY_SCHED=other first demotes it to SCHED_OTHER, to see the difference.
 proxies_seen=
+# lend_proxy_pid DIR: the pid of the proxy (or holder) of the lend in DIR, from its journal.
+lend_proxy_pid() {
+  local uuid=${1##*/libvirt-}
+  sed -n 's/.*kind="proxy"[^>]* pid="\([0-9]*\)".*/\1/p' "/run/sockhook/state/$uuid.xml" 2>/dev/null | head -n1
+}
 proxy_sched() {
   local pid
-  pid=$(pgrep -n -u "$SH_USER" -f "sockhook proxy .*${lend_dir##*/}") || return 0
+  pid=$(lend_proxy_pid "${pulse_lend[proxy]:-}")
+  [[ $1 == pipewire ]] && pid=$(lend_proxy_pid "${pw_lend[proxy]:-}")
+  [[ -n $pid ]] || { proxies_seen+="; $1 proxy: not found in its lend's journal"; return 0; }
   [[ ${AUDIO_BENCH_PROXY_SCHED:-} == other ]] && chrt -o -p 0 "$pid"
   proxies_seen+="; $1 proxy: $(ps -o cls=,rtprio=,ni= -p "$pid" | awk '{ print ($1 == "TS" ? "SCHED_OTHER nice " $3 : "SCHED_" $1 " " $2) }') (as the hook started it)"
 }
@@ -290,7 +300,7 @@ lend_path() {
 bind_and_proxy() {
   lend_path "$1" bind "$2"
   lend_path "$1" proxy "$2"
-  [[ -z ${lend_dir:-} ]] || proxy_sched "$1"
+  proxy_sched "$1"
 }
 # lend_failed SERVER PATH BUFFER: the JSON object of a path whose lend could not be made.
 lend_failed() {
