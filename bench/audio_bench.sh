@@ -14,8 +14,8 @@
 # it in CI). Underruns and latency are printed, never judged. A path fails when its client
 # exits before the end of its slice, when its lend cannot be made, or when the server reports
 # nothing played for its stream (PulseAudio: pacat's stream time, the server's playback
-# position, stays 0; PipeWire: the server's profiler shows the stream's node finishing no
-# graph cycle). --sockhook BIN tests that binary instead of --build's.
+# position, stays 0; PipeWire: the stream never gets a node in the graph, or the server's
+# profiler shows that node in no graph cycle). --sockhook BIN tests that binary instead of --build's.
 #
 # Paths, side by side in one run:
 #   direct  the owner's own client on the owner's socket (the reference)
@@ -453,9 +453,10 @@ if rc != "124":
 elif node is None:
     error = "the stream never got into the graph (pw-cat -v names no stream node" + \
         (f"; last: {state[-1]}" if state else "; no stream state at all") + ")"
-elif cycles - xruns <= 0:
-    error = f"the server's profiler shows the stream's node {node} finishing none of the " \
-        f"{cycles} graph cycles it took part in"
+elif cycles == 0:
+    # Whether the node played, not how well: "finished" reads differently in PipeWire 1.4's
+    # profiler (the Debian 13 root showed nearly every cycle "missed" on the direct path).
+    error = f"the server's profiler shows the stream's node {node} in no graph cycle"
 else:
     error = None
 print(json.dumps({"server": "pipewire", "path": path, "buffer": f"{q} frames", "node": node,
@@ -685,8 +686,8 @@ for server in ["pulseaudio", "pipewire"]:
         else:
             c = sum(t["cycles"] for t in ts)
             x = sum(t["xruns"] for t in ts)
-            print(f"ok   {server} {p}: the stream's node finished {c - x} of {c} graph cycles "
-                  f"in {sum(t['seconds'] for t in ts)} s")
+            print(f"ok   {server} {p}: the server's profiler shows the stream's node in {c} graph "
+                  f"cycles in {sum(t['seconds'] for t in ts)} s, {x} missed")
 if pw_socat:
     print(f"skip pipewire socat: not a path for PipeWire (it cannot pass descriptors)")
 if context_why:
