@@ -258,6 +258,7 @@ struct PolicyCommand {
   int list() {
     return reporting_errors([&] {
       auto policy = load_policy(file);
+      if (::geteuid() != 0) return list_own(policy);
       if (policy.rules().empty() && policy.qemu_rules().empty())
         std::printf("no allowances (default deny)\n");
       for (const auto& [uuid, identity] : policy.qemu_rules())
@@ -269,6 +270,25 @@ struct PolicyCommand {
       }
       return 0;
     });
+  }
+
+  /// `policy list` run by an owner: their own allowances (by name or uid), as `grant` made
+  /// them. The file is readable by all; this is what concerns the caller, not a secret kept.
+  static int list_own(const Policy& policy) {
+    const auto uid = ::getuid();
+    auto me = lookup_user(std::to_string(uid), true);
+    const std::string name = me ? me->name : std::to_string(uid);
+    int n = 0;
+    for (const auto& r : policy.rules()) {
+      if (r.owner != name && r.owner != std::to_string(uid)) continue;
+      std::string plugins;
+      for (const auto& p : r.plugins) plugins += (plugins.empty() ? "" : " ") + p;
+      std::printf("%s  %s\n", r.uuid.c_str(), plugins.c_str());
+      ++n;
+    }
+    if (n == 0)
+      std::printf("no allowances of %s's (sockhook grant DOMAIN --plugin P)\n", name.c_str());
+    return 0;
   }
 };
 

@@ -191,6 +191,13 @@ check "the policy changed only in $SH_USER's own entry" \
     diff <(grep -v "^$SH_USER = " "$P0") <(grep -v "^$SH_USER = " "$POLICY")
 check "the file $SH_USER's grant wrote is root's, mode 0644" \
     test "$(stat -c '%U %a' "$POLICY")" = "root 644"
+mine=$(as "$SH_USER" "$BIN" policy --policy-file "$POLICY" list 2>&1) || true
+show "$mine"
+check "$SH_USER's policy list shows their pulseaudio for $UD" grep -q -x "$UD  pulseaudio" <<<"$mine"
+check "$SH_USER's policy list shows nothing of $SH_OTHER's" not grep -q pipewire <<<"$mine"
+theirs=$(as "$SH_OTHER" "$BIN" policy --policy-file "$POLICY" list 2>&1) || true
+check "$SH_OTHER's policy list shows their own pipewire, not $SH_USER's pulseaudio" \
+    bash -c 'grep -q -x "$1  pipewire" <<<"$2" && ! grep -q pulseaudio <<<"$2"' _ "$UD" "$theirs"
 
 say "the VM starts with the lend"
 if started "$D" "granted by $SH_USER"; then
