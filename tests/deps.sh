@@ -17,7 +17,7 @@ pkgs=(
   libacl1-dev nlohmann-json3-dev libpipewire-0.3-dev scdoc man-db bash-completion
   acl socat python3 util-linux procps psmisc strace stress-ng bc
   libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86
-  qemu-system-gui apparmor
+  qemu-system-gui qemu-utils apparmor
   pipewire pipewire-bin pipewire-pulse pipewire-jack wireplumber jackd2
   pulseaudio pulseaudio-utils weston xvfb dbus polkitd pkexec
   clang-format

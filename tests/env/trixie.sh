@@ -81,6 +81,7 @@ libvirt-daemon-driver-qemu
 libvirt-clients
 qemu-system-x86
 qemu-system-gui
+qemu-utils
 pipewire
 pipewire-bin
 pipewire-pulse

@@ -23,8 +23,15 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/suite.bash" e2e "$@"
 D=${E2E_PREFIX}life
 SAVE=$TMP/$D.save
 "$DESKTOP" start pulseaudio >/dev/null
-# A reset restarts the guest inside the same QEMU only with on_reboot=restart.
-define_domain "$D" U 's|<on_reboot>destroy</on_reboot>|<on_reboot>restart</on_reboot>|'
+# A reset restarts the guest inside the same QEMU only with on_reboot=restart. A snapshot
+# needs a disk: a small qcow2 image where libvirt keeps images (QEMU's user must reach it).
+DISK=/var/lib/libvirt/images/$D.qcow2
+install -d -m 0711 /var/lib/libvirt/images
+qemu-img create -q -f qcow2 "$DISK" 16M
+# At exit, before the suite's cleanup undefines the domain: no snapshot may hold it.
+drop_disk() { virsh_ snapshot-delete "$D" life1 --metadata >/dev/null 2>&1; rm -f "$DISK"; return 0; }
+on_exit drop_disk
+define_domain "$D" U "s|<on_reboot>destroy</on_reboot>|<on_reboot>restart</on_reboot>|;s|<devices>|<devices><disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='$DISK'/><target dev='vda' bus='virtio'/></disk>|"
 
 # Which hook operations libvirt runs on each path: a second hook in qemu.d (libvirt runs
 # every one of them with the same arguments) writes them down; it goes at exit.
@@ -117,6 +124,25 @@ for method in bind proxy; do
             fi
         else
             not_ok "virsh managedsave $D: $(tr '\n' ' ' <"$TMP/virsh.out")"
+        fi
+    fi
+
+    if is_running "$D"; then
+        say "$method: a snapshot of the running VM, then a revert to it"
+        if virsh_ snapshot-create-as "$D" life1 >"$TMP/virsh.out" 2>&1; then
+            ok "virsh snapshot-create-as $D life1 (with the VM's memory)"
+            say "the snapshot ran: $(ops)"
+            if virsh_ snapshot-revert "$D" life1 >"$TMP/virsh.out" 2>&1; then
+                ok "virsh snapshot-revert $D life1"
+                say "the revert ran: $(ops)"
+                check "revert: the domain runs" is_running "$D"
+                lent_to_qemu "snapshot revert"
+            else
+                not_ok "virsh snapshot-revert: $(tr '\n' ' ' <"$TMP/virsh.out")"
+            fi
+            virsh_ snapshot-delete "$D" life1 >/dev/null 2>&1 || true
+        else
+            not_ok "virsh snapshot-create-as $D: $(tr '\n' ' ' <"$TMP/virsh.out")"
         fi
     fi
 

@@ -39,7 +39,7 @@ same_as_before "$TMP/before" || die "the timed prepare and its release left the 
 say "one prepare: journal after $t_journal us, done after $t_total us"
 t_rest=$((t_total > t_journal ? t_total - t_journal : 1))
 
-mid=0 before_journal=0 after=0
+mid=0 before_journal=0 after=0 busy=0
 undo=(release cleanup-name cleanup-stale)
 for ((i = 0; i < kills; i++)); do
   "$SOCKHOOK" hook --config-dir "$etc" crashy prepare begin - <"$TMP/domain.xml" 2>/dev/null &
@@ -61,14 +61,25 @@ for ((i = 0; i < kills; i++)); do
   case ${undo[i % 3]} in
     release) lend_hook crashy release end "$xml" ;;
     cleanup-name) "$SOCKHOOK" cleanup "$U" >/dev/null 2>"$TMP/cleanup.err" || not_ok "kill $i: cleanup $U: $(cat "$TMP/cleanup.err")" ;;
-    cleanup-stale) "$SOCKHOOK" cleanup --stale >/dev/null 2>"$TMP/cleanup.err" || not_ok "kill $i: cleanup --stale: $(cat "$TMP/cleanup.err")" ;;
+    cleanup-stale)
+      "$SOCKHOOK" cleanup --stale >"$TMP/cleanup.out" 2>"$TMP/cleanup.err" || not_ok "kill $i: cleanup --stale: $(cat "$TMP/cleanup.err")"
+      # The killed hook's children (a run-as-owner child, a proxy not yet exec'd) can still
+      # hold the domain's lock for a moment, and cleanup --stale leaves a locked domain alone
+      # ("a hook of this domain runs now"). Counted and said; the lend must go on the next
+      # try, once they are gone (each ends within its own bound).
+      if grep -q "^$U: left alone" "$TMP/cleanup.out"; then
+        busy=$((busy + 1))
+        wait_until 10 bash -c '"$1" cleanup --stale | grep -q "^$2: left alone" && exit 1; exit 0' _ "$SOCKHOOK" "$U" ||
+          not_ok "kill $i: cleanup --stale still finds $U's lock held after 10 s"
+      fi
+      ;;
   esac
   if ! same_as_before "$TMP/before"; then
     not_ok "kill $i (after ${delay} us, undone by ${undo[i % 3]}): host differs"
     break
   fi
 done
-echo "crash: $kills SIGKILLs over a ${t_total} us prepare (half after the journal appeared): $mid mid-prepare (journal present), $before_journal before the first journal write, $after after prepare finished; each undone by release / cleanup NAME / cleanup --stale in turn"
+echo "crash: $kills SIGKILLs over a ${t_total} us prepare (half after the journal appeared): $mid mid-prepare (journal present), $before_journal before the first journal write, $after after prepare finished; each undone by release / cleanup NAME / cleanup --stale in turn; cleanup --stale found the lock still held by the killed hook's children $busy time(s)"
 ((mid > 0)) || not_ok "no kill landed in the middle of a prepare"
 ((FAIL == 0)) && ok "crash: host byte-identical after every kill and undo"
 finish

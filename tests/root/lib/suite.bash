@@ -682,7 +682,9 @@ E2E_TIMEOUT=${E2E_TIMEOUT:-20}
 E2E_PREFIX=shtest-e2e-
 E2E_UUIDS=()
 
-virsh_() { virsh -q -c "$URI" "$@"; }
+# virsh_ ARGS... : virsh on the system URI, bounded: a QEMU that waits for something that
+# never comes (a server its audiodev wants) holds `virsh start` forever, and the suite with it.
+virsh_() { timeout --kill-after=10 "${E2E_VIRSH_TIMEOUT:-180}" virsh -q -c "$URI" "$@"; }
 
 # e2e_init : skips without the tools, serialises e2e scripts with a lock, installs the hook
 # the way install.sh does (or checks the installed one: installed mode, above), backs up what
