@@ -51,9 +51,7 @@ bool same_file(const std::string& a, const std::string& b) {
 void check_hook(std::vector<Check>& out) {
   const std::string dropin = "/etc/libvirt/hooks/qemu.d/sockhook";
   const std::string legacy = "/etc/libvirt/hooks/qemu";
-  char self[4096] = {};
-  auto n = ::readlink("/proc/self/exe", self, sizeof self - 1);
-  std::string exe = n > 0 ? std::string(self, static_cast<std::size_t>(n)) : "";
+  const std::string exe = self_exe_path().value_or("");
   for (const auto& path : {dropin, legacy}) {
     struct stat st {};
     if (::stat(path.c_str(), &st) != 0) continue;

@@ -14,6 +14,7 @@
 #include "host/virt.hpp"
 #include "model/domain_xml.hpp"
 #include "model/policy.hpp"
+#include "sys/file.hpp"
 #include "sys/users.hpp"
 
 namespace sockhook {
@@ -35,10 +36,9 @@ const char* verb(const ConsentRequest& r) { return r.revoke ? "revoke" : "grant"
 /// This program's own path: the polkit action names it (exec.path), so pkexec must be given
 /// this very file, not whatever `sockhook` the owner's PATH finds first.
 std::string own_path() {
-  std::vector<char> buf(4096);
-  auto n = ::readlink("/proc/self/exe", buf.data(), buf.size() - 1);
-  if (n <= 0) throw Error("cannot read /proc/self/exe", errno);
-  return std::string(buf.data(), static_cast<std::size_t>(n));
+  auto exe = self_exe_path();
+  if (!exe) throw Error("cannot read /proc/self/exe", errno);
+  return *exe;
 }
 
 /// The caller, from what pkexec alone sets: PKEXEC_UID is the real uid of the process that ran

@@ -276,11 +276,8 @@ class DomainExecutor {
 /// The real path of this executable, for proxies: /proc/self/exe resolved now.
 ExecContext with_real_exe(const ExecContext& ctx) {
   ExecContext out = ctx;
-  if (out.self_exe == "/proc/self/exe") {
-    char buf[4096];
-    auto n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
-    if (n > 0) out.self_exe.assign(buf, static_cast<std::size_t>(n));
-  }
+  if (out.self_exe == "/proc/self/exe")
+    if (auto exe = self_exe_path()) out.self_exe = *exe;
   return out;
 }
 

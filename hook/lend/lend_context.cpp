@@ -11,6 +11,7 @@
 #include "lend/lend_dir.hpp"
 #include "lend/lend_proxy.hpp"
 #include "proxy/spawn.hpp"
+#include "sys/file.hpp"
 #include "sys/root_dir.hpp"
 
 namespace sockhook {
@@ -47,11 +48,8 @@ std::string read_report(const Fd& fd) {
 std::string context_holder_path(const std::string& self_exe) {
   std::string exe = self_exe;
   // The default names the running binary through /proc: its directory is the real one's.
-  if (char buf[4096]; exe == "/proc/self/exe") {
-    auto n = ::readlink("/proc/self/exe", buf, sizeof buf);
-    if (n > 0 && static_cast<std::size_t>(n) < sizeof buf)
-      exe.assign(buf, static_cast<std::size_t>(n));
-  }
+  if (exe == "/proc/self/exe")
+    if (auto real = self_exe_path()) exe = *real;
   return dir_name(exe) + "/sockhook-context-holder";
 }
 

@@ -35,6 +35,13 @@ std::string read_file(const std::string& path, std::size_t max_bytes) {
   }
 }
 
+std::optional<std::string> self_exe_path() {
+  char buf[4096];
+  auto n = ::readlink("/proc/self/exe", buf, sizeof buf);
+  if (n <= 0 || static_cast<std::size_t>(n) >= sizeof buf) return std::nullopt;
+  return std::string(buf, static_cast<std::size_t>(n));
+}
+
 std::optional<std::string> try_read_file(const std::string& path, std::size_t max_bytes) {
   try {
     return read_file(path, max_bytes);

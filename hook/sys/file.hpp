@@ -20,6 +20,9 @@ std::string read_file(const std::string& path, std::size_t max_bytes);
 /// read_file for a file that may be absent: nullopt if it cannot be read, for any reason.
 std::optional<std::string> try_read_file(const std::string& path, std::size_t max_bytes);
 
+/// The path of the running binary (/proc/self/exe read now), or nullopt if it cannot be read.
+std::optional<std::string> self_exe_path();
+
 /// The names in a directory, without "." and "..", sorted.
 std::vector<std::string> list_directory(const Fd& dir);
 
