@@ -356,11 +356,14 @@ struct LendsCommand {
     auto* cmd = app.add_subcommand(kStatusCommand, "")->group("");
     cmd->add_flag("--json", json);
     cmd->callback([this, status] {
-      *status = reporting_errors([&] {
+      try {
         auto mine = owner_lends(Paths{});
         print_lends(mine.lends, json, "no active lends of " + mine.caller.name + "'s");
-        return 0;
-      });
+        *status = 0;
+      } catch (const Error& e) {
+        print_error(std::string("status: ") + e.what());
+        *status = 1;
+      }
     });
   }
 
