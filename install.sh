@@ -104,14 +104,16 @@ remove_wireplumber_rules() {
   fi
 }
 
-# polkit's action and rule for `sockhook grant` (SPEC §16). polkitd never looks under
-# /usr/local, so they go where it looks; the action names our prefix's binary. The Debian
+# polkit's actions (org.sockhook.grant for `sockhook grant`/`revoke`, org.sockhook.status for
+# an owner's `sockhook status`, both in one file) and the rule for grant (SPEC §16). polkitd
+# never looks under /usr/local, so they go where it looks; the actions name our prefix's binary. The Debian
 # package ships its own (for /usr/bin/sockhook): a file of the package's is left alone.
 polkit_action=/usr/share/polkit-1/actions/org.sockhook.policy
 polkit_rules=/usr/share/polkit-1/rules.d/50-sockhook.rules
 install_polkit_rules() {
   if [[ ! -d /usr/share/polkit-1 ]]; then
-    say "polkit is not installed: 'sockhook grant' needs it (apt-get install polkitd pkexec)"
+    say "polkit is not installed: 'sockhook grant' and an owner's 'sockhook status' need it" \
+      "(apt-get install polkitd pkexec)"
     return 0
   fi
   if owned_by_package "$polkit_action"; then
@@ -121,11 +123,12 @@ install_polkit_rules() {
   sed "s|@SOCKHOOK@|$prefix/bin/sockhook|" "$src/dist/polkit/org.sockhook.policy.in" |
     install -D -m 0644 -o root -g root /dev/stdin "$polkit_action"
   install -D -m 0644 -o root -g root "$src/dist/polkit/50-sockhook.rules" "$polkit_rules"
-  say "wrote $polkit_action and $polkit_rules: members of libvirt may 'sockhook grant'"
+  say "wrote $polkit_action and $polkit_rules: members of libvirt may 'sockhook grant'," \
+    "every user may see their own lends with 'sockhook status'"
 }
 remove_polkit_rules() {
-  # Only the action that names this prefix's binary; the rule (the same for every
-  # installation) only once no action of sockhook's is left to use it.
+  # Only the actions (grant's and status's, one file) that name this prefix's binary; the rule
+  # (the same for every installation) only once no action of sockhook's is left to use it.
   if [[ -f $polkit_action ]] && ! owned_by_package "$polkit_action" &&
     grep -qF ">$prefix/bin/sockhook<" "$polkit_action"; then
     rm -f "$polkit_action"

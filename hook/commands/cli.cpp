@@ -14,6 +14,7 @@
 #include "commands/doctor.hpp"
 #include "commands/grant.hpp"
 #include "commands/hook_entry.hpp"
+#include "commands/owner_status.hpp"
 #include "commands/recorded_lends.hpp"
 #include "host/virt.hpp"
 #include "model/policy.hpp"
@@ -299,7 +300,8 @@ struct LendsCommand {
   std::string policy_file = policy_path();
 
   void add_to(CLI::App& app, int* status) {
-    auto* st = app.add_subcommand("status", "List every active lend and its health");
+    auto* st = app.add_subcommand(
+        "status", "List every active lend and its health (run by an owner: their own)");
     st->add_flag("--json", json, "Machine-readable output");
     st->callback([this, status] { *status = show(); });
     auto* cl = app.add_subcommand("cleanup",
@@ -319,24 +321,49 @@ struct LendsCommand {
   }
 
   int show() {
+    // An owner cannot read root's journals (0700): their own lends come through pkexec, and
+    // only theirs (SPEC §16). Root reads every journal itself.
+    if (::geteuid() != 0) return ask_owner_status(json);
     return reporting_errors([&] {
-      auto lends = lend_status(Paths{});
-      if (json) {
-        auto out = nlohmann::json::array();
-        for (const auto& l : lends) out.push_back(l);
-        std::cout << out.dump(2) << "\n";
-        return 0;
-      }
-      if (lends.empty()) std::printf("no active lends\n");
-      for (const auto& l : lends) {
-        std::printf("%s (%s) %s: %s, owner %s\n  %s -> %s\n  health %s%s%s", l.domain.c_str(),
-                    l.uuid.c_str(), l.socket.c_str(), l.method.c_str(), l.owner.c_str(),
-                    l.source.c_str(), l.target.c_str(), l.health.c_str(), l.why.empty() ? "" : ": ",
-                    l.why.c_str());
-        if (l.proxy_pid > 0) std::printf(", proxy pid %d", static_cast<int>(l.proxy_pid));
-        std::printf("\n");
-      }
+      print_lends(lend_status(Paths{}), json, "no active lends");
       return 0;
+    });
+  }
+
+  /// The lends, as text or JSON; `none` when there are none (text only: JSON says []).
+  static void print_lends(const std::vector<LendStatus>& lends, bool as_json,
+                          const std::string& none) {
+    if (as_json) {
+      auto out = nlohmann::json::array();
+      for (const auto& l : lends) out.push_back(l);
+      std::cout << out.dump(2) << "\n";
+      return;
+    }
+    if (lends.empty()) std::printf("%s\n", none.c_str());
+    for (const auto& l : lends) {
+      std::printf("%s (%s) %s: %s, owner %s\n  %s -> %s\n  health %s%s%s", l.domain.c_str(),
+                  l.uuid.c_str(), l.socket.c_str(), l.method.c_str(), l.owner.c_str(),
+                  l.source.c_str(), l.target.c_str(), l.health.c_str(), l.why.empty() ? "" : ": ",
+                  l.why.c_str());
+      if (l.proxy_pid > 0) std::printf(", proxy pid %d", static_cast<int>(l.proxy_pid));
+      std::printf("\n");
+    }
+  }
+
+  /// `sockhook polkit-status [--json]`, what pkexec runs for an owner's status: the caller's
+  /// lends, the caller from PKEXEC_UID alone.
+  void add_owner_status_to(CLI::App& app, int* status) {
+    auto* cmd = app.add_subcommand(kStatusCommand, "")->group("");
+    cmd->add_flag("--json", json);
+    cmd->callback([this, status] {
+      try {
+        auto mine = owner_lends(Paths{});
+        print_lends(mine.lends, json, "no active lends of " + mine.caller.name + "'s");
+        *status = 0;
+      } catch (const Error& e) {
+        print_error(std::string("status: ") + e.what());
+        *status = 1;
+      }
     });
   }
 
@@ -404,6 +431,7 @@ int run_cli(int argc, char** argv) {
 
   LendsCommand lends;
   lends.add_to(app, &status);
+  lends.add_owner_status_to(app, &status);
 
   AnnotateOptions annotate;
   std::string annotate_required = "yes";

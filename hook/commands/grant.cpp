@@ -1,28 +1,22 @@
 #include "commands/grant.hpp"
 
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <cstdio>
-#include <cstdlib>
-#include <cstring>
 #include <vector>
 
 #include "base/error.hpp"
 #include "commands/annotate.hpp"
+#include "commands/pkexec.hpp"
 #include "host/virt.hpp"
 #include "model/domain_xml.hpp"
 #include "model/policy.hpp"
-#include "sys/file.hpp"
 #include "sys/users.hpp"
 
 namespace sockhook {
 
 namespace {
 
-/// pkexec by its full path: the owner's PATH chooses nothing here.
-constexpr const char* kPkexec = "/usr/bin/pkexec";
 /// The system's libvirt: the hook serves its domains (pkexec cleared LIBVIRT_DEFAULT_URI, and
 /// the caller chooses no daemon).
 constexpr const char* kSystemUri = "qemu:///system";
@@ -32,33 +26,6 @@ void print_error(const std::string& line) {
 }
 
 const char* verb(const ConsentRequest& r) { return r.revoke ? "revoke" : "grant"; }
-
-/// This program's own path: the polkit action names it (exec.path), so pkexec must be given
-/// this very file, not whatever `sockhook` the owner's PATH finds first.
-std::string own_path() {
-  auto exe = self_exe_path();
-  if (!exe) throw Error("cannot read /proc/self/exe", errno);
-  return *exe;
-}
-
-/// The caller, from what pkexec alone sets: PKEXEC_UID is the real uid of the process that ran
-/// pkexec, and pkexec clears the rest of the environment.
-User caller_from_pkexec() {
-  const char* text = std::getenv("PKEXEC_UID");
-  if (::geteuid() != 0 || !text || !*text)
-    throw Error(std::string(kConsentCommand) +
-                " is run by pkexec only; run 'sockhook grant' or 'sockhook revoke' as the owner");
-  std::string uid(text);
-  if (uid.find_first_not_of("0123456789") != std::string::npos)
-    throw Error("PKEXEC_UID '" + uid + "' is not a uid");
-  auto user = lookup_user(uid);
-  if (!user) throw Error("the caller (uid " + uid + ") is not a user on this host");
-  // Root and system users lend nothing of their own (the planner refuses such owners too).
-  if (!regular_uid_range().contains(user->uid))
-    throw Error("the caller '" + user->name +
-                "' is not a regular user; root lends with 'sockhook annotate --owner'");
-  return *user;
-}
 
 /// Whether a socket, as written in the domain, is the caller's (by uid: the owner may be
 /// written as a name, a number or "+N").
@@ -104,70 +71,22 @@ int ask_consent(const ConsentRequest& r) {
     print_error(who + ": --method must be one of auto, bind, proxy, acl, group, context");
     return 2;
   }
-  if (::access(kPkexec, X_OK) != 0) {
-    print_error(who + ": cannot " + verb(r) + ": " + kPkexec +
-                " is not installed (Debian: apt install pkexec)");
-    return 1;
-  }
   // Stage 2: this program's internal subcommand through pkexec. The options come first and
   // "--" ends them, so that a domain named like an option stays a domain.
-  std::string self;
-  try {
-    self = own_path();
-  } catch (const Error& e) {
-    print_error(who + ": " + e.what());
-    return 1;
-  }
-  std::vector<std::string> args = {kPkexec, self, kConsentCommand, verb(r)};
+  std::vector<std::string> args = {kConsentCommand, verb(r)};
   if (!r.plugin.empty()) args.insert(args.end(), {"--plugin", r.plugin});
   if (r.capture) args.emplace_back("--capture");
   if (!r.method.empty()) args.insert(args.end(), {"--method", r.method});
   args.insert(args.end(), {"--", r.domain});
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  std::fflush(nullptr);
-  // A child, not an exec: pkexec's subject is its parent, this process of the owner's, and
-  // the refusal below gets its one line.
-  pid_t pid = ::fork();
-  if (pid < 0) {
-    print_error(who + ": cannot run " + kPkexec + ": " + std::strerror(errno));
-    return 1;
-  }
-  if (pid == 0) {
-    ::execv(kPkexec, argv.data());
-    std::fprintf(stderr, "sockhook: error: %s: cannot run %s: %s\n", who.c_str(), kPkexec,
-                 std::strerror(errno));
-    ::_exit(127);
-  }
-  int status = 0;
-  // The wait is the owner's: pkexec may be asking them for a password.
-  while (::waitpid(pid, &status, 0) < 0) {
-    if (errno != EINTR) {
-      print_error(who + ": cannot wait for pkexec: " + std::strerror(errno));
-      return 1;
-    }
-  }
-  if (!WIFEXITED(status)) {
-    print_error(who + ": pkexec was killed; nothing was asked of polkit, or its answer is lost");
-    return 1;
-  }
-  int code = WEXITSTATUS(status);
-  // pkexec: 126 when the owner dismissed the dialog, 127 when polkit said no.
-  if (code == 126 || code == 127) {
-    print_error(who + ": polkit did not authorise " + kGrantAction + " for uid " +
-                std::to_string(::getuid()) + " (an administrator decides, see " +
-                "/etc/polkit-1/rules.d); nothing changed");
-    return 1;
-  }
-  return code;
+  return run_through_pkexec(
+      {r.plugin.empty() ? who : who + ": " + r.plugin, kGrantAction, "nothing changed"}, args);
 }
 
 int run_consent(const ConsentRequest& r) {
   std::string who = r.domain;
   try {
     // Stage 1: the caller, from pkexec only.
-    auto caller = caller_from_pkexec();
+    auto caller = caller_from_pkexec(kConsentCommand);
     if (!r.method.empty() && !parse_method(r.method))
       throw Error("--method must be one of auto, bind, proxy, acl, group, context");
     if (!r.revoke && r.plugin.empty()) throw Error("grant needs --plugin");

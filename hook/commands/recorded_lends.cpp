@@ -114,7 +114,7 @@ std::vector<std::string> orphan_locks(const JournalStore& store) {
 
 }  // namespace
 
-std::vector<LendStatus> lend_status(const Paths& paths) {
+std::vector<LendStatus> lend_status(const Paths& paths, std::optional<uid_t> owner) {
   std::vector<LendStatus> out;
   JournalStore store(paths, false);
   for (const auto& uuid : store.uuids()) {
@@ -122,11 +122,14 @@ std::vector<LendStatus> lend_status(const Paths& paths) {
     try {
       j = store.load(uuid);
     } catch (const Error& e) {
-      out.push_back({"?", uuid, "?", "?", "?", "?", "?", "broken", e.what(), 0});
+      if (!owner) out.push_back({"?", uuid, "?", "?", "?", "?", "?", "broken", e.what(), 0});
       continue;
     }
     if (!j) continue;
-    for (const auto& s : j->sockets) out.push_back(status_of(*j, s));
+    // An owner's status (run as root for them by pkexec) looks at their sockets only: no
+    // path or process of another owner's is even examined for them.
+    for (const auto& s : j->sockets)
+      if (!owner || s.owner_uid == *owner) out.push_back(status_of(*j, s));
   }
   return out;
 }

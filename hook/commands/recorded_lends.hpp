@@ -2,6 +2,7 @@
 
 #include <sys/types.h>
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -20,8 +21,10 @@ struct LendStatus {
 };
 
 /// Every lend recorded in the journals, with its health. Throws Error if the state directory
-/// cannot be trusted.
-std::vector<LendStatus> lend_status(const Paths& paths);
+/// cannot be trusted. With `owner`, only the sockets the journals record as that uid's
+/// (owner-uid, never the name): their health alone is looked at, and a journal that cannot be
+/// read is left out, since nothing says whose it is.
+std::vector<LendStatus> lend_status(const Paths& paths, std::optional<uid_t> owner = std::nullopt);
 
 /// What cleanup or refresh did: the UUIDs or sockets it handled, and the problems it met.
 struct LendsDone {

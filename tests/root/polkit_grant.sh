@@ -17,6 +17,11 @@
 #   show it, the policy changed only in shtest's own entry; the VM starts and is a client of
 #   shtest's PulseAudio; revoke takes out only shtest's socket (shother's stays), the policy
 #   is byte-identical to before the grant, and the next start lends nothing.
+# - `sockhook status` as an owner (action org.sockhook.status, no password for anyone): shtest's
+#   shows their running VM's lend, text and --json, and nothing of shother's; shother's (a user
+#   outside libvirt, their own socket lent to the same VM) shows theirs and nothing of shtest's;
+#   root's shows both. An administrator's rule saying no to shother's status gives one line.
+# - every refusal by polkit is exactly one line, sockhook's (pkexec's own text replaced).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/suite.bash" e2e "$@"
 need_tools pkexec dbus-daemon dbus-send gpasswd
@@ -135,6 +140,56 @@ refused() {
     unchanged "$what"
 }
 
+# statuses WHO : WHO's `sockhook status` and `status --json` (exit codes in $ST_RC, $SJ_RC).
+statuses() {
+    ST_RC=0 SJ_RC=0
+    ST=$(as "$1" "$BIN" status) || ST_RC=$?
+    SJ=$(as "$1" "$BIN" status --json) || SJ_RC=$?
+    show "$ST"
+}
+# json_lends JSON : one line per lend, "domain uuid socket method owner" (fails on bad JSON).
+json_lends() {
+    python3 -c 'import json, sys
+for l in json.loads(sys.argv[1]):
+    print(l["domain"], l["uuid"], l["socket"], l["method"], l["owner"])' "$1"
+}
+# status_refused, status_allowed : whether polkitd refuses shother's status now (it reloads
+# rules.d when a file there changes).
+status_refused() {
+    local out
+    out=$(as "$SH_OTHER" "$BIN" status) || true  # (pipefail: not a pipe from a failing command)
+    grep -q 'polkit did not authorise org.sockhook.status' <<<"$out"
+}
+status_allowed() { as "$SH_OTHER" "$BIN" status >/dev/null; }
+LOCAL_RULE=/etc/polkit-1/rules.d/10-sockhook-test-status.rules
+local_rule_down() { rm -f "$LOCAL_RULE"; }
+[[ ! -e $LOCAL_RULE ]] || die "$LOCAL_RULE exists: an administrator's, which the suite would remove"
+
+# ------------------------------------------------------------ shother's own socket
+# shother, outside libvirt, lends a socket of their own to the same domain, so that each
+# owner's status has something of theirs to show and something of the other's to leave out.
+# A socket file of shother's in a runtime directory of shother's (a tmpfs, as logind mounts it,
+# since sockhook resolves beneath it with RESOLVE_NO_XDEV); nothing listens on it: QEMU's JACK
+# client finds no server there, as it would find none without it.
+OTHER_UID=$(id -u "$SH_OTHER")
+OTHER_RT=/run/user/$OTHER_UID
+other_rt_down() {
+    # The domain first: its bind mount holds the socket's inode (its hook unmounts it).
+    [[ $(virsh_ domstate "$D" 2>/dev/null) != running ]] || stop "$D" || true
+    if mountpoint -q "$OTHER_RT"; then umount "$OTHER_RT"; fi
+    rmdir "$OTHER_RT" 2>/dev/null || true
+    return 0
+}
+mountpoint -q "$OTHER_RT" && die "$OTHER_RT is mounted already: the suite would not know what to restore"
+install -d -m 0755 /run/user
+install -d -m 0700 -o "$SH_OTHER" -g "$(id -g "$SH_OTHER")" "$OTHER_RT"
+on_exit other_rt_down
+mount -t tmpfs -o "mode=0700,uid=$OTHER_UID,gid=$(id -g "$SH_OTHER"),size=1M,nosuid,nodev" \
+    "tmpfs-$SH_OTHER" "$OTHER_RT"
+as "$SH_OTHER" python3 -c 'import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' \
+    "$OTHER_RT/pipewire-0"
+check "$SH_OTHER has a socket of their own: $OTHER_RT/pipewire-0" test -S "$OTHER_RT/pipewire-0"
+
 # ------------------------------------------------------------ a domain with shother's socket
 "$DESKTOP" start pulseaudio >/dev/null
 define_domain "$D" UD
@@ -152,9 +207,17 @@ rc=0
 out=$(as "$SH_OTHER" "$BIN" grant "$D" --plugin pulseaudio) || rc=$?
 show "$out"
 check "$SH_OTHER's grant fails (exit $rc)" test "$rc" -ne 0
-check "sockhook says that polkit did not authorise it, in one line" \
-    test "$(grep -c '^sockhook: error: .*polkit did not authorise org.sockhook.grant' <<<"$out")" -eq 1
+one_line "$SH_OTHER's refused grant" "$out"
+check "sockhook says that polkit did not authorise it, naming the domain and the plugin" \
+    grep -q "^sockhook: error: $D: pulseaudio: polkit did not authorise org.sockhook.grant" <<<"$out"
 unchanged "$SH_OTHER refused"
+rc=0
+out=$(as "$SH_OTHER" "$BIN" revoke "$D") || rc=$?
+check "$SH_OTHER's revoke fails (exit $rc)" test "$rc" -ne 0
+one_line "$SH_OTHER's refused revoke" "$out"
+check "it says that polkit did not authorise it" \
+    grep -q "^sockhook: error: $D: polkit did not authorise org.sockhook.grant" <<<"$out"
+unchanged "$SH_OTHER's revoke refused"
 
 say "what $SH_USER cannot grant"
 refused "a domain that does not exist" "${E2E_PREFIX}no-such-domain" \
@@ -201,9 +264,66 @@ theirs=$(as "$SH_OTHER" "$BIN" policy --policy-file "$POLICY" list 2>&1) || true
 check "$SH_OTHER's policy list shows their own jack, not $SH_USER's pulseaudio" \
     bash -c 'grep -q -x "$1  jack" <<<"$2" && ! grep -q pulseaudio <<<"$2"' _ "$UD" "$theirs"
 
+say "$SH_USER's status, while no VM runs: none of theirs"
+statuses "$SH_USER"
+check "it exits 0 (text $ST_RC, json $SJ_RC)" test "$ST_RC$SJ_RC" = 00
+check "it says $SH_USER has no active lends" grep -q -x "no active lends of $SH_USER's" <<<"$ST"
+check "and --json gives []" test "$(tr -d '[:space:]' <<<"$SJ")" = "[]"
+
 say "the VM starts with the lend"
 if started "$D" "granted by $SH_USER"; then
     check "QEMU is a client of $SH_USER's PulseAudio" wait_until "$E2E_TIMEOUT" has_pulse_clients
+
+    say "each owner's status shows their own lends, and only theirs"
+    statuses "$SH_USER"
+    check "$SH_USER's status exits 0 (text $ST_RC, json $SJ_RC)" test "$ST_RC$SJ_RC" = 00
+    check "$SH_USER's status shows their pulseaudio lend to $D" \
+        grep -q -x "$D ($UD) pulseaudio: proxy, owner $SH_USER" <<<"$ST"
+    check "$SH_USER's status shows nothing of $SH_OTHER's" not grep -q -e jack -e "$SH_OTHER" <<<"$ST"
+    lends=$(json_lends "$SJ") || lends="bad JSON: $SJ"
+    show "$lends"
+    check "$SH_USER's status --json: their pulseaudio lend to $D and nothing else" \
+        test "$lends" = "$D $UD pulseaudio proxy $SH_USER"
+    statuses "$SH_OTHER"
+    check "$SH_OTHER's status (outside libvirt) exits 0 (text $ST_RC, json $SJ_RC)" \
+        test "$ST_RC$SJ_RC" = 00
+    check "$SH_OTHER's status shows their own jack lend to $D" \
+        grep -q -E "^$D \\($UD\\) jack: [a-z]+, owner $SH_OTHER\$" <<<"$ST"
+    # (The domain's name holds "$SH_USER": their name is looked for as the owner.)
+    check "$SH_OTHER's status shows nothing of $SH_USER's" \
+        not grep -q -e pulseaudio -e "owner $SH_USER" -e "/run/user/$(id -u "$SH_USER")/" <<<"$ST"
+    lends=$(json_lends "$SJ") || lends="bad JSON: $SJ"
+    check "$SH_OTHER's status --json: their jack lend and nothing else" \
+        grep -q -x -E "$D $UD jack [a-z]+ $SH_OTHER" <<<"$lends"
+    check "$SH_OTHER's status --json: one lend" test "$(grep -c . <<<"$lends")" -eq 1
+    root_st=$("$BIN" status 2>&1) || true
+    show "$root_st"
+    check "root's status shows $SH_USER's pulseaudio" \
+        grep -q -x "$D ($UD) pulseaudio: proxy, owner $SH_USER" <<<"$root_st"
+    check "root's status shows $SH_OTHER's jack" \
+        grep -q -E "^$D \\($UD\\) jack: [a-z]+, owner $SH_OTHER\$" <<<"$root_st"
+
+    say "an administrator's rule says no to $SH_OTHER's status: one line"
+    on_exit local_rule_down
+    cat >"$LOCAL_RULE" <<RULE
+polkit.addRule(function(action, subject) {
+    if (action.id == "org.sockhook.status" && subject.user == "$SH_OTHER") return polkit.Result.NO;
+});
+RULE
+    if wait_until 10 status_refused; then
+        rc=0
+        out=$(as "$SH_OTHER" "$BIN" status) || rc=$?
+        check "$SH_OTHER's status is refused (exit $rc)" test "$rc" -eq 1
+        one_line "$SH_OTHER's refused status" "$out"
+        check "it says polkit did not authorise org.sockhook.status" \
+            grep -q "^sockhook: error: status: polkit did not authorise org.sockhook.status" <<<"$out"
+        out=$(as "$SH_USER" "$BIN" status) || true
+        check "$SH_USER's status is not refused by it" grep -q "owner $SH_USER\$" <<<"$out"
+    else
+        not_ok "polkitd refuses $SH_OTHER's status after the rule $LOCAL_RULE: $(as "$SH_OTHER" "$BIN" status | tr '\n' ' ')"
+    fi
+    rm -f "$LOCAL_RULE"
+    check "without the rule, $SH_OTHER's status is allowed again" wait_until 10 status_allowed
     stop "$D"
 fi
 
@@ -223,6 +343,9 @@ if started "$D" "after revoke"; then
     check "QEMU is no client of $SH_USER's PulseAudio (counted)" test "$(pulse_client_count)" -eq 0
     check "no lend of $SH_USER's is recorded for $UD" \
         bash -c "! grep -q pulseaudio /run/sockhook/state/$UD.xml 2>/dev/null"
+    statuses "$SH_USER"
+    check "$SH_USER's status says they lend nothing now" \
+        grep -q -x "no active lends of $SH_USER's" <<<"$ST"
     stop "$D"
 fi
 finish
