@@ -41,9 +41,11 @@ old_release() {
         src=$TMP/old-src log=$TMP/old-build.log
         mkdir -p "$src"
         git -C "$REPO" archive "$from" | tar -x -C "$src"
-        say "building the previous release $from (Release, the binary only; log $log)"
-        { cmake -S "$src" -B "$src/build" -DCMAKE_BUILD_TYPE=Release -DSOCKHOOK_TESTS=OFF \
-            -DSOCKHOOK_MAN=OFF &&
+        say "building the previous release $from (the binary only, unoptimised: it only has to run; log $log)"
+        local launcher=()
+        command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+        { cmake -S "$src" -B "$src/build" -DCMAKE_BUILD_TYPE= -DSOCKHOOK_TESTS=OFF \
+            -DSOCKHOOK_MAN=OFF "${launcher[@]}" &&
             cmake --build "$src/build" -j2 --target sockhook; } >"$log" 2>&1 ||
             { show "$(tail -20 "$log")"; die "the previous release $from does not build"; }
         install -D -m 0755 "$src/build/sockhook" "$cache/sockhook"
