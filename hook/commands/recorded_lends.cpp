@@ -45,6 +45,15 @@ std::optional<InodeId> inode_at(const std::string& path) {
   return inode_of(st);
 }
 
+/// What a context lend's server does once its holder is gone (LIBVIRT-NOTES, "Security
+/// contexts"): PipeWire drops the VM's clients; a compositor keeps them and accepts no new one.
+std::string context_server(const JournalSocket& s) {
+  for (const auto& step : s.steps)
+    if (const auto* c = std::get_if<StartContext>(&step); c && c->wayland())
+      return "the compositor accepts no new connection from the VM";
+  return "PipeWire no longer serves the VM";
+}
+
 LendStatus status_of(const Journal& j, const JournalSocket& s) {
   LendStatus st{j.domain, j.uuid, s.name, s.method, s.owner, s.source, s.target, "ok", "", 0};
   for (const auto& e : j.entries) {
@@ -65,8 +74,8 @@ LendStatus status_of(const Journal& j, const JournalSocket& s) {
         st.health = "broken";
         // A context's holder is not restarted: a new context is a new lend (restart the VM).
         st.why = s.method == "context"
-                     ? "the context's holder is not running, so PipeWire no longer serves the "
-                       "VM (restart the VM to lend again)"
+                     ? "the context's holder is not running, so " + context_server(s) +
+                           " (restart the VM to lend again)"
                      : "the proxy is not running (hint: sockhook refresh " + j.domain +
                            "; a libvirtd restart's reconnect restarts it too)";
       }

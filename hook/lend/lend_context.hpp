@@ -14,6 +14,10 @@ namespace sockhook {
 // (hook/holder/context_holder.cpp, started like the proxy) hands it to PipeWire with
 // pw_security_context_create and holds close_fd until release. PipeWire labels every client
 // of that socket; WirePlumber's rules from dist/wireplumber restrict them to playback.
+// On a Wayland compositor (StartContext::wayland()) the holder is sockhook-wayland-holder
+// (hook/holder/wayland_holder.cpp): it hands the socket to the compositor through
+// wp_security_context_v1 (engine org.sockhook, app id the domain's name, instance id its
+// UUID), which hides its privileged globals from every client of it, and holds close_fd.
 
 /// The engine name a context lend gives its clients (pipewire.sec.engine); the WirePlumber
 /// rules in dist/wireplumber match it.
