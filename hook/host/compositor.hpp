@@ -17,7 +17,9 @@ struct SecurityContextAnswer {
   std::string note;
 };
 
-/// sockhook-wayland-holder: beside the running sockhook binary, as the context holder is.
+/// sockhook-wayland-holder: beside the running sockhook binary when it is there (a build
+/// tree, the package's /usr/bin), else in the bindir sockhook was built for (install.sh's
+/// hook is a copy in /etc/libvirt/hooks/qemu.d).
 std::string wayland_holder_path(const std::string& self_exe = "/proc/self/exe");
 
 /// Longest the planner waits for the compositor's answer (the holder's probe, killed then).

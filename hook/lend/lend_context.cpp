@@ -8,7 +8,6 @@
 #include <cerrno>
 
 #include "base/error.hpp"
-#include "host/compositor.hpp"
 #include "lend/lend_dir.hpp"
 #include "lend/lend_proxy.hpp"
 #include "proxy/spawn.hpp"
@@ -20,8 +19,7 @@ namespace sockhook {
 namespace {
 
 /// Longest the hook waits for the holder's word: longer than the holder's own two waits for
-/// PipeWire (kAnswerSeconds each, hook/holder/context_holder.cpp) or for the compositor
-/// (kAnswerMs each, hook/holder/wayland_holder.cpp).
+/// PipeWire (kAnswerSeconds each, hook/holder/context_holder.cpp).
 constexpr int kReportTimeoutMs = 25000;
 
 /// What the holder wrote on its report pipe until it closed it: "ok" or one line saying why
@@ -56,33 +54,28 @@ std::string context_holder_path(const std::string& self_exe) {
 }
 
 void start_context(SocketRun& run, const StartContext& step) {
-  const bool wayland = step.wayland();
-  auto what = std::string("cannot start a ") + (wayland ? "Wayland" : "PipeWire") +
-              " security context on " + step.listen_path;
-  if (auto why = wayland ? wayland_context_unavailable() : context_unavailable())
-    throw Error(what + ": " + *why);
+  if (step.wayland()) return start_wayland_context(run, step);
+  auto what = "cannot start a PipeWire security context on " + step.listen_path;
+  if (auto why = context_unavailable()) throw Error(what + ": " + *why);
   try {
     ServedLend lend(run, step.listen_path, step.owner);
     Fd sock = lend.listen(run.lend_dir, step.qemu_uid, run.qemu_gid);
-    // The compositor's holder (hook/holder/wayland_holder.cpp) takes the same arguments but
-    // capture, which a compositor has no use for.
-    auto exe =
-        wayland ? wayland_holder_path(run.ctx.self_exe) : context_holder_path(run.ctx.self_exe);
-    std::vector<std::string> args = {
-        wayland ? "sockhook-wayland-holder" : "sockhook-context-holder",
-        "--listen-fd",
-        "3",
-        "--connect",
-        step.source,
-        "--domain",
-        step.domain,
-        "--uuid",
-        step.uuid,
-        "--label",
-        lend.label(),
-        "--report-fd",
-        "4"};
-    if (!wayland) args.insert(args.end(), {"--capture", step.capture ? "yes" : "no"});
+    auto exe = context_holder_path(run.ctx.self_exe);
+    std::vector<std::string> args = {"sockhook-context-holder",
+                                     "--listen-fd",
+                                     "3",
+                                     "--connect",
+                                     step.source,
+                                     "--domain",
+                                     step.domain,
+                                     "--uuid",
+                                     step.uuid,
+                                     "--capture",
+                                     step.capture ? "yes" : "no",
+                                     "--label",
+                                     lend.label(),
+                                     "--report-fd",
+                                     "4"};
     int fds[2];
     if (::pipe2(fds, O_CLOEXEC) != 0) throw_errno("pipe");
     Fd report_read(fds[0]);

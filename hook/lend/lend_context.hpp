@@ -33,4 +33,9 @@ std::string context_holder_path(const std::string& self_exe);
 /// holder runs as the owner.
 void start_context(SocketRun& run, const StartContext& step);
 
+/// StartContext on a Wayland compositor (step.wayland()), which start_context hands over to:
+/// the same socket and journal entry, with sockhook-wayland-holder
+/// (lend/lend_wayland_context.cpp).
+void start_wayland_context(SocketRun& run, const StartContext& step);
+
 }  // namespace sockhook
