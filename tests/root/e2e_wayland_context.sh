@@ -63,7 +63,7 @@ no_qemu_window() { [[ -z $(qemu_window_pid) ]]; }
 # The test domain with a VGA card: libvirt.sh's template has <video> model none.
 define_domain "$D" UD "s|<model type='none'/>|<model type='vga'/>|"
 annotate_ok "$D" --plugin wayland --owner "$SH_USER" --method context
-check "annotate asks for method context" grep -q "method='context'" <<<"$XML"
+check "annotate asks for method context" grep -q -E "method=[\"']context" <<<"$XML"
 check "annotate adds an SDL display" grep -q "<graphics type='sdl'" <<<"$XML"
 host_snapshot >"$BEFORE"
 if started "$D" "method context"; then
