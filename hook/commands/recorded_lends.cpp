@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <fstream>
 #include <iterator>
+#include <string_view>
 
 #include "base/error.hpp"
 #include "execute/executor.hpp"
@@ -45,13 +46,12 @@ std::optional<InodeId> inode_at(const std::string& path) {
   return inode_of(st);
 }
 
-/// What a context lend's server does once its holder is gone (LIBVIRT-NOTES, "Security
-/// contexts"): PipeWire drops the VM's clients; a compositor keeps them and accepts no new one.
-std::string context_server(const JournalSocket& s) {
-  for (const auto& step : s.steps)
-    if (const auto* c = std::get_if<StartContext>(&step); c && c->wayland())
-      return "the compositor accepts no new connection from the VM";
-  return "PipeWire no longer serves the VM";
+/// True if `s` is a context lend on a Wayland compositor.
+bool wayland_context(const JournalSocket& s) {
+  return std::any_of(s.steps.begin(), s.steps.end(), [](const Step& step) {
+    const auto* c = std::get_if<StartContext>(&step);
+    return c && c->wayland();
+  });
 }
 
 LendStatus status_of(const Journal& j, const JournalSocket& s) {
@@ -74,8 +74,8 @@ LendStatus status_of(const Journal& j, const JournalSocket& s) {
         st.health = "broken";
         // A context's holder is not restarted: a new context is a new lend (restart the VM).
         st.why = s.method == "context"
-                     ? "the context's holder is not running, so " + context_server(s) +
-                           " (restart the VM to lend again)"
+                     ? "the context's holder is not running, so PipeWire no longer serves the "
+                       "VM (restart the VM to lend again)"
                      : "the proxy is not running (hint: sockhook refresh " + j.domain +
                            "; a libvirtd restart's reconnect restarts it too)";
       }
@@ -86,6 +86,12 @@ LendStatus status_of(const Journal& j, const JournalSocket& s) {
       }
     }
   }
+  // A compositor keeps the VM's clients when the holder dies, and accepts no new one
+  // (LIBVIRT-NOTES, "Security contexts"); the line above speaks of PipeWire.
+  if (st.health == "broken" && wayland_context(s))
+    if (auto at = st.why.find("PipeWire no longer serves the VM"); at != std::string::npos)
+      st.why.replace(at, std::string_view("PipeWire no longer serves the VM").size(),
+                     "the compositor accepts no new connection from the VM");
   return st;
 }
 

@@ -10,6 +10,7 @@
 #include "base/error.hpp"
 #include "lend/lend_dir.hpp"
 #include "lend/lend_proxy.hpp"
+#include "lend/lend_wayland_context.hpp"
 #include "proxy/spawn.hpp"
 #include "sys/file.hpp"
 #include "sys/root_dir.hpp"

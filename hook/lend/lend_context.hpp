@@ -14,10 +14,6 @@ namespace sockhook {
 // (hook/holder/context_holder.cpp, started like the proxy) hands it to PipeWire with
 // pw_security_context_create and holds close_fd until release. PipeWire labels every client
 // of that socket; WirePlumber's rules from dist/wireplumber restrict them to playback.
-// On a Wayland compositor (StartContext::wayland()) the holder is sockhook-wayland-holder
-// (hook/holder/wayland_holder.cpp): it hands the socket to the compositor through
-// wp_security_context_v1 (engine org.sockhook, app id the domain's name, instance id its
-// UUID), which hides its privileged globals from every client of it, and holds close_fd.
 
 /// The engine name a context lend gives its clients (pipewire.sec.engine); the WirePlumber
 /// rules in dist/wireplumber match it.
@@ -32,10 +28,5 @@ std::string context_holder_path(const std::string& self_exe);
 /// checked and shown exactly as a proxy is); its pid and start time are recorded before the
 /// holder runs as the owner.
 void start_context(SocketRun& run, const StartContext& step);
-
-/// StartContext on a Wayland compositor (step.wayland()), which start_context hands over to:
-/// the same socket and journal entry, with sockhook-wayland-holder
-/// (lend/lend_wayland_context.cpp).
-void start_wayland_context(SocketRun& run, const StartContext& step);
 
 }  // namespace sockhook

@@ -1,12 +1,14 @@
+#include "lend/lend_wayland_context.hpp"
+
 #include <fcntl.h>
 #include <poll.h>
 #include <unistd.h>
 
 #include <cerrno>
 
+#include "base/build.hpp"
 #include "base/error.hpp"
 #include "host/compositor.hpp"
-#include "lend/lend_context.hpp"
 #include "lend/lend_proxy.hpp"
 #include "proxy/spawn.hpp"
 
