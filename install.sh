@@ -333,6 +333,7 @@ do_uninstall() {
     say "removed the files listed in $build/install_manifest.txt"
   else
     rm -f "$prefix/bin/sockhook" "$prefix/bin/sockhook-context-holder" \
+      "$prefix/bin/sockhook-wayland-holder" \
       "$prefix/share/bash-completion/completions/sockhook" \
       "$prefix/share/man/man8/sockhook.8"
     rm -rf "$prefix/share/sockhook" "$prefix/share/doc/sockhook"

@@ -2,7 +2,9 @@
 # Installs what the test suite runs for real: libvirtd and QEMU, PipeWire, PulseAudio,
 # weston, JACK tools, socat (the alternative we compare against), clang-format, and
 # apparmor (its parser compiles the VM profiles in root/apparmor_rules; virt-aa-helper comes
-# with libvirt-daemon-system), and polkitd and pkexec (root/polkit_grant: `sockhook grant`).
+# with libvirt-daemon-system), polkitd and pkexec (root/polkit_grant: `sockhook grant`), and
+# libwayland-dev, wayland-protocols (sockhook-wayland-holder, where they have
+# wp_security_context_v1) and wayland-utils (wayland-info, root/lend_wayland_context).
 # Quick when everything is there already. Debian/Ubuntu only (apt-get).
 #
 #   tests/deps.sh            the test packages
@@ -14,12 +16,13 @@ fuzz=no
 
 pkgs=(
   build-essential cmake pkg-config libvirt-dev libpugixml-dev libcli11-dev doctest-dev
-  libacl1-dev nlohmann-json3-dev libpipewire-0.3-dev scdoc man-db bash-completion
+  libacl1-dev nlohmann-json3-dev libpipewire-0.3-dev libwayland-dev wayland-protocols
+  scdoc man-db bash-completion
   acl socat python3 util-linux procps psmisc strace stress-ng bc
   libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86
   qemu-system-gui qemu-utils apparmor
   pipewire pipewire-bin pipewire-pulse pipewire-jack wireplumber jackd2
-  pulseaudio pulseaudio-utils weston xvfb dbus polkitd pkexec
+  pulseaudio pulseaudio-utils weston wayland-utils xvfb dbus polkitd pkexec
   clang-format
 )
 

@@ -12,4 +12,12 @@ std::optional<std::string> context_unavailable() {
 #endif
 }
 
+std::optional<std::string> wayland_context_unavailable() {
+  std::string missing = SOCKHOOK_WAYLAND_CONTEXT_MISSING;
+  if (missing.empty()) return std::nullopt;
+  return "method context needs a Wayland security context (wp_security_context_v1), and this "
+         "sockhook was built without it (" +
+         missing + "); use bind or proxy, which make the VM a full client of the compositor";
+}
+
 }  // namespace sockhook

@@ -13,4 +13,9 @@ namespace sockhook {
 /// The planner refuses the method with this line; `auto` must ask it before it picks context.
 std::optional<std::string> context_unavailable();
 
+/// The same for a Wayland compositor: why this build has no sockhook-wayland-holder (built
+/// without libwayland-client, wayland-scanner or wayland-protocols 1.32's
+/// security-context-v1.xml: Debian 12 has 1.31), or nullopt if it has one.
+std::optional<std::string> wayland_context_unavailable();
+
 }  // namespace sockhook

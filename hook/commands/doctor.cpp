@@ -9,6 +9,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -466,7 +467,13 @@ void check_source(const SocketPlan& s, std::vector<Check>& out) {
                        std::string(to_string(s.method)) + ")",
                    ""});
   }
-  if (s.method == Method::kContext) check_context_rules(s, out);
+  // WirePlumber's rules restrict a PipeWire context; a compositor restricts its own.
+  auto wayland = [](const Step& step) {
+    const auto* c = std::get_if<StartContext>(&step);
+    return c && c->wayland();
+  };
+  if (s.method == Method::kContext && std::none_of(s.steps.begin(), s.steps.end(), wayland))
+    check_context_rules(s, out);
 }
 
 }  // namespace

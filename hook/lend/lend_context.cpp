@@ -10,6 +10,7 @@
 #include "base/error.hpp"
 #include "lend/lend_dir.hpp"
 #include "lend/lend_proxy.hpp"
+#include "lend/lend_wayland_context.hpp"
 #include "proxy/spawn.hpp"
 #include "sys/file.hpp"
 #include "sys/root_dir.hpp"
@@ -54,6 +55,7 @@ std::string context_holder_path(const std::string& self_exe) {
 }
 
 void start_context(SocketRun& run, const StartContext& step) {
+  if (step.wayland()) return start_wayland_context(run, step);
   auto what = "cannot start a PipeWire security context on " + step.listen_path;
   if (auto why = context_unavailable()) throw Error(what + ": " + *why);
   try {

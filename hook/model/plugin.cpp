@@ -121,8 +121,8 @@ Plugin parse_plugin(std::string_view xml, bool admin, const std::string& file) {
   p.audio_backend = root.attribute("audio").as_string();
   p.graphics = root.attribute("graphics").as_string();
   p.context = root.attribute("context").as_string();
-  if (!p.context.empty() && p.context != "pipewire")
-    throw Error("context='" + p.context + "' is not a kind sockhook knows (pipewire)");
+  if (!p.context.empty() && p.context != "pipewire" && p.context != "wayland")
+    throw Error("context='" + p.context + "' is not a kind sockhook knows (pipewire, wayland)");
   if (!std::all_of(p.graphics.begin(), p.graphics.end(),
                    [](char c) { return c >= 'a' && c <= 'z'; }))
     throw Error("graphics='" + p.graphics + "' is not a libvirt graphics type (sdl, vnc, ...)");

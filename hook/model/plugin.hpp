@@ -66,8 +66,8 @@ struct Plugin {
     return socket_paths.empty() ? std::vector<std::string>{socket_path} : socket_paths;
   }
 
-  /// <plugin context="pipewire">: the socket is a PipeWire server on which method context can
-  /// create a security context (lend_context.hpp).
+  /// <plugin context="pipewire|wayland">: the socket is a PipeWire server or a Wayland
+  /// compositor on which method context can create a security context (lend_context.hpp).
   std::string context;
 };
 

@@ -10,7 +10,9 @@
 #include <sstream>
 #include <string_view>
 
+#include "base/build.hpp"
 #include "base/error.hpp"
+#include "host/compositor.hpp"
 #include "host/confinement.hpp"
 #include "sys/acl.hpp"
 #include "sys/file.hpp"
@@ -249,6 +251,21 @@ void gather_host(Gathered& g, const GatherOptions& options) {
     auto relative = absolute ? path.substr(1) : path;
     auto& facts = in.sources[req.name] = probe(base, relative, in.qemu);
     facts.candidates = std::move(seen);
+    // Method context on a compositor: whether it offers a security context decides whether
+    // `context` is refused now and whether `auto` picks it. Asked as the owner, bounded.
+    bool may_use_context = req.method == Method::kAuto || req.method == Method::kContext;
+    if (plugin->context == "wayland" && may_use_context && !wayland_context_unavailable()) {
+      if (facts.exists == true) {
+        auto answer =
+            ask_security_context(wayland_holder_path(), absolute ? path : runtime_dir + "/" + path,
+                                 owner.uid, owner.gid);
+        facts.security_context = answer.offered;
+        facts.security_context_note = answer.note;
+      } else {
+        facts.security_context_note =
+            facts.exists ? "the socket does not exist now" : "could not look at the socket";
+      }
+    }
   }
 }
 

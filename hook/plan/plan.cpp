@@ -217,13 +217,30 @@ class Planner {
     const auto& facts = d.facts;
     auto& sp = d.sp;
     sp.method = req.method;
+    // A compositor that said it offers a security context (asked at gather, as the owner).
+    const bool compositor_offers =
+        plugin->context == "wayland" && !in_.wayland_context_gap && facts.security_context == true;
     if (req.method == Method::kContext) {
-      if (plugin->context != "pipewire")
+      if (plugin->context.empty())
         return refuse(req,
                       "method context needs a plugin whose server offers security contexts "
-                      "(pipewire, jack); '" +
+                      "(pipewire, jack, wayland); '" +
                           plugin->name + "' has none");
-      if (auto why = context_unavailable()) return refuse(req, *why);
+      if (auto why = plugin->context == "wayland" ? in_.wayland_context_gap : context_unavailable())
+        return refuse(req, *why);
+      if (plugin->context == "wayland" && facts.security_context == false)
+        return refuse(req,
+                      "method context: the compositor at " + sp.source +
+                          " offers no security context (wp_security_context_manager_v1; "
+                          "weston and Mutter have none)",
+                      "use method bind or proxy, which make the VM a full client of it");
+      if (plugin->context == "wayland" && !facts.security_context)
+        sp.warnings.push_back({"",
+                               "could not ask the compositor at " + sp.source +
+                                   " whether it offers a security context (" +
+                                   facts.security_context_note +
+                                   "); the start fails if it offers none",
+                               ""});
     } else if (req.capture) {
       sp.warnings.push_back({"",
                              "capture='yes' has no effect with method " +
@@ -231,7 +248,13 @@ class Planner {
                                  ", which lends the whole server, capture included",
                              ""});
     }
-    if (req.method == Method::kAuto && !in_.vm_separation_gap.empty()) {
+    if (req.method == Method::kAuto && compositor_offers && in_.vm_separation_gap.empty()) {
+      // S9: the compositor hides its privileged globals from the VM; an LSM keeps other VMs
+      // from this VM's lend (S10), so the context socket can be the lend itself.
+      sp.method = Method::kContext;
+      sp.method_note = "auto: context, since the compositor at " + sp.source +
+                       " offers a security context (wp_security_context_v1)";
+    } else if (req.method == Method::kAuto && !in_.vm_separation_gap.empty()) {
       // S10: here only the proxy's cgroup check keeps other VMs from this VM's lend.
       sp.method = Method::kProxy;
       sp.method_note = "auto: proxy, which serves only this VM's QEMU: " + in_.vm_separation_gap +
@@ -240,6 +263,12 @@ class Planner {
                         : *facts.exists ? "the socket exists now"
                                         : "the socket does not exist yet (the proxy connects "
                                           "when it does)");
+      // A context socket has no per-VM check either: auto keeps the proxy, and says that
+      // method context would restrict the VM inside the compositor instead.
+      if (compositor_offers)
+        sp.method_note +=
+            "; the compositor offers a security context, but its socket would reach every "
+            "VM's QEMU too (method='context' asks for it anyway)";
     } else if (req.method == Method::kAuto) {
       if (!facts.exists) {
         sp.method = Method::kBind;
@@ -257,11 +286,15 @@ class Planner {
                                        : "auto: the socket does not exist yet, so proxy";
       }
     } else if (sp.method != Method::kProxy && !in_.vm_separation_gap.empty()) {
+      // (also method context, whose socket any VM's QEMU can connect to here)
       sp.warnings.push_back({"",
                              "every VM's QEMU can reach this lend, not only this VM's: " +
                                  in_.vm_separation_gap + " (method proxy serves only this VM)",
                              ""});
     }
+    // A context lend is restricted inside the server: its method note says how, never the
+    // plugin's <reach> (S9).
+    if (sp.method == Method::kContext) sp.reach.clear();
     return true;
   }
 
@@ -328,7 +361,18 @@ class Planner {
         break;
       case Method::kContext:
         sp.steps.push_back(StartContext{sp.target, sp.source, owner.uid, owner.gid, qemu.uid,
-                                        qemu.gid, domain_.name, domain_.uuid, req.capture});
+                                        qemu.gid, domain_.name, domain_.uuid, req.capture,
+                                        d.plugin->context});
+        if (d.plugin->context == "wayland") {
+          // What sway 1.10 hides (LIBVIRT-NOTES, "Security contexts"); each compositor
+          // decides its own list.
+          auto why = sp.method_note.empty() ? std::string() : sp.method_note + "; ";
+          sp.method_note = why +
+                           "context: the compositor hides its privileged globals from the VM "
+                           "(on sway: screencopy, virtual keyboard and pointer, layer shell, "
+                           "clipboard control, input method); the clipboard itself stays";
+          break;
+        }
         sp.method_note =
             std::string("context: through WirePlumber's rules from sockhook, the VM ") +
             (req.capture ? "sees the sinks, the sources and its own streams"

@@ -9,6 +9,7 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "base/build.hpp"
 #include "base/paths.hpp"
 #include "host/qemu_identity.hpp"
 #include "model/domain_xml.hpp"
@@ -124,6 +125,11 @@ struct SourceFacts {
   /// For a plugin with several candidate paths: what was seen at each (choose_candidate);
   /// the facts above are of the chosen one.
   std::vector<CandidateFacts> candidates = {};
+  /// For a plugin with context="wayland": whether the compositor at the chosen path offers
+  /// wp_security_context_manager_v1 (asked as the owner, bounded; host/compositor.hpp);
+  /// nullopt: not asked, or it could not be (`security_context_note` says why).
+  std::optional<bool> security_context = std::nullopt;
+  std::string security_context_note = {};
 };
 
 /// Everything planning needs, gathered beforehand, so that make_plan makes no system calls.
@@ -147,6 +153,9 @@ struct PlanInputs {
   /// (vm_lend_separation_gap). Not "" unless gathered: then auto prefers the proxy, which
   /// serves only this VM's QEMU (S10).
   std::string vm_separation_gap = "not known whether an LSM keeps VMs apart here";
+  /// Why this build cannot make a Wayland security context (wayland_context_unavailable),
+  /// or nullopt; an input so that tests of the plan do not depend on the build's libraries.
+  std::optional<std::string> wayland_context_gap = wayland_context_unavailable();
 };
 
 /// Turns the gathered inputs into a plan. Pure: no system calls, no I/O.

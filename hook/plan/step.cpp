@@ -114,6 +114,12 @@ std::string StartProxy::describe() const {
 }
 
 std::string StartContext::describe() const {
+  if (wayland())
+    return "listen on " + listen_path + " (owner uid " + std::to_string(qemu_uid) +
+           ", 0600) and start a holder as uid " + std::to_string(owner) +
+           " that makes it a Wayland security context on " + source +
+           " (wp_security_context_v1: engine org.sockhook, app id " + domain + ", instance id " +
+           uuid + ") and holds it until release";
   return "listen on " + listen_path + " (owner uid " + std::to_string(qemu_uid) +
          ", 0600) and start a holder as uid " + std::to_string(owner) +
          " that makes it a PipeWire security context on " + source +

@@ -241,6 +241,12 @@ struct StartContext {
   std::string domain;
   std::string uuid;
   bool capture;
+  /// The server the context is made on: "wayland" for a compositor (wp_security_context_v1,
+  /// sockhook-wayland-holder); "pipewire" or nullopt (journals written before Wayland
+  /// contexts) for PipeWire (sockhook-context-holder).
+  std::optional<std::string> server = std::nullopt;
+
+  bool wayland() const { return server == "wayland"; }
 
   static constexpr std::tuple kFields{
       Field{"listen", "listen", &StartContext::listen_path},
@@ -252,12 +258,14 @@ struct StartContext {
       Field{"domain", "domain", &StartContext::domain},
       Field{"uuid", "uuid", &StartContext::uuid},
       Field{"capture", "capture", &StartContext::capture},
+      Field{"server", "server", &StartContext::server},
   };
   std::string describe() const;
   std::string describe_undo() const {
-    return "stop the context holder (through its pidfd; PipeWire then drops the VM's clients) "
-           "and remove " +
-           listen_path;
+    return std::string("stop the context holder (through its pidfd; ") +
+           (wayland() ? "the compositor then accepts no new client on it"
+                      : "PipeWire then drops the VM's clients") +
+           ") and remove " + listen_path;
   }
 };
 

@@ -48,7 +48,9 @@ log() { echo "trixie.sh: $*" >&2; }
 # apparmor_parser for the AppArmor test, libvirt-daemon-system its virt-aa-helper. The kernel
 # (linux-image-amd64) and sway are for tests/env/aa-kernel.sh, which boots this root as a
 # disk image under Debian 13's own kernel with AppArmor enforcing; sway is the compositor
-# that listens on wayland-1 and offers a security context.
+# that listens on wayland-1 and offers a security context. libwayland-dev and
+# wayland-protocols build sockhook-wayland-holder (wp_security_context_v1, wayland-protocols
+# 1.32 or newer); wayland-utils brings wayland-info, which lists what a client sees.
 packages() {
     cat <<'EOF'
 build-essential
@@ -100,6 +102,9 @@ apparmor
 linux-image-amd64
 kmod
 sway
+libwayland-dev
+wayland-protocols
+wayland-utils
 EOF
 }
 

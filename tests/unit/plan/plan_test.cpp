@@ -219,11 +219,110 @@ TEST_CASE("Method context: one StartContext step where the build has it, one lin
 }
 
 TEST_CASE("Method context needs a plugin whose server has security contexts") {
-  auto plan = plan_of("<s:socket plugin='wayland' owner='alice' method='context'/>");
+  auto plan = plan_of("<s:socket plugin='pulseaudio' owner='alice' method='context'/>");
   REQUIRE(plan.errors.size() == 1);
   CHECK(plan.errors[0].message.find("method context needs a plugin whose server offers security "
-                                    "contexts (pipewire, jack); 'wayland' has none") !=
+                                    "contexts (pipewire, jack, wayland); 'pulseaudio' has none") !=
         std::string::npos);
+}
+
+/// A wayland socket of alice's, with what the compositor said of security contexts and
+/// whether an LSM keeps VMs apart ("" for yes), on a build that has the Wayland holder.
+struct WaylandFixture : Fixture {
+  WaylandFixture(const std::string& method, std::optional<bool> offered,
+                 const std::string& gap = "")
+      : Fixture("<s:socket plugin='wayland' owner='alice'" +
+                (method.empty() ? std::string() : " method='" + method + "'") + "/>") {
+    SourceFacts facts{true, std::nullopt, std::vector<std::string>{}, {}};
+    facts.security_context = offered;
+    facts.security_context_note = offered ? "" : "cannot connect to it";
+    in.sources["wayland"] = facts;
+    in.vm_separation_gap = gap;
+    in.wayland_context_gap = std::nullopt;
+  }
+};
+
+TEST_CASE("Wayland context: a StartContext step on the compositor, and no reach line") {
+  WaylandFixture f("context", true);
+  auto plan = f.plan();
+  const auto& s = clean_socket(plan);
+  CHECK(s.method == Method::kContext);
+  CHECK(revocable(s.method));
+  const auto& c = step_as<StartContext>(s, 0);
+  CHECK(c.wayland());
+  CHECK(c.listen_path == kLend + "/wayland-0");
+  CHECK(c.source == "/run/user/1000/wayland-0");
+  CHECK(c.domain == "vm1");
+  CHECK(c.uuid == kUuid);
+  CHECK(describe(Step{c}).find("Wayland security context") != std::string::npos);
+  // The compositor restricts the VM: the plugin's <reach> is not said, the method note is.
+  CHECK(s.reach.empty());
+  CHECK(contains(s.method_note, "hides its privileged globals"));
+}
+
+TEST_CASE("Wayland context where the compositor offers none: one line, nothing lent") {
+  WaylandFixture f("context", false);
+  auto plan = f.plan();
+  CHECK(plan.sockets.empty());
+  REQUIRE(plan.errors.size() == 1);
+  CHECK(plan.errors[0].text() ==
+        "wayland: method context: the compositor at /run/user/1000/wayland-0 offers no security "
+        "context (wp_security_context_manager_v1; weston and Mutter have none) (hint: use "
+        "method bind or proxy, which make the VM a full client of it)");
+  // bind still works there, and says what the VM reaches.
+  WaylandFixture bind("bind", false);
+  auto bound = bind.plan();
+  CHECK(clean_socket(bound).method == Method::kBind);
+  CHECK(contains(clean_socket(bound).reach, "full client of your compositor"));
+}
+
+TEST_CASE("Wayland context on a build without the holder: refused in one line") {
+  WaylandFixture f("context", true);
+  f.in.wayland_context_gap = "method context needs a Wayland security context (built without)";
+  auto plan = f.plan();
+  REQUIRE(plan.errors.size() == 1);
+  CHECK(plan.errors[0].message == *f.in.wayland_context_gap);
+  // ... and auto does not pick it.
+  WaylandFixture a("", true);
+  a.in.wayland_context_gap = "built without";
+  CHECK(clean_socket(a.plan()).method == Method::kBind);
+}
+
+TEST_CASE("Wayland context where the compositor could not be asked: planned, said") {
+  WaylandFixture f("context", std::nullopt);
+  auto plan = f.plan();
+  const auto& s = clean_socket(plan);
+  CHECK(s.method == Method::kContext);
+  REQUIRE(s.warnings.size() >= 1);
+  CHECK(contains(s.warnings[0].message,
+                 "could not ask the compositor at "
+                 "/run/user/1000/wayland-0 whether it offers a security "
+                 "context (cannot connect to it)"));
+}
+
+TEST_CASE("auto picks context for wayland where the compositor offers it and VMs are kept apart") {
+  auto plan = WaylandFixture("", true).plan();
+  const auto& s = clean_socket(plan);
+  CHECK(s.method == Method::kContext);
+  CHECK(contains(s.method_note,
+                 "auto: context, since the compositor at "
+                 "/run/user/1000/wayland-0 offers a security context"));
+  CHECK(s.reach.empty());
+  CHECK(step_as<StartContext>(s, 0).wayland());
+  // No security context: today's choice, and the reach line.
+  auto none = WaylandFixture("", false).plan();
+  CHECK(clean_socket(none).method == Method::kBind);
+  CHECK_FALSE(clean_socket(none).reach.empty());
+  // Not asked: today's choice too.
+  CHECK(clean_socket(WaylandFixture("", std::nullopt).plan()).method == Method::kBind);
+  // Where no LSM keeps VMs apart (S10) the proxy's per-VM check wins, and the note says
+  // that context was possible.
+  auto gap = WaylandFixture("", true, "no AppArmor confines each VM's QEMU here").plan();
+  const auto& g = clean_socket(gap);
+  CHECK(g.method == Method::kProxy);
+  CHECK(contains(g.method_note,
+                 "the compositor offers a security context, but its socket "
+                 "would reach every VM's QEMU too"));
 }
 
 TEST_CASE("auto never picks context") {

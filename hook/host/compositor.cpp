@@ -1,0 +1,58 @@
+#include "host/compositor.hpp"
+
+#include <unistd.h>
+
+#include <vector>
+
+#include "base/error.hpp"
+#include "sys/creds.hpp"
+#include "sys/file.hpp"
+
+namespace sockhook {
+
+std::string wayland_holder_path(const std::string& self_exe) {
+  std::string exe = self_exe;
+  // The default names the running binary through /proc: its directory is the real one's.
+  if (exe == "/proc/self/exe")
+    if (auto real = self_exe_path()) exe = *real;
+  auto slash = exe.rfind('/');
+  auto beside = (slash == std::string::npos ? std::string(".") : exe.substr(0, slash)) +
+                "/sockhook-wayland-holder";
+  // install.sh's hook is a copy of sockhook in /etc/libvirt/hooks/qemu.d, where no holder may
+  // be (libvirt runs every executable there as a hook): there the installed one serves.
+  if (::access(beside.c_str(), X_OK) == 0) return beside;
+  return SOCKHOOK_BIN_DIR "/sockhook-wayland-holder";
+}
+
+SecurityContextAnswer ask_security_context(const std::string& holder, const std::string& socket,
+                                           uid_t owner, gid_t owner_gid) {
+  if (::geteuid() != 0) return {std::nullopt, "run as root to ask it"};
+  if (::access(holder.c_str(), X_OK) != 0) return {std::nullopt, "no " + holder};
+  // Everything the child needs is made before the fork: it only calls execve.
+  std::vector<std::string> args = {
+      "sockhook-wayland-holder", "--probe", "--connect", socket, "--report-fd", "3"};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  char* envp[] = {nullptr};
+  try {
+    auto out = run_as_user(
+        owner, owner_gid,
+        [&](int /*fd 3*/) {
+          ::execve(holder.c_str(), argv.data(), envp);
+          return 126;
+        },
+        512, kCompositorProbeMs);
+    auto said = out.output;
+    while (!said.empty() && (said.back() == '\n' || said.back() == ' ')) said.pop_back();
+    if (out.status == 0 && said == "offered") return {true, ""};
+    if (out.status == 0 && said == "none") return {false, ""};
+    if (said.empty() || said.size() > 256)
+      said = "the probe ended with status " + std::to_string(out.status);
+    return {std::nullopt, said};
+  } catch (const Error& e) {
+    return {std::nullopt, e.what()};
+  }
+}
+
+}  // namespace sockhook

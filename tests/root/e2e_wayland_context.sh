@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# e2e_wayland_context.sh - QEMU's own display window (libvirt <graphics type='sdl'/>, SDL on
+# Wayland) on the desktop user's sway, lent with method context (issue 19): real libvirtd,
+# real QEMU, real sway (headless), the hook installed as install.sh does.
+#
+#   bash tests/root/e2e_wayland_context.sh /abs/path/to/sockhook     (root; exit 77 otherwise)
+#
+# sway's IPC, asked as its owner, must list a window 'QEMU ...' whose client is QEMU itself
+# (the compositor serves the context's socket directly), while the holder runs as the owner;
+# virsh destroy leaves the host byte-identical and the window gone. What such a client can
+# bind is tests/root/lend_wayland_context.sh's concern (wayland-info through the same lend).
+# Where wayland-protocols has no security-context-v1.xml (Debian 12) the suite skips.
+set -euo pipefail
+skip() { echo "SKIP: $*"; exit 77; }  # before the library: nothing to clean up yet
+xml=/usr/share/wayland-protocols/staging/security-context/security-context-v1.xml
+[[ -f $xml ]] || skip "no $xml (wayland-protocols < 1.32): no sockhook-wayland-holder can be built here"
+command -v sway >/dev/null || skip "sway is not installed"
+source "$(dirname "${BASH_SOURCE[0]}")/lib/suite.bash" e2e "$@"
+need_tools sway swaymsg
+
+# The hook is a copy in qemu.d (e2e_install), where nothing else may be: the holder goes where
+# install.sh puts it, the bindir sockhook was built for (the build tree's CMakeCache.txt).
+HOLDER=$(dirname "$(readlink -f "$SOCKHOOK")")/sockhook-wayland-holder
+[[ -x $HOLDER ]] || die "no sockhook-wayland-holder beside $SOCKHOOK, though $xml is here"
+holder_remove() { rm -f "$HOLDER_AT"; }
+if [[ $E2E_INSTALLED != 1 ]]; then
+    cache=$(dirname "$(readlink -f "$SOCKHOOK")")/CMakeCache.txt
+    prefix=$(sed -n 's/^CMAKE_INSTALL_PREFIX:PATH=//p' "$cache" 2>/dev/null)
+    bindir=$(sed -n 's/^CMAKE_INSTALL_BINDIR:PATH=//p' "$cache" 2>/dev/null)
+    [[ -n $prefix ]] || skip "no CMakeCache.txt beside $SOCKHOOK: where would install.sh put the holder?"
+    [[ $bindir == /* ]] || bindir=$prefix/${bindir:-bin}
+    HOLDER_AT=$bindir/sockhook-wayland-holder
+    [[ -e $HOLDER_AT ]] && skip "$HOLDER_AT exists (an installed sockhook?)"
+    install -D -m 0755 -o root -g root "$HOLDER" "$HOLDER_AT"
+    on_exit holder_remove
+fi
+
+D=${E2E_PREFIX}wlctx
+rt=/run/user/$SH_UID
+stop_sway() { pkill -u "$SH_UID" -x sway 2>/dev/null || true; }
+on_exit stop_sway
+say "the owner's sway (headless)"
+"$DESKTOP" as-user env WLR_BACKENDS=headless WLR_LIBINPUT_NO_DEVICES=1 WLR_RENDERER=pixman \
+    sway -c /dev/null >"$TMP/sway.log" 2>&1 &
+wait_until 20 test -S "$rt/wayland-1" || die "sway made no $rt/wayland-1: $(tail -5 "$TMP/sway.log")"
+wait_until 20 compgen -G "$rt/sway-ipc.*.sock" || die "sway made no IPC socket"
+ipc=$(compgen -G "$rt/sway-ipc.*.sock" | head -1)
+
+# qemu_window_pid : the pid of the client of sway's window 'QEMU ...' (empty if none).
+qemu_window_pid() {
+    "$DESKTOP" as-user swaymsg -s "$ipc" -t get_tree -r 2>/dev/null | python3 -c '
+import json, sys
+def walk(n):
+    if n.get("pid") and (n.get("name") or "").startswith("QEMU"):
+        print(n["pid"])
+    for c in n.get("nodes", []) + n.get("floating_nodes", []):
+        walk(c)
+walk(json.load(sys.stdin))' | head -1
+}
+has_qemu_window() { [[ -n $(qemu_window_pid) ]]; }
+no_qemu_window() { [[ -z $(qemu_window_pid) ]]; }
+
+# The test domain with a VGA card: libvirt.sh's template has <video> model none.
+define_domain "$D" UD "s|<model type='none'/>|<model type='vga'/>|"
+annotate_ok "$D" --plugin wayland --owner "$SH_USER" --method context
+check "annotate asks for method context" grep -q -E "method=[\"']context" <<<"$XML"
+check "annotate adds an SDL display" grep -q "<graphics type='sdl'" <<<"$XML"
+host_snapshot >"$BEFORE"
+if started "$D" "method context"; then
+    check "sway's tree lists QEMU's window" wait_until "$E2E_TIMEOUT" has_qemu_window
+    pid=$(qemu_window_pid)
+    want=$(qemu_pid "$D")
+    check "the window's client is QEMU itself (pid $want), through the context's socket" \
+        test "$pid" = "$want"
+    st=$("$SOCKHOOK" status 2>&1 || true)
+    show "$st"
+    check "status shows the context lend, healthy" \
+        bash -c "grep -q 'wayland: context, owner $SH_USER' <<<\"\$1\" && grep -q 'health ok' <<<\"\$1\"" _ "$st"
+    check "the holder runs as $SH_USER" \
+        test -n "$(pgrep -u "$SH_UID" -x sockhook-waylan)"
+    stop "$D"
+fi
+check "virsh destroy leaves the host byte-identical" same_as_before "$BEFORE"
+check "QEMU's window is gone" wait_until 5 no_qemu_window
+check "the holder is gone" wait_until 5 bash -c "[[ -z \$(pgrep -u $SH_UID -x sockhook-waylan) ]]"
+
+say "annotate --remove"
+annotate_removed "$D" wayland
+
+finish
