@@ -50,7 +50,11 @@ std::string context_holder_path(const std::string& self_exe) {
   // The default names the running binary through /proc: its directory is the real one's.
   if (exe == "/proc/self/exe")
     if (auto real = self_exe_path()) exe = *real;
-  return dir_name(exe) + "/sockhook-context-holder";
+  auto beside = dir_name(exe) + "/sockhook-context-holder";
+  // install.sh's hook is a copy of sockhook in /etc/libvirt/hooks/qemu.d, where no holder
+  // may be (libvirt runs every executable there as a hook): there the installed one serves.
+  if (::access(beside.c_str(), X_OK) == 0) return beside;
+  return SOCKHOOK_BIN_DIR "/sockhook-context-holder";
 }
 
 void start_context(SocketRun& run, const StartContext& step) {

@@ -19,7 +19,9 @@ namespace sockhook {
 /// rules in dist/wireplumber match it.
 inline constexpr const char* kContextEngine = "org.sockhook";
 
-/// Where the holder is: beside the running sockhook binary.
+/// Where the holder is: beside the running sockhook binary when it is there (a build tree,
+/// the package's /usr/bin), else in the bindir sockhook was built for (install.sh's hook is a
+/// copy in /etc/libvirt/hooks/qemu.d, beside which nothing else may be).
 std::string context_holder_path(const std::string& self_exe);
 
 /// StartContext: creates the listening socket in the lend directory as root (never more open
