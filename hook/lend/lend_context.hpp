@@ -31,4 +31,12 @@ std::string context_holder_path(const std::string& self_exe);
 /// holder runs as the owner.
 void start_context(SocketRun& run, const StartContext& step);
 
+/// reconnect and refresh: a dead holder of entry `index` is started again, as the proxy is
+/// (restart_proxy): its socket is bound anew at the same path for QEMU's user and a new
+/// context created on the owner's server; the new pid is recorded. The VM's old clients are
+/// gone with the old holder; QEMU's new connections get through. Returns what it could not do,
+/// or nullopt.
+UndoProblem restart_context(Transaction& tx, std::size_t index, const StartContext& step,
+                            const ExecContext& ctx, const std::string& label, gid_t qemu_gid);
+
 }  // namespace sockhook
