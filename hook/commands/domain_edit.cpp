@@ -747,8 +747,9 @@ AnnotateResult annotate_xml(std::string_view xml, const AnnotateRequest& req,
       if (d.error && (d.socket == result.socket || d.socket.empty()))
         throw Error((d.socket.empty() ? "" : d.socket + ": ") + d.message);
     an.apply(socket, *ctx.plugin, plan_needs(parsed, result.socket, ctx));
-    // S9: never silently; the same line as `plan` and `doctor` (reach_line).
-    if (!ctx.plugin->reach.empty())
+    // S9: never silently; the same line as `plan` and `doctor` (reach_line). A context lend
+    // is restricted by the server: plan says what it lets the VM see, not this.
+    if (!ctx.plugin->reach.empty() && !attr_is(socket, "method", "context"))
       result.notes.push_back(reach_line(result.socket, ctx.plugin->reach));
   }
   result.xml = ed.save();

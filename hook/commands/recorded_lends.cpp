@@ -72,12 +72,13 @@ LendStatus status_of(const Journal& j, const JournalSocket& s) {
       st.proxy_pid = e.pid;
       if (!proxy_alive(e)) {
         st.health = "broken";
-        // A context's holder is not restarted: a new context is a new lend (restart the VM).
-        st.why = s.method == "context"
-                     ? "the context's holder is not running, so PipeWire no longer serves the "
-                       "VM (restart the VM to lend again)"
-                     : "the proxy is not running (hint: sockhook refresh " + j.domain +
-                           "; a libvirtd restart's reconnect restarts it too)";
+        // Both are started again by refresh and by a libvirtd restart's reconnect.
+        st.why = (s.method == "context"
+                      ? "the context's holder is not running, so PipeWire no longer serves the "
+                        "VM"
+                      : "the proxy is not running") +
+                 std::string(" (hint: sockhook refresh ") + j.domain +
+                 "; a libvirtd restart's reconnect restarts it too)";
       }
     } else if ((e.kind == EntryKind::kAcl || e.kind == EntryKind::kGroup) && e.path == s.source) {
       if (s.method != "bind" && source_inode_now(s) != e.inode) {
@@ -214,7 +215,8 @@ LendsDone refresh_lends(const ExecContext& ctx, const std::string& domain, const
     for (const auto& st : lend_status(ctx.paths)) {
       if (st.uuid != uuid || st.health == "ok") continue;
       if (st.method == "bind") names.push_back(st.socket);
-      if (st.method == "proxy") proxies.push_back(st.socket);
+      // A dead context holder is restarted as a dead proxy is (execute_reconnect).
+      if (st.method == "proxy" || st.method == "context") proxies.push_back(st.socket);
     }
     if (!proxies.empty() && dead == DeadProxies::kRestart) {
       // The same restart as reconnect's, under the same policy check (S5).

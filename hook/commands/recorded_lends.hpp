@@ -50,12 +50,14 @@ LendsDone cleanup_lends(const ExecContext& ctx, const std::string& domain, bool 
 
 /// What refresh does besides re-binding stale bind lends.
 enum class DeadProxies {
-  kRestart,  ///< start dead proxies again, as reconnect does (`sockhook refresh`)
+  kRestart,  ///< start dead proxies and context holders again, as reconnect does (`sockhook
+             ///< refresh`)
   kLeave,    ///< leave them: the caller's reconnect has just tried (the hook's reconnect)
 };
 
 /// refresh: lends the stale bind sockets of `domain` (name or UUID) again, and starts its dead
-/// proxies again (a proxy ends with its owner's processes at logout, where logind kills them),
+/// proxies and context holders again (they end with their owner's processes at logout, where
+/// logind kills them),
 /// those that `policy` still allows. Returns the sockets refreshed and the problems (a
 /// refusal is one). Throws Error if `domain` matches no journal.
 LendsDone refresh_lends(const ExecContext& ctx, const std::string& domain, const Policy& policy,

@@ -508,33 +508,39 @@ std::optional<std::string> relend_refusal(const Policy& policy, const Journal& j
 std::vector<std::string> execute_reconnect(const std::string& uuid, const ExecContext& ctx,
                                            const Policy& policy) {
   const auto configured = configured_qemu_identity();
-  auto problems =
-      with_journal(uuid, ctx,
-                   [&](DomainExecutor&, Transaction& tx, Journal& journal, const ExecContext& real,
-                       std::vector<std::string>& out) {
-                     for (std::size_t i = 0; i < journal.entries.size(); ++i) {
-                       const auto& e = journal.entries[i];
-                       if (e.kind != EntryKind::kProxy || proxy_alive(e)) continue;
-                       const auto* s = journal.find_socket(e.socket);
-                       std::optional<StartProxy> step;
-                       if (s)
-                         for (const auto& st : s->steps)
-                           if (const auto* p = std::get_if<StartProxy>(&st)) step = *p;
-                       if (!step) continue;
-                       // A new proxy is a new lend: only with the policy's consent.
-                       if (auto refused = relend_refusal(policy, journal, *s, configured)) {
-                         log_warning(journal.domain + ": " + *refused);
-                         continue;
-                       }
-                       auto copy = *step;
-                       auto label = journal.domain + "/" + e.socket + " " + journal.uuid;
-                       if (auto p = restart_proxy(tx, i, copy, real, label, journal.qemu_gid)) {
-                         out.push_back(e.socket + ": " + *p);
-                       } else {
-                         log_info(journal.domain + ": " + e.socket + ": proxy restarted");
-                       }
-                     }
-                   });
+  auto problems = with_journal(
+      uuid, ctx,
+      [&](DomainExecutor&, Transaction& tx, Journal& journal, const ExecContext& real,
+          std::vector<std::string>& out) {
+        for (std::size_t i = 0; i < journal.entries.size(); ++i) {
+          const auto& e = journal.entries[i];
+          if (e.kind != EntryKind::kProxy || proxy_alive(e)) continue;
+          // The process that serves the lend: a proxy, or a context's holder.
+          const auto* s = journal.find_socket(e.socket);
+          std::optional<StartProxy> proxy;
+          std::optional<StartContext> context;
+          if (s)
+            for (const auto& st : s->steps) {
+              if (const auto* p = std::get_if<StartProxy>(&st)) proxy = *p;
+              if (const auto* c = std::get_if<StartContext>(&st)) context = *c;
+            }
+          if (!proxy && !context) continue;
+          // A new proxy or context is a new lend: only with the policy's consent.
+          if (auto refused = relend_refusal(policy, journal, *s, configured)) {
+            log_warning(journal.domain + ": " + *refused);
+            continue;
+          }
+          auto label = journal.domain + "/" + e.socket + " " + journal.uuid;
+          auto what = proxy ? "proxy" : "context holder";
+          auto problem = proxy ? restart_proxy(tx, i, *proxy, real, label, journal.qemu_gid)
+                               : restart_context(tx, i, *context, real, label, journal.qemu_gid);
+          if (problem) {
+            out.push_back(e.socket + ": " + *problem);
+          } else {
+            log_info(journal.domain + ": " + e.socket + ": " + what + " restarted");
+          }
+        }
+      });
   for (const auto& p : problems) log_warning("reconnect " + uuid + ": " + p);
   return problems;
 }

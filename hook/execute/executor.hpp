@@ -43,9 +43,9 @@ std::optional<std::vector<std::string>> execute_release_if_stale(
     const std::string& uuid, const ExecContext& ctx, const std::function<bool()>& stale,
     bool forget, std::vector<std::string>& forgotten);
 
-/// reconnect begin: checks every lend of `uuid` and restarts dead proxies that `policy` still
-/// allows (a restart is a new lend); a refused one stays as it is, with one log line saying
-/// why. Never throws.
+/// reconnect begin: checks every lend of `uuid` and restarts dead proxies and context holders that
+/// `policy` still allows (a restart is a new lend); a refused one stays as it is, with one log line
+/// saying why. Never throws.
 std::vector<std::string> execute_reconnect(const std::string& uuid, const ExecContext& ctx,
                                            const Policy& policy);
 

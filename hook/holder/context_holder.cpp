@@ -11,10 +11,13 @@
 // SIGINT. PipeWire serves the socket exactly as long as that read end is open, and drops
 // every client of it when it closes (LIBVIRT-NOTES, "Security contexts"): ending this
 // process revokes the lend. Its own connection to PipeWire is closed once the context
-// exists, so an idle holder holds one pipe and nothing of PipeWire's.
+// exists, so an idle holder holds one pipe and nothing of PipeWire's; when PipeWire closes
+// its end of that pipe (the owner's server ended), the holder ends too, so that status
+// reports the dead lend and refresh can lend again.
 //
 // Built only with libpipewire 1.2 or newer (the security context's first release).
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -275,8 +278,18 @@ int main(int argc, char** argv) {
   }
   report(o.report_fd, "ok");
   syslog(LOG_INFO, "context %s: PipeWire serves the lend until this process ends", o.label.c_str());
-  signalfd_siginfo info{};
-  while (read(stop_fd, &info, sizeof info) < 0 && errno == EINTR) {
+  // Until a stop signal, or until PipeWire closes its end of close_fd: the owner's server
+  // ended (a restart, a logout) and the lend with it. Running on then would hide a dead lend
+  // from status; ending lets status say so, and refresh or reconnect start a holder on the
+  // new server.
+  pollfd waits[2] = {{stop_fd, POLLIN, 0}, {hold, POLLIN, 0}};
+  while (poll(waits, 2, -1) < 0 && errno == EINTR) {
+  }
+  if (waits[0].revents == 0 && waits[1].revents != 0) {
+    syslog(LOG_WARNING, "context %s: PipeWire stopped serving the lend (its server ended)",
+           o.label.c_str());
+    close(hold);
+    return 1;
   }
   // Closing the read end tells PipeWire to stop serving and to drop the VM's clients.
   close(hold);

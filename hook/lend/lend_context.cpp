@@ -51,8 +51,52 @@ std::string context_holder_path(const std::string& self_exe) {
   // The default names the running binary through /proc: its directory is the real one's.
   if (exe == "/proc/self/exe")
     if (auto real = self_exe_path()) exe = *real;
-  return dir_name(exe) + "/sockhook-context-holder";
+  auto beside = dir_name(exe) + "/sockhook-context-holder";
+  // install.sh's hook is a copy of sockhook in /etc/libvirt/hooks/qemu.d, where no holder
+  // may be (libvirt runs every executable there as a hook): there the installed one serves.
+  if (::access(beside.c_str(), X_OK) == 0) return beside;
+  return SOCKHOOK_BIN_DIR "/sockhook-context-holder";
 }
+
+namespace {
+
+/// Binds the lend socket, records its inode, starts the holder as the owner and waits for its
+/// word: the part shared by start and restart.
+void launch(ServedLend& lend, const Fd& dir, const StartContext& step, const ExecContext& ctx,
+            gid_t qemu_gid) {
+  Fd sock = lend.listen(dir, step.qemu_uid, qemu_gid);
+  auto exe = context_holder_path(ctx.self_exe);
+  std::vector<std::string> args = {"sockhook-context-holder",
+                                   "--listen-fd",
+                                   "3",
+                                   "--connect",
+                                   step.source,
+                                   "--domain",
+                                   step.domain,
+                                   "--uuid",
+                                   step.uuid,
+                                   "--capture",
+                                   step.capture ? "yes" : "no",
+                                   "--label",
+                                   lend.label(),
+                                   "--report-fd",
+                                   "4"};
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) throw_errno("pipe");
+  Fd report_read(fds[0]);
+  Fd report_write(fds[1]);
+  // As for the proxy (S6): the holder runs as the owner, who alone may create a context on
+  // the owner's server, with nothing of the hook's; the journal names it before it runs.
+  spawn_as_owner(exe, std::move(sock), std::move(args), step.owner, step.owner_gid,
+                 "the context holder for " + lend.label(), lend.recorder(), report_write);
+  report_write.reset();
+  // The holder says "ok" once PipeWire serves the socket, or why it could not; it bounds its
+  // own waits for PipeWire, and so does this one (a holder stopped by its owner says nothing).
+  std::string said = read_report(report_read);
+  if (said != "ok") throw Error(said);
+}
+
+}  // namespace
 
 void start_context(SocketRun& run, const StartContext& step) {
   if (step.wayland()) return start_wayland_context(run, step);
@@ -60,38 +104,27 @@ void start_context(SocketRun& run, const StartContext& step) {
   if (auto why = context_unavailable()) throw Error(what + ": " + *why);
   try {
     ServedLend lend(run, step.listen_path, step.owner);
-    Fd sock = lend.listen(run.lend_dir, step.qemu_uid, run.qemu_gid);
-    auto exe = context_holder_path(run.ctx.self_exe);
-    std::vector<std::string> args = {"sockhook-context-holder",
-                                     "--listen-fd",
-                                     "3",
-                                     "--connect",
-                                     step.source,
-                                     "--domain",
-                                     step.domain,
-                                     "--uuid",
-                                     step.uuid,
-                                     "--capture",
-                                     step.capture ? "yes" : "no",
-                                     "--label",
-                                     lend.label(),
-                                     "--report-fd",
-                                     "4"};
-    int fds[2];
-    if (::pipe2(fds, O_CLOEXEC) != 0) throw_errno("pipe");
-    Fd report_read(fds[0]);
-    Fd report_write(fds[1]);
-    // As for the proxy (S6): the holder runs as the owner, who alone may create a context on
-    // the owner's server, with nothing of the hook's; the journal names it before it runs.
-    spawn_as_owner(exe, std::move(sock), std::move(args), step.owner, step.owner_gid,
-                   "the context holder for " + lend.label(), lend.recorder(), report_write);
-    report_write.reset();
-    // The holder says "ok" once PipeWire serves the socket, or why it could not; it bounds its
-    // own waits for PipeWire, and so does this one (a holder stopped by its owner says nothing).
-    std::string said = read_report(report_read);
-    if (said != "ok") throw Error(said);
+    launch(lend, run.lend_dir, step, run.ctx, run.qemu_gid);
   } catch (const Error& err) {
     throw err.with_context(what);
+  }
+}
+
+UndoProblem restart_context(Transaction& tx, std::size_t index, const StartContext& step,
+                            const ExecContext& ctx, const std::string& label, gid_t qemu_gid) {
+  auto what = "cannot restart the PipeWire security context on " + step.listen_path;
+  if (auto why = context_unavailable()) return what + ": " + *why;
+  // The old holder (if it still runs) and its socket go first: PipeWire served that socket
+  // only while the holder held close_fd, so its clients are gone with it.
+  if (auto problem = undo_proxy(tx.journal().entries.at(index))) return problem;
+  try {
+    ServedLend lend(tx, index, label);
+    Fd dir = open_lend_dir(dir_name(step.listen_path));
+    if (!dir) return what + ": no lend directory";
+    launch(lend, dir, step, ctx, qemu_gid);
+    return std::nullopt;
+  } catch (const Error& err) {
+    return err.with_context(what).what();
   }
 }
 

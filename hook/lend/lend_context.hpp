@@ -19,7 +19,9 @@ namespace sockhook {
 /// rules in dist/wireplumber match it.
 inline constexpr const char* kContextEngine = "org.sockhook";
 
-/// Where the holder is: beside the running sockhook binary.
+/// Where the holder is: beside the running sockhook binary when it is there (a build tree,
+/// the package's /usr/bin), else in the bindir sockhook was built for (install.sh's hook is a
+/// copy in /etc/libvirt/hooks/qemu.d, beside which nothing else may be).
 std::string context_holder_path(const std::string& self_exe);
 
 /// StartContext: creates the listening socket in the lend directory as root (never more open
@@ -28,5 +30,13 @@ std::string context_holder_path(const std::string& self_exe);
 /// checked and shown exactly as a proxy is); its pid and start time are recorded before the
 /// holder runs as the owner.
 void start_context(SocketRun& run, const StartContext& step);
+
+/// reconnect and refresh: a dead holder of entry `index` is started again, as the proxy is
+/// (restart_proxy): its socket is bound anew at the same path for QEMU's user and a new
+/// context created on the owner's server; the new pid is recorded. The VM's old clients are
+/// gone with the old holder; QEMU's new connections get through. Returns what it could not do,
+/// or nullopt.
+UndoProblem restart_context(Transaction& tx, std::size_t index, const StartContext& step,
+                            const ExecContext& ctx, const std::string& label, gid_t qemu_gid);
 
 }  // namespace sockhook

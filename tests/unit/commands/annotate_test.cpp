@@ -316,6 +316,17 @@ TEST_CASE("Annotate says what the VM reaches through each socket that the server
   }
 }
 
+TEST_CASE("Annotate does not call a context lend unrestricted") {
+  for (const auto* name : {"pipewire", "jack"}) {
+    CAPTURE(name);
+    Fixture f(name);
+    f.req.method = "context";
+    auto r = f.add(libvirt_domain());
+    CHECK_FALSE(notes_say(r, ": unrestricted: "));
+    CHECK_FALSE(notes_say(f.add(r.xml), ": unrestricted: "));
+  }
+}
+
 TEST_CASE("Wayland gets QEMU's SDL display and the environment SDL needs on Wayland") {
   Fixture f("wayland");
   const std::string lend = std::string("/run/sockhook/libvirt-") + kUuid;
