@@ -11,17 +11,7 @@
 namespace sockhook {
 
 std::string wayland_holder_path(const std::string& self_exe) {
-  std::string exe = self_exe;
-  // The default names the running binary through /proc: its directory is the real one's.
-  if (exe == "/proc/self/exe")
-    if (auto real = self_exe_path()) exe = *real;
-  auto slash = exe.rfind('/');
-  auto beside = (slash == std::string::npos ? std::string(".") : exe.substr(0, slash)) +
-                "/sockhook-wayland-holder";
-  // install.sh's hook is a copy of sockhook in /etc/libvirt/hooks/qemu.d, where no holder may
-  // be (libvirt runs every executable there as a hook): there the installed one serves.
-  if (::access(beside.c_str(), X_OK) == 0) return beside;
-  return SOCKHOOK_BIN_DIR "/sockhook-wayland-holder";
+  return sockhook_program("sockhook-wayland-holder", self_exe);
 }
 
 SecurityContextAnswer ask_security_context(const std::string& holder, const std::string& socket,

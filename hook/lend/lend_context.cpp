@@ -10,7 +10,6 @@
 #include "base/error.hpp"
 #include "lend/lend_dir.hpp"
 #include "lend/lend_proxy.hpp"
-#include "lend/lend_wayland_context.hpp"
 #include "proxy/spawn.hpp"
 #include "sys/file.hpp"
 #include "sys/root_dir.hpp"
@@ -19,8 +18,9 @@ namespace sockhook {
 
 namespace {
 
-/// Longest the hook waits for the holder's word: longer than the holder's own two waits for
-/// PipeWire (kAnswerSeconds each, hook/holder/context_holder.cpp).
+/// Longest the hook waits for a holder's word: longer than the holder's own two waits for its
+/// server (kAnswerSeconds each in hook/holder/context_holder.cpp, kAnswerMs each in
+/// hook/holder/wayland_holder.cpp).
 constexpr int kReportTimeoutMs = 25000;
 
 /// What the holder wrote on its report pipe until it closed it: "ok" or one line saying why
@@ -44,54 +44,45 @@ std::string read_report(const Fd& fd) {
   return said.empty() ? "the context holder ended without saying why (see the system log)" : said;
 }
 
-}  // namespace
-
-std::string context_holder_path(const std::string& self_exe) {
-  std::string exe = self_exe;
-  // The default names the running binary through /proc: its directory is the real one's.
-  if (exe == "/proc/self/exe")
-    if (auto real = self_exe_path()) exe = *real;
-  auto beside = dir_name(exe) + "/sockhook-context-holder";
-  // install.sh's hook is a copy of sockhook in /etc/libvirt/hooks/qemu.d, where no holder
-  // may be (libvirt runs every executable there as a hook): there the installed one serves.
-  if (::access(beside.c_str(), X_OK) == 0) return beside;
-  return SOCKHOOK_BIN_DIR "/sockhook-context-holder";
+/// The server a context step asks, by name, and its holder program.
+struct Holder {
+  const char* server;
+  const char* program;
+};
+Holder holder_of(const StartContext& step) {
+  return step.wayland() ? Holder{"Wayland", "sockhook-wayland-holder"}
+                        : Holder{"PipeWire", "sockhook-context-holder"};
+}
+std::optional<std::string> unavailable(const StartContext& step) {
+  return step.wayland() ? wayland_context_unavailable() : context_unavailable();
 }
 
-namespace {
-
 /// Binds the lend socket, records its inode, starts the holder as the owner and waits for its
-/// word: the part shared by start and restart.
+/// word: the part shared by start and restart, and by PipeWire and Wayland.
 void launch(ServedLend& lend, const Fd& dir, const StartContext& step, const ExecContext& ctx,
             gid_t qemu_gid) {
   Fd sock = lend.listen(dir, step.qemu_uid, qemu_gid);
-  auto exe = context_holder_path(ctx.self_exe);
-  std::vector<std::string> args = {"sockhook-context-holder",
-                                   "--listen-fd",
-                                   "3",
-                                   "--connect",
-                                   step.source,
-                                   "--domain",
-                                   step.domain,
-                                   "--uuid",
-                                   step.uuid,
-                                   "--capture",
-                                   step.capture ? "yes" : "no",
-                                   "--label",
-                                   lend.label(),
-                                   "--report-fd",
-                                   "4"};
+  auto holder = holder_of(step);
+  std::vector<std::string> args = {
+      holder.program, "--listen-fd", "3",      "--connect", step.source,
+      "--domain",     step.domain,   "--uuid", step.uuid,   "--label",
+      lend.label(),   "--report-fd", "4"};
+  // Only PipeWire's context can also give the sources (capture="yes").
+  if (!step.wayland()) args.insert(args.end(), {"--capture", step.capture ? "yes" : "no"});
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) throw_errno("pipe");
   Fd report_read(fds[0]);
   Fd report_write(fds[1]);
   // As for the proxy (S6): the holder runs as the owner, who alone may create a context on
   // the owner's server, with nothing of the hook's; the journal names it before it runs.
-  spawn_as_owner(exe, std::move(sock), std::move(args), step.owner, step.owner_gid,
-                 "the context holder for " + lend.label(), lend.recorder(), report_write);
+  spawn_as_owner(sockhook_program(holder.program, ctx.self_exe), std::move(sock), std::move(args),
+                 step.owner, step.owner_gid, "the context holder for " + lend.label(),
+                 lend.recorder(), report_write);
   report_write.reset();
-  // The holder says "ok" once PipeWire serves the socket, or why it could not; it bounds its
-  // own waits for PipeWire, and so does this one (a holder stopped by its owner says nothing).
+  // The holder says "ok" once its server serves the socket, or why it could not (PipeWire
+  // not answering; a compositor that offers no security context, or is itself sandboxed:
+  // "nested"); it bounds its own waits for the server, and so does this one (a holder
+  // stopped by its owner says nothing).
   std::string said = read_report(report_read);
   if (said != "ok") throw Error(said);
 }
@@ -99,9 +90,9 @@ void launch(ServedLend& lend, const Fd& dir, const StartContext& step, const Exe
 }  // namespace
 
 void start_context(SocketRun& run, const StartContext& step) {
-  if (step.wayland()) return start_wayland_context(run, step);
-  auto what = "cannot start a PipeWire security context on " + step.listen_path;
-  if (auto why = context_unavailable()) throw Error(what + ": " + *why);
+  auto what = std::string("cannot start a ") + holder_of(step).server + " security context on " +
+              step.listen_path;
+  if (auto why = unavailable(step)) throw Error(what + ": " + *why);
   try {
     ServedLend lend(run, step.listen_path, step.owner);
     launch(lend, run.lend_dir, step, run.ctx, run.qemu_gid);
@@ -112,9 +103,10 @@ void start_context(SocketRun& run, const StartContext& step) {
 
 UndoProblem restart_context(Transaction& tx, std::size_t index, const StartContext& step,
                             const ExecContext& ctx, const std::string& label, gid_t qemu_gid) {
-  auto what = "cannot restart the PipeWire security context on " + step.listen_path;
-  if (auto why = context_unavailable()) return what + ": " + *why;
-  // The old holder (if it still runs) and its socket go first: PipeWire served that socket
+  auto what = std::string("cannot restart the ") + holder_of(step).server +
+              " security context on " + step.listen_path;
+  if (auto why = unavailable(step)) return what + ": " + *why;
+  // The old holder (if it still runs) and its socket go first: the server served that socket
   // only while the holder held close_fd, so its clients are gone with it.
   if (auto problem = undo_proxy(tx.journal().entries.at(index))) return problem;
   try {

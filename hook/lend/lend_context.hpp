@@ -8,21 +8,20 @@
 
 namespace sockhook {
 
-// Method context (issue 19): the VM reaches the owner's PipeWire only through a security
+// Method context (issue 19): the VM reaches the owner's server only through a security
 // context that sockhook creates for it. The hook binds the lend socket itself (in the lend
-// directory, for QEMU's user, as the proxy does); a holder process running as the owner
-// (hook/holder/context_holder.cpp, started like the proxy) hands it to PipeWire with
-// pw_security_context_create and holds close_fd until release. PipeWire labels every client
-// of that socket; WirePlumber's rules from dist/wireplumber restrict them to playback.
+// directory, for QEMU's user, as the proxy does); a holder process running as the owner,
+// started like the proxy, hands it to the server and holds close_fd until release:
+// - PipeWire (pipewire, jack): hook/holder/context_holder.cpp, pw_security_context_create.
+//   PipeWire labels every client of that socket; WirePlumber's rules from dist/wireplumber
+//   restrict them to playback.
+// - Wayland: hook/holder/wayland_holder.cpp, wp_security_context_v1 (engine org.sockhook,
+//   app id the domain's name, instance id its UUID). The compositor hides its privileged
+//   globals from every client of it.
 
 /// The engine name a context lend gives its clients (pipewire.sec.engine); the WirePlumber
 /// rules in dist/wireplumber match it.
 inline constexpr const char* kContextEngine = "org.sockhook";
-
-/// Where the holder is: beside the running sockhook binary when it is there (a build tree,
-/// the package's /usr/bin), else in the bindir sockhook was built for (install.sh's hook is a
-/// copy in /etc/libvirt/hooks/qemu.d, beside which nothing else may be).
-std::string context_holder_path(const std::string& self_exe);
 
 /// StartContext: creates the listening socket in the lend directory as root (never more open
 /// than 0600, then owned by QEMU's user) and starts the holder as the owner. The journal

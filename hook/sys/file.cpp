@@ -42,6 +42,17 @@ std::optional<std::string> self_exe_path() {
   return std::string(buf, static_cast<std::size_t>(n));
 }
 
+std::string sockhook_program(const std::string& name, const std::string& self_exe) {
+  std::string exe = self_exe;
+  // The default names the running binary through /proc: its directory is the real one's.
+  if (exe == "/proc/self/exe")
+    if (auto real = self_exe_path()) exe = *real;
+  auto slash = exe.rfind('/');
+  auto beside = (slash == std::string::npos ? std::string(".") : exe.substr(0, slash)) + "/" + name;
+  if (::access(beside.c_str(), X_OK) == 0) return beside;
+  return std::string(SOCKHOOK_BIN_DIR) + "/" + name;
+}
+
 std::optional<std::string> try_read_file(const std::string& path, std::size_t max_bytes) {
   try {
     return read_file(path, max_bytes);

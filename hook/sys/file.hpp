@@ -23,6 +23,13 @@ std::optional<std::string> try_read_file(const std::string& path, std::size_t ma
 /// The path of the running binary (/proc/self/exe read now), or nullopt if it cannot be read.
 std::optional<std::string> self_exe_path();
 
+/// Where sockhook's helper program `name` (a holder) is: beside the running binary `self_exe`
+/// when it is there (a build tree, the package's /usr/bin), else in the bindir sockhook was
+/// built for. install.sh's hook is a copy of sockhook in /etc/libvirt/hooks/qemu.d, beside
+/// which nothing else may be: libvirt runs every executable there as a hook.
+std::string sockhook_program(const std::string& name,
+                             const std::string& self_exe = "/proc/self/exe");
+
 /// The names in a directory, without "." and "..", sorted.
 std::vector<std::string> list_directory(const Fd& dir);
 
