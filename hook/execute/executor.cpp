@@ -387,16 +387,21 @@ std::string left_behind(const JournalEntry& e) {
 
 }  // namespace
 
+/// How long cleanup --stale waits for a domain's lock before it leaves the domain alone.
+constexpr int kStaleLockWaitSeconds = 1;
+
 std::optional<std::vector<std::string>> execute_release_if_stale(
     const std::string& uuid, const ExecContext& ctx, const std::function<bool()>& stale,
     bool forget, std::vector<std::string>& forgotten) {
   std::unique_ptr<LockedDomain> d;
   try {
-    // Not waited for, and never taken over: a hook that holds the lock is starting or stopping
-    // the domain, which is then in use (R4). The lock is taken once and held from the check to
-    // the last undo, so no prepare or start of this domain can run in between (it waits for us
-    // and then lends anew).
-    d = lock_existing(ctx, uuid, DomainLock::Waiting::kGiveUp, 0);
+    // Waited for a moment only, and never taken over: a hook that holds the lock is starting or
+    // stopping the domain, which is then in use (R4). The moment is for a hook killed just now:
+    // the kernel ends its children (fork_child: they die with it, and hold no lock past their
+    // first instructions anyway) only after it has reported the hook's death. The lock is taken
+    // once and held from the check to the last undo, so no prepare or start of this domain can
+    // run in between (it waits for us and then lends anew).
+    d = lock_existing(ctx, uuid, DomainLock::Waiting::kGiveUp, kStaleLockWaitSeconds);
   } catch (const Error&) {
     return std::nullopt;
   }

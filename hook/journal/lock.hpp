@@ -12,9 +12,10 @@ namespace sockhook {
 /// writes its pid and start time into the file.
 ///
 /// Why a release always makes progress. The lock is an flock, so the kernel drops it when its
-/// holder exits, however it exits; and only the hook process itself holds it: the children
-/// that run as the owner close every inherited descriptor first (sys/creds), so a child the
-/// owner stalls, even one that cannot die, holds no lock. The holder itself never waits without
+/// holder exits, however it exits; and only the hook process itself holds it: every child is
+/// forked by fork_child (sys/creds), which closes every descriptor the child was not handed
+/// before anything else and makes it die with the hook, so a child the owner stalls, even one
+/// that cannot die, holds no lock. The holder itself never waits without
 /// a bound (every wait on the owner is capped: socket wait, companion read, proxy spawn, inode
 /// locks), and root is never made to wait by the owner's FUSE mounts (FUSE refuses other users
 /// without allow_other, before asking the server; with it, the runtime directory is not admitted:

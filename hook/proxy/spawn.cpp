@@ -125,33 +125,30 @@ ProxyProcess spawn_as_owner(const std::string& exe, Fd listen_fd, std::vector<st
   for (auto& arg : args) argv.push_back(arg.data());
   argv.push_back(nullptr);
 
-  const pid_t pid = fork();
+  // fork_child: /dev/null as fds 0-2 (libvirt waits until every copy of the hook's stdout and
+  // stderr is closed, so inheriting them would hang the VM start), the listening socket as 3,
+  // the holder's report descriptor as 4, then our error pipe and the go-ahead; every other
+  // descriptor is closed before anything else runs, so the child never holds the domain's
+  // lock, not even while it waits for the go-ahead or its owner stops it before exec. Until
+  // the drop below it also dies with the hook.
+  const int extra = report_fd ? 1 : 0;
+  const pid_t pid =
+      report_fd ? fork_child(devnull.get(),
+                             {listen_fd.get(), report_fd.get(), report_write.get(), go_wait.get()})
+                : fork_child(devnull.get(), {listen_fd.get(), report_write.get(), go_wait.get()});
   if (pid < 0) throw_errno("cannot fork the proxy");
   if (pid == 0) {
-    int report = report_write.get();
-    // Our copy of the parent's end: closed, so that the parent's death reads as EOF.
-    close(go_send.get());
+    const int report = 4 + extra;
+    const int go = 5 + extra;
+    // Neither reaches the exec'd program.
+    if (fcntl(report, F_SETFD, FD_CLOEXEC) < 0 || fcntl(go, F_SETFD, FD_CLOEXEC) < 0)
+      child_fail(report, 0);
     // Signals blocked or ignored by the hook would survive exec; the proxy needs SIGTERM.
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, nullptr);
     signal(SIGTERM, SIG_DFL);
     signal(SIGINT, SIG_DFL);
-    // Move our descriptors above 3 first, so the dup2 calls below cannot clobber one.
-    const int listen_copy = fcntl(listen_fd.get(), F_DUPFD_CLOEXEC, 10);
-    const int extra = report_fd ? fcntl(report_fd.get(), F_DUPFD_CLOEXEC, 10) : -1;
-    if (report_fd && extra < 0) child_fail(pipe_fds[1], 0);
-    const int null_copy = fcntl(devnull.get(), F_DUPFD_CLOEXEC, 10);
-    const int go = fcntl(go_wait.get(), F_DUPFD_CLOEXEC, 10);
-    report = fcntl(report, F_DUPFD_CLOEXEC, 10);
-    if (listen_copy < 0 || null_copy < 0 || go < 0 || report < 0) child_fail(pipe_fds[1], 0);
-    // /dev/null replaces the hook's stdin, stdout and stderr: libvirt waits until every
-    // copy of the hook's stdout and stderr is closed, so inheriting them would hang the VM
-    // start. Every other descriptor is closed at exec (close_range marks them all).
-    if (dup2(null_copy, 0) < 0 || dup2(null_copy, 1) < 0 || dup2(null_copy, 2) < 0 ||
-        dup2(listen_copy, 3) < 0 || (extra >= 0 && dup2(extra, 4) < 0) ||
-        close_range(extra >= 0 ? 5 : 4, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
-      child_fail(report, 0);
     // Its own session: no controlling terminal, and not in libvirtd's process group, so a
     // signal to the hook's group does not reach the proxy. "/" pins no mount.
     if (setsid() < 0 || chdir("/") < 0) child_fail(report, 1);
@@ -167,7 +164,8 @@ ProxyProcess spawn_as_owner(const std::string& exe, Fd listen_fd, std::vector<st
     if (retry_eintr([&] { return read(go, &byte, 1); }) != 1) _exit(0);
     // Drop root, groups first (changing groups needs root). After this the proxy holds
     // exactly the owner's identity: it can reach the owner's socket and nothing the owner
-    // could not reach.
+    // could not reach. The drop also clears the parent-death signal, as it must: from the
+    // go-ahead on, the proxy is journaled and outlives the hook (R5).
     if (!drop_privileges(owner_uid, owner_gid)) child_fail(report, 2);
     execv(exe.c_str(), argv.data());
     child_fail(report, 3);

@@ -52,16 +52,36 @@ constexpr int kReapTimeoutMs = 1000;
 
 }  // namespace
 
-/// In the forked child, before dropping privileges: /dev/null becomes stdin, stdout and
-/// stderr, `keep` becomes fd 3, and every other descriptor is closed. Root's descriptors
-/// (the domain lock, the state and lend directories, the journal) must not reach a process
-/// the owner controls; and libvirt waits until every copy of the hook's stdout and stderr is
-/// closed, so a child that outlives the hook must not hold them. Async-signal-safe calls only.
-bool keep_only(int keep, int devnull) {
-  int k = ::fcntl(keep, F_DUPFD, 10), n = ::fcntl(devnull, F_DUPFD, 10);
-  if (k < 0 || n < 0) return false;
-  if (::dup2(n, 0) < 0 || ::dup2(n, 1) < 0 || ::dup2(n, 2) < 0 || ::dup2(k, 3) < 0) return false;
-  return ::syscall(SYS_close_range, 4U, ~0U, 0U) == 0;
+bool die_with_parent(pid_t parent) {
+  // Checked after setting it: a parent that died before the prctl has sent no signal, and
+  // its children are ours no more (getppid then names whoever adopted us).
+  return ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) == 0 && ::getppid() == parent;
+}
+
+pid_t fork_child(int devnull, std::initializer_list<int> keep) {
+  const pid_t parent = ::getpid();
+  const pid_t pid = ::fork();
+  if (pid != 0) return pid;
+  // The child. Root's descriptors (the domain lock, the state and lend directories, the
+  // journal) must not live on in a process the owner controls or one that outlives the hook:
+  // an flock lasts while any copy of its open file description does, so a child holding it
+  // keeps `cleanup --stale` and the next hook of the domain out after the hook was killed.
+  // And libvirt waits until every copy of the hook's stdout and stderr is closed.
+  if (!die_with_parent(parent) || keep.size() > 6) ::_exit(125);
+  // Copies above every target first, so that no dup2 below overwrites a descriptor still to
+  // be moved.
+  int copies[6];
+  int i = 0;
+  for (int fd : keep)
+    if ((copies[i++] = ::fcntl(fd, F_DUPFD, 10)) < 0) ::_exit(125);
+  const int null_copy = ::fcntl(devnull, F_DUPFD, 10);
+  if (null_copy < 0 || ::dup2(null_copy, 0) < 0 || ::dup2(null_copy, 1) < 0 ||
+      ::dup2(null_copy, 2) < 0)
+    ::_exit(125);
+  for (int k = 0; k < i; ++k)
+    if (::dup2(copies[k], 3 + k) < 0) ::_exit(125);
+  if (::syscall(SYS_close_range, static_cast<unsigned>(3 + i), ~0U, 0U) != 0) ::_exit(125);
+  return 0;
 }
 
 /// Waits at most `ms` for child `pid` to end (through its pidfd, or polling without one)
@@ -91,12 +111,13 @@ ChildOutput run_as_user(uid_t uid, gid_t gid, const std::function<int(int)>& bod
   Fd read_end(fds[0]), write_end(fds[1]);
   Fd devnull(::open("/dev/null", O_RDWR | O_CLOEXEC));
   if (!devnull) throw_errno("cannot open /dev/null");
-  pid_t pid = ::fork();
+  const pid_t parent = ::getpid();
+  pid_t pid = fork_child(devnull.get(), {write_end.get()});
   if (pid < 0) throw_errno("cannot fork");
   if (pid == 0) {
-    // Only fd 3, the pipe, and /dev/null cross into the owner's hands.
-    if (!keep_only(write_end.get(), devnull.get()) || !drop_privileges(uid, gid, groups))
-      ::_exit(125);
+    // Only fd 3, the pipe, and /dev/null cross into the owner's hands. The drop clears the
+    // parent-death signal (a change of credentials does), so it is set again.
+    if (!drop_privileges(uid, gid, groups) || !die_with_parent(parent)) ::_exit(125);
     ::_exit(body(3));
   }
   // Our own unreaped child: the pid cannot be reused, so this pidfd is that process.
@@ -138,7 +159,7 @@ ChildOutput run_as_user(uid_t uid, gid_t gid, const std::function<int(int)>& bod
   // A child that does not die even at SIGKILL is abandoned, not waited for: when the hook
   // exits it is reparented to init, which reaps it whenever it ends. That is safe: it runs
   // as the owner with no capability and no_new_privs, holds only /dev/null and a pipe nobody
-  // reads (keep_only closed root's descriptors, the lock among them), and can change nothing
+  // reads (fork_child closed root's descriptors, the lock among them), and can change nothing
   // the owner could not change anyway.
   if (timed_out || !reaped)
     throw Error(std::string("the process running as uid ") + std::to_string(uid) +

@@ -3,6 +3,7 @@
 #include <sys/types.h>
 
 #include <functional>
+#include <initializer_list>
 #include <string>
 #include <vector>
 
@@ -17,11 +18,20 @@ namespace sockhook {
 /// _exit.
 bool drop_privileges(uid_t uid, gid_t gid, const std::vector<gid_t>& groups = {});
 
-/// In a forked child: /dev/null becomes fds 0-2, `keep` becomes fd 3, and every other
-/// descriptor is closed (root's lock, state and lend directories, and the hook's stdout and
-/// stderr, which libvirt waits on, never reach a child that may outlive the hook).
-/// Async-signal-safe. False if a step failed; the child must then _exit.
-bool keep_only(int keep, int devnull);
+/// The one place sockhook forks (the CLI's pkexec aside, which execs at once). In the child,
+/// before anything else: the parent-death signal is SIGKILL (and a parent already gone ends
+/// it), /dev/null becomes fds 0-2, `keep[i]` becomes fd 3+i, and every other descriptor is
+/// closed. So no child holds root's descriptors (the domain's lock, the state and lend
+/// directories) or the hook's stdout and stderr, for which libvirt waits, and a child that
+/// does not exec dies with the hook (R4, R6). Returns the child's pid in the parent (-1 with
+/// errno if fork failed) and 0 in the child, which exits 125 itself if a step failed.
+/// At most 6 descriptors are kept. The child may call only async-signal-safe functions.
+pid_t fork_child(int devnull, std::initializer_list<int> keep);
+
+/// In a child: SIGKILL when the process that forked us (`parent`) ends; false if it has ended
+/// already (the signal would never come). A change of credentials clears the parent-death
+/// signal, so a child calls this again after drop_privileges. Async-signal-safe.
+bool die_with_parent(pid_t parent);
 
 /// Waits at most `ms` for our child `pid` to end (through `pidfd`, or polling if it is
 /// invalid) and reaps it into `status`. False, leaving it unreaped, if it has not ended.
@@ -33,10 +43,10 @@ struct ChildOutput {
   std::string output;  ///< what it wrote to its pipe, at most max_bytes + 1
 };
 
-/// Forks; the child keeps only /dev/null (as fds 0-2) and the pipe's write end (fd 3, passed
-/// to `body`), closing every other descriptor, then drops to uid/gid and calls `body(3)`, whose
-/// return value is its exit code. The parent reads at most `max_bytes` + 1 bytes from the pipe
-/// (so that "too much" is visible) for at most `timeout_ms`, then reaps the child, waiting at
+/// Forks (fork_child); the child keeps only /dev/null (as fds 0-2) and the pipe's write end
+/// (fd 3, passed to `body`), drops to uid/gid, dies with its parent still, and calls `body(3)`,
+/// whose return value is its exit code. The parent reads at most `max_bytes` + 1 bytes from the
+/// pipe (so that "too much" is visible) for at most `timeout_ms`, then reaps the child, waiting at
 /// most 1 s more (killing it first if it has not ended). Throws Error if fork fails, or if the
 /// child does not finish in time (killed; abandoned if it does not die either). Never waits
 /// longer than timeout_ms + 2 s in all. `groups` as for drop_privileges. The child exits 125

@@ -258,14 +258,12 @@ Fd open_owner_dir(const std::string& path, int timeout_ms) {
   Fd mine(pair[0]), theirs(pair[1]);
   Fd devnull(::open("/dev/null", O_RDWR | O_CLOEXEC));
   if (!devnull) throw_errno("cannot open /dev/null");
-  pid_t pid = ::fork();
+  // Only the socket and /dev/null (fork_child): a child stuck for ever holds no lock, and not
+  // the hook's stdout or stderr, for which libvirt waits; and one that can die dies with the
+  // hook.
+  pid_t pid = fork_child(devnull.get(), {theirs.get()});
   if (pid < 0) throw_errno("cannot open " + path + ": fork");
-  if (pid == 0) {
-    // Only the socket and /dev/null: a child stuck for ever holds no lock, and not the hook's
-    // stdout or stderr, for which libvirt waits.
-    if (!keep_only(theirs.get(), devnull.get())) ::_exit(125);
-    ::_exit(admit_child(3, path));
-  }
+  if (pid == 0) ::_exit(admit_child(3, path));
   // Our own unreaped child: the pid cannot be reused, so this pidfd is that process.
   Fd pidfd = pidfd_open(pid);
   theirs.reset();
