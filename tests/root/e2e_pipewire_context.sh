@@ -60,20 +60,9 @@ rules_remove() {
     rmdir /usr/share/sockhook/wireplumber /usr/share/sockhook /etc/wireplumber/wireplumber.conf.d \
         /etc/wireplumber 2>/dev/null || true
 }
-# The hook is a copy in qemu.d (e2e_install), where nothing else may be: libvirt runs every
-# executable there. install.sh puts the holder in the bindir sockhook was built for, which the
-# build tree's CMakeCache.txt names.
-holder_remove() { rm -f "$HOLDER_AT"; }
+# The holder where install.sh puts it (the hook is a copy in qemu.d, beside which it may not be).
+e2e_install_holder sockhook-context-holder
 if [[ $E2E_INSTALLED != 1 ]]; then
-    cache=$(dirname "$(readlink -f "$SOCKHOOK")")/CMakeCache.txt
-    prefix=$(sed -n 's/^CMAKE_INSTALL_PREFIX:PATH=//p' "$cache" 2>/dev/null)
-    bindir=$(sed -n 's/^CMAKE_INSTALL_BINDIR:PATH=//p' "$cache" 2>/dev/null)
-    [[ -n $prefix ]] || skip "no CMakeCache.txt beside $SOCKHOOK: where would install.sh put the holder?"
-    [[ $bindir == /* ]] || bindir=$prefix/${bindir:-bin}
-    HOLDER_AT=$bindir/sockhook-context-holder
-    [[ -e $HOLDER_AT ]] && skip "$HOLDER_AT exists (an installed sockhook?)"
-    install -D -m 0755 -o root -g root "$HOLDER" "$HOLDER_AT"
-    on_exit holder_remove
     on_exit rules_remove
     install -D -m 644 "$REPO/dist/wireplumber/sockhook-access.lua" "$WP_SCRIPT"
     install -D -m 644 "$REPO/dist/wireplumber/sockhook.conf" "$WP_CONF"

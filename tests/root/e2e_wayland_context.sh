@@ -18,22 +18,8 @@ command -v sway >/dev/null || skip "sway is not installed"
 source "$(dirname "${BASH_SOURCE[0]}")/lib/suite.bash" e2e "$@"
 need_tools sway swaymsg
 
-# The hook is a copy in qemu.d (e2e_install), where nothing else may be: the holder goes where
-# install.sh puts it, the bindir sockhook was built for (the build tree's CMakeCache.txt).
-HOLDER=$(dirname "$(readlink -f "$SOCKHOOK")")/sockhook-wayland-holder
-[[ -x $HOLDER ]] || die "no sockhook-wayland-holder beside $SOCKHOOK, though $xml is here"
-holder_remove() { rm -f "$HOLDER_AT"; }
-if [[ $E2E_INSTALLED != 1 ]]; then
-    cache=$(dirname "$(readlink -f "$SOCKHOOK")")/CMakeCache.txt
-    prefix=$(sed -n 's/^CMAKE_INSTALL_PREFIX:PATH=//p' "$cache" 2>/dev/null)
-    bindir=$(sed -n 's/^CMAKE_INSTALL_BINDIR:PATH=//p' "$cache" 2>/dev/null)
-    [[ -n $prefix ]] || skip "no CMakeCache.txt beside $SOCKHOOK: where would install.sh put the holder?"
-    [[ $bindir == /* ]] || bindir=$prefix/${bindir:-bin}
-    HOLDER_AT=$bindir/sockhook-wayland-holder
-    [[ -e $HOLDER_AT ]] && skip "$HOLDER_AT exists (an installed sockhook?)"
-    install -D -m 0755 -o root -g root "$HOLDER" "$HOLDER_AT"
-    on_exit holder_remove
-fi
+# The holder where install.sh puts it (the hook is a copy in qemu.d, beside which it may not be).
+e2e_install_holder sockhook-wayland-holder
 
 D=${E2E_PREFIX}wlctx
 rt=/run/user/$SH_UID

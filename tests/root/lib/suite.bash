@@ -792,6 +792,30 @@ e2e_cleanup() {
     fi
 }
 
+# e2e_install_holder PROGRAM : a holder program (sockhook-context-holder,
+# sockhook-wayland-holder) from beside $SOCKHOOK where install.sh puts it: the bindir the build
+# tree's CMakeCache.txt names. The hook is a copy in qemu.d (e2e_install), beside which nothing
+# else may be (libvirt runs every executable there), so it finds the holder there. Removed at
+# exit; installed mode uses the installed one. Skips when the bindir cannot be known or holds
+# one already (an installed sockhook).
+e2e_install_holder() {
+    [[ $E2E_INSTALLED == 1 ]] && return 0
+    local holder cache prefix bindir
+    holder=$(dirname "$(readlink -f "$SOCKHOOK")")/$1
+    [[ -x $holder ]] || die "no $1 beside $SOCKHOOK"
+    cache=$(dirname "$(readlink -f "$SOCKHOOK")")/CMakeCache.txt
+    prefix=$(sed -n 's/^CMAKE_INSTALL_PREFIX:PATH=//p' "$cache" 2>/dev/null)
+    bindir=$(sed -n 's/^CMAKE_INSTALL_BINDIR:PATH=//p' "$cache" 2>/dev/null)
+    [[ -n $prefix ]] || skip "no CMakeCache.txt beside $SOCKHOOK: where would install.sh put $1?"
+    [[ $bindir == /* ]] || bindir=$prefix/${bindir:-bin}
+    [[ -e $bindir/$1 ]] && skip "$bindir/$1 exists (an installed sockhook?)"
+    ((${#E2E_HOLDERS[@]})) || on_exit e2e_remove_holders
+    E2E_HOLDERS+=("$bindir/$1")
+    install -D -m 0755 -o root -g root "$holder" "$bindir/$1"
+}
+E2E_HOLDERS=()
+e2e_remove_holders() { rm -f "${E2E_HOLDERS[@]}"; }
+
 # hook_disable / hook_enable : the hook leaves libvirt's hook directory and comes back (the
 # negative scenarios); e2e_restore puts it back should the suite stop in between.
 # The hook is parked beside qemu.d, on the same file system, so that it keeps its inode (a
