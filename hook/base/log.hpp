@@ -13,4 +13,7 @@ void log_warning(const std::string& msg);
 /// Logs at LOG_ERR.
 void log_error(const std::string& msg);
 
+/// The command line's one line for a failure, on stderr: "sockhook: error: LINE".
+void print_error(const std::string& line);
+
 }  // namespace sockhook

@@ -9,6 +9,7 @@
 #include <iostream>
 
 #include "base/error.hpp"
+#include "base/log.hpp"
 #include "host/virt.hpp"
 #include "model/domain_xml.hpp"
 #include "model/policy.hpp"
@@ -40,10 +41,6 @@ std::optional<unsigned long> parse_libvirt_version(std::string_view text) {
 }
 
 namespace {
-
-void print_error(const std::string& line) {
-  std::fprintf(stderr, "sockhook: error: %s\n", line.c_str());
-}
 
 void print_note(const std::string& domain, const std::string& line) {
   std::fprintf(stderr, "sockhook: %s: %s\n", domain.c_str(), line.c_str());

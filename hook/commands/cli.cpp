@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/error.hpp"
+#include "base/log.hpp"
 #include "commands/annotate.hpp"
 #include "commands/doctor.hpp"
 #include "commands/grant.hpp"
@@ -33,10 +34,6 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(LendStatus, domain, uuid, socket, method, own
 namespace {
 
 /// Prints `sockhook: error: <line>` to stderr.
-void print_error(const std::string& line) {
-  std::fprintf(stderr, "sockhook: error: %s\n", line.c_str());
-}
-
 /// Runs a command's body; an Error becomes one `sockhook: error:` line and status 1.
 template <typename Body>
 int reporting_errors(Body body) {

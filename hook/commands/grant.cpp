@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "base/error.hpp"
+#include "base/log.hpp"
 #include "commands/annotate.hpp"
 #include "commands/pkexec.hpp"
 #include "host/virt.hpp"
@@ -20,10 +21,6 @@ namespace {
 /// The system's libvirt: the hook serves its domains (pkexec cleared LIBVIRT_DEFAULT_URI, and
 /// the caller chooses no daemon).
 constexpr const char* kSystemUri = "qemu:///system";
-
-void print_error(const std::string& line) {
-  std::fprintf(stderr, "sockhook: error: %s\n", line.c_str());
-}
 
 const char* verb(const ConsentRequest& r) { return r.revoke ? "revoke" : "grant"; }
 

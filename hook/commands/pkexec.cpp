@@ -12,6 +12,7 @@
 #include <cstring>
 
 #include "base/error.hpp"
+#include "base/log.hpp"
 #include "sys/fd.hpp"
 #include "sys/file.hpp"
 #include "sys/pidfd.hpp"
@@ -19,10 +20,6 @@
 namespace sockhook {
 
 namespace {
-
-void print_error(const std::string& line) {
-  std::fprintf(stderr, "sockhook: error: %s\n", line.c_str());
-}
 
 /// Writes all of `text` to stderr (EINTR and short writes retried; a closed stderr drops it).
 void pass_on(std::string_view text) {
