@@ -318,8 +318,18 @@ int main(int argc, char** argv) {
   report(o.report_fd, "ok");
   ::syslog(LOG_INFO, "context %s: the compositor serves the lend until this process ends",
            o.label.c_str());
-  signalfd_siginfo info{};
-  while (::read(stop_fd, &info, sizeof info) < 0 && errno == EINTR) {
+  // Until a stop signal, or until the compositor closes its end of close_fd (the write end
+  // then reports an error): the owner's compositor ended (a restart, a logout) and the lend
+  // with it. Running on would hide a dead lend from status; ending lets status say so, and
+  // refresh or reconnect start a holder on the new compositor (as the PipeWire holder does).
+  pollfd waits[2] = {{stop_fd, POLLIN, 0}, {hold, 0, 0}};
+  while (::poll(waits, 2, -1) < 0 && errno == EINTR) {
+  }
+  if (waits[0].revents == 0 && waits[1].revents != 0) {
+    ::syslog(LOG_WARNING, "context %s: the compositor stopped serving the lend (it ended)",
+             o.label.c_str());
+    ::close(hold);
+    return 1;
   }
   // Closing the write end tells the compositor to accept no new connection on the lend.
   ::close(hold);

@@ -182,6 +182,22 @@ show "$(grep -E 'method|auto' <<<"$plan")"
 check "auto keeps the proxy and says the compositor offers a security context" \
     grep -q "auto: proxy.*the compositor offers a security context" <<<"$plan"
 
+say "the owner's sway ends while the lend stands: the holder ends with it, and status says so"
+x=$(lend_domain "$NAME" "$U" wayland:context)
+rc=0; lend_hook "$NAME" prepare begin "$x" || rc=$?
+check "prepare succeeds again ($(head -c 300 "$TMP/hook.err"))" test "$rc" -eq 0
+HP=$(holder_pid)
+kill "$sway_pid" 2>/dev/null || true
+wait "$sway_pid" 2>/dev/null || true
+check "the holder ($HP) ends when the compositor does" \
+    wait_until 10 bash -c "! kill -0 ${HP:-0} 2>/dev/null"
+st=$("$SOCKHOOK" status 2>&1 || true)
+check "status reports the dead holder" \
+    grep -q "the context's holder is not running" <<<"$st"
+rc=0; lend_hook "$NAME" release end "$x" || rc=$?
+check "release after the compositor ended succeeds, and leaves no journal" \
+    test "$rc" -eq 0 -a ! -e "/run/sockhook/state/$U.xml"
+
 say "weston offers no security context: method context is refused in one line"
 kill "$sway_pid" 2>/dev/null || true
 wait "$sway_pid" 2>/dev/null || true
