@@ -33,7 +33,6 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(LendStatus, domain, uuid, socket, method, own
 
 namespace {
 
-/// Prints `sockhook: error: <line>` to stderr.
 /// Runs a command's body; an Error becomes one `sockhook: error:` line and status 1.
 template <typename Body>
 int reporting_errors(Body body) {

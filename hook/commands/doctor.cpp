@@ -468,12 +468,7 @@ void check_source(const SocketPlan& s, std::vector<Check>& out) {
                    ""});
   }
   // WirePlumber's rules restrict a PipeWire context; a compositor restricts its own.
-  auto wayland = [](const Step& step) {
-    const auto* c = std::get_if<StartContext>(&step);
-    return c && c->wayland();
-  };
-  if (s.method == Method::kContext && std::none_of(s.steps.begin(), s.steps.end(), wayland))
-    check_context_rules(s, out);
+  if (s.method == Method::kContext && !makes_wayland_context(s.steps)) check_context_rules(s, out);
 }
 
 }  // namespace

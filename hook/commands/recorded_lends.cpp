@@ -46,14 +46,6 @@ std::optional<InodeId> inode_at(const std::string& path) {
   return inode_of(st);
 }
 
-/// True if `s` is a context lend on a Wayland compositor.
-bool wayland_context(const JournalSocket& s) {
-  return std::any_of(s.steps.begin(), s.steps.end(), [](const Step& step) {
-    const auto* c = std::get_if<StartContext>(&step);
-    return c && c->wayland();
-  });
-}
-
 LendStatus status_of(const Journal& j, const JournalSocket& s) {
   LendStatus st{j.domain, j.uuid, s.name, s.method, s.owner, s.source, s.target, "ok", "", 0};
   for (const auto& e : j.entries) {
@@ -73,10 +65,14 @@ LendStatus status_of(const Journal& j, const JournalSocket& s) {
       if (!proxy_alive(e)) {
         st.health = "broken";
         // Both are started again by refresh and by a libvirtd restart's reconnect.
-        st.why = (s.method == "context"
-                      ? "the context's holder is not running, so PipeWire no longer serves the "
-                        "VM"
-                      : "the proxy is not running") +
+        // A compositor keeps the VM's clients when the holder dies and accepts no new one
+        // (LIBVIRT-NOTES, "Security contexts"); PipeWire drops them.
+        st.why = (s.method != "context"            ? "the proxy is not running"
+                  : makes_wayland_context(s.steps) ? "the context's holder is not running, so the "
+                                                     "compositor accepts no new connection from "
+                                                     "the VM"
+                                                   : "the context's holder is not running, so "
+                                                     "PipeWire no longer serves the VM") +
                  std::string(" (hint: sockhook refresh ") + j.domain +
                  "; a libvirtd restart's reconnect restarts it too)";
       }
@@ -87,12 +83,6 @@ LendStatus status_of(const Journal& j, const JournalSocket& s) {
       }
     }
   }
-  // A compositor keeps the VM's clients when the holder dies, and accepts no new one
-  // (LIBVIRT-NOTES, "Security contexts"); the line above speaks of PipeWire.
-  if (st.health == "broken" && wayland_context(s))
-    if (auto at = st.why.find("PipeWire no longer serves the VM"); at != std::string::npos)
-      st.why.replace(at, std::string_view("PipeWire no longer serves the VM").size(),
-                     "the compositor accepts no new connection from the VM");
   return st;
 }
 

@@ -1,5 +1,6 @@
 #include "plan/step.hpp"
 
+#include <algorithm>
 #include <tuple>
 #include <type_traits>
 
@@ -126,6 +127,13 @@ std::string StartContext::describe() const {
          " (pipewire.sec.engine=org.sockhook, pipewire.access=" +
          (capture ? "sockhook-capture" : "sockhook") + ", domain " + domain + ", uuid " + uuid +
          ") and holds it until release";
+}
+
+bool makes_wayland_context(const std::vector<Step>& steps) {
+  return std::any_of(steps.begin(), steps.end(), [](const Step& step) {
+    const auto* c = std::get_if<StartContext>(&step);
+    return c && c->wayland();
+  });
 }
 
 }  // namespace sockhook

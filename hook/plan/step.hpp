@@ -275,6 +275,8 @@ using Step = std::variant<MakeLendDir, VerifySource, CreateTarget, BindMount, Gr
 
 /// One line saying what a step does, e.g. "bind-mount /run/user/1000/pipewire-0 onto ...".
 std::string describe(const Step& step);
+/// True if `steps` (one socket's) make a security context on a Wayland compositor.
+bool makes_wayland_context(const std::vector<Step>& steps);
 /// One line saying how release undoes a step ("" if it needs no undo).
 std::string describe_undo(const Step& step);
 /// Machine-readable form of a step: {"action": "...", ...fields}.
