@@ -378,6 +378,7 @@ struct LendsCommand {
       }
       for (const auto& uuid : r.nothing)
         std::printf("%s: nothing recorded, nothing undone\n", uuid.c_str());
+      for (const auto& line : r.starting) std::printf("%s\n", line.c_str());
       for (const auto& uuid : r.busy)
         std::printf("%s: left alone: a hook of this domain runs now (it is starting or stopping)\n",
                     uuid.c_str());

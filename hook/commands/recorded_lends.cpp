@@ -9,11 +9,14 @@
 #include <algorithm>
 #include <fstream>
 #include <iterator>
+#include <map>
 #include <string_view>
+#include <tuple>
 
 #include "base/error.hpp"
 #include "execute/executor.hpp"
 #include "host/proc.hpp"
+#include "host/virt.hpp"
 #include "journal/journal.hpp"
 #include "journal/lock.hpp"
 #include "lend/lend_proxy.hpp"
@@ -118,6 +121,39 @@ std::vector<std::string> orphan_locks(const JournalStore& store) {
   return out;
 }
 
+/// How long cleanup --stale waits for libvirt to say whether a domain is being started.
+constexpr int kLibvirtAnswerMs = 3000;
+
+/// Which journal file a UUID has now: inode and change time, or none. A prepare rewrites the
+/// journal (a new inode, write_file_atomic) or removes it, so a different identity means that
+/// a hook of the domain ran since it was taken.
+using JournalIdentity = std::optional<std::tuple<dev_t, ino_t, long long, long long>>;
+JournalIdentity journal_identity(const JournalStore& store, const std::string& uuid) {
+  struct stat st {};
+  if (!store.exists() ||
+      ::fstatat(store.dir().get(), (uuid + ".xml").c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0)
+    return std::nullopt;
+  return std::tuple{st.st_dev, st.st_ino, static_cast<long long>(st.st_ctim.tv_sec),
+                    static_cast<long long>(st.st_ctim.tv_nsec)};
+}
+
+/// Why `activity` keeps a domain whose QEMU does not run from being stale ("" if it does not).
+std::string starting_because(DomainActivity activity) {
+  switch (activity) {
+    case DomainActivity::kNone:
+    case DomainActivity::kNoLibvirt:
+      return "";
+    case DomainActivity::kActive:
+      return "libvirt has it active and its QEMU does not run yet";
+    case DomainActivity::kHeld:
+      return "libvirt holds it, as it does from before the prepare hook until QEMU runs";
+    case DomainActivity::kSilent:
+      return "libvirt did not say within " + std::to_string(kLibvirtAnswerMs / 1000) +
+             " s whether it is";
+  }
+  return "";
+}
+
 }  // namespace
 
 std::vector<LendStatus> lend_status(const Paths& paths, std::optional<uid_t> owner) {
@@ -145,10 +181,34 @@ LendsDone cleanup_lends(const ExecContext& ctx, const std::string& domain, bool 
   LendsDone out;
   JournalStore store(ctx.paths, false);
   std::vector<std::string> uuids;
+  std::map<std::string, JournalIdentity> seen;
   if (stale) {
+    std::vector<std::string> candidates;
     for (const auto& uuid : store.uuids())
-      if (!qemu_running(uuid)) uuids.push_back(uuid);
-    for (const auto& uuid : orphan_locks(store)) uuids.push_back(uuid);
+      if (!qemu_running(uuid)) candidates.push_back(uuid);
+    for (const auto& uuid : orphan_locks(store)) candidates.push_back(uuid);
+    // libvirt writes its status file only once QEMU runs: between the prepare hook and QEMU's
+    // start a domain's QEMU does not run, yet its lends are about to be used. Only libvirt knows,
+    // so it is asked, bounded, before the domain's lock is taken: a start that holds libvirt
+    // while a hook waits for our lock must not wait on us asking libvirt. What the journal is
+    // now is noted first, and checked again under the lock: a prepare that came after libvirt
+    // answered has rewritten it.
+    for (const auto& uuid : candidates) seen[uuid] = journal_identity(store, uuid);
+    auto activity = domain_activity(candidates, kLibvirtAnswerMs);
+    for (std::size_t i = 0; i < candidates.size(); ++i) {
+      const auto& uuid = candidates[i];
+      auto why = starting_because(activity[i]);
+      if (why.empty()) {
+        uuids.push_back(uuid);
+        continue;
+      }
+      std::string name = uuid;
+      try {
+        if (auto j = store.load(uuid)) name = j->domain;
+      } catch (const Error&) {
+      }
+      out.starting.push_back(uuid + ": left alone: " + name + " is starting (" + why + ")");
+    }
   } else {
     uuids = matching(store, domain);
   }
@@ -163,7 +223,9 @@ LendsDone cleanup_lends(const ExecContext& ctx, const std::string& domain, bool 
       // its lends undone, or ran to the end and had them undone under its running QEMU.
       auto forgotten = out.forgotten.size();
       auto done = execute_release_if_stale(
-          uuid, ctx, [&] { return !qemu_running(uuid); }, forget, out.forgotten);
+          uuid, ctx,
+          [&] { return !qemu_running(uuid) && journal_identity(store, uuid) == seen[uuid]; },
+          forget, out.forgotten);
       if (!done) {
         out.busy.push_back(uuid);
         continue;

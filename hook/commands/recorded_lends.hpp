@@ -36,11 +36,15 @@ struct LendsDone {
   std::vector<std::string> forgotten;
   /// cleanup --stale: UUIDs left alone because a hook of theirs holds the domain's lock now
   std::vector<std::string> busy;
+  /// cleanup --stale: domains left alone because libvirt is starting them, one line each
+  /// ("<uuid>: left alone: <name> is starting (<why>)")
+  std::vector<std::string> starting;
 };
 
 /// cleanup: releases the journals of `domain` (a name or UUID as recorded), or with `stale`
-/// every journal whose QEMU is not running and no hook of which runs now (a domain being
-/// started or stopped is in use, not stale: `busy`). Returns the UUIDs released completely, those
+/// every journal whose QEMU is not running, which libvirt is not starting (asked first, bounded:
+/// `starting`) and no hook of which runs now (a domain being started or stopped is in use, not
+/// stale: `busy`). Returns the UUIDs released completely, those
 /// with nothing recorded, and the problems (a UUID with a problem is in neither list).
 /// With `forget`, a journal that still holds entries after the release is dropped all the
 /// same, so that it can always be ended: its UUID counts as released, and `forgotten` lists

@@ -1,7 +1,13 @@
 #include "host/virt.hpp"
 
 #include <dlfcn.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <memory>
 
@@ -10,6 +16,9 @@
 
 #include "base/error.hpp"
 #include "model/domain_xml.hpp"
+#include "sys/creds.hpp"
+#include "sys/fd.hpp"
+#include "sys/pidfd.hpp"
 
 namespace sockhook {
 namespace {
@@ -31,6 +40,7 @@ struct Api {
   decltype(&virConnectListAllDomains) list_all = nullptr;
   decltype(&virDomainFree) domain_free = nullptr;
   decltype(&virGetLastErrorMessage) last_error = nullptr;
+  decltype(&virGetLastErrorCode) last_error_code = nullptr;
   decltype(&virSetErrorFunc) set_error_func = nullptr;
 };
 
@@ -62,6 +72,7 @@ const Api& api() {
     bind(api.handle, api.list_all, "virConnectListAllDomains");
     bind(api.handle, api.domain_free, "virDomainFree");
     bind(api.handle, api.last_error, "virGetLastErrorMessage");
+    bind(api.handle, api.last_error_code, "virGetLastErrorCode");
     bind(api.handle, api.set_error_func, "virSetErrorFunc");
     api.set_error_func(nullptr, ignore_error);
     return api;
@@ -143,6 +154,17 @@ bool Virt::is_active(const std::string& id) {
   return r == 1;
 }
 
+std::optional<bool> Virt::active_if_defined(const std::string& uuid) {
+  DomainPtr d(api().lookup_by_uuid(impl_->conn, uuid.c_str()));
+  if (!d) {
+    if (api().last_error_code() == VIR_ERR_NO_DOMAIN) return std::nullopt;
+    fail("cannot find domain '" + uuid + "'");
+  }
+  int r = api().is_active(d.get());
+  if (r < 0) fail("cannot tell whether '" + uuid + "' runs");
+  return r == 1;
+}
+
 std::vector<std::string> Virt::autostarted() {
   virDomainPtr* list = nullptr;
   int n = api().list_all(impl_->conn, &list,
@@ -171,6 +193,111 @@ unsigned long Virt::installed_version() noexcept {
   } catch (const Error&) {
   }
   return LIBVIR_VERSION_NUMBER;
+}
+
+DomainActivity activity_from_answer(const std::string& answer) {
+  if (answer == "n") return DomainActivity::kNoLibvirt;
+  if (answer == "c") return DomainActivity::kHeld;
+  if (answer == "cu" || answer == "ci") return DomainActivity::kNone;
+  if (answer == "ca") return DomainActivity::kActive;
+  return DomainActivity::kSilent;  // nothing, "ce", or what no child writes
+}
+
+namespace {
+
+/// In a child of domain_activity: asks libvirt about `uuid` and writes the answer, one
+/// letter at a time, to `out` (see activity_from_answer).
+int answer_about(int out, const std::string& uri, const std::string& uuid) {
+  auto say = [out](char c) { return ::write(out, &c, 1) == 1; };
+  std::unique_ptr<Virt> virt;
+  try {
+    virt = std::make_unique<Virt>(uri);
+    virt->version();  // a call that names no domain: libvirt answers the connection
+  } catch (const Error&) {
+    return say('n') ? 0 : 1;
+  }
+  if (!say('c')) return 1;
+  try {
+    auto active = virt->active_if_defined(uuid);
+    return say(!active ? 'u' : *active ? 'a' : 'i') ? 0 : 1;
+  } catch (const Error&) {
+    return say('e') ? 0 : 1;
+  }
+}
+
+/// One child of domain_activity.
+struct Asker {
+  pid_t pid = -1;
+  Fd pidfd, answers;
+  std::string answer;
+};
+
+}  // namespace
+
+std::vector<DomainActivity> domain_activity(const std::vector<std::string>& uuids, int timeout_ms,
+                                            const std::string& uri) {
+  std::vector<DomainActivity> out(uuids.size(), DomainActivity::kSilent);
+  Fd devnull(::open("/dev/null", O_RDWR | O_CLOEXEC));
+  if (!devnull) return out;
+  std::vector<Asker> askers(uuids.size());
+  for (std::size_t i = 0; i < uuids.size(); ++i) {
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0) continue;
+    Fd read_end(fds[0]), write_end(fds[1]);
+    // A child of its own for each: one domain that libvirt holds must not hide the others. It
+    // keeps nothing of ours but the pipe (fork_child), and dies with us.
+    const pid_t pid = fork_child(devnull.get(), {write_end.get()});
+    if (pid == 0) ::_exit(answer_about(3, uri, uuids[i]));
+    if (pid < 0) continue;
+    // Our own unreaped child: the pid cannot be reused, so this pidfd is that process.
+    askers[i].pid = pid;
+    askers[i].pidfd = pidfd_open(pid);
+    askers[i].answers = std::move(read_end);
+  }
+  using Clock = std::chrono::steady_clock;
+  const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
+  for (;;) {
+    std::vector<pollfd> polled;
+    std::vector<Asker*> whose;
+    for (auto& a : askers)
+      if (a.answers) {
+        polled.push_back({a.answers.get(), POLLIN, 0});
+        whose.push_back(&a);
+      }
+    auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+    if (polled.empty() || left <= 0) break;
+    if (retry_eintr([&] { return ::poll(polled.data(), polled.size(), static_cast<int>(left)); }) <=
+        0)
+      continue;
+    for (std::size_t k = 0; k < polled.size(); ++k) {
+      if (polled[k].revents == 0) continue;
+      char buf[8];
+      auto n = retry_eintr([&] { return ::read(polled[k].fd, buf, sizeof buf); });
+      if (n > 0 && whose[k]->answer.size() < 4)
+        whose[k]->answer.append(buf, static_cast<std::size_t>(n));
+      else
+        whose[k]->answers.reset();  // the end (or too much): the child has said all it will
+    }
+  }
+  // Safe: our own unreaped children, so each pid is still that process and no other. One still
+  // waiting on libvirt is killed; one that has answered is ending anyway.
+  for (auto& a : askers)
+    if (a.pid > 0 && a.answers) ::kill(a.pid, SIGKILL);
+  const auto reap_deadline = Clock::now() + std::chrono::milliseconds(1000);
+  for (std::size_t i = 0; i < askers.size(); ++i) {
+    auto& a = askers[i];
+    if (a.pid <= 0) continue;
+    a.answers.reset();
+    // A child that does not end in time is abandoned (init reaps it): it holds nothing but its
+    // end of a pipe we closed, and dies with us.
+    int status = 0;
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(reap_deadline - Clock::now());
+    if (!reap_within(a.pid, a.pidfd, static_cast<int>(std::max<long>(left.count(), 0)), status))
+      ::kill(a.pid, SIGKILL);
+    out[i] = activity_from_answer(a.answer);
+  }
+  return out;
 }
 
 }  // namespace sockhook

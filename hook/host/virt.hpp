@@ -1,6 +1,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,9 @@ class Virt {
   void define(const std::string& xml);
   /// Whether the domain is running.
   bool is_active(const std::string& name_or_uuid);
+  /// Whether the domain of `uuid` is active (nullopt: libvirt has no such domain). Throws
+  /// Error on any other failure.
+  std::optional<bool> active_if_defined(const std::string& uuid);
   /// The UUIDs of the persistent domains that libvirt starts at boot (the autostart flag).
   std::vector<std::string> autostarted();
   /// libvirt's version as major*1000000 + minor*1000 + micro.
@@ -43,5 +47,28 @@ class Virt {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+/// What libvirt says of a domain whose QEMU does not run, for cleanup --stale.
+enum class DomainActivity {
+  kNone,       ///< libvirt has no such domain, or has it shut off: nothing is starting it
+  kNoLibvirt,  ///< libvirt cannot be reached (no daemon): nothing can be starting it
+  kActive,     ///< libvirt counts it as active: started (or stopped) right now
+  kHeld,       ///< libvirt answered, but not about this domain, within the bound: a job holds
+               ///< it, as a start does from before the prepare hook until QEMU runs
+  kSilent,     ///< libvirt did not answer at all within the bound, or failed to say
+};
+
+/// Asks libvirt (`uri`) about each of `uuids` at once, each in a child of its own (fork_child),
+/// and gives up on what has not answered within `timeout_ms`: while a start runs the prepare
+/// and start hooks and spawns QEMU, libvirt holds the domain's lock, and every call that names
+/// the domain (even a lookup, or a list of all domains) waits until QEMU runs (LIBVIRT-NOTES,
+/// "When libvirt runs the hook"). A child that has not answered is killed (abandoned if it does
+/// not die). Never waits longer than `timeout_ms` + 2 s in all; never throws.
+std::vector<DomainActivity> domain_activity(const std::vector<std::string>& uuids, int timeout_ms,
+                                            const std::string& uri = "qemu:///system");
+
+/// The answer a child of domain_activity wrote ("c" once connected, then 'u' no such domain,
+/// 'i' inactive, 'a' active, 'e' failed; "n" could not connect), read as a DomainActivity.
+DomainActivity activity_from_answer(const std::string& answer);
 
 }  // namespace sockhook
