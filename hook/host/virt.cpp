@@ -236,6 +236,19 @@ struct Asker {
 
 std::vector<DomainActivity> domain_activity(const std::vector<std::string>& uuids, int timeout_ms,
                                             const std::string& uri) {
+  // At most this many children at once (two descriptors each), in rounds of their own.
+  constexpr std::size_t kMaxAskers = 32;
+  if (uuids.size() > kMaxAskers) {
+    std::vector<DomainActivity> all;
+    for (std::size_t first = 0; first < uuids.size(); first += kMaxAskers) {
+      auto last = std::min(uuids.size(), first + kMaxAskers);
+      auto some = domain_activity({uuids.begin() + static_cast<std::ptrdiff_t>(first),
+                                   uuids.begin() + static_cast<std::ptrdiff_t>(last)},
+                                  timeout_ms, uri);
+      all.insert(all.end(), some.begin(), some.end());
+    }
+    return all;
+  }
   std::vector<DomainActivity> out(uuids.size(), DomainActivity::kSilent);
   Fd devnull(::open("/dev/null", O_RDWR | O_CLOEXEC));
   if (!devnull) return out;

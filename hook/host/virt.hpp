@@ -63,7 +63,8 @@ enum class DomainActivity {
 /// and start hooks and spawns QEMU, libvirt holds the domain's lock, and every call that names
 /// the domain (even a lookup, or a list of all domains) waits until QEMU runs (LIBVIRT-NOTES,
 /// "When libvirt runs the hook"). A child that has not answered is killed (abandoned if it does
-/// not die). Never waits longer than `timeout_ms` + 2 s in all; never throws.
+/// not die). At most 32 children at a time: each round of 32 waits at most `timeout_ms` + 1 s.
+/// Never throws.
 std::vector<DomainActivity> domain_activity(const std::vector<std::string>& uuids, int timeout_ms,
                                             const std::string& uri = "qemu:///system");
 

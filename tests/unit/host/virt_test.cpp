@@ -1,5 +1,7 @@
 #include "host/virt.hpp"
 
+#include <algorithm>
+
 #include <doctest/doctest.h>
 
 namespace sockhook {
@@ -32,6 +34,13 @@ TEST_CASE("domain_activity asks libvirt in children, one per domain") {
                         "qemu+unix:///system?socket=/nonexistent/libvirt-sock");
   CHECK(got == std::vector{DomainActivity::kNoLibvirt});
   CHECK(domain_activity({}, 10000).empty());
+  // More domains than children at a time: asked in rounds, every answer in its place.
+  std::vector<std::string> many(40, "3c9a4f2e-1b7d-4e6a-8f5c-2d0b9e8a7c61");
+  many[37] = "6695eb01-f6a4-8304-79aa-97f2502e193f";
+  got = domain_activity(many, 10000, "test:///default");
+  REQUIRE(got.size() == 40);
+  CHECK(got[37] == DomainActivity::kActive);
+  CHECK(std::count(got.begin(), got.end(), DomainActivity::kNone) == 39);
 }
 
 }  // namespace
