@@ -48,11 +48,6 @@ constexpr size_t kControlSize = CMSG_SPACE(sizeof(int) * kScmMaxFd) + CMSG_SPACE
 constexpr size_t kPooledBuffers = 4;
 /// Reads per wakeup from one socket, so that one busy client cannot starve the others.
 constexpr int kReadsPerWakeup = 16;
-/// Reads per wakeup while placing descriptors (see fds_end).
-constexpr int kScanReadsPerWakeup = 512;
-/// The last bytes before the end of a write with descriptors that are read one at a time, so
-/// that its descriptors leave with its first byte when the write is no longer than this.
-constexpr size_t kExactWindow = 64;
 constexpr int kAcceptsPerWakeup = 64;
 /// Closed connections after which freed heap memory is handed back (malloc_trim).
 constexpr size_t kTrimAfterClosed = 64;
@@ -209,10 +204,9 @@ struct Side {
 /// Bytes flowing from one side to the other.
 struct Direction {
   Queue queue;
-  bool eof = false;          // the source sent EOF and everything was read
-  bool shut = false;         // shutdown(SHUT_WR) was passed on to the destination
-  bool blocked = false;      // the destination's buffer is full; wait for EPOLLOUT
-  bool carries_fds = false;  // descriptors came this way: place the next ones exactly
+  bool eof = false;      // the source sent EOF and everything was read
+  bool shut = false;     // shutdown(SHUT_WR) was passed on to the destination
+  bool blocked = false;  // the destination's buffer is full; wait for EPOLLOUT
 };
 
 /// An accepted client and its own connection to the real server.
@@ -524,78 +518,32 @@ void Relay::on_side(Side& side, uint32_t events) {
   update_interest(pair.server, pair.down, pair.up, pair.client);
 }
 
-/// Where the first write with descriptors waiting in the receive queue of `fd` ends, in
-/// bytes from the front (at most the `iov` space, which is scratch); nothing if none waits.
+/// Reads what `from` sent and passes it on to `to`, with the descriptors that came.
 ///
-/// A stream recvmsg glues the fd-less data queued before a write with descriptors onto that
-/// write and returns the descriptors with all of it. Forwarded like that, they would reach
-/// the peer with an earlier message than the one they belong to, and real PulseAudio, which
-/// reads frame by frame, then pairs a memfd with the wrong packet ("Expected 1 memfd fd to
-/// be received"). The kernel tells where such a write ends, never where it starts: a peek
-/// stops right after the first write with descriptors and reports them (it walks on past the
-/// bytes asked for). So pump reads everything up to kExactWindow bytes before that end at
-/// once, and the window byte by byte until the descriptors come. A write with descriptors
-/// then costs one peek, one read and at most kExactWindow single-byte reads, whatever was
-/// queued before it. Reading byte by byte from the front instead, 48 KB queued before one
-/// descriptor cost the proxy 7000 times the CPU of 48 KB alone; now about twice
-/// (tests/root/proxy_cpu.sh; issue 22).
-///
-/// What this gives up: a write with descriptors longer than the window, queued behind
-/// fd-less data, leaves early by what precedes it in the window's read: early, never late,
-/// and in order, which is what Wayland and PipeWire need (they queue descriptors). PulseAudio,
-/// the one protocol here that pairs descriptors with frames, sends its memfds with the
-/// 20-byte frame descriptor and a short packet, and through the proxy none at all: the
-/// pulseaudio plugin turns shared memory off on QEMU's side. The peek costs a system call per
-/// read, so a direction pays it only once it has carried descriptors; the first batch on a
-/// direction may leave with the first byte of a glued read the same way.
-std::optional<size_t> fds_end(int fd, iovec (&iov)[2], size_t iovlen) {
-  alignas(cmsghdr) char control[kControlSize];
-  auto msg = message_header(iov, iovlen, control, sizeof control);
-  const ssize_t n = recvmsg(fd, &msg, MSG_DONTWAIT | MSG_PEEK | MSG_CMSG_CLOEXEC);
-  if (n <= 0) return std::nullopt;
-  bool pending = (msg.msg_flags & MSG_CTRUNC) != 0;
-  // The peek made copies of the descriptors; owned here, they close on return.
-  std::vector<Fd> copies;
-  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
-    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-    pending = true;
-    take_rights(*c, copies);
-  }
-  if (!pending) return std::nullopt;
-  return static_cast<size_t>(n);
-}
-
-/// Shortens the iovecs from free_iov to `len` bytes in all.
-size_t trim_iov(iovec (&iov)[2], size_t iovlen, size_t len) {
-  iov[0].iov_len = std::min(iov[0].iov_len, len);
-  if (iovlen < 2 || iov[0].iov_len == len) return 1;
-  iov[1].iov_len = std::min(iov[1].iov_len, len - iov[0].iov_len);
-  return 2;
-}
-
+/// Where descriptors go: the kernel ends a stream read right after the first write with
+/// descriptors that it reaches, and glues the fd-less data queued before that write onto it
+/// (net/unix/af_unix.c, unix_stream_read_generic: `if (scm.fp) break;`). So the descriptors a
+/// read brings belong to a write that starts inside that read, and a read never holds bytes of
+/// two writes with descriptors. The queue attaches them to the read's first byte: they reach
+/// the peer with or before the first byte of their own write, never after it, in order, and
+/// never merged with another write's. That is what Wayland and PipeWire need: they queue
+/// descriptors and take them when a message asks for them. PulseAudio pairs descriptors with
+/// frames, but through the proxy it passes none: the pulseaudio plugin turns shared memory,
+/// memfd and srbchannel off on QEMU's side (tests/root/proxy_pulse_fds.sh). A write with
+/// descriptors costs one read like any other (issue 22): the proxy used to find its first
+/// byte by reading one byte at a time, which cost it 34 reads per 48 KB glued to one
+/// descriptor, and about 7000 times the CPU of the plain stream before that
+/// (tests/root/proxy_cpu.sh).
 bool Relay::pump(Side& from, Side& to, Direction& dir) {
-  // Reads that place descriptors (see fds_end) are bounded per wakeup, so that one
-  // connection cannot hold the loop; the socket stays readable and placing goes on next time.
   int reads = 0;
-  bool scanning = false;
-  size_t to_fds = 0;  // bytes up to the end of a write whose descriptors have not come yet
-  bool held = false;
-  while (can_read(dir, to) && reads++ < (scanning ? kScanReadsPerWakeup : kReadsPerWakeup)) {
+  while (can_read(dir, to) && reads++ < kReadsPerWakeup) {
     iovec iov[2];
     msghdr msg{};
     msg.msg_iov = iov;
     msg.msg_iovlen = static_cast<size_t>(dir.queue.free_iov(pool_, iov));
     msg.msg_control = control_;
     msg.msg_controllen = sizeof control_;
-    size_t wanted = iov[0].iov_len + (msg.msg_iovlen > 1 ? iov[1].iov_len : 0);
-    // Only a direction that has carried descriptors pays for the peek; see fds_end.
-    if (dir.carries_fds && to_fds == 0)
-      to_fds = fds_end(from.fd.get(), iov, msg.msg_iovlen).value_or(0);
-    scanning = to_fds > 0;
-    if (scanning) {
-      wanted = std::min(wanted, to_fds > kExactWindow ? to_fds - kExactWindow : 1);
-      msg.msg_iovlen = trim_iov(iov, msg.msg_iovlen, wanted);
-    }
+    const size_t wanted = iov[0].iov_len + (msg.msg_iovlen > 1 ? iov[1].iov_len : 0);
     const ssize_t n = recvmsg(from.fd.get(), &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
     if (n < 0) {
       if (errno == EINTR) continue;
@@ -640,17 +588,11 @@ bool Relay::pump(Side& from, Side& to, Direction& dir) {
                            " queued descriptors exceed the limit; closing the connection");
       return false;
     }
-    if (!fds.empty()) dir.carries_fds = true;
-    to_fds = fds.empty() ? to_fds - std::min(to_fds, static_cast<size_t>(n)) : 0;
     dir.queue.commit(static_cast<size_t>(n), std::move(fds));
-    // Fast path: pass the bytes on at once; they are queued only if the other side is full.
-    // Once a scan began, bytes gather until the end of this wakeup, so that the descriptors
-    // leave with the rest of their segment in one message.
-    held |= scanning;
-    if (!held && !dir.blocked && !flush(to, dir)) return false;
+    // Pass the bytes on at once; they stay queued only if the other side is full.
+    if (!dir.blocked && !flush(to, dir)) return false;
     if (static_cast<size_t>(n) < wanted) break;  // drained; epoll says when there is more
   }
-  if (!dir.blocked && !dir.queue.empty() && !flush(to, dir)) return false;
   // A read that found nothing (EAGAIN, EOF) borrowed a buffer for nothing: give it back.
   dir.queue.release_if_empty(pool_);
   return true;
