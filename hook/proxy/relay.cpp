@@ -1,3 +1,7 @@
+// The relay loop: accepts and checks clients (S10), connects each to the real server, and moves
+// bytes and descriptors both ways through bounded queues (proxy/queue.hpp, S6). The process
+// around it (command line, signals) is proxy/proxy_command.cpp.
+
 #include "proxy/relay.hpp"
 
 #include <fcntl.h>
@@ -5,9 +9,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/epoll.h>
-#include <sys/mman.h>
 #include <sys/resource.h>
-#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -20,19 +22,14 @@
 #include <chrono>
 #include <cstdint>
 #include <cstring>
-#include <deque>
-#include <iostream>
 #include <list>
-#include <memory>
-#include <new>
 #include <optional>
 #include <vector>
-
-#include <CLI/CLI.hpp>
 
 #include "base/error.hpp"
 #include "base/split.hpp"
 #include "host/proc.hpp"
+#include "proxy/queue.hpp"
 #include "sys/socket.hpp"
 
 namespace sockhook {
@@ -44,8 +41,6 @@ using Clock = std::chrono::steady_clock;
 constexpr size_t kScmMaxFd = 253;
 /// Room for a full SCM_RIGHTS message plus any other control message a peer might add.
 constexpr size_t kControlSize = CMSG_SPACE(sizeof(int) * kScmMaxFd) + CMSG_SPACE(256);
-/// Buffers kept for reuse, so that the hot path does not allocate.
-constexpr size_t kPooledBuffers = 4;
 /// Reads per wakeup from one socket, so that one busy client cannot starve the others.
 constexpr int kReadsPerWakeup = 16;
 constexpr int kAcceptsPerWakeup = 64;
@@ -57,138 +52,6 @@ constexpr int kConnectTimeoutMs = 500;
 constexpr int kRefusalLinesPerSecond = 10;
 /// After EMFILE and friends, accepting pauses this long instead of spinning.
 constexpr auto kAcceptPause = std::chrono::milliseconds(100);
-
-/// Frees a buffer of `size` bytes straight back to the kernel (munmap).
-struct Unmap {
-  size_t size = 0;
-  void operator()(char* p) const {
-    if (p) munmap(p, size);
-  }
-};
-using Buffer = std::unique_ptr<char[], Unmap>;
-
-/// Fixed-size byte buffers, recycled so that relaying does not allocate per message. Each
-/// buffer is its own mapping: one that leaves the pool goes back to the kernel at once,
-/// whatever malloc would keep, so the proxy shrinks again when connections end.
-class BufferPool {
- public:
-  explicit BufferPool(size_t size) : size_(size) {}
-  size_t buffer_size() const { return size_; }
-  Buffer get() {
-    if (free_.empty()) {
-      void* p = mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-      if (p == MAP_FAILED) throw std::bad_alloc();
-      return Buffer(static_cast<char*>(p), Unmap{size_});
-    }
-    auto buffer = std::move(free_.back());
-    free_.pop_back();
-    return buffer;
-  }
-  void put(Buffer buffer) {
-    if (buffer && free_.size() < kPooledBuffers) free_.push_back(std::move(buffer));
-  }
-
- private:
-  size_t size_;
-  std::vector<Buffer> free_;
-};
-
-/// Descriptors that arrived with the byte at stream position `pos`; they leave with it.
-struct FdBatch {
-  uint64_t pos;
-  std::vector<Fd> fds;
-};
-
-/// What waits to be written in one direction: a ring of bytes (borrowed from the pool only
-/// while non-empty) and the descriptors attached to byte positions in it.
-class Queue {
- public:
-  size_t size() const { return size_; }
-  bool empty() const { return size_ == 0; }
-  size_t fd_count() const { return fd_count_; }
-  size_t free_space(const BufferPool& pool) const { return pool.buffer_size() - size_; }
-
-  /// Up to two iovecs covering the free space; borrows a buffer if needed.
-  int free_iov(BufferPool& pool, iovec (&iov)[2]) {
-    if (!buffer_) buffer_ = pool.get();
-    return ring_iov(pool, (head_ + size_) % pool.buffer_size(), free_space(pool), iov);
-  }
-
-  /// Records `n` bytes just read into the free space, and the fds that came with them.
-  void commit(size_t n, std::vector<Fd>&& fds) {
-    if (!fds.empty()) {
-      fd_count_ += fds.size();
-      batches_.push_back({sent_ + size_, std::move(fds)});
-    }
-    size_ += n;
-  }
-
-  /// Up to two iovecs for the next sendmsg, and the fds that must go with it. A message
-  /// never crosses the start of the next fd batch, so fds keep their byte position.
-  int data_iov(const BufferPool& pool, iovec (&iov)[2], std::vector<Fd>** fds) {
-    size_t limit = size_;
-    *fds = nullptr;
-    if (!batches_.empty()) {
-      if (batches_.front().pos == sent_) {
-        *fds = &batches_.front().fds;
-        if (batches_.size() > 1) limit = static_cast<size_t>(batches_[1].pos - sent_);
-      } else {
-        limit = static_cast<size_t>(batches_.front().pos - sent_);
-      }
-    }
-    return ring_iov(pool, head_, limit, iov);
-  }
-
-  /// Records that `n` (> 0) bytes were sent; the fds of the front batch went with them if
-  /// `with_fds`.
-  void consume(size_t n, bool with_fds, BufferPool& pool) {
-    if (with_fds) {
-      fd_count_ -= batches_.front().fds.size();
-      batches_.pop_front();  // our copies close; the kernel holds its own references
-    }
-    head_ = (head_ + n) % pool.buffer_size();
-    size_ -= n;
-    sent_ += n;
-    if (size_ == 0) {
-      head_ = 0;
-      pool.put(std::move(buffer_));
-    }
-  }
-
-  /// Returns the buffer if nothing is queued: an idle direction holds no memory.
-  void release_if_empty(BufferPool& pool) {
-    if (size_ == 0 && buffer_) {
-      head_ = 0;
-      pool.put(std::move(buffer_));
-    }
-  }
-
-  /// Drops everything queued, closing the fds, and returns the buffer.
-  void clear(BufferPool& pool) {
-    sent_ += size_;
-    size_ = 0;
-    head_ = 0;
-    batches_.clear();
-    fd_count_ = 0;
-    pool.put(std::move(buffer_));
-  }
-
- private:
-  /// The iovecs (one, or two where the ring wraps) for `len` bytes from offset `start`.
-  int ring_iov(const BufferPool& pool, size_t start, size_t len, iovec (&iov)[2]) const {
-    const size_t first = std::min(len, pool.buffer_size() - start);
-    iov[0] = {buffer_.get() + start, first};
-    iov[1] = {buffer_.get(), len - first};
-    return len > first ? 2 : 1;
-  }
-
-  Buffer buffer_;
-  size_t head_ = 0;
-  size_t size_ = 0;
-  uint64_t sent_ = 0;  // stream position of buffer_[head_]
-  std::deque<FdBatch> batches_;
-  size_t fd_count_ = 0;
-};
 
 struct Pair;
 
@@ -693,70 +556,6 @@ int run_proxy_until(Fd listen_fd, const ProxyOptions& options, int stop_fd) {
   raise_fd_limit();
   Relay relay(std::move(listen_fd), options, stop_fd);
   return relay.run();
-}
-
-int run_proxy(Fd listen_fd, const ProxyOptions& options) {
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
-  sigset_t old_mask;
-  if (sigprocmask(SIG_BLOCK, &stop_signals, &old_mask) < 0) throw_errno("cannot block signals");
-  Fd signal_fd(signalfd(-1, &stop_signals, SFD_CLOEXEC | SFD_NONBLOCK));
-  if (!signal_fd) throw_errno("cannot create signalfd");
-  const int rc = run_proxy_until(std::move(listen_fd), options, signal_fd.get());
-  // Consume the stop signal, or unblocking it below would deliver it after all.
-  signalfd_siginfo info;
-  while (read(signal_fd.get(), &info, sizeof info) == static_cast<ssize_t>(sizeof info)) {
-  }
-  sigprocmask(SIG_SETMASK, &old_mask, nullptr);
-  return rc;
-}
-
-int proxy_command(int argc, char** argv) {
-  CLI::App app{"Relays one lent socket (internal; started by the hook)", "sockhook proxy"};
-  int listen_fd = -1;
-  ProxyOptions options;
-  std::string label;
-  app.add_option("--listen-fd", listen_fd, "listening unix socket")->required();
-  app.add_option("--connect", options.connect_path, "absolute path of the real socket")->required();
-  app.add_option("--peer-uid", options.peer_uid, "the only uid served")->required();
-  std::string peer_domain;
-  app.add_option("--peer-domain", peer_domain, "ID:PARTITION, the only domain served")->required();
-  app.add_option("--label", label, "shown in ps and logs");
-  app.add_option("--max-queued-bytes", options.limits.max_queued_bytes);
-  app.add_option("--max-queued-fds", options.limits.max_queued_fds);
-  app.add_option("--max-connections", options.limits.max_connections);
-  std::vector<std::string> args(argv, argv + argc);
-  std::reverse(args.begin(), args.end());  // CLI11 takes the arguments last first
-  try {
-    app.parse(args);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e) == 0 ? 0 : 2;
-  }
-
-  openlog("sockhook", LOG_PID | LOG_NDELAY, LOG_DAEMON);
-  try {
-    int type = 0;
-    int accepting = 0;
-    socklen_t len = sizeof type;
-    if (listen_fd < 0 || getsockopt(listen_fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0 ||
-        type != SOCK_STREAM ||
-        (len = sizeof accepting,
-         getsockopt(listen_fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &len)) < 0 ||
-        !accepting)
-      throw Error("--listen-fd " + std::to_string(listen_fd) + " is not a listening stream socket");
-    options.peer_domain = DomainCgroup::parse(peer_domain);
-    if (!options.peer_domain)
-      throw Error("--peer-domain '" + peer_domain + "' is not ID:PARTITION");
-    Fd listen(listen_fd);
-    fcntl(listen.get(), F_SETFD, FD_CLOEXEC);
-    return run_proxy(std::move(listen), options);
-  } catch (const Error& e) {
-    syslog(LOG_ERR, "proxy %s: %s", label.c_str(), e.what());
-    std::cerr << "sockhook: error: proxy " << label << ": " << e.what() << '\n';
-    return 1;
-  }
 }
 
 }  // namespace sockhook
