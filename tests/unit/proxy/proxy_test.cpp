@@ -423,6 +423,32 @@ TEST_CASE("A message with many descriptors arrives complete and in order") {
   for (size_t i = 0; i < count; ++i) CHECK(file_content(r.fds[i]) == std::to_string(i));
 }
 
+TEST_CASE("The kernel ends a stream read right after the first write with descriptors") {
+  // What the relay's placement rests on (proxy/relay.cpp, Relay::pump): a read glues fd-less
+  // data onto the next write with descriptors and stops after it, so a read's descriptors
+  // belong to a write that starts inside that read, and no read holds two such writes.
+  int pair[2];
+  REQUIRE(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) == 0);
+  Fd a(pair[0]);
+  Fd b(pair[1]);
+  Fd one = make_memfd("one");
+  Fd two = make_memfd("two");
+  REQUIRE(send_with_fds(a.get(), std::string(5000, 'p'), {}));
+  REQUIRE(send_with_fds(a.get(), "first", {one.get()}));
+  REQUIRE(send_with_fds(a.get(), "second", {two.get(), one.get()}));
+  REQUIRE(send_with_fds(a.get(), "tail", {}));
+  auto glued = receive(b.get());
+  CHECK(glued.bytes == std::string(5000, 'p') + "first");
+  REQUIRE(glued.fds.size() == 1);
+  CHECK(file_content(glued.fds[0]) == "one");
+  auto next = receive(b.get());
+  CHECK(next.bytes == "second");
+  CHECK(next.fds.size() == 2);
+  auto tail = receive(b.get());
+  CHECK(tail.bytes == "tail");
+  CHECK(tail.fds.empty());
+}
+
 TEST_CASE("Descriptors glued to earlier data leave with the first byte of that read") {
   // The kernel glues fd-less data queued before a write with descriptors onto that write and
   // ends the read right after it: the proxy reads both at once (one read, whatever was queued
