@@ -1,3 +1,7 @@
+// The relay loop: accepts and checks clients (S10), connects each to the real server, and moves
+// bytes and descriptors both ways through bounded queues (proxy/queue.hpp, S6). The process
+// around it (command line, signals) is proxy/proxy_command.cpp.
+
 #include "proxy/relay.hpp"
 
 #include <fcntl.h>
@@ -5,9 +9,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/epoll.h>
-#include <sys/mman.h>
 #include <sys/resource.h>
-#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -20,19 +22,14 @@
 #include <chrono>
 #include <cstdint>
 #include <cstring>
-#include <deque>
-#include <iostream>
 #include <list>
-#include <memory>
-#include <new>
 #include <optional>
 #include <vector>
-
-#include <CLI/CLI.hpp>
 
 #include "base/error.hpp"
 #include "base/split.hpp"
 #include "host/proc.hpp"
+#include "proxy/queue.hpp"
 #include "sys/socket.hpp"
 
 namespace sockhook {
@@ -44,15 +41,8 @@ using Clock = std::chrono::steady_clock;
 constexpr size_t kScmMaxFd = 253;
 /// Room for a full SCM_RIGHTS message plus any other control message a peer might add.
 constexpr size_t kControlSize = CMSG_SPACE(sizeof(int) * kScmMaxFd) + CMSG_SPACE(256);
-/// Buffers kept for reuse, so that the hot path does not allocate.
-constexpr size_t kPooledBuffers = 4;
 /// Reads per wakeup from one socket, so that one busy client cannot starve the others.
 constexpr int kReadsPerWakeup = 16;
-/// Reads per wakeup while placing descriptors (see fds_end).
-constexpr int kScanReadsPerWakeup = 512;
-/// The last bytes before the end of a write with descriptors that are read one at a time, so
-/// that its descriptors leave with its first byte when the write is no longer than this.
-constexpr size_t kExactWindow = 64;
 constexpr int kAcceptsPerWakeup = 64;
 /// Closed connections after which freed heap memory is handed back (malloc_trim).
 constexpr size_t kTrimAfterClosed = 64;
@@ -62,138 +52,6 @@ constexpr int kConnectTimeoutMs = 500;
 constexpr int kRefusalLinesPerSecond = 10;
 /// After EMFILE and friends, accepting pauses this long instead of spinning.
 constexpr auto kAcceptPause = std::chrono::milliseconds(100);
-
-/// Frees a buffer of `size` bytes straight back to the kernel (munmap).
-struct Unmap {
-  size_t size = 0;
-  void operator()(char* p) const {
-    if (p) munmap(p, size);
-  }
-};
-using Buffer = std::unique_ptr<char[], Unmap>;
-
-/// Fixed-size byte buffers, recycled so that relaying does not allocate per message. Each
-/// buffer is its own mapping: one that leaves the pool goes back to the kernel at once,
-/// whatever malloc would keep, so the proxy shrinks again when connections end.
-class BufferPool {
- public:
-  explicit BufferPool(size_t size) : size_(size) {}
-  size_t buffer_size() const { return size_; }
-  Buffer get() {
-    if (free_.empty()) {
-      void* p = mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-      if (p == MAP_FAILED) throw std::bad_alloc();
-      return Buffer(static_cast<char*>(p), Unmap{size_});
-    }
-    auto buffer = std::move(free_.back());
-    free_.pop_back();
-    return buffer;
-  }
-  void put(Buffer buffer) {
-    if (buffer && free_.size() < kPooledBuffers) free_.push_back(std::move(buffer));
-  }
-
- private:
-  size_t size_;
-  std::vector<Buffer> free_;
-};
-
-/// Descriptors that arrived with the byte at stream position `pos`; they leave with it.
-struct FdBatch {
-  uint64_t pos;
-  std::vector<Fd> fds;
-};
-
-/// What waits to be written in one direction: a ring of bytes (borrowed from the pool only
-/// while non-empty) and the descriptors attached to byte positions in it.
-class Queue {
- public:
-  size_t size() const { return size_; }
-  bool empty() const { return size_ == 0; }
-  size_t fd_count() const { return fd_count_; }
-  size_t free_space(const BufferPool& pool) const { return pool.buffer_size() - size_; }
-
-  /// Up to two iovecs covering the free space; borrows a buffer if needed.
-  int free_iov(BufferPool& pool, iovec (&iov)[2]) {
-    if (!buffer_) buffer_ = pool.get();
-    return ring_iov(pool, (head_ + size_) % pool.buffer_size(), free_space(pool), iov);
-  }
-
-  /// Records `n` bytes just read into the free space, and the fds that came with them.
-  void commit(size_t n, std::vector<Fd>&& fds) {
-    if (!fds.empty()) {
-      fd_count_ += fds.size();
-      batches_.push_back({sent_ + size_, std::move(fds)});
-    }
-    size_ += n;
-  }
-
-  /// Up to two iovecs for the next sendmsg, and the fds that must go with it. A message
-  /// never crosses the start of the next fd batch, so fds keep their byte position.
-  int data_iov(const BufferPool& pool, iovec (&iov)[2], std::vector<Fd>** fds) {
-    size_t limit = size_;
-    *fds = nullptr;
-    if (!batches_.empty()) {
-      if (batches_.front().pos == sent_) {
-        *fds = &batches_.front().fds;
-        if (batches_.size() > 1) limit = static_cast<size_t>(batches_[1].pos - sent_);
-      } else {
-        limit = static_cast<size_t>(batches_.front().pos - sent_);
-      }
-    }
-    return ring_iov(pool, head_, limit, iov);
-  }
-
-  /// Records that `n` (> 0) bytes were sent; the fds of the front batch went with them if
-  /// `with_fds`.
-  void consume(size_t n, bool with_fds, BufferPool& pool) {
-    if (with_fds) {
-      fd_count_ -= batches_.front().fds.size();
-      batches_.pop_front();  // our copies close; the kernel holds its own references
-    }
-    head_ = (head_ + n) % pool.buffer_size();
-    size_ -= n;
-    sent_ += n;
-    if (size_ == 0) {
-      head_ = 0;
-      pool.put(std::move(buffer_));
-    }
-  }
-
-  /// Returns the buffer if nothing is queued: an idle direction holds no memory.
-  void release_if_empty(BufferPool& pool) {
-    if (size_ == 0 && buffer_) {
-      head_ = 0;
-      pool.put(std::move(buffer_));
-    }
-  }
-
-  /// Drops everything queued, closing the fds, and returns the buffer.
-  void clear(BufferPool& pool) {
-    sent_ += size_;
-    size_ = 0;
-    head_ = 0;
-    batches_.clear();
-    fd_count_ = 0;
-    pool.put(std::move(buffer_));
-  }
-
- private:
-  /// The iovecs (one, or two where the ring wraps) for `len` bytes from offset `start`.
-  int ring_iov(const BufferPool& pool, size_t start, size_t len, iovec (&iov)[2]) const {
-    const size_t first = std::min(len, pool.buffer_size() - start);
-    iov[0] = {buffer_.get() + start, first};
-    iov[1] = {buffer_.get(), len - first};
-    return len > first ? 2 : 1;
-  }
-
-  Buffer buffer_;
-  size_t head_ = 0;
-  size_t size_ = 0;
-  uint64_t sent_ = 0;  // stream position of buffer_[head_]
-  std::deque<FdBatch> batches_;
-  size_t fd_count_ = 0;
-};
 
 struct Pair;
 
@@ -209,10 +67,9 @@ struct Side {
 /// Bytes flowing from one side to the other.
 struct Direction {
   Queue queue;
-  bool eof = false;          // the source sent EOF and everything was read
-  bool shut = false;         // shutdown(SHUT_WR) was passed on to the destination
-  bool blocked = false;      // the destination's buffer is full; wait for EPOLLOUT
-  bool carries_fds = false;  // descriptors came this way: place the next ones exactly
+  bool eof = false;      // the source sent EOF and everything was read
+  bool shut = false;     // shutdown(SHUT_WR) was passed on to the destination
+  bool blocked = false;  // the destination's buffer is full; wait for EPOLLOUT
 };
 
 /// An accepted client and its own connection to the real server.
@@ -524,78 +381,32 @@ void Relay::on_side(Side& side, uint32_t events) {
   update_interest(pair.server, pair.down, pair.up, pair.client);
 }
 
-/// Where the first write with descriptors waiting in the receive queue of `fd` ends, in
-/// bytes from the front (at most the `iov` space, which is scratch); nothing if none waits.
+/// Reads what `from` sent and passes it on to `to`, with the descriptors that came.
 ///
-/// A stream recvmsg glues the fd-less data queued before a write with descriptors onto that
-/// write and returns the descriptors with all of it. Forwarded like that, they would reach
-/// the peer with an earlier message than the one they belong to, and real PulseAudio, which
-/// reads frame by frame, then pairs a memfd with the wrong packet ("Expected 1 memfd fd to
-/// be received"). The kernel tells where such a write ends, never where it starts: a peek
-/// stops right after the first write with descriptors and reports them (it walks on past the
-/// bytes asked for). So pump reads everything up to kExactWindow bytes before that end at
-/// once, and the window byte by byte until the descriptors come. A write with descriptors
-/// then costs one peek, one read and at most kExactWindow single-byte reads, whatever was
-/// queued before it. Reading byte by byte from the front instead, 48 KB queued before one
-/// descriptor cost the proxy 7000 times the CPU of 48 KB alone; now about twice
-/// (tests/root/proxy_cpu.sh; issue 22).
-///
-/// What this gives up: a write with descriptors longer than the window, queued behind
-/// fd-less data, leaves early by what precedes it in the window's read: early, never late,
-/// and in order, which is what Wayland and PipeWire need (they queue descriptors). PulseAudio,
-/// the one protocol here that pairs descriptors with frames, sends its memfds with the
-/// 20-byte frame descriptor and a short packet, and through the proxy none at all: the
-/// pulseaudio plugin turns shared memory off on QEMU's side. The peek costs a system call per
-/// read, so a direction pays it only once it has carried descriptors; the first batch on a
-/// direction may leave with the first byte of a glued read the same way.
-std::optional<size_t> fds_end(int fd, iovec (&iov)[2], size_t iovlen) {
-  alignas(cmsghdr) char control[kControlSize];
-  auto msg = message_header(iov, iovlen, control, sizeof control);
-  const ssize_t n = recvmsg(fd, &msg, MSG_DONTWAIT | MSG_PEEK | MSG_CMSG_CLOEXEC);
-  if (n <= 0) return std::nullopt;
-  bool pending = (msg.msg_flags & MSG_CTRUNC) != 0;
-  // The peek made copies of the descriptors; owned here, they close on return.
-  std::vector<Fd> copies;
-  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
-    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-    pending = true;
-    take_rights(*c, copies);
-  }
-  if (!pending) return std::nullopt;
-  return static_cast<size_t>(n);
-}
-
-/// Shortens the iovecs from free_iov to `len` bytes in all.
-size_t trim_iov(iovec (&iov)[2], size_t iovlen, size_t len) {
-  iov[0].iov_len = std::min(iov[0].iov_len, len);
-  if (iovlen < 2 || iov[0].iov_len == len) return 1;
-  iov[1].iov_len = std::min(iov[1].iov_len, len - iov[0].iov_len);
-  return 2;
-}
-
+/// Where descriptors go: the kernel ends a stream read right after the first write with
+/// descriptors that it reaches, and glues the fd-less data queued before that write onto it
+/// (net/unix/af_unix.c, unix_stream_read_generic: `if (scm.fp) break;`). So the descriptors a
+/// read brings belong to a write that starts inside that read, and a read never holds bytes of
+/// two writes with descriptors. The queue attaches them to the read's first byte: they reach
+/// the peer with or before the first byte of their own write, never after it, in order, and
+/// never merged with another write's. That is what Wayland and PipeWire need: they queue
+/// descriptors and take them when a message asks for them. PulseAudio pairs descriptors with
+/// frames, but through the proxy it passes none: the pulseaudio plugin turns shared memory,
+/// memfd and srbchannel off on QEMU's side (tests/root/proxy_pulse_fds.sh). A write with
+/// descriptors costs one read like any other (issue 22): the proxy used to find its first
+/// byte by reading the last 64 bytes one at a time after a peek, 69 reads for 48 KB glued to
+/// one descriptor where 48 KB alone take 3, and from the front before that, about 7000 times
+/// the CPU of the plain stream (tests/root/proxy_cpu.sh).
 bool Relay::pump(Side& from, Side& to, Direction& dir) {
-  // Reads that place descriptors (see fds_end) are bounded per wakeup, so that one
-  // connection cannot hold the loop; the socket stays readable and placing goes on next time.
   int reads = 0;
-  bool scanning = false;
-  size_t to_fds = 0;  // bytes up to the end of a write whose descriptors have not come yet
-  bool held = false;
-  while (can_read(dir, to) && reads++ < (scanning ? kScanReadsPerWakeup : kReadsPerWakeup)) {
+  while (can_read(dir, to) && reads++ < kReadsPerWakeup) {
     iovec iov[2];
     msghdr msg{};
     msg.msg_iov = iov;
     msg.msg_iovlen = static_cast<size_t>(dir.queue.free_iov(pool_, iov));
     msg.msg_control = control_;
     msg.msg_controllen = sizeof control_;
-    size_t wanted = iov[0].iov_len + (msg.msg_iovlen > 1 ? iov[1].iov_len : 0);
-    // Only a direction that has carried descriptors pays for the peek; see fds_end.
-    if (dir.carries_fds && to_fds == 0)
-      to_fds = fds_end(from.fd.get(), iov, msg.msg_iovlen).value_or(0);
-    scanning = to_fds > 0;
-    if (scanning) {
-      wanted = std::min(wanted, to_fds > kExactWindow ? to_fds - kExactWindow : 1);
-      msg.msg_iovlen = trim_iov(iov, msg.msg_iovlen, wanted);
-    }
+    const size_t wanted = iov[0].iov_len + (msg.msg_iovlen > 1 ? iov[1].iov_len : 0);
     const ssize_t n = recvmsg(from.fd.get(), &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
     if (n < 0) {
       if (errno == EINTR) continue;
@@ -640,17 +451,11 @@ bool Relay::pump(Side& from, Side& to, Direction& dir) {
                            " queued descriptors exceed the limit; closing the connection");
       return false;
     }
-    if (!fds.empty()) dir.carries_fds = true;
-    to_fds = fds.empty() ? to_fds - std::min(to_fds, static_cast<size_t>(n)) : 0;
     dir.queue.commit(static_cast<size_t>(n), std::move(fds));
-    // Fast path: pass the bytes on at once; they are queued only if the other side is full.
-    // Once a scan began, bytes gather until the end of this wakeup, so that the descriptors
-    // leave with the rest of their segment in one message.
-    held |= scanning;
-    if (!held && !dir.blocked && !flush(to, dir)) return false;
+    // Pass the bytes on at once; they stay queued only if the other side is full.
+    if (!dir.blocked && !flush(to, dir)) return false;
     if (static_cast<size_t>(n) < wanted) break;  // drained; epoll says when there is more
   }
-  if (!dir.blocked && !dir.queue.empty() && !flush(to, dir)) return false;
   // A read that found nothing (EAGAIN, EOF) borrowed a buffer for nothing: give it back.
   dir.queue.release_if_empty(pool_);
   return true;
@@ -751,70 +556,6 @@ int run_proxy_until(Fd listen_fd, const ProxyOptions& options, int stop_fd) {
   raise_fd_limit();
   Relay relay(std::move(listen_fd), options, stop_fd);
   return relay.run();
-}
-
-int run_proxy(Fd listen_fd, const ProxyOptions& options) {
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
-  sigset_t old_mask;
-  if (sigprocmask(SIG_BLOCK, &stop_signals, &old_mask) < 0) throw_errno("cannot block signals");
-  Fd signal_fd(signalfd(-1, &stop_signals, SFD_CLOEXEC | SFD_NONBLOCK));
-  if (!signal_fd) throw_errno("cannot create signalfd");
-  const int rc = run_proxy_until(std::move(listen_fd), options, signal_fd.get());
-  // Consume the stop signal, or unblocking it below would deliver it after all.
-  signalfd_siginfo info;
-  while (read(signal_fd.get(), &info, sizeof info) == static_cast<ssize_t>(sizeof info)) {
-  }
-  sigprocmask(SIG_SETMASK, &old_mask, nullptr);
-  return rc;
-}
-
-int proxy_command(int argc, char** argv) {
-  CLI::App app{"Relays one lent socket (internal; started by the hook)", "sockhook proxy"};
-  int listen_fd = -1;
-  ProxyOptions options;
-  std::string label;
-  app.add_option("--listen-fd", listen_fd, "listening unix socket")->required();
-  app.add_option("--connect", options.connect_path, "absolute path of the real socket")->required();
-  app.add_option("--peer-uid", options.peer_uid, "the only uid served")->required();
-  std::string peer_domain;
-  app.add_option("--peer-domain", peer_domain, "ID:PARTITION, the only domain served")->required();
-  app.add_option("--label", label, "shown in ps and logs");
-  app.add_option("--max-queued-bytes", options.limits.max_queued_bytes);
-  app.add_option("--max-queued-fds", options.limits.max_queued_fds);
-  app.add_option("--max-connections", options.limits.max_connections);
-  std::vector<std::string> args(argv, argv + argc);
-  std::reverse(args.begin(), args.end());  // CLI11 takes the arguments last first
-  try {
-    app.parse(args);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e) == 0 ? 0 : 2;
-  }
-
-  openlog("sockhook", LOG_PID | LOG_NDELAY, LOG_DAEMON);
-  try {
-    int type = 0;
-    int accepting = 0;
-    socklen_t len = sizeof type;
-    if (listen_fd < 0 || getsockopt(listen_fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0 ||
-        type != SOCK_STREAM ||
-        (len = sizeof accepting,
-         getsockopt(listen_fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &len)) < 0 ||
-        !accepting)
-      throw Error("--listen-fd " + std::to_string(listen_fd) + " is not a listening stream socket");
-    options.peer_domain = DomainCgroup::parse(peer_domain);
-    if (!options.peer_domain)
-      throw Error("--peer-domain '" + peer_domain + "' is not ID:PARTITION");
-    Fd listen(listen_fd);
-    fcntl(listen.get(), F_SETFD, FD_CLOEXEC);
-    return run_proxy(std::move(listen), options);
-  } catch (const Error& e) {
-    syslog(LOG_ERR, "proxy %s: %s", label.c_str(), e.what());
-    std::cerr << "sockhook: error: proxy " << label << ": " << e.what() << '\n';
-    return 1;
-  }
 }
 
 }  // namespace sockhook

@@ -1,8 +1,9 @@
 #pragma once
 
 // The relay: the `sockhook proxy` process, which serves one lent socket to the clients it
-// checks (QEMU's uid in its own domain's cgroup, S10) within bounded memory (S6). Its start
-// and stop by the hook are proxy/spawn.hpp.
+// checks (QEMU's uid in its own domain's cgroup, S10) within bounded memory (S6): the loop in
+// proxy/relay.cpp, its queues in proxy/queue.hpp, its command line in proxy/proxy_command.cpp.
+// Its start and stop by the hook are proxy/spawn.hpp.
 
 #include <sys/types.h>
 

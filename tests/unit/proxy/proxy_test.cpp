@@ -423,18 +423,44 @@ TEST_CASE("A message with many descriptors arrives complete and in order") {
   for (size_t i = 0; i < count; ++i) CHECK(file_content(r.fds[i]) == std::to_string(i));
 }
 
-TEST_CASE("Once a direction carried descriptors, they leave with their own message") {
-  // Real PulseAudio reads frame by frame and takes the descriptors that arrive during a
-  // frame as that frame's. Stop the proxy so that a plain message and a message with a
-  // descriptor queue up together, the way a busy server sends them; a reader that reads
-  // exactly the first message must get no descriptor, and the next read must.
+TEST_CASE("The kernel ends a stream read right after the first write with descriptors") {
+  // What the relay's placement rests on (proxy/relay.cpp, Relay::pump): a read glues fd-less
+  // data onto the next write with descriptors and stops after it, so a read's descriptors
+  // belong to a write that starts inside that read, and no read holds two such writes.
+  int pair[2];
+  REQUIRE(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) == 0);
+  Fd a(pair[0]);
+  Fd b(pair[1]);
+  Fd one = make_memfd("one");
+  Fd two = make_memfd("two");
+  REQUIRE(send_with_fds(a.get(), std::string(5000, 'p'), {}));
+  REQUIRE(send_with_fds(a.get(), "first", {one.get()}));
+  REQUIRE(send_with_fds(a.get(), "second", {two.get(), one.get()}));
+  REQUIRE(send_with_fds(a.get(), "tail", {}));
+  auto glued = receive(b.get());
+  CHECK(glued.bytes == std::string(5000, 'p') + "first");
+  REQUIRE(glued.fds.size() == 1);
+  CHECK(file_content(glued.fds[0]) == "one");
+  auto next = receive(b.get());
+  CHECK(next.bytes == "second");
+  CHECK(next.fds.size() == 2);
+  auto tail = receive(b.get());
+  CHECK(tail.bytes == "tail");
+  CHECK(tail.fds.empty());
+}
+
+TEST_CASE("Descriptors glued to earlier data leave with the first byte of that read") {
+  // The kernel glues fd-less data queued before a write with descriptors onto that write and
+  // ends the read right after it: the proxy reads both at once (one read, whatever was queued
+  // before) and sends the descriptors with the first byte it read, early and never late. Stop
+  // the proxy so that a plain message and a message with a descriptor queue up together, the
+  // way a busy server sends them; then the reverse order, where nothing may be early.
   Setup s;
   auto [client, server] = s.connect_pair();
-  // The first descriptors arm exact placement on this direction (see fds_end).
-  Fd arming = make_memfd("first");
-  REQUIRE(send_with_fds(server.get(), "x", {arming.get()}));
-  auto armed = receive_exactly(client.get(), 1);
-  REQUIRE(armed.fds.size() == 1);
+  Fd earlier = make_memfd("first");
+  REQUIRE(send_with_fds(server.get(), "x", {earlier.get()}));
+  auto arrived = receive_exactly(client.get(), 1);
+  REQUIRE(arrived.fds.size() == 1);
   for (int round = 0; round < 20; ++round) {
     REQUIRE(kill(s.proxy->pid(), SIGSTOP) == 0);
     const std::string plain(100 + static_cast<size_t>(round), 'p');
@@ -445,18 +471,31 @@ TEST_CASE("Once a direction carried descriptors, they leave with their own messa
 
     auto first = receive_exactly(client.get(), plain.size());
     CHECK(first.bytes == plain);
-    CHECK(first.fds.empty());
+    REQUIRE(first.fds.size() == 1);
+    CHECK(file_content(first.fds[0]) == "frame " + std::to_string(round));
     auto second = receive_exactly(client.get(), 7);
     CHECK(second.bytes == "with-fd");
-    REQUIRE(second.fds.size() == 1);
-    CHECK(file_content(second.fds[0]) == "frame " + std::to_string(round));
+    CHECK(second.fds.empty());
   }
+  // A write with descriptors first, then plain data: each read ends at the descriptors' write,
+  // so the plain data that follows carries none.
+  REQUIRE(kill(s.proxy->pid(), SIGSTOP) == 0);
+  Fd memfd = make_memfd("before plain");
+  REQUIRE(send_with_fds(server.get(), "with-fd", {memfd.get()}));
+  REQUIRE(send_with_fds(server.get(), std::string(300, 'q'), {}));
+  REQUIRE(kill(s.proxy->pid(), SIGCONT) == 0);
+  auto with = receive_exactly(client.get(), 7);
+  CHECK(with.bytes == "with-fd");
+  REQUIRE(with.fds.size() == 1);
+  CHECK(file_content(with.fds[0]) == "before plain");
+  auto after = receive_exactly(client.get(), 300);
+  CHECK(after.bytes == std::string(300, 'q'));
+  CHECK(after.fds.empty());
 }
 
 TEST_CASE("Descriptors of a long write queued behind data leave early, never late") {
-  // The proxy reads byte by byte only the last 64 bytes before the end of a write with
-  // descriptors (see fds_end): a longer write, glued to the data before it, gets its
-  // descriptors with an earlier byte of that read, never with a later one.
+  // A longer write with descriptors, glued to the data before it: its descriptors come with
+  // the read's first byte, earlier than the write's own first byte, never later.
   Setup s;
   auto [client, server] = s.connect_pair();
   Fd arming = make_memfd("first");
