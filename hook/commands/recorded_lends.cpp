@@ -69,7 +69,8 @@ LendStatus status_of(const Journal& j, const JournalSocket& s) {
         // A context behind a proxy (S10) has both: each is reported.
         // A compositor keeps the VM's clients when the holder dies and accepts no new one
         // (LIBVIRT-NOTES, "Security contexts"); PipeWire drops them.
-        const bool holder = served_by(s.steps, e.path) == std::string("context holder");
+        const char* by = served_by(s.steps, e.path);
+        const bool holder = by && std::string_view(by) == "context holder";
         dead.push_back(!holder ? "the proxy is not running"
                        : makes_wayland_context(s.steps)
                            ? "the context's holder is not running, so "
