@@ -164,9 +164,9 @@ for o in (json.loads(data) if data.strip() else []):
         print(json.dumps({k: v for k, v in p.items() if k.startswith("pipewire.")}, sort_keys=True))
 '
 }
-holder_pid() { pgrep -u "$SH_UID" -x sockhook-contex | head -n1; }
+holder_pid() { pgrep -u "$SH_UID" -x sockhook-contex | head -n1 || true; }
 # proxy_pid : the proxy in front of the context (it serves only domain 77's QEMU).
-proxy_pid() { pgrep -u "$SH_UID" -f "^sockhook proxy .*--peer-domain 77:" | head -n1; }
+proxy_pid() { pgrep -u "$SH_UID" -f "^sockhook proxy .*--peer-domain 77:" | head -n1 || true; }
 # connect_errno PATH : as QEMU's user in its VM, what connect() to PATH says ("ok" or errno).
 connect_errno() {
     as_qemu "$py" -c '

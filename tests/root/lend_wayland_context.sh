@@ -90,9 +90,9 @@ lend_plan() {
     lend_domain "$NAME" "$U" "wayland:$1" >"$TMP/dom.xml"
     "$SOCKHOOK" plan --plugin-dir "$etc/plugins" --policy "$etc/policy.conf" "$TMP/dom.xml" 2>&1 || true
 }
-holder_pid() { pgrep -u "$lend_uid" -x sockhook-waylan | head -n1; }
+holder_pid() { pgrep -u "$lend_uid" -x sockhook-waylan | head -n1 || true; }
 # proxy_pid : the proxy in front of the context (it serves only domain $lend_id's QEMU).
-proxy_pid() { pgrep -u "$lend_uid" -f "^sockhook proxy .*--peer-domain $lend_id:" | head -n1; }
+proxy_pid() { pgrep -u "$lend_uid" -f "^sockhook proxy .*--peer-domain $lend_id:" | head -n1 || true; }
 # connect_errno PATH : as QEMU's user in its VM, what connect() to PATH says ("ok" or errno).
 connect_errno() {
     lend_as_qemu "$py" -c '
