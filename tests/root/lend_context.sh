@@ -277,7 +277,7 @@ check "the VM sees the source" grep -q "sockhook-null-source" <<<"$sees"
 n=$(record_as_qemu capture-default)
 check "recording the default source gives samples (got $n)" test "$n" -gt 0
 HP=$(holder_pid)
-kill -KILL "${HP:-0}" 2>/dev/null || true
+kill -KILL "${HP:-none}" 2>/dev/null || true
 wait_until 5 bash -c "! kill -0 ${HP:-0} 2>/dev/null" || true
 st=$("$SOCKHOOK" status 2>&1 || true)
 check "a dead holder is reported by status" grep -q "the context's holder is not running" <<<"$st"
@@ -292,7 +292,7 @@ check "a new holder ($NHP) and a new proxy ($NPP) run" \
 n=$(record_as_qemu after-reconnect)
 check "the VM records through the lend again (got $n)" test "$n" -gt 0
 PP=$NPP
-kill -KILL "${PP:-0}" 2>/dev/null || true
+kill -KILL "${PP:-none}" 2>/dev/null || true
 wait_until 5 bash -c "! kill -0 ${PP:-0} 2>/dev/null" || true
 st=$("$SOCKHOOK" status 2>&1 || true)
 check "a dead proxy in front of a live holder is reported by status" \

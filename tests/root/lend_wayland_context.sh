@@ -191,7 +191,7 @@ if [[ $client =~ ^[0-9]+$ ]]; then kill "$client" 2>/dev/null || true; fi
 wait "$job" 2>/dev/null || true
 
 say "the holder killed: status says so, and sway takes no new client on the lend"
-kill -KILL "${HP:-0}" 2>/dev/null || true
+kill -KILL "${HP:-none}" 2>/dev/null || true
 wait_until 5 bash -c "! kill -0 ${HP:-0} 2>/dev/null" || true
 st=$("$SOCKHOOK" status 2>&1 || true)
 check "a dead holder is reported by status" \
