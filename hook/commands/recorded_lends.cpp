@@ -19,6 +19,7 @@
 #include "host/virt.hpp"
 #include "journal/journal.hpp"
 #include "journal/lock.hpp"
+#include "lend/lend_context.hpp"
 #include "lend/lend_proxy.hpp"
 #include "model/domain_xml.hpp"
 #include "sys/file.hpp"
@@ -51,6 +52,7 @@ std::optional<InodeId> inode_at(const std::string& path) {
 
 LendStatus status_of(const Journal& j, const JournalSocket& s) {
   LendStatus st{j.domain, j.uuid, s.name, s.method, s.owner, s.source, s.target, "ok", "", 0};
+  std::vector<std::string> dead;  ///< what of a proxy or context lend no longer runs
   for (const auto& e : j.entries) {
     if (e.socket != s.name) continue;
     if (e.kind == EntryKind::kMount) {
@@ -64,20 +66,21 @@ LendStatus status_of(const Journal& j, const JournalSocket& s) {
         st.why = s.source + " is another socket now (hint: sockhook refresh " + j.domain + ")";
       }
     } else if (e.kind == EntryKind::kProxy) {
-      st.proxy_pid = e.pid;
+      // The process QEMU connects to: the proxy, or the holder of a context that is the lend.
+      if (e.path == s.target) st.proxy_pid = e.pid;
       if (!proxy_alive(e)) {
-        st.health = "broken";
-        // Both are started again by refresh and by a libvirtd restart's reconnect.
+        // A context behind a proxy (S10) has both: each is reported.
         // A compositor keeps the VM's clients when the holder dies and accepts no new one
         // (LIBVIRT-NOTES, "Security contexts"); PipeWire drops them.
-        st.why = (s.method != "context"            ? "the proxy is not running"
-                  : makes_wayland_context(s.steps) ? "the context's holder is not running, so the "
-                                                     "compositor accepts no new connection from "
-                                                     "the VM"
-                                                   : "the context's holder is not running, so "
-                                                     "PipeWire no longer serves the VM") +
-                 std::string(" (hint: sockhook refresh ") + j.domain +
-                 "; a libvirtd restart's reconnect restarts it too)";
+        const char* by = served_by(s.steps, e.path);
+        const bool holder = by && std::string_view(by) == "context holder";
+        dead.push_back(!holder ? "the proxy is not running"
+                       : makes_wayland_context(s.steps)
+                           ? "the context's holder is not running, so "
+                             "the compositor accepts no new connection "
+                             "from the VM"
+                           : "the context's holder is not running, so "
+                             "PipeWire no longer serves the VM");
       }
     } else if ((e.kind == EntryKind::kAcl || e.kind == EntryKind::kGroup) && e.path == s.source) {
       if (s.method != "bind" && source_inode_now(s) != e.inode) {
@@ -85,6 +88,15 @@ LendStatus status_of(const Journal& j, const JournalSocket& s) {
         st.why = s.source + " is another socket now";
       }
     }
+  }
+  if (!dead.empty()) {
+    st.health = "broken";
+    st.why.clear();
+    for (const auto& d : dead) st.why += (st.why.empty() ? "" : "; ") + d;
+    // Both are started again by refresh and by a libvirtd restart's reconnect.
+    st.why += " (hint: sockhook refresh " + j.domain +
+              "; a libvirtd restart's reconnect restarts " + (dead.size() > 1 ? "them" : "it") +
+              " too)";
   }
   return st;
 }

@@ -522,23 +522,15 @@ std::vector<std::string> execute_reconnect(const std::string& uuid, const ExecCo
           if (e.kind != EntryKind::kProxy || proxy_alive(e)) continue;
           // The process that serves the lend: a proxy, or a context's holder.
           const auto* s = journal.find_socket(e.socket);
-          std::optional<StartProxy> proxy;
-          std::optional<StartContext> context;
-          if (s)
-            for (const auto& st : s->steps) {
-              if (const auto* p = std::get_if<StartProxy>(&st)) proxy = *p;
-              if (const auto* c = std::get_if<StartContext>(&st)) context = *c;
-            }
-          if (!proxy && !context) continue;
+          const char* what = s ? served_by(s->steps, e.path) : nullptr;
+          if (!what) continue;
           // A new proxy or context is a new lend: only with the policy's consent.
           if (auto refused = relend_refusal(policy, journal, *s, configured)) {
             log_warning(journal.domain + ": " + *refused);
             continue;
           }
           auto label = journal.domain + "/" + e.socket + " " + journal.uuid;
-          auto what = proxy ? "proxy" : "context holder";
-          auto problem = proxy ? restart_proxy(tx, i, *proxy, real, label, journal.qemu_gid)
-                               : restart_context(tx, i, *context, real, label, journal.qemu_gid);
+          auto problem = restart_served(tx, i, s->steps, real, label, journal.qemu_gid);
           if (problem) {
             out.push_back(e.socket + ": " + *problem);
           } else {

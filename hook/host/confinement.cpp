@@ -314,9 +314,10 @@ std::vector<Check> check_confinement(const std::string& root) {
     out.push_back({Level::kWarn,
                    "VMs apart: " + gap +
                        ", so a bind, acl or group lend reaches every VM's QEMU (they all run as "
-                       "one user); a proxy lend serves only its own VM's QEMU, checked by cgroup",
-                   "auto picks proxy here; name method bind, acl or group only for a socket "
-                   "every VM may use"});
+                       "one user); a proxy lend serves only its own VM's QEMU, checked by "
+                       "cgroup, and a context lend sits behind such a proxy",
+                   "auto picks proxy here (or context behind it); name method bind, acl or "
+                   "group only for a socket every VM may use"});
   auto enforce = try_read_file(base + "/sys/fs/selinux/enforce", 16);
   if (!enforce) {
     out.push_back({Level::kOk, "SELinux is not present", ""});

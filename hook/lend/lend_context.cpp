@@ -61,7 +61,10 @@ std::optional<std::string> unavailable(const StartContext& step) {
 /// word: the part shared by start and restart, and by PipeWire and Wayland.
 void launch(ServedLend& lend, const Fd& dir, const StartContext& step, const ExecContext& ctx,
             gid_t qemu_gid) {
-  Fd sock = lend.listen(dir, step.qemu_uid, qemu_gid);
+  // Behind a proxy (S10) the socket is the owner's: only the proxy, given an fd to it, and
+  // root reach it; otherwise it is the lend, QEMU's.
+  Fd sock = step.private_socket() ? lend.listen(dir, step.owner, step.owner_gid)
+                                  : lend.listen(dir, step.qemu_uid, qemu_gid);
   auto holder = holder_of(step);
   std::vector<std::string> args = {
       holder.program, "--listen-fd", "3",      "--connect", step.source,
@@ -118,6 +121,42 @@ UndoProblem restart_context(Transaction& tx, std::size_t index, const StartConte
   } catch (const Error& err) {
     return err.with_context(what).what();
   }
+}
+
+const char* served_by(const std::vector<Step>& steps, const std::string& path) {
+  for (const auto& st : steps) {
+    if (const auto* p = std::get_if<StartProxy>(&st); p && p->listen_path == path) return "proxy";
+    if (const auto* c = std::get_if<StartContext>(&st); c && c->listen_path == path)
+      return "context holder";
+  }
+  return nullptr;
+}
+
+UndoProblem restart_served(Transaction& tx, std::size_t index, const std::vector<Step>& steps,
+                           const ExecContext& ctx, const std::string& label, gid_t qemu_gid) {
+  const auto entry = tx.journal().entries.at(index);
+  const StartContext* context = nullptr;
+  for (const auto& st : steps) {
+    if (const auto* p = std::get_if<StartProxy>(&st); p && p->listen_path == entry.path)
+      return restart_proxy(tx, index, *p, ctx, label, qemu_gid);
+    if (const auto* c = std::get_if<StartContext>(&st); c && c->listen_path == entry.path)
+      context = c;
+  }
+  if (!context) return std::nullopt;
+  if (auto problem = restart_context(tx, index, *context, ctx, label, qemu_gid)) return problem;
+  if (!context->private_socket()) return std::nullopt;
+  // The proxy in front of it holds the old socket, which nothing serves now: it starts again
+  // on the new one (S10: it alone reaches the context socket).
+  for (const auto& st : steps) {
+    const auto* p = std::get_if<StartProxy>(&st);
+    if (!p || !p->context_source() || p->source != context->listen_path) continue;
+    const auto& entries = tx.journal().entries;
+    for (std::size_t j = 0; j < entries.size(); ++j)
+      if (entries[j].kind == EntryKind::kProxy && entries[j].socket == entry.socket &&
+          entries[j].path == p->listen_path)
+        return restart_proxy(tx, j, *p, ctx, label, qemu_gid);
+  }
+  return std::nullopt;
 }
 
 }  // namespace sockhook

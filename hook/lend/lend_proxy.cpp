@@ -79,6 +79,23 @@ std::function<void(pid_t, unsigned long long)> ServedLend::recorder() {
 
 namespace {
 
+/// The descriptor the proxy connects through (fd 4, /proc/self/fd/4) when its source is the
+/// lend's context socket behind it: the owner, as whom the proxy runs, cannot traverse the
+/// root-only lend directory, and nothing else should reach that socket.
+Fd open_context_socket(const Fd& dir, const StartProxy& step) {
+  if (dir_name(step.source) != dir_name(step.listen_path))
+    throw Error("the context socket " + step.source + " is not in the lend directory");
+  auto name = base_name(step.source);
+  // Safe by name: only root can write the lend directory, so `name` is the socket the context
+  // step bound there; O_PATH opens nothing, O_NOFOLLOW refuses a link, and it is checked below.
+  Fd fd(::openat(dir.get(), name.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
+  if (!fd) throw_errno("cannot open the context socket " + step.source);
+  auto st = fstat_or_throw(fd, step.source);
+  if (!S_ISSOCK(st.st_mode) || st.st_uid != step.owner || (st.st_mode & 077) != 0)
+    throw Error(step.source + " is not the owner's private context socket");
+  return fd;
+}
+
 /// Binds, records the socket inode, spawns, records the pid: the part shared by start and
 /// restart.
 void launch(ServedLend& lend, const Fd& dir, const StartProxy& step, const ExecContext& ctx,
@@ -91,9 +108,10 @@ void launch(ServedLend& lend, const Fd& dir, const StartProxy& step, const ExecC
         "checked the peer's VM); restart the VM to lend again");
   if (domain->id < 0)
     throw Error("the domain has no id, so its QEMU cannot be told from another VM's");
+  Fd source = step.context_source() ? open_context_socket(dir, step) : Fd();
   Fd sock = lend.listen(dir, step.qemu_uid, qemu_gid);
   ProxyOptions options;
-  options.connect_path = step.source;
+  options.connect_path = source ? "/proc/self/fd/4" : step.source;
   options.peer_uid = step.qemu_uid;
   options.peer_domain = domain;
   // spawn_proxy gives the child /dev/null for stdin, stdout and stderr (libvirt waits for
@@ -101,7 +119,7 @@ void launch(ServedLend& lend, const Fd& dir, const StartProxy& step, const ExecC
   // child's pid and start time before it runs any code as the owner: undo_proxy can always
   // name exactly this process, and a hook killed before that leaves a child that exits.
   spawn_proxy(ctx.self_exe, std::move(sock), options, step.owner, step.owner_gid, lend.label(),
-              lend.recorder());
+              lend.recorder(), source);
 }
 
 }  // namespace

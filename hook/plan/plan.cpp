@@ -4,6 +4,7 @@
 #include "base/error.hpp"
 #include "host/confinement.hpp"
 #include "host/domain_cgroup.hpp"
+#include "plan/choose_method.hpp"
 #include "sys/acl.hpp"
 
 namespace sockhook {
@@ -142,6 +143,7 @@ class Planner {
     std::string runtime_dir;
     std::string path;  ///< the plugin's place the owner's server is at (one of its candidates)
     bool absolute = false;
+    bool behind_proxy = false;  ///< a context socket behind the proxy (MethodChoice)
     SocketPlan sp;
   };
 
@@ -155,7 +157,7 @@ class Planner {
   /// The socket's plan, stage by stage; a stage that refuses the socket ends it.
   void plan_socket(const SocketRequest& req) {
     Draft d(req);
-    if (!find_plugin_and_owner(d) || !place_source(d) || !choose_method(d) || !refuse_widening(d) ||
+    if (!find_plugin_and_owner(d) || !place_source(d) || !pick_method(d) || !refuse_widening(d) ||
         !place_target(d) || !add_method_steps(d))
       return;
     add_companion_files(d);
@@ -210,91 +212,18 @@ class Planner {
     return true;
   }
 
-  /// The method: the one asked for, or what `auto` picks from the facts, and why.
-  bool choose_method(Draft& d) {
-    const auto& req = d.req;
-    const auto* plugin = d.plugin;
-    const auto& facts = d.facts;
-    auto& sp = d.sp;
-    sp.method = req.method;
-    // A compositor that said it offers a security context (asked at gather, as the owner).
-    const bool compositor_offers =
-        plugin->context == "wayland" && !in_.wayland_context_gap && facts.security_context == true;
-    if (req.method == Method::kContext) {
-      if (plugin->context.empty())
-        return refuse(req,
-                      "method context needs a plugin whose server offers security contexts "
-                      "(pipewire, jack, wayland); '" +
-                          plugin->name + "' has none");
-      if (auto why = plugin->context == "wayland" ? in_.wayland_context_gap : context_unavailable())
-        return refuse(req, *why);
-      if (plugin->context == "wayland" && facts.security_context == false)
-        return refuse(req,
-                      "method context: the compositor at " + sp.source +
-                          " offers no security context (wp_security_context_manager_v1; "
-                          "weston and Mutter have none)",
-                      "use method bind or proxy, which make the VM a full client of it");
-      if (plugin->context == "wayland" && !facts.security_context)
-        sp.warnings.push_back({"",
-                               "could not ask the compositor at " + sp.source +
-                                   " whether it offers a security context (" +
-                                   facts.security_context_note +
-                                   "); the start fails if it offers none",
-                               ""});
-    } else if (req.capture) {
-      sp.warnings.push_back({"",
-                             "capture='yes' has no effect with method " +
-                                 std::string(to_string(req.method)) +
-                                 ", which lends the whole server, capture included",
-                             ""});
-    }
-    if (req.method == Method::kAuto && compositor_offers && in_.vm_separation_gap.empty()) {
-      // S9: the compositor hides its privileged globals from the VM; an LSM keeps other VMs
-      // from this VM's lend (S10), so the context socket can be the lend itself.
-      sp.method = Method::kContext;
-      sp.method_note = "auto: context, since the compositor at " + sp.source +
-                       " offers a security context (wp_security_context_v1)";
-    } else if (req.method == Method::kAuto && !in_.vm_separation_gap.empty()) {
-      // S10: here only the proxy's cgroup check keeps other VMs from this VM's lend.
-      sp.method = Method::kProxy;
-      sp.method_note = "auto: proxy, which serves only this VM's QEMU: " + in_.vm_separation_gap +
-                       ", so a bind lend would reach every VM's QEMU; " +
-                       (!facts.exists   ? "could not look at the socket now"
-                        : *facts.exists ? "the socket exists now"
-                                        : "the socket does not exist yet (the proxy connects "
-                                          "when it does)");
-      // A context socket has no per-VM check either: auto keeps the proxy, and says that
-      // method context would restrict the VM inside the compositor instead.
-      if (compositor_offers)
-        sp.method_note +=
-            "; the compositor offers a security context, but its socket would reach every "
-            "VM's QEMU too (method='context' asks for it anyway)";
-    } else if (req.method == Method::kAuto) {
-      if (!facts.exists) {
-        sp.method = Method::kBind;
-        sp.method_note =
-            "auto: bind if the socket exists at prepare, otherwise proxy "
-            "(could not look now; planned as bind)";
-      } else if (*facts.exists && facts.socket_gains && !facts.socket_gains->empty()) {
-        // S4: bind would widen the socket's ACL mask for others too; the proxy widens nothing.
-        sp.method = Method::kProxy;
-        sp.method_note = "auto: the socket exists, but " +
-                         acl_gains_refusal(in_.qemu.uid, 6, *facts.socket_gains) + "; so proxy";
-      } else {
-        sp.method = *facts.exists ? Method::kBind : Method::kProxy;
-        sp.method_note = *facts.exists ? "auto: the socket exists, so bind"
-                                       : "auto: the socket does not exist yet, so proxy";
-      }
-    } else if (sp.method != Method::kProxy && !in_.vm_separation_gap.empty()) {
-      // (also method context, whose socket any VM's QEMU can connect to here)
-      sp.warnings.push_back({"",
-                             "every VM's QEMU can reach this lend, not only this VM's: " +
-                                 in_.vm_separation_gap + " (method proxy serves only this VM)",
-                             ""});
-    }
+  /// The method: the one asked for, or what `auto` picks from the facts, and why
+  /// (choose_method.cpp).
+  bool pick_method(Draft& d) {
+    auto choice = choose_method(in_, d.req, *d.plugin, d.facts, d.sp.source);
+    if (choice.refusal) return refuse(d.req, choice.refusal->message, choice.refusal->hint);
+    d.sp.method = choice.method;
+    d.sp.method_note = choice.note;
+    for (auto& w : choice.warnings) d.sp.warnings.push_back(std::move(w));
+    d.behind_proxy = choice.behind_proxy;
     // A context lend is restricted inside the server: its method note says how, never the
     // plugin's <reach> (S9).
-    if (sp.method == Method::kContext) sp.reach.clear();
+    if (d.sp.method == Method::kContext) d.sp.reach.clear();
     return true;
   }
 
@@ -360,25 +289,7 @@ class Planner {
                                       DomainCgroup{domain_.id, domain_.partition}.to_string()});
         break;
       case Method::kContext:
-        sp.steps.push_back(StartContext{sp.target, sp.source, owner.uid, owner.gid, qemu.uid,
-                                        qemu.gid, domain_.name, domain_.uuid, req.capture,
-                                        d.plugin->context});
-        if (d.plugin->context == "wayland") {
-          // What sway 1.10 hides (LIBVIRT-NOTES, "Security contexts"); each compositor
-          // decides its own list.
-          auto why = sp.method_note.empty() ? std::string() : sp.method_note + "; ";
-          sp.method_note = why +
-                           "context: the compositor hides its privileged globals from the VM "
-                           "(on sway: screencopy, virtual keyboard and pointer, layer shell, "
-                           "clipboard control, input method); the clipboard itself stays";
-          break;
-        }
-        sp.method_note =
-            std::string("context: through WirePlumber's rules from sockhook, the VM ") +
-            (req.capture ? "sees the sinks, the sources and its own streams"
-                         : "sees the sinks and its own streams: no source, no "
-                           "monitor, no other application's stream") +
-            "; where the rules are missing it gets nothing (sockhook doctor)";
+        add_context_steps(d);
         break;
       case Method::kAcl:
       case Method::kGroup:
@@ -427,6 +338,54 @@ class Planner {
     }
 
     return true;
+  }
+
+  /// Method context: the holder's step, behind a proxy's where no LSM keeps VMs apart (S10);
+  /// and what the server restricts, in the method note (S9).
+  void add_context_steps(Draft& d) {
+    const auto& owner = *d.owner;
+    const auto& qemu = in_.qemu;
+    auto& sp = d.sp;
+    // Behind the proxy the context socket has its own name in the lend directory, the
+    // owner's: QEMU's user may traverse the directory but not connect to it.
+    StartContext context{d.behind_proxy ? sp.target + ".context" : sp.target,
+                         sp.source,
+                         owner.uid,
+                         owner.gid,
+                         qemu.uid,
+                         qemu.gid,
+                         domain_.name,
+                         domain_.uuid,
+                         d.req.capture,
+                         d.plugin->context};
+    if (d.behind_proxy) context.behind_proxy = true;
+    sp.steps.push_back(context);
+    if (d.behind_proxy) {
+      StartProxy proxy{sp.target,
+                       context.listen_path,
+                       owner.uid,
+                       owner.gid,
+                       qemu.uid,
+                       qemu.gid,
+                       DomainCgroup{domain_.id, domain_.partition}.to_string()};
+      proxy.source_fd = true;
+      sp.steps.push_back(proxy);
+    }
+    auto why = sp.method_note.empty() ? std::string() : sp.method_note + "; ";
+    if (d.plugin->context == "wayland") {
+      // What sway 1.10 hides (LIBVIRT-NOTES, "Security contexts"); each compositor decides
+      // its own list.
+      sp.method_note = why +
+                       "context: the compositor hides its privileged globals from the VM "
+                       "(on sway: screencopy, virtual keyboard and pointer, layer shell, "
+                       "clipboard control, input method); the clipboard itself stays";
+      return;
+    }
+    sp.method_note = why + "context: through WirePlumber's rules from sockhook, the VM " +
+                     (d.req.capture ? "sees the sinks, the sources and its own streams"
+                                    : "sees the sinks and its own streams: no source, no "
+                                      "monitor, no other application's stream") +
+                     "; where the rules are missing it gets nothing (sockhook doctor)";
   }
 
   /// The plugin's companion files (the PulseAudio cookie), always into the domain's own lend

@@ -110,6 +110,7 @@ nlohmann::json plan_to_json(const Plan& plan) {
             {"owner", s.owner.name},
             {"owner_uid", s.owner.uid},
             {"method", to_string(s.method)},
+            {"method_note", s.method_note},
             {"revocable", revocable(s.method)},
             {"required", s.request.required},
             {"source", s.source},

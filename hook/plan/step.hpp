@@ -210,6 +210,13 @@ struct StartProxy {
   /// The domain whose QEMU alone is served, "ID:PARTITION" (DomainCgroup, S10). Absent in a
   /// journal written before the check existed: such a proxy is not restarted.
   std::optional<std::string> peer_domain;
+  /// True when `source` is this lend's own context socket behind the proxy (StartContext
+  /// with behind_proxy, in the same lend directory, which the owner cannot traverse): the hook
+  /// opens it (O_PATH, verified: a socket of the owner's) and hands it to the proxy as fd 4,
+  /// which connects through /proc/self/fd/4. Absent (false) in older journals.
+  std::optional<bool> source_fd = std::nullopt;
+
+  bool context_source() const { return source_fd.value_or(false); }
 
   static constexpr std::tuple kFields{
       Field{"listen", "listen", &StartProxy::listen_path},
@@ -219,6 +226,7 @@ struct StartProxy {
       Field{"qemu_uid", "qemu-uid", &StartProxy::qemu_uid},
       Field{"qemu_gid", "qemu-gid", &StartProxy::qemu_gid},
       Field{"peer_domain", "peer-domain", &StartProxy::peer_domain},
+      Field{"source_fd", "source-fd", &StartProxy::source_fd},
   };
   std::string describe() const;
   std::string describe_undo() const {
@@ -245,8 +253,17 @@ struct StartContext {
   /// sockhook-wayland-holder); "pipewire" or nullopt (journals written before Wayland
   /// contexts) for PipeWire (sockhook-context-holder).
   std::optional<std::string> server = std::nullopt;
+  /// True where no LSM keeps VMs apart (S10): the socket is the owner's (owner uid and gid,
+  /// 0600), reachable only by root and by the proxy in front of it (StartProxy::source_fd),
+  /// which alone serves QEMU, in this VM only. Absent (false) in older journals: the socket
+  /// is the lend itself, QEMU's.
+  std::optional<bool> behind_proxy = std::nullopt;
 
   bool wayland() const { return server == "wayland"; }
+  bool private_socket() const { return behind_proxy.value_or(false); }
+  /// Who owns the listening socket: QEMU's user, or the owner behind a proxy.
+  uid_t socket_uid() const { return private_socket() ? owner : qemu_uid; }
+  gid_t socket_gid() const { return private_socket() ? owner_gid : qemu_gid; }
 
   static constexpr std::tuple kFields{
       Field{"listen", "listen", &StartContext::listen_path},
@@ -259,6 +276,7 @@ struct StartContext {
       Field{"uuid", "uuid", &StartContext::uuid},
       Field{"capture", "capture", &StartContext::capture},
       Field{"server", "server", &StartContext::server},
+      Field{"behind_proxy", "behind-proxy", &StartContext::behind_proxy},
   };
   std::string describe() const;
   std::string describe_undo() const {

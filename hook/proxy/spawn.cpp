@@ -73,7 +73,7 @@ static void abandon_child(pid_t pid, const Fd& pidfd) {
 
 ProxyProcess spawn_proxy(const std::string& exe, Fd listen_fd, const ProxyOptions& options,
                          uid_t owner_uid, gid_t owner_gid, const std::string& label,
-                         const RecordProxy& record) {
+                         const RecordProxy& record, const Fd& connect_fd) {
   if (owner_uid == 0 || owner_gid == 0)
     throw Error("cannot start the proxy for " + options.connect_path + ": it never runs as root");
   if (!options.peer_domain || options.peer_domain->id < 0)
@@ -99,7 +99,7 @@ ProxyProcess spawn_proxy(const std::string& exe, Fd listen_fd, const ProxyOption
                                    "--max-connections",
                                    std::to_string(options.limits.max_connections)};
   return spawn_as_owner(exe, std::move(listen_fd), std::move(args), owner_uid, owner_gid,
-                        "the proxy for " + label, record);
+                        "the proxy for " + label, record, connect_fd);
 }
 
 ProxyProcess spawn_as_owner(const std::string& exe, Fd listen_fd, std::vector<std::string> args,

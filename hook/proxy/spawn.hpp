@@ -41,16 +41,18 @@ inline constexpr int kSpawnReapMs = 1000;
 /// --label LABEL`. `options.peer_domain` must be set: a lend's proxy never serves by uid alone.
 /// `label` (e.g. "win11/pipewire") only shows in ps. Every wait is bounded: a child that has not
 /// exec'd within kSpawnTimeoutMs is killed. Throws Error if the child could not be set up,
-/// did not exec in time, or exec failed.
+/// did not exec in time, or exec failed. A valid `connect_fd` becomes the child's fd 4 (a
+/// socket it connects to through /proc/self/fd/4: a context socket behind the proxy).
 ProxyProcess spawn_proxy(const std::string& exe, Fd listen_fd, const ProxyOptions& options,
                          uid_t owner_uid, gid_t owner_gid, const std::string& label,
-                         const RecordProxy& record = {});
+                         const RecordProxy& record = {}, const Fd& connect_fd = Fd());
 
 /// What spawn_proxy does, for any internal subcommand: forks, gives the child only
 /// `listen_fd` (as fd 3) and /dev/null on 0, 1 and 2, waits as root for `record`, drops to the
 /// owner with the same hardening, and execs `exe` with `args` (args[0] is the program name).
 /// `what` names the process in errors ("the proxy for win11/pipewire"). The same bounded waits.
-/// A valid `report_fd` becomes the child's fd 4 (how a child says whether it got going).
+/// A valid `report_fd` becomes the child's fd 4 (how a child says whether it got going, or
+/// what a proxy connects through).
 ProxyProcess spawn_as_owner(const std::string& exe, Fd listen_fd, std::vector<std::string> args,
                             uid_t owner_uid, gid_t owner_gid, const std::string& what,
                             const RecordProxy& record = {}, const Fd& report_fd = Fd());

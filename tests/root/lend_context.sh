@@ -16,6 +16,11 @@
 # - with capture="yes" the recording works and the source is visible;
 # - release stops the holder, PipeWire drops the VM's client, the host is byte-identical;
 # - without the rules the lend fails closed: nothing plays.
+# Where no LSM keeps VMs apart (as in this root) the context sits behind the proxy (S10, "the
+# walls compose"): plan says so; the context socket is the owner's, 0600, and QEMU's user
+# cannot connect to it; QEMU's uid in another VM's cgroup, or in none, is refused by the
+# proxy; PipeWire's client is the proxy, still with the context's properties; a dead holder
+# and a dead proxy are each reported by status, and reconnect starts them again.
 # PipeWire before 1.2 (Debian 12 has 0.3.65) has no security context: the suite skips.
 set -euo pipefail
 skip() { echo "SKIP: $*"; exit 77; }  # before the library: nothing to clean up yet
@@ -84,11 +89,17 @@ hook() { printf '%s' "$4" | "$SOCKHOOK" hook --config-dir "$etc" "$1" "$2" "$3" 
 prepare() { hook ctx prepare begin "$(domain_xml "$1")"; }
 release() { hook ctx release end "$(domain_xml no)"; }
 
-# as_qemu CMD... : CMD as QEMU's user, reaching PipeWire only through the lend.
-as_qemu() {
-    setpriv --reuid="$QEMU_UID" --regid="$QEMU_GID" --init-groups \
-        env -i PATH=/usr/bin:/bin HOME=/nonexistent XDG_RUNTIME_DIR="$TMP/qemu-rt" \
-        PIPEWIRE_RUNTIME_DIR="$L" "$@"
+# as_qemu CMD... : CMD as QEMU's user in the domain's cgroup (id 77, as libvirt would place
+# it), reaching PipeWire only through the lend. as_qemu_in ID CMD... : the same in the cgroup
+# of domain ID (another VM's QEMU), or in none for ID "none".
+as_qemu() { as_qemu_in 77 "$@"; }
+as_qemu_in() {
+    local id=$1
+    shift
+    local run=(setpriv --reuid="$QEMU_UID" --regid="$QEMU_GID" --init-groups
+        env -i PATH=/usr/bin:/bin HOME=/nonexistent XDG_RUNTIME_DIR="$TMP/qemu-rt"
+        PIPEWIRE_RUNTIME_DIR="$L" "$@")
+    if [[ $id == none ]]; then "${run[@]}"; else in_domain_cgroup "$id" "${run[@]}"; fi
 }
 install -d -m 700 -o "$QEMU_UID" "$TMP/qemu-rt" "$TMP/qemu-rec"
 install -d -m 700 -o "$SH_USER" "$TMP/owner-rec"
@@ -153,7 +164,19 @@ for o in (json.loads(data) if data.strip() else []):
         print(json.dumps({k: v for k, v in p.items() if k.startswith("pipewire.")}, sort_keys=True))
 '
 }
-holder_pid() { sed -n 's/.*kind="proxy"[^>]* pid="\([0-9]*\)".*/\1/p' "/run/sockhook/state/$U.xml" | head -n1; }
+holder_pid() { pgrep -u "$SH_UID" -x sockhook-contex | head -n1 || true; }
+# proxy_pid : the proxy in front of the context (it serves only domain 77's QEMU).
+proxy_pid() { pgrep -u "$SH_UID" -f "^sockhook proxy .*--peer-domain 77:" | head -n1 || true; }
+# connect_errno PATH : as QEMU's user in its VM, what connect() to PATH says ("ok" or errno).
+connect_errno() {
+    as_qemu "$py" -c '
+import errno, socket, sys
+s = socket.socket(socket.AF_UNIX)
+try:
+    s.connect(sys.argv[1]); print("ok")
+except OSError as e:
+    print(errno.errorcode.get(e.errno, e.errno))' "$1"
+}
 
 SNAP_UIDS=("$SH_UID")  # QEMU's stand-ins come and go; the owner's processes must not change
 host_snapshot >"$TMP/before"
@@ -164,6 +187,10 @@ plan=$("$SOCKHOOK" plan "$TMP/ctx.xml" --plugin-dir "$etc/plugins" --policy "$et
 show "$(grep -E 'method|context|revocable|start a holder' <<<"$plan")"
 check "plan shows the holder step with sockhook's engine" grep -q "pipewire.sec.engine=org.sockhook" <<<"$plan"
 check "plan says what the VM sees without capture" grep -q "no source, no monitor" <<<"$plan"
+check "plan says the context sits behind the proxy, since nothing here keeps VMs apart" \
+    grep -q "context behind the proxy: .*so the context socket is the owner's and only a proxy that serves only this VM's QEMU reaches it" <<<"$plan"
+check "plan shows the proxy step, connecting to the context socket through a descriptor" \
+    grep -qF "connects to the context socket $L/pipewire-0.context through a descriptor the hook hands it (fd 4)" <<<"$plan"
 
 say "prepare: the hook binds the lend and starts the holder as $SH_USER"
 rc=0; prepare no || rc=$?
@@ -171,12 +198,17 @@ check "prepare succeeds ($(head -c 300 "$TMP/hook.err"))" test "$rc" -eq 0
 check "the lend socket is QEMU's, 0600" \
     test "$(stat -c '%U %a %F' "$L/pipewire-0" 2>/dev/null)" = "libvirt-qemu 600 socket"
 HP=$(holder_pid)
-check "the journal names the holder, running as $SH_USER" \
-    test -n "$HP" -a "$(ps -o user= -p "${HP:-0}" 2>/dev/null | tr -d ' ')" = "$SH_USER"
+check "the holder runs as $SH_USER" test -n "$HP"
+PP=$(proxy_pid)
+check "a proxy runs as $SH_USER in front of it, serving only domain 77's QEMU" test -n "$PP"
+check "the context socket is $SH_USER's, 0600" \
+    test "$(stat -c '%U %a %F' "$L/pipewire-0.context" 2>/dev/null)" = "$SH_USER 600 socket"
+e=$(connect_errno "$L/pipewire-0.context")
+check "QEMU's user cannot connect to the context socket itself (connect: $e)" test "$e" = EACCES
 st=$("$SOCKHOOK" status 2>&1 || true)
 show "$st"
-check "status shows the context lend, healthy, with the holder's pid" \
-    bash -c "grep -q 'pipewire: context, owner $SH_USER' <<<\"\$1\" && grep -q 'health ok, proxy pid ${HP:-x}' <<<\"\$1\"" _ "$st"
+check "status shows the context lend, healthy, with the proxy's pid" \
+    bash -c "grep -q 'pipewire: context, owner $SH_USER' <<<\"\$1\" && grep -q 'health ok, proxy pid ${PP:-x}' <<<\"\$1\"" _ "$st"
 
 say "the VM plays through the lend"
 rc=0; as_qemu timeout 20 pw-play "$TMP/tone.wav" >"$TMP/play.out" 2>&1 || rc=$?
@@ -191,8 +223,17 @@ check "the owner's pw-dump shows the VM's client with the context's properties" 
     wait_until 10 bash -c "$(declare -f context_client_props owner_clients); DESKTOP=$DESKTOP py=$py; context_client_props | grep -q '\"pipewire.sockhook.uuid\": \"$U\"'"
 props=$(context_client_props | head -n1)
 show "$props"
-check "... access 'sockhook', domain ctx, QEMU's uid" \
-    bash -c "grep -q '\"pipewire.access\": \"sockhook\"' <<<\"\$1\" && grep -q '\"pipewire.sockhook.domain\": \"ctx\"' <<<\"\$1\" && grep -q '\"pipewire.sec.uid\": $QEMU_UID' <<<\"\$1\"" _ "$props"
+# Behind the proxy PipeWire's client is the proxy (the owner's uid, the proxy's pid); the
+# context's properties are what restrict it.
+check "... access 'sockhook', domain ctx, and the proxy as its peer" \
+    bash -c "grep -q '\"pipewire.access\": \"sockhook\"' <<<\"\$1\" && grep -q '\"pipewire.sockhook.domain\": \"ctx\"' <<<\"\$1\" && grep -q '\"pipewire.sec.pid\": ${PP:-x}' <<<\"\$1\"" _ "$props"
+
+say "another VM's QEMU, and QEMU's uid in no VM, through this VM's lend"
+for who in 78 none; do
+    rc=0; as_qemu_in "$who" timeout 10 pw-play "$TMP/tone.wav" >"$TMP/other.out" 2>&1 || rc=$?
+    check "QEMU's uid in $([[ $who == none ]] && echo "no VM's cgroup" || echo "domain $who's cgroup") is refused by the proxy: pw-play fails (exit $rc: $(tr '\n' ' ' <"$TMP/other.out" | head -c 120))" \
+        test "$rc" -ne 0
+done
 
 say "what the VM sees, while the owner plays into the sink"
 "$DESKTOP" as-user pw-play --media-name=owner-private-stream "$TMP/long.wav" >/dev/null 2>&1 &
@@ -236,9 +277,36 @@ check "the VM sees the source" grep -q "sockhook-null-source" <<<"$sees"
 n=$(record_as_qemu capture-default)
 check "recording the default source gives samples (got $n)" test "$n" -gt 0
 HP=$(holder_pid)
-kill -KILL "${HP:-0}" 2>/dev/null || true
+kill -KILL "${HP:-none}" 2>/dev/null || true
+wait_until 5 bash -c "! kill -0 ${HP:-0} 2>/dev/null" || true
 st=$("$SOCKHOOK" status 2>&1 || true)
 check "a dead holder is reported by status" grep -q "the context's holder is not running" <<<"$st"
+show "$(grep -A3 'pipewire: context' <<<"$st")"
+
+say "reconnect starts the pair again: the holder, and the proxy whose socket it held"
+rc=0; hook ctx reconnect begin "$(domain_xml yes)" || rc=$?
+check "reconnect succeeds ($(head -c 300 "$TMP/hook.err"))" test "$rc" -eq 0
+NHP=$(holder_pid); NPP=$(proxy_pid)
+check "a new holder ($NHP) and a new proxy ($NPP) run" \
+    test -n "$NHP" -a -n "$NPP" -a "$NHP" != "$HP" -a "$NPP" != "$PP"
+n=$(record_as_qemu after-reconnect)
+check "the VM records through the lend again (got $n)" test "$n" -gt 0
+PP=$NPP
+kill -KILL "${PP:-none}" 2>/dev/null || true
+wait_until 5 bash -c "! kill -0 ${PP:-0} 2>/dev/null" || true
+st=$("$SOCKHOOK" status 2>&1 || true)
+check "a dead proxy in front of a live holder is reported by status" \
+    bash -c 'grep -q "the proxy is not running" <<<"$1" && ! grep -q "holder is not running" <<<"$1"' _ "$st"
+rc=0; hook ctx reconnect begin "$(domain_xml yes)" || rc=$?
+check "reconnect starts the proxy alone (the holder $NHP stays)" \
+    test "$rc" -eq 0 -a "$(holder_pid)" = "$NHP" -a -n "$(proxy_pid)"
+n=$(record_as_qemu after-proxy-reconnect)
+check "the VM records through the lend again (got $n)" test "$n" -gt 0
+kill -KILL "$(holder_pid)" "$(proxy_pid)" 2>/dev/null || true
+wait_until 5 bash -c "test -z \"\$(pgrep -u $SH_UID -x sockhook-contex)\"" || true
+st=$("$SOCKHOOK" status 2>&1 || true)
+check "both dead: status reports each" \
+    bash -c 'grep -q "the context.s holder is not running.*; the proxy is not running" <<<"$1"' _ "$st"
 show "$(grep -A3 'pipewire: context' <<<"$st")"
 rc=0; release || rc=$?
 check "release after the holder died succeeds" test "$rc" -eq 0

@@ -15,7 +15,10 @@
 # - through a bind lend, for contrast, the same wayland-info lists the privileged globals;
 # - a killed holder is reported by status, and the compositor then takes no new client on
 #   the lend; each release leaves the host byte-identical;
-# - auto, where no LSM keeps VMs apart (as here), keeps the proxy and says context was possible;
+# - where no LSM keeps VMs apart (as here) the context sits behind the proxy (S10, "the walls
+#   compose"): plan says so, for method context and for auto; the context socket is the
+#   owner's and QEMU's user cannot connect to it; QEMU's uid in another VM's cgroup is
+#   refused by the proxy, while this VM's gets the restricted view through the lend;
 # - on weston, which offers no security context, method context is refused in one line.
 # Where wayland-protocols has no security-context-v1.xml (Debian 12 has 1.31) no sockhook
 # can be built with it: the suite skips.
@@ -87,9 +90,18 @@ lend_plan() {
     lend_domain "$NAME" "$U" "wayland:$1" >"$TMP/dom.xml"
     "$SOCKHOOK" plan --plugin-dir "$etc/plugins" --policy "$etc/policy.conf" "$TMP/dom.xml" 2>&1 || true
 }
-holder_pid() {
-    [[ -f /run/sockhook/state/$U.xml ]] || return 0
-    sed -n 's/.*kind="proxy"[^>]* pid="\([0-9]*\)".*/\1/p' "/run/sockhook/state/$U.xml" 2>/dev/null | head -n1
+holder_pid() { pgrep -u "$lend_uid" -x sockhook-waylan | head -n1 || true; }
+# proxy_pid : the proxy in front of the context (it serves only domain $lend_id's QEMU).
+proxy_pid() { pgrep -u "$lend_uid" -f "^sockhook proxy .*--peer-domain $lend_id:" | head -n1 || true; }
+# connect_errno PATH : as QEMU's user in its VM, what connect() to PATH says ("ok" or errno).
+connect_errno() {
+    lend_as_qemu "$py" -c '
+import errno, socket, sys
+s = socket.socket(socket.AF_UNIX)
+try:
+    s.connect(sys.argv[1]); print("ok")
+except OSError as e:
+    print(errno.errorcode.get(e.errno, e.errno))' "$1"
 }
 
 host_snapshot >"$TMP/before"
@@ -116,6 +128,10 @@ check "plan shows the holder step: a Wayland security context with the domain's 
 check "plan says the compositor hides its privileged globals" grep -q "hides its privileged globals" <<<"$plan"
 check "plan lends with method context and says nothing is unrestricted" \
     bash -c 'grep -q "method context" <<<"$1" && ! grep -q "unrestricted" <<<"$1"' _ "$plan"
+check "plan says the context sits behind the proxy, since nothing here keeps VMs apart" \
+    grep -q "context behind the proxy: .*only a proxy that serves only this VM's QEMU reaches it" <<<"$plan"
+check "plan shows the proxy step, connecting to the context socket through a descriptor" \
+    grep -qF "connects to the context socket $L/wayland-0.context through a descriptor" <<<"$plan"
 
 say "prepare: the hook binds the lend and starts the holder as $lend_user"
 x=$(lend_domain "$NAME" "$U" wayland:context)
@@ -124,14 +140,25 @@ check "prepare succeeds ($(head -c 300 "$TMP/hook.err"))" test "$rc" -eq 0
 check "the lend socket is QEMU's, 0600" \
     test "$(stat -c '%u %a %F' "$L/wayland-0" 2>/dev/null)" = "$qemu_uid 600 socket"
 HP=$(holder_pid)
-check "the journal names the holder, running as $lend_user" \
-    test -n "$HP" -a "$(ps -o uid= -p "${HP:-0}" 2>/dev/null | tr -d ' ')" = "$lend_uid"
-check "... and it is sockhook-wayland-holder" \
-    test "$(cat "/proc/${HP:-0}/comm" 2>/dev/null)" = "sockhook-waylan"
+check "sockhook-wayland-holder runs as $lend_user" test -n "$HP"
+PP=$(proxy_pid)
+check "a proxy runs as $lend_user in front of it, serving only domain $lend_id's QEMU" test -n "$PP"
+check "the context socket is $lend_user's, 0600" \
+    test "$(stat -c '%u %a %F' "$L/wayland-0.context" 2>/dev/null)" = "$lend_uid 600 socket"
+e=$(connect_errno "$L/wayland-0.context")
+check "QEMU's user cannot connect to the context socket itself (connect: $e)" test "$e" = EACCES
 st=$("$SOCKHOOK" status 2>&1 || true)
 show "$st"
-check "status shows the context lend, healthy, with the holder's pid" \
-    bash -c "grep -q 'wayland: context, owner $lend_user' <<<\"\$1\" && grep -q 'health ok, proxy pid ${HP:-x}' <<<\"\$1\"" _ "$st"
+check "status shows the context lend, healthy, with the proxy's pid" \
+    bash -c "grep -q 'wayland: context, owner $lend_user' <<<\"\$1\" && grep -q 'health ok, proxy pid ${PP:-x}' <<<\"\$1\"" _ "$st"
+
+say "another VM's QEMU through this VM's lend"
+# The proxy accepts and closes a refused peer's connection: wayland-info then lists nothing.
+other=$(in_domain_cgroup $((lend_id + 1)) setpriv --reuid="$qemu_uid" --regid="$qemu_gid" \
+    --init-groups env -i WAYLAND_DISPLAY="$L/wayland-0" timeout 10 wayland-info 2>&1 |
+    sed -n "s/^interface: '\([^']*\)'.*/\1/p" | sort -u)
+check "QEMU's uid in domain $((lend_id + 1))'s cgroup is refused by the proxy: its wayland-info lists no global ($(grep -c . <<<"$other") listed)" \
+    bash -c '! grep -qx wl_compositor <<<"$1"' _ "$other"
 
 say "what QEMU's user sees through the lend"
 vm_sees=$(globals_of qemu "$L/wayland-0")
@@ -164,14 +191,17 @@ if [[ $client =~ ^[0-9]+$ ]]; then kill "$client" 2>/dev/null || true; fi
 wait "$job" 2>/dev/null || true
 
 say "the holder killed: status says so, and sway takes no new client on the lend"
-kill -KILL "${HP:-0}" 2>/dev/null || true
+kill -KILL "${HP:-none}" 2>/dev/null || true
 wait_until 5 bash -c "! kill -0 ${HP:-0} 2>/dev/null" || true
 st=$("$SOCKHOOK" status 2>&1 || true)
 check "a dead holder is reported by status" \
     grep -q "the context's holder is not running, so the compositor accepts no new connection" <<<"$st"
 show "$(grep -A3 'wayland: context' <<<"$st")"
-rc=0; lend_as_qemu env -i WAYLAND_DISPLAY="$L/wayland-0" timeout 10 wayland-info >/dev/null 2>&1 || rc=$?
-check "a new client through the lend is refused (wayland-info exit $rc)" test "$rc" -ne 0
+# Behind the proxy the connection is accepted and closed (nothing listens behind it any
+# more): the client gets no global either way.
+after=$(globals_of qemu "$L/wayland-0" || true)
+check "a new client through the lend gets no global ($(grep -c . <<<"$after") listed)" \
+    bash -c '! grep -qx wl_compositor <<<"$1"' _ "$after"
 rc=0; lend_hook "$NAME" release end "$x" || rc=$?
 check "release after the holder died succeeds" test "$rc" -eq 0
 same_host "$TMP/before" "context"
@@ -179,8 +209,8 @@ same_host "$TMP/before" "context"
 say "auto, where no LSM keeps VMs apart"
 plan=$(lend_plan auto)
 show "$(grep -E 'method|auto' <<<"$plan")"
-check "auto keeps the proxy and says the compositor offers a security context" \
-    grep -q "auto: proxy.*the compositor offers a security context" <<<"$plan"
+check "auto picks context behind the proxy, since the compositor offers a security context" \
+    grep -q "auto: context, since the compositor at .* offers a security context.*; context behind the proxy: " <<<"$plan"
 
 say "the owner's sway ends while the lend stands: the holder ends with it, and status says so"
 x=$(lend_domain "$NAME" "$U" wayland:context)

@@ -315,14 +315,78 @@ TEST_CASE("auto picks context for wayland where the compositor offers it and VMs
   CHECK_FALSE(clean_socket(none).reach.empty());
   // Not asked: today's choice too.
   CHECK(clean_socket(WaylandFixture("", std::nullopt).plan()).method == Method::kBind);
-  // Where no LSM keeps VMs apart (S10) the proxy's per-VM check wins, and the note says
-  // that context was possible.
-  auto gap = WaylandFixture("", true, "no AppArmor confines each VM's QEMU here").plan();
-  const auto& g = clean_socket(gap);
-  CHECK(g.method == Method::kProxy);
-  CHECK(contains(g.method_note,
-                 "the compositor offers a security context, but its socket "
-                 "would reach every VM's QEMU too"));
+  // With an LSM the context socket is the lend itself: one step, QEMU's socket.
+  REQUIRE(s.steps.size() == 1);
+  CHECK_FALSE(step_as<StartContext>(s, 0).private_socket());
+  CHECK(step_as<StartContext>(s, 0).listen_path == kLend + "/wayland-0");
+  CHECK(contains(s.method_note, "context as the lend itself: an LSM keeps each VM to its own"));
+  CHECK_FALSE(contains(s.method_note, "behind the proxy"));
+}
+
+/// The two steps of a context behind the proxy (S9 and S10 composed), checked.
+void check_behind_proxy(const SocketPlan& s, const std::string& server, const std::string& gap) {
+  CAPTURE(server);
+  CHECK(s.method == Method::kContext);
+  CHECK(contains(s.method_note, "context behind the proxy: " + gap +
+                                    ", so the context socket is the owner's and only a proxy "
+                                    "that serves only this VM's QEMU reaches it"));
+  CHECK(s.reach.empty());
+  REQUIRE(s.steps.size() == 2);
+  const auto& c = step_as<StartContext>(s, 0);
+  const auto& p = step_as<StartProxy>(s, 1);
+  // The context socket is the owner's, beside the lend; QEMU's user connects to the proxy.
+  CHECK(c.private_socket());
+  CHECK(c.server.value_or("pipewire") == server);
+  CHECK(c.listen_path == s.target + ".context");
+  CHECK(c.socket_uid() == 1000);
+  CHECK(c.socket_gid() == 1000);
+  CHECK(p.listen_path == s.target);
+  CHECK(p.source == c.listen_path);
+  CHECK(p.context_source());
+  CHECK(p.qemu_uid == kQemuUid);
+  CHECK(p.peer_domain == "-1:/machine");
+  // Nobody is told that every VM's QEMU reaches it: none does.
+  CHECK(count_containing(texts(s.warnings), "every VM") == 0);
+  auto json = to_json(Step{p});
+  CHECK(json["source_fd"] == true);
+}
+
+TEST_CASE("Where no LSM keeps VMs apart, a context sits behind the proxy (the walls compose)") {
+  const std::string gap = "no AppArmor confines each VM's QEMU here";
+  SUBCASE("auto, on a compositor that offers a security context") {
+    auto plan = WaylandFixture("", true, gap).plan();
+    const auto& s = clean_socket(plan);
+    check_behind_proxy(s, "wayland", gap);
+    CHECK(
+        s.method_note.starts_with("auto: context, since the compositor at "
+                                  "/run/user/1000/wayland-0 offers a security context"));
+    CHECK(contains(s.method_note, "hides its privileged globals"));
+    CHECK(contains(format_plan(plan), "context behind the proxy"));
+    CHECK(contains(plan_to_json(plan).dump(), "context behind the proxy"));
+  }
+  SUBCASE("auto, on one that offers none or was not asked: the proxy alone") {
+    for (std::optional<bool> offered : {std::optional<bool>(false), std::optional<bool>()}) {
+      auto plan = WaylandFixture("", offered, gap).plan();
+      CHECK(clean_socket(plan).method == Method::kProxy);
+      CHECK_FALSE(contains(clean_socket(plan).method_note, "context"));
+    }
+  }
+  SUBCASE("method context on a compositor") {
+    auto plan = WaylandFixture("context", true, gap).plan();
+    check_behind_proxy(clean_socket(plan), "wayland", gap);
+  }
+  SUBCASE("method context on PipeWire, where the build has it") {
+    Fixture f("<s:socket plugin='pipewire' owner='alice' method='context'/>");
+    f.in.vm_separation_gap = gap;
+    auto plan = f.plan();
+    if (context_unavailable()) {
+      CHECK(plan.sockets.empty());
+    } else {
+      const auto& s = clean_socket(plan);
+      check_behind_proxy(s, "pipewire", gap);
+      CHECK(contains(s.method_note, "WirePlumber's rules"));
+    }
+  }
 }
 
 TEST_CASE("auto never picks context") {

@@ -13,6 +13,10 @@
 namespace sockhook {
 namespace {
 
+bool contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
 TEST_CASE("Every step describes itself, its undo and its JSON form") {
   const std::vector<std::pair<Step, std::string>> steps = {
       {MakeLendDir{"/run/sockhook/u", 64055}, "make_lend_dir"},
@@ -73,6 +77,45 @@ TEST_CASE("A journal step with an unknown action or a bad number is refused") {
     doc.load_string("<step action='make_lend_dir' path='/x' qemu-uid='99999999999'/>");
     CHECK_THROWS_WITH_AS(read_step(doc.child("step")), "corrupt journal: qemu-uid is out of range",
                          Error);
+  }
+  SUBCASE("a context behind a proxy: its flags read back, and an older journal lacks them") {
+    StartContext context{"/run/sockhook/u/wayland-0.context",
+                         "/run/user/1000/wayland-1",
+                         1000,
+                         1000,
+                         64055,
+                         64055,
+                         "vm",
+                         "0f0e",
+                         false,
+                         "wayland"};
+    context.behind_proxy = true;
+    StartProxy proxy{
+        "/run/sockhook/u/wayland-0", context.listen_path, 1000, 1000, 64055, 64055, "7:/machine"};
+    proxy.source_fd = true;
+    for (const Step& step : {Step{context}, Step{proxy}}) {
+      write_step(doc.append_child("socket"), step);
+      auto back = read_step(doc.last_child().child("step"));
+      CHECK(to_json(back) == to_json(step));
+    }
+    CHECK(doc.last_child().child("step").attribute("source-fd").as_string() == std::string("yes"));
+    CHECK(describe(Step{context})
+              .starts_with("listen on /run/sockhook/u/wayland-0.context (owner uid 1000, 0600: "
+                           "only the proxy in "
+                           "front of it reaches it) and start a holder as uid 1000"));
+    CHECK(contains(describe(Step{proxy}),
+                   "connects to the context socket /run/sockhook/u/wayland-0.context through a "
+                   "descriptor the hook hands it (fd 4) per client"));
+    pugi::xml_document old;
+    old.load_string(
+        "<s><step action='start_context' listen='/l' source='/s' owner='1000' owner-gid='1000' "
+        "qemu-uid='64055' qemu-gid='64055' domain='d' uuid='u' capture='no'/>"
+        "<step action='start_proxy' listen='/l' source='/s' owner='1000' owner-gid='1000' "
+        "qemu-uid='64055' qemu-gid='64055' peer-domain='7:/machine'/></s>");
+    auto c = std::get<StartContext>(read_step(old.child("s").first_child()));
+    CHECK_FALSE(c.private_socket());
+    CHECK(c.socket_uid() == 64055);
+    CHECK_FALSE(std::get<StartProxy>(read_step(old.child("s").last_child())).context_source());
   }
   SUBCASE("an optional field stays absent") {
     doc.load_string(
