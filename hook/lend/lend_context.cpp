@@ -89,7 +89,7 @@ void launch(ServedLend& lend, const Fd& dir, const StartContext& step, const Exe
 
 }  // namespace
 
-void start_context(SocketRun& run, const StartContext& step) {
+void run_step(SocketRun& run, const StartContext& step) {
   auto what = std::string("cannot start a ") + holder_of(step).server + " security context on " +
               step.listen_path;
   if (auto why = unavailable(step)) throw Error(what + ": " + *why);
@@ -108,7 +108,8 @@ UndoProblem restart_context(Transaction& tx, std::size_t index, const StartConte
   if (auto why = unavailable(step)) return what + ": " + *why;
   // The old holder (if it still runs) and its socket go first: the server served that socket
   // only while the holder held close_fd, so its clients are gone with it.
-  if (auto problem = undo_proxy(tx.journal().entries.at(index))) return problem;
+  if (auto problem = stop_served(std::get<ProxyStarted>(tx.journal().entries.at(index))))
+    return problem;
   try {
     ServedLend lend(tx, index, label);
     Fd dir = open_lend_dir(dir_name(step.listen_path));

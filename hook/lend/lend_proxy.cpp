@@ -46,14 +46,14 @@ ServedLend::ServedLend(SocketRun& run, const std::string& listen_path, uid_t own
     : tx_(run.tx), path_(listen_path) {
   if (!run.lend_dir || dir_name(listen_path) != run.lend_dir_path)
     throw Error("not in the lend directory " + run.lend_dir_path);
-  entry_ = run.entry(EntryKind::kProxy, listen_path);
+  entry_ = run.entry<ProxyStarted>(listen_path);
   entry_.owner = owner;
   entry_.label = run.label;
   index_ = tx_.record(entry_);
 }
 
 ServedLend::ServedLend(Transaction& tx, std::size_t index, const std::string& label)
-    : tx_(tx), index_(index), entry_(tx.journal().entries.at(index)) {
+    : tx_(tx), index_(index), entry_(std::get<ProxyStarted>(tx.journal().entries.at(index))) {
   path_ = entry_.path;
   entry_.pid = 0;
   entry_.starttime = 0;
@@ -106,7 +106,7 @@ void launch(ServedLend& lend, const Fd& dir, const StartProxy& step, const ExecC
 
 }  // namespace
 
-void start_proxy(SocketRun& run, const StartProxy& step) {
+void run_step(SocketRun& run, const StartProxy& step) {
   try {
     ServedLend lend(run, step.listen_path, step.owner);
     launch(lend, run.lend_dir, step, run.ctx, run.qemu_gid);
@@ -115,26 +115,44 @@ void start_proxy(SocketRun& run, const StartProxy& step) {
   }
 }
 
-bool proxy_alive(const JournalEntry& e) {
+bool proxy_alive(const ProxyStarted& e) {
   // A zombie (dead, not reaped: its parent, the hook, is gone and init may be slow) is dead.
   if (!pidfd_if_same(e.pid, e.starttime)) return false;
   char state = process_state(e.pid);
   return state != 0 && state != 'Z' && state != 'X';
 }
 
-UndoProblem undo_proxy(const JournalEntry& e) {
+UndoProblem stop_served(const ProxyStarted& e) {
   // Only the process the journal names, verified by its start time, is ever stopped. With
   // no pid recorded, the hook died before its child got the go-ahead: that child exits by
   // itself, as root, without running anything (spawn_proxy).
   if (Fd fd = pidfd_if_same(e.pid, e.starttime)) stop_proxy(fd.get());
-  JournalEntry file = e;
-  file.kind = EntryKind::kFile;
-  return undo_file(file);
+  return remove_from_lend_dir(e.path, 0);
+}
+
+UndoProblem undo(const ProxyStarted& e, const Undoing&) { return stop_served(e); }
+
+void check_health(const ProxyStarted& e, const Journal& j, const JournalSocket& s, LendHealth& h) {
+  h.proxy_pid = e.pid;
+  if (proxy_alive(e)) return;
+  h.health = "broken";
+  // Both are started again by refresh and by a libvirtd restart's reconnect.
+  // A compositor keeps the VM's clients when the holder dies and accepts no new one
+  // (LIBVIRT-NOTES, "Security contexts"); PipeWire drops them.
+  h.why = (s.method != Method::kContext     ? "the proxy is not running"
+           : makes_wayland_context(s.steps) ? "the context's holder is not running, so the "
+                                              "compositor accepts no new connection from "
+                                              "the VM"
+                                            : "the context's holder is not running, so "
+                                              "PipeWire no longer serves the VM") +
+          std::string(" (hint: sockhook refresh ") + j.domain +
+          "; a libvirtd restart's reconnect restarts it too)";
 }
 
 UndoProblem restart_proxy(Transaction& tx, std::size_t index, const StartProxy& step,
                           const ExecContext& ctx, const std::string& label, gid_t qemu_gid) {
-  if (auto problem = undo_proxy(tx.journal().entries.at(index))) return problem;
+  if (auto problem = stop_served(std::get<ProxyStarted>(tx.journal().entries.at(index))))
+    return problem;
   try {
     ServedLend lend(tx, index, label);
     Fd dir = open_lend_dir(dir_name(step.listen_path));

@@ -13,17 +13,8 @@
 namespace sockhook {
 namespace {
 
-template <typename T>
-struct IsOptional : std::false_type {};
-template <typename T>
-struct IsOptional<std::optional<T>> : std::true_type {};
-
-/// Calls `f(field, value)` for each field of the step `s`, in the order its `kFields` lists them.
-template <typename S, typename F>
-void for_each_field(S& s, F&& f) {
-  std::apply([&](const auto&... field) { (f(field, s.*field.member), ...); },
-             std::remove_const_t<S>::kFields);
-}
+using journal_attr::for_each_field;
+using journal_attr::IsOptional;
 
 /// The step alternative whose kAction is `action`, default-constructed; nullopt if none.
 template <typename... Ts>
@@ -65,16 +56,7 @@ void write_step(pugi::xml_node parent, const Step& step) {
   std::visit(
       [&](const auto& s) {
         put(n, "action", std::string(s.kAction));
-        for_each_field(s, [&](const auto& field, const auto& value) {
-          using T = std::decay_t<decltype(value)>;
-          if constexpr (IsOptional<T>::value) {
-            if (value) put(n, field.journal, *value);
-          } else if constexpr (std::is_same_v<T, bool>) {
-            put_flag(n, field.journal, value);
-          } else {
-            put(n, field.journal, value);
-          }
-        });
+        put_fields(n, s);
       },
       step);
 }
@@ -84,22 +66,7 @@ Step read_step(const pugi::xml_node& n) {
   auto action = text(n, "action");
   auto step = step_of_action(action, static_cast<const Step*>(nullptr));
   if (!step) corrupt("unknown step action '" + action + "'");
-  std::visit(
-      [&](auto& s) {
-        for_each_field(s, [&](const auto& field, auto& value) {
-          using T = std::decay_t<decltype(value)>;
-          if constexpr (IsOptional<T>::value) {
-            if (n.attribute(field.journal)) value = text(n, field.journal);
-          } else if constexpr (std::is_same_v<T, std::string>) {
-            value = text(n, field.journal);
-          } else if constexpr (std::is_same_v<T, bool>) {
-            value = flag(n, field.journal);
-          } else {
-            value = number<T>(n, field.journal);
-          }
-        });
-      },
-      *step);
+  std::visit([&](auto& s) { get_fields(n, s); }, *step);
   return *step;
 }
 
