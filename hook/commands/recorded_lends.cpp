@@ -19,8 +19,7 @@
 #include "host/virt.hpp"
 #include "journal/journal.hpp"
 #include "journal/lock.hpp"
-#include "lend/lend_context.hpp"
-#include "lend/lend_proxy.hpp"
+#include "lend/lends.hpp"
 #include "model/domain_xml.hpp"
 #include "sys/file.hpp"
 #include "sys/resolve.hpp"
@@ -28,77 +27,11 @@
 namespace sockhook {
 namespace {
 
-/// The inode now at the socket's source path (resolved as prepare does), or nullopt.
-std::optional<InodeId> source_inode_now(const JournalSocket& s) {
-  for (const auto& step : s.steps) {
-    if (const auto* v = std::get_if<VerifySource>(&step)) {
-      try {
-        auto src = resolve_source({v->runtime_dir, v->relative, v->owner, 0, std::nullopt});
-        return inode_of(src.st);
-      } catch (const Error&) {
-        return std::nullopt;
-      }
-    }
-  }
-  return std::nullopt;
-}
-
-/// The inode a path shows now (no symlink followed), or nullopt.
-std::optional<InodeId> inode_at(const std::string& path) {
-  struct stat st {};
-  if (::fstatat(AT_FDCWD, path.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) return std::nullopt;
-  return inode_of(st);
-}
-
 LendStatus status_of(const Journal& j, const JournalSocket& s) {
-  LendStatus st{j.domain, j.uuid, s.name, s.method, s.owner, s.source, s.target, "ok", "", 0};
-  std::vector<std::string> dead;  ///< what of a proxy or context lend no longer runs
-  for (const auto& e : j.entries) {
-    if (e.socket != s.name) continue;
-    if (e.kind == EntryKind::kMount) {
-      if (inode_at(e.path) != e.inode) {
-        st.health = "broken";
-        st.why = "the mount on " + e.path + " is gone";
-        return st;
-      }
-      if (source_inode_now(s) != e.inode) {
-        st.health = "stale";
-        st.why = s.source + " is another socket now (hint: sockhook refresh " + j.domain + ")";
-      }
-    } else if (e.kind == EntryKind::kProxy) {
-      // The process QEMU connects to: the proxy, or the holder of a context that is the lend.
-      if (e.path == s.target) st.proxy_pid = e.pid;
-      if (!proxy_alive(e)) {
-        // A context behind a proxy (S10) has both: each is reported.
-        // A compositor keeps the VM's clients when the holder dies and accepts no new one
-        // (LIBVIRT-NOTES, "Security contexts"); PipeWire drops them.
-        const char* by = served_by(s.steps, e.path);
-        const bool holder = by && std::string_view(by) == "context holder";
-        dead.push_back(!holder ? "the proxy is not running"
-                       : makes_wayland_context(s.steps)
-                           ? "the context's holder is not running, so "
-                             "the compositor accepts no new connection "
-                             "from the VM"
-                           : "the context's holder is not running, so "
-                             "PipeWire no longer serves the VM");
-      }
-    } else if ((e.kind == EntryKind::kAcl || e.kind == EntryKind::kGroup) && e.path == s.source) {
-      if (s.method != "bind" && source_inode_now(s) != e.inode) {
-        st.health = "stale";
-        st.why = s.source + " is another socket now";
-      }
-    }
-  }
-  if (!dead.empty()) {
-    st.health = "broken";
-    st.why.clear();
-    for (const auto& d : dead) st.why += (st.why.empty() ? "" : "; ") + d;
-    // Both are started again by refresh and by a libvirtd restart's reconnect.
-    st.why += " (hint: sockhook refresh " + j.domain +
-              "; a libvirtd restart's reconnect restarts " + (dead.size() > 1 ? "them" : "it") +
-              " too)";
-  }
-  return st;
+  auto h = health_of(j, s);
+  return {j.domain, j.uuid,     s.name,   std::string(to_string(s.method)),
+          s.owner,  s.source,   s.target, h.health,
+          h.why,    h.proxy_pid};
 }
 
 /// The journals' UUIDs whose domain name or UUID is `domain`.
@@ -278,9 +211,10 @@ LendsDone refresh_lends(const ExecContext& ctx, const std::string& domain, const
     std::vector<std::string> names, proxies;
     for (const auto& st : lend_status(ctx.paths)) {
       if (st.uuid != uuid || st.health == "ok") continue;
-      if (st.method == "bind") names.push_back(st.socket);
+      auto method = parse_method(st.method);
+      if (method == Method::kBind) names.push_back(st.socket);
       // A dead context holder is restarted as a dead proxy is (execute_reconnect).
-      if (st.method == "proxy" || st.method == "context") proxies.push_back(st.socket);
+      if (method && traits(*method).served) proxies.push_back(st.socket);
     }
     if (!proxies.empty() && dead == DeadProxies::kRestart) {
       // The same restart as reconnect's, under the same policy check (S5).

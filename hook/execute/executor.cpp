@@ -9,18 +9,11 @@
 
 #include "base/error.hpp"
 #include "base/log.hpp"
-#include "base/overloaded.hpp"
 #include "host/qemu_identity.hpp"
 #include "journal/journal.hpp"
 #include "journal/lock.hpp"
 #include "journal/transaction.hpp"
-#include "lend/companion_file.hpp"
-#include "lend/lend_acl.hpp"
-#include "lend/lend_bind.hpp"
-#include "lend/lend_context.hpp"
-#include "lend/lend_dir.hpp"
-#include "lend/lend_group.hpp"
-#include "lend/lend_proxy.hpp"
+#include "lend/lends.hpp"
 #include "sys/acl.hpp"
 #include "sys/file.hpp"
 #include "sys/root_dir.hpp"
@@ -28,40 +21,10 @@
 namespace sockhook {
 namespace {
 
-/// The verb of a method's error messages: "cannot <verb> <source>: <why>".
-std::string verb_of(const std::string& method) {
-  if (method == "bind") return "bind-mount";
-  if (method == "acl") return "grant access to";
-  if (method == "group") return "change the group of";
-  if (method == "proxy") return "proxy";
-  return "lend";
-}
-
 JournalSocket record_of(const SocketPlan& s) {
-  return JournalSocket{s.request.name, s.request.plugin,   std::string(to_string(s.method)),
+  return JournalSocket{s.request.name, s.request.plugin,   s.method,
                        s.owner.name,   s.owner.uid,        s.source,
                        s.target,       s.request.required, s.steps};
-}
-
-/// Undoes entry `e` of `journal`. `forget` writes the journal without it (see undo_acl).
-/// Returns what it could not do, or nullopt.
-UndoProblem undo_entry(const JournalEntry& e, const JournalStore& store, const Journal& journal,
-                       const std::function<void()>& forget) {
-  switch (e.kind) {
-    case EntryKind::kDir:
-      return undo_dir(e);
-    case EntryKind::kFile:
-      return undo_file(e);
-    case EntryKind::kMount:
-      return undo_mount(e);
-    case EntryKind::kAcl:
-      return undo_acl(e, store, journal.uuid, forget);
-    case EntryKind::kGroup:
-      return undo_group(e, store, journal.uuid, forget);
-    case EntryKind::kProxy:
-      return undo_proxy(e);
-  }
-  return std::nullopt;
 }
 
 /// Undoes the entries of `journal` at `order` (indices, newest first: see undo_order), and drops
@@ -74,7 +37,7 @@ std::vector<std::string> undo_entries(const JournalStore& store, Journal& journa
   std::vector<std::string> problems;
   // Descending indices: erasing entry i leaves every index still to come in place.
   for (auto i : order) {
-    const JournalEntry e = journal.entries[i];  // a copy: `forget` erases the original
+    const Effect e = journal.entries[i];  // a copy: `forget` erases the original
     bool forgotten = false;
     auto forget = [&] {
       Journal without = journal;
@@ -85,7 +48,7 @@ std::vector<std::string> undo_entries(const JournalStore& store, Journal& journa
     };
     UndoProblem problem;
     try {
-      problem = undo_entry(e, store, journal, forget);
+      problem = undo_effect(e, Undoing{store, journal.uuid, forget});
     } catch (const std::exception& ex) {
       problem = ex.what();
     }
@@ -94,7 +57,8 @@ std::vector<std::string> undo_entries(const JournalStore& store, Journal& journa
         journal.entries.erase(journal.entries.begin() + static_cast<std::ptrdiff_t>(i));
       continue;
     }
-    problems.push_back((e.socket.empty() ? "" : e.socket + ": ") + *problem);
+    const auto& socket = base_of(e).socket;
+    problems.push_back((socket.empty() ? "" : socket + ": ") + *problem);
   }
   return problems;
 }
@@ -137,7 +101,7 @@ class DomainExecutor {
   /// Lends every socket of `plan` as one transaction (R1). `leftovers` are entries an earlier
   /// release could not undo yet; they stay at the head of the new journal, so that no later
   /// release forgets them.
-  void prepare(const Plan& plan, std::vector<JournalEntry> leftovers = {}) {
+  void prepare(const Plan& plan, std::vector<Effect> leftovers = {}) {
     Journal journal;
     journal.entries = std::move(leftovers);
     journal.domain = plan.domain;
@@ -186,7 +150,7 @@ class DomainExecutor {
     if (!s) throw Error("no such socket in the journal");
     const auto& journal = tx.journal();
     SocketRun run{.socket = s->name,
-                  .verb = verb_of(s->method),
+                  .verb = traits(s->method).verb,
                   .tx = tx,
                   .ctx = ctx_,
                   .lend_dir = lend_dir,
@@ -198,20 +162,7 @@ class DomainExecutor {
                   .source = {},
                   .target = {},
                   .mounted_target = {}};
-    for (const auto& step : s->steps) {
-      std::visit(Overloaded{
-                     [&](const MakeLendDir&) {},
-                     [&](const VerifySource& v) { verify_source(run, v); },
-                     [&](const CreateTarget& c) { create_target(run, c); },
-                     [&](const BindMount& b) { bind_mount(run, b); },
-                     [&](const GrantAcl& g) { grant_acl(run, g); },
-                     [&](const ChangeGroup& g) { change_group(run, g); },
-                     [&](const CopyFile& c) { copy_file(run, c); },
-                     [&](const StartProxy& p) { start_proxy(run, p); },
-                     [&](const StartContext& c) { start_context(run, c); },
-                 },
-                 step);
-    }
+    for (const auto& step : s->steps) run_planned_step(run, step);
   }
 
   /// Undoes the entries of socket `name` recorded at or after `mark`.
@@ -243,10 +194,7 @@ class DomainExecutor {
  private:
   Fd make_dir(Transaction& tx, const MakeLendDir& step) {
     try {
-      JournalEntry e;
-      e.kind = EntryKind::kDir;
-      e.path = step.path;
-      tx.record(e);
+      tx.record(DirMade{{"", step.path}});
       Fd root = ensure_root_dir(dir_name(step.path), 0711);
       return make_lend_dir(root, base_name(step.path), step.qemu_uid);
     } catch (const Error& e) {
@@ -298,7 +246,7 @@ struct LockedDomain {
   /// entries that could not be undone stay in the new journal for the next release.
   void lend_anew(const Plan& plan, const std::string& why) {
     for (const auto& p : exec.release(plan.uuid)) log_warning(plan.domain + ": " + why + p);
-    std::vector<JournalEntry> leftovers;
+    std::vector<Effect> leftovers;
     if (auto old = store.load(plan.uuid)) leftovers = std::move(old->entries);
     exec.prepare(plan, std::move(leftovers));
   }
@@ -359,33 +307,6 @@ std::vector<std::string> execute_release(const std::string& uuid, const ExecCont
     return {e.what()};
   }
 }
-
-namespace {
-
-/// What entry `e` may have left on the host if it is never undone, as a person checks it.
-std::string left_behind(const JournalEntry& e) {
-  auto inode = "inode " + std::to_string(e.inode.dev) + ":" + std::to_string(e.inode.ino);
-  auto who = e.socket.empty() ? std::string() : e.socket + ": ";
-  switch (e.kind) {
-    case EntryKind::kDir:
-      return who + "the lend directory " + e.path;
-    case EntryKind::kFile:
-      return who + "the file " + e.path;
-    case EntryKind::kMount:
-      return who + "a bind mount on " + e.path;
-    case EntryKind::kAcl:
-      return who + "ACL entry u:" + std::to_string(e.uid) + ":" + perms_text(e.perms) + " on " +
-             inode + " (last seen as " + e.path + ")";
-    case EntryKind::kGroup:
-      return who + "group " + std::to_string(e.gid) + " and g+rw on " + inode + " (last seen as " +
-             e.path + "; it had group " + std::to_string(e.prior_gid) + ")";
-    case EntryKind::kProxy:
-      return who + "the proxy pid " + std::to_string(e.pid) + " listening on " + e.path;
-  }
-  return who + e.path;
-}
-
-}  // namespace
 
 /// How long cleanup --stale waits for a domain's lock before it leaves the domain alone.
 constexpr int kStaleLockWaitSeconds = 1;
@@ -518,8 +439,9 @@ std::vector<std::string> execute_reconnect(const std::string& uuid, const ExecCo
       [&](DomainExecutor&, Transaction& tx, Journal& journal, const ExecContext& real,
           std::vector<std::string>& out) {
         for (std::size_t i = 0; i < journal.entries.size(); ++i) {
-          const auto& e = journal.entries[i];
-          if (e.kind != EntryKind::kProxy || proxy_alive(e)) continue;
+          const auto* served = std::get_if<ProxyStarted>(&journal.entries[i]);
+          if (!served || proxy_alive(*served)) continue;
+          const auto e = *served;  // a copy: the restart rewrites the entry
           // The process that serves the lend: a proxy, or a context's holder.
           const auto* s = journal.find_socket(e.socket);
           const char* what = s ? served_by(s->steps, e.path) : nullptr;

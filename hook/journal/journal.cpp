@@ -8,7 +8,6 @@
 
 #include <pugixml.hpp>
 
-#include "base/enum_names.hpp"
 #include "base/error.hpp"
 #include "model/domain_xml.hpp"
 #include "plan/journal_attr.hpp"
@@ -23,105 +22,65 @@ using namespace journal_attr;
 
 constexpr const char* kRoot = "sockhook-journal";
 
-void write_entry(pugi::xml_node parent, const JournalEntry& e) {
+// Every effect is written the same way: kind, socket and path, then its kFields in order.
+// The names and values are those the journal had when each effect was a hand-written case, so
+// journals written before read the same, and are written back byte for byte.
+
+void write_entry(pugi::xml_node parent, const Effect& effect) {
   auto n = parent.append_child("entry");
-  put(n, "kind", std::string(to_string(e.kind)));
-  put(n, "socket", e.socket);
-  put(n, "path", e.path);
-  switch (e.kind) {
-    case EntryKind::kDir:
-    case EntryKind::kFile:
-      break;
-    case EntryKind::kMount:
-      put(n, "dev", e.inode.dev);
-      put(n, "ino", e.inode.ino);
-      break;
-    case EntryKind::kAcl:
-    case EntryKind::kGroup:
-      put(n, "base", e.base);
-      put(n, "relative", e.relative);
-      put(n, "owner", e.owner);
-      put(n, "via-target", e.via_target);
-      put(n, "dev", e.inode.dev);
-      put(n, "ino", e.inode.ino);
-      put(n, "prior-mode", e.prior.mode);
-      if (e.kind == EntryKind::kAcl) {
-        put(n, "uid", e.uid);
-        put(n, "perms", perms_text(e.perms));
-        if (e.prior.xattr) put(n, "prior-acl", to_hex(*e.prior.xattr));
-        if (e.prior.entry) put(n, "prior-entry", perms_text(*e.prior.entry));
-        if (e.prior.mask) put(n, "prior-mask", perms_text(*e.prior.mask));
-      } else {
-        put(n, "gid", e.gid);
-        put(n, "prior-gid", e.prior_gid);
-      }
-      break;
-    case EntryKind::kProxy:
-      put(n, "pid", e.pid);
-      put(n, "starttime", e.starttime);
-      put(n, "label", e.label);
-      put(n, "owner", e.owner);
-      put(n, "listen-ino", e.listen_ino);
-      break;
-  }
+  std::visit(
+      [&](const auto& e) {
+        put(n, "kind", std::string(e.kKind));
+        put(n, "socket", e.socket);
+        put(n, "path", e.path);
+        put_fields(n, e);
+      },
+      effect);
 }
 
-JournalEntry read_entry(const pugi::xml_node& n) {
-  JournalEntry e;
-  auto kind = parse_entry_kind(text(n, "kind"));
-  if (!kind) corrupt("unknown entry kind '" + text(n, "kind") + "'");
-  e.kind = *kind;
-  e.socket = text(n, "socket");
-  e.path = text(n, "path");
-  switch (e.kind) {
-    case EntryKind::kDir:
-    case EntryKind::kFile:
-      break;
-    case EntryKind::kMount:
-      e.inode = {number<dev_t>(n, "dev"), number<ino_t>(n, "ino")};
-      break;
-    case EntryKind::kAcl:
-    case EntryKind::kGroup:
-      e.base = text(n, "base");
-      e.relative = text(n, "relative");
-      e.owner = number<uid_t>(n, "owner");
-      e.via_target = text(n, "via-target");
-      e.inode = {number<dev_t>(n, "dev"), number<ino_t>(n, "ino")};
-      e.prior.mode = number<mode_t>(n, "prior-mode");
-      if (e.kind == EntryKind::kAcl) {
-        e.uid = number<uid_t>(n, "uid");
-        e.perms = parse_perms(text(n, "perms"));
-        if (n.attribute("prior-acl")) e.prior.xattr = from_hex(text(n, "prior-acl"));
-        if (n.attribute("prior-entry")) e.prior.entry = parse_perms(text(n, "prior-entry"));
-        if (n.attribute("prior-mask")) e.prior.mask = parse_perms(text(n, "prior-mask"));
-      } else {
-        e.gid = number<gid_t>(n, "gid");
-        e.prior_gid = number<gid_t>(n, "prior-gid");
-      }
-      break;
-    case EntryKind::kProxy:
-      e.pid = number<pid_t>(n, "pid");
-      e.starttime = number<unsigned long long>(n, "starttime");
-      e.label = text(n, "label");
-      e.owner = number<uid_t>(n, "owner");
-      e.listen_ino = number<unsigned long long>(n, "listen-ino");
-      break;
-  }
-  return e;
+/// The effect whose kKind is `kind`, default-constructed; nullopt if none.
+template <typename... Ts>
+std::optional<Effect> effect_of_kind(const std::string& kind, const std::variant<Ts...>*) {
+  std::optional<Effect> out;
+  (void)((kind == Ts::kKind ? (out = Ts{}, true) : false) || ...);
+  return out;
+}
+
+Effect read_entry(const pugi::xml_node& n) {
+  auto kind = text(n, "kind");
+  auto effect = effect_of_kind(kind, static_cast<const Effect*>(nullptr));
+  if (!effect) corrupt("unknown entry kind '" + kind + "'");
+  std::visit(
+      [&](auto& e) {
+        e.socket = text(n, "socket");
+        e.path = text(n, "path");
+        get_fields(n, e);
+      },
+      *effect);
+  return *effect;
+}
+
+Method read_method(const pugi::xml_node& n) {
+  auto name = text(n, "method");
+  auto method = parse_method(name);
+  if (!method || *method == Method::kAuto) corrupt("unknown method '" + name + "'");
+  return *method;
 }
 
 }  // namespace
 
-constexpr EnumNames<EntryKind, 6> kEntryKinds{{{EntryKind::kDir, "dir"},
-                                               {EntryKind::kFile, "file"},
-                                               {EntryKind::kMount, "mount"},
-                                               {EntryKind::kAcl, "acl"},
-                                               {EntryKind::kGroup, "group"},
-                                               {EntryKind::kProxy, "proxy"}}};
-
-std::string_view to_string(EntryKind kind) { return kEntryKinds.name(kind); }
-
-std::optional<EntryKind> parse_entry_kind(std::string_view s) { return kEntryKinds.parse(s); }
+void put_value(PermsText, pugi::xml_node& node, const char* name, Perms value) {
+  put(node, name, perms_text(value));
+}
+void get_value(PermsText, const pugi::xml_node& node, const char* name, Perms& value) {
+  value = parse_perms(text(node, name));
+}
+void put_value(Hex, pugi::xml_node& node, const char* name, const std::string& value) {
+  put(node, name, to_hex(value));
+}
+void get_value(Hex, const pugi::xml_node& node, const char* name, std::string& value) {
+  value = from_hex(text(node, name));
+}
 
 const JournalSocket* Journal::find_socket(const std::string& name) const {
   for (const auto& s : sockets)
@@ -167,7 +126,7 @@ std::string journal_to_xml(const Journal& j) {
     auto n = root.append_child("socket");
     put(n, "name", s.name);
     put(n, "plugin", s.plugin);
-    put(n, "method", s.method);
+    put(n, "method", std::string(to_string(s.method)));
     put(n, "owner", s.owner);
     put(n, "owner-uid", s.owner_uid);
     put(n, "source", s.source);
@@ -199,7 +158,7 @@ Journal journal_from_xml(std::string_view xml) {
     JournalSocket s;
     s.name = text(n, "name");
     s.plugin = text(n, "plugin");
-    s.method = text(n, "method");
+    s.method = read_method(n);
     s.owner = text(n, "owner");
     s.owner_uid = number<uid_t>(n, "owner-uid");
     s.source = text(n, "source");

@@ -8,10 +8,10 @@
 #include <vector>
 
 #include "base/paths.hpp"
+#include "journal/effect.hpp"
+#include "model/domain_xml.hpp"
 #include "plan/step.hpp"
-#include "sys/acl.hpp"
 #include "sys/fd.hpp"
-#include "sys/resolve.hpp"
 
 namespace sockhook {
 
@@ -20,59 +20,14 @@ namespace sockhook {
 struct JournalSocket {
   std::string name;
   std::string plugin;
-  std::string method;
-  std::string owner;  ///< user name
+  Method method = Method::kBind;  ///< resolved: never kAuto
+  std::string owner;              ///< user name
   uid_t owner_uid = 0;
   std::string source;
   std::string target;
   bool required = true;
   std::vector<Step> steps;  ///< the plan's steps for this socket
 };
-
-/// What one side effect changed, recorded before it happens (R3).
-enum class EntryKind {
-  kDir,    ///< created the lend directory `path`
-  kFile,   ///< created `path` inside the lend directory (placeholder, copy, listen socket)
-  kMount,  ///< bind-mounted the inode `inode` onto `path`
-  kAcl,    ///< added u:`uid`:`perms` on `inode`; `prior` says how it was
-  kGroup,  ///< changed the group of `inode` to `gid` and added g+rw
-  kProxy,  ///< started a proxy process listening on `path`
-};
-
-/// "dir", "file", ... and back.
-std::string_view to_string(EntryKind kind);
-std::optional<EntryKind> parse_entry_kind(std::string_view s);
-
-/// One recorded side effect.
-struct JournalEntry {
-  EntryKind kind = EntryKind::kFile;
-  std::string socket;  ///< the socket it belongs to; "" for the domain (the lend directory)
-  std::string path;    ///< what it acted on, as a person reads it
-
-  // Where the inode of an acl or group entry can be found again: resolved securely beneath
-  // `base` (`relative` empty: `base` itself), or through the mount target `via_target`.
-  std::string base;
-  std::string relative;
-  uid_t owner = 0;
-  std::string via_target;
-  InodeId inode;  ///< mount: the source inode; acl, group: the changed inode
-
-  uid_t uid = 0;  ///< acl: the named user
-  Perms perms = 0;
-  AclState prior;  ///< acl: the state before; group: prior.mode
-  gid_t gid = 0;   ///< group: the new group
-  gid_t prior_gid = 0;
-
-  pid_t pid = 0;                      ///< proxy: 0 until it is known
-  unsigned long long starttime = 0;   ///< proxy: /proc/PID/stat field 22
-  std::string label;                  ///< proxy: its --label (shows in ps)
-  unsigned long long listen_ino = 0;  ///< proxy: the listening socket's inode (diagnosis
-                                      ///< only: processes are never found by their sockets)
-};
-
-/// What an undo (or a reconnect) could not do: nullopt when it did everything, else one line
-/// saying what is left. The one shape for "this undo had problems".
-using UndoProblem = std::optional<std::string>;
 
 /// A domain's journal: /run/sockhook/state/<uuid>.xml, root 0600.
 struct Journal {
@@ -82,7 +37,7 @@ struct Journal {
   uid_t qemu_uid = 0;
   gid_t qemu_gid = 0;
   std::vector<JournalSocket> sockets;
-  std::vector<JournalEntry> entries;  ///< oldest first; undone newest first
+  std::vector<Effect> entries;  ///< oldest first; undone newest first
 
   /// The socket record of `name`, or nullptr.
   const JournalSocket* find_socket(const std::string& name) const;

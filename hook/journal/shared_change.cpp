@@ -9,11 +9,11 @@
 
 namespace sockhook {
 
-RecordedInode reopen_recorded_inode(const JournalEntry& e) {
+RecordedInode reopen_recorded_inode(const InodeChange& e) {
   bool unsure = false;
   auto matches = [&](const Fd& fd) {
     struct stat st {};
-    return fd && ::fstat(fd.get(), &st) == 0 && inode_of(st) == e.inode;
+    return fd && ::fstat(fd.get(), &st) == 0 && inode_of(st) == e.inode();
   };
   if (!e.via_target.empty()) {
     // The mount target lies in the root-owned lend directory: nobody else can redirect it.
@@ -52,49 +52,40 @@ RecordedInode reopen_recorded_inode(const JournalEntry& e) {
   return {Fd(), unsure, {}};
 }
 
-std::optional<JournalEntry> other_domains_grant(const JournalStore& store,
-                                                const std::string& own_uuid, EntryKind kind,
-                                                InodeId inode, unsigned id) {
+std::vector<Journal> other_journals(const JournalStore& store, const std::string& own_uuid) {
+  std::vector<Journal> out;
   for (const auto& uuid : store.uuids()) {
     if (uuid == own_uuid) continue;
-    std::optional<Journal> other;
     try {
-      other = store.load(uuid);
+      if (auto other = store.load(uuid)) out.push_back(std::move(*other));
     } catch (const Error&) {
-      continue;
-    }
-    if (!other) continue;
-    for (const auto& e : other->entries) {
-      if (e.kind != kind || !(e.inode == inode)) continue;
-      if ((kind == EntryKind::kAcl ? e.uid : e.gid) == id) return e;
     }
   }
-  return std::nullopt;
+  return out;
 }
 
-UndoProblem undo_shared_change(const JournalEntry& e, const JournalStore& store,
-                               const std::string& uuid, unsigned id, const std::string& what,
-                               const std::function<void()>& forget,
+UndoProblem undo_shared_change(const InodeChange& e, const Undoing& u, const std::string& what,
+                               const std::function<bool()>& shared,
                                const std::function<void(const Fd&)>& restore) {
+  const auto& uuid = u.uuid;
   auto [fd, unsure, blocked] = reopen_recorded_inode(e);
   if (!blocked.empty())
-    return what + ": inode " + std::to_string(e.inode.dev) + ":" + std::to_string(e.inode.ino) +
-           " cannot be looked at: " + blocked + "; kept for the next try ('sockhook cleanup " +
-           uuid + " --forget' drops it)";
+    return what + ": " + e.inode_text() + " cannot be looked at: " + blocked +
+           "; kept for the next try ('sockhook cleanup " + uuid + " --forget' drops it)";
   // Someone swapped the name for something else: keep the entry, a later release tries again.
   // Say what stays behind and how to end the journal anyway (issue 22, item 8): the owner can
   // keep the inode out of reach for ever, by moving it.
   if (!fd && unsure)
-    return what + ": inode " + std::to_string(e.inode.dev) + ":" + std::to_string(e.inode.ino) +
+    return what + ": " + e.inode_text() +
            " is no longer at that name (moved, or the name holds something else now), and may "
            "still carry the change; kept for the next try ('sockhook cleanup " +
            uuid + " --forget' drops it)";
   // The inode is gone or replaced (the server restarted): our change went with it.
   if (!fd) return std::nullopt;
   try {
-    InodeLock lock(store.dir(), e.inode);
-    if (!other_domains_grant(store, uuid, e.kind, e.inode, id)) restore(fd);
-    forget();
+    InodeLock lock(u.store.dir(), e.inode());
+    if (!shared()) restore(fd);
+    u.forget();
     return std::nullopt;
   } catch (const Error& err) {
     return err.with_context(what).what();

@@ -13,18 +13,18 @@
 
 namespace sockhook {
 
-std::size_t Transaction::record(JournalEntry entry) {
+std::size_t Transaction::record(Effect entry) {
   journal_.entries.push_back(std::move(entry));
   store_.save(journal_);
   return journal_.entries.size() - 1;
 }
 
-void Transaction::update(std::size_t index, JournalEntry entry) {
+void Transaction::update(std::size_t index, Effect entry) {
   journal_.entries.at(index) = std::move(entry);
   store_.save(journal_);
 }
 
-void verify_source(SocketRun& run, const VerifySource& step) {
+void run_step(SocketRun& run, const VerifySource& step) {
   // The wait counts from the run's start: the sockets of one domain wait side by side.
   run.spec =
       SourceSpec{step.runtime_dir, step.relative, step.owner, step.wait_seconds, run.ctx.started};
@@ -36,11 +36,11 @@ void verify_source(SocketRun& run, const VerifySource& step) {
   }
 }
 
-std::vector<std::size_t> undo_order(const std::vector<JournalEntry>& entries,
+std::vector<std::size_t> undo_order(const std::vector<Effect>& entries,
                                     const std::optional<std::string>& socket, std::size_t mark) {
   std::vector<std::size_t> order;
   for (auto i = entries.size(); i-- > 0;)
-    if (!socket || (i >= mark && entries[i].socket == *socket)) order.push_back(i);
+    if (!socket || (i >= mark && base_of(entries[i]).socket == *socket)) order.push_back(i);
   return order;
 }
 

@@ -3,6 +3,7 @@
 #include <sys/types.h>
 
 #include <cstddef>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -21,9 +22,9 @@ class Transaction {
   Transaction(const JournalStore& store, Journal& journal) : store_(store), journal_(journal) {}
 
   /// Appends `entry`, writes the journal, and returns the entry's index.
-  std::size_t record(JournalEntry entry);
+  std::size_t record(Effect entry);
   /// Replaces entry `index` (e.g. with the proxy's pid once known) and writes the journal.
-  void update(std::size_t index, JournalEntry entry);
+  void update(std::size_t index, Effect entry);
   /// Writes the journal as it is.
   void save() { store_.save(journal_); }
 
@@ -52,24 +53,43 @@ struct SocketRun {
   Fd target;                             ///< the placeholder made by CreateTarget (O_PATH)
   std::string mounted_target;            ///< set once the bind mount is in place
 
-  /// A journal entry of `kind` on `path` for this socket, to fill in and record.
-  JournalEntry entry(EntryKind kind, const std::string& path) const {
-    JournalEntry e;
-    e.kind = kind;
+  /// An effect `E` on `path` for this socket, to fill in and record.
+  template <typename E>
+  E entry(const std::string& path) const {
+    E e;
     e.socket = socket;
     e.path = path;
     return e;
   }
 };
 
+/// What every undo is handed: `undo(const E&, const Undoing&)` in the lend/ file of effect E.
+struct Undoing {
+  const JournalStore& store;
+  const std::string& uuid;  ///< the domain whose journal records the effect
+  /// Writes the journal without the effect. A shared change calls it while it still holds the
+  /// inode's lock (lend_acl.cpp); any other undo leaves it to its caller.
+  std::function<void()> forget;
+};
+
+/// A lend's health as `sockhook status` shows it, built by the `check_health` of each of its
+/// socket's effects in turn (lend/lends.hpp).
+struct LendHealth {
+  std::string health = "ok";  ///< "ok", "stale" or "broken"
+  std::string why;            ///< for stale and broken
+  pid_t proxy_pid = 0;
+  bool final = false;              ///< decided: the later effects are not looked at
+  std::vector<std::string> dead;  ///< the processes of a proxy or context lend that no longer run
+};
+
 /// The indices of the entries an undo takes back, newest first (the reverse of the order they
 /// were made in, so that a mount goes before the placeholder under it and the directory last):
 /// every entry, or with `socket`, only that socket's entries recorded at index `mark` or later.
-std::vector<std::size_t> undo_order(const std::vector<JournalEntry>& entries,
+std::vector<std::size_t> undo_order(const std::vector<Effect>& entries,
                                     const std::optional<std::string>& socket = std::nullopt,
                                     std::size_t mark = 0);
 
 /// VerifySource: resolves the socket once (S1, S2), waiting if needed, into `run.source`.
-void verify_source(SocketRun& run, const VerifySource& step);
+void run_step(SocketRun& run, const VerifySource& step);
 
 }  // namespace sockhook

@@ -101,7 +101,7 @@ std::optional<std::string> read_as_owner(const CopyFile& step) {
 static void write_for_qemu(SocketRun& run, const CopyFile& step, const std::string& what,
                            const std::string& body);
 
-void copy_file(SocketRun& run, const CopyFile& step) {
+void run_step(SocketRun& run, const CopyFile& step) {
   auto what = step.content ? "cannot write " + step.target : "cannot copy " + step.source();
   if (!run.lend_dir || dir_name(step.target) != run.lend_dir_path)
     throw Error(what + ": the target " + step.target + " is not in the lend directory");
@@ -128,7 +128,7 @@ void copy_file(SocketRun& run, const CopyFile& step) {
 
 static void write_for_qemu(SocketRun& run, const CopyFile& step, const std::string& what,
                            const std::string& body) {
-  auto e = run.entry(EntryKind::kFile, step.target);
+  auto e = run.entry<FileMade>(step.target);
   run.tx.record(e);
   auto name = base_name(step.target);
   // O_EXCL|O_NOFOLLOW in the root-only lend directory: a fresh file, never someone else's.

@@ -10,7 +10,7 @@ namespace sockhook {
 /// max_bytes, at most 5 s; a child that does not finish is killed, or abandoned if it cannot
 /// die), then writes it as root into the lend directory (O_CREAT|O_EXCL|O_NOFOLLOW), owned by
 /// QEMU's user, mode 0400 (S8). An optional file that is missing, unreadable or stalled is
-/// skipped with a log line. Undone as a kFile entry.
-void copy_file(SocketRun& run, const CopyFile& step);
+/// skipped with a log line. Undone as a FileMade (lend_dir.hpp).
+void run_step(SocketRun& run, const CopyFile& step);
 
 }  // namespace sockhook

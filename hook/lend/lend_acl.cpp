@@ -6,6 +6,7 @@
 #include "base/log.hpp"
 #include "journal/lock.hpp"
 #include "journal/shared_change.hpp"
+#include "lend/lend_dir.hpp"
 #include "sys/acl.hpp"
 #include "sys/users.hpp"
 
@@ -34,7 +35,7 @@
 
 namespace sockhook {
 
-void grant_acl(SocketRun& run, const GrantAcl& step) {
+void run_step(SocketRun& run, const GrantAcl& step) {
   if (!run.source) throw Error("cannot add an ACL entry on " + step.path + ": not verified");
   const Fd* fd = &run.source->fd;
   const struct stat* st = &run.source->st;
@@ -60,23 +61,23 @@ void grant_acl(SocketRun& run, const GrantAcl& step) {
     // Other domains may share this entry: decide, record and grant while they wait.
     InodeLock lock(run.tx.store().dir(), inode);
     std::optional<AclState> shared;
-    if (auto other = other_domains_grant(run.tx.store(), run.tx.journal().uuid, EntryKind::kAcl,
-                                         inode, step.uid))
-      shared = other->prior;
+    if (auto other =
+            other_domains_grant<AclGranted>(run.tx.store(), run.tx.journal().uuid, inode, step.uid))
+      shared = other->prior();
     bool allowed = step.only_if_denied &&
                    acl_allows(proc, *st, step.uid, groups_of_uid(step.uid, run.qemu_gid), perms);
     // Access by the inode's own mode and ACL: nothing to add, nothing to undo.
     if (allowed && !shared) return;
-    auto e = run.entry(EntryKind::kAcl, step.path);
+    auto e = run.entry<AclGranted>(step.path);
     e.base = run.spec.base;
     e.relative = relative;
     e.owner = run.spec.owner;
     if (!step.directory) e.via_target = run.mounted_target;
-    e.inode = inode;
+    e.set_inode(inode);
     e.uid = step.uid;
     e.perms = perms;
     // Shared: the state before the first domain's grant, not the ACL that grant made.
-    e.prior = shared ? *shared : read_acl_state(proc, step.uid);
+    e.set_prior(shared ? *shared : read_acl_state(proc, step.uid));
     run.tx.record(e);
     // Shared and allowed: the other domain's entry is in place (the usual case). Otherwise (it
     // crashed before granting, or the owner took the entry away) add it ourselves.
@@ -86,17 +87,28 @@ void grant_acl(SocketRun& run, const GrantAcl& step) {
   }
 }
 
-UndoProblem undo_acl(const JournalEntry& e, const JournalStore& store, const std::string& uuid,
-                     const std::function<void()>& forget) {
+UndoProblem undo(const AclGranted& e, const Undoing& u) {
   return undo_shared_change(
-      e, store, uuid, e.uid,
-      "cannot remove ACL entry u:" + std::to_string(e.uid) + " from " + e.path, forget,
+      e, u, "cannot remove ACL entry u:" + std::to_string(e.uid) + " from " + e.path,
       [&](const Fd& fd) {
         auto proc = fd.proc_path();
         auto now = read_acl_state(proc, e.uid);
         // Not ours any more (never applied, already undone, or changed by the owner): leave it.
-        if (now.entry && (*now.entry & e.perms) == e.perms) acl_revoke_user(proc, e.uid, e.prior);
+        if (now.entry && (*now.entry & e.perms) == e.perms) acl_revoke_user(proc, e.uid, e.prior());
       });
+}
+
+void check_health(const AclGranted& e, const Journal&, const JournalSocket& s, LendHealth& h) {
+  check_source_change(e, s, h);
+}
+
+void check_source_change(const InodeChange& e, const JournalSocket& s, LendHealth& h) {
+  // A bind lend's mount says it (lend_bind.cpp); acl and group lends act on the source itself.
+  if (e.path != s.source || s.method == Method::kBind) return;
+  if (source_inode_now(s) != e.inode()) {
+    h.health = "stale";
+    h.why = s.source + " is another socket now";
+  }
 }
 
 }  // namespace sockhook

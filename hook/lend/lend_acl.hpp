@@ -13,15 +13,19 @@ namespace sockhook {
 /// records that grant: then this domain records it too, with the prior ACL that domain
 /// recorded, so that the entry stays until the last of them is released. Records the exact
 /// prior ACL first.
-void grant_acl(SocketRun& run, const GrantAcl& step);
+void run_step(SocketRun& run, const GrantAcl& step);
 
-/// Undoes a kAcl entry of the journal of `uuid`: only if the inode still matches (dev/ino),
-/// still carries our entry, and no other journal in `store` records a grant for the same inode
+/// Undoes an AclGranted of the journal of `u.uuid`: only if the inode still matches (dev/ino),
+/// still carries our entry, and no other journal in `u.store` records a grant for the same inode
 /// and uid, removes exactly that entry and restores the mask, so that getfacl prints what it
-/// printed before the first grant (S7). Once that is decided and done, calls `forget` (which
-/// writes the journal without this entry) while still holding the inode's lock. Returns a
-/// problem or "".
-UndoProblem undo_acl(const JournalEntry& entry, const JournalStore& store, const std::string& uuid,
-                     const std::function<void()>& forget);
+/// printed before the first grant (S7). Once that is decided and done, calls `u.forget` (which
+/// writes the journal without this entry) while still holding the inode's lock. Returns what it
+/// could not do, or nullopt.
+UndoProblem undo(const AclGranted& entry, const Undoing& u);
+
+/// status: an acl or group lend is stale when its source path holds another socket now (the
+/// server restarted): the change stayed on the old inode.
+void check_health(const AclGranted& entry, const Journal& j, const JournalSocket& s, LendHealth& h);
+void check_source_change(const InodeChange& entry, const JournalSocket& s, LendHealth& h);
 
 }  // namespace sockhook

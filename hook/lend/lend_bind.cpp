@@ -23,9 +23,9 @@ std::string name_in_lend_dir(const SocketRun& run, const std::string& path) {
 
 }  // namespace
 
-void create_target(SocketRun& run, const CreateTarget& step) {
+void run_step(SocketRun& run, const CreateTarget& step) {
   auto name = name_in_lend_dir(run, step.path);
-  auto e = run.entry(EntryKind::kFile, step.path);
+  auto e = run.entry<FileMade>(step.path);
   run.tx.record(e);
   try {
     run.target = create_placeholder(run.lend_dir, name);
@@ -36,11 +36,13 @@ void create_target(SocketRun& run, const CreateTarget& step) {
   }
 }
 
-void bind_mount(SocketRun& run, const BindMount& step) {
+void run_step(SocketRun& run, const BindMount& step) {
   if (!run.source || !run.target)
     throw Error("cannot bind-mount " + step.source + ": not verified");
-  auto e = run.entry(EntryKind::kMount, step.target);
-  e.inode = inode_of(run.source->st);
+  auto e = run.entry<Mounted>(step.target);
+  auto inode = inode_of(run.source->st);
+  e.dev = inode.dev;
+  e.ino = inode.ino;
   run.tx.record(e);
   // Safe: both ends are fds. The source is the inode verified by resolve_source; the target is
   // the placeholder we created with O_EXCL in a directory only root can write.
@@ -52,24 +54,39 @@ void bind_mount(SocketRun& run, const BindMount& step) {
   struct stat st {};
   if (::fstatat(run.lend_dir.get(), base_name(step.target).c_str(), &st, AT_SYMLINK_NOFOLLOW) !=
           0 ||
-      inode_of(st) != e.inode)
+      inode_of(st) != inode)
     throw Error("cannot bind-mount " + step.source + " onto " + step.target +
                 ": the target does not show the source afterwards");
   run.mounted_target = step.target;
 }
 
-UndoProblem undo_mount(const JournalEntry& e) {
+UndoProblem undo(const Mounted& e, const Undoing&) {
   // The target lies in the root-owned lend directory, so its path is safe to use again; the
   // inode check makes sure we detach our mount and nothing else.
   for (int i = 0; i < 8; ++i) {
     Fd fd(openat2_fd(AT_FDCWD, e.path, O_PATH | O_NOFOLLOW | O_CLOEXEC, RESOLVE_NO_SYMLINKS));
     struct stat st {};
-    if (!fd || ::fstat(fd.get(), &st) != 0 || inode_of(st) != e.inode) return std::nullopt;
+    if (!fd || ::fstat(fd.get(), &st) != 0 || inode_of(st) != e.inode()) return std::nullopt;
     fd.reset();
     if (int err = unmount_path(e.path); err != 0)
       return "cannot unmount " + e.path + ": " + std::strerror(err);
   }
   return "cannot unmount " + e.path + ": still mounted after 8 attempts";
+}
+
+void check_health(const Mounted& e, const Journal& j, const JournalSocket& s, LendHealth& h) {
+  struct stat st {};
+  if (::fstatat(AT_FDCWD, e.path.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+      inode_of(st) != e.inode()) {
+    h.health = "broken";
+    h.why = "the mount on " + e.path + " is gone";
+    h.final = true;
+    return;
+  }
+  if (source_inode_now(s) != e.inode()) {
+    h.health = "stale";
+    h.why = s.source + " is another socket now (hint: sockhook refresh " + j.domain + ")";
+  }
 }
 
 }  // namespace sockhook

@@ -92,7 +92,7 @@ void launch(ServedLend& lend, const Fd& dir, const StartContext& step, const Exe
 
 }  // namespace
 
-void start_context(SocketRun& run, const StartContext& step) {
+void run_step(SocketRun& run, const StartContext& step) {
   auto what = std::string("cannot start a ") + holder_of(step).server + " security context on " +
               step.listen_path;
   if (auto why = unavailable(step)) throw Error(what + ": " + *why);
@@ -111,7 +111,8 @@ UndoProblem restart_context(Transaction& tx, std::size_t index, const StartConte
   if (auto why = unavailable(step)) return what + ": " + *why;
   // The old holder (if it still runs) and its socket go first: the server served that socket
   // only while the holder held close_fd, so its clients are gone with it.
-  if (auto problem = undo_proxy(tx.journal().entries.at(index))) return problem;
+  if (auto problem = stop_served(std::get<ProxyStarted>(tx.journal().entries.at(index))))
+    return problem;
   try {
     ServedLend lend(tx, index, label);
     Fd dir = open_lend_dir(dir_name(step.listen_path));
@@ -134,7 +135,7 @@ const char* served_by(const std::vector<Step>& steps, const std::string& path) {
 
 UndoProblem restart_served(Transaction& tx, std::size_t index, const std::vector<Step>& steps,
                            const ExecContext& ctx, const std::string& label, gid_t qemu_gid) {
-  const auto entry = tx.journal().entries.at(index);
+  const auto entry = base_of(tx.journal().entries.at(index));
   const StartContext* context = nullptr;
   for (const auto& st : steps) {
     if (const auto* p = std::get_if<StartProxy>(&st); p && p->listen_path == entry.path)
@@ -152,8 +153,8 @@ UndoProblem restart_served(Transaction& tx, std::size_t index, const std::vector
     if (!p || !p->context_source() || p->source != context->listen_path) continue;
     const auto& entries = tx.journal().entries;
     for (std::size_t j = 0; j < entries.size(); ++j)
-      if (entries[j].kind == EntryKind::kProxy && entries[j].socket == entry.socket &&
-          entries[j].path == p->listen_path)
+      if (const auto* proxy = std::get_if<ProxyStarted>(&entries[j]);
+          proxy && proxy->socket == entry.socket && proxy->path == p->listen_path)
         return restart_proxy(tx, j, *p, ctx, label, qemu_gid);
   }
   return std::nullopt;

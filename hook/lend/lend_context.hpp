@@ -26,10 +26,10 @@ inline constexpr const char* kContextEngine = "org.sockhook";
 
 /// StartContext: creates the listening socket in the lend directory as root (never more open
 /// than 0600, then owned by QEMU's user) and starts the holder as the owner. The journal
-/// entry is a kProxy one (a process of the owner listening on the lend's path: it is stopped,
+/// entry is a ProxyStarted (a process of the owner listening on the lend's path: it is stopped,
 /// checked and shown exactly as a proxy is); its pid and start time are recorded before the
 /// holder runs as the owner.
-void start_context(SocketRun& run, const StartContext& step);
+void run_step(SocketRun& run, const StartContext& step);
 
 /// reconnect and refresh: a dead holder of entry `index` is started again, as the proxy is
 /// (restart_proxy): its socket is bound anew at the same path for QEMU's user and a new

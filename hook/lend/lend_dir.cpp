@@ -58,25 +58,35 @@ Fd create_placeholder(const Fd& dir, const std::string& name) {
   return path;
 }
 
-namespace {
-
-/// Removes the name of `e.path` from its directory, a root-owned lend directory (or the lend
-/// root). `flags`: 0 for a file, AT_REMOVEDIR for an (empty) directory.
-UndoProblem remove_in_lend_dir(const JournalEntry& e, int flags) {
-  Fd dir = open_lend_dir(dir_name(e.path));
+UndoProblem remove_from_lend_dir(const std::string& path, int flags) {
+  Fd dir = open_lend_dir(dir_name(path));
   if (!dir) return std::nullopt;
-  auto name = base_name(e.path);
+  auto name = base_name(path);
   // Safe: only root can write the lend directory, so whatever has this name there is ours;
   // rmdir removes only an empty directory.
   if (::unlinkat(dir.get(), name.c_str(), flags) != 0 && errno != ENOENT)
-    return "cannot remove " + e.path + ": " + std::strerror(errno);
+    return "cannot remove " + path + ": " + std::strerror(errno);
   return std::nullopt;
 }
 
-}  // namespace
+UndoProblem undo(const FileMade& e, const Undoing&) { return remove_from_lend_dir(e.path, 0); }
 
-UndoProblem undo_file(const JournalEntry& e) { return remove_in_lend_dir(e, 0); }
+UndoProblem undo(const DirMade& e, const Undoing&) {
+  return remove_from_lend_dir(e.path, AT_REMOVEDIR);
+}
 
-UndoProblem undo_dir(const JournalEntry& e) { return remove_in_lend_dir(e, AT_REMOVEDIR); }
+std::optional<InodeId> source_inode_now(const JournalSocket& s) {
+  for (const auto& step : s.steps) {
+    if (const auto* v = std::get_if<VerifySource>(&step)) {
+      try {
+        auto src = resolve_source({v->runtime_dir, v->relative, v->owner, 0, std::nullopt});
+        return inode_of(src.st);
+      } catch (const Error&) {
+        return std::nullopt;
+      }
+    }
+  }
+  return std::nullopt;
+}
 
 }  // namespace sockhook

@@ -3,9 +3,10 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 
+#include <optional>
 #include <string>
 
-#include "journal/journal.hpp"
+#include "journal/transaction.hpp"
 #include "sys/fd.hpp"
 
 namespace sockhook {
@@ -25,12 +26,22 @@ Fd open_lend_dir(const std::string& path);
 /// returns an O_PATH fd of it: a mount point that nobody could have planted. Throws Error.
 Fd create_placeholder(const Fd& dir, const std::string& name);
 
-/// Undoes a kFile entry: unlinks the name in the root-owned lend directory. Returns what it
-/// could not do, or nullopt.
-UndoProblem undo_file(const JournalEntry& entry);
+/// Removes `path` from its directory, a root-owned lend directory (or the lend root): `flags`
+/// 0 for a file, AT_REMOVEDIR for an (empty) directory. Returns what it could not do, or nullopt.
+UndoProblem remove_from_lend_dir(const std::string& path, int flags);
 
-/// Undoes a kDir entry: removes the (then empty) lend directory. Returns what it could not do, or
-/// nullopt.
-UndoProblem undo_dir(const JournalEntry& entry);
+/// Undoes a FileMade: unlinks the name in the root-owned lend directory.
+UndoProblem undo(const FileMade& entry, const Undoing& u);
+
+/// Undoes a DirMade: removes the (then empty) lend directory.
+UndoProblem undo(const DirMade& entry, const Undoing& u);
+
+/// MakeLendDir is the domain's step, run by prepare before any socket's (executor.cpp); a
+/// socket's run has nothing to do for it.
+inline void run_step(SocketRun&, const MakeLendDir&) {}
+
+/// The inode now at the socket's source path (resolved as prepare does), or nullopt: what
+/// status compares the recorded inodes with.
+std::optional<InodeId> source_inode_now(const JournalSocket& s);
 
 }  // namespace sockhook

@@ -11,13 +11,16 @@ namespace sockhook {
 /// through the fd. Records the exact prior group and mode first. Refuses a socket that has an
 /// extended ACL: there chmod would change the mask, not the group's rights. Shared between
 /// domains like an ACL grant (see lend_acl.cpp): a second domain copies the first one's prior.
-void change_group(SocketRun& run, const ChangeGroup& step);
+void run_step(SocketRun& run, const ChangeGroup& step);
 
-/// Undoes a kGroup entry of the journal of `uuid`: unless another domain's journal still records
-/// the same change on that inode, restores the group and mode exactly, only if the inode still
-/// matches and still has the group we gave it; then calls `forget` under the inode's lock.
-/// Returns what it could not do, or nullopt.
-UndoProblem undo_group(const JournalEntry& entry, const JournalStore& store,
-                       const std::string& uuid, const std::function<void()>& forget);
+/// Undoes a GroupChanged of the journal of `u.uuid`: unless another domain's journal still
+/// records the same change on that inode, restores the group and mode exactly, only if the inode
+/// still matches and still has the group we gave it; then calls `u.forget` under the inode's
+/// lock. Returns what it could not do, or nullopt.
+UndoProblem undo(const GroupChanged& entry, const Undoing& u);
+
+/// status: stale when the source path holds another socket now (as for an ACL grant).
+void check_health(const GroupChanged& entry, const Journal& j, const JournalSocket& s,
+                  LendHealth& h);
 
 }  // namespace sockhook

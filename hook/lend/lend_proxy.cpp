@@ -12,6 +12,7 @@
 #include "base/log.hpp"
 #include "host/domain_cgroup.hpp"
 #include "host/proc.hpp"
+#include "lend/lend_context.hpp"
 #include "lend/lend_dir.hpp"
 #include "proxy/spawn.hpp"
 #include "sys/file.hpp"
@@ -46,14 +47,14 @@ ServedLend::ServedLend(SocketRun& run, const std::string& listen_path, uid_t own
     : tx_(run.tx), path_(listen_path) {
   if (!run.lend_dir || dir_name(listen_path) != run.lend_dir_path)
     throw Error("not in the lend directory " + run.lend_dir_path);
-  entry_ = run.entry(EntryKind::kProxy, listen_path);
+  entry_ = run.entry<ProxyStarted>(listen_path);
   entry_.owner = owner;
   entry_.label = run.label;
   index_ = tx_.record(entry_);
 }
 
 ServedLend::ServedLend(Transaction& tx, std::size_t index, const std::string& label)
-    : tx_(tx), index_(index), entry_(tx.journal().entries.at(index)) {
+    : tx_(tx), index_(index), entry_(std::get<ProxyStarted>(tx.journal().entries.at(index))) {
   path_ = entry_.path;
   entry_.pid = 0;
   entry_.starttime = 0;
@@ -124,7 +125,7 @@ void launch(ServedLend& lend, const Fd& dir, const StartProxy& step, const ExecC
 
 }  // namespace
 
-void start_proxy(SocketRun& run, const StartProxy& step) {
+void run_step(SocketRun& run, const StartProxy& step) {
   try {
     ServedLend lend(run, step.listen_path, step.owner);
     launch(lend, run.lend_dir, step, run.ctx, run.qemu_gid);
@@ -133,26 +134,44 @@ void start_proxy(SocketRun& run, const StartProxy& step) {
   }
 }
 
-bool proxy_alive(const JournalEntry& e) {
+bool proxy_alive(const ProxyStarted& e) {
   // A zombie (dead, not reaped: its parent, the hook, is gone and init may be slow) is dead.
   if (!pidfd_if_same(e.pid, e.starttime)) return false;
   char state = process_state(e.pid);
   return state != 0 && state != 'Z' && state != 'X';
 }
 
-UndoProblem undo_proxy(const JournalEntry& e) {
+UndoProblem stop_served(const ProxyStarted& e) {
   // Only the process the journal names, verified by its start time, is ever stopped. With
   // no pid recorded, the hook died before its child got the go-ahead: that child exits by
   // itself, as root, without running anything (spawn_proxy).
   if (Fd fd = pidfd_if_same(e.pid, e.starttime)) stop_proxy(fd.get());
-  JournalEntry file = e;
-  file.kind = EntryKind::kFile;
-  return undo_file(file);
+  return remove_from_lend_dir(e.path, 0);
+}
+
+UndoProblem undo(const ProxyStarted& e, const Undoing&) { return stop_served(e); }
+
+void check_health(const ProxyStarted& e, const Journal&, const JournalSocket& s, LendHealth& h) {
+  // The process QEMU connects to: the proxy, or the holder of a context that is the lend.
+  if (e.path == s.target) h.proxy_pid = e.pid;
+  if (proxy_alive(e)) return;
+  // A context behind a proxy (S10) has both: each is reported (health_of joins them).
+  // A compositor keeps the VM's clients when the holder dies and accepts no new one
+  // (LIBVIRT-NOTES, "Security contexts"); PipeWire drops them.
+  const char* by = served_by(s.steps, e.path);
+  const bool holder = by && std::string_view(by) == "context holder";
+  h.dead.push_back(!holder                        ? "the proxy is not running"
+                   : makes_wayland_context(s.steps) ? "the context's holder is not running, so "
+                                                      "the compositor accepts no new connection "
+                                                      "from the VM"
+                                                    : "the context's holder is not running, so "
+                                                      "PipeWire no longer serves the VM");
 }
 
 UndoProblem restart_proxy(Transaction& tx, std::size_t index, const StartProxy& step,
                           const ExecContext& ctx, const std::string& label, gid_t qemu_gid) {
-  if (auto problem = undo_proxy(tx.journal().entries.at(index))) return problem;
+  if (auto problem = stop_served(std::get<ProxyStarted>(tx.journal().entries.at(index))))
+    return problem;
   try {
     ServedLend lend(tx, index, label);
     Fd dir = open_lend_dir(dir_name(step.listen_path));

@@ -14,7 +14,7 @@ namespace sockhook {
 Fd make_listen_socket(const Fd& dir, const std::string& name, uid_t uid, gid_t gid);
 
 /// A lend served by a process running as the owner (the proxy, the context holder): its
-/// journal entry (kProxy) is recorded before anything exists, then the listening socket's
+/// journal entry (ProxyStarted) is recorded before anything exists, then the listening socket's
 /// inode, then the process's pid and start time before it runs as the owner (R3), so that
 /// release stops exactly this process and removes exactly this socket.
 class ServedLend {
@@ -32,7 +32,7 @@ class ServedLend {
  private:
   Transaction& tx_;
   std::size_t index_;
-  JournalEntry entry_;
+  ProxyStarted entry_;
   std::string path_;
 };
 
@@ -40,15 +40,21 @@ class ServedLend {
 /// than 0600, then owned by QEMU's user), and starts a proxy process as the owner
 /// (spawn_proxy). Records the socket's inode before the spawn, and the pid and start time
 /// before the child runs as the owner, so that a later process stops exactly this proxy.
-void start_proxy(SocketRun& run, const StartProxy& step);
+void run_step(SocketRun& run, const StartProxy& step);
 
-/// True if the proxy of a kProxy entry runs: its pid exists and has the recorded start time.
-bool proxy_alive(const JournalEntry& entry);
+/// True if the process of a ProxyStarted runs: its pid exists and has the recorded start time.
+bool proxy_alive(const ProxyStarted& entry);
 
-/// Undoes a kProxy entry: stops the recorded process (pidfd, checked start time; nothing
-/// else, never "whoever holds the socket") and removes the listening socket. Returns what it could
-/// not do, or nullopt.
-UndoProblem undo_proxy(const JournalEntry& entry);
+/// Stops the recorded process (pidfd, checked start time; nothing else, never "whoever holds
+/// the socket") and removes the listening socket. Returns what it could not do, or nullopt.
+UndoProblem stop_served(const ProxyStarted& entry);
+
+/// Undoes a ProxyStarted (a proxy or a context's holder): stop_served.
+UndoProblem undo(const ProxyStarted& entry, const Undoing& u);
+
+/// status: broken when the process is not running (refresh and reconnect restart it).
+void check_health(const ProxyStarted& entry, const Journal& j, const JournalSocket& s,
+                  LendHealth& h);
 
 /// reconnect: starts entry `index`'s proxy again on a fresh listening socket at the same path
 /// and records the new pid. Returns what it could not do, or nullopt.

@@ -317,16 +317,36 @@ void parse_qemu_side(const pugi::xml_node& domain, DomainInfo& info, Diagnostics
 
 }  // namespace
 
-constexpr EnumNames<Method, 6> kMethods{{{Method::kAuto, "auto"},
-                                         {Method::kBind, "bind"},
-                                         {Method::kProxy, "proxy"},
-                                         {Method::kAcl, "acl"},
-                                         {Method::kGroup, "group"},
-                                         {Method::kContext, "context"}}};
+namespace {
 
-std::string_view to_string(Method m) { return kMethods.name(m); }
+// clang-format off
+/// Every method and what it is: the one table of them.
+constexpr MethodTraits kMethodTraits[] = {
+  //  method           name       verb (in "cannot <verb> <source>")  revocable lend-dir served
+    {Method::kAuto,    "auto",    "lend",                             false,    false,   false},
+    {Method::kBind,    "bind",    "bind-mount",                       false,    true,    false},
+    {Method::kProxy,   "proxy",   "proxy",                            true,     true,    true},
+    {Method::kAcl,     "acl",     "grant access to",                  false,    false,   false},
+    {Method::kGroup,   "group",   "change the group of",              false,    false,   false},
+    {Method::kContext, "context", "lend",                             true,     true,    true},
+};
+// clang-format on
 
-std::optional<Method> parse_method(std::string_view s) { return kMethods.parse(s); }
+}  // namespace
+
+const MethodTraits& traits(Method m) {
+  for (const auto& t : kMethodTraits)
+    if (t.method == m) return t;
+  return kMethodTraits[0];
+}
+
+std::string_view to_string(Method m) { return traits(m).name; }
+
+std::optional<Method> parse_method(std::string_view s) {
+  for (const auto& t : kMethodTraits)
+    if (t.name == s) return t.method;
+  return std::nullopt;
+}
 
 bool DomainInfo::has_fatal_error() const {
   return std::any_of(diagnostics.begin(), diagnostics.end(),

@@ -17,6 +17,22 @@ inline constexpr std::string_view kQemuNs = "http://libvirt.org/schemas/domain/q
 /// owner's server for this VM alone (lend_context.hpp); only plugins that name a context kind.
 enum class Method { kAuto, kBind, kProxy, kAcl, kGroup, kContext };
 
+/// What a method is, in one table (domain_xml.cpp).
+struct MethodTraits {
+  Method method;
+  const char* name;  ///< "auto", "bind", ...
+  const char* verb;  ///< for error messages: "cannot <verb> <source>: <why>"
+  /// Release takes QEMU's access back even from a descriptor it kept (a process of sockhook's
+  /// stands between them).
+  bool revocable;
+  /// QEMU is given a name in the domain's lend directory (not the owner's socket itself).
+  bool lend_dir_target;
+  /// A process running as the owner serves the lend (proxy, context holder): refresh and
+  /// reconnect start it again when it died.
+  bool served;
+};
+const MethodTraits& traits(Method m);
+
 /// "auto", "bind", ...
 std::string_view to_string(Method m);
 /// Parses a method name; nullopt if unknown.

@@ -2,12 +2,16 @@
 
 #include <charconv>
 #include <limits>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <tuple>
+#include <type_traits>
 
 #include <pugixml.hpp>
 
 #include "base/error.hpp"
+#include "plan/step.hpp"
 
 namespace sockhook::journal_attr {
 
@@ -49,6 +53,67 @@ inline void put(pugi::xml_node& node, const char* name, const std::string& value
 }
 inline void put_flag(pugi::xml_node& node, const char* name, bool value) {
   node.append_attribute(name) = value ? "yes" : "no";
+}
+
+// ---- Fields: a step's or an effect's `kFields` list, written and read generically. ----
+
+template <typename T>
+struct IsOptional : std::false_type {};
+template <typename T>
+struct IsOptional<std::optional<T>> : std::true_type {};
+
+/// AsIs: strings as they are, bools as "yes"/"no", numbers in decimal.
+template <typename T>
+void put_value(AsIs, pugi::xml_node& node, const char* name, const T& value) {
+  if constexpr (std::is_same_v<T, bool>) {
+    put_flag(node, name, value);
+  } else {
+    put(node, name, value);
+  }
+}
+template <typename T>
+void get_value(AsIs, const pugi::xml_node& node, const char* name, T& value) {
+  if constexpr (std::is_same_v<T, std::string>) {
+    value = text(node, name);
+  } else if constexpr (std::is_same_v<T, bool>) {
+    value = flag(node, name);
+  } else {
+    value = number<T>(node, name);
+  }
+}
+
+/// Calls `f(field, value)` for each field of `s`, in the order its `kFields` lists them.
+template <typename S, typename F>
+void for_each_field(S& s, F&& f) {
+  std::apply([&](const auto&... field) { (f(field, s.*field.member), ...); },
+             std::remove_const_t<S>::kFields);
+}
+
+/// Appends each field of `s` as an attribute of `node`; an absent optional writes none.
+template <typename S>
+void put_fields(pugi::xml_node& node, const S& s) {
+  for_each_field(s, [&](const auto& field, const auto& value) {
+    using T = std::decay_t<decltype(value)>;
+    if constexpr (IsOptional<T>::value) {
+      if (value) put_value(field.codec, node, field.journal, *value);
+    } else {
+      put_value(field.codec, node, field.journal, value);
+    }
+  });
+}
+
+/// Reads each field of `s` from the attributes of `node`; an optional's may be absent.
+template <typename S>
+void get_fields(const pugi::xml_node& node, S& s) {
+  for_each_field(s, [&](const auto& field, auto& value) {
+    using T = std::decay_t<decltype(value)>;
+    if constexpr (IsOptional<T>::value) {
+      if (node.attribute(field.journal))
+        get_value(field.codec, node, field.journal, value.emplace());
+    } else {
+      get_value(field.codec, node, field.journal, value);
+    }
+  });
 }
 
 }  // namespace sockhook::journal_attr

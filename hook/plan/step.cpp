@@ -13,17 +13,8 @@
 namespace sockhook {
 namespace {
 
-template <typename T>
-struct IsOptional : std::false_type {};
-template <typename T>
-struct IsOptional<std::optional<T>> : std::true_type {};
-
-/// Calls `f(field, value)` for each field of the step `s`, in the order its `kFields` lists them.
-template <typename S, typename F>
-void for_each_field(S& s, F&& f) {
-  std::apply([&](const auto&... field) { (f(field, s.*field.member), ...); },
-             std::remove_const_t<S>::kFields);
-}
+using journal_attr::for_each_field;
+using journal_attr::IsOptional;
 
 /// The step alternative whose kAction is `action`, default-constructed; nullopt if none.
 template <typename... Ts>
@@ -65,20 +56,7 @@ void write_step(pugi::xml_node parent, const Step& step) {
   std::visit(
       [&](const auto& s) {
         put(n, "action", std::string(s.kAction));
-        for_each_field(s, [&](const auto& field, const auto& value) {
-          using T = std::decay_t<decltype(value)>;
-          if constexpr (IsOptional<T>::value) {
-            if constexpr (std::is_same_v<typename T::value_type, bool>) {
-              if (value) put_flag(n, field.journal, *value);
-            } else if (value) {
-              put(n, field.journal, *value);
-            }
-          } else if constexpr (std::is_same_v<T, bool>) {
-            put_flag(n, field.journal, value);
-          } else {
-            put(n, field.journal, value);
-          }
-        });
+        put_fields(n, s);
       },
       step);
 }
@@ -88,27 +66,7 @@ Step read_step(const pugi::xml_node& n) {
   auto action = text(n, "action");
   auto step = step_of_action(action, static_cast<const Step*>(nullptr));
   if (!step) corrupt("unknown step action '" + action + "'");
-  std::visit(
-      [&](auto& s) {
-        for_each_field(s, [&](const auto& field, auto& value) {
-          using T = std::decay_t<decltype(value)>;
-          if constexpr (IsOptional<T>::value) {
-            if (!n.attribute(field.journal)) return;
-            if constexpr (std::is_same_v<typename T::value_type, bool>) {
-              value = flag(n, field.journal);
-            } else {
-              value = text(n, field.journal);
-            }
-          } else if constexpr (std::is_same_v<T, std::string>) {
-            value = text(n, field.journal);
-          } else if constexpr (std::is_same_v<T, bool>) {
-            value = flag(n, field.journal);
-          } else {
-            value = number<T>(n, field.journal);
-          }
-        });
-      },
-      *step);
+  std::visit([&](auto& s) { get_fields(n, s); }, *step);
   return *step;
 }
 
@@ -117,24 +75,21 @@ std::string StartProxy::describe() const {
   auto cgroup = !domain          ? std::string("(none recorded: the proxy is not started)")
                 : domain->id < 0 ? describe_domain_cgroup(*domain) + " (<id>: libvirt's at start)"
                                  : describe_domain_cgroup(*domain);
-  auto to = context_source()
-                ? "the context socket " + source + " through a descriptor the hook hands it (fd 4)"
-                : source;
   return "listen on " + listen_path + " (owner uid " + std::to_string(qemu_uid) +
-         ", 0600) and start a proxy as uid " + std::to_string(owner) + " that connects to " + to +
-         " per client, serving only uid " + std::to_string(qemu_uid) + " in cgroup " + cgroup;
+         ", 0600) and start a proxy as uid " + std::to_string(owner) + " that connects to " +
+         source + " per client, serving only uid " + std::to_string(qemu_uid) + " in cgroup " +
+         cgroup;
 }
 
 std::string StartContext::describe() const {
-  auto listen =
-      "listen on " + listen_path + " (owner uid " + std::to_string(socket_uid()) +
-      (private_socket() ? ", 0600: only the proxy in front of it reaches it)" : ", 0600)");
   if (wayland())
-    return listen + " and start a holder as uid " + std::to_string(owner) +
+    return "listen on " + listen_path + " (owner uid " + std::to_string(qemu_uid) +
+           ", 0600) and start a holder as uid " + std::to_string(owner) +
            " that makes it a Wayland security context on " + source +
            " (wp_security_context_v1: engine org.sockhook, app id " + domain + ", instance id " +
            uuid + ") and holds it until release";
-  return listen + " and start a holder as uid " + std::to_string(owner) +
+  return "listen on " + listen_path + " (owner uid " + std::to_string(qemu_uid) +
+         ", 0600) and start a holder as uid " + std::to_string(owner) +
          " that makes it a PipeWire security context on " + source +
          " (pipewire.sec.engine=org.sockhook, pipewire.access=" +
          (capture ? "sockhook-capture" : "sockhook") + ", domain " + domain + ", uuid " + uuid +

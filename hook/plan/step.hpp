@@ -21,18 +21,28 @@ namespace sockhook {
 // Each step lists its fields once, as data in `kFields`: step.cpp derives its JSON form and its
 // journal record from that list. `describe` and `describe_undo` say in one line what it does
 // and how release undoes it. Adding a step: the struct here (and in `Step`), the planner that
-// emits it (plan.cpp), the executor that runs it (executor.cpp).
+// emits it (plan.cpp), and `run_step` for it in the lend/ file that owns its family (reached
+// through lend/lends.hpp); what it changes is an effect (journal/effect.hpp).
 
-/// One field of step `S`: its names in JSON (snake_case) and as a journal attribute
-/// (kebab-case), and the member that holds it.
-template <typename S, typename T>
+/// How a field is written as a journal attribute: AsIs writes strings, numbers and bools
+/// ("yes"/"no") as they are (plan/journal_attr.hpp); other codecs (journal/effect.hpp) write
+/// permissions as text or bytes as hex.
+struct AsIs {};
+
+/// One field of a step or an effect `S`: its names in JSON (snake_case) and as a journal
+/// attribute (kebab-case), the member that holds it, and how the journal writes it.
+template <typename S, typename T, typename C = AsIs>
 struct Field {
+  using Codec = C;
   const char* json;
   const char* journal;
   T S::*member;
+  [[no_unique_address]] C codec{};
 };
 template <typename S, typename T>
 Field(const char*, const char*, T S::*) -> Field<S, T>;
+template <typename S, typename T, typename C>
+Field(const char*, const char*, T S::*, C) -> Field<S, T, C>;
 
 /// Create the domain's lend directory: root-owned 0700, plus one ACL entry u:QEMU:--x, so
 /// that only QEMU's user can traverse it and nobody but root can write it (S4).

@@ -22,7 +22,7 @@ JournalSocket socket_of(const std::string& name, const std::string& owner, uid_t
   JournalSocket s;
   s.name = name;
   s.plugin = name;
-  s.method = "proxy";
+  s.method = Method::kProxy;
   s.owner = owner;
   s.owner_uid = uid;
   s.source = "/run/user/" + std::to_string(uid) + "/" + name;

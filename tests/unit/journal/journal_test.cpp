@@ -32,7 +32,7 @@ Journal sample() {
   JournalSocket s;
   s.name = "pulse";
   s.plugin = "pulseaudio";
-  s.method = "bind";
+  s.method = Method::kBind;
   s.owner = "alice";
   s.owner_uid = 1000;
   s.source = "/run/user/1000/pulse/native";
@@ -49,40 +49,32 @@ Journal sample() {
              StartProxy{j.lend_dir + "/p", s.source, 1000, 1000, 64055, 107, "7:/machine"}};
   j.sockets.push_back(s);
 
-  JournalEntry dir;
-  dir.kind = EntryKind::kDir;
-  dir.path = j.lend_dir;
-  JournalEntry mount;
-  mount.kind = EntryKind::kMount;
-  mount.socket = "pulse";
-  mount.path = s.target;
-  mount.inode = {0xfd01, 123456789012ULL};
+  DirMade dir{{"", j.lend_dir}};
+  Mounted mount{{"pulse", s.target}, 0xfd01, 123456789012ULL};
   // An acl and a group entry find their inode again the same way.
-  auto shared_change = [&](EntryKind kind) {
-    JournalEntry e;
-    e.kind = kind;
+  auto place = [&](InodeChange& e) {
     e.socket = "pulse";
     e.path = s.source;
     e.base = "/run/user/1000";
     e.relative = "pulse/native";
-    e.inode = {42, 7};
-    return e;
+    e.set_inode({42, 7});
   };
-  JournalEntry acl = shared_change(EntryKind::kAcl);
+  AclGranted acl;
+  place(acl);
   acl.owner = 1000;
   acl.via_target = s.target;
   acl.uid = 64055;
   acl.perms = 6;
-  acl.prior.mode = 0755;
-  acl.prior.xattr = std::string("\x02\x00\x00\x00\x01\x00\x06\x00\xff\xff\xff\xff", 12);
-  acl.prior.entry = 4;
-  acl.prior.mask = 5;
-  JournalEntry group = shared_change(EntryKind::kGroup);
+  acl.prior_mode = 0755;
+  acl.prior_acl = std::string("\x02\x00\x00\x00\x01\x00\x06\x00\xff\xff\xff\xff", 12);
+  acl.prior_entry = 4;
+  acl.prior_mask = 5;
+  GroupChanged group;
+  place(group);
   group.gid = 107;
   group.prior_gid = 1000;
-  group.prior.mode = 0600;
-  JournalEntry proxy;
-  proxy.kind = EntryKind::kProxy;
+  group.prior_mode = 0600;
+  ProxyStarted proxy;
   proxy.socket = "pulse";
   proxy.path = j.lend_dir + "/p";
   proxy.pid = 4321;
@@ -118,29 +110,30 @@ TEST_CASE("a journal survives a round trip through XML unchanged") {
   REQUIRE(copy);
   CHECK(copy->max_bytes == 65536);
   CHECK(copy->optional);
+  CHECK(back.sockets[0].method == Method::kBind);
   REQUIRE(back.entries.size() == 5);
-  CHECK(back.entries[1].inode.ino == 123456789012ULL);
-  const auto& acl = back.entries[2];
-  CHECK(acl.kind == EntryKind::kAcl);
-  REQUIRE(acl.prior.xattr);
-  CHECK(*acl.prior.xattr == *j.entries[2].prior.xattr);  // binary bytes, NULs included
-  CHECK(acl.prior.entry == 4u);
-  CHECK(acl.prior.mask == 5u);
-  CHECK(acl.prior.mode == 0755u);
-  CHECK(back.entries[3].prior_gid == 1000u);
-  CHECK(back.entries[4].starttime == 987654321ULL);
-  CHECK(back.entries[4].listen_ino == 555ULL);
+  CHECK(std::get<Mounted>(back.entries[1]).inode().ino == 123456789012ULL);
+  const auto& acl = std::get<AclGranted>(back.entries[2]);
+  REQUIRE(acl.prior().xattr);
+  CHECK(*acl.prior().xattr == *std::get<AclGranted>(j.entries[2]).prior_acl);  // NULs included
+  CHECK(acl.prior().entry == 4u);
+  CHECK(acl.prior().mask == 5u);
+  CHECK(acl.prior().mode == 0755u);
+  CHECK(std::get<GroupChanged>(back.entries[3]).prior_gid == 1000u);
+  CHECK(std::get<ProxyStarted>(back.entries[4]).starttime == 987654321ULL);
+  CHECK(std::get<ProxyStarted>(back.entries[4]).listen_ino == 555ULL);
 }
 
 TEST_CASE("an ACL that was absent stays absent after a round trip") {
   auto j = sample();
-  j.entries[2].prior.xattr.reset();
-  j.entries[2].prior.entry.reset();
-  j.entries[2].prior.mask.reset();
-  auto back = journal_from_xml(journal_to_xml(j));
-  CHECK_FALSE(back.entries[2].prior.xattr);
-  CHECK_FALSE(back.entries[2].prior.entry);
-  CHECK_FALSE(back.entries[2].prior.mask);
+  std::get<AclGranted>(j.entries[2]).set_prior({0755, std::nullopt, std::nullopt, std::nullopt});
+  auto xml = journal_to_xml(j);
+  CHECK(xml.find("prior-acl") == std::string::npos);
+  auto back = journal_from_xml(xml);
+  auto prior = std::get<AclGranted>(back.entries[2]).prior();
+  CHECK_FALSE(prior.xattr);
+  CHECK_FALSE(prior.entry);
+  CHECK_FALSE(prior.mask);
 }
 
 TEST_CASE("a corrupt journal is refused with a clear reason") {
@@ -263,13 +256,20 @@ TEST_CASE("the largest journal prepare can write loads again") {
     }
     j.sockets.push_back(s);
     for (auto e : base.entries) {
-      if (e.kind == EntryKind::kDir) continue;
-      e.socket = s.name;
-      e.path = long_path;
-      e.base = long_path;
-      e.relative = std::string(4096 - 16, 'r');
-      e.via_target = s.target;
-      e.label = j.domain + "/" + s.name + " " + j.uuid;
+      if (std::holds_alternative<DirMade>(e)) continue;
+      std::visit(
+          [&](auto& x) {
+            x.socket = s.name;
+            x.path = long_path;
+            if constexpr (std::is_base_of_v<InodeChange, std::decay_t<decltype(x)>>) {
+              x.base = long_path;
+              x.relative = std::string(4096 - 16, 'r');
+              x.via_target = s.target;
+            }
+            if constexpr (std::is_same_v<std::decay_t<decltype(x)>, ProxyStarted>)
+              x.label = j.domain + "/" + s.name + " " + j.uuid;
+          },
+          e);
       j.entries.push_back(e);
     }
   }
@@ -292,6 +292,201 @@ TEST_CASE("the store refuses to write a journal that load could not read") {
   j.domain = std::string(kMaxJournalBytes, 'n');
   CHECK_THROWS_AS(store.save(j), Error);
   CHECK_FALSE(store.has(kUuid));
+}
+
+}  // namespace sockhook
+
+namespace sockhook {
+namespace {
+
+/// `e` written as the journal's <entry> and read back.
+Effect round_trip(const Effect& e) {
+  Journal j;
+  j.uuid = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
+  j.entries = {e};
+  auto xml = journal_to_xml(j);
+  auto back = journal_from_xml(xml);
+  REQUIRE(back.entries.size() == 1u);
+  CHECK(journal_to_xml(back) == xml);
+  return back.entries[0];
+}
+
+/// The <entry> element of a journal holding only `e`, as text.
+std::string entry_xml(const Effect& e) {
+  Journal j;
+  j.uuid = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
+  j.entries = {e};
+  auto xml = journal_to_xml(j);
+  auto at = xml.find("<entry ");
+  REQUIRE(at != std::string::npos);
+  return xml.substr(at, xml.find("/>", at) + 2 - at);
+}
+
+}  // namespace
+
+TEST_CASE("each effect survives a round trip through the journal, every field kept") {
+  SUBCASE("dir") {
+    auto back = std::get<DirMade>(round_trip(DirMade{{"", "/run/sockhook/libvirt-x"}}));
+    CHECK(back.socket.empty());
+    CHECK(back.path == "/run/sockhook/libvirt-x");
+  }
+  SUBCASE("file") {
+    auto back = std::get<FileMade>(round_trip(FileMade{{"pw", "/run/sockhook/l/pw"}}));
+    CHECK(back.socket == "pw");
+    CHECK(back.path == "/run/sockhook/l/pw");
+  }
+  SUBCASE("mount") {
+    auto back = std::get<Mounted>(round_trip(Mounted{{"pw", "/t"}, 0xfd01, ~0ULL}));
+    CHECK(back.path == "/t");
+    CHECK(back.inode() == InodeId{0xfd01, ~0ULL});
+  }
+  SUBCASE("acl, with and without a prior ACL") {
+    AclGranted a;
+    a.socket = "pw";
+    a.path = "/run/user/1000/pipewire-0";
+    a.base = "/run/user/1000";
+    a.relative = "pipewire-0";
+    a.owner = 1000;
+    a.via_target = "/run/sockhook/l/pw";
+    a.set_inode({7, 8});
+    a.uid = 64055;
+    a.perms = 7;
+    a.set_prior({0750, std::string("\0\xff", 2), 1, 0});
+    auto back = std::get<AclGranted>(round_trip(a));
+    CHECK(back.base == a.base);
+    CHECK(back.relative == a.relative);
+    CHECK(back.owner == 1000u);
+    CHECK(back.via_target == a.via_target);
+    CHECK(back.inode() == InodeId{7, 8});
+    CHECK(back.uid == 64055u);
+    CHECK(back.perms == 7u);
+    CHECK(back.prior_mode == 0750u);
+    CHECK(back.prior_acl == std::string("\0\xff", 2));
+    CHECK(back.prior_entry == 1u);
+    CHECK(back.prior_mask == 0u);  // present, and empty: not the same as absent
+    a.set_prior({0644, std::nullopt, std::nullopt, std::nullopt});
+    back = std::get<AclGranted>(round_trip(a));
+    CHECK_FALSE(back.prior_acl);
+    CHECK_FALSE(back.prior_entry);
+    CHECK_FALSE(back.prior_mask);
+  }
+  SUBCASE("group") {
+    GroupChanged g;
+    g.socket = "pw";
+    g.path = "/s";
+    g.base = "/";
+    g.set_inode({1, 2});
+    g.prior_mode = 0600;
+    g.gid = 107;
+    g.prior_gid = 1000;
+    auto back = std::get<GroupChanged>(round_trip(g));
+    CHECK(back.base == "/");
+    CHECK(back.relative.empty());
+    CHECK(back.inode() == InodeId{1, 2});
+    CHECK(back.prior_mode == 0600u);
+    CHECK(back.gid == 107u);
+    CHECK(back.prior_gid == 1000u);
+  }
+  SUBCASE("proxy") {
+    ProxyStarted p{{"pw", "/run/sockhook/l/p"}, 4321, 99, "d/pw uuid", 1000, 555};
+    auto back = std::get<ProxyStarted>(round_trip(p));
+    CHECK(back.pid == 4321);
+    CHECK(back.starttime == 99u);
+    CHECK(back.label == "d/pw uuid");
+    CHECK(back.owner == 1000u);
+    CHECK(back.listen_ino == 555u);
+  }
+}
+
+TEST_CASE("each effect is written with the attributes, in the order, that journals have") {
+  // The on-disk form of release 1 (hand-written per kind before effects were data): a journal
+  // that a running VM got from it must read, and be written back, exactly so.
+  CHECK(entry_xml(DirMade{{"", "/d"}}) == R"(<entry kind="dir" socket="" path="/d" />)");
+  CHECK(entry_xml(FileMade{{"s", "/f"}}) == R"(<entry kind="file" socket="s" path="/f" />)");
+  CHECK(entry_xml(Mounted{{"s", "/t"}, 3, 4}) ==
+        R"(<entry kind="mount" socket="s" path="/t" dev="3" ino="4" />)");
+  AclGranted a;
+  a.socket = "s";
+  a.path = "/p";
+  a.base = "/b";
+  a.relative = "r";
+  a.owner = 1;
+  a.via_target = "/v";
+  a.set_inode({3, 4});
+  a.uid = 5;
+  a.perms = 6;
+  a.set_prior({0640, std::string("\x01\x02", 2), 4, 7});
+  CHECK(
+      entry_xml(a) ==
+      R"(<entry kind="acl" socket="s" path="/p" base="/b" relative="r" owner="1" via-target="/v" )"
+      R"(dev="3" ino="4" prior-mode="416" uid="5" perms="rw-" prior-acl="0102" prior-entry="r--" )"
+      R"(prior-mask="rwx" />)");
+  GroupChanged g;
+  g.socket = "s";
+  g.path = "/p";
+  g.base = "/b";
+  g.set_inode({3, 4});
+  g.prior_mode = 0600;
+  g.gid = 107;
+  g.prior_gid = 1000;
+  CHECK(entry_xml(g) ==
+        R"(<entry kind="group" socket="s" path="/p" base="/b" relative="" owner="0" via-target="" )"
+        R"(dev="3" ino="4" prior-mode="384" gid="107" prior-gid="1000" />)");
+  CHECK(
+      entry_xml(ProxyStarted{{"s", "/l"}, 9, 10, "lab", 1000, 11}) ==
+      R"(<entry kind="proxy" socket="s" path="/l" pid="9" starttime="10" label="lab" owner="1000" )"
+      R"(listen-ino="11" />)");
+}
+
+TEST_CASE("a socket's method is read back as the enum, and an unknown one is refused") {
+  auto j = sample();
+  for (auto m : {Method::kBind, Method::kProxy, Method::kAcl, Method::kGroup, Method::kContext}) {
+    j.sockets[0].method = m;
+    auto xml = journal_to_xml(j);
+    CHECK(xml.find(std::string("method=\"") + traits(m).name + "\"") != std::string::npos);
+    CHECK(journal_from_xml(xml).sockets[0].method == m);
+  }
+  auto xml = journal_to_xml(j);
+  auto at = xml.find("method=\"context\"");
+  REQUIRE(at != std::string::npos);
+  xml.replace(at, 16, "method=\"rsync\"");
+  CHECK_THROWS_WITH_AS(journal_from_xml(xml), doctest::Contains("unknown method 'rsync'"), Error);
+}
+
+}  // namespace sockhook
+
+namespace sockhook {
+
+TEST_CASE("a journal the release before effects wrote reads and writes back byte for byte") {
+  // sample() as journal_to_xml wrote it at 255dc99, when each entry kind was a hand-written
+  // case: the effects' field lists must read it and write it back unchanged.
+  const std::string old = R"golden(<?xml version="1.0"?>
+<sockhook-journal version="1" domain="win 11 &lt;&amp;&quot;'>" uuid="0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d" lend-dir="/run/sockhook/libvirt-0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d" qemu-uid="64055" qemu-gid="107">
+  <socket name="pulse" plugin="pulseaudio" method="bind" owner="alice" owner-uid="1000" source="/run/user/1000/pulse/native" target="/run/sockhook/libvirt-0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d/pulse-native" required="no">
+    <step action="make_lend_dir" path="/run/sockhook/libvirt-0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d" qemu-uid="64055" />
+    <step action="verify_source" runtime-dir="/run/user/1000" relative="pulse/native" owner="1000" wait="5" />
+    <step action="create_target" path="/run/sockhook/libvirt-0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d/pulse-native" />
+    <step action="bind_mount" source="/run/user/1000/pulse/native" target="/run/sockhook/libvirt-0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d/pulse-native" />
+    <step action="grant_acl" path="/run/user/1000/pulse/native" uid="64055" perms="rw" only-if-denied="yes" directory="no" />
+    <step action="change_group" path="/run/user/1000/pulse/native" gid="107" />
+    <step action="copy_file" base="/home/alice" relative=".config/pulse/cookie" target="/run/sockhook/libvirt-0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d/pulse-cookie" owner="1000" qemu-uid="64055" max-bytes="65536" optional="yes" />
+    <step action="start_proxy" listen="/run/sockhook/libvirt-0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d/p" source="/run/user/1000/pulse/native" owner="1000" owner-gid="1000" qemu-uid="64055" qemu-gid="107" peer-domain="7:/machine" />
+  </socket>
+  <entry kind="dir" socket="" path="/run/sockhook/libvirt-0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d" />
+  <entry kind="mount" socket="pulse" path="/run/sockhook/libvirt-0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d/pulse-native" dev="64769" ino="123456789012" />
+  <entry kind="acl" socket="pulse" path="/run/user/1000/pulse/native" base="/run/user/1000" relative="pulse/native" owner="1000" via-target="/run/sockhook/libvirt-0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d/pulse-native" dev="42" ino="7" prior-mode="493" uid="64055" perms="rw-" prior-acl="0200000001000600ffffffff" prior-entry="r--" prior-mask="r-x" />
+  <entry kind="group" socket="pulse" path="/run/user/1000/pulse/native" base="/run/user/1000" relative="pulse/native" owner="0" via-target="" dev="42" ino="7" prior-mode="384" gid="107" prior-gid="1000" />
+  <entry kind="proxy" socket="pulse" path="/run/sockhook/libvirt-0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d/p" pid="4321" starttime="987654321" label="win 11/pulse 0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d" owner="1000" listen-ino="555" />
+</sockhook-journal>
+)golden";
+  auto back = journal_from_xml(old);
+  CHECK(journal_to_xml(back) == old);
+  CHECK(journal_to_xml(sample()) == old);
+  REQUIRE(back.entries.size() == 5u);
+  CHECK(std::holds_alternative<DirMade>(back.entries[0]));
+  CHECK(std::get<AclGranted>(back.entries[2]).prior_acl ==
+        std::get<AclGranted>(sample().entries[2]).prior_acl);
+  CHECK(back.sockets[0].method == Method::kBind);
 }
 
 }  // namespace sockhook

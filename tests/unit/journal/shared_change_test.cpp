@@ -26,13 +26,12 @@ InodeId inode_of_fd(const Fd& fd) {
 }
 
 /// An acl entry as prepare records it for the socket `name` in `dir`.
-JournalEntry entry_for(const TempDir& dir, const std::string& name) {
-  JournalEntry e;
-  e.kind = EntryKind::kAcl;
+AclGranted entry_for(const TempDir& dir, const std::string& name) {
+  AclGranted e;
   e.path = (dir.path / name).string();
   e.base = dir.path.string();
   e.relative = name;
-  e.inode = inode_at(dir.path / name);
+  e.set_inode(inode_at(dir.path / name));
   return e;
 }
 
@@ -45,13 +44,13 @@ TEST_CASE("release finds a changed inode again only where dev/ino still match") 
   SUBCASE("the same inode under the same name") {
     auto found = reopen_recorded_inode(e);
     REQUIRE(found.fd);
-    CHECK(inode_of_fd(found.fd) == e.inode);
+    CHECK(inode_of_fd(found.fd) == e.inode());
     CHECK_FALSE(found.unsure);
   }
   SUBCASE("another socket under the name (the server restarted): surely gone") {
     std::filesystem::remove(dir.path / "s");
     auto again = bound_socket(dir.path / "s");
-    REQUIRE_FALSE(inode_at(dir.path / "s") == e.inode);
+    REQUIRE_FALSE(inode_at(dir.path / "s") == e.inode());
     auto found = reopen_recorded_inode(e);
     CHECK_FALSE(found.fd);
     CHECK_FALSE(found.unsure);
@@ -86,20 +85,19 @@ TEST_CASE("release finds a changed inode again only where dev/ino still match") 
     e.via_target = (lend.path / "target").string();
     auto found = reopen_recorded_inode(e);
     REQUIRE(found.fd);
-    CHECK(inode_of_fd(found.fd) == e.inode);
+    CHECK(inode_of_fd(found.fd) == e.inode());
   }
 }
 
 TEST_CASE("a change on the runtime directory itself is found through the base") {
   TempDir dir;
-  JournalEntry e;
-  e.kind = EntryKind::kAcl;
+  GroupChanged e;
   e.base = dir.path.string();
-  e.inode = inode_at(dir.path);
+  e.set_inode(inode_at(dir.path));
   auto found = reopen_recorded_inode(e);
   REQUIRE(found.fd);
-  CHECK(inode_of_fd(found.fd) == e.inode);
-  e.inode.ino += 1;  // a directory recreated under the same name
+  CHECK(inode_of_fd(found.fd) == e.inode());
+  e.ino += 1;  // a directory recreated under the same name
   found = reopen_recorded_inode(e);
   CHECK_FALSE(found.fd);
   CHECK_FALSE(found.unsure);

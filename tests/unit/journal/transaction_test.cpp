@@ -13,11 +13,11 @@ namespace sockhook {
 TEST_CASE("undo takes back entries newest first, all of them or one socket's from a mark on") {
   // A lend as prepare makes it: the directory, then per socket a placeholder and what uses it;
   // index 4 and 5 come from a second attempt at "pw" (after a mark at 4).
-  std::vector<JournalEntry> made(6);
-  const std::pair<EntryKind, std::string> kinds[] = {
-      {EntryKind::kDir, ""},       {EntryKind::kFile, "pw"}, {EntryKind::kMount, "pw"},
-      {EntryKind::kFile, "pulse"}, {EntryKind::kFile, "pw"}, {EntryKind::kAcl, "pw"}};
-  for (std::size_t i = 0; i < made.size(); ++i) std::tie(made[i].kind, made[i].socket) = kinds[i];
+  AclGranted acl;
+  acl.socket = "pw";
+  const std::vector<Effect> made = {DirMade{{"", ""}},    FileMade{{"pw", ""}},
+                                    Mounted{{"pw", ""}},  FileMade{{"pulse", ""}},
+                                    FileMade{{"pw", ""}}, acl};
   using Order = std::vector<std::size_t>;
   SUBCASE("release: everything, a mount before its placeholder, the directory last") {
     CHECK(undo_order(made) == Order{5, 4, 3, 2, 1, 0});

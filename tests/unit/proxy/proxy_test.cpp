@@ -1061,11 +1061,10 @@ TEST_CASE("undo_proxy never kills by who holds the listening socket") {
     for (;;) pause();  // holds `listener`, inherited
   }
   listener.reset();
-  JournalEntry e;
-  e.kind = EntryKind::kProxy;
+  ProxyStarted e;
   e.path = dir / "lent";
   e.listen_ino = st.st_ino;
-  (void)undo_proxy(e);
+  (void)stop_served(e);
   CHECK(kill(holder, 0) == 0);
   CHECK(waitpid(holder, nullptr, WNOHANG) == 0);  // still running, not killed
   kill(holder, SIGKILL);
