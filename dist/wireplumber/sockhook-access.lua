@@ -8,7 +8,8 @@
 --
 -- This script grants, per such client: its own client object rwx, the client-node factory r
 -- (to create its streams), its own nodes rwx, the Audio/Sink nodes r (with capture: the
--- Audio/Source nodes r too), and the core rx last (that lets the client start). Nothing else:
+-- Audio/Source nodes r too), the "settings" metadata r, and the core rx last (that lets the
+-- client start). Nothing else:
 -- no other client, no other application's stream, no device, no source without capture,
 -- and nothing that appears later except new sinks (and sources) and the client's own nodes.
 -- A linking hook keeps such a client's streams away from everything but a sink (with
@@ -46,6 +47,16 @@ nodes_om = ObjectManager { Interest { type = "node" } }
 factories_om = ObjectManager {
   Interest { type = "factory", Constraint { "factory.name", "=", "client-node" } }
 }
+-- The "settings" metadata (clock rate, quantum; read only). PipeWire's libjack (0.3.84 and
+-- newer) binds it in jack_client_open and syncs again, and that sync travels with the pong
+-- that registers the client's node: jack_client_open then returns with the node's transport,
+-- which carries the rate. Without any object to bind (a client here sees no port and no
+-- metadata), its one sync is answered a round trip before the transport, and QEMU, which
+-- asks for the rate right after jack_client_open, got -1 Hz in most starts and dropped its
+-- JACK clients.
+settings_om = ObjectManager {
+  Interest { type = "metadata", Constraint { "metadata.name", "=", "settings" } }
+}
 -- Every client, filtered in the handler on its full properties (as access-default.lua does):
 -- the client global's own properties lack the engine.
 clients_om = ObjectManager { Interest { type = "client" } }
@@ -79,6 +90,9 @@ clients_om:connect ("object-added", function (_, client)
   end
   for node in nodes_om:iterate () do
     grant_node (client, capture, node)
+  end
+  for settings in settings_om:iterate () do
+    client:update_permissions { [settings ["bound-id"]] = "r" }
   end
   log:notice (client, "VM client " .. id .. " of " ..
       tostring (props ["pipewire.sockhook.domain"]) ..
@@ -146,5 +160,6 @@ SimpleEventHook {
 
 log:notice ("sockhook's rules for context lends are loaded")
 factories_om:activate ()
+settings_om:activate ()
 nodes_om:activate ()
 clients_om:activate ()
