@@ -107,7 +107,7 @@ int run_annotate(const AnnotateOptions& o) {
 
   AnnotateResult result;
   bool running = false;
-  try {
+  auto done = attempt([&] {
     // Stage 1: the plugin and the owner, as the hook will see them.
     PluginSet plugins;
     AnnotateContext ctx;
@@ -164,11 +164,10 @@ int run_annotate(const AnnotateOptions& o) {
       print_note(who, "not root: ask root to run 'sockhook policy allow --domain " + result.uuid +
                           " --owner " + req.owner + " --plugin " + req.plugin + "'");
     }
-  } catch (const Error& e) {
-    print_error(who + ": " + e.what());
-    return 1;
-  }
-  return 0;
+  });
+  if (done) return 0;
+  print_error(who + ": " + done.what());
+  return 1;
 }
 
 }  // namespace sockhook

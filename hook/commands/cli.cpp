@@ -33,15 +33,19 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(LendStatus, domain, uuid, socket, method, own
 
 namespace {
 
-/// Runs a command's body; an Error becomes one `sockhook: error:` line and status 1.
+/// Runs a command's body, the edge of every command: an Error becomes one `sockhook: error:`
+/// line (after `context: ` when given) and status 1.
+template <typename Body>
+int reporting_errors(const std::string& context, Body body) {
+  auto out = attempt(body);
+  if (out) return *out.value;
+  print_error(context.empty() ? out.what() : context + ": " + out.what());
+  return 1;
+}
+
 template <typename Body>
 int reporting_errors(Body body) {
-  try {
-    return body();
-  } catch (const Error& e) {
-    print_error(e.what());
-    return 1;
-  }
+  return reporting_errors("", body);
 }
 
 /// Options shared by the commands that plan.
@@ -74,7 +78,7 @@ struct PlanCommand {
   int run() {
     Gathered g;
     std::string xml;
-    try {
+    auto parsed = attempt([&] {
       if (!domain.empty()) {
         Virt virt(connect);
         xml = virt.xml_of(domain, !virt.is_active(domain));
@@ -82,8 +86,9 @@ struct PlanCommand {
         xml = read_domain_xml(file.empty() ? "-" : file);
       }
       g.domain = parse_domain_xml(xml);
-    } catch (const Error& e) {
-      print_error((domain.empty() ? file : domain) + ": " + e.what());
+    });
+    if (!parsed) {
+      print_error((domain.empty() ? file : domain) + ": " + parsed.what());
       return 1;
     }
     GatherOptions options;
@@ -98,13 +103,12 @@ struct PlanCommand {
     for (const auto& d : plugin_dirs) dirs.push_back({d, false});
     for (const auto& d : options.plugin_dirs) dirs.push_back(d);
     options.plugin_dirs = dirs;
-    Plan plan;
-    try {
-      plan = gather_and_plan(g, options);
-    } catch (const Error& e) {
-      print_error(g.domain.name + ": " + e.what());
+    auto planned = attempt([&] { return gather_and_plan(g, options); });
+    if (!planned) {
+      print_error(g.domain.name + ": " + planned.what());
       return 1;
     }
+    const Plan& plan = *planned.value;
     if (json) {
       auto j = plan_to_json(plan);
       j["operation"] = operation;
@@ -209,7 +213,7 @@ struct PolicyCommand {
                   " needs --owner or --qemu (one of them)");
       return 2;
     }
-    try {
+    return reporting_errors(domain, [&] {
       std::string uuid = domain;
       if (!is_valid_uuid(domain)) uuid = Virt(connect).uuid_of(domain);
       if (!qemu.empty()) return change_qemu(uuid, allow);
@@ -226,10 +230,7 @@ struct PolicyCommand {
                   changed ? (allow ? "may now lend" : "may no longer lend") : "already had",
                   plugin.empty() ? "every plugin" : plugin.c_str());
       return 0;
-    } catch (const Error& e) {
-      print_error(domain + ": " + e.what());
-      return 1;
-    }
+    });
   }
 
   /// policy allow|revoke --qemu USER:GROUP: who, besides QEMU's configured identity, a DAC
@@ -352,14 +353,11 @@ struct LendsCommand {
     auto* cmd = app.add_subcommand(kStatusCommand, "")->group("");
     cmd->add_flag("--json", json);
     cmd->callback([this, status] {
-      try {
+      *status = reporting_errors("status", [&] {
         auto mine = owner_lends(Paths{});
         print_lends(mine.lends, json, "no active lends of " + mine.caller.name + "'s");
-        *status = 0;
-      } catch (const Error& e) {
-        print_error(std::string("status: ") + e.what());
-        *status = 1;
-      }
+        return 0;
+      });
     });
   }
 

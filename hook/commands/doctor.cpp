@@ -77,37 +77,32 @@ void check_libvirt(const LibvirtFacts& facts, std::vector<Check>& out) {
                    "once libvirt does"});
     return;
   }
-  try {
-    Virt virt("qemu:///system");
-    auto v = virt.version();
-    auto text = std::to_string(v / 1000000) + "." + std::to_string(v / 1000 % 1000) + "." +
-                std::to_string(v % 1000);
-    out.push_back({Level::kOk, "libvirt " + text, ""});
-    if (v < 6005000)
-      out.push_back({Level::kWarn, "libvirt " + text + " has no hooks/qemu.d",
-                     "the hook must be /etc/libvirt/hooks/qemu"});
-  } catch (const Error& e) {
-    out.push_back({Level::kWarn, std::string("cannot ask libvirt: ") + e.what(),
+  auto version = attempt([] { return Virt("qemu:///system").version(); });
+  if (!version) {
+    out.push_back({Level::kWarn, "cannot ask libvirt: " + version.what(),
                    "start libvirtd (or virtqemud) to check its version"});
+    return;
   }
+  auto v = *version.value;
+  auto text = std::to_string(v / 1000000) + "." + std::to_string(v / 1000 % 1000) + "." +
+              std::to_string(v % 1000);
+  out.push_back({Level::kOk, "libvirt " + text, ""});
+  if (v < 6005000)
+    out.push_back({Level::kWarn, "libvirt " + text + " has no hooks/qemu.d",
+                   "the hook must be /etc/libvirt/hooks/qemu"});
 }
 
 void check_files(const LibvirtFacts& facts, std::vector<Check>& out) {
-  try {
-    load_config(config_path());
-    out.push_back({Level::kOk, "configuration " + config_path() + " is valid", ""});
-  } catch (const Error& e) {
-    out.push_back({Level::kFail, e.what(), "fix or remove the file"});
-  }
-  try {
-    auto policy = load_policy(policy_path());
-    out.push_back({Level::kOk,
-                   "policy " + policy_path() + " is valid (" +
-                       std::to_string(policy.rules().size()) + " rules)",
-                   ""});
-  } catch (const Error& e) {
-    out.push_back({Level::kFail, e.what(), "chown root:root and chmod 0644 it, or fix its syntax"});
-  }
+  auto config = attempt([] { return load_config(config_path()); });
+  out.push_back(config ? Check{Level::kOk, "configuration " + config_path() + " is valid", ""}
+                       : Check{Level::kFail, config.what(), "fix or remove the file"});
+  auto policy = attempt([] { return load_policy(policy_path()); });
+  out.push_back(policy ? Check{Level::kOk,
+                               "policy " + policy_path() + " is valid (" +
+                                   std::to_string(policy.value->rules().size()) + " rules)",
+                               ""}
+                       : Check{Level::kFail, policy.what(),
+                               "chown root:root and chmod 0644 it, or fix its syntax"});
   auto plugins = load_plugins(default_plugin_dirs(), {0});
   for (const auto& p : plugins.problems) out.push_back({Level::kWarn, p, ""});
   for (const auto& [name, why] : plugins.refused) out.push_back({Level::kFail, why, ""});
@@ -131,25 +126,23 @@ bool lingers(const User& user) {
 
 /// autostart_checks for each domain libvirt starts at boot.
 void check_autostart(std::vector<Check>& out) {
-  std::vector<std::string> uuids;
   std::unique_ptr<Virt> virt;
-  try {
+  auto uuids = attempt([&] {
     virt = std::make_unique<Virt>("qemu:///system");
-    uuids = virt->autostarted();
-  } catch (const Error&) {
-    return;  // check_libvirt has said why libvirt cannot be asked
-  }
-  for (const auto& uuid : uuids) {
-    try {
+    return virt->autostarted();
+  });
+  if (!uuids) return;  // check_libvirt has said why libvirt cannot be asked
+  for (const auto& uuid : *uuids.value) {
+    auto checked = attempt([&] {
       Gathered g;
       g.domain = parse_domain_xml(virt->xml_of(uuid, true));
-      if (!g.domain.has_metadata) continue;
+      if (!g.domain.has_metadata) return;
       GatherOptions options;
       for (auto& c : autostart_checks(gather_and_plan(g, options), lingers))
         out.push_back(std::move(c));
-    } catch (const Error& e) {
-      out.push_back({Level::kWarn, "autostart: " + uuid + ": cannot check: " + e.what(), ""});
-    }
+    });
+    if (!checked)
+      out.push_back({Level::kWarn, "autostart: " + uuid + ": cannot check: " + checked.what(), ""});
   }
 }
 
@@ -185,19 +178,17 @@ LibvirtFacts probe_libvirt() {
 }
 
 Check qemu_user_check(const LibvirtFacts& facts, const std::function<QemuIdentity()>& resolve) {
-  try {
-    auto id = resolve();
+  auto id = attempt(resolve);
+  if (id)
     return {Level::kOk,
-            "QEMU runs as " + id.text() +
+            "QEMU runs as " + id.value->text() +
                 "; a DAC label naming another identity needs 'sockhook policy allow --qemu'",
             ""};
-  } catch (const Error& e) {
-    // Without libvirt there is neither QEMU's user nor a qemu.conf to set it in.
-    if (!facts.installed)
-      return {Level::kFail, std::string(e.what()) + " (libvirt is not installed)",
-              "install libvirt (its package creates QEMU's user)"};
-    return {Level::kFail, e.what(), "set user and group in /etc/libvirt/qemu.conf"};
-  }
+  // Without libvirt there is neither QEMU's user nor a qemu.conf to set it in.
+  if (!facts.installed)
+    return {Level::kFail, id.what() + " (libvirt is not installed)",
+            "install libvirt (its package creates QEMU's user)"};
+  return {Level::kFail, id.what(), "set user and group in /etc/libvirt/qemu.conf"};
 }
 
 std::vector<Check> autostart_checks(const Plan& plan,
@@ -270,9 +261,8 @@ std::optional<std::string> first_unsearchable(const QemuIdentity& qemu,
   int n = static_cast<int>(groups.size());
   if (::getgrouplist(qemu.user.c_str(), qemu.gid, groups.data(), &n) < 0) n = 0;
   groups.resize(static_cast<std::size_t>(n));
-  ChildOutput child;
-  try {
-    child = run_as_user(
+  auto ran = value_or_none([&] {
+    return run_as_user(
         qemu.uid, qemu.gid,
         [&](int out) {
           for (std::size_t i = 0; i < dirs.size(); ++i) {
@@ -285,9 +275,9 @@ std::optional<std::string> first_unsearchable(const QemuIdentity& qemu,
           return 0;
         },
         1, 5000, groups);
-  } catch (const Error&) {
-    return std::nullopt;
-  }
+  });
+  if (!ran) return std::nullopt;
+  const auto& child = *ran;
   if (child.status != 0 && child.status != 1) return std::nullopt;
   if (child.status == 0) return std::string();
   std::size_t idx = child.output.size() == 1 ? static_cast<unsigned char>(child.output[0]) : 255u;
@@ -477,7 +467,7 @@ std::vector<Check> check_domain(const DomainCheckOptions& o) {
   std::vector<Check> out;
   Gathered g;
   bool running = false;
-  try {
+  auto parsed = attempt([&] {
     std::string xml;
     if (!o.file.empty()) {
       xml = read_domain_xml(o.file);
@@ -488,8 +478,9 @@ std::vector<Check> check_domain(const DomainCheckOptions& o) {
       xml = virt.xml_of(o.domain, !running);
     }
     g.domain = parse_domain_xml(xml);
-  } catch (const Error& e) {
-    out.push_back({Level::kFail, e.what(), ""});
+  });
+  if (!parsed) {
+    out.push_back({Level::kFail, parsed.what(), ""});
     return out;
   }
   const auto& name = g.domain.name;
@@ -500,13 +491,12 @@ std::vector<Check> check_domain(const DomainCheckOptions& o) {
   }
   check_hook(out);
   GatherOptions options;
-  Plan plan;
-  try {
-    plan = gather_and_plan(g, options);
-  } catch (const Error& e) {
-    out.push_back({Level::kFail, e.what(), ""});
+  auto planned = attempt([&] { return gather_and_plan(g, options); });
+  if (!planned) {
+    out.push_back({Level::kFail, planned.what(), ""});
     return out;
   }
+  const Plan& plan = *planned.value;
   // Who receives the lends, and by which of root's rules (issue 9).
   bool refused = plan.qemu_decision.verdict == IdentityVerdict::kRefused;
   out.push_back({refused ? Level::kFail : Level::kOk,

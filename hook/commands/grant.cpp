@@ -81,7 +81,7 @@ int ask_consent(const ConsentRequest& r) {
 
 int run_consent(const ConsentRequest& r) {
   std::string who = r.domain;
-  try {
+  auto done = attempt([&] {
     // Stage 1: the caller, from pkexec only.
     auto caller = caller_from_pkexec(kConsentCommand);
     if (!r.method.empty() && !parse_method(r.method))
@@ -122,10 +122,10 @@ int run_consent(const ConsentRequest& r) {
       if (int s = run_annotate(o); s != 0) status = s;
     }
     return status;
-  } catch (const Error& e) {
-    print_error(who + ": " + e.what());
-    return 1;
-  }
+  });
+  if (done) return *done.value;
+  print_error(who + ": " + done.what());
+  return 1;
 }
 
 }  // namespace sockhook

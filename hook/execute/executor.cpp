@@ -4,11 +4,14 @@
 #include <unistd.h>
 
 #include <cstddef>
+#include <exception>
 #include <functional>
 #include <memory>
 
 #include "base/error.hpp"
 #include "base/log.hpp"
+#include "base/overloaded.hpp"
+#include "execute/locked_domain.hpp"
 #include "host/qemu_identity.hpp"
 #include "journal/journal.hpp"
 #include "journal/lock.hpp"
@@ -46,12 +49,10 @@ std::vector<std::string> undo_entries(const JournalStore& store, Journal& journa
       journal.entries = std::move(without.entries);
       forgotten = true;
     };
-    UndoProblem problem;
-    try {
-      problem = undo_effect(e, Undoing{store, journal.uuid, forget});
-    } catch (const std::exception& ex) {
-      problem = ex.what();
-    }
+    // One entry's undo is a stage: whatever it throws is its problem, and the next one runs.
+    auto undone = attempt<std::exception>(
+        [&] { return undo_effect(e, Undoing{store, journal.uuid, forget}); });
+    UndoProblem problem = undone ? *undone.value : UndoProblem(undone.what());
     if (!problem) {
       if (!forgotten)
         journal.entries.erase(journal.entries.begin() + static_cast<std::ptrdiff_t>(i));
@@ -63,40 +64,32 @@ std::vector<std::string> undo_entries(const JournalStore& store, Journal& journa
   return problems;
 }
 
-/// Removes leftovers of a journal write that was killed halfway (".<uuid>.xml.tmpPID").
-void remove_temp_files(const JournalStore& store, const std::string& uuid) {
-  auto prefix = "." + uuid + ".xml.tmp";
-  for (const auto& name : list_directory(store.dir()))
-    // Safe: only root writes the state directory; these are our own interrupted temp files.
-    if (name.starts_with(prefix)) ::unlinkat(store.dir().get(), name.c_str(), 0);
+/// Undoes everything the journal of `d` records, newest first, and deletes it; what could not
+/// be undone stays in it for the next try (and in `d.journal`). Never throws: returns the
+/// problems, each logged.
+std::vector<std::string> undo_journal(LockedDomain& d) {
+  std::vector<std::string> problems;
+  if (d.unreadable) problems.push_back(*d.unreadable);
+  auto failed = problem_of([&] {
+    if (!d.journal) return;
+    auto more = undo_entries(d.store, *d.journal, undo_order(d.journal->entries));
+    problems.insert(problems.end(), more.begin(), more.end());
+    if (d.journal->entries.empty()) {
+      d.store.remove(d.uuid);
+      d.journal.reset();
+    } else {
+      d.store.save(*d.journal);  // what could not be undone, for the next try
+    }
+  });
+  if (failed) problems.push_back(*failed);
+  for (const auto& p : problems) log_warning("release " + d.uuid + ": " + p);
+  return problems;
 }
 
-/// Everything of one domain while its lock is held.
+/// Runs plans and sockets through the journal of one locked domain.
 class DomainExecutor {
  public:
-  DomainExecutor(const ExecContext& ctx, const JournalStore& store) : ctx_(ctx), store_(store) {}
-
-  /// Undoes and deletes the journal of `uuid`. Never throws.
-  std::vector<std::string> release(const std::string& uuid) {
-    std::vector<std::string> problems;
-    try {
-      remove_temp_files(store_, uuid);
-      auto [journal, unreadable] = load_or_quarantine(uuid);
-      if (unreadable) problems.push_back(*unreadable);
-      if (!journal) return problems;
-      auto more = undo_entries(store_, *journal, undo_order(journal->entries));
-      problems.insert(problems.end(), more.begin(), more.end());
-      if (journal->entries.empty()) {
-        store_.remove(uuid);
-      } else {
-        store_.save(*journal);  // what could not be undone, for the next try
-      }
-    } catch (const std::exception& e) {
-      problems.push_back(e.what());
-    }
-    for (const auto& p : problems) log_warning("release " + uuid + ": " + p);
-    return problems;
-  }
+  explicit DomainExecutor(const LockedDomain& d) : ctx_(d.real), store_(d.store) {}
 
   /// Lends every socket of `plan` as one transaction (R1). `leftovers` are entries an earlier
   /// release could not undo yet; they stay at the head of the new journal, so that no later
@@ -112,31 +105,33 @@ class DomainExecutor {
     for (const auto& s : plan.sockets) journal.sockets.push_back(record_of(s));
     Transaction tx(store_, journal);
     tx.save();
-    Fd lend_dir;
-    try {
+    // The domain's steps: its lend directory. A failure takes everything back.
+    auto lend_dir = attempt([&] {
+      Fd dir;
       for (const auto& step : plan.domain_steps)
-        if (const auto* dir = std::get_if<MakeLendDir>(&step)) lend_dir = make_dir(tx, *dir);
-    } catch (const Error& e) {
+        if (const auto* d = std::get_if<MakeLendDir>(&step)) dir = make_dir(tx, *d);
+      return dir;
+    });
+    if (!lend_dir) {
       abort_all(journal);
-      throw;
+      throw *lend_dir.error;
     }
+    // Each socket's steps: a required socket's failure takes everything back.
     for (const auto& s : plan.sockets) {
       auto mark = journal.entries.size();
-      try {
-        run_socket(tx, journal.sockets, s.request.name, lend_dir);
-      } catch (const Error& e) {
-        auto line = s.request.name + ": " + e.what();
-        if (s.request.required) {
-          abort_all(journal);
-          throw Error(line, e.err());
-        }
-        // An optional socket: take back its own changes and go on without it.
-        for (const auto& p : undo_socket(journal, s.request.name, mark)) log_warning(p);
-        std::erase_if(journal.sockets,
-                      [&](const JournalSocket& js) { return js.name == s.request.name; });
-        tx.save();
-        log_warning(plan.domain + ": " + line + " (optional socket skipped)");
+      auto ran = attempt([&] { run_socket(tx, journal.sockets, s.request.name, *lend_dir.value); });
+      if (ran) continue;
+      auto line = s.request.name + ": " + ran.what();
+      if (s.request.required) {
+        abort_all(journal);
+        throw Error(line, ran.error->err());
       }
+      // An optional socket: take back its own changes and go on without it.
+      for (const auto& p : undo_socket(journal, s.request.name, mark)) log_warning(p);
+      std::erase_if(journal.sockets,
+                    [&](const JournalSocket& js) { return js.name == s.request.name; });
+      tx.save();
+      log_warning(plan.domain + ": " + line + " (optional socket skipped)");
     }
     if (journal.sockets.empty()) abort_all(journal);
   }
@@ -171,141 +166,83 @@ class DomainExecutor {
     return undo_entries(store_, journal, undo_order(journal.entries, name, mark));
   }
 
-  /// The journal of `uuid` (nullopt if there is none), or why it could not be read.
-  struct Loaded {
-    std::optional<Journal> journal;
-    std::optional<std::string> unreadable;  ///< the problem, when the journal was moved aside
-  };
-
-  Loaded load_or_quarantine(const std::string& uuid) {
-    try {
-      return {store_.load(uuid), std::nullopt};
-    } catch (const Error& e) {
-      // A journal nobody can read cannot guide an undo. Keep it for a person to look at,
-      // under a name no later run mistakes for a journal.
-      auto name = uuid + ".xml";
-      auto aside = uuid + ".xml.corrupt";
-      ::renameat(store_.dir().get(), name.c_str(), store_.dir().get(), aside.c_str());
-      return {std::nullopt, std::string(e.what()) + " (moved aside to " + aside +
-                                "; check what it lent by hand)"};
-    }
-  }
-
  private:
   Fd make_dir(Transaction& tx, const MakeLendDir& step) {
-    try {
+    return in_context("cannot create lend directory " + step.path, [&] {
       tx.record(DirMade{{"", step.path}});
       Fd root = ensure_root_dir(dir_name(step.path), 0711);
       return make_lend_dir(root, base_name(step.path), step.qemu_uid);
-    } catch (const Error& e) {
-      throw e.with_context("cannot create lend directory " + step.path);
-    }
+    });
   }
 
   /// Undoes everything and deletes the journal: prepare failed.
   void abort_all(Journal& journal) {
     auto problems = undo_entries(store_, journal, undo_order(journal.entries));
     for (const auto& p : problems) log_warning(journal.domain + ": rollback: " + p);
-    try {
+    auto dropped = attempt([&] {
       if (journal.entries.empty()) {
         store_.remove(journal.uuid);
       } else {
         store_.save(journal);
       }
-    } catch (const Error& e) {
-      log_warning(journal.domain + ": rollback: " + e.what());
-    }
+    });
+    if (!dropped) log_warning(journal.domain + ": rollback: " + dropped.what());
   }
 
   const ExecContext& ctx_;
   const JournalStore& store_;
 };
 
-/// The real path of this executable, for proxies: /proc/self/exe resolved now.
-ExecContext with_real_exe(const ExecContext& ctx) {
-  ExecContext out = ctx;
-  if (out.self_exe == "/proc/self/exe")
-    if (auto exe = self_exe_path()) out.self_exe = *exe;
-  return out;
-}
-
-/// A domain's executor with its journal store open and the domain's lock held.
-struct LockedDomain {
-  ExecContext real;
-  JournalStore store;
-  DomainLock lock;
-  DomainExecutor exec;
-  LockedDomain(const ExecContext& ctx, JournalStore open_store, const std::string& uuid,
-               DomainLock::Waiting waiting = DomainLock::Waiting::kGiveUp, int timeout_seconds = 30)
-      : real(with_real_exe(ctx)),
-        store(std::move(open_store)),
-        lock(store.dir(), uuid, timeout_seconds, waiting),
-        exec(real, store) {}
-
-  /// Takes back what the journal records (problems logged after `why`), then lends `plan`;
-  /// entries that could not be undone stay in the new journal for the next release.
-  void lend_anew(const Plan& plan, const std::string& why) {
-    for (const auto& p : exec.release(plan.uuid)) log_warning(plan.domain + ": " + why + p);
-    std::vector<Effect> leftovers;
-    if (auto old = store.load(plan.uuid)) leftovers = std::move(old->entries);
-    exec.prepare(plan, std::move(leftovers));
-  }
-};
-
-/// The domain locked in the existing journal store, or nullptr when there is no store (then
-/// nothing was ever lent).
-std::unique_ptr<LockedDomain> lock_existing(
-    const ExecContext& ctx, const std::string& uuid,
-    DomainLock::Waiting waiting = DomainLock::Waiting::kGiveUp, int timeout_seconds = 30) {
-  JournalStore store(ctx.paths, false);
-  if (!store.exists()) return nullptr;
-  return std::make_unique<LockedDomain>(ctx, std::move(store), uuid, waiting, timeout_seconds);
+/// Takes back what the journal of `d` records (problems logged after `why`), then lends `plan`;
+/// entries that could not be undone stay in the new journal for the next release.
+void lend_anew(LockedDomain& d, const Plan& plan, const std::string& why) {
+  for (const auto& p : undo_journal(d)) log_warning(plan.domain + ": " + why + p);
+  std::vector<Effect> leftovers;
+  if (d.journal) leftovers = std::move(d.journal->entries);
+  DomainExecutor(d).prepare(plan, std::move(leftovers));
 }
 
 }  // namespace
 
 void execute_prepare(const Plan& plan, const ExecContext& ctx) {
+  // The domain's lock, and the journal of a prepare that was never released (a crash, a killed
+  // hook). Lent or rolled back, a domain left without a journal keeps no lock file (R2).
   LockedDomain d(ctx, JournalStore(ctx.paths, true), plan.uuid);
-  auto& store = d.store;
-  auto& lock = d.lock;
-  try {
-    // A previous prepare without release (a crash, a killed hook): take it all back first.
-    d.lend_anew(plan, "earlier lend: ");
-  } catch (const Error&) {
-    // Rolled back: leave no lock file behind either (R2's "no file remains").
-    if (!store.has(plan.uuid)) lock.remove_file();
-    throw;
-  }
-  if (!store.has(plan.uuid)) lock.remove_file();
+  d.drop_lock_file_when_empty = true;
+  // Take back what that journal records, then lend the plan as one transaction (R1).
+  lend_anew(d, plan, "earlier lend: ");
 }
 
 void execute_start(const Plan& plan, const ExecContext& ctx) {
+  // The domain's lock, and what prepare lent.
   LockedDomain d(ctx, JournalStore(ctx.paths, true), plan.uuid);
-  auto [journal, unreadable] = d.exec.load_or_quarantine(plan.uuid);
-  if (!journal) {
-    if (unreadable) log_warning(plan.domain + ": " + *unreadable);
+  if (!d.journal) {
+    if (d.unreadable) log_warning(plan.domain + ": " + *d.unreadable);
     return;  // nothing was lent (or nothing we can trust): nothing to verify
   }
-  if (journal->qemu_uid == plan.qemu.uid && journal->qemu_gid == plan.qemu.gid) return;
+  // Lent to the identity QEMU runs as: nothing to do.
+  const auto& lent = *d.journal;
+  if (lent.qemu_uid == plan.qemu.uid && lent.qemu_gid == plan.qemu.gid) return;
   // QEMU runs as someone else than prepare assumed: lend again, to the right identity.
   log_info(plan.domain + ": QEMU runs as " + std::to_string(plan.qemu.uid) + ":" +
-           std::to_string(plan.qemu.gid) + ", not " + std::to_string(journal->qemu_uid) + ":" +
-           std::to_string(journal->qemu_gid) + " as prepare assumed; lending again");
-  d.lend_anew(plan, "");
+           std::to_string(plan.qemu.gid) + ", not " + std::to_string(lent.qemu_uid) + ":" +
+           std::to_string(lent.qemu_gid) + " as prepare assumed; lending again");
+  lend_anew(d, plan, "");
 }
 
 std::vector<std::string> execute_release(const std::string& uuid, const ExecContext& ctx) {
-  try {
-    // A release must not give up and leave the lend behind: see DomainLock.
-    auto d = lock_existing(ctx, uuid, DomainLock::Waiting::kTakeOver);
-    if (!d) return {};
-    auto problems = d->exec.release(uuid);
+  std::vector<std::string> problems;
+  auto failed = problem_of([&] {
+    // The domain's lock: a release must not give up and leave the lend behind (DomainLock).
+    auto d = LockedDomain::existing(ctx, uuid, DomainLock::Waiting::kTakeOver);
+    if (!d) return;
+    // Undo what its journal records; with nothing left, the lock file goes too.
+    problems = undo_journal(*d);
     if (problems.empty()) d->lock.remove_file();
-    return problems;
-  } catch (const std::exception& e) {
-    log_warning("release " + uuid + ": " + e.what());
-    return {e.what()};
-  }
+  });
+  if (!failed) return problems;
+  log_warning("release " + uuid + ": " + *failed);
+  return {*failed};
 }
 
 /// How long cleanup --stale waits for a domain's lock before it leaves the domain alone.
@@ -322,7 +259,7 @@ std::optional<std::vector<std::string>> execute_release_if_stale(
     // first instructions anyway) only after it has reported the hook's death. The lock is taken
     // once and held from the check to the last undo, so no prepare or start of this domain can
     // run in between (it waits for us and then lends anew).
-    d = lock_existing(ctx, uuid, DomainLock::Waiting::kGiveUp, kStaleLockWaitSeconds);
+    d = LockedDomain::existing(ctx, uuid, DomainLock::Waiting::kGiveUp, kStaleLockWaitSeconds);
   } catch (const Error&) {
     return std::nullopt;
   }
@@ -331,7 +268,7 @@ std::optional<std::vector<std::string>> execute_release_if_stale(
   if (!stale()) return std::nullopt;
   std::vector<std::string> problems;
   try {
-    problems = d->exec.release(uuid);
+    problems = undo_journal(*d);
     if (problems.empty()) d->lock.remove_file();
   } catch (const std::exception& e) {
     log_warning("release " + uuid + ": " + e.what());
@@ -342,7 +279,7 @@ std::optional<std::vector<std::string>> execute_release_if_stale(
   // under the same lock.
   for (const auto& p : problems) forgotten.push_back(uuid + ": not undone: " + p);
   try {
-    auto [journal, unreadable] = d->exec.load_or_quarantine(uuid);
+    auto [journal, unreadable] = d->load_or_quarantine();
     std::vector<std::string> left;
     if (unreadable) left.push_back(*unreadable);
     if (journal)
@@ -362,20 +299,17 @@ std::optional<std::vector<std::string>> execute_release_if_stale(
 
 std::vector<std::string> execute_forget(const std::string& uuid, const ExecContext& ctx) {
   std::vector<std::string> left;
-  try {
-    auto d = lock_existing(ctx, uuid, DomainLock::Waiting::kTakeOver);
-    if (!d) return {};
-    auto [journal, unreadable] = d->exec.load_or_quarantine(uuid);
-    if (unreadable) left.push_back(*unreadable);
-    if (journal)
-      for (const auto& e : journal->entries) left.push_back(left_behind(e));
-    // Safe: only root writes the state directory; this is the domain's own journal, whose
-    // entries were just reported. What they changed is not touched.
-    d->store.remove(uuid);
-    d->lock.remove_file();
-  } catch (const std::exception& e) {
-    left.push_back(std::string("cannot drop the journal: ") + e.what());
-  }
+  auto failed = problem_of([&] {
+    // The domain's lock, taken over as release takes it.
+    auto d = LockedDomain::existing(ctx, uuid, DomainLock::Waiting::kTakeOver);
+    if (!d) return;
+    // What its entries may have left, for a person to check; then the journal goes.
+    if (d->unreadable) left.push_back(*d->unreadable);
+    if (d->journal)
+      for (const auto& e : d->journal->entries) left.push_back(left_behind(e));
+    d->drop();
+  });
+  if (failed) left.push_back("cannot drop the journal: " + *failed);
   for (const auto& l : left)
     log_warning("cleanup --forget " + uuid + ": dropped, may remain: " + l);
   return left;
@@ -383,33 +317,29 @@ std::vector<std::string> execute_forget(const std::string& uuid, const ExecConte
 
 namespace {
 
-/// Runs `body(exec, tx, journal, ctx, problems)` on the journal of `uuid` under the domain's
-/// lock; does nothing if there is none. Collects problems instead of throwing.
+/// Runs `body(d, tx, journal, problems)` on the journal of `uuid` under the domain's lock; does
+/// nothing if there is none. The never-throw edge of reconnect and refresh: what the body
+/// throws is one more problem.
 template <class Body>
 std::vector<std::string> with_journal(const std::string& uuid, const ExecContext& ctx, Body body) {
   std::vector<std::string> problems;
-  try {
-    auto d = lock_existing(ctx, uuid);
-    if (!d) return {};
-    auto [journal, unreadable] = d->exec.load_or_quarantine(uuid);
-    if (unreadable) problems.push_back(*unreadable);
-    if (!journal) return problems;
-    Transaction tx(d->store, *journal);
-    body(d->exec, tx, *journal, d->real, problems);
-  } catch (const std::exception& e) {
-    problems.push_back(e.what());
-  }
+  auto failed = problem_of([&] {
+    auto d = LockedDomain::existing(ctx, uuid);
+    if (!d) return;
+    if (d->unreadable) problems.push_back(*d->unreadable);
+    if (!d->journal) return;
+    Transaction tx(d->store, *d->journal);
+    body(*d, tx, *d->journal, problems);
+  });
+  if (failed) problems.push_back(*failed);
   return problems;
 }
 
 }  // namespace
 
 std::optional<QemuIdentity> configured_qemu_identity() {
-  try {
-    return resolve_qemu_identity(std::nullopt, load_qemu_conf());
-  } catch (const Error&) {
-    return std::nullopt;  // none resolves: only an identity the policy names may receive
-  }
+  // None resolves: only an identity the policy names may receive.
+  return value_or_none([] { return resolve_qemu_identity(std::nullopt, load_qemu_conf()); });
 }
 
 std::optional<std::string> relend_refusal(const Policy& policy, const Journal& journal,
@@ -436,8 +366,7 @@ std::vector<std::string> execute_reconnect(const std::string& uuid, const ExecCo
   const auto configured = configured_qemu_identity();
   auto problems = with_journal(
       uuid, ctx,
-      [&](DomainExecutor&, Transaction& tx, Journal& journal, const ExecContext& real,
-          std::vector<std::string>& out) {
+      [&](const LockedDomain& d, Transaction& tx, Journal& journal, std::vector<std::string>& out) {
         for (std::size_t i = 0; i < journal.entries.size(); ++i) {
           const auto* served = std::get_if<ProxyStarted>(&journal.entries[i]);
           if (!served || proxy_alive(*served)) continue;
@@ -452,7 +381,7 @@ std::vector<std::string> execute_reconnect(const std::string& uuid, const ExecCo
             continue;
           }
           auto label = journal.domain + "/" + e.socket + " " + journal.uuid;
-          auto problem = restart_served(tx, i, s->steps, real, label, journal.qemu_gid);
+          auto problem = restart_served(tx, i, s->steps, d.real, label, journal.qemu_gid);
           if (problem) {
             out.push_back(e.socket + ": " + *problem);
           } else {
@@ -470,8 +399,8 @@ std::vector<std::string> execute_refresh(const std::string& uuid, const ExecCont
   const auto configured = configured_qemu_identity();
   return with_journal(
       uuid, ctx,
-      [&](DomainExecutor& exec, Transaction& tx, Journal& journal, const ExecContext&,
-          std::vector<std::string>& out) {
+      [&](const LockedDomain& d, Transaction& tx, Journal& journal, std::vector<std::string>& out) {
+        DomainExecutor exec(d);
         Fd lend_dir = open_lend_dir(journal.lend_dir);
         for (const auto& name : sockets) {
           // Asked before anything is undone: a refused socket keeps its lend
@@ -485,13 +414,11 @@ std::vector<std::string> execute_refresh(const std::string& uuid, const ExecCont
           // lend it anew.
           for (const auto& p : exec.undo_socket(journal, name)) out.push_back(p);
           tx.save();
-          try {
-            exec.run_socket(tx, journal.sockets, name, lend_dir);
-          } catch (const Error& e) {
-            out.push_back(name + ": " + e.what());
-            for (const auto& p : exec.undo_socket(journal, name)) out.push_back(p);
-            tx.save();
-          }
+          auto ran = attempt([&] { exec.run_socket(tx, journal.sockets, name, lend_dir); });
+          if (ran) continue;
+          out.push_back(name + ": " + ran.what());
+          for (const auto& p : exec.undo_socket(journal, name)) out.push_back(p);
+          tx.save();
         }
       });
 }

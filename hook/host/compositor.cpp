@@ -25,7 +25,7 @@ SecurityContextAnswer ask_security_context(const std::string& holder, const std:
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
   char* envp[] = {nullptr};
-  try {
+  auto asked = attempt([&]() -> SecurityContextAnswer {
     auto out = run_as_user(
         owner, owner_gid,
         [&](int /*fd 3*/) {
@@ -40,9 +40,8 @@ SecurityContextAnswer ask_security_context(const std::string& holder, const std:
     if (said.empty() || said.size() > 256)
       said = "the probe ended with status " + std::to_string(out.status);
     return {std::nullopt, said};
-  } catch (const Error& e) {
-    return {std::nullopt, e.what()};
-  }
+  });
+  return asked ? *asked.value : SecurityContextAnswer{std::nullopt, asked.what()};
 }
 
 }  // namespace sockhook

@@ -75,12 +75,9 @@ pid_t status_file_pid(const Fd& dir, const std::string& name, const std::string&
   Fd fd(::openat(dir.get(), name.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
   if (!fd || ::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode) || !root_only_writable(st))
     return 0;
-  std::string text;
-  try {
-    text = read_all(fd, kMaxStatusFileBytes);
-  } catch (const Error&) {
-    return 0;
-  }
+  auto read = value_or_none([&] { return read_all(fd, kMaxStatusFileBytes); });
+  if (!read) return 0;
+  const auto& text = *read;
   pugi::xml_document doc;
   if (!doc.load_buffer(text.data(), text.size())) return 0;
   auto status = doc.child("domstatus");
@@ -114,13 +111,9 @@ bool qemu_running(const std::string& uuid, const std::string& status_dir) {
   Fd dir(::open(status_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW));
   struct stat dst {};
   if (!dir || ::fstat(dir.get(), &dst) != 0 || !root_only_writable(dst)) return false;
-  std::vector<std::string> names;
-  try {
-    names = list_directory(dir);
-  } catch (const Error&) {
-    return false;
-  }
-  for (const auto& name : names) {
+  auto names = value_or_none([&] { return list_directory(dir); });
+  if (!names) return false;
+  for (const auto& name : *names) {
     if (!name.ends_with(".xml")) continue;
     struct stat st {};
     const pid_t pid = status_file_pid(dir, name, uuid, st);
@@ -182,12 +175,13 @@ SocketPeer read_socket_peer(int sock, bool kernel_pidfd) {
     return peer;
   }
   // The kernel's text, at most 64 KiB; hidepid or an exited process makes it unreadable.
-  try {
-    peer.cgroup = read_file("/proc/" + std::to_string(cred.pid) + "/cgroup", 65536);
-  } catch (const Error& e) {
-    peer.problem = e.what();
+  auto cgroup =
+      attempt([&] { return read_file("/proc/" + std::to_string(cred.pid) + "/cgroup", 65536); });
+  if (!cgroup) {
+    peer.problem = cgroup.what();
     return peer;
   }
+  peer.cgroup = std::move(*cgroup.value);
   // Still alive after the read: the pid was this process's all along, so the text is its.
   if (!pidfd_alive(pidfd.get())) {
     peer.cgroup.clear();

@@ -45,15 +45,13 @@ QemuConf parse_qemu_conf(std::string_view text) {
 }
 
 QemuConf load_qemu_conf(const std::string& path) {
-  try {
-    return parse_qemu_conf(read_file(path, kMaxQemuConfBytes));
-  } catch (const Error& e) {
-    if (e.err() == ENOENT) return {};
-    // qemu.conf is root-only (0600) on Debian; `sockhook plan` runs without root (SPEC §6) and
-    // then plans with the defaults. Root never gets EACCES here, so the hook is not affected.
-    if (e.err() == EACCES && ::geteuid() != 0) return {};
-    throw;
-  }
+  auto read = attempt([&] { return read_file(path, kMaxQemuConfBytes); });
+  if (read) return parse_qemu_conf(*read.value);
+  if (read.error->err() == ENOENT) return {};
+  // qemu.conf is root-only (0600) on Debian; `sockhook plan` runs without root (SPEC §6) and
+  // then plans with the defaults. Root never gets EACCES here, so the hook is not affected.
+  if (read.error->err() == EACCES && ::geteuid() != 0) return {};
+  throw *read.error;
 }
 
 QemuIdentity resolve_qemu_identity(const std::optional<DacLabel>& dac, const QemuConf& conf) {

@@ -29,11 +29,8 @@ void run_step(SocketRun& run, const VerifySource& step) {
   run.spec =
       SourceSpec{step.runtime_dir, step.relative, step.owner, step.wait_seconds, run.ctx.started};
   auto path = (step.runtime_dir == "/" ? "" : step.runtime_dir) + "/" + step.relative;
-  try {
-    run.source = resolve_source(run.spec);
-  } catch (const Error& e) {
-    throw e.with_context("cannot " + run.verb + " " + path);
-  }
+  run.source =
+      in_context("cannot " + run.verb + " " + path, [&] { return resolve_source(run.spec); });
 }
 
 std::vector<std::size_t> undo_order(const std::vector<Effect>& entries,

@@ -64,11 +64,8 @@ int read_in_child(const CopyFile& step, int out) {
   struct stat st {};
   if (::fstat(fd.get(), &st) != 0) return reply('E', std::strerror(errno));
   if (!S_ISREG(st.st_mode)) return reply('E', "not a regular file");
-  try {
-    return reply('O', read_all(fd, step.max_bytes));
-  } catch (const Error& e) {
-    return reply('E', e.what());
-  }
+  auto read = attempt([&] { return read_all(fd, step.max_bytes); });
+  return read ? reply('O', *read.value) : reply('E', read.what());
 }
 
 /// Reads the owner's file as the owner. Returns the content, or nullopt if it does not exist;
@@ -106,16 +103,15 @@ void run_step(SocketRun& run, const CopyFile& step) {
   if (!run.lend_dir || dir_name(step.target) != run.lend_dir_path)
     throw Error(what + ": the target " + step.target + " is not in the lend directory");
   if (step.content) return write_for_qemu(run, step, what, *step.content);
-  std::optional<std::string> body;
-  try {
-    body = read_as_owner(step);
-  } catch (const Error& e) {
-    if (!step.optional) throw Error(what + ": " + e.what(), e.err());
+  auto read = attempt([&] { return read_as_owner(step); });
+  if (!read) {
+    if (!step.optional) throw Error(what + ": " + read.what(), read.error->err());
     // An optional file the owner's side cannot deliver does not cost the socket.
-    log_warning(run.tx.journal().domain + ": " + run.socket + ": " + what + ": " + e.what() +
+    log_warning(run.tx.journal().domain + ": " + run.socket + ": " + what + ": " + read.what() +
                 " (optional file skipped)");
     return;
   }
+  const auto& body = *read.value;
   if (!body) {
     if (step.optional) {
       log_info(run.socket + ": optional file " + step.source() + " does not exist; not copied");

@@ -53,7 +53,7 @@ void run_step(SocketRun& run, const GrantAcl& step) {
   }
   auto what =
       "cannot add ACL entry u:" + std::to_string(step.uid) + ":" + step.perms + " on " + step.path;
-  try {
+  in_context(what, [&] {
     // Every call below goes through /proc/self/fd/N: the verified inode, never the path.
     auto proc = fd->proc_path();
     Perms perms = parse_perms(step.perms);
@@ -82,9 +82,7 @@ void run_step(SocketRun& run, const GrantAcl& step) {
     // Shared and allowed: the other domain's entry is in place (the usual case). Otherwise (it
     // crashed before granting, or the owner took the entry away) add it ourselves.
     if (!allowed) acl_grant_user(proc, step.uid, perms);
-  } catch (const Error& err) {
-    throw err.with_context(what);
-  }
+  });
 }
 
 UndoProblem undo(const AclGranted& e, const Undoing& u) {

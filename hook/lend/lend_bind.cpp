@@ -27,13 +27,14 @@ void run_step(SocketRun& run, const CreateTarget& step) {
   auto name = name_in_lend_dir(run, step.path);
   auto e = run.entry<FileMade>(step.path);
   run.tx.record(e);
-  try {
-    run.target = create_placeholder(run.lend_dir, name);
-  } catch (const Error& err) {
-    // create_placeholder names only the file; say the full path once, not twice.
-    if (err.err() != 0) throw_errno("cannot create " + step.path, err.err());
-    throw err.with_context("cannot create " + step.path);
+  auto made = attempt([&] { return create_placeholder(run.lend_dir, name); });
+  if (made) {
+    run.target = std::move(*made.value);
+    return;
   }
+  // create_placeholder names only the file; say the full path once, not twice.
+  if (made.error->err() != 0) throw_errno("cannot create " + step.path, made.error->err());
+  throw made.error->with_context("cannot create " + step.path);
 }
 
 void run_step(SocketRun& run, const BindMount& step) {
@@ -46,11 +47,8 @@ void run_step(SocketRun& run, const BindMount& step) {
   run.tx.record(e);
   // Safe: both ends are fds. The source is the inode verified by resolve_source; the target is
   // the placeholder we created with O_EXCL in a directory only root can write.
-  try {
-    bind_mount_fd(run.source->fd, run.target);
-  } catch (const Error& err) {
-    throw err.with_context("cannot bind-mount " + step.source + " onto " + step.target);
-  }
+  in_context("cannot bind-mount " + step.source + " onto " + step.target,
+             [&] { bind_mount_fd(run.source->fd, run.target); });
   struct stat st {};
   if (::fstatat(run.lend_dir.get(), base_name(step.target).c_str(), &st, AT_SYMLINK_NOFOLLOW) !=
           0 ||

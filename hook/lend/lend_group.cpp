@@ -18,7 +18,7 @@ void run_step(SocketRun& run, const ChangeGroup& step) {
   const auto& fd = run.source->fd;
   const auto& st = run.source->st;
   auto proc = fd.proc_path();
-  try {
+  in_context(what, [&] {
     auto inode = inode_of(st);
     // Another domain may have changed it already: decide, record and change while it waits.
     InodeLock lock(run.tx.store().dir(), inode);
@@ -41,9 +41,7 @@ void run_step(SocketRun& run, const ChangeGroup& step) {
       throw_errno("fchownat");
     // fchmod fails on O_PATH fds; chmod through the magic link reaches the same inode.
     if (::chmod(proc.c_str(), (st.st_mode | 060) & 07777) != 0) throw_errno("chmod");
-  } catch (const Error& err) {
-    throw err.with_context(what);
-  }
+  });
 }
 
 UndoProblem undo(const GroupChanged& e, const Undoing& u) {

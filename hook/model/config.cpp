@@ -41,11 +41,7 @@ Config load_config(const std::string& path) {
   if (fd) {
     auto st = fstat_or_throw(fd, path);
     require_trusted(st, "configuration " + path);
-    try {
-      config = Config::parse(read_all(fd, 64 * 1024));
-    } catch (const Error& e) {
-      throw e.with_context(path);
-    }
+    config = in_context(path, [&] { return Config::parse(read_all(fd, 64 * 1024)); });
   } else if (errno != ENOENT) {
     throw_errno("cannot open configuration " + path);
   }

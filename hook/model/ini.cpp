@@ -39,12 +39,9 @@ std::string strip_comments(std::string_view text) {
 
 std::vector<CLI::ConfigItem> read_ini(std::string_view text, const std::string& what) {
   std::istringstream in{strip_comments(text)};
-  std::vector<CLI::ConfigItem> items;
-  try {
-    items = CLI::ConfigINI().from_config(in);
-  } catch (const CLI::Error& e) {
-    throw Error("cannot parse " + what + ": " + e.what());
-  }
+  auto parsed = attempt<CLI::Error>([&] { return CLI::ConfigINI().from_config(in); });
+  if (!parsed) throw Error("cannot parse " + what + ": " + parsed.what());
+  auto items = std::move(*parsed.value);
   items.erase(
       std::remove_if(items.begin(), items.end(),
                      [](const CLI::ConfigItem& i) { return i.name == "++" || i.name == "--"; }),

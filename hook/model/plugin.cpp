@@ -235,7 +235,7 @@ PluginSet load_plugins(const std::vector<PluginDir>& dirs, const std::vector<uid
       // An earlier directory already decided about this name (override by name).
       if (set.plugins.count(stem) || set.refused.count(stem)) continue;
       std::string path = dir + "/" + entry;
-      try {
+      auto loaded = attempt([&] {
         // O_NOFOLLOW + fstat: the check applies to the very file that is read.
         Fd fd(::openat(dfd.get(), entry.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
         if (!fd) throw_errno("cannot open");
@@ -249,9 +249,9 @@ PluginSet load_plugins(const std::vector<PluginDir>& dirs, const std::vector<uid
           throw Error("it names itself '" + plugin.name + "'; the file must be " + plugin.name +
                       ".xml");
         set.plugins.emplace(stem, std::move(plugin));
-      } catch (const Error& e) {
-        set.refused.emplace(stem, "plugin file " + path + " is refused: " + e.what());
-      }
+      });
+      if (!loaded)
+        set.refused.emplace(stem, "plugin file " + path + " is refused: " + loaded.what());
     }
   }
   return set;

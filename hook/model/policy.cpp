@@ -186,11 +186,7 @@ Policy load_policy(const std::string& path) {
   // S3: a policy that someone else could have written is no policy.
   if (!S_ISREG(st.st_mode)) throw Error("policy " + path + " is not a regular file");
   require_trusted(st, "policy " + path);
-  try {
-    return Policy::parse(read_all(fd, kMaxPolicyBytes));
-  } catch (const Error& e) {
-    throw e.with_context(path);
-  }
+  return in_context(path, [&] { return Policy::parse(read_all(fd, kMaxPolicyBytes)); });
 }
 
 void save_policy(const Policy& policy, const std::string& path) {

@@ -30,14 +30,12 @@ std::optional<std::vector<std::string>> gains_at(const Fd& fd, const QemuIdentit
                                                  Perms perms) {
   struct stat st {};
   if (!fd || ::fstat(fd.get(), &st) != 0) return std::nullopt;
-  try {
+  return value_or_none([&] {
     auto proc = fd.proc_path();
     if (acl_allows(proc, st, qemu.uid, groups_of_uid(qemu.uid, qemu.gid), perms))
       return std::vector<std::string>{};
     return acl_grant_gains(proc, qemu.uid, perms);
-  } catch (const Error&) {
-    return std::nullopt;
-  }
+  });
 }
 
 // Beneath the base only, no symlink followed and no mount crossed: the probe looks at nothing
@@ -66,11 +64,8 @@ bool list_bounded(Fd dir, const std::string& dir_path, std::vector<std::string>&
 
 /// open_socket_base for a look that is only informational: an invalid Fd where it refuses.
 Fd try_open_socket_base(const std::string& base) {
-  try {
-    return open_socket_base(base);
-  } catch (const Error&) {
-    return Fd();
-  }
+  auto fd = value_or_none([&] { return open_socket_base(base); });
+  return fd ? std::move(*fd) : Fd();
 }
 
 SourceFacts probe(const std::string& base, const std::string& relative, const QemuIdentity& qemu) {
@@ -221,11 +216,8 @@ void gather_host(Gathered& g, const GatherOptions& options) {
   in.qemu = resolve_qemu_identity(g.domain.dac, conf);
   // Root's answer to "who may receive this domain's lends": the configured identity, and
   // those the policy names for this domain (issue 9: not whoever writes the XML).
-  try {
-    in.configured_qemu = resolve_qemu_identity(std::nullopt, conf);
-  } catch (const Error&) {
-    in.configured_qemu.reset();  // only a label names QEMU's identity: the policy must allow it
-  }
+  // None resolves: only a label names QEMU's identity, and the policy must allow it.
+  in.configured_qemu = value_or_none([&] { return resolve_qemu_identity(std::nullopt, conf); });
   in.allowed_qemu =
       resolve_allowed_identities(g.policy.qemu_identities(g.domain.uuid), in.identity_problems);
   for (const auto& req : g.domain.sockets) {

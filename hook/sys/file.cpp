@@ -28,11 +28,7 @@ std::string read_all(const Fd& fd, std::size_t max_bytes) {
 std::string read_file(const std::string& path, std::size_t max_bytes) {
   Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
   if (!fd) throw_errno("cannot open " + path);
-  try {
-    return read_all(fd, max_bytes);
-  } catch (const Error& e) {
-    throw e.with_context("cannot read " + path);
-  }
+  return in_context("cannot read " + path, [&] { return read_all(fd, max_bytes); });
 }
 
 std::optional<std::string> self_exe_path() {
@@ -54,11 +50,7 @@ std::string sockhook_program(const std::string& name, const std::string& self_ex
 }
 
 std::optional<std::string> try_read_file(const std::string& path, std::size_t max_bytes) {
-  try {
-    return read_file(path, max_bytes);
-  } catch (const Error&) {
-    return std::nullopt;
-  }
+  return value_or_none([&] { return read_file(path, max_bytes); });
 }
 
 std::vector<std::string> list_directory(const Fd& dir) {
