@@ -50,8 +50,9 @@ std::vector<std::string> undo_entries(const JournalStore& store, Journal& journa
       forgotten = true;
     };
     // One entry's undo is a stage: whatever it throws is its problem, and the next one runs.
-    auto undone = attempt<std::exception>(
-        [&] { return undo_effect(e, Undoing{store, journal.uuid, forget}); });
+    auto undone = attempt<std::exception>([&] {
+      return undo_effect(e, Undoing{store, journal.uuid, forget});
+    });
     UndoProblem problem = undone ? *undone.value : UndoProblem(undone.what());
     if (!problem) {
       if (!forgotten)

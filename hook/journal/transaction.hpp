@@ -78,7 +78,7 @@ struct LendHealth {
   std::string health = "ok";  ///< "ok", "stale" or "broken"
   std::string why;            ///< for stale and broken
   pid_t proxy_pid = 0;
-  bool final = false;              ///< decided: the later effects are not looked at
+  bool final = false;             ///< decided: the later effects are not looked at
   std::vector<std::string> dead;  ///< the processes of a proxy or context lend that no longer run
 };
 

@@ -160,7 +160,7 @@ void check_health(const ProxyStarted& e, const Journal&, const JournalSocket& s,
   // (LIBVIRT-NOTES, "Security contexts"); PipeWire drops them.
   const char* by = served_by(s.steps, e.path);
   const bool holder = by && std::string_view(by) == "context holder";
-  h.dead.push_back(!holder                        ? "the proxy is not running"
+  h.dead.push_back(!holder                          ? "the proxy is not running"
                    : makes_wayland_context(s.steps) ? "the context's holder is not running, so "
                                                       "the compositor accepts no new connection "
                                                       "from the VM"

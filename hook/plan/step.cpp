@@ -75,21 +75,24 @@ std::string StartProxy::describe() const {
   auto cgroup = !domain          ? std::string("(none recorded: the proxy is not started)")
                 : domain->id < 0 ? describe_domain_cgroup(*domain) + " (<id>: libvirt's at start)"
                                  : describe_domain_cgroup(*domain);
+  auto to = context_source()
+                ? "the context socket " + source + " through a descriptor the hook hands it (fd 4)"
+                : source;
   return "listen on " + listen_path + " (owner uid " + std::to_string(qemu_uid) +
-         ", 0600) and start a proxy as uid " + std::to_string(owner) + " that connects to " +
-         source + " per client, serving only uid " + std::to_string(qemu_uid) + " in cgroup " +
-         cgroup;
+         ", 0600) and start a proxy as uid " + std::to_string(owner) + " that connects to " + to +
+         " per client, serving only uid " + std::to_string(qemu_uid) + " in cgroup " + cgroup;
 }
 
 std::string StartContext::describe() const {
+  auto listen =
+      "listen on " + listen_path + " (owner uid " + std::to_string(socket_uid()) +
+      (private_socket() ? ", 0600: only the proxy in front of it reaches it)" : ", 0600)");
   if (wayland())
-    return "listen on " + listen_path + " (owner uid " + std::to_string(qemu_uid) +
-           ", 0600) and start a holder as uid " + std::to_string(owner) +
+    return listen + " and start a holder as uid " + std::to_string(owner) +
            " that makes it a Wayland security context on " + source +
            " (wp_security_context_v1: engine org.sockhook, app id " + domain + ", instance id " +
            uuid + ") and holds it until release";
-  return "listen on " + listen_path + " (owner uid " + std::to_string(qemu_uid) +
-         ", 0600) and start a holder as uid " + std::to_string(owner) +
+  return listen + " and start a holder as uid " + std::to_string(owner) +
          " that makes it a PipeWire security context on " + source +
          " (pipewire.sec.engine=org.sockhook, pipewire.access=" +
          (capture ? "sockhook-capture" : "sockhook") + ", domain " + domain + ", uuid " + uuid +
