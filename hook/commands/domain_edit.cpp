@@ -2,11 +2,11 @@
 
 #include <algorithm>
 #include <iterator>
-#include <sstream>
 
 #include <pugixml.hpp>
 
 #include "base/error.hpp"
+#include "commands/domain_document.hpp"
 #include "model/domain_xml.hpp"
 #include "model/xml_ns.hpp"
 #include "plan/pipeline.hpp"
@@ -16,10 +16,8 @@ namespace {
 
 // How the transform works
 //
-// The document is parsed keeping every whitespace, comment and declaration node and written
-// back raw, so that untouched parts stay byte for byte as they were. Each element we insert
-// gets a copy of the indentation its neighbour has, and each removal takes that whitespace
-// away again; so adding and then removing gives back the input exactly.
+// The document keeps every byte it does not change (commands/domain_document.hpp), so that
+// adding and then removing gives back the input exactly.
 //
 // Every change is recorded inside our own metadata element, which libvirt keeps verbatim:
 //   <sockhook:socket ...>                           per-socket changes, undone with it:
@@ -34,37 +32,10 @@ namespace {
 //   <sockhook:added kind="sound" model="ich9"/>
 //   <sockhook:added kind="metadata"/>
 
-constexpr unsigned kParseFlags = pugi::parse_cdata | pugi::parse_escapes | pugi::parse_eol |
-                                 pugi::parse_pi | pugi::parse_comments | pugi::parse_declaration |
-                                 pugi::parse_doctype | pugi::parse_ws_pcdata;
 constexpr const char* kSoundModel = "ich9";
 /// The X authority file of an SDL display that annotate adds: never created (see
 /// ensure_graphics).
 constexpr const char* kSdlXauth = "{lend_dir}/no-xauthority";
-
-std::string prefix_of(const pugi::xml_node& node) {
-  std::string_view qname = node.name();
-  auto colon = qname.find(':');
-  return colon == std::string_view::npos ? std::string() : std::string(qname.substr(0, colon));
-}
-
-bool is_blank_text(const pugi::xml_node& node) {
-  if (node.type() != pugi::node_pcdata) return false;
-  std::string_view v = node.value();
-  return v.find_first_not_of(" \t\r\n") == std::string_view::npos;
-}
-
-/// The whitespace node just before `node`, if there is one.
-pugi::xml_node whitespace_before(const pugi::xml_node& node) {
-  auto prev = node.previous_sibling();
-  return is_blank_text(prev) ? prev : pugi::xml_node();
-}
-
-pugi::xml_node last_element(const pugi::xml_node& parent) {
-  for (auto n = parent.last_child(); n; n = n.previous_sibling())
-    if (n.type() == pugi::node_element) return n;
-  return {};
-}
 
 /// Sets `attribute` back to the value that record `r` kept under `old_key`; with none kept (the
 /// annotation created it), calls `remove` instead.
@@ -78,268 +49,9 @@ void restore_or(const pugi::xml_node& r, const char* old_key, pugi::xml_attribut
   }
 }
 
-/// Inserts element `name` right after (or before) `ref`, indented like `ref`.
-pugi::xml_node insert_beside(pugi::xml_node parent, const pugi::xml_node& ref, const char* name,
-                             bool after) {
-  auto el = after ? parent.insert_child_after(name, ref) : parent.insert_child_before(name, ref);
-  // The first of the two now has ref's indentation before it; a copy goes between them.
-  const auto& first = after ? ref : el;
-  if (auto ws = whitespace_before(first))
-    parent.insert_child_after(pugi::node_pcdata, first).set_value(ws.value());
-  return el;
-}
-
-pugi::xml_node insert_after(pugi::xml_node parent, const pugi::xml_node& ref, const char* name) {
-  return insert_beside(parent, ref, name, true);
-}
-
-pugi::xml_node insert_before(pugi::xml_node parent, const pugi::xml_node& ref, const char* name) {
-  return insert_beside(parent, ref, name, false);
-}
-
-/// Appends element `name` after `parent`'s last element, indented like its siblings (or one
-/// level deeper than `parent` when it has none).
-pugi::xml_node append_element(pugi::xml_node parent, const char* name) {
-  if (auto last = last_element(parent)) return insert_after(parent, last, name);
-  auto outer = whitespace_before(parent);
-  std::string outer_ws = outer ? outer.value() : "";
-  auto newline = outer_ws.rfind('\n');
-  if (newline == std::string::npos) return parent.append_child(name);  // unindented document
-  std::string indent = outer_ws.substr(newline);                       // "\n" + spaces
-  std::string inner = indent + "  ";
-  auto tail = parent.last_child();
-  if (is_blank_text(tail)) {
-    auto el = parent.insert_child_before(name, tail);
-    parent.insert_child_before(pugi::node_pcdata, el).set_value(inner.c_str());
-    return el;
-  }
-  parent.append_child(pugi::node_pcdata).set_value(inner.c_str());
-  auto el = parent.append_child(name);
-  parent.append_child(pugi::node_pcdata).set_value(indent.c_str());
-  return el;
-}
-
-/// Removes `node` and the indentation that precedes it.
-void remove_element(pugi::xml_node node) {
-  auto parent = node.parent();
-  if (auto ws = whitespace_before(node)) parent.remove_child(ws);
-  parent.remove_child(node);
-}
-
-bool has_elements(const pugi::xml_node& node) { return static_cast<bool>(last_element(node)); }
-
-/// True if `a` has the same value as the text.
-bool attr_is(const pugi::xml_node& el, const char* name, std::string_view value) {
-  auto a = el.attribute(name);
-  return a && std::string_view(a.value()) == value;
-}
-
-/// The last child `name` of `parent` whose attribute `attribute` is `value`; null if none.
-pugi::xml_node last_child_with(const pugi::xml_node& parent, const char* name,
-                               const char* attribute, std::string_view value) {
-  pugi::xml_node last;
-  for (auto c : parent.children(name))
-    if (attr_is(c, attribute, value)) last = c;
-  return last;
-}
-
 std::string audio_ref(const std::string& type, const std::string& id) {
   return "<audio" + (id.empty() ? "" : " id='" + id + "'") + " type='" + type + "'>";
 }
-
-std::string render(const pugi::xml_node& node, bool single_quotes) {
-  std::ostringstream out;
-  unsigned flags = pugi::format_raw | pugi::format_no_declaration;
-  if (single_quotes) flags |= pugi::format_attribute_single_quote;
-  node.print(out, "", flags, pugi::encoding_utf8);
-  return out.str();
-}
-
-/// The document being edited, with the handles every step needs.
-class Editor {
- public:
-  Editor(std::string_view xml, const AnnotateContext& ctx) : ctx_(ctx) {
-    auto result = doc_.load_buffer(xml.data(), xml.size(), kParseFlags, pugi::encoding_utf8);
-    if (!result)
-      throw Error("cannot parse domain XML: " + std::string(result.description()) + " at offset " +
-                  std::to_string(result.offset));
-    domain_ = doc_.child("domain");
-    if (!domain_) throw Error("cannot parse domain XML: the root element is not <domain>");
-    // libvirt quotes attributes with ', hand-written files often with ": keep the style.
-    auto first_attr = xml.find("='");
-    auto first_dq = xml.find("=\"");
-    single_quotes_ = first_attr != std::string_view::npos &&
-                     (first_dq == std::string_view::npos || first_attr < first_dq);
-    // pugixml keeps no whitespace outside the root element: keep what surrounds it verbatim.
-    auto start = static_cast<std::size_t>(domain_.offset_debug());
-    prefix_ = start > 0 ? std::string(xml.substr(0, start - 1)) : std::string();
-    if (auto end = xml.rfind("</domain>"); end != std::string_view::npos)
-      suffix_ = std::string(xml.substr(end + std::string_view("</domain>").size()));
-    // Each metadata element's quotes, from the text it was parsed from.
-    bool first = true;
-    for (auto c : domain_.child("metadata").children()) {
-      if (c.type() != pugi::node_element) continue;
-      auto at = xml.substr(static_cast<std::size_t>(c.offset_debug()));
-      auto sq = at.find("='"), dq = at.find("=\"");
-      bool single =
-          sq == std::string_view::npos ? single_quotes_ : dq == std::string_view::npos || sq < dq;
-      quote_styles_.emplace_back(c, single);
-      if (first) metadata_single_quotes_ = single;
-      first = false;
-    }
-    if (first) metadata_single_quotes_ = single_quotes_;
-    find_sockets();
-  }
-
-  std::string save() const {
-    auto text = render(domain_, single_quotes_);
-    // libvirt writes its own elements with ' but the metadata it keeps with libxml2, which
-    // uses ": give each metadata element back the quotes it came with.
-    for (auto c : domain_.child("metadata").children()) {
-      if (c.type() != pugi::node_element) continue;
-      bool single = metadata_single_quotes_;
-      for (const auto& [node, style] : quote_styles_)
-        if (node == c) single = style;
-      if (single == single_quotes_) continue;
-      auto from = render(c, single_quotes_);
-      auto to = render(c, single);
-      for (auto at = text.find(from); at != std::string::npos; at = text.find(from, at + to.size()))
-        text.replace(at, from.size(), to);
-    }
-    return prefix_ + text + suffix_;
-  }
-
-  pugi::xml_node domain() const { return domain_; }
-  pugi::xml_node sockets() const { return sockets_; }
-
-  /// Our sockets, by effective name (name= or plugin=).
-  pugi::xml_node find_socket(const std::string& name) const {
-    for (auto s : socket_elements())
-      if (effective_name(s) == name) return s;
-    return {};
-  }
-
-  std::vector<pugi::xml_node> socket_elements() const {
-    std::vector<pugi::xml_node> out;
-    if (!sockets_) return out;
-    for (auto c : sockets_.children())
-      if (is_element(c, kMetadataNs, "socket")) out.push_back(c);
-    return out;
-  }
-
-  static std::string effective_name(const pugi::xml_node& s) {
-    auto n = s.attribute("name");
-    return n ? n.value() : s.attribute("plugin").value();
-  }
-
-  /// Our <sockets> element, created (with <metadata> if need be) on first use.
-  pugi::xml_node ensure_sockets() {
-    if (sockets_) return sockets_;
-    auto metadata = domain_.child("metadata");
-    bool created_metadata = false;
-    if (!metadata) {
-      pugi::xml_node after;
-      for (const char* n : {"name", "uuid", "genid", "title", "description"})
-        if (auto c = domain_.child(n)) after = c;
-      metadata =
-          after ? insert_after(domain_, after, "metadata") : domain_.prepend_child("metadata");
-      created_metadata = true;
-    }
-    sockets_ = append_element(metadata, (ns_prefix_ + ":sockets").c_str());
-    sockets_.append_attribute(("xmlns:" + ns_prefix_).c_str()) = kMetadataNs.data();
-    if (created_metadata) record(sockets_, "metadata");
-    return sockets_;
-  }
-
-  /// Appends a <sockhook:added kind=...> record to `holder`.
-  pugi::xml_node record(pugi::xml_node holder, const char* kind) {
-    auto r = append_element(holder, (ns_prefix_ + ":added").c_str());
-    r.append_attribute("kind") = kind;
-    return r;
-  }
-
-  static std::vector<pugi::xml_node> records(const pugi::xml_node& holder, std::string_view kind) {
-    std::vector<pugi::xml_node> out;
-    for (auto c : holder.children())
-      if (is_element(c, kMetadataNs, "added") && attr_is(c, "kind", kind)) out.push_back(c);
-    return out;
-  }
-
-  pugi::xml_node devices() const { return domain_.child("devices"); }
-
-  /// The audio element a record refers to: by id when it has one, else by type.
-  pugi::xml_node find_audio(const std::string& id, const std::string& type) const {
-    for (auto a : devices().children("audio")) {
-      if (!id.empty() ? attr_is(a, "id", id) : attr_is(a, "type", type)) return a;
-    }
-    return {};
-  }
-
-  /// <qemu:commandline> and the prefix that <domain> declares for libvirt's QEMU namespace.
-  pugi::xml_node commandline() const {
-    for (auto c : domain_.children())
-      if (is_element(c, kQemuNs, "commandline")) return c;
-    return {};
-  }
-
-  std::string qemu_prefix() const {
-    for (auto a : domain_.attributes()) {
-      std::string_view n = a.name();
-      if (n.starts_with("xmlns:") && std::string_view(a.value()) == kQemuNs)
-        return std::string(n.substr(6));
-    }
-    return {};
-  }
-
-  const AnnotateContext& ctx() const { return ctx_; }
-  const std::string& ns_prefix() const { return ns_prefix_; }
-
-  /// True if any element or attribute below <domain> uses `prefix`.
-  bool uses_prefix(const std::string& prefix) const {
-    auto p = prefix + ":";
-    struct Walker : pugi::xml_tree_walker {
-      std::string p;
-      bool found = false;
-      bool for_each(pugi::xml_node& n) override {
-        if (n.type() == pugi::node_element) {
-          found |= std::string_view(n.name()).starts_with(p);
-          for (auto a : n.attributes()) found |= std::string_view(a.name()).starts_with(p);
-        }
-        return !found;
-      }
-    } w;
-    w.p = p;
-    auto root = domain_;  // traverse is not const
-    root.traverse(w);
-    return w.found;
-  }
-
- private:
-  void find_sockets() {
-    for (auto el : domain_.child("metadata").children()) {
-      if (!is_element(el, kMetadataNs, "sockets")) continue;
-      if (sockets_)
-        throw Error("the domain has more than one <sockets> element in " +
-                    std::string(kMetadataNs) + "; merge them first");
-      sockets_ = el;
-      auto p = prefix_of(el);
-      // An unprefixed element with a default namespace: our children get a prefix of our own.
-      if (!p.empty()) ns_prefix_ = p;
-    }
-    if (sockets_ && prefix_of(sockets_).empty())
-      sockets_.append_attribute(("xmlns:" + ns_prefix_).c_str()) = kMetadataNs.data();
-  }
-
-  const AnnotateContext& ctx_;
-  pugi::xml_document doc_;
-  pugi::xml_node domain_;
-  pugi::xml_node sockets_;
-  std::string ns_prefix_ = "sockhook";
-  bool single_quotes_ = true;
-  bool metadata_single_quotes_ = true;  ///< for metadata elements we add
-  std::vector<std::pair<pugi::xml_node, bool>> quote_styles_;
-  std::string prefix_, suffix_;
-};
 
 /// The environment that one socket needs, computed by the planner itself, so that annotate
 /// writes exactly what plan and the hook will look for.
@@ -370,7 +82,7 @@ Needs plan_needs(const DomainInfo& parsed, const std::string& socket, const Anno
 
 class Annotator {
  public:
-  Annotator(Editor& ed, AnnotateResult& result) : ed_(ed), result_(result) {}
+  Annotator(DomainDocument& ed, AnnotateResult& result) : ed_(ed), result_(result) {}
 
   /// Undoes what `socket` recorded, newest first, and drops the records.
   void undo(pugi::xml_node socket) {
@@ -388,13 +100,13 @@ class Annotator {
     auto sockets = ed_.sockets();
     if (!sockets) return;
     auto sockets_left = ed_.socket_elements();
-    for (auto r : Editor::records(sockets, "qemu-commandline")) {
+    for (auto r : DomainDocument::records(sockets, "qemu-commandline")) {
       auto cl = ed_.commandline();
       if (cl && has_elements(cl)) continue;
       if (cl) remove_element(cl);
       remove_element(r);
     }
-    for (auto r : Editor::records(sockets, "qemu-namespace")) {
+    for (auto r : DomainDocument::records(sockets, "qemu-namespace")) {
       auto prefix = ed_.qemu_prefix();
       if (!prefix.empty() && ed_.uses_prefix(prefix)) continue;
       if (!prefix.empty()) ed_.domain().remove_attribute(("xmlns:" + prefix).c_str());
@@ -402,9 +114,9 @@ class Annotator {
     }
     bool audio_in_use = false;
     for (auto s : sockets_left)
-      audio_in_use |=
-          !Editor::records(s, "audio").empty() || !Editor::records(s, "audio-attribute").empty();
-    for (auto r : Editor::records(sockets, "sound")) {
+      audio_in_use |= !DomainDocument::records(s, "audio").empty() ||
+                      !DomainDocument::records(s, "audio-attribute").empty();
+    for (auto r : DomainDocument::records(sockets, "sound")) {
       if (audio_in_use) continue;
       if (auto last =
               last_child_with(ed_.devices(), "sound", "model", r.attribute("model").value()))
@@ -413,21 +125,21 @@ class Annotator {
     }
     if (!sockets_left.empty()) return;
     // No socket left: our element goes, and <metadata> too if we made it and it is empty.
-    bool made_metadata = !Editor::records(sockets, "metadata").empty();
+    bool made_metadata = !DomainDocument::records(sockets, "metadata").empty();
     auto metadata = sockets.parent();
     remove_element(sockets);
     if (made_metadata && !has_elements(metadata)) remove_element(metadata);
   }
 
   /// Gives QEMU what the socket needs: audio backend, native attributes, qemu:env.
-  void apply(pugi::xml_node socket, const Plugin& plugin, const Needs& needs) {
-    auto version = ed_.ctx().libvirt_version;
+  void apply(pugi::xml_node socket, const Plugin& plugin, const Needs& needs,
+             unsigned long libvirt_version) {
     if (!plugin.audio_backend.empty()) ensure_audio(socket, plugin.audio_backend);
     if (!plugin.graphics.empty()) ensure_graphics(socket, plugin.graphics, needs.vars);
     for (const auto& need : needs.env) {
       const PluginAudioAttr* native = nullptr;
       for (const auto& alt : plugin.audio)
-        if (alt.covers == need.name && version >= alt.min_libvirt) native = &alt;
+        if (alt.covers == need.name && libvirt_version >= alt.min_libvirt) native = &alt;
       if (native) {
         auto audio = ensure_audio(socket, native->audio_type);
         set_audio_attribute(socket, audio, native->audio_type, native->attribute,
@@ -448,7 +160,7 @@ class Annotator {
                                   const char* key2 = nullptr, std::string_view value2 = {}) {
     for (auto s : ed_.socket_elements()) {
       if (s == socket) continue;
-      for (auto r : Editor::records(s, kind))
+      for (auto r : DomainDocument::records(s, kind))
         if (attr_is(r, key, value) && (!key2 || attr_is(r, key2, value2))) return s;
     }
     return {};
@@ -555,7 +267,7 @@ class Annotator {
     if (auto other =
             claimed_by_other(socket, "audio-attribute", "attribute", attribute, "audio-type", type))
       throw Error(name(socket) + ": cannot set " + attribute + " on " + audio_ref(type, id) +
-                  ": socket '" + Editor::effective_name(other) + "' sets it already");
+                  ": socket '" + DomainDocument::effective_name(other) + "' sets it already");
     // "output.serverName": the attribute of the <output> child.
     pugi::xml_node target = audio;
     std::string attr = attribute;
@@ -614,7 +326,7 @@ class Annotator {
   void set_env(pugi::xml_node socket, const std::string& env, const std::string& value) {
     if (auto other = claimed_by_other(socket, "qemu-env", "name", env))
       throw Error(name(socket) + ": cannot set " + env + " for QEMU: socket '" +
-                  Editor::effective_name(other) + "' sets it already");
+                  DomainDocument::effective_name(other) + "' sets it already");
     auto cl = ensure_commandline();
     for (auto e : cl.children()) {
       if (!is_element(e, kQemuNs, "env") || !attr_is(e, "name", env)) continue;
@@ -678,9 +390,11 @@ class Annotator {
     }
   }
 
-  static std::string name(const pugi::xml_node& socket) { return Editor::effective_name(socket); }
+  static std::string name(const pugi::xml_node& socket) {
+    return DomainDocument::effective_name(socket);
+  }
 
-  Editor& ed_;
+  DomainDocument& ed_;
   AnnotateResult& result_;
 };
 
@@ -703,7 +417,7 @@ void set_socket_attributes(pugi::xml_node socket, const AnnotateRequest& req) {
 
 AnnotateResult annotate_xml(std::string_view xml, const AnnotateRequest& req,
                             const AnnotateContext& ctx) {
-  Editor ed(xml, ctx);
+  DomainDocument ed(xml);
   AnnotateResult result;
   auto domain = ed.domain();
   result.domain = domain.child_value("name");
@@ -746,7 +460,7 @@ AnnotateResult annotate_xml(std::string_view xml, const AnnotateRequest& req,
     for (const auto& d : parsed.diagnostics)
       if (d.error && (d.socket == result.socket || d.socket.empty()))
         throw Error((d.socket.empty() ? "" : d.socket + ": ") + d.message);
-    an.apply(socket, *ctx.plugin, plan_needs(parsed, result.socket, ctx));
+    an.apply(socket, *ctx.plugin, plan_needs(parsed, result.socket, ctx), ctx.libvirt_version);
     // S9: never silently; the same line as `plan` and `doctor` (reach_line). A context lend
     // is restricted by the server: plan says what it lets the VM see, not this.
     if (!ctx.plugin->reach.empty() && !attr_is(socket, "method", "context"))

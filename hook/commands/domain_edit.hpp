@@ -2,7 +2,8 @@
 
 // The domain edit of `sockhook annotate`: one <sockhook:socket> added, updated or removed in a
 // domain's XML, with the environment and audio elements QEMU needs, undone byte for byte.
-// Pure: no libvirt, no users, no files (commands/annotate.hpp does those).
+// Pure: no libvirt, no users, no files (commands/annotate.hpp does those); the document
+// itself, kept byte for byte, is commands/domain_document.hpp.
 
 #include <optional>
 #include <string>

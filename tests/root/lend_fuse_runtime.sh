@@ -26,7 +26,7 @@ OUTER=${FUSE_OUTER_TIMEOUT:-30}
 lend_setup 2c4e6a80-9b1d-4f3e-8a5c-7d9e1f2a3b4c pipewire-0 wayland-0
 host_snapshot >"$TMP/before"
 
-# The never-answering FUSE server: fuse_up and fuse_down (lib/suite.bash, lib/fuse_stall.py).
+# The never-answering FUSE server: fuse_up and fuse_down (lib/servers.bash, lib/fuse_stall.py).
 on_exit fuse_down
 
 # ended PID : our child PID has exited (a zombie until `wait`), or is gone.

@@ -29,7 +29,7 @@ sed -e 's/name="pulseaudio"/name="pulsereq"/' -e 's/optional="yes"/optional="no"
     "$REPO/plugins/pulseaudio.xml" >"$etc/plugins/pulsereq.xml"
 chmod 644 "$etc/plugins/pulsereq.xml"
 
-# The never-answering FUSE server: fuse_up and fuse_down (lib/suite.bash, lib/fuse_stall.py).
+# The never-answering FUSE server: fuse_up and fuse_down (lib/servers.bash, lib/fuse_stall.py).
 on_exit fuse_down
 
 # The hook's warnings go to syslog only. Without a syslog daemon here, a listener on /dev/log
