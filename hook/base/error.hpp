@@ -68,10 +68,12 @@ auto attempt(F&& f) {
       out.value.emplace(std::forward<F>(f)());
     }
   } catch (const Caught& e) {
-    if (const auto* error = dynamic_cast<const Error*>(&e)) {
+    if constexpr (std::is_same_v<Caught, Error>) {
+      out.error = e;
+    } else if (const auto* error = dynamic_cast<const Error*>(&e)) {
       out.error = *error;
     } else {
-      out.error = Error(e.what());
+      out.error.emplace(e.what());
       out.unexpected = true;
     }
   }
