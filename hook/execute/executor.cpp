@@ -265,6 +265,13 @@ std::optional<std::vector<std::string>> execute_release_if_stale(
     return std::nullopt;
   }
   if (!d) return std::vector<std::string>{};
+  // Taking the lock moved an unreadable journal aside (LockedDomain): said now, whatever the
+  // domain's state, since no later run finds it under its name (and stale() would take the
+  // moved file for a hook's write).
+  if (d->unreadable) {
+    log_warning("release " + uuid + ": " + *d->unreadable);
+    return std::vector<std::string>{*d->unreadable};
+  }
   // Decided again under the lock: a start that finished while we waited has a QEMU now.
   if (!stale()) return std::nullopt;
   std::vector<std::string> problems;

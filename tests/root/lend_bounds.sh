@@ -5,7 +5,8 @@
 #     changes (it used to make a journal too large to load, so release undid nothing);
 #   - a name exactly at the limit: lent, reached, released byte-identical;
 #   - a corrupt journal: cleanup says so, names what it could not undo and exits 1, the first
-#     time and again later (it used to print "released" and exit 0).
+#     time and again later (it used to print "released" and exit 0); cleanup --stale says so
+#     too (it once said "left alone: a hook of this domain runs now").
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/suite.bash" lend "$@"
 
@@ -59,5 +60,21 @@ grep -o " $L/[^ ]*" /proc/self/mountinfo | while read -r m; do umount -l "$m"; d
 setfacl -b "$runtime/pipewire-0"
 rm -rf "$L" "/run/sockhook/state/$U".*
 same_host "$TMP/before" "corrupt journal, undone by hand"
+
+# ---- a corrupt journal under cleanup --stale: said, and not taken for a running hook -------
+# Taking the domain's lock moves an unreadable journal aside; cleanup --stale must say so (it
+# once reported "left alone: a hook of this domain runs now" and dropped the message).
+lend_hook corrupt prepare begin "$xml" || die "corrupt (stale): prepare failed: $(cat "$TMP/hook.err")"
+printf '<sockhook-journal version="1"><uuid>' >"/run/sockhook/state/$U.xml"  # cut short
+rc=0
+"$SOCKHOOK" cleanup --stale >"$TMP/out" 2>"$TMP/err" || rc=$?
+if grep -q 'left alone' "$TMP/out" "$TMP/err"; then not_ok "corrupt journal, cleanup --stale: left alone as if a hook ran: $(cat "$TMP/out" "$TMP/err")"
+elif ! grep -q "corrupt" "$TMP/out" "$TMP/err"; then not_ok "corrupt journal, cleanup --stale: does not say the journal is corrupt: $(cat "$TMP/out" "$TMP/err")"
+elif [[ $rc -eq 0 ]]; then not_ok "corrupt journal, cleanup --stale: exit 0 ($(cat "$TMP/out" "$TMP/err"))"
+else ok "corrupt journal, cleanup --stale: exit $rc: $(cat "$TMP/out" "$TMP/err")"; fi
+grep -o " $L/[^ ]*" /proc/self/mountinfo | while read -r m; do umount -l "$m"; done
+setfacl -b "$runtime/pipewire-0"
+rm -rf "$L" "/run/sockhook/state/$U".*
+same_host "$TMP/before" "corrupt journal under cleanup --stale, undone by hand"
 
 finish
