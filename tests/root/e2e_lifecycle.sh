@@ -174,6 +174,9 @@ for method in bind proxy; do
         proxies=$(proxy_pids)
         : >"$OPS"
         "$LIBVIRT" restart >/dev/null
+        # libvirt runs the reconnect hook from a thread of its own, which may not have begun when
+        # virsh answers again: wait (bounded) for the trace of it, not for a time.
+        wait_until 30 grep -q 'reconnect begin' "$OPS" || true
         ran=$(ops)
         say "the restart ran: $ran"
         check "libvirtd restart: reconnect ran" grep -q 'reconnect begin' <<<"$ran"

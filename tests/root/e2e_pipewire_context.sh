@@ -256,6 +256,8 @@ if started "$W"; then
     kill -KILL "${HP2:-0}" 2>/dev/null || true
     wait_until 5 not alive "$HP2" || true
     "$LIBVIRT" restart >/dev/null
+    # The reconnect hook runs from a libvirt thread that may not have begun when virsh answers.
+    wait_until 30 new_holder "$UW" "$HP2" || true
     HP3=$(holder_of "$UW")
     check "reconnect: a new holder runs (pid ${HP3:-none})" new_holder "$UW" "$HP2"
     check "reconnect: status says ok" status_is "$UW" ok
