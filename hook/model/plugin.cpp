@@ -235,6 +235,7 @@ PluginSet load_plugins(const std::vector<PluginDir>& dirs, const std::vector<uid
       // An earlier directory already decided about this name (override by name).
       if (set.plugins.count(stem) || set.refused.count(stem)) continue;
       std::string path = dir + "/" + entry;
+      const bool from_admin = admin;  // a structured binding is not captured before clang 16
       auto loaded = attempt([&] {
         // O_NOFOLLOW + fstat: the check applies to the very file that is read.
         Fd fd(::openat(dfd.get(), entry.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
@@ -244,7 +245,7 @@ PluginSet load_plugins(const std::vector<PluginDir>& dirs, const std::vector<uid
         if (!S_ISREG(st.st_mode)) throw Error("it is not a regular file");
         if (auto problem = trust_problem(st, trusted)) throw Error(*problem);
         auto text = read_all(fd, kMaxPluginBytes);
-        auto plugin = parse_plugin(text, admin, path);
+        auto plugin = parse_plugin(text, from_admin, path);
         if (plugin.name != stem)
           throw Error("it names itself '" + plugin.name + "'; the file must be " + plugin.name +
                       ".xml");
