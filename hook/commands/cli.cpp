@@ -29,7 +29,7 @@ namespace sockhook {
 
 // `sockhook status --json`: one object per lend, its fields by these names.
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(LendStatus, domain, uuid, socket, method, owner, source, target,
-                                   health, why, proxy_pid)
+                                   health, why, proxy_pid, holder_pid)
 
 namespace {
 
@@ -342,7 +342,9 @@ struct LendsCommand {
                   l.uuid.c_str(), l.socket.c_str(), l.method.c_str(), l.owner.c_str(),
                   l.source.c_str(), l.target.c_str(), l.health.c_str(), l.why.empty() ? "" : ": ",
                   l.why.c_str());
-      if (l.proxy_pid > 0) std::printf(", proxy pid %d", static_cast<int>(l.proxy_pid));
+      if (l.proxy_pid > 0 && l.proxy_pid != l.holder_pid)
+        std::printf(", proxy pid %d", static_cast<int>(l.proxy_pid));
+      if (l.holder_pid > 0) std::printf(", holder pid %d", static_cast<int>(l.holder_pid));
       std::printf("\n");
     }
   }

@@ -29,9 +29,9 @@ namespace {
 
 LendStatus status_of(const Journal& j, const JournalSocket& s) {
   auto h = health_of(j, s);
-  return {j.domain, j.uuid,     s.name,   std::string(to_string(s.method)),
-          s.owner,  s.source,   s.target, h.health,
-          h.why,    h.proxy_pid};
+  return {j.domain, j.uuid,      s.name,      std::string(to_string(s.method)),
+          s.owner,  s.source,    s.target,    h.health,
+          h.why,    h.proxy_pid, h.holder_pid};
 }
 
 /// The journals' UUIDs whose domain name or UUID is `domain`.

@@ -14,10 +14,11 @@ namespace sockhook {
 /// One active lend, as `sockhook status` shows it. Read from the journals only: no libvirt.
 struct LendStatus {
   std::string domain, uuid, socket, method, owner, source, target;
-  std::string health;  ///< "ok"; "stale": the source path holds another inode now (the server
-                       ///< restarted); "broken": the mount or the proxy is gone
-  std::string why;     ///< for stale and broken
-  pid_t proxy_pid = 0;
+  std::string health;    ///< "ok"; "stale": the source path holds another inode now (the server
+                         ///< restarted); "broken": the mount or the proxy is gone
+  std::string why;       ///< for stale and broken
+  pid_t proxy_pid = 0;   ///< the process QEMU connects to: a proxy, or a context's holder
+  pid_t holder_pid = 0;  ///< a context lend's holder (behind a proxy, or the lend itself)
 };
 
 /// Every lend recorded in the journals, with its health. Throws Error if the state directory

@@ -75,9 +75,10 @@ struct Undoing {
 /// A lend's health as `sockhook status` shows it, built by the `check_health` of each of its
 /// socket's effects in turn (lend/lends.hpp).
 struct LendHealth {
-  std::string health = "ok";  ///< "ok", "stale" or "broken"
-  std::string why;            ///< for stale and broken
-  pid_t proxy_pid = 0;
+  std::string health = "ok";      ///< "ok", "stale" or "broken"
+  std::string why;                ///< for stale and broken
+  pid_t proxy_pid = 0;            ///< the process QEMU connects to: a proxy, or a context's holder
+  pid_t holder_pid = 0;           ///< a context's holder (behind a proxy, or the lend itself)
   bool final = false;             ///< decided: the later effects are not looked at
   std::vector<std::string> dead;  ///< the processes of a proxy or context lend that no longer run
 };

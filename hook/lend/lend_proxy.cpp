@@ -153,13 +153,14 @@ UndoProblem undo(const ProxyStarted& e, const Undoing&) { return stop_served(e);
 
 void check_health(const ProxyStarted& e, const Journal&, const JournalSocket& s, LendHealth& h) {
   // The process QEMU connects to: the proxy, or the holder of a context that is the lend.
+  const char* by = served_by(s.steps, e.path);
+  const bool holder = by && std::string_view(by) == "context holder";
   if (e.path == s.target) h.proxy_pid = e.pid;
+  if (holder) h.holder_pid = e.pid;
   if (proxy_alive(e)) return;
   // A context behind a proxy (S10) has both: each is reported (health_of joins them).
   // A compositor keeps the VM's clients when the holder dies and accepts no new one
   // (LIBVIRT-NOTES, "Security contexts"); PipeWire drops them.
-  const char* by = served_by(s.steps, e.path);
-  const bool holder = by && std::string_view(by) == "context holder";
   h.dead.push_back(!holder                          ? "the proxy is not running"
                    : makes_wayland_context(s.steps) ? "the context's holder is not running, so "
                                                       "the compositor accepts no new connection "

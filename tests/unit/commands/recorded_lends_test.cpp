@@ -9,6 +9,7 @@
 #include <doctest/doctest.h>
 
 #include "journal/journal.hpp"
+#include "lend/lends.hpp"
 #include "test_files.hpp"
 
 namespace sockhook {
@@ -75,6 +76,38 @@ TEST_CASE("an owner's status holds the sockets the journals record with their ui
   CHECK(std::count_if(all.begin(), all.end(), [](const LendStatus& l) {
           return l.uuid == kUuidC && l.health == "broken";
         }) == 1);
+}
+
+TEST_CASE("a context behind its proxy: status names both processes, and each one's death") {
+  JournalSocket s = socket_of("pipewire", "alice", 1000);
+  s.method = Method::kContext;
+  StartContext context{
+      s.target + ".context", s.source, 1000, 1000, 64055, 64055, "win11", kUuidA, false};
+  context.behind_proxy = true;
+  StartProxy proxy{s.target, context.listen_path, 1000, 1000, 64055, 64055, "7:/machine"};
+  proxy.source_fd = true;
+  s.steps = {context, proxy};
+  Journal j = journal_of("win11", kUuidA, {s});
+  // Two processes that run, recorded with a start time no process has: both are dead to status,
+  // whatever else runs on this machine.
+  ProxyStarted holder;
+  holder.socket = s.name;
+  holder.path = context.listen_path;
+  holder.pid = ::getpid();
+  holder.starttime = 1;
+  ProxyStarted served = holder;
+  served.path = s.target;
+  served.pid = ::getppid();
+  j.entries = {holder, served};
+
+  auto h = health_of(j, s);
+  CHECK(h.holder_pid == ::getpid());
+  CHECK(h.proxy_pid == ::getppid());  // the process QEMU connects to
+  CHECK(h.health == "broken");
+  CHECK(h.why.find("the context's holder is not running, so PipeWire no longer serves the VM") !=
+        std::string::npos);
+  CHECK(h.why.find("the proxy is not running") != std::string::npos);
+  CHECK(h.why.find("restarts them too") != std::string::npos);
 }
 
 }  // namespace sockhook
