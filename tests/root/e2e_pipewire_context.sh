@@ -117,19 +117,22 @@ for l in sys.stdin:
 ' "$1"
 }
 # qemu_is_context_client DOMAIN UUID PID : the owner sees QEMU (PID) as a client of DOMAIN's
-# context, with the context's properties.
+# context, with the context's properties. The client is QEMU's libpipewire (it names PID as its
+# process), and its socket peer is QEMU itself, or, where the context sits behind the proxy
+# (no LSM keeps VMs apart: S10), the domain's proxy that status names.
 qemu_is_context_client() {
     owner_graph | "$py" -c '
 import json, sys
-dom, uuid, pid = sys.argv[1:]
+dom, uuid, pid, served = sys.argv[1:]
 for l in sys.stdin:
     o = json.loads(l); p = o["props"]
-    if o["type"] == "Client" and str(p.get("pipewire.sec.pid")) == pid:
+    if o["type"] == "Client" and str(p.get("application.process.id")) == pid \
+            and str(p.get("pipewire.sec.pid")) in (pid, served):
         sys.exit(0 if p.get("pipewire.sec.engine") == "org.sockhook"
                  and p.get("pipewire.sockhook.domain") == dom
                  and p.get("pipewire.sockhook.uuid") == uuid
                  and p.get("pipewire.access") == "sockhook" else 1)
-sys.exit(1)' "$1" "$2" "$3"
+sys.exit(1)' "$1" "$2" "$3" "$(served_by "$2")"
 }
 # streams_of PID : QEMU's stream nodes and what each is linked to, one line each:
 # "<media.class> <node.name> linked-to:<names of the nodes it is linked with>".
@@ -138,7 +141,10 @@ streams_of() {
 import json, sys
 pid = sys.argv[1]
 objs = [json.loads(l) for l in sys.stdin]
-clients = {o["id"] for o in objs if o["type"] == "Client" and str(o["props"].get("pipewire.sec.pid")) == pid}
+# QEMU's clients: the ones that name PID as their process and came through sockhook's context.
+clients = {o["id"] for o in objs if o["type"] == "Client"
+           and str(o["props"].get("application.process.id")) == pid
+           and o["props"].get("pipewire.sec.engine") == "org.sockhook"}
 nodes = {o["id"]: o["props"] for o in objs if o["type"] == "Node"}
 for nid, p in nodes.items():
     if int(p.get("client.id", -1)) not in clients:
@@ -172,9 +178,14 @@ new_client_plays() {
     ((rc == 0)) || sed 's/^/#   pw-play: /' "$TMP/play.out" | head -3
     return "$rc"
 }
-holder_of() { "$SOCKHOOK" status --json | "$py" -c '
+# status_pid UUID FIELD : FIELD (holder_pid, proxy_pid) of UUID's lends in `sockhook status`.
+status_pid() { "$SOCKHOOK" status --json | "$py" -c '
 import json, sys
-print(" ".join(str(l.get("proxy_pid", 0)) for l in json.load(sys.stdin) if l["uuid"] == sys.argv[1]))' "$1"; }
+print(" ".join(str(l.get(sys.argv[2], 0)) for l in json.load(sys.stdin) if l["uuid"] == sys.argv[1]))' "$1" "$2"; }
+# holder_of UUID : the context's holder; served_by UUID : the process QEMU connects to (the
+# proxy in front of the context, or the holder where the context socket is the lend).
+holder_of() { status_pid "$1" holder_pid; }
+served_by() { status_pid "$1" proxy_pid; }
 # status_is UUID HEALTH : `sockhook status` lists UUID's lends, each with HEALTH.
 status_is() {
     "$SOCKHOOK" status --json | "$py" -c '
