@@ -6,7 +6,6 @@
 
 #include <pugixml.hpp>
 
-#include "base/enum_names.hpp"
 #include "base/error.hpp"
 #include "model/xml_ns.hpp"
 

@@ -88,7 +88,7 @@ MethodChoice choose_method(const PlanInputs& in, const SocketRequest& req, const
                               : "the socket does not exist yet (the proxy connects when it does)");
   } else if (req.method == Method::kAuto) {
     choose_bind_or_proxy(c, in, facts);
-  } else if (c.method != Method::kProxy && c.method != Method::kContext && !gap.empty()) {
+  } else if (!traits(c.method).served && !gap.empty()) {
     c.warnings.push_back({"",
                           "every VM's QEMU can reach this lend, not only this VM's: " + gap +
                               " (method proxy serves only this VM)",

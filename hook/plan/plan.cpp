@@ -105,8 +105,7 @@ class Planner {
   static bool needs_lend_dir(const std::vector<SocketPlan>& sockets) {
     bool needs = false;
     for (const auto& s : sockets) {
-      needs |=
-          s.method == Method::kBind || s.method == Method::kProxy || s.method == Method::kContext;
+      needs |= traits(s.method).lend_dir_target;
       for (const auto& step : s.steps) needs |= std::holds_alternative<CopyFile>(step);
     }
     return needs;
@@ -459,9 +458,8 @@ SocketPlace socket_place(const Plugin& plugin, const User& owner, Method method,
   bool absolute = from.front() == '/';
   place.source = absolute ? from : paths.runtime_dir(owner.uid) + "/" + from;
   // bind and proxy lend a name in the lend directory; acl and group open the socket itself.
-  bool lent_copy =
-      method == Method::kBind || method == Method::kProxy || method == Method::kContext;
-  place.target = lent_copy ? lend_dir + "/" + plugin.socket_target : place.source;
+  place.target =
+      traits(method).lend_dir_target ? lend_dir + "/" + plugin.socket_target : place.source;
   return place;
 }
 
@@ -549,7 +547,7 @@ std::vector<std::string> texts(const std::vector<Problem>& problems) {
   return out;
 }
 
-bool revocable(Method method) { return method == Method::kProxy || method == Method::kContext; }
+bool revocable(Method method) { return traits(method).revocable; }
 
 std::string reach_line(const std::string& socket, const std::string& reach) {
   return socket + ": unrestricted: " + reach;
