@@ -69,7 +69,6 @@ struct HookCall {
 struct Planned {
   std::optional<Plan> plan;
   int status = 0;
-  Paths paths;
   bool dry_run = false;
 
   /// Stopped before a plan, with exit status `status`.
@@ -92,6 +91,7 @@ Planned plan_lends(const HookCall& call) {
   // Stage 2: root's rules, then the policy gate: a domain the policy allows nothing costs one
   // line, and nothing of any owner's is looked at (issue 22).
   GatherOptions options;
+  options.paths = call.paths;  // planned where the executor will act
   auto conf = config_path();
   if (!call.config_dir.empty()) {
     conf = call.config_dir + "/sockhook.conf";
@@ -121,7 +121,7 @@ Planned plan_lends(const HookCall& call) {
     for (const auto& e : plan.errors) report(name, e.text());
     return Planned::stopped(1);
   }
-  return {std::move(plan), 0, options.paths, config.dry_run};
+  return {std::move(plan), 0, config.dry_run};
 }
 
 /// prepare and start: plan, then (unless a dry run) `execute` the plan through the journal.
@@ -134,7 +134,7 @@ int lend(const HookCall& call, void (*execute)(const Plan&, const ExecContext&))
     log_info(name + ": dry run, " + call.args.operation + " would do:\n" + format_plan(plan));
     return 0;
   }
-  ExecContext ctx{planned.paths};
+  ExecContext ctx{call.paths};
   ctx.started = call.started;
   execute(plan, ctx);
   log_info(name + ": " + call.args.operation + " done, " + std::to_string(plan.sockets.size()) +
