@@ -9,13 +9,13 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <iostream>
 #include <string>
 #include <vector>
 
 #include <CLI/CLI.hpp>
 
 #include "base/error.hpp"
+#include "base/log.hpp"
 #include "proxy/relay.hpp"
 
 namespace sockhook {
@@ -78,8 +78,8 @@ int proxy_command(int argc, char** argv) {
     fcntl(listen.get(), F_SETFD, FD_CLOEXEC);
     return run_proxy(std::move(listen), options);
   } catch (const Error& e) {
-    syslog(LOG_ERR, "proxy %s: %s", label.c_str(), e.what());
-    std::cerr << "sockhook: error: proxy " << label << ": " << e.what() << '\n';
+    syslog(LOG_ERR, "proxy %s: %s", options.label.c_str(), e.what());
+    print_error("proxy " + options.label + ": " + e.what());
     return 1;
   }
 }

@@ -111,11 +111,14 @@ class Relay {
   /// Logs a refused connection: at most kRefusalLinesPerSecond lines a second, then one line
   /// that counts the rest, so that a flood of connections cannot flood the log.
   void log_refusal(const std::string& text);
-  /// Logs "proxy for PATH: TEXT".
+  /// Logs "proxy LABEL: TEXT" ("proxy for PATH: TEXT" without a label).
   void log(int priority, const std::string& text) const {
-    syslog(priority, "proxy for %s: %s", options_.connect_path.c_str(), text.c_str());
+    if (options_.label.empty())
+      syslog(priority, "proxy for %s: %s", options_.connect_path.c_str(), text.c_str());
+    else
+      syslog(priority, "proxy %s: %s", options_.label.c_str(), text.c_str());
   }
-  /// Logs "proxy for PATH: WHAT: strerror(errno)".
+  /// Logs "proxy LABEL: WHAT: strerror(errno)".
   void log_errno(int priority, const std::string& what) const {
     log(priority, what + ": " + std::strerror(errno));
   }

@@ -48,6 +48,8 @@ struct ProxyOptions {
   /// Take the peer's pidfd from the kernel (SO_PEERPIDFD) where it can; false makes the proxy
   /// use the fallback of older kernels (tests).
   bool kernel_peer_pidfd = true;
+  /// What the logs call this proxy: the hook's label ("DOMAIN/SOCKET UUID"), else the path.
+  std::string label = {};
 };
 
 /// Runs the relay on an already-listening SOCK_STREAM unix socket until SIGTERM/SIGINT, or

@@ -75,9 +75,9 @@ ProxyProcess spawn_proxy(const std::string& exe, Fd listen_fd, const ProxyOption
                          uid_t owner_uid, gid_t owner_gid, const std::string& label,
                          const RecordProxy& record, const Fd& connect_fd) {
   if (owner_uid == 0 || owner_gid == 0)
-    throw Error("cannot start the proxy for " + options.connect_path + ": it never runs as root");
+    throw Error("cannot start the proxy " + label + ": it never runs as root");
   if (!options.peer_domain || options.peer_domain->id < 0)
-    throw Error("cannot start the proxy for " + options.connect_path +
+    throw Error("cannot start the proxy " + label +
                 ": the domain has no id, so its QEMU cannot be told from another VM's");
 
   std::vector<std::string> args = {"sockhook",
