@@ -1,8 +1,5 @@
 #include "execute/executor.hpp"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <cstddef>
 #include <exception>
 #include <functional>
@@ -10,15 +7,12 @@
 
 #include "base/error.hpp"
 #include "base/log.hpp"
-#include "base/overloaded.hpp"
 #include "execute/locked_domain.hpp"
 #include "host/qemu_identity.hpp"
 #include "journal/journal.hpp"
 #include "journal/lock.hpp"
 #include "journal/transaction.hpp"
 #include "lend/lends.hpp"
-#include "sys/acl.hpp"
-#include "sys/file.hpp"
 #include "sys/root_dir.hpp"
 
 namespace sockhook {

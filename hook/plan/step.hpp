@@ -33,7 +33,6 @@ struct AsIs {};
 /// attribute (kebab-case), the member that holds it, and how the journal writes it.
 template <typename S, typename T, typename C = AsIs>
 struct Field {
-  using Codec = C;
   const char* json;
   const char* journal;
   T S::*member;
