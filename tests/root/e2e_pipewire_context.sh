@@ -141,7 +141,7 @@ streams_of() {
 import json, sys
 pid = sys.argv[1]
 objs = [json.loads(l) for l in sys.stdin]
-# QEMU's clients: the ones that name PID as their process and came through sockhook's context.
+# the clients of QEMU: they name PID as their process, and came through the context of sockhook
 clients = {o["id"] for o in objs if o["type"] == "Client"
            and str(o["props"].get("application.process.id")) == pid
            and o["props"].get("pipewire.sec.engine") == "org.sockhook"}
