@@ -375,8 +375,10 @@ std::vector<std::string> execute_reconnect(const std::string& uuid, const ExecCo
           const auto e = *served;  // a copy: the restart rewrites the entry
           // The process that serves the lend: a proxy, or a context's holder.
           const auto* s = journal.find_socket(e.socket);
-          const char* what = s ? served_by(s->steps, e.path) : nullptr;
-          if (!what) continue;
+          const Step* serving = s ? serving_step(s->steps, e.path) : nullptr;
+          if (!serving) continue;
+          const char* what =
+              std::holds_alternative<StartProxy>(*serving) ? "proxy" : "context holder";
           // A new proxy or context is a new lend: only with the policy's consent.
           if (auto refused = relend_refusal(policy, journal, *s, configured)) {
             log_warning(journal.domain + ": " + *refused);

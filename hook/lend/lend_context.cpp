@@ -124,25 +124,13 @@ UndoProblem restart_context(Transaction& tx, std::size_t index, const StartConte
   }
 }
 
-const char* served_by(const std::vector<Step>& steps, const std::string& path) {
-  for (const auto& st : steps) {
-    if (const auto* p = std::get_if<StartProxy>(&st); p && p->listen_path == path) return "proxy";
-    if (const auto* c = std::get_if<StartContext>(&st); c && c->listen_path == path)
-      return "context holder";
-  }
-  return nullptr;
-}
-
 UndoProblem restart_served(Transaction& tx, std::size_t index, const std::vector<Step>& steps,
                            const ExecContext& ctx, const std::string& label, gid_t qemu_gid) {
   const auto entry = base_of(tx.journal().entries.at(index));
-  const StartContext* context = nullptr;
-  for (const auto& st : steps) {
-    if (const auto* p = std::get_if<StartProxy>(&st); p && p->listen_path == entry.path)
-      return restart_proxy(tx, index, *p, ctx, label, qemu_gid);
-    if (const auto* c = std::get_if<StartContext>(&st); c && c->listen_path == entry.path)
-      context = c;
-  }
+  const Step* serving = serving_step(steps, entry.path);
+  if (const auto* proxy = serving ? std::get_if<StartProxy>(serving) : nullptr)
+    return restart_proxy(tx, index, *proxy, ctx, label, qemu_gid);
+  const auto* context = serving ? std::get_if<StartContext>(serving) : nullptr;
   if (!context) return std::nullopt;
   if (auto problem = restart_context(tx, index, *context, ctx, label, qemu_gid)) return problem;
   if (!context->private_socket()) return std::nullopt;

@@ -39,10 +39,6 @@ void run_step(SocketRun& run, const StartContext& step);
 UndoProblem restart_context(Transaction& tx, std::size_t index, const StartContext& step,
                             const ExecContext& ctx, const std::string& label, gid_t qemu_gid);
 
-/// What serves a journal entry at `path` among a socket's `steps`: "proxy", "context holder",
-/// or nullptr (nothing that a reconnect restarts).
-const char* served_by(const std::vector<Step>& steps, const std::string& path);
-
 /// reconnect: the dead process of kProxy entry `index` (a proxy, or a context's holder) of the
 /// socket whose steps are `steps`, started again (restart_proxy, restart_context). A holder
 /// behind a proxy (S10) takes the proxy with it: the proxy's descriptor named the old socket.

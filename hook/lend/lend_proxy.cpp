@@ -12,7 +12,6 @@
 #include "base/log.hpp"
 #include "host/domain_cgroup.hpp"
 #include "host/proc.hpp"
-#include "lend/lend_context.hpp"
 #include "lend/lend_dir.hpp"
 #include "proxy/spawn.hpp"
 #include "sys/file.hpp"
@@ -153,20 +152,20 @@ UndoProblem undo(const ProxyStarted& e, const Undoing&) { return stop_served(e);
 
 void check_health(const ProxyStarted& e, const Journal&, const JournalSocket& s, LendHealth& h) {
   // The process QEMU connects to: the proxy, or the holder of a context that is the lend.
-  const char* by = served_by(s.steps, e.path);
-  const bool holder = by && std::string_view(by) == "context holder";
+  const Step* serving = serving_step(s.steps, e.path);
+  const auto* holder = serving ? std::get_if<StartContext>(serving) : nullptr;
   if (e.path == s.target) h.proxy_pid = e.pid;
   if (holder) h.holder_pid = e.pid;
   if (proxy_alive(e)) return;
   // A context behind a proxy (S10) has both: each is reported (health_of joins them).
   // A compositor keeps the VM's clients when the holder dies and accepts no new one
   // (LIBVIRT-NOTES, "Security contexts"); PipeWire drops them.
-  h.dead.push_back(!holder                          ? "the proxy is not running"
-                   : makes_wayland_context(s.steps) ? "the context's holder is not running, so "
-                                                      "the compositor accepts no new connection "
-                                                      "from the VM"
-                                                    : "the context's holder is not running, so "
-                                                      "PipeWire no longer serves the VM");
+  h.dead.push_back(!holder             ? "the proxy is not running"
+                   : holder->wayland() ? "the context's holder is not running, so "
+                                         "the compositor accepts no new connection "
+                                         "from the VM"
+                                       : "the context's holder is not running, so "
+                                         "PipeWire no longer serves the VM");
 }
 
 UndoProblem restart_proxy(Transaction& tx, std::size_t index, const StartProxy& step,

@@ -106,4 +106,12 @@ bool makes_wayland_context(const std::vector<Step>& steps) {
   });
 }
 
+const Step* serving_step(const std::vector<Step>& steps, const std::string& path) {
+  for (const auto& step : steps) {
+    if (const auto* p = std::get_if<StartProxy>(&step); p && p->listen_path == path) return &step;
+    if (const auto* c = std::get_if<StartContext>(&step); c && c->listen_path == path) return &step;
+  }
+  return nullptr;
+}
+
 }  // namespace sockhook

@@ -304,6 +304,10 @@ using Step = std::variant<MakeLendDir, VerifySource, CreateTarget, BindMount, Gr
 std::string describe(const Step& step);
 /// True if `steps` (one socket's) make a security context on a Wayland compositor.
 bool makes_wayland_context(const std::vector<Step>& steps);
+
+/// The StartProxy or StartContext among `steps` that listens on `path` (what serves a journal's
+/// proxy entry there), or nullptr.
+const Step* serving_step(const std::vector<Step>& steps, const std::string& path);
 /// One line saying how release undoes a step ("" if it needs no undo).
 std::string describe_undo(const Step& step);
 /// Machine-readable form of a step: {"action": "...", ...fields}.

@@ -116,6 +116,11 @@ TEST_CASE("A journal step with an unknown action or a bad number is refused") {
     CHECK_FALSE(c.private_socket());
     CHECK(c.socket_uid() == 64055);
     CHECK_FALSE(std::get<StartProxy>(read_step(old.child("s").last_child())).context_source());
+    // What serves each listening path: the proxy at the lend, the holder behind it.
+    const std::vector<Step> steps{context, proxy};
+    CHECK(serving_step(steps, proxy.listen_path) == &steps[1]);
+    CHECK(serving_step(steps, context.listen_path) == &steps[0]);
+    CHECK(serving_step(steps, "/run/sockhook/u/elsewhere") == nullptr);
   }
   SUBCASE("an optional field stays absent") {
     doc.load_string(
