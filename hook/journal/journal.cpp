@@ -38,17 +38,9 @@ void write_entry(pugi::xml_node parent, const Effect& effect) {
       effect);
 }
 
-/// The effect whose kKind is `kind`, default-constructed; nullopt if none.
-template <typename... Ts>
-std::optional<Effect> effect_of_kind(const std::string& kind, const std::variant<Ts...>*) {
-  std::optional<Effect> out;
-  (void)((kind == Ts::kKind ? (out = Ts{}, true) : false) || ...);
-  return out;
-}
-
 Effect read_entry(const pugi::xml_node& n) {
   auto kind = text(n, "kind");
-  auto effect = effect_of_kind(kind, static_cast<const Effect*>(nullptr));
+  auto effect = alternative_named<Effect, ByKind>(kind);
   if (!effect) corrupt("unknown entry kind '" + kind + "'");
   std::visit(
       [&](auto& e) {

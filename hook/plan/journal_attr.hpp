@@ -7,6 +7,7 @@
 #include <string_view>
 #include <tuple>
 #include <type_traits>
+#include <variant>
 
 #include <pugixml.hpp>
 
@@ -80,6 +81,29 @@ void get_value(AsIs, const pugi::xml_node& node, const char* name, T& value) {
   } else {
     value = number<T>(node, name);
   }
+}
+
+/// The alternative of the variant `V` that `By` names `name` (ByAction: a step's kAction,
+/// ByKind: an effect's kKind), default-constructed; nullopt if none.
+struct ByAction {
+  template <typename T>
+  static constexpr std::string_view of() {
+    return T::kAction;
+  }
+};
+struct ByKind {
+  template <typename T>
+  static constexpr std::string_view of() {
+    return T::kKind;
+  }
+};
+template <typename V, typename By>
+std::optional<V> alternative_named(std::string_view name) {
+  return []<typename... Ts>(std::string_view n, const std::variant<Ts...>*) {
+    std::optional<V> out;
+    (void)((n == By::template of<Ts>() ? (out = Ts{}, true) : false) || ...);
+    return out;
+  }(name, static_cast<const V*>(nullptr));
 }
 
 /// Calls `f(field, value)` for each field of `s`, in the order its `kFields` lists them.

@@ -11,20 +11,9 @@
 #include "plan/journal_attr.hpp"
 
 namespace sockhook {
-namespace {
 
 using journal_attr::for_each_field;
 using journal_attr::IsOptional;
-
-/// The step alternative whose kAction is `action`, default-constructed; nullopt if none.
-template <typename... Ts>
-std::optional<Step> step_of_action(const std::string& action, const std::variant<Ts...>*) {
-  std::optional<Step> out;
-  (void)((action == Ts::kAction ? (out = Ts{}, true) : false) || ...);
-  return out;
-}
-
-}  // namespace
 
 std::string describe(const Step& step) {
   return std::visit([](const auto& s) { return s.describe(); }, step);
@@ -64,7 +53,7 @@ void write_step(pugi::xml_node parent, const Step& step) {
 Step read_step(const pugi::xml_node& n) {
   using namespace journal_attr;
   auto action = text(n, "action");
-  auto step = step_of_action(action, static_cast<const Step*>(nullptr));
+  auto step = alternative_named<Step, ByAction>(action);
   if (!step) corrupt("unknown step action '" + action + "'");
   std::visit([&](auto& s) { get_fields(n, s); }, *step);
   return *step;
