@@ -64,7 +64,10 @@ std::vector<std::string> undo_entries(const JournalStore& store, Journal& journa
 /// problems, each logged.
 std::vector<std::string> undo_journal(LockedDomain& d) {
   std::vector<std::string> problems;
-  if (d.unreadable) problems.push_back(*d.unreadable);
+  if (d.unreadable) {
+    d.quarantine();
+    problems.push_back(*d.unreadable);
+  }
   auto failed = problem_of([&] {
     if (!d.journal) return;
     auto more = undo_entries(d.store, *d.journal, undo_order(d.journal->entries));
@@ -79,6 +82,21 @@ std::vector<std::string> undo_journal(LockedDomain& d) {
   if (failed) problems.push_back(*failed);
   for (const auto& p : problems) log_warning("release " + d.uuid + ": " + p);
   return problems;
+}
+
+/// What the journal of `d` may have left on the host, each logged for a person to check; then
+/// the journal goes (an unreadable one moved aside), and its lock file with it. What its
+/// entries changed is not touched.
+std::vector<std::string> forget_journal(LockedDomain& d) {
+  d.quarantine();
+  std::vector<std::string> left;
+  if (d.unreadable) left.push_back(*d.unreadable);
+  if (d.journal)
+    for (const auto& e : d.journal->entries) left.push_back(left_behind(e));
+  d.drop();
+  for (const auto& l : left)
+    log_warning("cleanup --forget " + d.uuid + ": dropped, may remain: " + l);
+  return left;
 }
 
 /// Runs plans and sockets through the journal of one locked domain.
@@ -203,7 +221,6 @@ void execute_prepare(const Plan& plan, const ExecContext& ctx) {
   // The domain's lock, and the journal of a prepare that was never released (a crash, a killed
   // hook). Lent or rolled back, a domain left without a journal keeps no lock file (R2).
   LockedDomain d(ctx, JournalStore(ctx.paths, true), plan.uuid);
-  d.drop_lock_file_when_empty = true;
   // Take back what that journal records, then lend the plan as one transaction (R1).
   lend_anew(d, plan, "earlier lend: ");
 }
@@ -231,9 +248,8 @@ std::vector<std::string> execute_release(const std::string& uuid, const ExecCont
     // The domain's lock: a release must not give up and leave the lend behind (DomainLock).
     auto d = LockedDomain::existing(ctx, uuid, DomainLock::Waiting::kTakeOver);
     if (!d) return;
-    // Undo what its journal records; with nothing left, the lock file goes too.
+    // Undo what its journal records; with nothing left, the lock file goes too (LockedDomain).
     problems = undo_journal(*d);
-    if (problems.empty()) d->lock.remove_file();
   });
   if (!failed) return problems;
   log_warning("release " + uuid + ": " + *failed);
@@ -246,56 +262,30 @@ constexpr int kStaleLockWaitSeconds = 1;
 std::optional<std::vector<std::string>> execute_release_if_stale(
     const std::string& uuid, const ExecContext& ctx, const std::function<bool()>& stale,
     bool forget, std::vector<std::string>& forgotten) {
-  std::unique_ptr<LockedDomain> d;
-  try {
-    // Waited for a moment only, and never taken over: a hook that holds the lock is starting or
-    // stopping the domain, which is then in use (R4). The moment is for a hook killed just now:
-    // the kernel ends its children (fork_child: they die with it, and hold no lock past their
-    // first instructions anyway) only after it has reported the hook's death. The lock is taken
-    // once and held from the check to the last undo, so no prepare or start of this domain can
-    // run in between (it waits for us and then lends anew).
-    d = LockedDomain::existing(ctx, uuid, DomainLock::Waiting::kGiveUp, kStaleLockWaitSeconds);
-  } catch (const Error&) {
-    return std::nullopt;
-  }
+  // Waited for a moment only, and never taken over: a hook that holds the lock is starting or
+  // stopping the domain, which is then in use (R4). The moment is for a hook killed just now:
+  // the kernel ends its children (fork_child: they die with it, and hold no lock past their
+  // first instructions anyway) only after it has reported the hook's death. The lock is taken
+  // once and held from the check to the last undo, so no prepare or start of this domain can
+  // run in between (it waits for us and then lends anew).
+  auto locked = attempt([&] {
+    return LockedDomain::existing(ctx, uuid, DomainLock::Waiting::kGiveUp, kStaleLockWaitSeconds);
+  });
+  if (!locked) return std::nullopt;
+  auto& d = *locked.value;
   if (!d) return std::vector<std::string>{};
-  // Taking the lock moved an unreadable journal aside (LockedDomain): said now, whatever the
-  // domain's state, since no later run finds it under its name (and stale() would take the
-  // moved file for a hook's write).
-  if (d->unreadable) {
-    log_warning("release " + uuid + ": " + *d->unreadable);
-    return std::vector<std::string>{*d->unreadable};
-  }
   // Decided again under the lock: a start that finished while we waited has a QEMU now.
   if (!stale()) return std::nullopt;
-  std::vector<std::string> problems;
-  try {
-    problems = undo_journal(*d);
-    if (problems.empty()) d->lock.remove_file();
-  } catch (const std::exception& e) {
-    log_warning("release " + uuid + ": " + e.what());
-    return std::vector<std::string>{e.what()};
-  }
-  if (problems.empty() || !forget || !d->store.has(uuid)) return problems;
+  auto problems = undo_journal(*d);
+  if (problems.empty() || !forget || !d->journal) return problems;
   // The person asked to end it: say why and what may stay, then drop the journal, still
   // under the same lock.
   for (const auto& p : problems) forgotten.push_back(uuid + ": not undone: " + p);
-  try {
-    auto [journal, unreadable] = d->load_or_quarantine();
-    std::vector<std::string> left;
-    if (unreadable) left.push_back(*unreadable);
-    if (journal)
-      for (const auto& e : journal->entries) left.push_back(left_behind(e));
-    // Safe: as in execute_forget, the domain's own journal, whose entries were just reported.
-    d->store.remove(uuid);
-    d->lock.remove_file();
-    for (const auto& l : left) {
-      log_warning("cleanup --forget " + uuid + ": dropped, may remain: " + l);
-      forgotten.push_back(uuid + ": dropped from the journal, may remain: " + l);
-    }
-  } catch (const std::exception& e) {
-    forgotten.push_back(uuid + ": cannot drop the journal: " + e.what());
-  }
+  std::vector<std::string> left;
+  if (auto failed = problem_of([&] { left = forget_journal(*d); }))
+    forgotten.push_back(uuid + ": cannot drop the journal: " + *failed);
+  for (const auto& l : left)
+    forgotten.push_back(uuid + ": dropped from the journal, may remain: " + l);
   return std::vector<std::string>{};
 }
 
@@ -303,17 +293,13 @@ std::vector<std::string> execute_forget(const std::string& uuid, const ExecConte
   std::vector<std::string> left;
   auto failed = problem_of([&] {
     // The domain's lock, taken over as release takes it.
-    auto d = LockedDomain::existing(ctx, uuid, DomainLock::Waiting::kTakeOver);
-    if (!d) return;
-    // What its entries may have left, for a person to check; then the journal goes.
-    if (d->unreadable) left.push_back(*d->unreadable);
-    if (d->journal)
-      for (const auto& e : d->journal->entries) left.push_back(left_behind(e));
-    d->drop();
+    if (auto d = LockedDomain::existing(ctx, uuid, DomainLock::Waiting::kTakeOver))
+      left = forget_journal(*d);
   });
-  if (failed) left.push_back("cannot drop the journal: " + *failed);
-  for (const auto& l : left)
-    log_warning("cleanup --forget " + uuid + ": dropped, may remain: " + l);
+  if (failed) {
+    log_warning("cleanup --forget " + uuid + ": cannot drop the journal: " + *failed);
+    left.push_back("cannot drop the journal: " + *failed);
+  }
   return left;
 }
 

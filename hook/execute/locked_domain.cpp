@@ -38,13 +38,16 @@ LockedDomain::LockedDomain(const ExecContext& ctx, JournalStore open_store,
       lock(store.dir(), uuid, timeout_seconds, waiting) {
   // Under the lock nobody else writes this domain's journal: a temp file is a killed write's.
   remove_temp_files(store, uuid);
-  auto loaded = load_or_quarantine();
-  journal = std::move(loaded.journal);
-  unreadable = std::move(loaded.unreadable);
+  auto loaded = attempt([&] { return store.load(uuid); });
+  if (loaded)
+    journal = std::move(*loaded.value);
+  else
+    unreadable = loaded.what();
 }
 
 LockedDomain::~LockedDomain() {
-  if (drop_lock_file_when_empty && !store.has(uuid)) lock.remove_file();
+  // R2: whatever ran (lent, rolled back, released, quarantined), no journal, no lock file.
+  if (!store.has(uuid)) lock.remove_file();
 }
 
 std::unique_ptr<LockedDomain> LockedDomain::existing(const ExecContext& ctx,
@@ -56,19 +59,18 @@ std::unique_ptr<LockedDomain> LockedDomain::existing(const ExecContext& ctx,
   return std::make_unique<LockedDomain>(ctx, std::move(store), uuid, waiting, timeout_seconds);
 }
 
-LockedDomain::Loaded LockedDomain::load_or_quarantine() const {
-  auto loaded = attempt([&] { return store.load(uuid); });
-  if (loaded) return {std::move(*loaded.value), std::nullopt};
-  // A journal nobody can read cannot guide an undo. Keep it for a person to look at, under a
-  // name no later run mistakes for a journal.
+void LockedDomain::quarantine() {
+  if (!unreadable || moved_aside_) return;
   auto name = uuid + ".xml";
   auto aside = uuid + ".xml.corrupt";
+  // Safe: beneath the root-only state directory's fd; the names are a checked UUID's.
   ::renameat(store.dir().get(), name.c_str(), store.dir().get(), aside.c_str());
-  return {std::nullopt,
-          loaded.what() + " (moved aside to " + aside + "; check what it lent by hand)"};
+  *unreadable += " (moved aside to " + aside + "; check what it lent by hand)";
+  moved_aside_ = true;
 }
 
 void LockedDomain::drop() {
+  quarantine();
   // Safe: only root writes the state directory; this is the domain's own journal, whose
   // entries the caller has reported. What they changed is not touched.
   store.remove(uuid);

@@ -11,8 +11,9 @@
 namespace sockhook {
 
 /// One domain while the executor works on it: its journal store open, its lock held (R4), and
-/// its journal loaded, or moved aside with a message when nobody can read it. Every stage of
-/// prepare, start, release, reconnect and refresh runs on one; the lock goes with it.
+/// its journal loaded, or why nobody can read it. Every stage of prepare, start, release,
+/// reconnect and refresh runs on one; the lock goes with it, and so does the lock file when no
+/// journal is left (R2's "no file remains").
 struct LockedDomain {
   /// How long a hook waits for the domain's lock (R6).
   static constexpr int kLockWaitSeconds = 30;
@@ -22,10 +23,7 @@ struct LockedDomain {
   std::string uuid;
   DomainLock lock;
   std::optional<Journal> journal;         ///< what was lent, nullopt if nothing (or unreadable)
-  std::optional<std::string> unreadable;  ///< why the journal was moved aside, if it was
-  /// Set by prepare: whether it lent or rolled back, a domain left with no journal keeps no lock
-  /// file either (R2's "no file remains").
-  bool drop_lock_file_when_empty = false;
+  std::optional<std::string> unreadable;  ///< why the journal cannot be read, if it cannot
 
   /// Opens (`create`: creates) the state directory, takes the lock, loads the journal. Throws
   /// Error when the directory is not root's or the lock cannot be had.
@@ -43,16 +41,18 @@ struct LockedDomain {
       DomainLock::Waiting waiting = DomainLock::Waiting::kGiveUp,
       int timeout_seconds = kLockWaitSeconds);
 
-  /// The journal of `uuid` (nullopt if there is none), or why it could not be read.
-  struct Loaded {
-    std::optional<Journal> journal;
-    std::optional<std::string> unreadable;  ///< the problem, when the journal was moved aside
-  };
-  /// Reads the journal again from the store, moving an unreadable one aside. Never throws.
-  Loaded load_or_quarantine() const;
+  /// Where the journal is given up (undo_journal, drop): an unreadable one cannot guide an
+  /// undo, so it is moved aside for a person to look at, under a name no later run mistakes
+  /// for a journal, and `unreadable` says where. Nothing else does it: a run that only looks
+  /// (start, reconnect, cleanup --stale of a running domain) leaves it where it is.
+  void quarantine();
 
-  /// Deletes the journal and the lock file (the lock itself goes with this object).
+  /// Deletes the journal (an unreadable one is moved aside first) and the lock file (the lock
+  /// itself goes with this object).
   void drop();
+
+ private:
+  bool moved_aside_ = false;
 };
 
 }  // namespace sockhook
