@@ -214,21 +214,19 @@ namespace {
 /// In a child of domain_activity: asks libvirt about `uuid` and writes the answer, one
 /// letter at a time, to `out` (see activity_from_answer).
 int answer_about(int out, const std::string& uri, const std::string& uuid) {
+  // Safe: libvirt, not async-signal-safe, is fine in this fork_child child: cleanup has no threads.
   auto say = [out](char c) { return ::write(out, &c, 1) == 1; };
-  std::unique_ptr<Virt> virt;
-  try {
-    virt = std::make_unique<Virt>(uri);
-    virt->version();  // a call that names no domain: libvirt answers the connection
-  } catch (const Error&) {
-    return say('n') ? 0 : 1;
-  }
+  auto virt = attempt([&] {
+    auto v = std::make_unique<Virt>(uri);
+    v->version();  // a call that names no domain: libvirt answers the connection
+    return v;
+  });
+  if (!virt) return say('n') ? 0 : 1;
   if (!say('c')) return 1;
-  try {
-    auto active = virt->active_if_defined(uuid);
-    return say(!active ? 'u' : *active ? 'a' : 'i') ? 0 : 1;
-  } catch (const Error&) {
-    return say('e') ? 0 : 1;
-  }
+  auto active = attempt([&] { return (*virt.value)->active_if_defined(uuid); });
+  if (!active) return say('e') ? 0 : 1;
+  const auto& defined = *active.value;
+  return say(!defined ? 'u' : *defined ? 'a' : 'i') ? 0 : 1;
 }
 
 /// One child of domain_activity.
