@@ -3,7 +3,6 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -11,7 +10,6 @@
 #include <iterator>
 #include <map>
 #include <string_view>
-#include <tuple>
 
 #include "base/error.hpp"
 #include "execute/executor.hpp"
@@ -69,19 +67,6 @@ std::vector<std::string> orphan_locks(const JournalStore& store) {
 /// How long cleanup --stale waits for libvirt to say whether a domain is being started.
 constexpr int kLibvirtAnswerMs = 3000;
 
-/// Which journal file a UUID has now: inode and change time, or none. A prepare rewrites the
-/// journal (a new inode, write_file_atomic) or removes it, so a different identity means that
-/// a hook of the domain ran since it was taken.
-using JournalIdentity = std::optional<std::tuple<dev_t, ino_t, long long, long long>>;
-JournalIdentity journal_identity(const JournalStore& store, const std::string& uuid) {
-  struct stat st {};
-  if (!store.exists() ||
-      ::fstatat(store.dir().get(), (uuid + ".xml").c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0)
-    return std::nullopt;
-  return std::tuple{st.st_dev, st.st_ino, static_cast<long long>(st.st_ctim.tv_sec),
-                    static_cast<long long>(st.st_ctim.tv_nsec)};
-}
-
 /// Why `activity` keeps a domain whose QEMU does not run from being stale ("" if it does not).
 std::string starting_because(DomainActivity activity) {
   switch (activity) {
@@ -126,7 +111,7 @@ LendsDone cleanup_lends(const ExecContext& ctx, const std::string& domain, bool 
   LendsDone out;
   JournalStore store(ctx.paths, false);
   std::vector<std::string> uuids;
-  std::map<std::string, JournalIdentity> seen;
+  std::map<std::string, std::optional<JournalVersion>> seen;
   if (stale) {
     std::vector<std::string> candidates;
     for (const auto& uuid : store.uuids())
@@ -138,7 +123,7 @@ LendsDone cleanup_lends(const ExecContext& ctx, const std::string& domain, bool 
     // while a hook waits for our lock must not wait on us asking libvirt. What the journal is
     // now is noted first, and checked again under the lock: a prepare that came after libvirt
     // answered has rewritten it.
-    for (const auto& uuid : candidates) seen[uuid] = journal_identity(store, uuid);
+    for (const auto& uuid : candidates) seen[uuid] = store.version(uuid);
     auto activity = domain_activity(candidates, kLibvirtAnswerMs);
     for (std::size_t i = 0; i < candidates.size(); ++i) {
       const auto& uuid = candidates[i];
@@ -168,8 +153,7 @@ LendsDone cleanup_lends(const ExecContext& ctx, const std::string& domain, bool 
       // its lends undone, or ran to the end and had them undone under its running QEMU.
       auto forgotten = out.forgotten.size();
       auto done = execute_release_if_stale(
-          uuid, ctx,
-          [&] { return !qemu_running(uuid) && journal_identity(store, uuid) == seen[uuid]; },
+          uuid, ctx, [&] { return !qemu_running(uuid) && store.version(uuid) == seen[uuid]; },
           forget, out.forgotten);
       if (!done) {
         out.busy.push_back(uuid);
