@@ -32,6 +32,11 @@ LendStatus status_of(const Journal& j, const JournalSocket& s) {
           h.why,    h.proxy_pid, h.holder_pid};
 }
 
+/// The journal of `uuid`, or nullopt if it has none or it cannot be read.
+std::optional<Journal> load_or_none(const JournalStore& store, const std::string& uuid) {
+  return value_or_none([&] { return store.load(uuid); }).value_or(std::nullopt);
+}
+
 /// The journals' UUIDs whose domain name or UUID is `domain`.
 std::vector<std::string> matching(const JournalStore& store, const std::string& domain) {
   std::vector<std::string> out;
@@ -40,10 +45,7 @@ std::vector<std::string> matching(const JournalStore& store, const std::string& 
       out.push_back(uuid);
       continue;
     }
-    try {
-      if (auto j = store.load(uuid); j && j->domain == domain) out.push_back(uuid);
-    } catch (const Error&) {
-    }
+    if (auto j = load_or_none(store, uuid); j && j->domain == domain) out.push_back(uuid);
   }
   // A UUID with no journal may still have a lock file from a hook killed before its first
   // journal write: releasing it removes that.
@@ -132,11 +134,8 @@ LendsDone cleanup_lends(const ExecContext& ctx, const std::string& domain, bool 
         uuids.push_back(uuid);
         continue;
       }
-      std::string name = uuid;
-      try {
-        if (auto j = store.load(uuid)) name = j->domain;
-      } catch (const Error&) {
-      }
+      auto j = load_or_none(store, uuid);
+      const std::string& name = j ? j->domain : uuid;
       out.starting.push_back(uuid + ": left alone: " + name + " is starting (" + why + ")");
     }
   } else {
@@ -192,22 +191,25 @@ LendsDone refresh_lends(const ExecContext& ctx, const std::string& domain, const
   JournalStore store(ctx.paths, false);
   LendsDone out;
   for (const auto& uuid : matching(store, domain)) {
+    // This domain's journal only: reconnect runs once per domain, and each socket's health
+    // resolves its source in a child of its own.
     std::vector<std::string> names, proxies;
-    for (const auto& st : lend_status(ctx.paths)) {
-      if (st.uuid != uuid || st.health == "ok") continue;
-      auto method = parse_method(st.method);
-      if (method == Method::kBind) names.push_back(st.socket);
-      // A dead context holder is restarted as a dead proxy is (execute_reconnect).
-      if (method && traits(*method).served) proxies.push_back(st.socket);
-    }
+    if (auto j = load_or_none(store, uuid))
+      for (const auto& s : j->sockets) {
+        if (health_of(*j, s).health == "ok") continue;
+        if (s.method == Method::kBind) names.push_back(s.name);
+        // A dead context holder is restarted as a dead proxy is (execute_reconnect).
+        if (traits(s.method).served) proxies.push_back(s.name);
+      }
     if (!proxies.empty() && dead == DeadProxies::kRestart) {
       // The same restart as reconnect's, under the same policy check (S5).
       auto problems = execute_reconnect(uuid, ctx, policy);
       out.problems.insert(out.problems.end(), problems.begin(), problems.end());
-      for (const auto& st : lend_status(ctx.paths))
-        if (st.uuid == uuid && st.health == "ok" &&
-            std::find(proxies.begin(), proxies.end(), st.socket) != proxies.end())
-          out.done.push_back(st.socket);
+      if (auto j = load_or_none(store, uuid))
+        for (const auto& s : j->sockets)
+          if (std::find(proxies.begin(), proxies.end(), s.name) != proxies.end() &&
+              health_of(*j, s).health == "ok")
+            out.done.push_back(s.name);
     }
     if (names.empty()) continue;
     auto problems = execute_refresh(uuid, ctx, names, policy);
