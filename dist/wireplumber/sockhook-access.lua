@@ -44,17 +44,16 @@ local function visible_node (capture, client_id, props)
 end
 
 nodes_om = ObjectManager { Interest { type = "node" } }
-factories_om = ObjectManager {
-  Interest { type = "factory", Constraint { "factory.name", "=", "client-node" } }
-}
--- The "settings" metadata (clock rate, quantum; read only). PipeWire's libjack (0.3.84 and
--- newer) binds it in jack_client_open and syncs again, and that sync travels with the pong
--- that registers the client's node: jack_client_open then returns with the node's transport,
--- which carries the rate. Without any object to bind (a client here sees no port and no
--- metadata), its one sync is answered a round trip before the transport, and QEMU, which
--- asks for the rate right after jack_client_open, got -1 Hz in most starts and dropped its
--- JACK clients.
-settings_om = ObjectManager {
+-- What every VM client may read: the client-node factory (it makes its streams with it) and
+-- the "settings" metadata (clock rate, quantum; read only). PipeWire's libjack (0.3.84 and
+-- newer) binds the metadata in jack_client_open and syncs again, and that sync travels with
+-- the pong that registers the client's node: jack_client_open then returns with the node's
+-- transport, which carries the rate. Without any object to bind (a client here sees no port
+-- and no metadata), its one sync is answered a round trip before the transport, and QEMU,
+-- which asks for the rate right after jack_client_open, got -1 Hz in most starts and dropped
+-- its JACK clients.
+readable_om = ObjectManager {
+  Interest { type = "factory", Constraint { "factory.name", "=", "client-node" } },
   Interest { type = "metadata", Constraint { "metadata.name", "=", "settings" } }
 }
 -- Every client, filtered in the handler on its full properties (as access-default.lua does):
@@ -85,14 +84,11 @@ clients_om:connect ("object-added", function (_, client)
   vm_clients [id] = capture
   client:update_permissions { ["any"] = "-" }
   client:update_permissions { [id] = "rwx" }
-  for factory in factories_om:iterate () do
-    client:update_permissions { [factory ["bound-id"]] = "r" }
+  for object in readable_om:iterate () do
+    client:update_permissions { [object ["bound-id"]] = "r" }
   end
   for node in nodes_om:iterate () do
     grant_node (client, capture, node)
-  end
-  for settings in settings_om:iterate () do
-    client:update_permissions { [settings ["bound-id"]] = "r" }
   end
   log:notice (client, "VM client " .. id .. " of " ..
       tostring (props ["pipewire.sockhook.domain"]) ..
@@ -159,7 +155,6 @@ SimpleEventHook {
 }:register ()
 
 log:notice ("sockhook's rules for context lends are loaded")
-factories_om:activate ()
-settings_om:activate ()
+readable_om:activate ()
 nodes_om:activate ()
 clients_om:activate ()

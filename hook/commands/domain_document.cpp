@@ -59,12 +59,6 @@ std::string render(const pugi::xml_node& node, bool single_quotes) {
 
 }  // namespace
 
-std::string prefix_of(const pugi::xml_node& node) {
-  std::string_view qname = node.name();
-  auto colon = qname.find(':');
-  return colon == std::string_view::npos ? std::string() : std::string(qname.substr(0, colon));
-}
-
 pugi::xml_node insert_after(pugi::xml_node parent, const pugi::xml_node& ref, const char* name) {
   return insert_beside(parent, ref, name, true);
 }
@@ -263,11 +257,11 @@ void DomainDocument::find_sockets() {
       throw Error("the domain has more than one <sockets> element in " + std::string(kMetadataNs) +
                   "; merge them first");
     sockets_ = el;
-    auto p = prefix_of(el);
+    auto p = prefix_of(el.name());
     // An unprefixed element with a default namespace: our children get a prefix of our own.
     if (!p.empty()) ns_prefix_ = p;
   }
-  if (sockets_ && prefix_of(sockets_).empty())
+  if (sockets_ && prefix_of(sockets_.name()).empty())
     sockets_.append_attribute(("xmlns:" + ns_prefix_).c_str()) = kMetadataNs.data();
 }
 

@@ -39,9 +39,6 @@ bool attr_is(const pugi::xml_node& el, const char* name, std::string_view value)
 pugi::xml_node last_child_with(const pugi::xml_node& parent, const char* name,
                                const char* attribute, std::string_view value);
 
-/// The namespace prefix of `node`'s name ("qemu" for <qemu:env>; "" for none).
-std::string prefix_of(const pugi::xml_node& node);
-
 /// A domain's XML document, parsed for an edit that `save` writes back byte for byte where
 /// nothing changed: whitespace, comments, the declaration and each element's quote style.
 class DomainDocument {

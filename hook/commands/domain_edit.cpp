@@ -338,7 +338,7 @@ class Annotator {
       e.attribute("value").set_value(value.c_str());
       return;
     }
-    auto el = append_element(cl, (prefix_of(cl) + ":env").c_str());
+    auto el = append_element(cl, (std::string(prefix_of(cl.name())) + ":env").c_str());
     el.append_attribute("name") = env.c_str();
     el.append_attribute("value") = value.c_str();
     ed_.record(socket, "qemu-env").append_attribute("name") = env.c_str();

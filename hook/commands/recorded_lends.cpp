@@ -3,7 +3,6 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -11,7 +10,6 @@
 #include <iterator>
 #include <map>
 #include <string_view>
-#include <tuple>
 
 #include "base/error.hpp"
 #include "execute/executor.hpp"
@@ -34,6 +32,11 @@ LendStatus status_of(const Journal& j, const JournalSocket& s) {
           h.why,    h.proxy_pid, h.holder_pid};
 }
 
+/// The journal of `uuid`, or nullopt if it has none or it cannot be read.
+std::optional<Journal> load_or_none(const JournalStore& store, const std::string& uuid) {
+  return value_or_none([&] { return store.load(uuid); }).value_or(std::nullopt);
+}
+
 /// The journals' UUIDs whose domain name or UUID is `domain`.
 std::vector<std::string> matching(const JournalStore& store, const std::string& domain) {
   std::vector<std::string> out;
@@ -42,10 +45,7 @@ std::vector<std::string> matching(const JournalStore& store, const std::string& 
       out.push_back(uuid);
       continue;
     }
-    try {
-      if (auto j = store.load(uuid); j && j->domain == domain) out.push_back(uuid);
-    } catch (const Error&) {
-    }
+    if (auto j = load_or_none(store, uuid); j && j->domain == domain) out.push_back(uuid);
   }
   // A UUID with no journal may still have a lock file from a hook killed before its first
   // journal write: releasing it removes that.
@@ -68,19 +68,6 @@ std::vector<std::string> orphan_locks(const JournalStore& store) {
 
 /// How long cleanup --stale waits for libvirt to say whether a domain is being started.
 constexpr int kLibvirtAnswerMs = 3000;
-
-/// Which journal file a UUID has now: inode and change time, or none. A prepare rewrites the
-/// journal (a new inode, write_file_atomic) or removes it, so a different identity means that
-/// a hook of the domain ran since it was taken.
-using JournalIdentity = std::optional<std::tuple<dev_t, ino_t, long long, long long>>;
-JournalIdentity journal_identity(const JournalStore& store, const std::string& uuid) {
-  struct stat st {};
-  if (!store.exists() ||
-      ::fstatat(store.dir().get(), (uuid + ".xml").c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0)
-    return std::nullopt;
-  return std::tuple{st.st_dev, st.st_ino, static_cast<long long>(st.st_ctim.tv_sec),
-                    static_cast<long long>(st.st_ctim.tv_nsec)};
-}
 
 /// Why `activity` keeps a domain whose QEMU does not run from being stale ("" if it does not).
 std::string starting_because(DomainActivity activity) {
@@ -126,7 +113,7 @@ LendsDone cleanup_lends(const ExecContext& ctx, const std::string& domain, bool 
   LendsDone out;
   JournalStore store(ctx.paths, false);
   std::vector<std::string> uuids;
-  std::map<std::string, JournalIdentity> seen;
+  std::map<std::string, std::optional<JournalVersion>> seen;
   if (stale) {
     std::vector<std::string> candidates;
     for (const auto& uuid : store.uuids())
@@ -138,7 +125,7 @@ LendsDone cleanup_lends(const ExecContext& ctx, const std::string& domain, bool 
     // while a hook waits for our lock must not wait on us asking libvirt. What the journal is
     // now is noted first, and checked again under the lock: a prepare that came after libvirt
     // answered has rewritten it.
-    for (const auto& uuid : candidates) seen[uuid] = journal_identity(store, uuid);
+    for (const auto& uuid : candidates) seen[uuid] = store.version(uuid);
     auto activity = domain_activity(candidates, kLibvirtAnswerMs);
     for (std::size_t i = 0; i < candidates.size(); ++i) {
       const auto& uuid = candidates[i];
@@ -147,11 +134,8 @@ LendsDone cleanup_lends(const ExecContext& ctx, const std::string& domain, bool 
         uuids.push_back(uuid);
         continue;
       }
-      std::string name = uuid;
-      try {
-        if (auto j = store.load(uuid)) name = j->domain;
-      } catch (const Error&) {
-      }
+      auto j = load_or_none(store, uuid);
+      const std::string& name = j ? j->domain : uuid;
       out.starting.push_back(uuid + ": left alone: " + name + " is starting (" + why + ")");
     }
   } else {
@@ -168,8 +152,7 @@ LendsDone cleanup_lends(const ExecContext& ctx, const std::string& domain, bool 
       // its lends undone, or ran to the end and had them undone under its running QEMU.
       auto forgotten = out.forgotten.size();
       auto done = execute_release_if_stale(
-          uuid, ctx,
-          [&] { return !qemu_running(uuid) && journal_identity(store, uuid) == seen[uuid]; },
+          uuid, ctx, [&] { return !qemu_running(uuid) && store.version(uuid) == seen[uuid]; },
           forget, out.forgotten);
       if (!done) {
         out.busy.push_back(uuid);
@@ -208,22 +191,25 @@ LendsDone refresh_lends(const ExecContext& ctx, const std::string& domain, const
   JournalStore store(ctx.paths, false);
   LendsDone out;
   for (const auto& uuid : matching(store, domain)) {
+    // This domain's journal only: reconnect runs once per domain, and each socket's health
+    // resolves its source in a child of its own.
     std::vector<std::string> names, proxies;
-    for (const auto& st : lend_status(ctx.paths)) {
-      if (st.uuid != uuid || st.health == "ok") continue;
-      auto method = parse_method(st.method);
-      if (method == Method::kBind) names.push_back(st.socket);
-      // A dead context holder is restarted as a dead proxy is (execute_reconnect).
-      if (method && traits(*method).served) proxies.push_back(st.socket);
-    }
+    if (auto j = load_or_none(store, uuid))
+      for (const auto& s : j->sockets) {
+        if (health_of(*j, s).health == "ok") continue;
+        if (s.method == Method::kBind) names.push_back(s.name);
+        // A dead context holder is restarted as a dead proxy is (execute_reconnect).
+        if (traits(s.method).served) proxies.push_back(s.name);
+      }
     if (!proxies.empty() && dead == DeadProxies::kRestart) {
       // The same restart as reconnect's, under the same policy check (S5).
       auto problems = execute_reconnect(uuid, ctx, policy);
       out.problems.insert(out.problems.end(), problems.begin(), problems.end());
-      for (const auto& st : lend_status(ctx.paths))
-        if (st.uuid == uuid && st.health == "ok" &&
-            std::find(proxies.begin(), proxies.end(), st.socket) != proxies.end())
-          out.done.push_back(st.socket);
+      if (auto j = load_or_none(store, uuid))
+        for (const auto& s : j->sockets)
+          if (std::find(proxies.begin(), proxies.end(), s.name) != proxies.end() &&
+              health_of(*j, s).health == "ok")
+            out.done.push_back(s.name);
     }
     if (names.empty()) continue;
     auto problems = execute_refresh(uuid, ctx, names, policy);

@@ -92,11 +92,27 @@ using DomainPtr = std::unique_ptr<virDomain, DomainFree>;
 struct Virt::Impl {
   virConnectPtr conn = nullptr;
 
+  /// The domain `id` (a name or UUID), or null if libvirt has no such domain. Throws Error if
+  /// libvirt could not say.
+  DomainPtr find(const std::string& id) {
+    DomainPtr d(is_valid_uuid(id) ? api().lookup_by_uuid(conn, id.c_str())
+                                  : api().lookup_by_name(conn, id.c_str()));
+    if (!d && api().last_error_code() != VIR_ERR_NO_DOMAIN) fail("cannot find domain '" + id + "'");
+    return d;
+  }
+
+  /// The domain `id`. Throws Error if there is none, or libvirt could not say.
   DomainPtr lookup(const std::string& id) {
-    virDomainPtr d = is_valid_uuid(id) ? api().lookup_by_uuid(conn, id.c_str())
-                                       : api().lookup_by_name(conn, id.c_str());
+    auto d = find(id);
     if (!d) fail("cannot find domain '" + id + "'");
-    return DomainPtr(d);
+    return d;
+  }
+
+  /// True if the domain `d` (`id`) runs.
+  static bool active(virDomainPtr d, const std::string& id) {
+    int r = api().is_active(d);
+    if (r < 0) fail("cannot tell whether '" + id + "' runs");
+    return r == 1;
   }
 
   /// The domain's XML with `flags`; `what` names it in the error ("the XML").
@@ -147,22 +163,12 @@ void Virt::define(const std::string& xml) {
   api().domain_free(d);
 }
 
-bool Virt::is_active(const std::string& id) {
-  auto d = impl_->lookup(id);
-  int r = api().is_active(d.get());
-  if (r < 0) fail("cannot tell whether '" + id + "' runs");
-  return r == 1;
-}
+bool Virt::is_active(const std::string& id) { return Impl::active(impl_->lookup(id).get(), id); }
 
 std::optional<bool> Virt::active_if_defined(const std::string& uuid) {
-  DomainPtr d(api().lookup_by_uuid(impl_->conn, uuid.c_str()));
-  if (!d) {
-    if (api().last_error_code() == VIR_ERR_NO_DOMAIN) return std::nullopt;
-    fail("cannot find domain '" + uuid + "'");
-  }
-  int r = api().is_active(d.get());
-  if (r < 0) fail("cannot tell whether '" + uuid + "' runs");
-  return r == 1;
+  auto d = impl_->find(uuid);
+  if (!d) return std::nullopt;
+  return Impl::active(d.get(), uuid);
 }
 
 std::vector<std::string> Virt::autostarted() {
@@ -208,21 +214,19 @@ namespace {
 /// In a child of domain_activity: asks libvirt about `uuid` and writes the answer, one
 /// letter at a time, to `out` (see activity_from_answer).
 int answer_about(int out, const std::string& uri, const std::string& uuid) {
+  // Safe: libvirt, not async-signal-safe, is fine in this fork_child child: cleanup has no threads.
   auto say = [out](char c) { return ::write(out, &c, 1) == 1; };
-  std::unique_ptr<Virt> virt;
-  try {
-    virt = std::make_unique<Virt>(uri);
-    virt->version();  // a call that names no domain: libvirt answers the connection
-  } catch (const Error&) {
-    return say('n') ? 0 : 1;
-  }
+  auto virt = attempt([&] {
+    auto v = std::make_unique<Virt>(uri);
+    v->version();  // a call that names no domain: libvirt answers the connection
+    return v;
+  });
+  if (!virt) return say('n') ? 0 : 1;
   if (!say('c')) return 1;
-  try {
-    auto active = virt->active_if_defined(uuid);
-    return say(!active ? 'u' : *active ? 'a' : 'i') ? 0 : 1;
-  } catch (const Error&) {
-    return say('e') ? 0 : 1;
-  }
+  auto active = attempt([&] { return (*virt.value)->active_if_defined(uuid); });
+  if (!active) return say('e') ? 0 : 1;
+  const auto& defined = *active.value;
+  return say(!defined ? 'u' : *defined ? 'a' : 'i') ? 0 : 1;
 }
 
 /// One child of domain_activity.

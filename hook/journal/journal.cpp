@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <linux/openat2.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <sstream>
@@ -230,6 +231,13 @@ std::vector<std::string> JournalStore::uuids() const {
     if (is_valid_uuid(uuid)) out.push_back(uuid);
   }
   return out;
+}
+
+std::optional<JournalVersion> JournalStore::version(const std::string& uuid) const {
+  struct stat st {};
+  if (!dir_ || ::fstatat(dir_.get(), (uuid + ".xml").c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0)
+    return std::nullopt;
+  return JournalVersion{inode_of(st), st.st_ctim.tv_sec, st.st_ctim.tv_nsec};
 }
 
 }  // namespace sockhook

@@ -12,6 +12,7 @@
 #include "model/domain_xml.hpp"
 #include "plan/step.hpp"
 #include "sys/fd.hpp"
+#include "sys/resolve.hpp"
 
 namespace sockhook {
 
@@ -56,6 +57,16 @@ Journal journal_from_xml(std::string_view xml);
 std::string to_hex(std::string_view bytes);
 std::string from_hex(std::string_view hex);
 
+/// Which journal file a UUID has: its inode and change time. A prepare rewrites the journal (a
+/// new inode, write_file_atomic) or removes it, so another version means that a hook of the
+/// domain ran in between.
+struct JournalVersion {
+  InodeId inode;
+  long long ctime_sec = 0;
+  long long ctime_nsec = 0;
+  bool operator==(const JournalVersion&) const = default;
+};
+
 /// The root-only state directory, holding journals and locks.
 class JournalStore {
  public:
@@ -77,6 +88,8 @@ class JournalStore {
   void remove(const std::string& uuid) const;
   /// The UUIDs that have a journal, sorted.
   std::vector<std::string> uuids() const;
+  /// The version of `uuid`'s journal file now, or nullopt if it has none.
+  std::optional<JournalVersion> version(const std::string& uuid) const;
 
  private:
   Fd dir_;

@@ -9,6 +9,8 @@ namespace sockhook {
 
 /// The part of a qualified XML name after the colon ("sockhook:socket" → "socket").
 std::string_view local_name(std::string_view qname);
+/// The part of a qualified XML name before the colon ("qemu:env" → "qemu"; "" for none).
+std::string_view prefix_of(std::string_view qname);
 
 /// The namespace URI that applies to `node`, found by walking up to the nearest xmlns
 /// declaration for its prefix (pugixml does not resolve namespaces itself). Elements are

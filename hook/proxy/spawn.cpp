@@ -104,7 +104,7 @@ ProxyProcess spawn_proxy(const std::string& exe, Fd listen_fd, const ProxyOption
 
 ProxyProcess spawn_as_owner(const std::string& exe, Fd listen_fd, std::vector<std::string> args,
                             uid_t owner_uid, gid_t owner_gid, const std::string& what,
-                            const RecordProxy& record, const Fd& report_fd) {
+                            const RecordProxy& record, const Fd& fd4) {
   if (owner_uid == 0 || owner_gid == 0)
     throw Error("cannot start " + what + ": it never runs as root");
   // Everything the child needs is prepared here: between fork and exec it only makes
@@ -127,15 +127,16 @@ ProxyProcess spawn_as_owner(const std::string& exe, Fd listen_fd, std::vector<st
 
   // fork_child: /dev/null as fds 0-2 (libvirt waits until every copy of the hook's stdout and
   // stderr is closed, so inheriting them would hang the VM start), the listening socket as 3,
-  // the holder's report descriptor as 4, then our error pipe and the go-ahead; every other
-  // descriptor is closed before anything else runs, so the child never holds the domain's
-  // lock, not even while it waits for the go-ahead or its owner stops it before exec. Until
-  // the drop below it also dies with the hook.
-  const int extra = report_fd ? 1 : 0;
+  // `fd4` if given as 4 (the holder's report pipe, or the context socket a proxy connects
+  // through), then our error pipe and the go-ahead; every other descriptor is closed before
+  // anything else runs, so the child never holds the domain's lock, not even while it waits for
+  // the go-ahead or its owner stops it before exec. Until the drop below it also dies with the
+  // hook.
+  const int extra = fd4 ? 1 : 0;
   const pid_t pid =
-      report_fd ? fork_child(devnull.get(),
-                             {listen_fd.get(), report_fd.get(), report_write.get(), go_wait.get()})
-                : fork_child(devnull.get(), {listen_fd.get(), report_write.get(), go_wait.get()});
+      fd4 ? fork_child(devnull.get(),
+                       {listen_fd.get(), fd4.get(), report_write.get(), go_wait.get()})
+          : fork_child(devnull.get(), {listen_fd.get(), report_write.get(), go_wait.get()});
   if (pid < 0) throw_errno("cannot fork the proxy");
   if (pid == 0) {
     const int report = 4 + extra;

@@ -51,11 +51,11 @@ ProxyProcess spawn_proxy(const std::string& exe, Fd listen_fd, const ProxyOption
 /// `listen_fd` (as fd 3) and /dev/null on 0, 1 and 2, waits as root for `record`, drops to the
 /// owner with the same hardening, and execs `exe` with `args` (args[0] is the program name).
 /// `what` names the process in errors ("the proxy for win11/pipewire"). The same bounded waits.
-/// A valid `report_fd` becomes the child's fd 4 (how a child says whether it got going, or
-/// what a proxy connects through).
+/// A valid `fd4` is a descriptor the child gets as fd 4: the holder's report pipe, or the
+/// context socket a proxy connects through.
 ProxyProcess spawn_as_owner(const std::string& exe, Fd listen_fd, std::vector<std::string> args,
                             uid_t owner_uid, gid_t owner_gid, const std::string& what,
-                            const RecordProxy& record = {}, const Fd& report_fd = Fd());
+                            const RecordProxy& record = {}, const Fd& fd4 = Fd());
 
 /// Stops a proxy through its pidfd: SIGTERM, a wait of up to 2 s, then SIGKILL. Reaps it
 /// if it is our child. Harmless if it already exited.
