@@ -180,6 +180,7 @@ except OSError as e:
 
 SNAP_UIDS=("$SH_UID")  # QEMU's stand-ins come and go; the owner's processes must not change
 host_snapshot >"$TMP/before"
+syslog_listen  # before the proxy starts: its refusals go to syslog
 
 say "plan: method context, what the VM will see"
 domain_xml no >"$TMP/ctx.xml"
@@ -229,10 +230,21 @@ check "... access 'sockhook', domain ctx, and the proxy as its peer" \
     bash -c "grep -q '\"pipewire.access\": \"sockhook\"' <<<\"\$1\" && grep -q '\"pipewire.sockhook.domain\": \"ctx\"' <<<\"\$1\" && grep -q '\"pipewire.sec.pid\": ${PP:-x}' <<<\"\$1\"" _ "$props"
 
 say "another VM's QEMU, and QEMU's uid in no VM, through this VM's lend"
+# A process must be placeable in domain 78's cgroup, or pw-play's failure would say nothing.
+in_domain_cgroup 78 true || die "cannot place a process in domain 78's cgroup"
+cgroup_root=$(cgroup2_root)
 for who in 78 none; do
+    if [[ $who == none ]]; then
+        where="no VM's cgroup" cg=$(sed -n 's/^0:://p' /proc/self/cgroup)
+    else
+        where="domain $who's cgroup" cg=$(domain_cgroup "$who") cg=${cg#"$cgroup_root"}
+    fi
     rc=0; as_qemu_in "$who" timeout 10 pw-play "$TMP/tone.wav" >"$TMP/other.out" 2>&1 || rc=$?
-    check "QEMU's uid in $([[ $who == none ]] && echo "no VM's cgroup" || echo "domain $who's cgroup") is refused by the proxy: pw-play fails (exit $rc: $(tr '\n' ' ' <"$TMP/other.out" | head -c 120))" \
-        test "$rc" -ne 0
+    # 99: in_domain_cgroup could not place it, so the proxy never saw it.
+    check "QEMU's uid in $where is refused by the proxy: pw-play fails (exit $rc: $(tr '\n' ' ' <"$TMP/other.out" | head -c 120))" \
+        test "$rc" -ne 0 -a "$rc" -ne 99
+    check "... and the proxy logs the refusal once, naming QEMU's uid and that cgroup ($cg)" \
+        logged_once "uid $QEMU_UID cgroup $cg: not in this VM's cgroup"
 done
 
 say "what the VM sees, while the owner plays into the sink"
