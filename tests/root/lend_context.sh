@@ -310,12 +310,15 @@ st=$("$SOCKHOOK" status 2>&1 || true)
 check "a dead proxy in front of a live holder is reported by status" \
     bash -c 'grep -q "the proxy is not running" <<<"$1" && ! grep -q "holder is not running" <<<"$1"' _ "$st"
 rc=0; hook ctx reconnect begin "$(domain_xml yes)" || rc=$?
-check "reconnect starts the proxy alone (the holder $NHP stays)" \
-    test "$rc" -eq 0 -a "$(holder_pid)" = "$NHP" -a -n "$(proxy_pid)"
+RPP=$(proxy_pid)
+check "reconnect starts the proxy alone (the holder $NHP stays; a new proxy ${RPP:-none}, not $PP)" \
+    test "$rc" -eq 0 -a -n "$NHP" -a "$(holder_pid)" = "$NHP" -a -n "$RPP" -a "$RPP" != "$PP"
 n=$(record_as_qemu after-proxy-reconnect)
 check "the VM records through the lend again (got $n)" test "$n" -gt 0
-kill -KILL "$(holder_pid)" "$(proxy_pid)" 2>/dev/null || true
-wait_until 5 bash -c "test -z \"\$(pgrep -u $SH_UID -x sockhook-contex)\"" || true
+KHP=$(holder_pid) KPP=$(proxy_pid)
+kill -KILL "${KHP:-none}" "${KPP:-none}" 2>/dev/null || true
+check "the killed holder (${KHP:-none}) and proxy (${KPP:-none}) are gone" \
+    wait_until 10 bash -c "test -n '$KHP' -a -n '$KPP' && ! kill -0 ${KHP:-0} 2>/dev/null && ! kill -0 ${KPP:-0} 2>/dev/null"
 st=$("$SOCKHOOK" status 2>&1 || true)
 check "both dead: status reports each" \
     bash -c 'grep -q "the context.s holder is not running.*; the proxy is not running" <<<"$1"' _ "$st"
