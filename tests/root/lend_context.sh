@@ -164,19 +164,9 @@ for o in (json.loads(data) if data.strip() else []):
         print(json.dumps({k: v for k, v in p.items() if k.startswith("pipewire.")}, sort_keys=True))
 '
 }
-holder_pid() { pgrep -u "$SH_UID" -x sockhook-contex | head -n1 || true; }
+holder_pid() { context_holder_pid "$SH_UID" sockhook-contex; }
 # proxy_pid : the proxy in front of the context (it serves only domain 77's QEMU).
-proxy_pid() { pgrep -u "$SH_UID" -f "^sockhook proxy .*--peer-domain 77:" | head -n1 || true; }
-# connect_errno PATH : as QEMU's user in its VM, what connect() to PATH says ("ok" or errno).
-connect_errno() {
-    as_qemu "$py" -c '
-import errno, socket, sys
-s = socket.socket(socket.AF_UNIX)
-try:
-    s.connect(sys.argv[1]); print("ok")
-except OSError as e:
-    print(errno.errorcode.get(e.errno, e.errno))' "$1"
-}
+proxy_pid() { context_proxy_pid "$SH_UID" 77; }
 
 SNAP_UIDS=("$SH_UID")  # QEMU's stand-ins come and go; the owner's processes must not change
 host_snapshot >"$TMP/before"
@@ -204,7 +194,7 @@ PP=$(proxy_pid)
 check "a proxy runs as $SH_USER in front of it, serving only domain 77's QEMU" test -n "$PP"
 check "the context socket is $SH_USER's, 0600" \
     test "$(stat -c '%U %a %F' "$L/pipewire-0.context" 2>/dev/null)" = "$SH_USER 600 socket"
-e=$(connect_errno "$L/pipewire-0.context")
+e=$(connect_errno "$L/pipewire-0.context" as_qemu)
 check "QEMU's user cannot connect to the context socket itself (connect: $e)" test "$e" = EACCES
 st=$("$SOCKHOOK" status 2>&1 || true)
 show "$st"

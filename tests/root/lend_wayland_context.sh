@@ -90,19 +90,9 @@ lend_plan() {
     lend_domain "$NAME" "$U" "wayland:$1" >"$TMP/dom.xml"
     "$SOCKHOOK" plan --plugin-dir "$etc/plugins" --policy "$etc/policy.conf" "$TMP/dom.xml" 2>&1 || true
 }
-holder_pid() { pgrep -u "$lend_uid" -x sockhook-waylan | head -n1 || true; }
+holder_pid() { context_holder_pid "$lend_uid" sockhook-waylan; }
 # proxy_pid : the proxy in front of the context (it serves only domain $lend_id's QEMU).
-proxy_pid() { pgrep -u "$lend_uid" -f "^sockhook proxy .*--peer-domain $lend_id:" | head -n1 || true; }
-# connect_errno PATH : as QEMU's user in its VM, what connect() to PATH says ("ok" or errno).
-connect_errno() {
-    lend_as_qemu "$py" -c '
-import errno, socket, sys
-s = socket.socket(socket.AF_UNIX)
-try:
-    s.connect(sys.argv[1]); print("ok")
-except OSError as e:
-    print(errno.errorcode.get(e.errno, e.errno))' "$1"
-}
+proxy_pid() { context_proxy_pid "$lend_uid" "$lend_id"; }
 
 host_snapshot >"$TMP/before"
 
@@ -145,7 +135,7 @@ PP=$(proxy_pid)
 check "a proxy runs as $lend_user in front of it, serving only domain $lend_id's QEMU" test -n "$PP"
 check "the context socket is $lend_user's, 0600" \
     test "$(stat -c '%u %a %F' "$L/wayland-0.context" 2>/dev/null)" = "$lend_uid 600 socket"
-e=$(connect_errno "$L/wayland-0.context")
+e=$(connect_errno "$L/wayland-0.context" lend_as_qemu)
 check "QEMU's user cannot connect to the context socket itself (connect: $e)" test "$e" = EACCES
 st=$("$SOCKHOOK" status 2>&1 || true)
 show "$st"
@@ -232,7 +222,8 @@ check "status reports the dead holder" \
 rc=0; lend_hook "$NAME" release end "$x" || rc=$?
 check "release after the compositor ended succeeds, and leaves no journal" \
     test "$rc" -eq 0 -a ! -e "/run/sockhook/state/$U.xml"
-check "... no holder and no proxy left" wait_until 5 bash -c "test -z \"\$(pgrep -u $lend_uid -x sockhook-waylan)\" -a -z \"\$(pgrep -u $lend_uid -f '^sockhook proxy ')\""
+none_running() { [[ -z $(holder_pid) && -z $(proxy_pid) ]]; }
+check "... no holder and no proxy left" wait_until 5 none_running
 check "... and no lend directory" test ! -e "$L"
 same_host "$TMP/before-sway-ends" "release after the compositor ended"
 SNAP_SED=
