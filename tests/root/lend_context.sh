@@ -190,8 +190,10 @@ check "the lend socket is QEMU's, 0600" \
     test "$(stat -c '%U %a %F' "$L/pipewire-0" 2>/dev/null)" = "libvirt-qemu 600 socket"
 HP=$(holder_pid)
 check "the holder runs as $SH_USER" test -n "$HP"
+check "... and it is this lend's: the journal records its pid (${HP:-none})" journal_has_pid "$U" "$HP"
 PP=$(proxy_pid)
 check "a proxy runs as $SH_USER in front of it, serving only domain 77's QEMU" test -n "$PP"
+check "... and it is this lend's: the journal records its pid (${PP:-none})" journal_has_pid "$U" "$PP"
 check "the context socket is $SH_USER's, 0600" \
     test "$(stat -c '%U %a %F' "$L/pipewire-0.context" 2>/dev/null)" = "$SH_USER 600 socket"
 e=$(connect_errno "$L/pipewire-0.context" as_qemu)

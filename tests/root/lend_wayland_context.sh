@@ -131,8 +131,10 @@ check "the lend socket is QEMU's, 0600" \
     test "$(stat -c '%u %a %F' "$L/wayland-0" 2>/dev/null)" = "$qemu_uid 600 socket"
 HP=$(holder_pid)
 check "sockhook-wayland-holder runs as $lend_user" test -n "$HP"
+check "... and it is this lend's: the journal records its pid (${HP:-none})" journal_has_pid "$U" "$HP"
 PP=$(proxy_pid)
 check "a proxy runs as $lend_user in front of it, serving only domain $lend_id's QEMU" test -n "$PP"
+check "... and it is this lend's: the journal records its pid (${PP:-none})" journal_has_pid "$U" "$PP"
 check "the context socket is $lend_user's, 0600" \
     test "$(stat -c '%u %a %F' "$L/wayland-0.context" 2>/dev/null)" = "$lend_uid 600 socket"
 e=$(connect_errno "$L/wayland-0.context" lend_as_qemu)

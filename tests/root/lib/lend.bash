@@ -201,6 +201,9 @@ context_holder_pid() { pgrep -u "$1" -x "$2" | head -n1 || true; }
 # context_proxy_pid UID DOMAIN_ID : the proxy in front of a context that runs as UID and serves
 # only domain DOMAIN_ID's QEMU ("" if none).
 context_proxy_pid() { pgrep -u "$1" -f "^sockhook proxy .*--peer-domain $2:" | head -n1 || true; }
+# journal_has_pid UUID PID : the journal of the lend to UUID records a process PID (a proxy
+# or a holder, both kind="proxy"): PID is this lend's, not some other process of the owner's.
+journal_has_pid() { [[ -n $2 ]] && grep -Eq "[[:space:]]pid=[\"']$2[\"']" "/run/sockhook/state/$1.xml"; }
 # connect_errno PATH RUNNER... : what connect() to PATH says ("ok" or the errno's name) to a
 # process that RUNNER starts (e.g. as QEMU's user in its VM).
 connect_errno() {
