@@ -401,27 +401,30 @@ uint64_t cpu_ns(pid_t pid) {
 /// The proxy's CPU nanoseconds per byte for a stream of 60 KB writes to the sink, each followed
 /// (`with_fds`) by a one-byte write that carries a memfd (issue 22: descriptors after 60 KB).
 /// The stream begins with a descriptor, so that the direction has carried one before.
+/// kFailed when the stream did not go through (never a figure: the report says "failed").
+constexpr double kFailed = -1;
 double proxy_ns_per_byte(const std::string& path, pid_t proxy, int writes, bool with_fds) {
   Fd fd = connect_to(path);
-  if (!fd || !write_all(fd.get(), "S", 1)) return 0;
+  if (!fd || !write_all(fd.get(), "S", 1)) return kFailed;
   Fd memfd(memfd_create("bench", MFD_CLOEXEC));
   const int raw = memfd.get();
   auto send_fd = [&] {
     return sockhook::send_with_control(fd.get(), "f", SCM_RIGHTS, &raw, sizeof raw, MSG_NOSIGNAL) ==
            1;
   };
-  if (!send_fd()) return 0;
+  if (!send_fd()) return kFailed;
   std::vector<char> chunk(60 * 1024, 'd');
   const uint64_t before = cpu_ns(proxy);
   uint64_t bytes = 1;
   for (int i = 0; i < writes; ++i) {
-    if (!write_all(fd.get(), chunk.data(), chunk.size()) || (with_fds && !send_fd())) return 0;
+    if (!write_all(fd.get(), chunk.data(), chunk.size()) || (with_fds && !send_fd()))
+      return kFailed;
     bytes += chunk.size() + (with_fds ? 1 : 0);
   }
   shutdown(fd.get(), SHUT_WR);
   uint64_t arrived = 0;  // the sink's count: everything went through the proxy
   if (!read_all(fd.get(), reinterpret_cast<char*>(&arrived), sizeof arrived) || arrived != bytes)
-    return 0;
+    return kFailed;
   return static_cast<double>(cpu_ns(proxy) - before) / static_cast<double>(bytes);
 }
 
@@ -600,8 +603,19 @@ void print(const nlohmann::json& r) {
       p["scm_rights"].get<bool>() ? "yes" : "no", s["scm_rights"].get<bool>() ? "yes" : "no");
   const double plain = p["cpu_ns_per_byte_plain"].get<double>();
   const double fds = p["cpu_ns_per_byte_fd_after_60k"].get<double>();
-  std::printf("%-24s %12s %12.3f  (plain stream %.3f: %.2fx)\n", "proxy CPU ns/B, fd/60KB", "", fds,
-              plain, plain > 0 ? fds / plain : 0.0);
+  // A failed measurement is kFailed (< 0): say so rather than print it like a tiny figure.
+  auto figure = [](double v, bool as_ratio) -> std::string {
+    if (v < 0) return "failed";
+    char text[32];
+    if (as_ratio)
+      std::snprintf(text, sizeof text, "%.2fx", v);
+    else
+      std::snprintf(text, sizeof text, "%.3f", v);
+    return text;
+  };
+  const std::string ratio = plain > 0 && fds >= 0 ? figure(fds / plain, true) : "-";
+  std::printf("%-24s %12s %12s  (plain stream %s: %s)\n", "proxy CPU ns/B, fd/60KB", "",
+              figure(fds, false).c_str(), figure(plain, false).c_str(), ratio.c_str());
 }
 
 }  // namespace

@@ -303,6 +303,9 @@ define_domain "$J" UJ "s|<sound model='ich9'/>|<sound model='ac97'/>|"
 annotate_ok "$J" --plugin jack --owner "$SH_USER" --method context
 host_snapshot >"$BEFORE"
 say "jack through a context: a JACK client as QEMU's user plays, and records nothing"
+# libvirt appends to the domain's log on every start: only what this start adds counts.
+qemu_log=/var/log/libvirt/qemu/$J.log
+log_start=$(stat -c %s "$qemu_log" 2>/dev/null || echo 0)
 if started "$J"; then
     QJ=$(qemu_pid "$J")
     # QEMU asks PipeWire's libjack for the rate right after jack_client_open, before
@@ -313,7 +316,9 @@ if started "$J"; then
     # Every rate QEMU configured must be the owner's server's.
     server_rate=$("$DESKTOP" as-user pw-metadata -n settings 0 clock.rate 2>/dev/null |
         sed -n "s/.*key:'clock.rate' value:'\([0-9]*\)'.*/\1/p" | head -n1)
-    qemu_rates() { grep -o 'JACK [a-z]* configured for -\?[0-9]*Hz' "/var/log/libvirt/qemu/$J.log" 2>/dev/null; }
+    qemu_rates() {
+        tail -c +$((log_start + 1)) "$qemu_log" 2>/dev/null | grep -o 'JACK [a-z]* configured for -\?[0-9]*Hz'
+    }
     rates_are_servers() {
         local r
         r=$(qemu_rates) || return 1

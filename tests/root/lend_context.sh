@@ -164,22 +164,13 @@ for o in (json.loads(data) if data.strip() else []):
         print(json.dumps({k: v for k, v in p.items() if k.startswith("pipewire.")}, sort_keys=True))
 '
 }
-holder_pid() { pgrep -u "$SH_UID" -x sockhook-contex | head -n1 || true; }
+holder_pid() { context_holder_pid "$SH_UID" sockhook-contex; }
 # proxy_pid : the proxy in front of the context (it serves only domain 77's QEMU).
-proxy_pid() { pgrep -u "$SH_UID" -f "^sockhook proxy .*--peer-domain 77:" | head -n1 || true; }
-# connect_errno PATH : as QEMU's user in its VM, what connect() to PATH says ("ok" or errno).
-connect_errno() {
-    as_qemu "$py" -c '
-import errno, socket, sys
-s = socket.socket(socket.AF_UNIX)
-try:
-    s.connect(sys.argv[1]); print("ok")
-except OSError as e:
-    print(errno.errorcode.get(e.errno, e.errno))' "$1"
-}
+proxy_pid() { context_proxy_pid "$SH_UID" 77; }
 
 SNAP_UIDS=("$SH_UID")  # QEMU's stand-ins come and go; the owner's processes must not change
 host_snapshot >"$TMP/before"
+syslog_listen  # before the proxy starts: its refusals go to syslog
 
 say "plan: method context, what the VM will see"
 domain_xml no >"$TMP/ctx.xml"
@@ -199,11 +190,13 @@ check "the lend socket is QEMU's, 0600" \
     test "$(stat -c '%U %a %F' "$L/pipewire-0" 2>/dev/null)" = "libvirt-qemu 600 socket"
 HP=$(holder_pid)
 check "the holder runs as $SH_USER" test -n "$HP"
+check "... and it is this lend's: the journal records its pid (${HP:-none})" journal_has_pid "$U" "$HP"
 PP=$(proxy_pid)
 check "a proxy runs as $SH_USER in front of it, serving only domain 77's QEMU" test -n "$PP"
+check "... and it is this lend's: the journal records its pid (${PP:-none})" journal_has_pid "$U" "$PP"
 check "the context socket is $SH_USER's, 0600" \
     test "$(stat -c '%U %a %F' "$L/pipewire-0.context" 2>/dev/null)" = "$SH_USER 600 socket"
-e=$(connect_errno "$L/pipewire-0.context")
+e=$(connect_errno "$L/pipewire-0.context" as_qemu)
 check "QEMU's user cannot connect to the context socket itself (connect: $e)" test "$e" = EACCES
 st=$("$SOCKHOOK" status 2>&1 || true)
 show "$st"
@@ -229,10 +222,21 @@ check "... access 'sockhook', domain ctx, and the proxy as its peer" \
     bash -c "grep -q '\"pipewire.access\": \"sockhook\"' <<<\"\$1\" && grep -q '\"pipewire.sockhook.domain\": \"ctx\"' <<<\"\$1\" && grep -q '\"pipewire.sec.pid\": ${PP:-x}' <<<\"\$1\"" _ "$props"
 
 say "another VM's QEMU, and QEMU's uid in no VM, through this VM's lend"
+# A process must be placeable in domain 78's cgroup, or pw-play's failure would say nothing.
+in_domain_cgroup 78 true || die "cannot place a process in domain 78's cgroup"
+cgroup_root=$(cgroup2_root)
 for who in 78 none; do
+    if [[ $who == none ]]; then
+        where="no VM's cgroup" cg=$(sed -n 's/^0:://p' /proc/self/cgroup)
+    else
+        where="domain $who's cgroup" cg=$(domain_cgroup "$who") cg=${cg#"$cgroup_root"}
+    fi
     rc=0; as_qemu_in "$who" timeout 10 pw-play "$TMP/tone.wav" >"$TMP/other.out" 2>&1 || rc=$?
-    check "QEMU's uid in $([[ $who == none ]] && echo "no VM's cgroup" || echo "domain $who's cgroup") is refused by the proxy: pw-play fails (exit $rc: $(tr '\n' ' ' <"$TMP/other.out" | head -c 120))" \
-        test "$rc" -ne 0
+    # 99: in_domain_cgroup could not place it, so the proxy never saw it.
+    check "QEMU's uid in $where is refused by the proxy: pw-play fails (exit $rc: $(tr '\n' ' ' <"$TMP/other.out" | head -c 120))" \
+        test "$rc" -ne 0 -a "$rc" -ne 99
+    check "... and the proxy logs the refusal once, naming QEMU's uid and that cgroup ($cg)" \
+        logged_once "uid $QEMU_UID cgroup $cg: not in this VM's cgroup"
 done
 
 say "what the VM sees, while the owner plays into the sink"
@@ -298,12 +302,15 @@ st=$("$SOCKHOOK" status 2>&1 || true)
 check "a dead proxy in front of a live holder is reported by status" \
     bash -c 'grep -q "the proxy is not running" <<<"$1" && ! grep -q "holder is not running" <<<"$1"' _ "$st"
 rc=0; hook ctx reconnect begin "$(domain_xml yes)" || rc=$?
-check "reconnect starts the proxy alone (the holder $NHP stays)" \
-    test "$rc" -eq 0 -a "$(holder_pid)" = "$NHP" -a -n "$(proxy_pid)"
+RPP=$(proxy_pid)
+check "reconnect starts the proxy alone (the holder $NHP stays; a new proxy ${RPP:-none}, not $PP)" \
+    test "$rc" -eq 0 -a -n "$NHP" -a "$(holder_pid)" = "$NHP" -a -n "$RPP" -a "$RPP" != "$PP"
 n=$(record_as_qemu after-proxy-reconnect)
 check "the VM records through the lend again (got $n)" test "$n" -gt 0
-kill -KILL "$(holder_pid)" "$(proxy_pid)" 2>/dev/null || true
-wait_until 5 bash -c "test -z \"\$(pgrep -u $SH_UID -x sockhook-contex)\"" || true
+KHP=$(holder_pid) KPP=$(proxy_pid)
+kill -KILL "${KHP:-none}" "${KPP:-none}" 2>/dev/null || true
+check "the killed holder (${KHP:-none}) and proxy (${KPP:-none}) are gone" \
+    wait_until 10 bash -c "test -n '$KHP' -a -n '$KPP' && ! kill -0 ${KHP:-0} 2>/dev/null && ! kill -0 ${KPP:-0} 2>/dev/null"
 st=$("$SOCKHOOK" status 2>&1 || true)
 check "both dead: status reports each" \
     bash -c 'grep -q "the context.s holder is not running.*; the proxy is not running" <<<"$1"' _ "$st"

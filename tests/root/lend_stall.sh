@@ -32,28 +32,12 @@ chmod 644 "$etc/plugins/pulsereq.xml"
 # The never-answering FUSE server: fuse_up and fuse_down (lib/servers.bash, lib/fuse_stall.py).
 on_exit fuse_down
 
-# The hook's warnings go to syslog only. Without a syslog daemon here, a listener on /dev/log
-# (removed at exit) keeps them for the checks; with one, the warning's text is not checked.
-syslog_pid=
-if [[ ! -e /dev/log ]]; then
-  : >"$TMP/syslog"
-  "$py" -c '
-import os, socket, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-s.bind("/dev/log")
-os.chmod("/dev/log", 0o666)
-with open(sys.argv[1], "ab", buffering=0) as out:
-    while True:
-        out.write(s.recv(65536) + b"\n")
-' "$TMP/syslog" &
-  syslog_pid=$!
-  wait_until 5 test -S /dev/log || die "cannot listen on /dev/log"
-fi
-syslog_down() { [[ -z $syslog_pid ]] || { kill "$syslog_pid" 2>/dev/null; wait "$syslog_pid" 2>/dev/null; rm -f /dev/log; }; }
-on_exit syslog_down
+# The hook's warnings go to syslog only: lib/lend.bash's listener keeps them for the checks
+# (with a syslog daemon running, the warning's text is not checked).
+syslog_listen
 # warned TEXT : the hook logged TEXT (ok without a way to tell, saying so).
 warned() {
-  [[ -n $syslog_pid ]] || { say "a syslog daemon runs: the warning's text is not checked"; return 0; }
+  [[ -n $SYSLOG_PID ]] || { say "a syslog daemon runs: the warning's text is not checked"; return 0; }
   grep -q -- "$1" "$TMP/syslog"
 }
 

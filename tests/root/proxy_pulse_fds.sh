@@ -29,14 +29,15 @@ cleanup() {
 }
 desktop_up
 on_exit cleanup
-"$DESKTOP" make-wav "$TMP/tone.wav"
-install -d -m 755 "$TMP/etc/plugins"
-install -m 644 "$REPO"/plugins/*.xml "$TMP/etc/plugins/"
-: >"$TMP/etc/policy.conf"
-chmod 644 "$TMP/etc/policy.conf"
-warm_run_sockhook
+# No set -e here (a failed check goes on): each setup step dies, naming itself, if it fails.
+"$DESKTOP" make-wav "$TMP/tone.wav" || die "setup: cannot make $TMP/tone.wav (desktop.sh make-wav)"
+{ install -d -m 755 "$TMP/etc/plugins" && install -m 644 "$REPO"/plugins/*.xml "$TMP/etc/plugins/" &&
+    : >"$TMP/etc/policy.conf" && chmod 644 "$TMP/etc/policy.conf"; } ||
+    die "setup: cannot install the plugins and policy in $TMP/etc"
+warm_run_sockhook || die "setup: cannot make /run/sockhook and its state directory"
 qemu_home=$TMP/qemu-home
-install -d -m 700 -o libvirt-qemu -g libvirt-qemu "$qemu_home"
+install -d -m 700 -o libvirt-qemu -g libvirt-qemu "$qemu_home" ||
+    die "setup: cannot make QEMU's home $qemu_home"
 
 # as_qemu CMD...: CMD as QEMU's user in the stand-in domain's cgroup, with only $envs.
 as_qemu() {

@@ -195,6 +195,29 @@ lend_hook() {
     printf '%s' "$4" | "$SOCKHOOK" hook --config-dir "$etc" "$1" "$2" "$3" - 2>"$TMP/hook.err"
 }
 
+# context_holder_pid UID COMM : the holder (sockhook-contex, sockhook-waylan: the comm is
+# cut to 15 characters) that runs as UID ("" if none).
+context_holder_pid() { pgrep -u "$1" -x "$2" | head -n1 || true; }
+# context_proxy_pid UID DOMAIN_ID : the proxy in front of a context that runs as UID and serves
+# only domain DOMAIN_ID's QEMU ("" if none).
+context_proxy_pid() { pgrep -u "$1" -f "^sockhook proxy .*--peer-domain $2:" | head -n1 || true; }
+# journal_has_pid UUID PID : the journal of the lend to UUID records a process PID (a proxy
+# or a holder, both kind="proxy"): PID is this lend's, not some other process of the owner's.
+journal_has_pid() { [[ -n $2 ]] && grep -Eq "[[:space:]]pid=[\"']$2[\"']" "/run/sockhook/state/$1.xml"; }
+# connect_errno PATH RUNNER... : what connect() to PATH says ("ok" or the errno's name) to a
+# process that RUNNER starts (e.g. as QEMU's user in its VM).
+connect_errno() {
+    local path=$1
+    shift
+    "$@" "$py" -c '
+import errno, socket, sys
+s = socket.socket(socket.AF_UNIX)
+try:
+    s.connect(sys.argv[1]); print("ok")
+except OSError as e:
+    print(errno.errorcode.get(e.errno, e.errno))' "$path"
+}
+
 # syslog_listen : the hook logs to syslog only. Without a syslog daemon here, a listener on
 # /dev/log (removed at exit) keeps the lines in $TMP/syslog for `logged_once`; with one (or
 # another suite's listener), nothing is kept and logged_once says so.
