@@ -19,9 +19,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <sys/signalfd.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <syslog.h>
 #include <unistd.h>
 
@@ -37,7 +34,14 @@
 #include <pipewire/extensions/security-context.h>
 // clang-format on
 
+#include "holder_life.hpp"
+
 namespace {
+
+using sockhook::holder::connect_to;
+using sockhook::holder::hold_until_stopped;
+using sockhook::holder::report;
+using sockhook::holder::stop_signals;
 
 /// Longest the holder waits for PipeWire to answer one request: an owner's server that
 /// does not answer must not keep the VM's start waiting for ever.
@@ -103,26 +107,6 @@ bool round_trip(Session& s, spa_source* deadline) {
   s.waiting_seq = pw_core_sync(s.core, PW_ID_CORE, 0);
   pw_main_loop_run(s.loop);
   return s.answered && s.error.empty();
-}
-
-/// A stream socket connected to `path`, as this process (the owner).
-int connect_to(const std::string& path) {
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (path.size() >= sizeof addr.sun_path) {
-    errno = ENAMETOOLONG;
-    return -1;
-  }
-  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -1;
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    int err = errno;
-    close(fd);
-    errno = err;
-    return -1;
-  }
-  return fd;
 }
 
 /// Creates the context. Returns the read end of its close_fd, or -1 with `why` set.
@@ -202,13 +186,6 @@ int create_context(const Options& o, std::string& why) {
   return keep;
 }
 
-/// Tells the hook how it went, once, and closes the pipe.
-void report(int fd, const std::string& what) {
-  if (fd < 0) return;
-  (void)!write(fd, what.data(), what.size());
-  close(fd);
-}
-
 bool parse(int argc, char** argv, Options& o) {
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string_view key = argv[i];
@@ -251,16 +228,11 @@ int main(int argc, char** argv) {
   openlog("sockhook", LOG_PID | LOG_NDELAY, LOG_DAEMON);
   // A hook that gave up waiting must not kill us with SIGPIPE before we log why.
   signal(SIGPIPE, SIG_IGN);
-  // The stop signals wait in a signalfd: libpipewire blocks them in its threads anyway.
-  sigset_t stop;
-  sigemptyset(&stop);
-  sigaddset(&stop, SIGTERM);
-  sigaddset(&stop, SIGINT);
-  sigprocmask(SIG_BLOCK, &stop, nullptr);
-  int stop_fd = signalfd(-1, &stop, SFD_CLOEXEC);
+  int stop_fd = stop_signals();
   if (stop_fd < 0) {
-    syslog(LOG_ERR, "context %s: cannot create a signalfd: %s", o.label.c_str(),
-           std::strerror(errno));
+    std::string why = std::string("cannot create a signalfd: ") + std::strerror(errno);
+    syslog(LOG_ERR, "context %s: %s", o.label.c_str(), why.c_str());
+    report(o.report_fd, why);
     return 1;
   }
 
@@ -278,20 +250,7 @@ int main(int argc, char** argv) {
   }
   report(o.report_fd, "ok");
   syslog(LOG_INFO, "context %s: PipeWire serves the lend until this process ends", o.label.c_str());
-  // Until a stop signal, or until PipeWire closes its end of close_fd: the owner's server
-  // ended (a restart, a logout) and the lend with it. Running on then would hide a dead lend
-  // from status; ending lets status say so, and refresh or reconnect start a holder on the
-  // new server.
-  pollfd waits[2] = {{stop_fd, POLLIN, 0}, {hold, POLLIN, 0}};
-  while (poll(waits, 2, -1) < 0 && errno == EINTR) {
-  }
-  if (waits[0].revents == 0 && waits[1].revents != 0) {
-    syslog(LOG_WARNING, "context %s: PipeWire stopped serving the lend (its server ended)",
-           o.label.c_str());
-    close(hold);
-    return 1;
-  }
-  // Closing the read end tells PipeWire to stop serving and to drop the VM's clients.
-  close(hold);
-  return 0;
+  // PipeWire closes its end of close_fd when its server ends; closing ours (the read end)
+  // tells it to stop serving and to drop the VM's clients.
+  return hold_until_stopped(stop_fd, hold, POLLIN, o.label, "PipeWire");
 }

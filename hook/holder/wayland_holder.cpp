@@ -23,9 +23,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <sys/signalfd.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <syslog.h>
 #include <unistd.h>
 
@@ -38,9 +35,15 @@
 
 #include <wayland-client.h>
 
+#include "holder_life.hpp"
 #include "security-context-v1-client-protocol.h"
 
 namespace {
+
+using sockhook::holder::connect_to;
+using sockhook::holder::hold_until_stopped;
+using sockhook::holder::report;
+using sockhook::holder::stop_signals;
 
 /// Longest the holder waits for the compositor to answer one round trip: a compositor that
 /// does not answer must not keep the VM's start (or its plan) waiting for ever. The hook
@@ -136,26 +139,6 @@ std::string round_trip(wl_display* display) {
   return why;
 }
 
-/// A stream socket connected to `path`, as this process (the owner).
-int connect_to(const std::string& path) {
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (path.size() >= sizeof addr.sun_path) {
-    errno = ENAMETOOLONG;
-    return -1;
-  }
-  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -1;
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    int err = errno;
-    ::close(fd);
-    errno = err;
-    return -1;
-  }
-  return fd;
-}
-
 /// One conversation with the compositor at `path`: connected, its globals listed (the
 /// manager bound if it offers one). Closed when it goes out of scope.
 class Conversation {
@@ -233,13 +216,6 @@ int create_context(const Options& o, std::string& why) {
   return fds[1];
 }
 
-/// Tells the hook how it went, once, and closes the pipe.
-void report(int fd, const std::string& what) {
-  if (fd < 0) return;
-  (void)!::write(fd, what.data(), what.size());
-  ::close(fd);
-}
-
 bool parse(int argc, char** argv, Options& o) {
   int i = 1;
   if (argc > 1 && std::string_view(argv[1]) == "--probe") {
@@ -293,12 +269,7 @@ int main(int argc, char** argv) {
     return c.why().empty() ? 0 : 1;
   }
   ::openlog("sockhook", LOG_PID | LOG_NDELAY, LOG_DAEMON);
-  sigset_t stop;
-  sigemptyset(&stop);
-  sigaddset(&stop, SIGTERM);
-  sigaddset(&stop, SIGINT);
-  sigprocmask(SIG_BLOCK, &stop, nullptr);
-  int stop_fd = ::signalfd(-1, &stop, SFD_CLOEXEC);
+  int stop_fd = stop_signals();
   if (stop_fd < 0) {
     std::string why = std::string("cannot create a signalfd: ") + std::strerror(errno);
     ::syslog(LOG_ERR, "context %s: %s", o.label.c_str(), why.c_str());
@@ -318,20 +289,7 @@ int main(int argc, char** argv) {
   report(o.report_fd, "ok");
   ::syslog(LOG_INFO, "context %s: the compositor serves the lend until this process ends",
            o.label.c_str());
-  // Until a stop signal, or until the compositor closes its end of close_fd (the write end
-  // then reports an error): the owner's compositor ended (a restart, a logout) and the lend
-  // with it. Running on would hide a dead lend from status; ending lets status say so, and
-  // refresh or reconnect start a holder on the new compositor (as the PipeWire holder does).
-  pollfd waits[2] = {{stop_fd, POLLIN, 0}, {hold, 0, 0}};
-  while (::poll(waits, 2, -1) < 0 && errno == EINTR) {
-  }
-  if (waits[0].revents == 0 && waits[1].revents != 0) {
-    ::syslog(LOG_WARNING, "context %s: the compositor stopped serving the lend (it ended)",
-             o.label.c_str());
-    ::close(hold);
-    return 1;
-  }
-  // Closing the write end tells the compositor to accept no new connection on the lend.
-  ::close(hold);
-  return 0;
+  // The compositor closes its end of close_fd when it ends (the write end then reports an
+  // error); closing ours tells it to accept no new connection on the lend.
+  return hold_until_stopped(stop_fd, hold, 0, o.label, "the compositor");
 }
