@@ -10,6 +10,7 @@
 
 #include "base/error.hpp"
 #include "journal/lock.hpp"
+#include "sys/root_dir.hpp"
 
 namespace sockhook {
 
@@ -22,6 +23,12 @@ std::size_t Transaction::record(Effect entry) {
 void Transaction::update(std::size_t index, Effect entry) {
   journal_.entries.at(index) = std::move(entry);
   store_.save(journal_);
+}
+
+std::string SocketRun::name_in_lend_dir(const std::string& path, const std::string& what) const {
+  if (!lend_dir || dir_name(path) != lend_dir_path)
+    throw Error(what + ": " + path + " is not in the lend directory " + lend_dir_path);
+  return base_name(path);
 }
 
 void run_step(SocketRun& run, const VerifySource& step) {

@@ -53,6 +53,10 @@ struct SocketRun {
   Fd target;                             ///< the placeholder made by CreateTarget (O_PATH)
   std::string mounted_target;            ///< set once the bind mount is in place
 
+  /// The name of `path` in the lend directory, the only place a step creates anything (S4).
+  /// Throws Error, "<what>: <path> is not in the lend directory <dir>", for any other path.
+  std::string name_in_lend_dir(const std::string& path, const std::string& what) const;
+
   /// An effect `E` on `path` for this socket, to fill in and record.
   template <typename E>
   E entry(const std::string& path) const {

@@ -100,8 +100,7 @@ static void write_for_qemu(SocketRun& run, const CopyFile& step, const std::stri
 
 void run_step(SocketRun& run, const CopyFile& step) {
   auto what = step.content ? "cannot write " + step.target : "cannot copy " + step.source();
-  if (!run.lend_dir || dir_name(step.target) != run.lend_dir_path)
-    throw Error(what + ": the target " + step.target + " is not in the lend directory");
+  run.name_in_lend_dir(step.target, what);
   if (step.content) return write_for_qemu(run, step, what, *step.content);
   auto read = attempt([&] { return read_as_owner(step); });
   if (!read) {

@@ -12,19 +12,9 @@
 #include "sys/root_dir.hpp"
 
 namespace sockhook {
-namespace {
-
-/// The name of `path` inside the lend directory; refuses anything else.
-std::string name_in_lend_dir(const SocketRun& run, const std::string& path) {
-  if (!run.lend_dir || dir_name(path) != run.lend_dir_path)
-    throw Error("cannot create " + path + ": it is not in the lend directory " + run.lend_dir_path);
-  return base_name(path);
-}
-
-}  // namespace
 
 void run_step(SocketRun& run, const CreateTarget& step) {
-  auto name = name_in_lend_dir(run, step.path);
+  auto name = run.name_in_lend_dir(step.path, "cannot create the target");
   auto e = run.entry<FileMade>(step.path);
   run.tx.record(e);
   auto made = attempt([&] { return create_placeholder(run.lend_dir, name); });

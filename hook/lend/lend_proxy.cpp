@@ -44,8 +44,7 @@ Fd make_listen_socket(const Fd& dir, const std::string& name, uid_t uid, gid_t g
 
 ServedLend::ServedLend(SocketRun& run, const std::string& listen_path, uid_t owner)
     : tx_(run.tx), path_(listen_path) {
-  if (!run.lend_dir || dir_name(listen_path) != run.lend_dir_path)
-    throw Error("not in the lend directory " + run.lend_dir_path);
+  run.name_in_lend_dir(listen_path, "cannot serve the lend");
   entry_ = run.entry<ProxyStarted>(listen_path);
   entry_.owner = owner;
   entry_.label = run.label;
