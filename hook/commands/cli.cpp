@@ -458,7 +458,7 @@ int run_cli(int argc, char** argv) {
   ann->add_option("--policy-file", annotate.policy_file, "Policy file")->capture_default_str();
   ann->callback([&] {
     if (annotate.domain.empty() && annotate.file.empty()) {
-      std::fprintf(stderr, "sockhook: error: annotate needs DOMAIN or --file\n");
+      print_error("annotate needs DOMAIN or --file");
       status = 2;
       return;
     }

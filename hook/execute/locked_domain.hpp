@@ -15,9 +15,6 @@ namespace sockhook {
 /// reconnect and refresh runs on one; the lock goes with it, and so does the lock file when no
 /// journal is left (R2's "no file remains").
 struct LockedDomain {
-  /// How long a hook waits for the domain's lock (R6).
-  static constexpr int kLockWaitSeconds = 30;
-
   ExecContext real;  ///< the caller's context, with this executable's real path for proxies
   JournalStore store;
   std::string uuid;
@@ -29,7 +26,7 @@ struct LockedDomain {
   /// Error when the directory is not root's or the lock cannot be had.
   LockedDomain(const ExecContext& ctx, JournalStore open_store, const std::string& uuid,
                DomainLock::Waiting waiting = DomainLock::Waiting::kGiveUp,
-               int timeout_seconds = kLockWaitSeconds);
+               int timeout_seconds = DomainLock::kWaitSeconds);
   LockedDomain(const LockedDomain&) = delete;
   LockedDomain& operator=(const LockedDomain&) = delete;
   ~LockedDomain();
@@ -39,7 +36,7 @@ struct LockedDomain {
   static std::unique_ptr<LockedDomain> existing(
       const ExecContext& ctx, const std::string& uuid,
       DomainLock::Waiting waiting = DomainLock::Waiting::kGiveUp,
-      int timeout_seconds = kLockWaitSeconds);
+      int timeout_seconds = DomainLock::kWaitSeconds);
 
   /// Where the journal is given up (undo_journal, drop): an unreadable one cannot guide an
   /// undo, so it is moved aside for a person to look at, under a name no later run mistakes

@@ -32,9 +32,12 @@ class DomainLock {
     kGiveUp,    ///< throw Error after the timeout
     kTakeOver,  ///< after the timeout, kill the holder and take the lock (at most 5 s more)
   };
+  /// How long a hook waits for a domain's lock (R6).
+  static constexpr int kWaitSeconds = 30;
+
   /// Takes the lock, waiting at most `timeout_seconds` (R6), then as `waiting` says. Throws
   /// Error on timeout.
-  DomainLock(const Fd& state_dir, const std::string& uuid, int timeout_seconds = 30,
+  DomainLock(const Fd& state_dir, const std::string& uuid, int timeout_seconds = kWaitSeconds,
              Waiting waiting = Waiting::kGiveUp);
   DomainLock(DomainLock&&) = default;
   DomainLock& operator=(DomainLock&&) = default;
