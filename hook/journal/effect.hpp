@@ -62,6 +62,10 @@ struct Mounted : EffectBase {
       Field{"ino", "ino", &Mounted::ino},
   };
   InodeId inode() const { return {dev, ino}; }
+  void set_inode(InodeId id) {
+    dev = id.dev;
+    ino = id.ino;
+  }
   std::string describe() const { return "a bind mount on " + path; }
 };
 

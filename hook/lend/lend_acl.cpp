@@ -96,11 +96,7 @@ UndoProblem undo(const AclGranted& e, const Undoing& u) {
       });
 }
 
-void check_health(const AclGranted& e, const Journal&, const JournalSocket& s, LendHealth& h) {
-  check_source_change(e, s, h);
-}
-
-void check_source_change(const InodeChange& e, const JournalSocket& s, LendHealth& h) {
+void check_health(const InodeChange& e, const Journal&, const JournalSocket& s, LendHealth& h) {
   // A bind lend's mount says it (lend_bind.cpp); acl and group lends act on the source itself.
   if (e.path != s.source || s.method == Method::kBind) return;
   if (source_inode_now(s) != e.inode()) {

@@ -23,9 +23,10 @@ void run_step(SocketRun& run, const GrantAcl& step);
 /// could not do, or nullopt.
 UndoProblem undo(const AclGranted& entry, const Undoing& u);
 
-/// status: an acl or group lend is stale when its source path holds another socket now (the
-/// server restarted): the change stayed on the old inode.
-void check_health(const AclGranted& entry, const Journal& j, const JournalSocket& s, LendHealth& h);
-void check_source_change(const InodeChange& entry, const JournalSocket& s, LendHealth& h);
+/// status of both lends that change the owner's inode itself (AclGranted here, GroupChanged in
+/// lend_group): stale when the source path holds another socket now (the server restarted),
+/// since the change stayed on the old inode.
+void check_health(const InodeChange& entry, const Journal& j, const JournalSocket& s,
+                  LendHealth& h);
 
 }  // namespace sockhook

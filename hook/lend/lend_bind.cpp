@@ -32,8 +32,7 @@ void run_step(SocketRun& run, const BindMount& step) {
     throw Error("cannot bind-mount " + step.source + ": not verified");
   auto e = run.entry<Mounted>(step.target);
   auto inode = inode_of(run.source->st);
-  e.dev = inode.dev;
-  e.ino = inode.ino;
+  e.set_inode(inode);
   run.tx.record(e);
   // Safe: both ends are fds. The source is the inode verified by resolve_source; the target is
   // the placeholder we created with O_EXCL in a directory only root can write.

@@ -57,8 +57,4 @@ UndoProblem undo(const GroupChanged& e, const Undoing& u) {
       });
 }
 
-void check_health(const GroupChanged& e, const Journal&, const JournalSocket& s, LendHealth& h) {
-  check_source_change(e, s, h);
-}
-
 }  // namespace sockhook

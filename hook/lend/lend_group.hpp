@@ -19,8 +19,6 @@ void run_step(SocketRun& run, const ChangeGroup& step);
 /// lock. Returns what it could not do, or nullopt.
 UndoProblem undo(const GroupChanged& entry, const Undoing& u);
 
-/// status: stale when the source path holds another socket now (as for an ACL grant).
-void check_health(const GroupChanged& entry, const Journal& j, const JournalSocket& s,
-                  LendHealth& h);
+// status: check_health(const InodeChange&, ...) in lend_acl.hpp, as for an ACL grant.
 
 }  // namespace sockhook
