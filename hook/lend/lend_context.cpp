@@ -96,12 +96,10 @@ void run_step(SocketRun& run, const StartContext& step) {
   auto what = std::string("cannot start a ") + holder_of(step).server + " security context on " +
               step.listen_path;
   if (auto why = unavailable(step)) throw Error(what + ": " + *why);
-  try {
+  in_context(what, [&] {
     ServedLend lend(run, step.listen_path, step.owner);
     launch(lend, run.lend_dir, step, run.ctx, run.qemu_gid);
-  } catch (const Error& err) {
-    throw err.with_context(what);
-  }
+  });
 }
 
 UndoProblem restart_context(Transaction& tx, std::size_t index, const StartContext& step,
@@ -113,15 +111,14 @@ UndoProblem restart_context(Transaction& tx, std::size_t index, const StartConte
   // only while the holder held close_fd, so its clients are gone with it.
   if (auto problem = stop_served(std::get<ProxyStarted>(tx.journal().entries.at(index))))
     return problem;
-  try {
+  auto started = attempt([&] {
     ServedLend lend(tx, index, label);
     Fd dir = open_lend_dir(dir_name(step.listen_path));
-    if (!dir) return what + ": no lend directory";
+    if (!dir) throw Error("no lend directory");
     launch(lend, dir, step, ctx, qemu_gid);
-    return std::nullopt;
-  } catch (const Error& err) {
-    return err.with_context(what).what();
-  }
+  });
+  if (!started) return what + ": " + started.what();
+  return std::nullopt;
 }
 
 UndoProblem restart_served(Transaction& tx, std::size_t index, const std::vector<Step>& steps,

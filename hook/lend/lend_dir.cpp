@@ -77,14 +77,11 @@ UndoProblem undo(const DirMade& e, const Undoing&) {
 
 std::optional<InodeId> source_inode_now(const JournalSocket& s) {
   for (const auto& step : s.steps) {
-    if (const auto* v = std::get_if<VerifySource>(&step)) {
-      try {
-        auto src = resolve_source({v->runtime_dir, v->relative, v->owner, 0, std::nullopt});
-        return inode_of(src.st);
-      } catch (const Error&) {
-        return std::nullopt;
-      }
-    }
+    if (const auto* v = std::get_if<VerifySource>(&step))
+      return value_or_none([&] {
+        return inode_of(
+            resolve_source({v->runtime_dir, v->relative, v->owner, 0, std::nullopt}).st);
+      });
   }
   return std::nullopt;
 }

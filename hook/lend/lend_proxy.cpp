@@ -124,12 +124,10 @@ void launch(ServedLend& lend, const Fd& dir, const StartProxy& step, const ExecC
 }  // namespace
 
 void run_step(SocketRun& run, const StartProxy& step) {
-  try {
+  in_context("cannot start a proxy on " + step.listen_path, [&] {
     ServedLend lend(run, step.listen_path, step.owner);
     launch(lend, run.lend_dir, step, run.ctx, run.qemu_gid);
-  } catch (const Error& err) {
-    throw err.with_context("cannot start a proxy on " + step.listen_path);
-  }
+  });
 }
 
 bool proxy_alive(const ProxyStarted& e) {
@@ -171,15 +169,14 @@ UndoProblem restart_proxy(Transaction& tx, std::size_t index, const StartProxy& 
                           const ExecContext& ctx, const std::string& label, gid_t qemu_gid) {
   if (auto problem = stop_served(std::get<ProxyStarted>(tx.journal().entries.at(index))))
     return problem;
-  try {
+  auto started = attempt([&] {
     ServedLend lend(tx, index, label);
     Fd dir = open_lend_dir(dir_name(step.listen_path));
-    if (!dir) return "cannot restart the proxy on " + step.listen_path + ": no lend directory";
+    if (!dir) throw Error("no lend directory");
     launch(lend, dir, step, ctx, qemu_gid);
-    return std::nullopt;
-  } catch (const Error& err) {
-    return err.with_context("cannot restart the proxy on " + step.listen_path).what();
-  }
+  });
+  if (!started) return "cannot restart the proxy on " + step.listen_path + ": " + started.what();
+  return std::nullopt;
 }
 
 }  // namespace sockhook
