@@ -58,19 +58,6 @@ constexpr const char* kChildSteps[] = {
 
 }  // namespace
 
-/// Kills a child of ours that did not exec in time (SIGKILL ends a stopped process too) and
-/// reaps it, waiting at most kSpawnReapMs: a process the kernel cannot end at once (D state)
-/// is left to init rather than held on to.
-static void abandon_child(pid_t pid, const Fd& pidfd) {
-  // Safe: `pid` is our unreaped child, so the number cannot name another process yet.
-  if (pidfd)
-    pidfd_signal(pidfd.get(), SIGKILL);
-  else
-    kill(pid, SIGKILL);
-  if (pidfd) wait_exit(pidfd.get(), kSpawnReapMs);
-  waitpid(pid, nullptr, WNOHANG);
-}
-
 ProxyProcess spawn_proxy(const std::string& exe, Fd listen_fd, const ProxyOptions& options,
                          uid_t owner_uid, gid_t owner_gid, const std::string& label,
                          const RecordProxy& record, const Fd& connect_fd) {
@@ -177,7 +164,7 @@ ProxyProcess spawn_as_owner(const std::string& exe, Fd listen_fd, std::vector<st
   report_write.reset();
   go_wait.reset();
   if (!proxy.pidfd) {
-    abandon_child(pid, proxy.pidfd);
+    kill_child(pid, proxy.pidfd, kSpawnReapMs);
     throw_errno("cannot open a pidfd for the proxy", pidfd_errno);
   }
   try {
@@ -185,7 +172,7 @@ ProxyProcess spawn_as_owner(const std::string& exe, Fd listen_fd, std::vector<st
     // go-ahead, so neither the number nor the process can be swapped under us.
     if (record) record(pid, process_starttime(pid));
   } catch (...) {
-    abandon_child(pid, proxy.pidfd);
+    kill_child(pid, proxy.pidfd, kSpawnReapMs);
     throw;
   }
   const char go = 1;
@@ -196,14 +183,14 @@ ProxyProcess spawn_as_owner(const std::string& exe, Fd listen_fd, std::vector<st
   pollfd p{report_read.get(), POLLIN, 0};
   const int ready = retry_eintr([&] { return poll(&p, 1, kSpawnTimeoutMs); });
   if (ready <= 0) {
-    abandon_child(pid, proxy.pidfd);
+    kill_child(pid, proxy.pidfd, kSpawnReapMs);
     throw Error("cannot start " + what + ": its process did not start within " +
                 std::to_string(kSpawnTimeoutMs / 1000) + " s (stopped by its owner?)");
   }
   ChildFailure failure{};
   const ssize_t n = retry_eintr([&] { return read(report_read.get(), &failure, sizeof failure); });
   if (n > 0) {
-    abandon_child(pid, proxy.pidfd);  // it exits at once after reporting
+    kill_child(pid, proxy.pidfd, kSpawnReapMs);  // it exits at once after reporting
     const int step = std::clamp(failure.step, 0, static_cast<int>(std::size(kChildSteps)) - 1);
     throw_errno("cannot start " + what + ": " + kChildSteps[step], failure.err);
   }

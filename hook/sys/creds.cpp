@@ -104,6 +104,13 @@ bool reap_within(pid_t pid, const Fd& pidfd, int ms, int& status) {
   }
 }
 
+bool end_child(pid_t pid, const Fd& pidfd, int ms, int& status, bool ending) {
+  if (ending && reap_within(pid, pidfd, ms, status)) return true;
+  // Safe: our own unreaped child, so `pid` is still that process and no other.
+  ::kill(pid, SIGKILL);
+  return reap_within(pid, pidfd, ms, status);
+}
+
 ChildOutput run_as_user(uid_t uid, gid_t gid, const std::function<int(int)>& body,
                         std::size_t max_bytes, int timeout_ms, const std::vector<gid_t>& groups) {
   int fds[2];
@@ -149,13 +156,8 @@ ChildOutput run_as_user(uid_t uid, gid_t gid, const std::function<int(int)>& bod
   read_end.reset();
   int status = 0;
   // The pipe's end (EOF) means the child is exiting; it still gets a bound, like a killed one.
-  bool reaped = !timed_out && out.output.size() <= max_bytes &&
-                reap_within(pid, pidfd, kReapTimeoutMs, status);
-  if (!reaped) {
-    // Safe: our own unreaped child, so `pid` is still that process and no other.
-    ::kill(pid, SIGKILL);
-    reaped = reap_within(pid, pidfd, kReapTimeoutMs, status);
-  }
+  bool reaped =
+      end_child(pid, pidfd, kReapTimeoutMs, status, !timed_out && out.output.size() <= max_bytes);
   // A child that does not die even at SIGKILL is abandoned, not waited for: when the hook
   // exits it is reparented to init, which reaps it whenever it ends. That is safe: it runs
   // as the owner with no capability and no_new_privs, holds only /dev/null and a pipe nobody

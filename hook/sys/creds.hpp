@@ -37,6 +37,18 @@ bool die_with_parent(pid_t parent);
 /// invalid) and reaps it into `status`. False, leaving it unreaped, if it has not ended.
 bool reap_within(pid_t pid, const Fd& pidfd, int ms, int& status);
 
+/// Ends our child `pid`: reaps it within `ms` if `ending` (it is exiting by itself), otherwise,
+/// or when it has not ended by then, kills it (SIGKILL ends a stopped process too) and reaps
+/// it within `ms` more. False if it is still there: a process the kernel cannot end at once
+/// (D state, in a request to a FUSE server that never answers) is abandoned to init, which
+/// reaps it whenever it ends, rather than waited for.
+bool end_child(pid_t pid, const Fd& pidfd, int ms, int& status, bool ending);
+/// Kills and reaps our child `pid` (end_child, not ending by itself), its status unwanted.
+inline bool kill_child(pid_t pid, const Fd& pidfd, int ms) {
+  int status = 0;
+  return end_child(pid, pidfd, ms, status, false);
+}
+
 /// What a child run by run_as_user produced.
 struct ChildOutput {
   int status = 0;      ///< the child's exit code (or 128+signal)

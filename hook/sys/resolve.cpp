@@ -292,12 +292,7 @@ Fd open_owner_dir(const std::string& path, int timeout_ms) {
       fd.reset(got);
     }
   int status = 0;
-  bool reaped = n > 0 && reap_within(pid, pidfd, 1000, status);
-  if (!reaped) {
-    // Safe: our own unreaped child, so `pid` is still that process and no other.
-    ::kill(pid, SIGKILL);
-    reaped = reap_within(pid, pidfd, 1000, status);
-  }
+  bool reaped = end_child(pid, pidfd, 1000, status, n > 0);
   // A child that does not die is abandoned, not waited for: at the hook's exit it goes to
   // init, which reaps it when the request that holds it ends. It is harmless meanwhile: it
   // holds only /dev/null and a socket nobody reads, and it was only opening a directory.
