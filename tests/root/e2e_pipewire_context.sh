@@ -342,7 +342,7 @@ if started "$J"; then
     # A JACK client plays into its own output port and leaves the connecting to a patchbay:
     # jack_metro as QEMU's user, connected by the owner (a client of the context may not link,
     # and sees no port to link to).
-    { as_qemu_in "$J" "$UJ" env "${jack_env[@]}" timeout -s INT 12 jack_metro -n vmmetro -b 120 \
+    { as_qemu_in "$J" "$UJ" env "${jack_env[@]}" timeout -s INT -k 5 12 jack_metro -n vmmetro -b 120 \
         >"$TMP/metro.out" 2>&1 || true; } &
     metro=$!
     metro_port() { owner_jack timeout 5 jack_lsp 2>/dev/null | grep -m1 '^vmmetro:'; }
@@ -382,14 +382,14 @@ try:
 except Exception: print(0)' "$1"
     }
     install -d -m 700 -o libvirt-qemu "$TMP/jrec"
-    as_qemu_in "$J" "$UJ" env "${jack_env[@]}" timeout -s INT 10 jack_rec -f "$TMP/jrec/rec.wav" -d 2 \
+    as_qemu_in "$J" "$UJ" env "${jack_env[@]}" timeout -s INT -k 5 10 jack_rec -f "$TMP/jrec/rec.wav" -d 2 \
         "${source_port:-none}" >"$TMP/jrec.out" 2>&1 || true
     show "$(head -n 3 "$TMP/jrec.out")"
     n=$(frames_of "$TMP/jrec/rec.wav")
     check "jack_rec as QEMU's user of the owner's source port through the context records 0 frames (got $n; it sees no port)" test "$n" -eq 0
     # The check can fail: the owner records the same port.
     install -d -m 700 -o "$SH_USER" "$TMP/orec"
-    owner_jack timeout -s INT 10 jack_rec -f "$TMP/orec/rec.wav" -d 2 "${source_port:-none}" >"$TMP/orec.out" 2>&1 || true
+    owner_jack timeout -s INT -k 5 10 jack_rec -f "$TMP/orec/rec.wav" -d 2 "${source_port:-none}" >"$TMP/orec.out" 2>&1 || true
     n=$(frames_of "$TMP/orec/rec.wav")
     ((n > 0)) || show "$(head -n 3 "$TMP/orec.out")"
     check "the owner's jack_rec of the same port records frames (got $n)" test "$n" -gt 0

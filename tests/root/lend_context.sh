@@ -138,7 +138,7 @@ record_as_qemu() {
     local out=$TMP/qemu-rec/$1.wav
     shift
     rm -f "$out"
-    as_qemu timeout -s INT 3 pw-record "$@" "$out" >/dev/null 2>&1 || true
+    as_qemu timeout -s INT -k 5 3 pw-record "$@" "$out" >/dev/null 2>&1 || true
     frames "$out"
 }
 # qemu_sees : what pw-dump lists through the lend (type and name of each object).
@@ -257,7 +257,7 @@ check "recording the named source gives 0 samples (got $n)" test "$n" -eq 0
 n=$(record_as_qemu monitor -P stream.capture.sink=true --target sockhook-null-sink)
 check "recording the sink's monitor (the owner's audio) gives 0 samples (got $n)" test "$n" -eq 0
 # The check can fail: the owner records the same monitor and gets samples.
-"$DESKTOP" as-user timeout -s INT 3 pw-record -P stream.capture.sink=true --target sockhook-null-sink "$TMP/owner-rec/monitor.wav" >/dev/null 2>&1 || true
+"$DESKTOP" as-user timeout -s INT -k 5 3 pw-record -P stream.capture.sink=true --target sockhook-null-sink "$TMP/owner-rec/monitor.wav" >/dev/null 2>&1 || true
 n=$(frames "$TMP/owner-rec/monitor.wav")
 check "the owner, recording the same monitor, gets samples (got $n)" test "$n" -gt 0
 
