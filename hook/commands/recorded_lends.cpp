@@ -79,6 +79,8 @@ std::string starting_because(DomainActivity activity) {
       return "libvirt has it active and its QEMU does not run yet";
     case DomainActivity::kHeld:
       return "libvirt holds it, as it does from before the prepare hook until QEMU runs";
+    case DomainActivity::kUnreachable:
+      return "libvirt's socket is there, but the connection to it failed: cannot tell";
     case DomainActivity::kSilent:
       return "libvirt did not say within " + std::to_string(kLibvirtAnswerMs / 1000) +
              " s whether it is";
@@ -136,7 +138,9 @@ LendsDone cleanup_lends(const ExecContext& ctx, const std::string& domain, bool 
       }
       auto j = load_or_none(store, uuid);
       const std::string& name = j ? j->domain : uuid;
-      out.starting.push_back(uuid + ": left alone: " + name + " is starting (" + why + ")");
+      const bool unsure = activity[i] == DomainActivity::kUnreachable;
+      out.starting.push_back(uuid + ": left alone: " + name +
+                             (unsure ? " may be starting (" : " is starting (") + why + ")");
     }
   } else {
     uuids = matching(store, domain);

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdlib>
 #include <memory>
@@ -41,6 +42,7 @@ struct Api {
   decltype(&virDomainFree) domain_free = nullptr;
   decltype(&virGetLastErrorMessage) last_error = nullptr;
   decltype(&virGetLastErrorCode) last_error_code = nullptr;
+  decltype(&virGetLastError) last_error_full = nullptr;
   decltype(&virSetErrorFunc) set_error_func = nullptr;
 };
 
@@ -73,6 +75,7 @@ const Api& api() {
     bind(api.handle, api.domain_free, "virDomainFree");
     bind(api.handle, api.last_error, "virGetLastErrorMessage");
     bind(api.handle, api.last_error_code, "virGetLastErrorCode");
+    bind(api.handle, api.last_error_full, "virGetLastError");
     bind(api.handle, api.set_error_func, "virSetErrorFunc");
     api.set_error_func(nullptr, ignore_error);
     return api;
@@ -127,7 +130,13 @@ struct Virt::Impl {
 
 Virt::Virt(const std::string& uri) : impl_(std::make_unique<Impl>()) {
   impl_->conn = api().connect_open(uri.empty() ? nullptr : uri.c_str());
-  if (!impl_->conn) fail("cannot connect to libvirt" + (uri.empty() ? "" : " at " + uri));
+  if (impl_->conn) return;
+  // A system error carries the errno of the failed socket call: it tells a daemon that is not
+  // there (ENOENT, ECONNREFUSED) from one that is (domain_activity).
+  const virError* e = api().last_error_full();
+  throw Error(
+      "cannot connect to libvirt" + (uri.empty() ? "" : " at " + uri) + ": " + api().last_error(),
+      e && e->code == VIR_ERR_SYSTEM_ERROR ? e->int1 : 0);
 }
 
 Virt::~Virt() {
@@ -203,6 +212,7 @@ unsigned long Virt::installed_version() noexcept {
 
 DomainActivity activity_from_answer(const std::string& answer) {
   if (answer == "n") return DomainActivity::kNoLibvirt;
+  if (answer == "r") return DomainActivity::kUnreachable;
   if (answer == "c") return DomainActivity::kHeld;
   if (answer == "cu" || answer == "ci") return DomainActivity::kNone;
   if (answer == "ca") return DomainActivity::kActive;
@@ -221,7 +231,12 @@ int answer_about(int out, const std::string& uri, const std::string& uuid) {
     v->version();  // a call that names no domain: libvirt answers the connection
     return v;
   });
-  if (!virt) return say('n') ? 0 : 1;
+  if (!virt) {
+    // Only a socket that is not there, or that nobody listens on, means no daemon: any other
+    // failure (a daemon that hangs up, refuses us, runs out of clients) may hide a start.
+    const int err = virt.error->err();
+    return say(err == ENOENT || err == ECONNREFUSED ? 'n' : 'r') ? 0 : 1;
+  }
   if (!say('c')) return 1;
   auto active = attempt([&] { return (*virt.value)->active_if_defined(uuid); });
   if (!active) return say('e') ? 0 : 1;

@@ -50,12 +50,13 @@ class Virt {
 
 /// What libvirt says of a domain whose QEMU does not run, for cleanup --stale.
 enum class DomainActivity {
-  kNone,       ///< libvirt has no such domain, or has it shut off: nothing is starting it
-  kNoLibvirt,  ///< libvirt cannot be reached (no daemon): nothing can be starting it
-  kActive,     ///< libvirt counts it as active: started (or stopped) right now
-  kHeld,       ///< libvirt answered, but not about this domain, within the bound: a job holds
-               ///< it, as a start does from before the prepare hook until QEMU runs
-  kSilent,     ///< libvirt did not answer at all within the bound, or failed to say
+  kNone,         ///< libvirt has no such domain, or has it shut off: nothing is starting it
+  kNoLibvirt,    ///< no daemon: libvirt's socket is not there or nobody listens on it
+  kUnreachable,  ///< a daemon, but the connection failed otherwise: it may be starting it
+  kActive,       ///< libvirt counts it as active: started (or stopped) right now
+  kHeld,         ///< libvirt answered, but not about this domain, within the bound: a job holds
+                 ///< it, as a start does from before the prepare hook until QEMU runs
+  kSilent,       ///< libvirt did not answer at all within the bound, or failed to say
 };
 
 /// Asks libvirt (`uri`) about each of `uuids` at once, each in a child of its own (fork_child),
@@ -69,7 +70,8 @@ std::vector<DomainActivity> domain_activity(const std::vector<std::string>& uuid
                                             const std::string& uri = "qemu:///system");
 
 /// The answer a child of domain_activity wrote ("c" once connected, then 'u' no such domain,
-/// 'i' inactive, 'a' active, 'e' failed; "n" could not connect), read as a DomainActivity.
+/// 'i' inactive, 'a' active, 'e' failed; "n" no daemon, "r" could not connect to the one there),
+/// read as a DomainActivity.
 DomainActivity activity_from_answer(const std::string& answer);
 
 }  // namespace sockhook
