@@ -3,12 +3,15 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <syslog.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -39,6 +42,16 @@ int run_proxy(Fd listen_fd, const ProxyOptions& options) {
 }
 
 int proxy_command(int argc, char** argv) {
+  // First of all: no longer dumpable, so that the owner, whose uid this process runs as, can
+  // neither ptrace it nor take its descriptors (pidfd_getfd, /proc/PID/fd): the listening
+  // socket QEMU's user reaches, and fd 4, the context socket only this proxy may reach (S10).
+  // exec made it dumpable again, so a window from exec to here remains: an owner who stops the
+  // process in it gets descriptors of their own server's lend, nothing the owner could not
+  // give away anyway, and the aimed-kill guard (proxy_identity) covers what they could do.
+  if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) {
+    print_error("proxy: cannot stop being dumpable: " + std::string(strerror(errno)));
+    return 1;
+  }
   CLI::App app{"Relays one lent socket (internal; started by the hook)", "sockhook proxy"};
   int listen_fd = -1;
   ProxyOptions options;

@@ -7,8 +7,10 @@
 #    still return (within a generous outer limit; the bound itself is a constant in the code)
 #    with one line naming the domain, the socket and the problem, and release must then leave
 #    the host byte-identical.
-# 2. The aimed kill: the owner takes the proxy's listening socket out of the proxy
-#    (pidfd_getfd) and hands it (SCM_RIGHTS) to a process of ANOTHER user. With the journal
+# 2. The aimed kill: the proxy's listening socket, taken out of the proxy (pidfd_getfd) and
+#    handed (SCM_RIGHTS) to a process of ANOTHER user. The owner cannot take it from a running
+#    proxy (it is not dumpable); one who stops it between exec and that prctl could, so root
+#    plays that owner here. With the journal
 #    holding no proxy pid (the state a hook killed between the spawn and the journal update
 #    used to leave; here written directly, for determinism: lend_crash kills for real),
 #    release must not kill that process.
@@ -159,8 +161,8 @@ lend_spawn "$lend_user2" "$py" "$TMP/holder.py" "$TMP/hand/sock" "$TMP/holding"
 holder=$spawned
 wait_until 5 test -S "$TMP/hand/sock" || die "the other user's holder did not start"
 
-# The owner takes fd 3 (the listening socket) out of its proxy and passes it on.
-lend_as "$lend_user" "$py" - "$proxy" "$TMP/hand/sock" <<'EOF' || not_ok "the owner could not pass the proxy's listening socket on"
+# fd 3 of the proxy (the listening socket), taken out of it and passed on to the holder.
+cat >"$TMP/take.py" <<'EOF'
 import ctypes, os, socket, sys
 pid, path = int(sys.argv[1]), sys.argv[2]
 libc = ctypes.CDLL(None, use_errno=True)
@@ -172,6 +174,14 @@ s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 s.connect(path)
 s.sendmsg([b"x"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fd.to_bytes(4, sys.byteorder))])
 EOF
+# The owner cannot: the proxy made itself undumpable, so ptrace access (which pidfd_getfd
+# needs) is root's only, though the proxy runs as the owner.
+lend_as "$lend_user" "$py" - "$proxy" "$TMP/hand/sock" <"$TMP/take.py" 2>"$TMP/take.err" || true
+check "the owner cannot take the proxy's listening socket out of it ($(cat "$TMP/take.err"))" \
+    grep -q 'pidfd_getfd: Operation not permitted' "$TMP/take.err"
+# The moment from exec to that prctl is the owner's, though (a stopped child, as in part 1):
+# root does here what an owner who won that race could.
+"$py" "$TMP/take.py" "$proxy" "$TMP/hand/sock" || not_ok "root could not pass the proxy's listening socket on"
 wait_until 5 grep -q 'holding 1' "$TMP/holding" || die "the other user's process did not get the descriptor"
 ok "another user's process (pid $holder) holds the proxy's listening socket"
 
