@@ -164,6 +164,36 @@ Journal journal_from_xml(std::string_view xml) {
   return j;
 }
 
+namespace {
+
+/// True for the effects whose undo removes or unmounts their path by name.
+bool undone_by_name(const Effect& e) {
+  return std::holds_alternative<DirMade>(e) || std::holds_alternative<FileMade>(e) ||
+         std::holds_alternative<Mounted>(e) || std::holds_alternative<ProxyStarted>(e);
+}
+
+/// What an undo removes or unmounts by name (the lend directory, the files and sockets in it,
+/// the bind mounts on them) must be the domain's lend directory, which carries its UUID in
+/// its name (libvirt-<uuid>, S4), or lie directly in it: a journal that names anything else,
+/// corrupt or written by hand, guides no undo (it is moved aside, and said so).
+void check_removed_paths(const Journal& j) {
+  const auto& dir = j.lend_dir;
+  if (!dir.empty() && base_name(dir) != "libvirt-" + j.uuid)
+    corrupt("its lend directory '" + dir + "' is not named libvirt-" + j.uuid);
+  for (const auto& effect : j.entries) {
+    if (!undone_by_name(effect)) continue;
+    const auto& path = base_of(effect).path;
+    auto name = base_name(path);
+    const bool ours = std::holds_alternative<DirMade>(effect)
+                          ? path == dir
+                          : dir_name(path) == dir && name != "." && name != "..";
+    if (dir.empty() || !ours)
+      corrupt("it would remove " + path + ", which is not in its lend directory '" + dir + "'");
+  }
+}
+
+}  // namespace
+
 JournalStore::JournalStore(const Paths& paths, bool create) {
   if (create) {
     ensure_root_dir(paths.lend_root, 0711);
@@ -195,6 +225,7 @@ std::optional<Journal> JournalStore::load(const std::string& uuid) const {
   require_trusted(st, "journal " + name, true);
   auto j = journal_from_xml(read_all(fd, kMaxJournalBytes));
   if (j.uuid != uuid) corrupt(name + " holds the journal of " + j.uuid);
+  check_removed_paths(j);
   return j;
 }
 

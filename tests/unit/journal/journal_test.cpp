@@ -294,6 +294,44 @@ TEST_CASE("the store refuses to write a journal that load could not read") {
   CHECK_FALSE(store.has(kUuid));
 }
 
+TEST_CASE("a journal that would remove anything outside its lend directory is refused as corrupt") {
+  if (::geteuid() != 0) {
+    MESSAGE("skipped: the store insists on a root-owned directory (run as root)");
+    return;
+  }
+  TempDir tmp;
+  JournalStore store(store_paths(tmp), true);
+  auto load_of = [&](const Journal& j) {
+    store.save(j);
+    return attempt([&] { return store.load(kUuid); });
+  };
+  // As prepare writes it: every path the undo removes by name is the lend directory or in it.
+  CHECK(load_of(sample()));
+  auto file_elsewhere = sample();
+  FileMade passwd;
+  passwd.path = "/etc/passwd";
+  file_elsewhere.entries.push_back(passwd);
+  auto loaded = load_of(file_elsewhere);
+  REQUIRE_FALSE(loaded);
+  CHECK(loaded.what().find("corrupt journal: it would remove /etc/passwd") == 0);
+  // A lend directory named for no domain, the entries inside it: /etc itself is not ours.
+  auto dir_elsewhere = sample();
+  dir_elsewhere.lend_dir = "/etc";
+  for (auto& e : dir_elsewhere.entries)
+    std::visit(
+        [](auto& x) {
+          if (x.path.starts_with("/run/sockhook/libvirt-"))
+            x.path = "/etc" + x.path.substr(x.path.rfind('/'));
+        },
+        e);
+  CHECK_FALSE(load_of(dir_elsewhere));
+  auto dotdot = sample();
+  ProxyStarted up;
+  up.path = dotdot.lend_dir + "/..";
+  dotdot.entries.push_back(up);
+  CHECK_FALSE(load_of(dotdot));
+}
+
 }  // namespace sockhook
 
 namespace sockhook {
