@@ -26,10 +26,8 @@
 # Before: the wayland plugin had no context; method context was refused for it at plan time
 # ("'wayland' has none"), and any lend made QEMU's user a full client of sway.
 set -euo pipefail
-skip() { echo "SKIP: $*"; exit 77; }  # before the library: nothing to clean up yet
-xml=/usr/share/wayland-protocols/staging/security-context/security-context-v1.xml
-[[ -f $xml ]] || skip "no $xml (wayland-protocols < 1.32): no sockhook-wayland-holder can be built here"
-command -v sway >/dev/null || skip "sway is not installed"
+source "$(dirname "${BASH_SOURCE[0]}")/lib/gates.bash"
+need_wayland_context
 source "$(dirname "${BASH_SOURCE[0]}")/lib/suite.bash" lend "$@"
 need_tools sway swaymsg wayland-info weston weston-simple-shm
 
