@@ -42,13 +42,7 @@ PRIVILEGED=(zwlr_screencopy_manager_v1 zwp_virtual_keyboard_manager_v1
 KEPT=(wl_compositor wl_shm xdg_wm_base wl_seat wl_data_device_manager)
 
 say "the owner's sway (headless)"
-lend_spawn "$lend_user" env -i PATH=/usr/bin:/bin HOME=/nonexistent XDG_RUNTIME_DIR="$runtime" \
-    WLR_BACKENDS=headless WLR_LIBINPUT_NO_DEVICES=1 WLR_RENDERER=pixman \
-    sway -c /dev/null
-sway_pid=$spawned
-wait_until 20 test -S "$runtime/wayland-1" || die "sway made no $runtime/wayland-1"
-wait_until 20 compgen -G "$runtime/sway-ipc.*.sock" || die "sway made no IPC socket"
-ipc=$(compgen -G "$runtime/sway-ipc.*.sock" | head -1)
+lend_sway
 say "$(sway --version)"
 
 # globals_of WHO DISPLAY : the interfaces wayland-info lists, one a line, as WHO (owner|qemu).

@@ -165,6 +165,18 @@ lend_spawn() {
     bg_pids+=("$spawned")
 }
 
+# lend_sway : the lend user's sway, headless and software-rendered, with nothing of root's
+# environment (bounded waits for its wayland-1 and IPC sockets); sets $sway_pid and $ipc.
+lend_sway() {
+    lend_spawn "$lend_user" env -i PATH=/usr/bin:/bin HOME=/nonexistent XDG_RUNTIME_DIR="$runtime" \
+        WLR_BACKENDS=headless WLR_LIBINPUT_NO_DEVICES=1 WLR_RENDERER=pixman \
+        sway -c /dev/null
+    sway_pid=$spawned
+    wait_until 20 test -S "$runtime/wayland-1" || die "sway made no $runtime/wayland-1"
+    wait_until 20 compgen -G "$runtime/sway-ipc.*.sock" || die "sway made no IPC socket"
+    ipc=$(compgen -G "$runtime/sway-ipc.*.sock" | head -1)
+}
+
 # lend_as_qemu CMD...: runs CMD as QEMU does under libvirt: QEMU's uid, the configured group
 # (the journal's qemu gid) and the user's supplementary groups.
 lend_as_qemu() {
