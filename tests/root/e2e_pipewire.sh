@@ -10,8 +10,7 @@
 # PipeWire's own list of clients, asked as the owner: qemu-system-x86_64 is there with the
 # lend and not without it (the negative shows that the check can fail).
 set -euo pipefail
-source "$(dirname "${BASH_SOURCE[0]}")/lib/gates.bash"
-need_pipewire_audio
+source "$(dirname "${BASH_SOURCE[0]}")/lib/gates.bash" pipewire_audio
 source "$(dirname "${BASH_SOURCE[0]}")/lib/suite.bash" e2e "$@"
 say "libvirt $lv, QEMU $qv, $(pipewire --version 2>/dev/null | grep -o 'libpipewire [0-9.]*')"
 

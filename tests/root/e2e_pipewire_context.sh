@@ -27,8 +27,7 @@
 # QEMU 10 with libvirt's pipewire audiodev waits for ever for a server that does not answer:
 # every virsh here is bounded (E2E_VIRSH_TIMEOUT).
 set -euo pipefail
-source "$(dirname "${BASH_SOURCE[0]}")/lib/gates.bash"
-need_pipewire_audio
+source "$(dirname "${BASH_SOURCE[0]}")/lib/gates.bash" pipewire_audio
 pwv=$(pipewire --version 2>/dev/null | sed -n 's/.*libpipewire \([0-9][0-9.]*\).*/\1/p' | head -n1)
 (($(version_number "${pwv:-0.0.0}") >= 1002000)) ||
     skip "PipeWire ${pwv:-?} has no security context (method context needs PipeWire >= 1.2)"

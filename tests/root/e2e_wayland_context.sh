@@ -11,8 +11,7 @@
 # bind is tests/root/lend_wayland_context.sh's concern (wayland-info through the same lend).
 # Where wayland-protocols has no security-context-v1.xml (Debian 12) the suite skips.
 set -euo pipefail
-source "$(dirname "${BASH_SOURCE[0]}")/lib/gates.bash"
-need_wayland_context
+source "$(dirname "${BASH_SOURCE[0]}")/lib/gates.bash" wayland_context
 source "$(dirname "${BASH_SOURCE[0]}")/lib/suite.bash" e2e "$@"
 need_tools sway swaymsg
 

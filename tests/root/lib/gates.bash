@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # gates.bash - what a suite needs of the host before the library starts anything. A suite that
-# may not run everywhere sources it before suite.bash:
-#   source "$(dirname "${BASH_SOURCE[0]}")/lib/gates.bash"
+# may not run everywhere sources it before suite.bash, naming its gates (need_GATE each):
+#   source "$(dirname "${BASH_SOURCE[0]}")/lib/gates.bash" [GATE...]
 # A gate that fails skips (exit 77) with one line saying why; nothing is set up yet, so nothing
 # needs cleaning up (suite.bash's skip, defined later, ends a suite that has begun).
 
@@ -33,3 +33,7 @@ need_wayland_context() {
     [[ -f $xml ]] || skip "no $xml (wayland-protocols < 1.32): no sockhook-wayland-holder can be built here"
     command -v sway >/dev/null || skip "sway is not installed"
 }
+
+# The gates the suite names when it sources this file.
+for gate in "$@"; do "need_$gate"; done
+unset gate
