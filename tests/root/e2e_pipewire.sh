@@ -10,20 +10,7 @@
 # PipeWire's own list of clients, asked as the owner: qemu-system-x86_64 is there with the
 # lend and not without it (the negative shows that the check can fail).
 set -euo pipefail
-skip() { echo "SKIP: $*"; exit 77; }  # before the library: nothing to clean up yet
-
-# version_number "X.Y.Z" -> X*1000000 + Y*1000 + Z, libvirt's own encoding.
-version_number() { awk -F. '{ printf "%d\n", $1 * 1000000 + $2 * 1000 + $3 }' <<<"$1"; }
-if command -v libvirtd >/dev/null && command -v qemu-system-x86_64 >/dev/null; then
-    lv=$(libvirtd --version | grep -o '[0-9][0-9.]*$')
-    qv=$(qemu-system-x86_64 --version | sed -n '1s/^QEMU emulator version \([0-9][0-9.]*\).*/\1/p')
-    (($(version_number "$lv") >= 9010000)) ||
-        skip "libvirt $lv has no <audio type='pipewire'> (needs libvirt >= 9.10)"
-    (($(version_number "$qv") >= 8001000)) ||
-        skip "QEMU $qv has no PipeWire audio backend (needs QEMU >= 8.1)"
-    compgen -G "/usr/lib/*/qemu/audio-pipewire.so" >/dev/null ||
-        skip "QEMU's PipeWire module audio-pipewire.so is missing (package qemu-system-gui)"
-fi
+source "$(dirname "${BASH_SOURCE[0]}")/lib/gates.bash" pipewire_audio
 source "$(dirname "${BASH_SOURCE[0]}")/lib/suite.bash" e2e "$@"
 say "libvirt $lv, QEMU $qv, $(pipewire --version 2>/dev/null | grep -o 'libpipewire [0-9.]*')"
 

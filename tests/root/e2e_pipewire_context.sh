@@ -27,19 +27,7 @@
 # QEMU 10 with libvirt's pipewire audiodev waits for ever for a server that does not answer:
 # every virsh here is bounded (E2E_VIRSH_TIMEOUT).
 set -euo pipefail
-skip() { echo "SKIP: $*"; exit 77; }  # before the library: nothing to clean up yet
-
-version_number() { awk -F. '{ printf "%d\n", $1 * 1000000 + $2 * 1000 + $3 }' <<<"$1"; }
-command -v libvirtd >/dev/null && command -v qemu-system-x86_64 >/dev/null ||
-    skip "libvirtd or qemu-system-x86_64 is not installed"
-lv=$(libvirtd --version | grep -o '[0-9][0-9.]*$')
-qv=$(qemu-system-x86_64 --version | sed -n '1s/^QEMU emulator version \([0-9][0-9.]*\).*/\1/p')
-(($(version_number "$lv") >= 9010000)) ||
-    skip "libvirt $lv has no <audio type='pipewire'> (needs libvirt >= 9.10)"
-(($(version_number "$qv") >= 8001000)) ||
-    skip "QEMU $qv has no PipeWire audio backend (needs QEMU >= 8.1)"
-compgen -G "/usr/lib/*/qemu/audio-pipewire.so" >/dev/null ||
-    skip "QEMU's PipeWire module audio-pipewire.so is missing (package qemu-system-gui)"
+source "$(dirname "${BASH_SOURCE[0]}")/lib/gates.bash" pipewire_audio
 pwv=$(pipewire --version 2>/dev/null | sed -n 's/.*libpipewire \([0-9][0-9.]*\).*/\1/p' | head -n1)
 (($(version_number "${pwv:-0.0.0}") >= 1002000)) ||
     skip "PipeWire ${pwv:-?} has no security context (method context needs PipeWire >= 1.2)"

@@ -11,10 +11,7 @@
 # bind is tests/root/lend_wayland_context.sh's concern (wayland-info through the same lend).
 # Where wayland-protocols has no security-context-v1.xml (Debian 12) the suite skips.
 set -euo pipefail
-skip() { echo "SKIP: $*"; exit 77; }  # before the library: nothing to clean up yet
-xml=/usr/share/wayland-protocols/staging/security-context/security-context-v1.xml
-[[ -f $xml ]] || skip "no $xml (wayland-protocols < 1.32): no sockhook-wayland-holder can be built here"
-command -v sway >/dev/null || skip "sway is not installed"
+source "$(dirname "${BASH_SOURCE[0]}")/lib/gates.bash" wayland_context
 source "$(dirname "${BASH_SOURCE[0]}")/lib/suite.bash" e2e "$@"
 need_tools sway swaymsg
 

@@ -17,15 +17,8 @@ need_tools sway swaymsg weston-simple-shm
 
 lend_setup 6a5b4c3d-2e1f-4a0b-9c8d-7e6f5a4b3c21
 
-# sway as the owner, headless and software-rendered, with nothing of root's environment.
 say "the owner's sway (headless)"
-lend_spawn "$lend_user" env -i PATH=/usr/bin:/bin HOME=/nonexistent XDG_RUNTIME_DIR="$runtime" \
-    WLR_BACKENDS=headless WLR_LIBINPUT_NO_DEVICES=1 WLR_RENDERER=pixman \
-    sway -c /dev/null
-sway_pid=$spawned
-wait_until 20 test -S "$runtime/wayland-1" || die "sway made no $runtime/wayland-1"
-wait_until 20 compgen -G "$runtime/sway-ipc.*.sock" || die "sway made no IPC socket"
-ipc=$(compgen -G "$runtime/sway-ipc.*.sock" | head -1)
+lend_sway
 check "sway listens on wayland-1, and there is no wayland-0" \
     eval '[[ -S $runtime/wayland-1 && ! -e $runtime/wayland-0 ]]'
 

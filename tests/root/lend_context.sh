@@ -185,23 +185,7 @@ check "plan shows the proxy step, connecting to the context socket through a des
 
 say "prepare: the hook binds the lend and starts the holder as $SH_USER"
 rc=0; prepare no || rc=$?
-check "prepare succeeds ($(head -c 300 "$TMP/hook.err"))" test "$rc" -eq 0
-check "the lend socket is QEMU's, 0600" \
-    test "$(stat -c '%U %a %F' "$L/pipewire-0" 2>/dev/null)" = "libvirt-qemu 600 socket"
-HP=$(holder_pid)
-check "the holder runs as $SH_USER" test -n "$HP"
-check "... and it is this lend's: the journal records its pid (${HP:-none})" journal_has_pid "$U" "$HP"
-PP=$(proxy_pid)
-check "a proxy runs as $SH_USER in front of it, serving only domain 77's QEMU" test -n "$PP"
-check "... and it is this lend's: the journal records its pid (${PP:-none})" journal_has_pid "$U" "$PP"
-check "the context socket is $SH_USER's, 0600" \
-    test "$(stat -c '%U %a %F' "$L/pipewire-0.context" 2>/dev/null)" = "$SH_USER 600 socket"
-e=$(connect_errno "$L/pipewire-0.context" as_qemu)
-check "QEMU's user cannot connect to the context socket itself (connect: $e)" test "$e" = EACCES
-st=$("$SOCKHOOK" status 2>&1 || true)
-show "$st"
-check "status shows the context lend, healthy, with the proxy's pid" \
-    bash -c "grep -q 'pipewire: context, owner $SH_USER' <<<\"\$1\" && grep -q 'health ok, proxy pid ${PP:-x}' <<<\"\$1\"" _ "$st"
+check_context_lend pipewire "$SH_USER" "$SH_UID" "$QEMU_UID" 77 as_qemu
 
 say "the VM plays through the lend"
 rc=0; as_qemu timeout 20 pw-play "$TMP/tone.wav" >"$TMP/play.out" 2>&1 || rc=$?

@@ -26,10 +26,7 @@
 # Before: the wayland plugin had no context; method context was refused for it at plan time
 # ("'wayland' has none"), and any lend made QEMU's user a full client of sway.
 set -euo pipefail
-skip() { echo "SKIP: $*"; exit 77; }  # before the library: nothing to clean up yet
-xml=/usr/share/wayland-protocols/staging/security-context/security-context-v1.xml
-[[ -f $xml ]] || skip "no $xml (wayland-protocols < 1.32): no sockhook-wayland-holder can be built here"
-command -v sway >/dev/null || skip "sway is not installed"
+source "$(dirname "${BASH_SOURCE[0]}")/lib/gates.bash" wayland_context
 source "$(dirname "${BASH_SOURCE[0]}")/lib/suite.bash" lend "$@"
 need_tools sway swaymsg wayland-info weston weston-simple-shm
 
@@ -44,13 +41,7 @@ PRIVILEGED=(zwlr_screencopy_manager_v1 zwp_virtual_keyboard_manager_v1
 KEPT=(wl_compositor wl_shm xdg_wm_base wl_seat wl_data_device_manager)
 
 say "the owner's sway (headless)"
-lend_spawn "$lend_user" env -i PATH=/usr/bin:/bin HOME=/nonexistent XDG_RUNTIME_DIR="$runtime" \
-    WLR_BACKENDS=headless WLR_LIBINPUT_NO_DEVICES=1 WLR_RENDERER=pixman \
-    sway -c /dev/null
-sway_pid=$spawned
-wait_until 20 test -S "$runtime/wayland-1" || die "sway made no $runtime/wayland-1"
-wait_until 20 compgen -G "$runtime/sway-ipc.*.sock" || die "sway made no IPC socket"
-ipc=$(compgen -G "$runtime/sway-ipc.*.sock" | head -1)
+lend_sway
 say "$(sway --version)"
 
 # globals_of WHO DISPLAY : the interfaces wayland-info lists, one a line, as WHO (owner|qemu).
@@ -126,23 +117,7 @@ check "plan shows the proxy step, connecting to the context socket through a des
 say "prepare: the hook binds the lend and starts the holder as $lend_user"
 x=$(lend_domain "$NAME" "$U" wayland:context)
 rc=0; lend_hook "$NAME" prepare begin "$x" || rc=$?
-check "prepare succeeds ($(head -c 300 "$TMP/hook.err"))" test "$rc" -eq 0
-check "the lend socket is QEMU's, 0600" \
-    test "$(stat -c '%u %a %F' "$L/wayland-0" 2>/dev/null)" = "$qemu_uid 600 socket"
-HP=$(holder_pid)
-check "sockhook-wayland-holder runs as $lend_user" test -n "$HP"
-check "... and it is this lend's: the journal records its pid (${HP:-none})" journal_has_pid "$U" "$HP"
-PP=$(proxy_pid)
-check "a proxy runs as $lend_user in front of it, serving only domain $lend_id's QEMU" test -n "$PP"
-check "... and it is this lend's: the journal records its pid (${PP:-none})" journal_has_pid "$U" "$PP"
-check "the context socket is $lend_user's, 0600" \
-    test "$(stat -c '%u %a %F' "$L/wayland-0.context" 2>/dev/null)" = "$lend_uid 600 socket"
-e=$(connect_errno "$L/wayland-0.context" lend_as_qemu)
-check "QEMU's user cannot connect to the context socket itself (connect: $e)" test "$e" = EACCES
-st=$("$SOCKHOOK" status 2>&1 || true)
-show "$st"
-check "status shows the context lend, healthy, with the proxy's pid" \
-    bash -c "grep -q 'wayland: context, owner $lend_user' <<<\"\$1\" && grep -q 'health ok, proxy pid ${PP:-x}' <<<\"\$1\"" _ "$st"
+check_context_lend wayland "$lend_user" "$lend_uid" "$qemu_uid" "$lend_id" lend_as_qemu
 
 say "another VM's QEMU through this VM's lend"
 # A process must be placeable in that cgroup, or listing nothing would say nothing.

@@ -19,13 +19,8 @@ need_tools strace pactl paplay pw-cat pulseaudio setpriv
 
 uuids=()
 cleanup() {
-  local u
   [[ -n ${strace_pid:-} ]] && kill -INT "$strace_pid" 2>/dev/null && wait "$strace_pid"
-  for u in "${uuids[@]}"; do
-    [[ -f /run/sockhook/state/$u.xml ]] &&
-      printf '<domain><name>pfds</name><uuid>%s</uuid></domain>' "$u" |
-      "$SOCKHOOK" hook --config-dir "$TMP/etc" pfds release end - 2>/dev/null
-  done
+  desktop_release_all pfds
 }
 desktop_up
 on_exit cleanup
@@ -53,15 +48,7 @@ lend() {
   local uuid
   uuid=$(printf '5f3e2d1c-0b9a-4877-8665-%012d' "$n")
   uuids+=("$uuid")
-  printf '[%s]\nshtest = *\n' "$uuid" >>"$TMP/etc/policy.conf"
-  xml="<domain type='kvm' id='$lend_id'><name>pfds</name><uuid>$uuid</uuid><metadata>"
-  xml+="<sockhook:sockets xmlns:sockhook='urn:sockhook:domain:1'>"
-  xml+="<sockhook:socket plugin='$1' owner='shtest' method='proxy' wait='2'/>"
-  xml+="</sockhook:sockets></metadata></domain>"
-  mapfile -t envs < <(printf '%s' "$xml" |
-    "$SOCKHOOK" plan - --plugin-dir "$TMP/etc/plugins" --policy "$TMP/etc/policy.conf" --json |
-    "$py" -c 'import json,sys; [print(e["name"]+"="+e["value"]) for s in json.load(sys.stdin)["sockets"] for e in s["env"]]')
-  printf '%s' "$xml" | "$SOCKHOOK" hook --config-dir "$TMP/etc" pfds prepare begin - 2>"$TMP/err" ||
+  desktop_lend pfds "$uuid" "$1" proxy ||
     die "$1: prepare failed: $(cat "$TMP/err")"
   proxy=$(sed -n 's/.* pid="\([0-9]*\)".*/\1/p' "/run/sockhook/state/$uuid.xml" | head -1)
   [[ -n $proxy && -d /proc/$proxy ]] || die "$1: no proxy pid in the journal"

@@ -13,12 +13,7 @@ need_tools pw-cli pw-cat pactl paplay jack_lsp weston weston-simple-shm socat ge
 
 uuids=()
 cleanup() {
-  local u
-  for u in "${uuids[@]}"; do
-    [[ -f /run/sockhook/state/$u.xml ]] &&
-      printf '<domain><name>clients</name><uuid>%s</uuid></domain>' "$u" |
-      "$SOCKHOOK" hook --config-dir "$TMP/etc" clients release end - 2>/dev/null
-  done
+  desktop_release_all clients
   [[ -n ${socat_pid:-} ]] && kill "$socat_pid" 2>/dev/null
 }
 desktop_up
@@ -57,15 +52,7 @@ lend() {
   n=$((n + 1))
   uuid=$(printf '9a8b7c6d-5e4f-4a3b-8c2d-%012d' "$n")
   uuids+=("$uuid")
-  printf '[%s]\nshtest = *\n' "$uuid" >>"$TMP/etc/policy.conf"
-  xml="<domain type='kvm' id='$lend_id'><name>clients-$n</name><uuid>$uuid</uuid><metadata>"
-  xml+="<sockhook:sockets xmlns:sockhook='urn:sockhook:domain:1'>"
-  xml+="<sockhook:socket plugin='$plugin' owner='shtest' method='$method' wait='2'/>"
-  xml+="</sockhook:sockets></metadata></domain>"
-  mapfile -t envs < <(printf '%s' "$xml" |
-    "$SOCKHOOK" plan - --plugin-dir "$TMP/etc/plugins" --policy "$TMP/etc/policy.conf" --json |
-    /usr/bin/python3 -c 'import json,sys; [print(e["name"]+"="+e["value"]) for s in json.load(sys.stdin)["sockets"] for e in s["env"]]')
-  printf '%s' "$xml" | "$SOCKHOOK" hook --config-dir "$TMP/etc" "clients-$n" prepare begin - 2>"$TMP/err" ||
+  desktop_lend "clients-$n" "$uuid" "$plugin" "$method" ||
     { not_ok "$plugin/$method: prepare failed: $(cat "$TMP/err")"; return 1; }
 }
 unlend() {

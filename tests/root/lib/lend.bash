@@ -165,6 +165,18 @@ lend_spawn() {
     bg_pids+=("$spawned")
 }
 
+# lend_sway : the lend user's sway, headless and software-rendered, with nothing of root's
+# environment (bounded waits for its wayland-1 and IPC sockets); sets $sway_pid and $ipc.
+lend_sway() {
+    lend_spawn "$lend_user" env -i PATH=/usr/bin:/bin HOME=/nonexistent XDG_RUNTIME_DIR="$runtime" \
+        WLR_BACKENDS=headless WLR_LIBINPUT_NO_DEVICES=1 WLR_RENDERER=pixman \
+        sway -c /dev/null
+    sway_pid=$spawned
+    wait_until 20 test -S "$runtime/wayland-1" || die "sway made no $runtime/wayland-1"
+    wait_until 20 compgen -G "$runtime/sway-ipc.*.sock" || die "sway made no IPC socket"
+    ipc=$(compgen -G "$runtime/sway-ipc.*.sock" | head -1)
+}
+
 # lend_as_qemu CMD...: runs CMD as QEMU does under libvirt: QEMU's uid, the configured group
 # (the journal's qemu gid) and the user's supplementary groups.
 lend_as_qemu() {
@@ -216,6 +228,34 @@ try:
     s.connect(sys.argv[1]); print("ok")
 except OSError as e:
     print(errno.errorcode.get(e.errno, e.errno))' "$path"
+}
+
+# check_context_lend PLUGIN OWNER OWNER_UID QEMU_UID DOMAIN_ID RUNNER... : the checks after the
+# prepare (exit $rc) of a context lend of OWNER's PLUGIN to domain DOMAIN_ID ($U, its lend socket
+# $L/PLUGIN-0): the lend socket is QEMU's; the holder and the proxy run (the suite's holder_pid
+# and proxy_pid: $HP, $PP) and the journal records them; the context socket is OWNER's and a
+# process that RUNNER starts as QEMU's user cannot connect to it; status shows the lend healthy
+# ($st).
+check_context_lend() {
+    local plugin=$1 owner=$2 owner_uid=$3 qemu=$4 domain=$5 e
+    shift 5
+    check "prepare succeeds ($(head -c 300 "$TMP/hook.err"))" test "$rc" -eq 0
+    check "the lend socket is QEMU's, 0600" \
+        test "$(stat -c '%u %a %F' "$L/$plugin-0" 2>/dev/null)" = "$qemu 600 socket"
+    HP=$(holder_pid)
+    check "the holder runs as $owner" test -n "$HP"
+    check "... and it is this lend's: the journal records its pid (${HP:-none})" journal_has_pid "$U" "$HP"
+    PP=$(proxy_pid)
+    check "a proxy runs as $owner in front of it, serving only domain $domain's QEMU" test -n "$PP"
+    check "... and it is this lend's: the journal records its pid (${PP:-none})" journal_has_pid "$U" "$PP"
+    check "the context socket is $owner's, 0600" \
+        test "$(stat -c '%u %a %F' "$L/$plugin-0.context" 2>/dev/null)" = "$owner_uid 600 socket"
+    e=$(connect_errno "$L/$plugin-0.context" "$@")
+    check "QEMU's user cannot connect to the context socket itself (connect: $e)" test "$e" = EACCES
+    st=$("$SOCKHOOK" status 2>&1 || true)
+    show "$st"
+    check "status shows the context lend, healthy, with the proxy's pid" \
+        bash -c "grep -q '$plugin: context, owner $owner' <<<\"\$1\" && grep -q 'health ok, proxy pid ${PP:-x}' <<<\"\$1\"" _ "$st"
 }
 
 # syslog_listen : the hook logs to syslog only. Without a syslog daemon here, a listener on

@@ -33,6 +33,33 @@ desktop_down() {
     fi
 }
 
+# desktop_lend NAME UUID PLUGIN METHOD : a domain NAME (UUID, id $lend_id) that lends the
+# desktop user's (shtest) PLUGIN by METHOD, allowed in $TMP/etc/policy.conf, then the hook's
+# prepare with the configuration in $TMP/etc (its stderr in $TMP/err; its status returned).
+# Sets $xml and $envs (QEMU's environment from `sockhook plan --json`, the same the hook checks).
+desktop_lend() {
+    local name=$1 uuid=$2 plugin=$3 method=$4
+    printf '[%s]\nshtest = *\n' "$uuid" >>"$TMP/etc/policy.conf"
+    xml="<domain type='kvm' id='$lend_id'><name>$name</name><uuid>$uuid</uuid><metadata>"
+    xml+="<sockhook:sockets xmlns:sockhook='urn:sockhook:domain:1'>"
+    xml+="<sockhook:socket plugin='$plugin' owner='shtest' method='$method' wait='2'/>"
+    xml+="</sockhook:sockets></metadata></domain>"
+    mapfile -t envs < <(printf '%s' "$xml" |
+        "$SOCKHOOK" plan - --plugin-dir "$TMP/etc/plugins" --policy "$TMP/etc/policy.conf" --json |
+        "$py" -c 'import json,sys; [print(e["name"]+"="+e["value"]) for s in json.load(sys.stdin)["sockets"] for e in s["env"]]')
+    printf '%s' "$xml" | "$SOCKHOOK" hook --config-dir "$TMP/etc" "$name" prepare begin - 2>"$TMP/err"
+}
+# desktop_release_all NAME : a suite's cleanup: the hook's release (as of domain NAME) of each
+# domain in $uuids whose journal is still there.
+desktop_release_all() {
+    local u
+    for u in "${uuids[@]}"; do
+        [[ -f /run/sockhook/state/$u.xml ]] &&
+            printf '<domain><name>%s</name><uuid>%s</uuid></domain>' "$1" "$u" |
+            "$SOCKHOOK" hook --config-dir "$TMP/etc" "$1" release end - 2>/dev/null
+    done
+}
+
 # fuse_up DIR [allow_other] : mounts lib/fuse_stall.py's never-answering FUSE on DIR for the
 # lend user (bounded wait for it); $TMP/fuse.report says "stalled PID" per request. fuse_down
 # (register it with on_exit) closes /dev/fuse, so every stuck request fails, and unmounts that FUSE only.

@@ -21,6 +21,8 @@
 #   lend.bash      KIND lend: lend_init, users shlend/shlend2, policy, the hook by hand
 #   e2e.bash       KIND e2e: e2e_init, libvirtd, the hook installed, backup and restore
 #   vm.bash        the e2e domains: define, start, stop, QEMU's namespace, doctor, plan, annotate
+# gates.bash is no part: a suite that may not run everywhere sources it first, naming its gates
+# (pipewire_audio, wayland_context), which skip before anything is set up.
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
 DESKTOP=$REPO/tests/env/desktop.sh

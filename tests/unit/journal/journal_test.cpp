@@ -337,12 +337,17 @@ TEST_CASE("a journal that would remove anything outside its lend directory is re
 namespace sockhook {
 namespace {
 
-/// `e` written as the journal's <entry> and read back.
-Effect round_trip(const Effect& e) {
+/// A journal holding only `e`, as text.
+std::string journal_xml_of(const Effect& e) {
   Journal j;
   j.uuid = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
   j.entries = {e};
-  auto xml = journal_to_xml(j);
+  return journal_to_xml(j);
+}
+
+/// `e` written as the journal's <entry> and read back.
+Effect round_trip(const Effect& e) {
+  auto xml = journal_xml_of(e);
   auto back = journal_from_xml(xml);
   REQUIRE(back.entries.size() == 1u);
   CHECK(journal_to_xml(back) == xml);
@@ -351,13 +356,39 @@ Effect round_trip(const Effect& e) {
 
 /// The <entry> element of a journal holding only `e`, as text.
 std::string entry_xml(const Effect& e) {
-  Journal j;
-  j.uuid = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
-  j.entries = {e};
-  auto xml = journal_to_xml(j);
+  auto xml = journal_xml_of(e);
   auto at = xml.find("<entry ");
   REQUIRE(at != std::string::npos);
   return xml.substr(at, xml.find("/>", at) + 2 - at);
+}
+
+/// An acl effect with every field set, a prior ACL included.
+AclGranted acl_effect() {
+  AclGranted a;
+  a.socket = "pw";
+  a.path = "/run/user/1000/pipewire-0";
+  a.base = "/run/user/1000";
+  a.relative = "pipewire-0";
+  a.owner = 1000;
+  a.via_target = "/run/sockhook/l/pw";
+  a.set_inode({7, 8});
+  a.uid = 64055;
+  a.perms = 7;
+  a.set_prior({0750, std::string("\0\xff", 2), 1, 0});
+  return a;
+}
+
+/// A group effect with every field set but `relative` (a socket at the root of its base).
+GroupChanged group_effect() {
+  GroupChanged g;
+  g.socket = "pw";
+  g.path = "/s";
+  g.base = "/";
+  g.set_inode({1, 2});
+  g.prior_mode = 0600;
+  g.gid = 107;
+  g.prior_gid = 1000;
+  return g;
 }
 
 }  // namespace
@@ -379,17 +410,7 @@ TEST_CASE("each effect survives a round trip through the journal, every field ke
     CHECK(back.inode() == InodeId{0xfd01, ~0ULL});
   }
   SUBCASE("acl, with and without a prior ACL") {
-    AclGranted a;
-    a.socket = "pw";
-    a.path = "/run/user/1000/pipewire-0";
-    a.base = "/run/user/1000";
-    a.relative = "pipewire-0";
-    a.owner = 1000;
-    a.via_target = "/run/sockhook/l/pw";
-    a.set_inode({7, 8});
-    a.uid = 64055;
-    a.perms = 7;
-    a.set_prior({0750, std::string("\0\xff", 2), 1, 0});
+    auto a = acl_effect();
     auto back = std::get<AclGranted>(round_trip(a));
     CHECK(back.base == a.base);
     CHECK(back.relative == a.relative);
@@ -409,15 +430,7 @@ TEST_CASE("each effect survives a round trip through the journal, every field ke
     CHECK_FALSE(back.prior_mask);
   }
   SUBCASE("group") {
-    GroupChanged g;
-    g.socket = "pw";
-    g.path = "/s";
-    g.base = "/";
-    g.set_inode({1, 2});
-    g.prior_mode = 0600;
-    g.gid = 107;
-    g.prior_gid = 1000;
-    auto back = std::get<GroupChanged>(round_trip(g));
+    auto back = std::get<GroupChanged>(round_trip(group_effect()));
     CHECK(back.base == "/");
     CHECK(back.relative.empty());
     CHECK(back.inode() == InodeId{1, 2});
@@ -443,33 +456,17 @@ TEST_CASE("each effect is written with the attributes, in the order, that journa
   CHECK(entry_xml(FileMade{{"s", "/f"}}) == R"(<entry kind="file" socket="s" path="/f" />)");
   CHECK(entry_xml(Mounted{{"s", "/t"}, 3, 4}) ==
         R"(<entry kind="mount" socket="s" path="/t" dev="3" ino="4" />)");
-  AclGranted a;
-  a.socket = "s";
-  a.path = "/p";
-  a.base = "/b";
-  a.relative = "r";
-  a.owner = 1;
-  a.via_target = "/v";
-  a.set_inode({3, 4});
-  a.uid = 5;
+  auto a = acl_effect();
   a.perms = 6;
   a.set_prior({0640, std::string("\x01\x02", 2), 4, 7});
-  CHECK(
-      entry_xml(a) ==
-      R"(<entry kind="acl" socket="s" path="/p" base="/b" relative="r" owner="1" via-target="/v" )"
-      R"(dev="3" ino="4" prior-mode="416" uid="5" perms="rw-" prior-acl="0102" prior-entry="r--" )"
-      R"(prior-mask="rwx" />)");
-  GroupChanged g;
-  g.socket = "s";
-  g.path = "/p";
-  g.base = "/b";
-  g.set_inode({3, 4});
-  g.prior_mode = 0600;
-  g.gid = 107;
-  g.prior_gid = 1000;
-  CHECK(entry_xml(g) ==
-        R"(<entry kind="group" socket="s" path="/p" base="/b" relative="" owner="0" via-target="" )"
-        R"(dev="3" ino="4" prior-mode="384" gid="107" prior-gid="1000" />)");
+  CHECK(entry_xml(a) ==
+        R"(<entry kind="acl" socket="pw" path="/run/user/1000/pipewire-0" base="/run/user/1000" )"
+        R"(relative="pipewire-0" owner="1000" via-target="/run/sockhook/l/pw" dev="7" ino="8" )"
+        R"(prior-mode="416" uid="64055" perms="rw-" prior-acl="0102" prior-entry="r--" )"
+        R"(prior-mask="rwx" />)");
+  CHECK(entry_xml(group_effect()) ==
+        R"(<entry kind="group" socket="pw" path="/s" base="/" relative="" owner="0" via-target="" )"
+        R"(dev="1" ino="2" prior-mode="384" gid="107" prior-gid="1000" />)");
   CHECK(
       entry_xml(ProxyStarted{{"s", "/l"}, 9, 10, "lab", 1000, 11}) ==
       R"(<entry kind="proxy" socket="s" path="/l" pid="9" starttime="10" label="lab" owner="1000" )"

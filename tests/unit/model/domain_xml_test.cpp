@@ -49,14 +49,19 @@ Diagnostic only_diagnostic(const DomainInfo& info) {
   return info.diagnostics[0];
 }
 
+/// The single valid socket of `info`; fails the test if there is not exactly one.
+const SocketRequest& only_socket(const DomainInfo& info) {
+  REQUIRE(info.sockets.size() == 1);
+  return info.sockets[0];
+}
+
 TEST_CASE("A socket with only plugin and owner gets the documented defaults") {
   auto info = parse_domain_xml(with_sockets("<sockhook:socket plugin='pipewire' owner='alice'/>"));
   CHECK(info.has_metadata);
   CHECK(info.name == "vm1");
   CHECK(info.uuid == kUuid);
   CHECK(info.diagnostics.empty());
-  REQUIRE(info.sockets.size() == 1);
-  const auto& s = info.sockets[0];
+  const auto& s = only_socket(info);
   CHECK(s.plugin == "pipewire");
   CHECK(s.owner == "alice");
   CHECK(s.name == "pipewire");
@@ -71,8 +76,7 @@ TEST_CASE("Every socket attribute is read when it is valid") {
       "<sockhook:socket plugin='wayland' owner='1000' method='bind' required='no' wait='120' "
       "name='display-1'/>"));
   CHECK(info.diagnostics.empty());
-  REQUIRE(info.sockets.size() == 1);
-  const auto& s = info.sockets[0];
+  const auto& s = only_socket(info);
   CHECK(s.plugin == "wayland");
   CHECK(s.owner == "1000");
   CHECK(s.method == Method::kBind);
@@ -91,8 +95,7 @@ TEST_CASE("Each method name parses and prints back") {
     auto info = parse_domain_xml(with_sockets(std::string("<sockhook:socket plugin='pipewire' "
                                                           "owner='alice' method='") +
                                               text + "'/>"));
-    REQUIRE(info.sockets.size() == 1);
-    CHECK(info.sockets[0].method == method);
+    CHECK(only_socket(info).method == method);
   }
   CHECK_FALSE(parse_method("Bind").has_value());
   CHECK_FALSE(parse_method("").has_value());
@@ -125,8 +128,7 @@ TEST_CASE("The metadata namespace is matched on its URI, never on its prefix") {
       auto info = parse_domain_xml(c.xml);
       CHECK(info.has_metadata);
       CHECK(info.diagnostics.empty());
-      REQUIRE(info.sockets.size() == 1);
-      CHECK(info.sockets[0].plugin == c.plugin);
+      CHECK(only_socket(info).plugin == c.plugin);
     }
   }
   SUBCASE("another URI under our prefix, or a future version of ours, is a fatal error") {
@@ -307,8 +309,7 @@ TEST_CASE("An invalid optional socket fails alone and does not fail the domain")
   auto info = parse_domain_xml(
       with_sockets("<sockhook:socket plugin='pipewire' owner='alice'/>"
                    "<sockhook:socket plugin='wayland' owner='alice' method='x' required='no'/>"));
-  REQUIRE(info.sockets.size() == 1);
-  CHECK(info.sockets[0].plugin == "pipewire");
+  CHECK(only_socket(info).plugin == "pipewire");
   auto d = only_diagnostic(info);
   CHECK(d.error);
   CHECK_FALSE(d.required);
@@ -329,8 +330,7 @@ TEST_CASE("Socket names must be unique within a domain") {
     auto info = parse_domain_xml(
         with_sockets("<sockhook:socket name='a' plugin='pipewire' owner='alice'/>"
                      "<sockhook:socket name='a' plugin='wayland' owner='alice'/>"));
-    REQUIRE(info.sockets.size() == 1);
-    CHECK(info.sockets[0].plugin == "pipewire");
+    CHECK(only_socket(info).plugin == "pipewire");
     auto d = only_diagnostic(info);
     CHECK(d.error);
     CHECK(d.socket == "a");
@@ -341,8 +341,7 @@ TEST_CASE("Socket names must be unique within a domain") {
     auto info =
         parse_domain_xml(with_sockets("<sockhook:socket plugin='pipewire' owner='alice'/>"
                                       "<sockhook:socket plugin='pipewire' owner='1000'/>"));
-    REQUIRE(info.sockets.size() == 1);
-    CHECK(info.sockets[0].owner == "alice");
+    CHECK(only_socket(info).owner == "alice");
     auto d = only_diagnostic(info);
     CHECK(d.message ==
           "name 'pipewire' is used by another socket of this domain (set name= to tell them "
@@ -407,8 +406,7 @@ TEST_CASE("Unknown attributes and elements warn and do not fail") {
   SUBCASE("wait with method proxy") {
     auto info = parse_domain_xml(
         with_sockets("<sockhook:socket plugin='pipewire' owner='alice' method='proxy' wait='3'/>"));
-    REQUIRE(info.sockets.size() == 1);
-    CHECK(info.sockets[0].wait_seconds == 3);
+    CHECK(only_socket(info).wait_seconds == 3);
     auto d = only_diagnostic(info);
     CHECK_FALSE(d.error);
     CHECK(d.message == "wait has no effect with method='proxy' (the proxy connects lazily)");

@@ -16,6 +16,7 @@
 #include <fstream>
 #include <functional>
 #include <iterator>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -449,6 +450,27 @@ TEST_CASE("The kernel ends a stream read right after the first write with descri
   CHECK(tail.fds.empty());
 }
 
+/// One write of a busy server: its bytes and, if any, the content of a memfd sent with them.
+struct Write {
+  std::string bytes;
+  std::optional<std::string> memfd;
+};
+
+/// Sends `writes` from `server` while the proxy is stopped, so that they queue up together
+/// and the proxy reads them at once, the way a busy server's messages arrive.
+void queue_while_stopped(Setup& s, int server, const std::vector<Write>& writes) {
+  REQUIRE(kill(s.proxy->pid(), SIGSTOP) == 0);
+  for (const auto& w : writes) {
+    if (w.memfd) {
+      Fd memfd = make_memfd(*w.memfd);  // closed here; the message in flight holds the file
+      REQUIRE(send_with_fds(server, w.bytes, {memfd.get()}));
+    } else {
+      REQUIRE(send_with_fds(server, w.bytes, {}));
+    }
+  }
+  REQUIRE(kill(s.proxy->pid(), SIGCONT) == 0);
+}
+
 TEST_CASE("Descriptors glued to earlier data leave with the first byte of that read") {
   // The kernel glues fd-less data queued before a write with descriptors onto that write and
   // ends the read right after it: the proxy reads both at once (one read, whatever was queued
@@ -462,12 +484,9 @@ TEST_CASE("Descriptors glued to earlier data leave with the first byte of that r
   auto arrived = receive_exactly(client.get(), 1);
   REQUIRE(arrived.fds.size() == 1);
   for (int round = 0; round < 20; ++round) {
-    REQUIRE(kill(s.proxy->pid(), SIGSTOP) == 0);
     const std::string plain(100 + static_cast<size_t>(round), 'p');
-    REQUIRE(send_with_fds(server.get(), plain, {}));
-    Fd memfd = make_memfd("frame " + std::to_string(round));
-    REQUIRE(send_with_fds(server.get(), "with-fd", {memfd.get()}));
-    REQUIRE(kill(s.proxy->pid(), SIGCONT) == 0);
+    queue_while_stopped(s, server.get(),
+                        {{plain, std::nullopt}, {"with-fd", "frame " + std::to_string(round)}});
 
     auto first = receive_exactly(client.get(), plain.size());
     CHECK(first.bytes == plain);
@@ -479,11 +498,8 @@ TEST_CASE("Descriptors glued to earlier data leave with the first byte of that r
   }
   // A write with descriptors first, then plain data: each read ends at the descriptors' write,
   // so the plain data that follows carries none.
-  REQUIRE(kill(s.proxy->pid(), SIGSTOP) == 0);
-  Fd memfd = make_memfd("before plain");
-  REQUIRE(send_with_fds(server.get(), "with-fd", {memfd.get()}));
-  REQUIRE(send_with_fds(server.get(), std::string(300, 'q'), {}));
-  REQUIRE(kill(s.proxy->pid(), SIGCONT) == 0);
+  queue_while_stopped(s, server.get(),
+                      {{"with-fd", "before plain"}, {std::string(300, 'q'), std::nullopt}});
   auto with = receive_exactly(client.get(), 7);
   CHECK(with.bytes == "with-fd");
   REQUIRE(with.fds.size() == 1);
@@ -502,13 +518,10 @@ TEST_CASE("Descriptors of a long write queued behind data leave early, never lat
   REQUIRE(send_with_fds(server.get(), "x", {arming.get()}));
   REQUIRE(receive_exactly(client.get(), 1).fds.size() == 1);
   for (int round = 0; round < 5; ++round) {
-    REQUIRE(kill(s.proxy->pid(), SIGSTOP) == 0);
     const std::string plain(1000, 'p');
     const std::string long_write(300, 'w');
-    REQUIRE(send_with_fds(server.get(), plain, {}));
-    Fd memfd = make_memfd("long " + std::to_string(round));
-    REQUIRE(send_with_fds(server.get(), long_write, {memfd.get()}));
-    REQUIRE(kill(s.proxy->pid(), SIGCONT) == 0);
+    queue_while_stopped(s, server.get(),
+                        {{plain, std::nullopt}, {long_write, "long " + std::to_string(round)}});
 
     // The descriptor comes with a read that starts at or before the long write's first byte.
     auto first = receive_exactly(client.get(), plain.size() + 1);
