@@ -166,10 +166,6 @@ new_client_plays() {
     ((rc == 0)) || sed 's/^/#   pw-play: /' "$TMP/play.out" | head -3
     return "$rc"
 }
-# status_pid UUID FIELD : FIELD (holder_pid, proxy_pid) of UUID's lends in `sockhook status`.
-status_pid() { "$SOCKHOOK" status --json | "$py" -c '
-import json, sys
-print(" ".join(str(l.get(sys.argv[2], 0)) for l in json.load(sys.stdin) if l["uuid"] == sys.argv[1]))' "$1" "$2"; }
 # holder_of UUID : the context's holder; served_by UUID : the process QEMU connects to (the
 # proxy in front of the context, or the holder where the context socket is the lend).
 holder_of() { status_pid "$1" holder_pid; }

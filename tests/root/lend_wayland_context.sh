@@ -181,9 +181,9 @@ check "auto picks context behind the proxy, since the compositor offers a securi
     grep -q "auto: context, since the compositor at .* offers a security context.*; context behind the proxy: " <<<"$plan"
 
 say "the owner's sway ends while the lend stands: the holder ends with it, and status says so"
-# sway's own sockets and process end with sway, not through sockhook: they do not count in
+# sway's own sockets and processes (sway, its swaybg) end with sway, not through sockhook: they do not count in
 # this part's snapshots (a getfacl block runs from its "# file:" line to a blank line).
-SNAP_SED="\%^# file: $runtime/\(wayland-1\|sway-ipc\.\)%,/^\$/d; \%^$runtime/\(wayland-1\|sway-ipc\.\)%d; /^$lend_user sway\$/d"
+SNAP_SED="\%^# file: $runtime/\(wayland-1\|sway-ipc\.\)%,/^\$/d; \%^$runtime/\(wayland-1\|sway-ipc\.\)%d; /^$lend_user sway\(bg\)\?\$/d"
 host_snapshot >"$TMP/before-sway-ends"
 x=$(lend_domain "$NAME" "$U" wayland:context)
 rc=0; lend_hook "$NAME" prepare begin "$x" || rc=$?

@@ -156,6 +156,11 @@ e2e_install_holder() {
 E2E_HOLDERS=()
 e2e_remove_holders() { rm -f "${E2E_HOLDERS[@]}"; }
 
+# status_pid UUID FIELD : FIELD (holder_pid, proxy_pid) of UUID's lends in `sockhook status`.
+status_pid() { "$SOCKHOOK" status --json | python3 -c '
+import json, sys
+print(" ".join(str(l.get(sys.argv[2], 0)) for l in json.load(sys.stdin) if l["uuid"] == sys.argv[1]))' "$1" "$2"; }
+
 # hook_disable / hook_enable : the hook leaves libvirt's hook directory and comes back (the
 # negative scenarios); e2e_restore puts it back should the suite stop in between.
 # The hook is parked beside qemu.d, on the same file system, so that it keeps its inode (a
