@@ -8,11 +8,9 @@
 #include <cerrno>
 
 #include "base/error.hpp"
-#include "lend/lend_dir.hpp"
 #include "lend/lend_proxy.hpp"
 #include "proxy/spawn.hpp"
 #include "sys/file.hpp"
-#include "sys/root_dir.hpp"
 
 namespace sockhook {
 
@@ -109,16 +107,8 @@ UndoProblem restart_context(Transaction& tx, std::size_t index, const StartConte
   if (auto why = unavailable(step)) return what + ": " + *why;
   // The old holder (if it still runs) and its socket go first: the server served that socket
   // only while the holder held close_fd, so its clients are gone with it.
-  if (auto problem = stop_served(std::get<ProxyStarted>(tx.journal().entries.at(index))))
-    return problem;
-  auto started = attempt([&] {
-    ServedLend lend(tx, index, label);
-    Fd dir = open_lend_dir(dir_name(step.listen_path));
-    if (!dir) throw Error("no lend directory");
-    launch(lend, dir, step, ctx, qemu_gid);
-  });
-  if (!started) return what + ": " + started.what();
-  return std::nullopt;
+  return relaunch(tx, index, label, step.listen_path, what,
+                  [&](ServedLend& lend, const Fd& dir) { launch(lend, dir, step, ctx, qemu_gid); });
 }
 
 UndoProblem restart_served(Transaction& tx, std::size_t index, const std::vector<Step>& steps,

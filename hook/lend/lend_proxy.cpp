@@ -165,18 +165,26 @@ void check_health(const ProxyStarted& e, const Journal&, const JournalSocket& s,
                                          "PipeWire no longer serves the VM");
 }
 
-UndoProblem restart_proxy(Transaction& tx, std::size_t index, const StartProxy& step,
-                          const ExecContext& ctx, const std::string& label, gid_t qemu_gid) {
+UndoProblem relaunch(Transaction& tx, std::size_t index, const std::string& label,
+                     const std::string& listen_path, const std::string& what,
+                     const std::function<void(ServedLend&, const Fd&)>& launch) {
   if (auto problem = stop_served(std::get<ProxyStarted>(tx.journal().entries.at(index))))
     return problem;
   auto started = attempt([&] {
     ServedLend lend(tx, index, label);
-    Fd dir = open_lend_dir(dir_name(step.listen_path));
+    Fd dir = open_lend_dir(dir_name(listen_path));
     if (!dir) throw Error("no lend directory");
-    launch(lend, dir, step, ctx, qemu_gid);
+    launch(lend, dir);
   });
-  if (!started) return "cannot restart the proxy on " + step.listen_path + ": " + started.what();
+  if (!started) return what + ": " + started.what();
   return std::nullopt;
+}
+
+UndoProblem restart_proxy(Transaction& tx, std::size_t index, const StartProxy& step,
+                          const ExecContext& ctx, const std::string& label, gid_t qemu_gid) {
+  return relaunch(tx, index, label, step.listen_path,
+                  "cannot restart the proxy on " + step.listen_path,
+                  [&](ServedLend& lend, const Fd& dir) { launch(lend, dir, step, ctx, qemu_gid); });
 }
 
 }  // namespace sockhook

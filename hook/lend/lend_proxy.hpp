@@ -56,6 +56,14 @@ UndoProblem undo(const ProxyStarted& entry, const Undoing& u);
 void check_health(const ProxyStarted& entry, const Journal& j, const JournalSocket& s,
                   LendHealth& h);
 
+/// reconnect and refresh, for a proxy and a context's holder alike: stops entry `index`'s old
+/// process (if it still runs) and its socket, then `launch` starts a new one on the same entry
+/// in the lend directory of `listen_path`. Returns "<what>: <problem>" if that fails, or what
+/// the stop could not do, or nullopt.
+UndoProblem relaunch(Transaction& tx, std::size_t index, const std::string& label,
+                     const std::string& listen_path, const std::string& what,
+                     const std::function<void(ServedLend&, const Fd&)>& launch);
+
 /// reconnect: starts entry `index`'s proxy again on a fresh listening socket at the same path
 /// and records the new pid. Returns what it could not do, or nullopt.
 UndoProblem restart_proxy(Transaction& tx, std::size_t index, const StartProxy& step,
