@@ -88,6 +88,7 @@ for op in prepare start; do
         check "$op: QEMU got its lend (a PulseAudio client)" wait_until "$E2E_TIMEOUT" has_pulse_clients 1
         rc=0
         "$SOCKHOOK" cleanup --stale >"$TMP/cleanup" 2>&1 || rc=$?
+        show "$(cat "$TMP/cleanup")"
         check "$op: once QEMU runs, cleanup --stale releases nothing" \
             bash -c "[[ $rc == 0 && ! -s $TMP/cleanup ]] && test -e /run/sockhook/state/$U.xml"
     else

@@ -76,6 +76,14 @@ TEST_CASE("qemu_running believes libvirt's root-owned status file, not a process
     chmod((dir.path / "vm.xml").c_str(), 0600);
     CHECK_FALSE(qemu_running(kUuid, dir.path));
   }
+  SUBCASE("libvirt 11's status directory, owned by QEMU's user (0755)") {
+    dir.write("vm.xml", status_xml(kUuid, qemu.pid), 0600);
+    REQUIRE(chown(dir.path.c_str(), 64055, 64055) == 0);
+    CHECK(qemu_running(kUuid, dir.path));
+    // Its owner can write the directory, not a root-owned file in it.
+    REQUIRE(chown((dir.path / "vm.xml").c_str(), 64055, 64055) == 0);
+    CHECK_FALSE(qemu_running(kUuid, dir.path));
+  }
   SUBCASE("a status file naming a process without the uuid in its arguments") {
     dir.write("vm.xml", status_xml(kUuid, getpid()), 0600);
     CHECK_FALSE(qemu_running(kUuid, dir.path));
