@@ -282,10 +282,7 @@ TEST_CASE("the largest journal prepare can write loads again") {
 }
 
 TEST_CASE("the store refuses to write a journal that load could not read") {
-  if (::geteuid() != 0) {
-    MESSAGE("skipped: the store insists on a root-owned directory (run as root)");
-    return;
-  }
+  SKIP_UNLESS_ROOT("the store insists on a root-owned directory (run as root)");
   TempDir tmp;
   JournalStore store(store_paths(tmp), true);
   auto j = sample();
@@ -295,10 +292,7 @@ TEST_CASE("the store refuses to write a journal that load could not read") {
 }
 
 TEST_CASE("a journal that would remove anything outside its lend directory is refused as corrupt") {
-  if (::geteuid() != 0) {
-    MESSAGE("skipped: the store insists on a root-owned directory (run as root)");
-    return;
-  }
+  SKIP_UNLESS_ROOT("the store insists on a root-owned directory (run as root)");
   TempDir tmp;
   JournalStore store(store_paths(tmp), true);
   auto load_of = [&](const Journal& j) {
